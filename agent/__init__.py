@@ -1,0 +1,1 @@
+"""Voxdesk agent: the CLI, call sessions, persona and tools, handoff, transports' endpoints, and wiring."""

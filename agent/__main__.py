@@ -1,0 +1,5 @@
+"""``python -m agent`` runs the same CLI as ``voxdesk``."""
+
+from agent.cli import main
+
+main()

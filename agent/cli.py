@@ -1,0 +1,147 @@
+"""The ``voxdesk`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from config import Settings, SettingsError, load_settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Voxdesk: a self-hostable AI voice desk.")
+
+EXIT_BAD_SETTINGS = 2
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        return load_settings(**overrides)
+    except SettingsError as err:
+        typer.echo(f"voxdesk: {err}", err=True)
+        raise typer.Exit(EXIT_BAD_SETTINGS) from None
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default from settings).")] = None,
+    port: Annotated[int | None, typer.Option(help="Bind port (default from settings).")] = None,
+) -> None:
+    """Run the API, the console, the voice endpoints and the call pipelines in one process."""
+    import uvicorn
+
+    from agent.server import build_app
+
+    settings = _settings()
+    application = build_app(settings)
+    uvicorn.run(
+        application,
+        host=host or settings.server.host,
+        port=port or settings.server.port,
+        log_config=None,
+        proxy_headers=True,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Upgrade the database schema to the newest revision."""
+    from control_api.db.engine import create_engine
+    from control_api.db.migrate import current_revision, upgrade
+
+    settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+
+    async def run() -> str | None:
+        engine = create_engine(settings.database_url)
+        try:
+            await upgrade(engine)
+            return await current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    revision = asyncio.run(run())
+    typer.echo(f"database at revision {revision}")
+
+
+def _read_password() -> str:
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("Password: ")
+    if first != getpass.getpass("Repeat password: "):
+        typer.echo("voxdesk: the passwords differ", err=True)
+        raise typer.Exit(1)
+    return first
+
+
+@app.command("create-admin")
+def create_admin(
+    email: Annotated[str, typer.Option(help="E-mail of the admin account.")],
+    full_name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+) -> None:
+    """Create an admin account; the password is read from a prompt or stdin, never from argv."""
+    from control_api.db.engine import create_engine, session_factory
+    from control_api.db.migrate import upgrade
+    from control_api.problems import ProblemError
+    from control_api.rbac import Role
+    from control_api.services.users import create_user
+
+    settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    password = _read_password()
+
+    async def run() -> str:
+        engine = create_engine(settings.database_url)
+        try:
+            await upgrade(engine)
+            async with session_factory(engine)() as session:
+                user = await create_user(session, email=email, password=password, role=Role.ADMIN, full_name=full_name)
+                return user.id
+        finally:
+            await engine.dispose()
+
+    try:
+        user_id = asyncio.run(run())
+    except ProblemError as err:
+        typer.echo(f"voxdesk: {err.detail}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"admin created: {user_id}")
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or directories to add to the knowledge base.")],
+) -> None:
+    """Add documents to the knowledge base and process them now."""
+    from agent.ingest_cli import run_ingest
+
+    settings = _settings()
+    code = asyncio.run(run_ingest(settings, paths))
+    raise typer.Exit(code)
+
+
+@app.command()
+def doctor() -> None:
+    """Print what is configured, what is reachable, which models load and which optional backends are missing."""
+    from agent.doctor import run_doctor
+
+    settings = _settings()
+    ok = asyncio.run(run_doctor(settings, typer.echo))
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command("config-reference")
+def config_reference() -> None:
+    """Print the configuration reference (Markdown table generated from ``Settings``)."""
+    from config.reference import render_markdown
+
+    typer.echo(render_markdown())
+
+
+def main() -> None:
+    """Entry point of the ``voxdesk`` console script."""
+    app()

@@ -1,0 +1,303 @@
+"""Voxdesk settings: one root ``Settings`` of nested sections.
+
+Environment variables use the ``VOXDESK_`` prefix and ``__`` for nesting, e.g.
+``VOXDESK_DATABASE__URL`` or ``VOXDESK_PIPELINE__ASR__BACKEND``. An optional ``.env`` file in the
+working directory is read too. Only composition roots (``agent.server``, ``agent.cli``, test
+fixtures) construct ``Settings``; library code receives plain values.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+# A development-only secret. ``Settings`` refuses it when ``env`` is ``production``.
+DEV_SECRET = "voxdesk-development-secret-change-me-0123456789"  # noqa: S105 - placeholder, refused in production
+_SUPPORTED_DB_DRIVERS = ("sqlite+aiosqlite", "postgresql+psycopg")
+
+
+class DatabaseSettings(BaseModel):
+    """Relational database (SQLite by default, PostgreSQL in production)."""
+
+    url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL: sqlite+aiosqlite:///path.db or postgresql+psycopg://user:pw@host/db. "
+        "Default: SQLite under the data directory.",
+    )
+    echo: bool = Field(default=False, description="Log every SQL statement (debugging only).")
+    pool_size: int = Field(default=10, ge=1, le=200, description="Connection pool size (PostgreSQL).")
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError(f"not a SQLAlchemy URL; accepted drivers: {', '.join(_SUPPORTED_DB_DRIVERS)}") from None
+        if url.drivername not in _SUPPORTED_DB_DRIVERS:
+            raise ValueError(
+                f"driver {url.drivername!r} is not supported; accepted: {', '.join(_SUPPORTED_DB_DRIVERS)}"
+            )
+        return value
+
+
+class RedisSettings(BaseModel):
+    """Redis, used for the cache and rate limits when set; in-memory otherwise."""
+
+    url: str | None = Field(default=None, description="redis://host:port/db. Unset: in-memory cache and limiter.")
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+
+class ServerSettings(BaseModel):
+    """HTTP server bind address and public URL."""
+
+    host: str = Field(default="127.0.0.1", description="Bind address of `voxdesk serve`.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Bind port of `voxdesk serve`.")
+    public_url: str | None = Field(default=None, description="URL users reach (used in e-mails and links).")
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Largest JSON request body accepted.")
+    cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS.")
+
+
+class AuthSettings(BaseModel):
+    """Tokens, sessions and sign-up policy."""
+
+    secret_key: SecretStr = Field(default=SecretStr(DEV_SECRET), description="Key signing access tokens (≥32 chars).")
+    access_token_minutes: int = Field(default=15, ge=1, le=1440, description="Access token lifetime.")
+    refresh_token_days: int = Field(default=14, ge=1, le=365, description="Refresh token lifetime.")
+    allow_signup: bool = Field(default=False, description="Open sign-up (the first account is always allowed).")
+    cookie_secure: bool = Field(default=False, description="Mark session cookies Secure (HTTPS only).")
+    reset_token_minutes: int = Field(default=30, ge=5, le=1440, description="Password-reset token lifetime.")
+
+
+class RateLimitSettings(BaseModel):
+    """Rate limits in the `limits` library's notation (e.g. ``100/minute``)."""
+
+    api: str = Field(default="100/minute", description="API requests per user.")
+    login: str = Field(default="5/15minutes", description="Login attempts per account and per IP.")
+    voice: str = Field(default="10/hour", description="Calls started per user or per IP (anonymous callers).")
+
+    @field_validator("api", "login", "voice")
+    @classmethod
+    def _check_limit(cls, value: str) -> str:
+        from limits import parse  # local: keep config import-light
+
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError("not a rate limit; use e.g. '100/minute' or '5/15minutes'") from None
+        return value
+
+
+class KnowledgeSettings(BaseModel):
+    """Knowledge base: parsing, chunking, embeddings, vector store and retrieval."""
+
+    store: Literal["embedded", "weaviate"] = Field(default="embedded", description="Vector store backend.")
+    embedder: Literal["minilm", "openai", "ollama"] = Field(default="minilm", description="Embedding backend.")
+    embedder_model: str | None = Field(default=None, description="Model name for openai/ollama embedders.")
+    embedder_base_url: str | None = Field(default=None, description="Base URL for openai/ollama embedders.")
+    embedder_api_key: SecretStr | None = Field(default=None, description="API key for the openai embedder.")
+    weaviate_url: str | None = Field(default=None, description="Weaviate HTTP URL (store=weaviate).")
+    weaviate_api_key: SecretStr | None = Field(default=None, description="Weaviate API key.")
+    chunk_tokens: int = Field(default=180, ge=32, le=2048, description="Target chunk size in tokens.")
+    chunk_overlap: int = Field(default=30, ge=0, le=512, description="Token overlap between chunks.")
+    top_k: int = Field(default=5, ge=1, le=50, description="Passages returned per query.")
+    score_threshold: float = Field(default=0.35, ge=0.0, le=1.0, description="Below this, an answer is 'not found'.")
+    reranker_path: Path | None = Field(default=None, description="Local cross-encoder model directory (optional).")
+    max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1024, description="Largest uploaded file.")
+    allow_private_urls: bool = Field(default=False, description="Let import-url fetch private/loopback addresses.")
+    demo_dir: Path | None = Field(default=None, description="Directory of demo documents loaded by `voxdesk run`.")
+
+
+class VADSettings(BaseModel):
+    """Silero voice-activity detection."""
+
+    confidence: float = Field(default=0.7, ge=0.0, le=1.0, description="Speech probability threshold.")
+    start_secs: float = Field(default=0.2, ge=0.0, le=2.0, description="Speech needed before a turn starts.")
+    stop_secs: float = Field(default=0.2, ge=0.0, le=3.0, description="Silence that ends a caller's turn.")
+    smart_turn: bool = Field(default=False, description="Run Smart Turn v3 after VAD silence.")
+
+
+class ASRSettings(BaseModel):
+    """Speech recognition backend."""
+
+    backend: Literal["pocketsphinx", "faster-whisper", "openai"] = Field(
+        default="pocketsphinx", description="Speech recognition engine."
+    )
+    model_path: Path | None = Field(default=None, description="Local model directory (faster-whisper).")
+    base_url: str | None = Field(default=None, description="OpenAI-compatible transcription server URL.")
+    api_key: SecretStr | None = Field(default=None, description="API key for the openai backend.")
+    model: str | None = Field(default=None, description="Model name for the openai backend.")
+    language: str = Field(default="en", description="Language code.")
+    domain_lm: bool = Field(default=True, description="Adapt pocketsphinx to the knowledge base.")
+
+
+class LLMSettings(BaseModel):
+    """The agent's brain."""
+
+    backend: Literal["extractive", "ollama", "openai", "openai-realtime"] = Field(
+        default="extractive", description="Answering engine."
+    )
+    base_url: str | None = Field(default=None, description="Server URL (ollama/openai/openai-realtime).")
+    api_key: SecretStr | None = Field(default=None, description="API key (openai/openai-realtime).")
+    model: str | None = Field(default=None, description="Model name.")
+    temperature: float = Field(default=0.2, ge=0.0, le=2.0, description="Sampling temperature.")
+
+
+class TTSSettings(BaseModel):
+    """Speech synthesis backend."""
+
+    backend: Literal["flite", "espeak-ng", "piper", "openai"] = Field(
+        default="flite", description="Speech synthesis engine."
+    )
+    voice: str | None = Field(default=None, description="Voice name (flite: slt, rms, awb, kal16; espeak: en-us).")
+    model_path: Path | None = Field(default=None, description="Piper voice file (.onnx with .onnx.json beside it).")
+    base_url: str | None = Field(default=None, description="OpenAI-compatible TTS server URL.")
+    api_key: SecretStr | None = Field(default=None, description="API key for the openai backend.")
+    model: str | None = Field(default=None, description="Model name for the openai backend.")
+    speaking_rate: float = Field(default=1.0, ge=0.5, le=2.0, description="Speaking rate multiplier.")
+
+
+class PipelineSettings(BaseModel):
+    """The voice pipeline's stages."""
+
+    vad: VADSettings = Field(default_factory=VADSettings)
+    asr: ASRSettings = Field(default_factory=ASRSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    tts: TTSSettings = Field(default_factory=TTSSettings)
+
+
+class VoiceSettings(BaseModel):
+    """Call admission and limits for the voice endpoints."""
+
+    max_concurrent_calls: int = Field(default=16, ge=1, le=10_000, description="Calls carried at once per process.")
+    embed_key: SecretStr | None = Field(default=None, description="Key required by the public caller page if set.")
+    silence_timeout_secs: float = Field(default=60.0, ge=5.0, description="End a call after this much silence.")
+    max_call_secs: float = Field(default=3600.0, ge=30.0, description="Hard limit on a call's length.")
+    record_calls: bool = Field(default=True, description="Record calls (only with the caller's consent).")
+
+
+class TelephonySettings(BaseModel):
+    """SIP, telephony media WebSockets and LiveKit."""
+
+    sip_enabled: bool = Field(default=False, description="Listen for SIP INVITEs on UDP.")
+    sip_host: str = Field(default="127.0.0.1", description="SIP bind address.")
+    sip_port: int = Field(default=5060, ge=1, le=65535, description="SIP UDP port.")
+    rtp_port_min: int = Field(default=20000, ge=1024, le=65535, description="Lowest RTP port.")
+    rtp_port_max: int = Field(default=20999, ge=1024, le=65535, description="Highest RTP port.")
+    livekit_url: str | None = Field(default=None, description="LiveKit server URL (ws:// or wss://).")
+    livekit_api_key: str | None = Field(default=None, description="LiveKit API key.")
+    livekit_api_secret: SecretStr | None = Field(default=None, description="LiveKit API secret.")
+    twilio_auth_token: SecretStr | None = Field(default=None, description="Twilio auth token (signature checks).")
+
+    @model_validator(mode="after")
+    def _check_rtp_range(self) -> TelephonySettings:
+        if self.rtp_port_min > self.rtp_port_max:
+            raise ValueError("rtp_port_min must not exceed rtp_port_max")
+        return self
+
+
+class RetentionSettings(BaseModel):
+    """How long personal data is kept."""
+
+    recordings_days: int = Field(default=30, ge=1, description="Days recordings are kept.")
+    transcripts_days: int = Field(default=365, ge=1, description="Days transcripts are kept.")
+    purge_interval_minutes: int = Field(default=60, ge=1, description="How often the purge job runs.")
+    redact_pii: bool = Field(default=True, description="Redact PII in stored transcripts.")
+
+
+class AlertSettings(BaseModel):
+    """Operational alerts."""
+
+    webhook_url: str | None = Field(default=None, description="POST alerts here (JSON).")
+    latency_p95_ms: int = Field(default=1000, ge=50, description="Alert when voice p95 latency exceeds this.")
+    error_rate: float = Field(default=0.05, ge=0.0, le=1.0, description="Alert when call error rate exceeds this.")
+
+
+class SMTPSettings(BaseModel):
+    """Outgoing mail (invitations, password resets)."""
+
+    host: str | None = Field(default=None, description="SMTP host; unset: mail is written to the log directory.")
+    port: int = Field(default=25, ge=1, le=65535, description="SMTP port.")
+    username: str | None = Field(default=None, description="SMTP user.")
+    password: SecretStr | None = Field(default=None, description="SMTP password.")
+    starttls: bool = Field(default=False, description="Use STARTTLS.")
+    sender: str = Field(default="voxdesk@localhost", description="From address.")
+
+
+class LoggingSettings(BaseModel):
+    """Log output."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
+    json_logs: bool = Field(default=False, description="JSON lines instead of console format.")
+
+
+class Settings(BaseSettings):
+    """Root settings of Voxdesk, read from ``VOXDESK_*`` variables and ``.env``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="VOXDESK_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    env: Literal["development", "production", "test"] = Field(default="development", description="Deployment kind.")
+    data_dir: Path = Field(default=Path("data"), description="Where the database, uploads and recordings live.")
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
+    pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
+    voice: VoiceSettings = Field(default_factory=VoiceSettings)
+    telephony: TelephonySettings = Field(default_factory=TelephonySettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    smtp: SMTPSettings = Field(default_factory=SMTPSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+
+    @model_validator(mode="after")
+    def _refuse_placeholders_in_production(self) -> Settings:
+        secret = self.auth.secret_key.get_secret_value()
+        if len(secret) < 32:
+            raise ValueError("auth.secret_key must be at least 32 characters")
+        if self.env == "production" and secret == DEV_SECRET:
+            raise ValueError("VOXDESK_AUTH__SECRET_KEY must be set to a real secret when VOXDESK_ENV=production")
+        return self
+
+    @property
+    def database_url(self) -> str:
+        """The effective SQLAlchemy URL (SQLite under ``data_dir`` unless configured)."""
+        if self.database.url:
+            return self.database.url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'voxdesk.db').resolve()}"
+
+    @property
+    def uploads_dir(self) -> Path:
+        """Stored originals of uploaded documents."""
+        return self.data_dir / "uploads"
+
+    @property
+    def recordings_dir(self) -> Path:
+        """Call recordings."""
+        return self.data_dir / "recordings"
+
+    @property
+    def models_dir(self) -> Path:
+        """Derived model files (e.g. the domain language model)."""
+        return self.data_dir / "models"

@@ -1,0 +1,95 @@
+"""The control plane's FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import APIRouter, FastAPI
+
+from config import Settings
+from control_api.cache import create_cache
+from control_api.db.engine import create_engine, session_factory
+from control_api.db.migrate import upgrade
+from control_api.middleware import RequestContextMiddleware
+from control_api.problems import install_problem_handlers
+from control_api.routes import docs, health
+from control_api.state import AppState, ReadinessCheck
+
+log = structlog.get_logger(__name__)
+# Called with the built state after migrations; used by the composition root to load models,
+# register readiness checks and start background jobs. Returns an optional async cleanup.
+StartupHook = Callable[[AppState], Awaitable[Callable[[], Awaitable[None]] | None]]
+
+
+def create_app(
+    settings: Settings,
+    *,
+    routers: Sequence[APIRouter] = (),
+    readiness_checks: Mapping[str, ReadinessCheck] | None = None,
+    startup_hooks: Sequence[StartupHook] = (),
+    migrate_on_start: bool = True,
+) -> FastAPI:
+    """Build the Voxdesk API.
+
+    Args:
+        settings: The loaded settings (only composition roots build them).
+        routers: Extra routers (the voice endpoints, mounted by ``agent``).
+        readiness_checks: Extra named checks for ``/health/ready`` (e.g. loaded models).
+        startup_hooks: Coroutines run in the lifespan after the database is ready.
+        migrate_on_start: Upgrade the schema to the newest revision on start.
+
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        for directory in (settings.data_dir, settings.uploads_dir, settings.recordings_dir, settings.models_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            settings.database_url, echo=settings.database.echo, pool_size=settings.database.pool_size
+        )
+        if migrate_on_start:
+            await upgrade(engine)
+        state = AppState(
+            settings=settings,
+            engine=engine,
+            sessions=session_factory(engine),
+            cache=create_cache(settings.redis.url),
+            readiness=dict(readiness_checks or {}),
+        )
+        app.state.voxdesk = state
+        cleanups: list[Callable[[], Awaitable[None]]] = []
+        try:
+            for hook in startup_hooks:
+                cleanup = await hook(state)
+                if cleanup is not None:
+                    cleanups.append(cleanup)
+            log.info("api_started", database=engine.dialect.name, cache=state.cache.name)
+            yield
+        finally:
+            for cleanup in reversed(cleanups):
+                await cleanup()
+            await state.cache.close()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Voxdesk",
+        summary="Self-hostable AI voice desk for customer support.",
+        version="0.1.0",
+        openapi_url="/api/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.server.max_body_bytes,
+        max_upload_bytes=settings.knowledge.max_upload_bytes,
+    )
+    app.include_router(health.router)
+    docs.mount_docs(app)
+    for router in routers:
+        app.include_router(router)
+    return app

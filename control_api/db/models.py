@@ -1,0 +1,414 @@
+"""SQLAlchemy 2.0 models for the whole product.
+
+Both SQLite and PostgreSQL are supported: ids are UUID strings for entities and auto-increment
+integers for append-only rows (turns, events, audit). Enumerations are plain strings validated by the
+API schemas (``control_api.db.enums``), so adding a value never needs a table rebuild on SQLite.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Naming conventions give every constraint a stable name, which Alembic needs on SQLite batch mode.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now in UTC."""
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    """A new random UUID as a string."""
+    return str(uuid.uuid4())
+
+
+class Base(DeclarativeBase):
+    """Declarative base with naming conventions and JSON mapping."""
+
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {  # noqa: RUF012 - SQLAlchemy reads this class attribute as-is
+        dict[str, Any]: JSON,
+        list[str]: JSON,
+        datetime: DateTime(timezone=True),
+    }
+
+
+class User(Base):
+    """An account: admin, supervisor, human agent or viewer."""
+
+    __tablename__ = "users"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    email: Mapped[str] = mapped_column(String(320), unique=True, index=True)
+    full_name: Mapped[str | None] = mapped_column(String(200))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(20), default="viewer")
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    last_login_at: Mapped[datetime | None]
+
+
+class RefreshToken(Base):
+    """A refresh token (hash only). Tokens of one login share a family; reuse revokes the family."""
+
+    __tablename__ = "refresh_tokens"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    family_id: Mapped[str] = mapped_column(String(36), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(20), default="refresh")  # refresh | session
+    issued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(400))
+
+
+class PasswordResetToken(Base):
+    """A single-use, expiring password reset or invitation token (hash only)."""
+
+    __tablename__ = "password_reset_tokens"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    purpose: Mapped[str] = mapped_column(String(20), default="reset")  # reset | invite
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class Persona(Base):
+    """A versioned agent persona: every edit is a new row; one version per name is active."""
+
+    __tablename__ = "personas"
+    __table_args__ = (UniqueConstraint("name", "version", name="uq_personas_name_version"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100), index=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    display_name: Mapped[str] = mapped_column(String(100), default="Ava")
+    greeting: Mapped[str] = mapped_column(Text)
+    consent_notice: Mapped[str] = mapped_column(Text)
+    voice: Mapped[str | None] = mapped_column(String(100))
+    language: Mapped[str] = mapped_column(String(16), default="en")
+    instructions: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Call(Base):
+    """One call, from the first packet to its end; never deleted, only anonymised."""
+
+    __tablename__ = "calls"
+    __table_args__ = (
+        Index("ix_calls_started_at", "started_at"),
+        Index("ix_calls_status_started", "status", "started_at"),
+    )
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    channel: Mapped[str] = mapped_column(String(20))  # webrtc | sip | websocket | telephony | livekit
+    direction: Mapped[str] = mapped_column(String(10), default="inbound")
+    status: Mapped[str] = mapped_column(
+        String(20), default="ringing"
+    )  # ringing|active|on_hold|transferred|ended|failed
+    outcome: Mapped[str | None] = mapped_column(String(20))  # resolved | handed_off | abandoned | failed
+    end_reason: Mapped[str | None] = mapped_column(String(100))
+    caller_number: Mapped[str | None] = mapped_column(String(64), index=True)
+    caller_email: Mapped[str | None] = mapped_column(String(320), index=True)
+    caller_name: Mapped[str | None] = mapped_column(String(200))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    answered_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    persona_id: Mapped[str | None] = mapped_column(ForeignKey("personas.id", ondelete="SET NULL"))
+    agent_user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    created_by: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    consent_recording: Mapped[bool | None] = mapped_column(Boolean)
+    disposition: Mapped[str | None] = mapped_column(String(100))
+    notes: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[list[str]] = mapped_column(default=list)
+    sentiment: Mapped[float | None] = mapped_column(Float)
+    sentiment_label: Mapped[str | None] = mapped_column(String(10))
+    latency_p50_ms: Mapped[float | None] = mapped_column(Float)
+    latency_p95_ms: Mapped[float | None] = mapped_column(Float)
+    anonymised_at: Mapped[datetime | None]
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+
+    turns: Mapped[list[CallTurn]] = relationship(back_populates="call", order_by="CallTurn.seq", lazy="raise")
+
+
+class CallTurn(Base):
+    """One utterance of the transcript, written the moment it ends (PII redacted before storage)."""
+
+    __tablename__ = "call_turns"
+    __table_args__ = (UniqueConstraint("call_id", "seq", name="uq_call_turns_call_seq"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(10))  # caller | agent | human | system
+    text: Mapped[str] = mapped_column(Text)
+    started_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime] = mapped_column(default=utcnow)
+    interrupted: Mapped[bool] = mapped_column(Boolean, default=False)
+    asr_confidence: Mapped[float | None] = mapped_column(Float)
+    sentiment: Mapped[float | None] = mapped_column(Float)
+    citations: Mapped[list[str]] = mapped_column(default=list)
+
+    call: Mapped[Call] = relationship(back_populates="turns", lazy="raise")
+
+
+class CallEvent(Base):
+    """A timed event of a call: per-turn latency with the stage split, barge-in, tool call, handoff, error."""
+
+    __tablename__ = "call_events"
+    __table_args__ = (Index("ix_call_events_kind_at", "kind", "at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # latency|barge_in|tool_call|tool_result|handoff|error|status
+    turn_seq: Mapped[int | None] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    total_ms: Mapped[float | None] = mapped_column(Float)
+    vad_ms: Mapped[float | None] = mapped_column(Float)
+    asr_ms: Mapped[float | None] = mapped_column(Float)
+    retrieval_ms: Mapped[float | None] = mapped_column(Float)
+    llm_ms: Mapped[float | None] = mapped_column(Float)
+    tts_ms: Mapped[float | None] = mapped_column(Float)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Recording(Base):
+    """A call recording file (kept only with consent, purged by the retention job)."""
+
+    __tablename__ = "recordings"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    path: Mapped[str] = mapped_column(String(1024))
+    format: Mapped[str] = mapped_column(String(10), default="wav")
+    channels: Mapped[int] = mapped_column(Integer, default=2)
+    sample_rate: Mapped[int] = mapped_column(Integer, default=16000)
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deleted_at: Mapped[datetime | None]
+
+
+class KnowledgeDocument(Base):
+    """An uploaded or imported document; the original is stored before the upload is acknowledged."""
+
+    __tablename__ = "knowledge_documents"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str | None] = mapped_column(String(100))
+    source_url: Mapped[str | None] = mapped_column(String(2048))
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    storage_path: Mapped[str] = mapped_column(String(1024))
+    status: Mapped[str] = mapped_column(String(20), default="pending", index=True)  # pending|processing|ready|failed
+    error: Mapped[str | None] = mapped_column(Text)
+    title: Mapped[str | None] = mapped_column(String(500))
+    pages: Mapped[int | None] = mapped_column(Integer)
+    chunk_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    processed_at: Mapped[datetime | None]
+
+
+class KnowledgeChunk(Base):
+    """A retrievable chunk of a document, with where it came from; the embedding is kept to rebuild indexes."""
+
+    __tablename__ = "knowledge_chunks"
+    __table_args__ = (UniqueConstraint("document_id", "seq", name="uq_knowledge_chunks_doc_seq"),)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    document_id: Mapped[str] = mapped_column(ForeignKey("knowledge_documents.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    heading: Mapped[str | None] = mapped_column(String(500))
+    page: Mapped[int | None] = mapped_column(Integer)
+    token_count: Mapped[int] = mapped_column(Integer, default=0)
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class IngestionJob(Base):
+    """An idempotent, resumable ingestion job for one document."""
+
+    __tablename__ = "ingestion_jobs"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    document_id: Mapped[str] = mapped_column(ForeignKey("knowledge_documents.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(20), default="queued", index=True)  # queued|running|done|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class RagQuery(Base):
+    """Every knowledge-base query with its top score, for reviewing unanswered questions."""
+
+    __tablename__ = "rag_queries"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    question: Mapped[str] = mapped_column(Text)
+    found: Mapped[bool] = mapped_column(Boolean)
+    top_score: Mapped[float | None] = mapped_column(Float)
+    top_chunk_id: Mapped[str | None] = mapped_column(String(64))
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    call_id: Mapped[str | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class Integration(Base):
+    """A configured external system (ticketing, webhook, chat)."""
+
+    __tablename__ = "integrations"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    kind: Mapped[str] = mapped_column(String(40))  # webhook | freshdesk | zendesk | slack | ...
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    secret: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class IntegrationRun(Base):
+    """One request to an integration (ticket created, webhook posted), with its outcome."""
+
+    __tablename__ = "integration_runs"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    integration_id: Mapped[str | None] = mapped_column(ForeignKey("integrations.id", ondelete="SET NULL"), index=True)
+    call_id: Mapped[str | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"), index=True)
+    action: Mapped[str] = mapped_column(String(40))  # create_ticket | notify | ...
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending | succeeded | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    request: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    response: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
+class Handoff(Base):
+    """A warm transfer of a call to a human agent."""
+
+    __tablename__ = "handoffs"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(20), default="requested", index=True)
+    # requested | ringing | accepted | connected | completed | declined | timed_out | cancelled
+    reason: Mapped[str | None] = mapped_column(Text)
+    summary: Mapped[str | None] = mapped_column(Text)
+    queue: Mapped[str] = mapped_column(String(50), default="default")
+    agent_user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    accepted_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+
+
+class AuditLog(Base):
+    """Append-only audit trail: every mutation and every sensitive read."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_at", "at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor_user_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    actor_role: Mapped[str | None] = mapped_column(String(20))
+    action: Mapped[str] = mapped_column(String(80), index=True)
+    target_type: Mapped[str | None] = mapped_column(String(40))
+    target_id: Mapped[str | None] = mapped_column(String(64))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(20), default="success")
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Consent(Base):
+    """What the caller was told and whether they consented to recording."""
+
+    __tablename__ = "consents"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    call_id: Mapped[str | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"), index=True)
+    subject_phone: Mapped[str | None] = mapped_column(String(64), index=True)
+    subject_email: Mapped[str | None] = mapped_column(String(320), index=True)
+    notice_text: Mapped[str] = mapped_column(Text)
+    recording: Mapped[bool] = mapped_column(Boolean, default=False)
+    given_at: Mapped[datetime] = mapped_column(default=utcnow)
+    withdrawn_at: Mapped[datetime | None]
+
+
+class DataSubjectRequest(Base):
+    """A data-subject request (export, correction, erasure) with its status."""
+
+    __tablename__ = "data_subject_requests"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    kind: Mapped[str] = mapped_column(String(20))  # export | correction | erasure
+    subject_phone: Mapped[str | None] = mapped_column(String(64), index=True)
+    subject_email: Mapped[str | None] = mapped_column(String(320), index=True)
+    status: Mapped[str] = mapped_column(String(20), default="received")  # received|in_progress|completed|rejected
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    requested_by: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    completed_at: Mapped[datetime | None]
+
+
+class Incident(Base):
+    """An operational or security incident; personal-data breaches carry the 72-hour notification clock."""
+
+    __tablename__ = "incidents"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    kind: Mapped[str] = mapped_column(String(20), default="operational")  # operational | security
+    severity: Mapped[str] = mapped_column(String(10), default="medium")  # low | medium | high | critical
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open | mitigated | resolved
+    personal_data_breach: Mapped[bool] = mapped_column(Boolean, default=False)
+    detected_at: Mapped[datetime] = mapped_column(default=utcnow)
+    notify_by: Mapped[datetime | None]
+    notified_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    created_by: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class VoiceProfile(Base):
+    """Voice preferences of a user or a caller (keyed by user id or caller number)."""
+
+    __tablename__ = "voice_profiles"
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    language: Mapped[str] = mapped_column(String(16), default="en")
+    voice: Mapped[str | None] = mapped_column(String(100))
+    speaking_rate: Mapped[float] = mapped_column(Float, default=1.0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -1,0 +1,29 @@
+"""Prometheus metrics shared by the API and the voice side.
+
+Metrics live in the default registry so one ``/metrics`` endpoint exposes everything in the process.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+HTTP_REQUESTS = Counter("voxdesk_http_requests_total", "HTTP requests handled.", ["method", "route", "status"])
+HTTP_LATENCY = Histogram(
+    "voxdesk_http_request_seconds",
+    "HTTP request latency.",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+CALLS_STARTED = Counter("voxdesk_calls_started_total", "Calls started.", ["channel"])
+CALLS_ENDED = Counter("voxdesk_calls_ended_total", "Calls ended.", ["channel", "outcome"])
+CALLS_ACTIVE = Gauge("voxdesk_calls_active", "Calls in progress in this process.", ["channel"])
+VOICE_LATENCY = Histogram(
+    "voxdesk_voice_latency_seconds",
+    "Voice-to-voice latency per turn (caller's last voiced frame to agent's first audio out).",
+    buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0, 5.0),
+)
+LOOP_LAG = Histogram(
+    "voxdesk_event_loop_lag_seconds",
+    "Event-loop scheduling lag measured by a periodic probe.",
+    buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0),
+)

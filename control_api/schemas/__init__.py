@@ -1,0 +1,1 @@
+"""Pydantic schemas of the API (Create/Update/Public/ListPublic families per resource)."""

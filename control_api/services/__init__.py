@@ -1,0 +1,1 @@
+"""Services: plain async functions over a session, no HTTP. Permission checks live here."""

@@ -1,0 +1,80 @@
+"""Shared fixtures: settings on a temp data dir, the API app, real PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import make_url
+
+from config import Settings
+
+POSTGRES_URL = os.environ.get(
+    "VOXDESK_TEST_POSTGRES_URL", "postgresql+psycopg://voxdesk:voxdesk@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("VOXDESK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def make_settings(tmp_path: Path, **overrides: object) -> Settings:
+    """Settings for a test: a private data dir, no .env file, test environment."""
+    return Settings(_env_file=None, env="test", data_dir=tmp_path / "data", **overrides)  # type: ignore[call-arg, arg-type]
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    from control_api.app import create_app
+
+    with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database on the real server (dropped afterwards).
+
+    Fails, rather than skips, when the server is not up: ``./scripts/test`` starts it.
+    """
+    admin = make_url(POSTGRES_URL)
+    name = f"voxdesk_test_{uuid.uuid4().hex[:12]}"
+    conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A Redis database on the real server, flushed before and after."""
+    url = REDIS_URL.rsplit("/", 1)[0] + "/15"
+    r = redis.Redis.from_url(url)
+    r.flushdb()
+    try:
+        yield url
+    finally:
+        r.flushdb()
+        r.close()
+
+
+@pytest.fixture
+async def sqlite_engine(settings: Settings) -> AsyncIterator[object]:
+    from control_api.db.engine import create_engine
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(settings.database_url)
+    yield engine
+    await engine.dispose()
