@@ -47,7 +47,7 @@ def known_variables() -> set[str]:
     from config.reference import iter_settings
 
     names = {var for var, _type, _default, _desc in iter_settings()}
-    sections = set()
+    sections: set[str] = set()
     for name in names:
         parts = name.split("__")
         sections.update("__".join(parts[:i]) for i in range(1, len(parts)))
