@@ -15,6 +15,7 @@ from control_api.db.migrate import upgrade
 from control_api.middleware import RequestContextMiddleware
 from control_api.problems import install_problem_handlers
 from control_api.routes import docs, health
+from control_api.routes.registry import ROUTERS
 from control_api.state import AppState, ReadinessCheck
 
 log = structlog.get_logger(__name__)
@@ -90,6 +91,6 @@ def create_app(
     )
     app.include_router(health.router)
     docs.mount_docs(app)
-    for router in routers:
+    for router in (*ROUTERS, *routers):
         app.include_router(router)
     return app

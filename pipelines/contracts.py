@@ -1,0 +1,121 @@
+"""The small interfaces through which the voice pipeline talks to the rest of Voxdesk.
+
+``pipelines`` never imports ``knowledge``, ``control_api`` or ``agent``: it receives objects that
+satisfy these Protocols (``agent`` builds them). Frames and per-turn records are dataclasses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    """One retrieved knowledge-base passage with its citation."""
+
+    text: str
+    score: float
+    document_id: str
+    chunk_id: str
+    citation: str
+
+
+@dataclass(frozen=True, slots=True)
+class Retrieval:
+    """The answer to one retrieval: best passage first; ``found`` is False below the score threshold."""
+
+    found: bool
+    passages: Sequence[Passage]
+    latency_ms: float = 0.0
+
+
+class Retriever(Protocol):
+    """Finds knowledge-base passages for a caller's question."""
+
+    async def retrieve(self, question: str, *, top_k: int = 5, call_id: str | None = None) -> Retrieval:
+        """Retrieve passages for ``question``."""
+        ...
+
+
+class TextEmbedder(Protocol):
+    """Embeds short texts (used to match caller requests to tools)."""
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """Embed ``texts`` into unit-normalised vectors."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class TurnRecord:
+    """One finished utterance of the transcript."""
+
+    seq: int
+    role: str  # caller | agent
+    text: str
+    started_at: datetime | None
+    ended_at: datetime
+    interrupted: bool = False
+    asr_confidence: float | None = None
+    citations: Sequence[str] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyRecord:
+    """Per-turn latency: caller's last voiced frame to the agent's first audio frame out, with its split."""
+
+    turn_seq: int
+    total_ms: float
+    vad_ms: float | None = None
+    asr_ms: float | None = None
+    retrieval_ms: float | None = None
+    llm_ms: float | None = None
+    tts_ms: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallEventRecord:
+    """A call event other than latency: barge_in, tool_call, tool_result, handoff, error, status."""
+
+    kind: str
+    turn_seq: int | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class CallSink(Protocol):
+    """Where a call's transcript, events and recording go (``agent`` implements it over the database).
+
+    Implementations must persist each record before returning (a crash loses at most the turn in
+    progress) and must not raise: failures are logged and counted by the sink itself.
+    """
+
+    async def turn(self, record: TurnRecord) -> None:
+        """Persist one finished turn."""
+        ...
+
+    async def latency(self, record: LatencyRecord) -> None:
+        """Persist one turn's latency."""
+        ...
+
+    async def event(self, record: CallEventRecord) -> None:
+        """Persist one event."""
+        ...
+
+    async def recording(self, *, path: str, fmt: str, channels: int, sample_rate: int, duration_ms: int) -> None:
+        """Register the finished recording file."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class PersonaSpec:
+    """What the agent is called, how it greets, how it sounds and how it behaves."""
+
+    name: str = "Ava"
+    greeting: str = "Hello, thanks for calling. How can I help you today?"
+    consent_notice: str = "This call may be recorded to improve our service."
+    voice: str | None = None
+    language: str = "en"
+    instructions: str = ""
+    speaking_rate: float = 1.0
