@@ -1,3 +1,4 @@
+# NOTE TO HELPERS: read /work/main/HELPERS.md (shared rules, deadlines: core by 04:40 UTC, all by 05:20 UTC).
 """The control plane's FastAPI application factory."""
 
 from __future__ import annotations
