@@ -15,6 +15,8 @@ from control_api.db.engine import create_engine, session_factory
 from control_api.db.migrate import upgrade
 from control_api.middleware import RequestContextMiddleware
 from control_api.problems import install_problem_handlers
+from control_api.ratelimit import build_limiter
+from control_api.ratelimit import close as close_limiter
 from control_api.routes import docs, health
 from control_api.routes.registry import ROUTERS
 from control_api.state import AppState, ReadinessCheck
@@ -59,6 +61,7 @@ def create_app(
             sessions=session_factory(engine),
             cache=create_cache(settings.redis.url),
             readiness=dict(readiness_checks or {}),
+            limiter=build_limiter(settings.rate_limits.model_dump(), redis_url=settings.redis.url),
         )
         app.state.voxdesk = state
         cleanups: list[Callable[[], Awaitable[None]]] = []
@@ -73,6 +76,7 @@ def create_app(
             for cleanup in reversed(cleanups):
                 await cleanup()
             await state.cache.close()
+            await close_limiter(state.limiter)
             await engine.dispose()
 
     app = FastAPI(

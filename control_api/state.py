@@ -9,6 +9,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from config import Settings
 from control_api.cache import Cache
+from control_api.ratelimit import RateLimiter, build_limiter
+
+
+def _default_limiter() -> RateLimiter:
+    return build_limiter({"api": "100/minute", "login": "5/15minutes", "voice": "10/hour"})
+
 
 # A readiness check raises (any exception) when its component is not ready; its name is reported.
 ReadinessCheck = Callable[[], Awaitable[None]]
@@ -16,10 +22,12 @@ ReadinessCheck = Callable[[], Awaitable[None]]
 
 @dataclass
 class AppState:
-    """Engine, session factory, cache and readiness checks shared by every request."""
+    """Engine, session factory, cache, rate limiter and readiness checks shared by every request."""
 
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     cache: Cache
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
+    # Built in the lifespan from ``settings.rate_limits`` (Redis when ``settings.redis.url`` is set).
+    limiter: RateLimiter = field(default_factory=_default_limiter)
