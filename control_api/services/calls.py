@@ -10,10 +10,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_api.db.models import Call, CallEvent, CallTurn, Recording, utcnow
 from control_api.problems import ProblemError
+from control_api.services import redaction
+from control_api.services import sentiment as sentiment_analysis
 
 TERMINAL_STATUSES = frozenset({"ended", "failed"})
 
@@ -82,13 +85,38 @@ async def append_turn(
     asr_confidence: float | None = None,
     sentiment: float | None = None,
     citations: Sequence[str] = (),
+    redact: bool = True,
+    score_sentiment: bool = True,
 ) -> CallTurn:
-    """Store one transcript turn. ``text`` must already be redacted where redaction is on."""
+    """Store one transcript turn, redacted, with the caller's sentiment.
+
+    Args:
+        session: Database session (committed before returning).
+        call_id: The call.
+        seq: Turn number within the call.
+        role: ``caller``, ``agent``, ``human`` or ``system``.
+        text: The raw utterance. Only its redacted form is stored when ``redact`` is on.
+        started_at: When the speaker started.
+        ended_at: When the speaker stopped (now when omitted).
+        interrupted: The agent was cut off by the caller (barge-in).
+        asr_confidence: Recogniser confidence in [0, 1].
+        sentiment: A precomputed compound score; computed with VADER for caller turns when omitted.
+        citations: Knowledge-base chunk ids the answer used.
+        redact: Replace PII (cards, phones, e-mails, PAN, Aadhaar) before storage
+            (pass ``settings.retention.redact_pii``).
+        score_sentiment: Score caller turns and keep the call's mean sentiment up to date.
+
+    """
+    is_caller = role == "caller"
+    if sentiment is None and score_sentiment and is_caller:
+        # Scored on the utterance in memory; only the redacted text reaches the database.
+        sentiment = sentiment_analysis.score(text)
+    stored = redaction.redact(text).text if redact else text
     turn = CallTurn(
         call_id=call_id,
         seq=seq,
         role=role,
-        text=text,
+        text=stored,
         started_at=started_at,
         ended_at=ended_at or utcnow(),
         interrupted=interrupted,
@@ -97,6 +125,19 @@ async def append_turn(
         citations=list(citations),
     )
     session.add(turn)
+    if is_caller and sentiment is not None:
+        await session.flush()
+        mean = (
+            await session.execute(
+                select(func.avg(CallTurn.sentiment)).where(
+                    CallTurn.call_id == call_id, CallTurn.role == "caller", CallTurn.sentiment.is_not(None)
+                )
+            )
+        ).scalar_one()
+        call = await session.get(Call, call_id)
+        if call is not None and mean is not None:
+            call.sentiment = round(float(mean), 4)
+            call.sentiment_label = sentiment_analysis.label(float(mean))
     await session.commit()
     return turn
 
