@@ -1,0 +1,80 @@
+"""The route × role matrix: who may call every route of the server.
+
+``tests/control_api/test_route_roles.py`` walks ``app.routes`` of the full server (``agent.server.build_app``)
+and FAILS when a route has no entry here, or an entry has no route. For every entry it then calls the
+route as anonymous and as each role (admin, supervisor, agent, viewer) and checks:
+
+- a role in ``roles`` is let through: the answer is neither 401 nor 403 (usually 200/201/204, or 404/422
+  for the placeholder ids and the default body; set ``status`` to pin the exact code for allowed roles);
+- a role not in ``roles`` gets 403;
+- anonymous gets 401, unless ``public=True`` (then anonymous is let through like an allowed role).
+
+HOW TO ADD AN ENTRY (one line per route, keyed by method and the path template exactly as FastAPI has it):
+
+    ("GET", "/api/things"): Access(STAFF),                       # admin, supervisor, agent, viewer
+    ("POST", "/api/things"): Access(MANAGERS),                   # admin + supervisor
+    ("DELETE", "/api/things/{thing_id}"): Access(ADMIN),
+    ("POST", "/api/public/hook"): Access(EVERYONE, public=True),
+    ("GET", "/ws/call"): Access(EVERYONE, public=True, probe=False, note="WebSocket: tested in tests/agent"),
+
+Path parameters are filled with a random UUID (override with ``params={"name": "value"}``). POST/PUT/PATCH send
+``body`` as JSON (default ``{}``), or ``form`` as a form when given. ``probe=False`` only checks that
+the entry exists (WebSockets, mounts, streams that need a live call): say why in ``note``. Object-level
+rules (an agent sees only their own calls: BOLA) are not this table's job; they have their own tests.
+Mounted sub-applications are listed as ``("MOUNT", "/path")``; WebSocket routes as ``("WS", "/path")``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+ROLES: tuple[str, ...] = ("admin", "supervisor", "agent", "viewer")
+EVERYONE: frozenset[str] = frozenset(ROLES)
+STAFF = EVERYONE
+ADMIN: frozenset[str] = frozenset({"admin"})
+MANAGERS: frozenset[str] = frozenset({"admin", "supervisor"})
+# Calls: supervisors and admins see all, agents see the calls they took (object-level check in the service).
+CALL_READERS: frozenset[str] = frozenset({"admin", "supervisor", "agent"})
+ANALYTICS: frozenset[str] = frozenset({"admin", "supervisor", "viewer"})
+KNOWLEDGE_READERS = EVERYONE
+HANDOFF_TAKERS: frozenset[str] = frozenset({"admin", "supervisor", "agent"})
+
+
+@dataclass(frozen=True)
+class Access:
+    """Who may call one route, and how the matrix test calls it.
+
+    Attributes:
+        roles: Roles let through (never 401/403).
+        public: Anonymous callers are let through too.
+        status: Exact status expected for allowed roles with the default request (None: anything but 401/403).
+        params: Path parameter values (default: a random UUID for each).
+        body: JSON body for POST/PUT/PATCH (default ``{}``).
+        form: Form fields sent instead of a JSON body.
+        query: Query string parameters.
+        probe: False: do not call the route (WebSocket, mount, live stream); ``note`` says why.
+        note: Why the entry is special.
+
+    """
+
+    roles: frozenset[str]
+    public: bool = False
+    status: int | None = None
+    params: dict[str, str] = field(default_factory=dict)
+    body: Any = None
+    form: dict[str, str] | None = None
+    query: dict[str, str] = field(default_factory=dict)
+    probe: bool = True
+    note: str = ""
+
+
+ROUTE_ROLES: dict[tuple[str, str], Access] = {
+    # --- foundation: health, metrics, docs ---
+    ("GET", "/health/live"): Access(EVERYONE, public=True, status=200),
+    ("GET", "/health/ready"): Access(EVERYONE, public=True, status=200),
+    ("GET", "/metrics"): Access(EVERYONE, public=True, status=200),
+    ("GET", "/api/docs"): Access(EVERYONE, public=True, status=200),
+    ("GET", "/api/openapi.json"): Access(EVERYONE, public=True, status=200),
+    ("MOUNT", "/api/docs-assets"): Access(EVERYONE, public=True, probe=False, note="static Swagger UI files"),
+}
