@@ -37,7 +37,7 @@ MANAGERS: frozenset[str] = frozenset({"admin", "supervisor"})
 # Calls: supervisors and admins see all, agents see the calls they took (object-level check in the service).
 CALL_READERS: frozenset[str] = frozenset({"admin", "supervisor", "agent"})
 ANALYTICS: frozenset[str] = frozenset({"admin", "supervisor", "viewer"})
-KNOWLEDGE_READERS = EVERYONE
+KNOWLEDGE_READERS: frozenset[str] = frozenset({"admin", "supervisor", "agent"})  # viewers: dashboards only
 HANDOFF_TAKERS: frozenset[str] = frozenset({"admin", "supervisor", "agent"})
 
 
