@@ -8,4 +8,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-ROUTERS: list[APIRouter] = []
+from control_api.routes import personas, voice_profiles
+
+ROUTERS: list[APIRouter] = [personas.router, voice_profiles.router]

@@ -1,0 +1,16 @@
+"""Prometheus metrics of the voice side that ``control_api.metrics`` does not already define."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+SINK_FAILURES = Counter(
+    "voxdesk_call_sink_failures_total",
+    "Transcript, latency or event records the call sink failed to persist.",
+    ["kind"],
+)
+CALLS_REJECTED = Counter(
+    "voxdesk_calls_rejected_total",
+    "Calls refused at admission (capacity, rate limit, embed key).",
+    ["channel", "reason"],
+)

@@ -1,0 +1,62 @@
+"""Persona schemas: create, update (a new version) and public read."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class PersonaCreate(BaseModel):
+    """A new persona (version 1, active)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9_-]*$", description="Stable slug.")
+    display_name: str = Field(default="Ava", min_length=1, max_length=100, description="What the agent is called.")
+    greeting: str = Field(min_length=1, max_length=2000, description="First thing the agent says.")
+    consent_notice: str = Field(
+        min_length=1, max_length=2000, description="Recording/consent notice spoken right after the greeting."
+    )
+    voice: str | None = Field(default=None, max_length=100, description="TTS voice name.")
+    language: str = Field(default="en", min_length=2, max_length=16, description="Language code.")
+    instructions: str = Field(default="", max_length=20_000, description="Behaviour instructions for LLM brains.")
+
+
+class PersonaUpdate(BaseModel):
+    """An edit: stored as a new version that becomes the active one. Omitted fields keep their value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: str | None = Field(default=None, min_length=1, max_length=100)
+    greeting: str | None = Field(default=None, min_length=1, max_length=2000)
+    consent_notice: str | None = Field(default=None, min_length=1, max_length=2000)
+    voice: str | None = Field(default=None, max_length=100)
+    language: str | None = Field(default=None, min_length=2, max_length=16)
+    instructions: str | None = Field(default=None, max_length=20_000)
+
+
+class PersonaPublic(BaseModel):
+    """One stored persona version."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    version: int
+    is_active: bool
+    display_name: str
+    greeting: str
+    consent_notice: str
+    voice: str | None
+    language: str
+    instructions: str
+    created_by: str | None
+    created_at: datetime
+
+
+class PersonasPublic(BaseModel):
+    """A list of persona versions."""
+
+    data: list[PersonaPublic]
+    count: int
