@@ -13,6 +13,7 @@ from config import Settings
 from control_api.cache import create_cache
 from control_api.db.engine import create_engine, session_factory
 from control_api.db.migrate import upgrade
+from control_api.looplag import LoopLagProbe
 from control_api.middleware import RequestContextMiddleware
 from control_api.problems import install_problem_handlers
 from control_api.ratelimit import build_limiter
@@ -64,7 +65,9 @@ def create_app(
             limiter=build_limiter(settings.rate_limits.model_dump(), redis_url=settings.redis.url),
         )
         app.state.voxdesk = state
-        cleanups: list[Callable[[], Awaitable[None]]] = []
+        probe = LoopLagProbe()
+        probe.start()
+        cleanups: list[Callable[[], Awaitable[None]]] = [probe.stop]
         try:
             for hook in startup_hooks:
                 cleanup = await hook(state)
