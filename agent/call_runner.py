@@ -1,0 +1,138 @@
+"""Run one call's pipeline: worker + runner (no signal handling inside uvicorn), live events, clean end."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+from pipecat.frames.frames import (
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    Frame,
+    InterimTranscriptionFrame,
+    TTSTextFrame,
+    UserStartedSpeakingFrame,
+    UserStoppedSpeakingFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+)
+from pipecat.observers.base_observer import BaseObserver, FramePushed
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.workers.runner import WorkerRunner
+
+from agent.sessions import CallSession
+
+log = structlog.get_logger(__name__)
+SAMPLE_RATE = 16000
+
+_ACTIVITY = (
+    UserStartedSpeakingFrame,
+    UserStoppedSpeakingFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+)
+
+
+class LiveCallObserver(BaseObserver):
+    """Shows interim text of both sides to the caller's client and keeps the silence timer fresh.
+
+    Final turns reach the client through the call sink; this observer adds what is still being
+    said: interim recognition of the caller and the agent's text as it is spoken.
+
+    Args:
+        call: The call whose client and timers are fed.
+
+    """
+
+    def __init__(self, *, call: CallSession) -> None:
+        super().__init__()
+        self._call = call
+
+    async def on_push_frame(self, data: FramePushed) -> None:
+        """Inspect one frame transfer (each frame once, on its first push)."""
+        if not data.first_push:
+            return
+        frame: Frame = data.frame
+        if isinstance(frame, _ACTIVITY):
+            self._call.touch()
+            if isinstance(frame, BotStartedSpeakingFrame):
+                await self._call.client.send({"type": "speaking", "role": "agent", "speaking": True})
+            elif isinstance(frame, BotStoppedSpeakingFrame):
+                await self._call.client.send({"type": "speaking", "role": "agent", "speaking": False})
+            elif isinstance(frame, UserStartedSpeakingFrame | VADUserStartedSpeakingFrame):
+                await self._call.client.send({"type": "speaking", "role": "caller", "speaking": True})
+        elif isinstance(frame, InterimTranscriptionFrame):
+            self._call.touch()
+            await self._call.client.send({"type": "transcript", "role": "caller", "text": frame.text, "final": False})
+        elif isinstance(frame, TTSTextFrame):
+            await self._call.client.send({"type": "transcript", "role": "agent", "text": frame.text, "final": False})
+
+
+async def run_call(
+    call: CallSession,
+    pipeline: Pipeline,
+    *,
+    initial_frames: Sequence[Frame] = (),
+    client_ready: asyncio.Event | None = None,
+) -> None:
+    """Run ``pipeline`` for ``call`` until it finishes or the call ends; the call always ends.
+
+    Args:
+        call: The call session (its stoppers cancel the pipeline).
+        pipeline: The call's pipeline (transport in ... transport out).
+        initial_frames: Frames queued once the pipeline has started and the client is ready (the greeting).
+        client_ready: Set when the caller's media is connected (None: ready at once).
+
+    """
+    # The task was spawned from a request: drop its request id, keep the call id on every line.
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(call_id=call.call_id)
+    worker = PipelineWorker(
+        pipeline,
+        params=PipelineParams(audio_in_sample_rate=SAMPLE_RATE, audio_out_sample_rate=SAMPLE_RATE),
+        observers=[LiveCallObserver(call=call)],
+        idle_timeout_secs=None,
+        enable_rtvi=False,
+        check_dangling_tasks=False,
+        name=f"call-{call.call_id}",
+    )
+    runner = WorkerRunner(handle_sigint=False, check_dangling_tasks=False, name=f"runner-{call.call_id}")
+
+    async def stop(reason: str) -> None:
+        await worker.cancel(reason=reason)
+
+    call.on_stop(stop)
+
+    pipeline_started = asyncio.Event()
+
+    @worker.event_handler("on_pipeline_started")  # type: ignore[untyped-decorator]
+    async def on_started(_worker: Any, _frame: Frame) -> None:
+        pipeline_started.set()
+
+    async def greet() -> None:
+        await pipeline_started.wait()
+        if client_ready is not None:
+            await client_ready.wait()
+        if initial_frames:
+            await worker.queue_frames(list(initial_frames))
+
+    greeter = asyncio.create_task(greet(), name=f"greet-{call.call_id}")
+    reason, failed = "pipeline_finished", False
+    try:
+        await runner.add_workers(worker)
+        call.start_timers()
+        await runner.run()
+    except asyncio.CancelledError:
+        reason = "server_shutdown"
+        raise
+    except Exception as exc:  # noqa: BLE001 - any pipeline crash ends the call as failed
+        log.error("call_pipeline_failed", call_id=call.call_id, error_type=type(exc).__name__)
+        reason, failed = "pipeline_error", True
+    finally:
+        greeter.cancel()
+        await call.end(reason, failed=failed)

@@ -1,0 +1,234 @@
+// Voxdesk caller page: one WebRTC call to the help desk over pipecat's SmallWebRTC transport.
+// No CDN, no framework. Query options: key=<embed key>; test=1 (no echo cancellation / noise
+// suppression / gain control, received audio kept for inspection, extra caller clips can be played).
+"use strict";
+
+(function () {
+  const params = new URLSearchParams(window.location.search);
+  const testMode = params.get("test") === "1";
+  const embedKey = params.get("key");
+  const $ = (id) => document.getElementById(id);
+  const ui = {
+    call: $("call"), hangup: $("hangup"), status: $("status"),
+    transcript: $("transcript"), interim: $("interim"), audio: $("agent-audio"),
+  };
+
+  // State visible to tests and to embedding pages.
+  const state = {
+    status: "idle", callId: null, events: [], turns: [], latencies: [],
+    rx: [], rxRate: 16000, rxPcm: [], ended: null,
+  };
+  window.voxdeskCall = state;
+
+  let pc = null, dc = null, pingTimer = null, micStream = null, audioCtx = null, mixDest = null;
+
+  function setStatus(text, status) {
+    ui.status.textContent = text;
+    if (status) state.status = status;
+  }
+
+  function addTurn(event) {
+    const li = document.createElement("li");
+    li.className = event.role + (event.interrupted ? " interrupted" : "");
+    const who = document.createElement("span");
+    who.className = "who";
+    who.textContent = event.role === "caller" ? "You" : "Agent";
+    const text = document.createElement("span");
+    text.className = "text";
+    text.textContent = event.text;
+    li.append(who, text);
+    ui.transcript.append(li);
+    state.turns.push(event);
+    return li;
+  }
+
+  function onEvent(event) {
+    state.events.push(Object.assign({ t: performance.now() }, event));
+    switch (event.type) {
+      case "call":
+        state.callId = event.call_id;
+        break;
+      case "transcript":
+        if (event.final) {
+          ui.interim.textContent = "";
+          addTurn(event);
+        } else {
+          ui.interim.textContent = (event.role === "caller" ? "You: " : "Agent: ") + event.text;
+        }
+        break;
+      case "latency": {
+        state.latencies.push(event);
+        const last = ui.transcript.querySelector("li.agent:last-child") || ui.transcript.lastElementChild;
+        const tag = document.createElement("span");
+        tag.className = "latency";
+        tag.textContent = Math.round(event.total_ms) + " ms";
+        tag.title = ["vad_ms", "asr_ms", "retrieval_ms", "llm_ms", "tts_ms"]
+          .filter((k) => event[k] != null).map((k) => k.replace("_ms", "") + " " + Math.round(event[k]) + " ms")
+          .join(", ");
+        if (last) last.append(tag);
+        break;
+      }
+      case "end":
+        state.ended = event.reason;
+        finish("Call ended (" + event.reason.replace(/_/g, " ") + ")");
+        break;
+      default:
+        break;
+    }
+  }
+
+  function recordReceived(stream) {
+    // Keep the agent's audio as 16 kHz samples and a 20 ms energy envelope (tests compare them).
+    if (!audioCtx) audioCtx = new AudioContext();
+    const source = audioCtx.createMediaStreamSource(stream);
+    const node = audioCtx.createScriptProcessor(1024, 1, 1);
+    const step = Math.max(1, Math.round(audioCtx.sampleRate / 16000));
+    state.rxRate = audioCtx.sampleRate / step;
+    node.onaudioprocess = (e) => {
+      const data = e.inputBuffer.getChannelData(0);
+      let sum = 0;
+      for (let i = 0; i < data.length; i++) sum += data[i] * data[i];
+      state.rx.push({ t: performance.now(), rms: Math.sqrt(sum / data.length) });
+      if (testMode) {
+        const out = new Float32Array(Math.ceil(data.length / step));
+        for (let i = 0, j = 0; i < data.length; i += step, j++) out[j] = data[i];
+        state.rxPcm.push(out);
+      }
+    };
+    const sink = audioCtx.createGain();
+    sink.gain.value = 0;
+    source.connect(node);
+    node.connect(sink);
+    sink.connect(audioCtx.destination);
+  }
+
+  // Test hook: speak an extra clip (base64 WAV) into the call on top of the microphone.
+  state.play = async function (base64Wav) {
+    if (!mixDest) throw new Error("not in test mode or not connected");
+    const bytes = Uint8Array.from(atob(base64Wav), (c) => c.charCodeAt(0));
+    const buffer = await audioCtx.decodeAudioData(bytes.buffer);
+    const src = audioCtx.createBufferSource();
+    src.buffer = buffer;
+    src.connect(mixDest);
+    const startedAt = performance.now();
+    src.start();
+    return startedAt;
+  };
+
+  // Test hook: the received audio as base64 little-endian 16-bit PCM at state.rxRate.
+  state.receivedPcm = function () {
+    const total = state.rxPcm.reduce((n, a) => n + a.length, 0);
+    const pcm = new Int16Array(total);
+    let o = 0;
+    for (const chunk of state.rxPcm) {
+      for (let i = 0; i < chunk.length; i++) pcm[o++] = Math.max(-32768, Math.min(32767, chunk[i] * 32767));
+    }
+    let binary = "";
+    const view = new Uint8Array(pcm.buffer);
+    for (let i = 0; i < view.length; i += 0x8000) binary += String.fromCharCode.apply(null, view.subarray(i, i + 0x8000));
+    return btoa(binary);
+  };
+
+  async function waitForIce(peer) {
+    if (peer.iceGatheringState === "complete") return;
+    await new Promise((resolve) => {
+      const check = () => {
+        if (peer.iceGatheringState === "complete") {
+          peer.removeEventListener("icegatheringstatechange", check);
+          resolve();
+        }
+      };
+      peer.addEventListener("icegatheringstatechange", check);
+      setTimeout(resolve, 3000); // host candidates are enough on a LAN; don't hang on a slow gatherer
+    });
+  }
+
+  async function start() {
+    ui.call.disabled = true;
+    setStatus("Asking for your microphone…", "starting");
+    try {
+      micStream = await navigator.mediaDevices.getUserMedia({
+        audio: { echoCancellation: !testMode, noiseSuppression: !testMode, autoGainControl: !testMode },
+      });
+    } catch (err) {
+      setStatus("Microphone permission is needed to call.", "failed");
+      ui.call.disabled = false;
+      return;
+    }
+    let micTrack = micStream.getAudioTracks()[0];
+    if (testMode) {
+      audioCtx = new AudioContext();
+      mixDest = audioCtx.createMediaStreamDestination();
+      audioCtx.createMediaStreamSource(micStream).connect(mixDest);
+      micTrack = mixDest.stream.getAudioTracks()[0];
+    }
+    setStatus("Connecting…", "connecting");
+    pc = new RTCPeerConnection({ iceServers: [] });
+    // pipecat maps transceiver 0 to audio and 1 to video.
+    pc.addTransceiver(micTrack, { direction: "sendrecv" });
+    pc.addTransceiver("video", { direction: "sendrecv" });
+    dc = pc.createDataChannel("voxdesk");
+    dc.onopen = () => {
+      pingTimer = setInterval(() => { if (dc.readyState === "open") dc.send("ping: " + Date.now()); }, 1000);
+    };
+    dc.onmessage = (msg) => {
+      try { onEvent(JSON.parse(msg.data)); } catch (e) { /* not ours */ }
+    };
+    pc.ontrack = (e) => {
+      if (e.track.kind !== "audio") return;
+      const stream = new MediaStream([e.track]);
+      ui.audio.srcObject = stream;
+      recordReceived(stream);
+    };
+    pc.onconnectionstatechange = () => {
+      if (pc && pc.connectionState === "connected") setStatus("Connected", "connected");
+      if (pc && (pc.connectionState === "failed" || pc.connectionState === "closed")) finish("Disconnected");
+    };
+    const offer = await pc.createOffer();
+    await pc.setLocalDescription(offer);
+    await waitForIce(pc);
+    const body = { sdp: pc.localDescription.sdp, type: pc.localDescription.type };
+    if (embedKey) body.embed_key = embedKey;
+    let response;
+    try {
+      response = await fetch("/api/voice/webrtc/offer", {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+      });
+    } catch (err) {
+      finish("The help desk could not be reached.");
+      return;
+    }
+    if (!response.ok) {
+      let detail = "The call could not be placed.";
+      try { detail = (await response.json()).detail || detail; } catch (e) { /* keep default */ }
+      finish(detail);
+      state.status = "refused";
+      return;
+    }
+    const answer = await response.json();
+    state.callId = answer.call_id;
+    await pc.setRemoteDescription({ sdp: answer.sdp, type: answer.type });
+    ui.hangup.disabled = false;
+  }
+
+  function finish(text) {
+    if (pingTimer) clearInterval(pingTimer);
+    pingTimer = null;
+    if (pc) { try { pc.close(); } catch (e) { /* already closed */ } }
+    pc = null;
+    if (micStream) micStream.getTracks().forEach((t) => t.stop());
+    micStream = null;
+    ui.hangup.disabled = true;
+    ui.call.disabled = false;
+    setStatus(text, "ended");
+  }
+
+  function hangup() {
+    if (dc && dc.readyState === "open") dc.send(JSON.stringify({ type: "hangup" }));
+    // Give the hangup message a moment to leave before the connection closes.
+    setTimeout(() => finish("Call ended"), 200);
+  }
+
+  ui.call.addEventListener("click", start);
+  ui.hangup.addEventListener("click", hangup);
+})();

@@ -1,0 +1,170 @@
+"""The voice runtime of one process: admission, the call registry, personas and per-call pipelines.
+
+``build_app`` makes one ``VoiceService``; its ``startup`` hook runs in the API's lifespan (after
+migrations) and its routers (WebRTC, WebSocket stream, transcription) take calls through it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import structlog
+from pipecat.frames.frames import Frame, TTSSpeakFrame
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.transports.base_transport import BaseTransport
+
+from agent.metrics import CALLS_REJECTED
+from agent.sessions import CallRegistry, CallSession, ClientChannel
+from control_api import ratelimit
+from control_api.problems import ProblemError
+from control_api.services import personas as persona_service
+from control_api.state import AppState
+from pipelines.contracts import PersonaSpec
+
+log = structlog.get_logger(__name__)
+
+
+class PipelineFactory(Protocol):
+    """Builds one call's pipeline around its transport."""
+
+    def __call__(self, *, transport: BaseTransport, call: CallSession, persona: PersonaSpec) -> Pipeline:
+        """The pipeline for ``call`` (transport input first, transport output last)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ActivePersona:
+    """The persona a call runs with, and the stored version it came from."""
+
+    spec: PersonaSpec
+    persona_id: str | None
+
+
+class VoiceService:
+    """Admission control, call registry and pipeline runs for every voice channel of the process.
+
+    Args:
+        max_calls: Concurrent-call cap.
+        silence_timeout_secs: Silence that ends a call.
+        max_call_secs: Hard limit on a call's length.
+        embed_key: When set, the public caller page must present it.
+        pipeline_factory: Builds a call's pipeline.
+
+    """
+
+    def __init__(
+        self,
+        *,
+        max_calls: int,
+        silence_timeout_secs: float,
+        max_call_secs: float,
+        embed_key: str | None,
+        pipeline_factory: PipelineFactory,
+    ) -> None:
+        self.max_calls = max_calls
+        self.silence_timeout_secs = silence_timeout_secs
+        self.max_call_secs = max_call_secs
+        self._embed_key = embed_key
+        self.pipeline_factory = pipeline_factory
+        self._state: AppState | None = None
+        self._registry: CallRegistry | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def state(self) -> AppState:
+        """The API's state (available once started)."""
+        if self._state is None:
+            raise RuntimeError("the voice service has not started")
+        return self._state
+
+    @property
+    def registry(self) -> CallRegistry:
+        """Live calls of this process (available once started)."""
+        if self._registry is None:
+            raise RuntimeError("the voice service has not started")
+        return self._registry
+
+    async def startup(self, state: AppState) -> Callable[[], Awaitable[None]]:
+        """Startup hook: bind to the API's state and seed the default persona."""
+        self._state = state
+        self._registry = CallRegistry(
+            sessions=state.sessions,
+            max_calls=self.max_calls,
+            silence_timeout_secs=self.silence_timeout_secs,
+            max_call_secs=self.max_call_secs,
+        )
+        async with state.sessions() as session:
+            await persona_service.ensure_default(session)
+        return self.shutdown
+
+    async def shutdown(self) -> None:
+        """End every call and wait for their pipelines."""
+        if self._registry is not None:
+            await self._registry.close_all("server_shutdown")
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def check_embed_key(self, presented: str | None, *, channel: str) -> None:
+        """403 problem unless the configured embed key (if any) is presented."""
+        if self._embed_key is None:
+            return
+        if presented is None or not hmac.compare_digest(presented.encode(), self._embed_key.encode()):
+            CALLS_REJECTED.labels(channel=channel, reason="embed_key").inc()
+            raise ProblemError(403, "A valid embed key is required to place a call.", type_="embed-key-required")
+
+    async def admit(self, *, rate_key: str, channel: str) -> None:
+        """Count one call against the voice rate limit and check for a free line (429 / 503 problems)."""
+        self.registry.check_capacity(channel)
+        try:
+            await ratelimit.hit(self.state.limiter, "voice", rate_key)
+        except ProblemError:
+            CALLS_REJECTED.labels(channel=channel, reason="rate_limit").inc()
+            raise
+
+    async def active_persona(self, name: str = persona_service.DEFAULT_PERSONA) -> ActivePersona:
+        """The active version of persona ``name`` (the built-in default if the database has none)."""
+        async with self.state.sessions() as session:
+            row = await persona_service.find_active(session, name)
+        if row is None:
+            return ActivePersona(spec=PersonaSpec(), persona_id=None)
+        spec = PersonaSpec(
+            name=row.display_name,
+            greeting=row.greeting,
+            consent_notice=row.consent_notice,
+            voice=row.voice,
+            language=row.language,
+            instructions=row.instructions,
+        )
+        return ActivePersona(spec=spec, persona_id=row.id)
+
+    async def open_call(
+        self,
+        *,
+        channel: str,
+        client: ClientChannel,
+        persona: ActivePersona,
+        created_by: str | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> CallSession:
+        """Store the call record (its first packet has arrived) and take a line."""
+        return await self.registry.open(
+            channel=channel, client=client, persona_id=persona.persona_id, created_by=created_by, meta=meta
+        )
+
+    def greeting_frames(self, persona: PersonaSpec) -> list[Frame]:
+        """What the agent says first: the greeting, then the recording/consent notice."""
+        return [TTSSpeakFrame(text=f"{persona.greeting.strip()} {persona.consent_notice.strip()}")]
+
+    def spawn(self, coro: Coroutine[Any, Any, None], *, name: str) -> asyncio.Task[None]:
+        """Run a call's coroutine as a task the service owns (cancelled on shutdown)."""
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
