@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from control_api.console import routes as console
 from control_api.routes import personas, voice_profiles
 
 ROUTERS: list[APIRouter] = [personas.router, voice_profiles.router]
+ROUTERS.append(console.router)  # the web console (/console), outside the OpenAPI schema

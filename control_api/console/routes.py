@@ -1,0 +1,108 @@
+"""Serve the web console: ``/console`` (the single page) and its files under ``/console/static/``.
+
+The console is plain HTML, CSS and JavaScript modules shipped as package data, so it works offline and needs
+no build step. Every response carries a strict Content-Security-Policy (same origin only, no inline script),
+so an injected string in any call transcript or document name can never run as code.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Final
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse, HTMLResponse, Response
+
+from control_api.problems import ProblemError
+
+PACKAGE_DIR: Final = Path(__file__).resolve().parent
+STATIC_DIR: Final = PACKAGE_DIR / "static"
+STATIC_PREFIX: Final = "/console/static"
+
+CONTENT_SECURITY_POLICY: Final = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "media-src 'self' blob:",
+        "connect-src 'self'",
+        "font-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    )
+)
+SECURITY_HEADERS: Final[dict[str, str]] = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
+}
+# Only these file types are served; anything else under static/ is a 404.
+MEDIA_TYPES: Final[dict[str, str]] = {
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".json": "application/json",
+}
+router = APIRouter(include_in_schema=False, tags=["console"])
+
+
+@lru_cache(maxsize=1)
+def _index_html() -> str:
+    """The console's single page (read once per process)."""
+    return (PACKAGE_DIR / "index.html").read_text(encoding="utf-8")
+
+
+def _page() -> HTMLResponse:
+    return HTMLResponse(_index_html(), headers={**SECURITY_HEADERS, "Cache-Control": "no-store"})
+
+
+@router.get("/console", response_class=HTMLResponse)
+async def console_page() -> HTMLResponse:
+    """The console's single page; the hash part of the URL picks the view in the browser."""
+    return _page()
+
+
+@router.get("/console/reset-password", response_class=HTMLResponse)
+async def console_reset_password_page() -> HTMLResponse:
+    """The same page, opened from a password-reset or invitation e-mail (the token is in the query)."""
+    return _page()
+
+
+def resolve_asset(asset_path: str) -> Path:
+    """The file under ``static/`` named by ``asset_path``; 404 problem when absent, hidden or outside.
+
+    Args:
+        asset_path: The path below ``/console/static/`` as the client sent it.
+
+    Returns:
+        The resolved file path, guaranteed to lie inside ``STATIC_DIR``.
+
+    Raises:
+        ProblemError: 404 when the path escapes the folder, names a hidden or unknown file type, or no file.
+
+    """
+    not_found = ProblemError(404, "No console file at this path.", type_="not-found")
+    parts = Path(asset_path).parts
+    if not parts or any(part.startswith(".") for part in parts) or "\\" in asset_path or "\x00" in asset_path:
+        raise not_found
+    candidate = (STATIC_DIR / asset_path).resolve()
+    if not candidate.is_relative_to(STATIC_DIR) or candidate.suffix not in MEDIA_TYPES or not candidate.is_file():
+        raise not_found
+    return candidate
+
+
+@router.get(STATIC_PREFIX + "/{asset_path:path}")
+async def console_asset(asset_path: str) -> Response:
+    """One console file (JavaScript module, stylesheet, icon); revalidated on every load."""
+    path = resolve_asset(asset_path)
+    headers = {**SECURITY_HEADERS, "Cache-Control": "no-cache"}
+    return FileResponse(path, media_type=MEDIA_TYPES[path.suffix], headers=headers)

@@ -1,0 +1,194 @@
+// Console shell: session, permissions, hash routing, notices.
+import { api, ApiError, rememberCsrf, request, setUnauthenticatedHandler } from "./api.js";
+import { h, replace } from "./dom.js";
+import { renderLogin, renderResetPassword } from "./views/login.js";
+import { renderDashboard } from "./views/dashboard.js";
+import { renderCalls } from "./views/calls.js";
+import { renderCallDetail } from "./views/call_detail.js";
+import { renderKnowledge } from "./views/knowledge.js";
+import { renderUsers } from "./views/users.js";
+import { renderAudit } from "./views/audit.js";
+
+// view name -> [permission needed, render function, page title]
+const VIEWS = {
+  dashboard: ["analytics:read", renderDashboard, "Dashboard"],
+  calls: ["calls:read_own", renderCalls, "Calls"],
+  call: ["calls:read_own", renderCallDetail, "Call"],
+  knowledge: ["knowledge:read", renderKnowledge, "Knowledge"],
+  users: ["users:manage", renderUsers, "Users"],
+  audit: ["audit:read", renderAudit, "Audit log"],
+};
+
+const main = document.getElementById("view");
+const notices = document.getElementById("notices");
+const topbar = document.getElementById("topbar");
+
+let currentUser = null;
+let cleanup = null;
+let renderToken = 0;
+
+/** Whether the signed-in user's role grants `permission` (the server still decides). */
+export function can(permission) {
+  return Boolean(currentUser && (currentUser.permissions || []).includes(permission));
+}
+
+/**
+ * Show a message to the user. Errors stay until dismissed; others fade after a few seconds.
+ * @param {string|Error} message
+ * @param {"info"|"success"|"error"} [kind]
+ */
+export function notify(message, kind = "info") {
+  const text = message instanceof Error ? message.message : String(message);
+  const tone = message instanceof Error ? "error" : kind;
+  const close = h("button", { type: "button", class: "notice-close", "aria-label": "Dismiss message", text: "×" });
+  const note = h("div", { class: `notice notice-${tone}`, role: tone === "error" ? "alert" : null },
+    h("span", { class: "notice-text", text }), close);
+  close.addEventListener("click", () => note.remove());
+  notices.append(note);
+  if (tone !== "error") setTimeout(() => note.remove(), 5000);
+  while (notices.children.length > 4) notices.firstElementChild.remove();
+}
+
+/** Report an API error: its problem `detail`, or the message of any other error. */
+export function showError(error) {
+  if (error && error.name === "AbortError") return;
+  if (error instanceof ApiError && error.status === 401) return; // handled by the sign-in redirect
+  notify(error instanceof Error ? error : new Error(String(error)), "error");
+}
+
+function landingView() {
+  for (const name of ["dashboard", "calls", "knowledge", "users", "audit"]) {
+    if (can(VIEWS[name][0])) return name;
+  }
+  return null;
+}
+
+function parseHash() {
+  const raw = location.hash.replace(/^#\/?/, "");
+  const [pathPart, queryPart = ""] = raw.split("?");
+  const parts = pathPart.split("/").filter(Boolean).map(decodeURIComponent);
+  return { parts, query: new URLSearchParams(queryPart) };
+}
+
+export function navigate(hash) {
+  if (location.hash === hash) route();
+  else location.hash = hash;
+}
+
+function updateChrome(viewName) {
+  topbar.hidden = !currentUser;
+  if (!currentUser) return;
+  const who = document.getElementById("who");
+  who.textContent = `${currentUser.full_name || currentUser.email} · ${currentUser.role}`;
+  for (const item of document.querySelectorAll("#nav li[data-permission]")) {
+    item.hidden = !can(item.dataset.permission);
+  }
+  for (const link of document.querySelectorAll("#nav a[data-view]")) {
+    const active = link.dataset.view === viewName || (viewName === "call" && link.dataset.view === "calls");
+    if (active) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+}
+
+async function route() {
+  const token = ++renderToken;
+  if (cleanup) {
+    try {
+      cleanup();
+    } catch (error) {
+      console.warn("view cleanup failed", error);
+    }
+    cleanup = null;
+  }
+  const { parts, query } = parseHash();
+  if (!currentUser) {
+    updateChrome(null);
+    document.title = "Sign in · Voxdesk";
+    renderLogin(main, { onSignedIn: signedIn, notify, showError });
+    return;
+  }
+  let name = parts[0] || landingView();
+  if (name === "calls" && parts[1]) name = "call";
+  const view = VIEWS[name];
+  if (!view) {
+    updateChrome(null);
+    replace(main, h("section", { class: "panel" },
+      h("h1", { text: "Nothing here" }),
+      h("p", { text: "This page does not exist, or your role has no page in the console." })));
+    return;
+  }
+  const [permission, render, title] = view;
+  updateChrome(name);
+  if (!can(permission)) {
+    replace(main, h("section", { class: "panel" },
+      h("h1", { text: "Not available" }),
+      h("p", { text: "Your role does not allow this page." })));
+    return;
+  }
+  document.title = `${title} · Voxdesk`;
+  replace(main, h("p", { class: "loading", text: "Loading…" }));
+  const ctx = { user: currentUser, can, notify, showError, navigate, query, params: parts.slice(1), isCurrent: () => token === renderToken };
+  try {
+    const result = await render(main, ctx);
+    if (token !== renderToken) {
+      if (typeof result === "function") result();
+      return;
+    }
+    cleanup = typeof result === "function" ? result : null;
+    const heading = main.querySelector("h1");
+    if (heading && document.activeElement === document.body) {
+      heading.setAttribute("tabindex", "-1");
+      heading.focus({ preventScroll: true });
+    }
+  } catch (error) {
+    if (token !== renderToken) return;
+    showError(error);
+    replace(main, h("section", { class: "panel" }, h("h1", { text: title }),
+      h("p", { class: "error-text", text: error instanceof Error ? error.message : String(error) })));
+  }
+}
+
+function signedIn(user) {
+  currentUser = user;
+  const hash = location.hash.replace(/^#\/?/, "");
+  if (!hash || hash === "login") location.hash = `#/${landingView() || "dashboard"}`;
+  else route();
+}
+
+async function signOut() {
+  try {
+    await request("POST", "/api/auth/logout", { quiet401: true });
+  } catch (error) {
+    if (!(error instanceof ApiError && error.status === 401)) showError(error);
+  }
+  currentUser = null;
+  rememberCsrf(null);
+  history.replaceState(null, "", "/console#/login");
+  route();
+  notify("You are signed out.", "success");
+}
+
+async function boot() {
+  setUnauthenticatedHandler(() => {
+    if (!currentUser) return;
+    currentUser = null;
+    rememberCsrf(null);
+    notify("Your session has ended. Please sign in again.", "info");
+    route();
+  });
+  document.getElementById("signout").addEventListener("click", signOut);
+  window.addEventListener("hashchange", route);
+  if (location.pathname.replace(/\/$/, "").endsWith("/reset-password")) {
+    renderResetPassword(main, { notify, showError });
+    return;
+  }
+  try {
+    currentUser = await api.get("/api/auth/me", { quiet401: true });
+  } catch (error) {
+    currentUser = null;
+    if (!(error instanceof ApiError && error.status === 401)) showError(error);
+  }
+  route();
+}
+
+boot();

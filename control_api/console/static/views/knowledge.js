@@ -1,0 +1,179 @@
+// Knowledge base: documents with their ingestion status, multi-file upload, delete,
+// a "test a question" box over the retrieval API, and the questions the desk could not answer.
+import { api, ApiError } from "../api.js";
+import { field, fmtBytes, fmtDateTime, h, pill, replace } from "../dom.js";
+
+export const DOCUMENTS_PATH = "/api/knowledge/documents";
+export const QUERY_PATH = "/api/rag/query";
+export const UNANSWERED_PATH = "/api/rag/unanswered";
+const ACCEPT = ".md,.markdown,.txt,.html,.htm,.pdf,.docx,.xlsx,.csv";
+const POLL_MS = 2000;
+
+function listOf(answer) {
+  if (Array.isArray(answer)) return answer;
+  return (answer && (answer.items || answer.data || answer.documents)) || [];
+}
+
+function documentRow(doc, ctx, reload) {
+  const name = doc.title && doc.title !== doc.filename ? [h("div", { text: doc.title }), h("div", { class: "muted small", text: doc.filename })] : h("div", { text: doc.filename });
+  const statusCell = h("td", {}, pill(doc.status), doc.error ? h("div", { class: "error-text small", text: doc.error }) : null);
+  let actions = null;
+  if (ctx.can("knowledge:write")) {
+    const remove = h("button", { type: "button", class: "button danger small", text: "Delete", "aria-label": `Delete ${doc.filename}` });
+    remove.addEventListener("click", async () => {
+      if (!window.confirm(`Delete “${doc.filename}” from the knowledge base?`)) return;
+      remove.disabled = true;
+      try {
+        await api.del(`${DOCUMENTS_PATH}/${encodeURIComponent(doc.id)}`);
+        ctx.notify(`${doc.filename} deleted.`, "success");
+        reload();
+      } catch (error) {
+        ctx.showError(error);
+        remove.disabled = false;
+      }
+    });
+    actions = remove;
+  }
+  return h("tr", { dataset: { documentId: doc.id, status: doc.status } },
+    h("td", {}, name), statusCell,
+    h("td", { class: "num", text: doc.chunk_count ?? "—" }),
+    h("td", { class: "num", text: fmtBytes(doc.size_bytes) }),
+    h("td", { text: fmtDateTime(doc.updated_at || doc.created_at) }),
+    ctx.can("knowledge:write") ? h("td", {}, actions) : null);
+}
+
+function uploadForm(ctx, onUploaded) {
+  const input = h("input", { type: "file", name: "files", multiple: true, accept: ACCEPT, required: true });
+  const submit = h("button", { type: "submit", class: "button primary", text: "Upload" });
+  const form = h("form", { class: "inline-form", "aria-label": "Upload documents" },
+    field("Documents", input, "Markdown, text, HTML, PDF, DOCX or XLSX; several at once."), h("div", { class: "filter-actions" }, submit));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (!input.files.length) return;
+    const data = new FormData();
+    for (const file of input.files) data.append("files", file, file.name);
+    submit.disabled = true;
+    submit.textContent = "Uploading…";
+    try {
+      await api.upload(DOCUMENTS_PATH, data);
+      ctx.notify(`${input.files.length} file${input.files.length === 1 ? "" : "s"} uploaded; ingestion started.`, "success");
+      form.reset();
+      onUploaded();
+    } catch (error) {
+      ctx.showError(error);
+    } finally {
+      submit.disabled = false;
+      submit.textContent = "Upload";
+    }
+  });
+  return form;
+}
+
+function passageView(passage, index) {
+  const source = passage.citation || passage.source || {};
+  const title = passage.title || passage.document_title || source.title || passage.filename || source.filename || passage.document_id || "document";
+  const where = [passage.heading || source.heading, passage.page || source.page ? `page ${passage.page || source.page}` : null].filter(Boolean).join(" · ");
+  const score = passage.score ?? passage.similarity;
+  return h("li", { class: "passage" },
+    h("div", { class: "passage-head" },
+      h("strong", { text: `[${index + 1}] ${title}` }),
+      where ? h("span", { class: "muted", text: where }) : null,
+      score !== undefined && score !== null ? h("span", { class: "muted mono", text: `score ${Number(score).toFixed(3)}` }) : null),
+    h("p", { class: "passage-text", text: passage.text || passage.content || "" }));
+}
+
+function askForm(ctx) {
+  const question = h("input", { type: "text", name: "question", required: true, maxlength: 500, placeholder: "e.g. How do I reset my router?" });
+  const submit = h("button", { type: "submit", class: "button primary", text: "Ask" });
+  const result = h("div", { class: "answer", "aria-live": "polite" });
+  const form = h("form", { class: "inline-form ask", "aria-label": "Test a question" }, field("Question", question), h("div", { class: "filter-actions" }, submit));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    submit.disabled = true;
+    replace(result, h("p", { class: "muted", text: "Searching…" }));
+    try {
+      const answer = await api.post(QUERY_PATH, { question: question.value.trim() });
+      const passages = (answer && (answer.passages || answer.results || answer.items)) || [];
+      const citations = (answer && answer.citations) || [];
+      replace(result,
+        answer && answer.answer ? h("div", { class: "answer-text" }, h("h3", { text: "Answer" }), h("p", { text: answer.answer })) : null,
+        passages.length
+          ? [h("h3", { text: `Passages (${passages.length})` }), h("ol", { class: "passages" }, passages.map(passageView))]
+          : h("p", { class: "empty", text: "No passage is relevant enough: the desk would not answer this from the knowledge base." }),
+        citations.length ? h("p", { class: "muted small", text: `Citations: ${citations.map((c) => (typeof c === "string" ? c : c.title || c.filename || c.chunk_id || JSON.stringify(c))).join(" · ")}` }) : null);
+    } catch (error) {
+      replace(result);
+      ctx.showError(error);
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  return h("div", {}, form, result);
+}
+
+async function unansweredPanel() {
+  let answer;
+  try {
+    answer = await api.get(UNANSWERED_PATH, { query: { limit: 20 } });
+  } catch (error) {
+    if (error instanceof ApiError && (error.status === 404 || error.status === 403)) return null;
+    throw error;
+  }
+  const items = listOf(answer);
+  return h("section", { class: "panel", "aria-labelledby": "unanswered-title" },
+    h("h2", { id: "unanswered-title", text: "Questions the desk could not answer" }),
+    items.length
+      ? h("ul", { class: "unanswered" }, items.map((item) => h("li", {},
+        h("span", { text: item.question }),
+        h("span", { class: "muted small", text: [item.count ? `${item.count}×` : null, fmtDateTime(item.last_asked_at || item.created_at || item.at)].filter(Boolean).join(" · ") }))))
+      : h("p", { class: "empty", text: "None so far." }));
+}
+
+export async function renderKnowledge(main, ctx) {
+  const tbody = h("tbody");
+  const status = h("p", { class: "muted small", role: "status" });
+  const unansweredSlot = h("div");
+  let timer = null;
+  let stopped = false;
+
+  async function load() {
+    clearTimeout(timer);
+    try {
+      const docs = listOf(await api.get(DOCUMENTS_PATH, { query: { limit: 200 } }));
+      if (stopped) return;
+      replace(tbody, docs.length ? docs.map((doc) => documentRow(doc, ctx, load))
+        : h("tr", {}, h("td", { colspan: 6, class: "empty", text: "No documents yet. Upload some to teach the desk." })));
+      const busy = docs.filter((doc) => doc.status === "pending" || doc.status === "processing").length;
+      status.textContent = `${docs.length} document${docs.length === 1 ? "" : "s"}${busy ? ` · ${busy} being ingested` : ""}.`;
+      if (busy) timer = setTimeout(load, POLL_MS);
+    } catch (error) {
+      ctx.showError(error);
+    }
+  }
+
+  const columns = ["Document", "Status", "Chunks", "Size", "Updated"];
+  if (ctx.can("knowledge:write")) columns.push("");
+  replace(main,
+    h("div", { class: "page-head" }, h("h1", { text: "Knowledge" })),
+    ctx.can("knowledge:write")
+      ? h("section", { class: "panel", "aria-labelledby": "upload-title" }, h("h2", { id: "upload-title", text: "Add documents" }), uploadForm(ctx, load))
+      : null,
+    h("section", { class: "panel flush", "aria-labelledby": "docs-title" },
+      h("h2", { id: "docs-title", class: "panel-title", text: "Documents" }),
+      h("div", { class: "table-wrap" }, h("table", { class: "table" },
+        h("thead", {}, h("tr", {}, columns.map((t) => h("th", { scope: "col", text: t })))), tbody)),
+      h("div", { class: "table-foot" }, status)),
+    h("section", { class: "panel", "aria-labelledby": "ask-title" },
+      h("h2", { id: "ask-title", text: "Test a question" }),
+      h("p", { class: "muted", text: "See which passages the voice agent would use to answer." }),
+      askForm(ctx)),
+    unansweredSlot);
+  await load();
+  unansweredPanel().then((panel) => {
+    if (panel && !stopped) replace(unansweredSlot, panel);
+  }).catch((error) => ctx.showError(error));
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
+}

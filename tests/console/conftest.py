@@ -1,0 +1,153 @@
+"""A real Voxdesk server (uvicorn on a free loopback port, SQLite in a temp dir) and headless Chromium."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from config import Settings
+from tests.conftest import make_settings
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ADMIN_EMAIL = "admin@voxdesk.test"
+ADMIN_PASSWORD = "console-admin-pass-1"  # noqa: S105 - a test account's password
+
+
+@dataclass
+class Seeded:
+    """What the seed put in the database."""
+
+    admin_id: str = ""
+    ended_call_id: str = ""
+    live_call_id: str = ""
+    caller_lines: list[str] = field(default_factory=list)
+    agent_lines: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LiveServer:
+    """A running server: its base URL, settings and seed."""
+
+    base_url: str
+    settings: Settings
+    seeded: Seeded
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def _seed(settings: Settings) -> Seeded:
+    """Migrate, then create the admin and two calls (one ended with a transcript, one live)."""
+    from control_api.db.engine import create_engine, session_factory
+    from control_api.db.migrate import upgrade
+    from control_api.rbac import Role
+    from control_api.services import calls, users
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(settings.database_url)
+    seeded = Seeded(
+        caller_lines=[
+            "Hi, my broadband keeps dropping every evening.",
+            "Thanks, that sounds helpful!",
+        ],
+        agent_lines=[
+            "Sorry to hear that. Restarting the router and moving it away from the microwave usually helps.",
+            "Glad to help. Is there anything else?",
+        ],
+    )
+    try:
+        await upgrade(engine)
+        async with session_factory(engine)() as session:
+            admin = await users.create_user(
+                session, email=ADMIN_EMAIL, password=ADMIN_PASSWORD, role=Role.ADMIN, full_name="Asha Admin"
+            )
+            seeded.admin_id = admin.id
+            call = await calls.create_call(
+                session, channel="webrtc", caller_name="Ravi Kumar", caller_number="+919812345678"
+            )
+            seeded.ended_call_id = call.id
+            await calls.set_status(session, call.id, "active")
+            seq = 0
+            for caller_text, agent_text in zip(seeded.caller_lines, seeded.agent_lines, strict=True):
+                await calls.append_turn(session, call.id, seq=seq, role="caller", text=caller_text)
+                await calls.append_turn(session, call.id, seq=seq + 1, role="agent", text=agent_text)
+                await calls.add_event(
+                    session,
+                    call.id,
+                    kind="latency",
+                    turn_seq=seq + 1,
+                    total_ms=640.0 + 100 * seq,
+                    vad_ms=200.0,
+                    asr_ms=120.0,
+                    retrieval_ms=30.0,
+                    llm_ms=90.0 + 50 * seq,
+                    tts_ms=150.0,
+                )
+                seq += 2
+            ended = await calls.end_call(
+                session, call.id, reason="caller_hangup", outcome="resolved", latency_p50_ms=640.0, latency_p95_ms=740.0
+            )
+            # A few seconds of handle time, as a real call would have.
+            ended.duration_ms = int(timedelta(minutes=2, seconds=5).total_seconds() * 1000)
+            await session.commit()
+            live = await calls.create_call(session, channel="sip", caller_number="+441632960001")
+            await calls.set_status(session, live.id, "active")
+            seeded.live_call_id = live.id
+    finally:
+        await engine.dispose()
+    return seeded
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """The whole server (``agent.server.build_app``) on a free loopback port, seeded."""
+    from agent.server import build_app
+
+    settings = make_settings(tmp_path_factory.mktemp("console"))
+    seeded = asyncio.run(_seed(settings))
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(build_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, name="console-e2e-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.05)
+    try:
+        yield LiveServer(base_url=f"http://127.0.0.1:{port}", settings=settings, seeded=seeded)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@pytest.fixture
+def browser_dir(tmp_path: Path) -> Path:
+    """A fresh Chromium profile directory."""
+    profile = tmp_path / "chromium-profile"
+    profile.mkdir()
+    return profile

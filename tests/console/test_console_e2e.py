@@ -1,0 +1,158 @@
+"""The web console end to end: a real server, a real database and headless Chromium.
+
+Screenshots go to ``$VOXDESK_CONSOLE_SHOTS`` when set (for a person to look at), else to a temp dir.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Request, expect, sync_playwright
+
+from tests.console.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, CHROMIUM, CHROMIUM_ARGS, LiveServer
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+TIMEOUT_MS = 15_000
+
+
+class PageWatch:
+    """Every request the page makes and every console error it logs."""
+
+    def __init__(self) -> None:
+        self.requests: list[str] = []
+        self.errors: list[str] = []
+
+    def on_request(self, request: Request) -> None:
+        self.requests.append(request.url)
+
+    def on_console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.errors.append(f"console: {message.text} @ {message.location}")
+
+    def on_page_error(self, error: Exception) -> None:
+        self.errors.append(f"page error: {error}")
+
+    def foreign_requests(self) -> list[str]:
+        """Requests to anywhere but the loopback test server (data: and blob: URLs are local)."""
+        return [
+            url
+            for url in self.requests
+            if urlsplit(url).scheme not in {"data", "blob"} and urlsplit(url).hostname != "127.0.0.1"
+        ]
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    """Where screenshots go."""
+    folder = Path(os.environ.get("VOXDESK_CONSOLE_SHOTS") or tmp_path / "shots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+def browser(browser_dir: Path) -> Iterator[BrowserContext]:
+    """Headless Chromium (the Debian build; never a downloaded one) at 1280×800."""
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(browser_dir),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1280, "height": 800},
+            accept_downloads=True,
+        )
+        context.set_default_timeout(TIMEOUT_MS)
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+def _open(context: BrowserContext) -> tuple[Page, PageWatch]:
+    page = context.pages[0] if context.pages else context.new_page()
+    watch = PageWatch()
+    page.on("request", watch.on_request)
+    page.on("console", watch.on_console)
+    page.on("pageerror", watch.on_page_error)
+    return page, watch
+
+
+def _sign_in(page: Page, server: LiveServer) -> None:
+    page.goto(f"{server.base_url}/console")
+    expect(page.get_by_role("heading", name="Sign in to the console")).to_be_visible()
+    page.get_by_label("E-mail").fill(ADMIN_EMAIL)
+    page.get_by_label("Password").fill(ADMIN_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+
+
+def test_sign_in_dashboard_calls_and_sign_out(live_server: LiveServer, browser: BrowserContext, shots: Path) -> None:
+    """Sign in, read the dashboard, open a seeded call's transcript, annotate it, sign out."""
+    page, watch = _open(browser)
+    page.goto(f"{live_server.base_url}/console")
+    expect(page.get_by_role("heading", name="Sign in to the console")).to_be_visible()
+    page.screenshot(path=shots / "01-sign-in.png")
+
+    # A wrong password shows the server's problem detail.
+    page.get_by_label("E-mail").fill(ADMIN_EMAIL)
+    page.get_by_label("Password").fill("not-the-password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("e-mail or password is wrong")
+
+    page.get_by_label("Password").fill(ADMIN_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    expect(page.locator("#who")).to_contain_text("Asha Admin")
+
+    # Dashboard: one live call, two calls today.
+    expect(page.locator('[data-stat="live_calls"] .tile-value')).to_have_text("1")
+    expect(page.locator('[data-stat="calls_today"] .tile-value')).to_have_text("2")
+    expect(page.locator('[data-stat="containment_rate"] .tile-value')).to_have_text(re.compile(r"\d+\.\d %"))
+    expect(page.locator('[data-stat="latency_p50"]')).to_have_text(re.compile(r"\d+ ms"))
+    page.screenshot(path=shots / "02-dashboard.png")
+
+    # Calls list: both seeded calls, the ended one opens to its transcript.
+    page.get_by_role("link", name="Calls", exact=True).click()
+    expect(page.get_by_role("heading", name="Calls")).to_be_visible()
+    rows = page.locator("tbody tr[data-call-id]")
+    expect(rows).to_have_count(2)
+    export = page.get_by_role("link", name="Export CSV")
+    expect(export).to_have_attribute("href", re.compile(r"^/api/calls"))
+    page.screenshot(path=shots / "03-calls.png")
+    page.get_by_role("link", name="Ravi Kumar").click()
+
+    expect(page.get_by_role("heading", name="Call with Ravi Kumar")).to_be_visible()
+    transcript = page.get_by_role("list", name="Transcript")
+    for line in [*live_server.seeded.caller_lines, *live_server.seeded.agent_lines]:
+        expect(transcript).to_contain_text(line)
+    expect(transcript.locator('li[data-role="caller"]')).to_have_count(2)
+    expect(transcript.locator('li[data-role="agent"]')).to_have_count(2)
+    expect(transcript.locator(".latency-chip").first).to_contain_text("640 ms")
+
+    # Notes and tags are saved through PUT /api/calls/{id} (cookie session + CSRF header).
+    page.get_by_label("Disposition").fill("router advice")
+    page.get_by_label("Tags").fill("wifi, evening")
+    page.get_by_label("Notes").fill("Caller happy after the restart tip.")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_text("Call updated.")).to_be_visible()
+    page.screenshot(path=shots / "04-call-detail.png", full_page=True)
+    page.reload()
+    expect(page.get_by_label("Tags")).to_have_value("wifi, evening")
+
+    # Sign out: back to the sign-in page, and the session no longer works.
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in to the console")).to_be_visible()
+    me = page.request.get(f"{live_server.base_url}/api/auth/me")
+    assert me.status == 401
+    page.screenshot(path=shots / "05-signed-out.png")
+
+    assert watch.foreign_requests() == []
+    # The one expected error: the 401 of the wrong password, which Chromium logs as a failed resource.
+    unexpected = [e for e in watch.errors if "401" not in e]
+    assert unexpected == []
