@@ -77,4 +77,10 @@ ROUTE_ROLES: dict[tuple[str, str], Access] = {
     ("GET", "/api/docs"): Access(EVERYONE, public=True, status=200),
     ("GET", "/api/openapi.json"): Access(EVERYONE, public=True, status=200),
     ("MOUNT", "/api/docs-assets"): Access(EVERYONE, public=True, probe=False, note="static Swagger UI files"),
+    # --- web console (control_api/console): public page and files; its data comes from the API routes ---
+    ("GET", "/console"): Access(EVERYONE, public=True, status=200),
+    ("GET", "/console/reset-password"): Access(EVERYONE, public=True, status=200),
+    ("GET", "/console/static/{asset_path:path}"): Access(
+        EVERYONE, public=True, status=200, params={"asset_path": "app.js"}
+    ),
 }
