@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
@@ -52,6 +52,13 @@ class LiveCallObserver(BaseObserver):
     def __init__(self, *, call: CallSession) -> None:
         super().__init__()
         self._call = call
+        self._speaking: dict[str, bool] = {"agent": False, "caller": False}
+
+    async def _speaking_changed(self, role: str, speaking: bool) -> None:
+        # Speaking frames are broadcast both ways; report each change once.
+        if self._speaking[role] != speaking:
+            self._speaking[role] = speaking
+            await self._call.client.send({"type": "speaking", "role": role, "speaking": speaking})
 
     async def on_push_frame(self, data: FramePushed) -> None:
         """Inspect one frame transfer (each frame once, on its first push)."""
@@ -61,11 +68,13 @@ class LiveCallObserver(BaseObserver):
         if isinstance(frame, _ACTIVITY):
             self._call.touch()
             if isinstance(frame, BotStartedSpeakingFrame):
-                await self._call.client.send({"type": "speaking", "role": "agent", "speaking": True})
+                await self._speaking_changed("agent", True)
             elif isinstance(frame, BotStoppedSpeakingFrame):
-                await self._call.client.send({"type": "speaking", "role": "agent", "speaking": False})
+                await self._speaking_changed("agent", False)
             elif isinstance(frame, UserStartedSpeakingFrame | VADUserStartedSpeakingFrame):
-                await self._call.client.send({"type": "speaking", "role": "caller", "speaking": True})
+                await self._speaking_changed("caller", True)
+            else:
+                await self._speaking_changed("caller", False)
         elif isinstance(frame, InterimTranscriptionFrame):
             self._call.touch()
             await self._call.client.send({"type": "transcript", "role": "caller", "text": frame.text, "final": False})
@@ -73,34 +82,41 @@ class LiveCallObserver(BaseObserver):
             await self._call.client.send({"type": "transcript", "role": "agent", "text": frame.text, "final": False})
 
 
+def make_worker(pipeline: Pipeline, *, call_id: str) -> PipelineWorker:
+    """A worker for ``pipeline`` with the settings every call uses (16 kHz, no idle timeout, no RTVI)."""
+    return PipelineWorker(
+        pipeline,
+        params=PipelineParams(audio_in_sample_rate=SAMPLE_RATE, audio_out_sample_rate=SAMPLE_RATE),
+        idle_timeout_secs=None,
+        enable_rtvi=False,
+        check_dangling_tasks=False,
+        name=f"call-{call_id}",
+    )
+
+
 async def run_call(
     call: CallSession,
-    pipeline: Pipeline,
+    worker: PipelineWorker,
     *,
     initial_frames: Sequence[Frame] = (),
     client_ready: asyncio.Event | None = None,
+    end_reason: Callable[[], str | None] | None = None,
 ) -> None:
-    """Run ``pipeline`` for ``call`` until it finishes or the call ends; the call always ends.
+    """Run ``worker`` for ``call`` until it finishes or the call ends; the call always ends.
 
     Args:
         call: The call session (its stoppers cancel the pipeline).
-        pipeline: The call's pipeline (transport in ... transport out).
+        worker: The call's pipeline worker (transport in ... transport out).
         initial_frames: Frames queued once the pipeline has started and the client is ready (the greeting).
         client_ready: Set when the caller's media is connected (None: ready at once).
+        end_reason: Says why the pipeline finished by itself (e.g. ``agent_ended`` after the end-call
+            tool); ``pipeline_finished`` when it returns None.
 
     """
     # The task was spawned from a request: drop its request id, keep the call id on every line.
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(call_id=call.call_id)
-    worker = PipelineWorker(
-        pipeline,
-        params=PipelineParams(audio_in_sample_rate=SAMPLE_RATE, audio_out_sample_rate=SAMPLE_RATE),
-        observers=[LiveCallObserver(call=call)],
-        idle_timeout_secs=None,
-        enable_rtvi=False,
-        check_dangling_tasks=False,
-        name=f"call-{call.call_id}",
-    )
+    worker.add_observer(LiveCallObserver(call=call))
     runner = WorkerRunner(handle_sigint=False, check_dangling_tasks=False, name=f"runner-{call.call_id}")
 
     async def stop(reason: str) -> None:
@@ -135,4 +151,6 @@ async def run_call(
         reason, failed = "pipeline_error", True
     finally:
         greeter.cancel()
+        if reason == "pipeline_finished" and end_reason is not None:
+            reason = end_reason() or reason
         await call.end(reason, failed=failed)

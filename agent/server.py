@@ -6,13 +6,14 @@ import sys
 
 from fastapi import FastAPI
 from loguru import logger as loguru_logger
-from pipecat.pipeline.pipeline import Pipeline
 from pipecat.transports.base_transport import BaseTransport
 
+from agent.call_runner import make_worker
 from agent.sessions import CallSession
 from agent.standin import build_standin_pipeline
-from agent.voice import VoiceService
+from agent.voice import CallPlan, VoiceService
 from agent.webrtc import webrtc_router
+from agent.ws_stream import ws_stream_router
 from config import Settings
 from control_api.app import create_app
 from control_api.logging_setup import configure_logging
@@ -30,9 +31,10 @@ def build_app(settings: Settings) -> FastAPI:
     configure_logging(level=settings.logging.level, json_logs=settings.logging.json_logs)
     _quiet_pipecat(settings.logging.level)
 
-    def pipeline_factory(*, transport: BaseTransport, call: CallSession, persona: PersonaSpec) -> Pipeline:
+    def pipeline_factory(*, transport: BaseTransport, call: CallSession, persona: PersonaSpec) -> CallPlan:
         del persona
-        return build_standin_pipeline(transport=transport, sink=call.sink)
+        pipeline = build_standin_pipeline(transport=transport, sink=call.sink)
+        return CallPlan(worker=make_worker(pipeline, call_id=call.call_id))
 
     embed_key = settings.voice.embed_key.get_secret_value() if settings.voice.embed_key else None
     voice = VoiceService(
@@ -42,4 +44,4 @@ def build_app(settings: Settings) -> FastAPI:
         embed_key=embed_key,
         pipeline_factory=pipeline_factory,
     )
-    return create_app(settings, routers=[webrtc_router(voice)], startup_hooks=[voice.startup])
+    return create_app(settings, routers=[webrtc_router(voice), ws_stream_router(voice)], startup_hooks=[voice.startup])

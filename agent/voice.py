@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import structlog
 from pipecat.frames.frames import Frame, TTSSpeakFrame
-from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineWorker
 from pipecat.transports.base_transport import BaseTransport
 
 from agent.metrics import CALLS_REJECTED
@@ -28,11 +28,19 @@ from pipelines.contracts import PersonaSpec
 log = structlog.get_logger(__name__)
 
 
-class PipelineFactory(Protocol):
-    """Builds one call's pipeline around its transport."""
+@dataclass(frozen=True, slots=True)
+class CallPlan:
+    """A call's pipeline worker, ready to run, and how to tell why it finished by itself."""
 
-    def __call__(self, *, transport: BaseTransport, call: CallSession, persona: PersonaSpec) -> Pipeline:
-        """The pipeline for ``call`` (transport input first, transport output last)."""
+    worker: PipelineWorker
+    end_reason: Callable[[], str | None] | None = None
+
+
+class PipelineFactory(Protocol):
+    """Builds one call's pipeline around its transport (cheap: stages are prewarmed once)."""
+
+    def __call__(self, *, transport: BaseTransport, call: CallSession, persona: PersonaSpec) -> CallPlan:
+        """The pipeline worker for ``call`` (transport input first, transport output last)."""
         ...
 
 

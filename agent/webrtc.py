@@ -166,12 +166,18 @@ def webrtc_router(voice: VoiceService) -> APIRouter:
 
         call.on_stop(close_connection)
         try:
-            pipeline = voice.pipeline_factory(transport=transport, call=call, persona=persona.spec)
+            plan = voice.pipeline_factory(transport=transport, call=call, persona=persona.spec)
         except Exception:
             await call.end("pipeline_error", failed=True)
             raise
         voice.spawn(
-            run_call(call, pipeline, initial_frames=voice.greeting_frames(persona.spec), client_ready=client_ready),
+            run_call(
+                call,
+                plan.worker,
+                initial_frames=voice.greeting_frames(persona.spec),
+                client_ready=client_ready,
+                end_reason=plan.end_reason,
+            ),
             name=f"call-{call.call_id}",
         )
         answer = connection.get_answer()  # type: ignore[no-untyped-call]  # pipecat is untyped

@@ -1,0 +1,78 @@
+"""The database side of the agent's tools: ticket requests and handoffs of one call.
+
+``create_ticket`` records an ``integration_runs`` row (action ``create_ticket``, status ``pending``)
+until an integration files it; ``transfer_to_human`` opens a ``handoffs`` row and marks the call as
+handed off. The pipeline records the tool calls and results as call events.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from agent.sessions import CallSession, Sessions
+from control_api.db.models import Handoff, IntegrationRun
+from control_api.services import calls as call_service
+from pipelines.contracts import HandoffRequest, TicketRequest
+
+log = structlog.get_logger(__name__)
+
+
+class TicketRecorder:
+    """``pipelines.contracts.TicketHandler``: stores the request as a pending ``create_ticket`` run.
+
+    Args:
+        sessions: Database session factory.
+
+    """
+
+    def __init__(self, *, sessions: Sessions) -> None:
+        self._sessions = sessions
+
+    async def __call__(self, request: TicketRequest) -> str:
+        """Record ``request``; returns a reference the agent reads out (``T-`` and 6 characters)."""
+        async with self._sessions() as session:
+            run = IntegrationRun(
+                call_id=request.call_id,
+                action="create_ticket",
+                status="pending",
+                request={
+                    "subject": request.subject,
+                    "description": request.description,
+                    "priority": request.priority,
+                },
+            )
+            session.add(run)
+            await session.commit()
+            reference = "T-" + run.id.replace("-", "")[:6].upper()
+        log.info("ticket_requested", call_id=request.call_id, integration_run_id=run.id)
+        return reference
+
+
+class HandoffOpener:
+    """``pipelines.contracts.HandoffHandler``: opens a ``handoffs`` row (status ``requested``).
+
+    Args:
+        sessions: Database session factory.
+        call: The call being handed off (its outcome becomes ``handed_off``).
+
+    """
+
+    def __init__(self, *, sessions: Sessions, call: CallSession) -> None:
+        self._sessions = sessions
+        self._call = call
+
+    async def __call__(self, request: HandoffRequest) -> str:
+        """Open the handoff; returns its id."""
+        async with self._sessions() as session:
+            handoff = Handoff(
+                call_id=request.call_id, status="requested", reason=request.reason, summary=request.summary
+            )
+            session.add(handoff)
+            await session.commit()
+            handoff_id = handoff.id
+            await call_service.add_event(
+                session, request.call_id, kind="handoff", data={"handoff_id": handoff_id, "status": "requested"}
+            )
+        self._call.outcome_hint = "handed_off"
+        log.info("handoff_requested", call_id=request.call_id, handoff_id=handoff_id)
+        return handoff_id
