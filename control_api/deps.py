@@ -1,19 +1,43 @@
-"""FastAPI dependencies as ``Annotated`` aliases (after full-stack-fastapi-template's ``deps.py``)."""
+"""FastAPI dependencies as ``Annotated`` aliases (after full-stack-fastapi-template's ``deps.py``).
+
+Authentication: a bearer access token (``Authorization: Bearer ...``) or the console's cookie session
+(``voxdesk_session``). With the cookie, unsafe methods (POST, PUT, PATCH, DELETE) must also carry the
+CSRF token in ``X-CSRF-Token``. Every authenticated request counts against the ``api`` rate limit of
+its user.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from pathlib import Path
 from typing import Annotated
 
 import jwt
 from fastapi import Depends, Request
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_api.db.models import User
 from control_api.problems import ProblemError
+from control_api.ratelimit import hit
 from control_api.rbac import Permission, ensure
 from control_api.security import decode_access_token
+from control_api.services import audit
+from control_api.services.auth import (
+    CSRF_HEADER,
+    REVOKED_FAMILY_PREFIX,
+    SESSION_COOKIE,
+    AuthPolicy,
+    csrf_valid,
+    session_user,
+)
+from control_api.services.mail import MailConfig
 from control_api.state import AppState
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Declared for OpenAPI (the "Authorize" button and security schemes); both optional, checked below.
+_bearer = HTTPBearer(auto_error=False, description="Access token from POST /api/auth/login")
+_cookie = APIKeyCookie(name=SESSION_COOKIE, auto_error=False, description="Console session (needs X-CSRF-Token)")
 
 
 def get_state(request: Request) -> AppState:
@@ -34,28 +58,84 @@ async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-async def get_current_user(request: Request, state: StateDep, session: SessionDep) -> User:
-    """The authenticated, active user from a bearer access token; 401 problem JSON otherwise."""
-    auth = request.headers.get("authorization", "")
-    scheme, _, token = auth.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise ProblemError(
-            401, "Authentication required.", type_="unauthenticated", headers={"WWW-Authenticate": "Bearer"}
-        )
-    try:
-        claims = decode_access_token(token, secret=state.settings.auth.secret_key.get_secret_value())
-    except jwt.InvalidTokenError:
-        raise ProblemError(
-            401,
-            "The access token is invalid or expired.",
-            type_="invalid-token",
-            headers={"WWW-Authenticate": "Bearer"},
-        ) from None
-    user = await session.get(User, str(claims["sub"]))
+def client_ip(request: Request) -> str | None:
+    """The client's address (uvicorn resolves trusted proxy headers)."""
+    return request.client.host if request.client else None
+
+
+def get_auth_policy(state: StateDep) -> AuthPolicy:
+    """Token lifetimes and sign-up policy from the settings."""
+    auth = state.settings.auth
+    return AuthPolicy(
+        secret=auth.secret_key.get_secret_value(),
+        access_minutes=auth.access_token_minutes,
+        refresh_days=auth.refresh_token_days,
+        reset_minutes=auth.reset_token_minutes,
+        allow_signup=auth.allow_signup,
+    )
+
+
+AuthPolicyDep = Annotated[AuthPolicy, Depends(get_auth_policy)]
+
+
+def get_mail_config(state: StateDep) -> MailConfig:
+    """SMTP settings, or the outbox folder under the data directory when no host is set."""
+    smtp = state.settings.smtp
+    return MailConfig(
+        host=smtp.host,
+        port=smtp.port,
+        sender=smtp.sender,
+        outbox_dir=Path(state.settings.data_dir) / "outbox",
+        username=smtp.username,
+        password=smtp.password.get_secret_value() if smtp.password else None,
+        starttls=smtp.starttls,
+    )
+
+
+MailConfigDep = Annotated[MailConfig, Depends(get_mail_config)]
+
+
+def _unauthenticated(detail: str = "Authentication required.", type_: str = "unauthenticated") -> ProblemError:
+    return ProblemError(401, detail, type_=type_, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def get_current_user(
+    request: Request,
+    state: StateDep,
+    session: SessionDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    cookie: Annotated[str | None, Depends(_cookie)],
+) -> User:
+    """The authenticated, active user (bearer token first, then the cookie session); 401 otherwise."""
+    secret = state.settings.auth.secret_key.get_secret_value()
+    user: User | None
+    if bearer is not None and bearer.scheme.lower() == "bearer" and bearer.credentials:
+        try:
+            claims = decode_access_token(bearer.credentials, secret=secret)
+        except jwt.InvalidTokenError:
+            raise _unauthenticated("The access token is invalid or expired.", "invalid-token") from None
+        family = claims.get("fam")
+        if isinstance(family, str) and await state.cache.get(REVOKED_FAMILY_PREFIX + family) is not None:
+            raise _unauthenticated("This session has been signed out.", "invalid-token")
+        user = await session.get(User, str(claims["sub"]))
+        request.state.auth_family = family
+    elif cookie:
+        found = await session_user(session, cookie)
+        if found is None:
+            raise _unauthenticated("The session has expired or was signed out.", "invalid-session")
+        user, token_row = found
+        if request.method not in SAFE_METHODS and not csrf_valid(
+            cookie, request.headers.get(CSRF_HEADER), secret=secret
+        ):
+            raise ProblemError(403, f"A valid {CSRF_HEADER} header is required.", type_="csrf-failed")
+        request.state.auth_family = token_row.family_id
+    else:
+        raise _unauthenticated()
     if user is None or not user.is_active:
         raise ProblemError(401, "The account is not active.", type_="inactive-account")
     request.state.user_id = user.id
     request.state.user_role = user.role
+    await hit(state.limiter, "api", "user:" + user.id)
     return user
 
 
@@ -70,3 +150,28 @@ def require(permission: Permission) -> Callable[[User], Awaitable[User]]:
         return user
 
     return checker
+
+
+def actor_for(request: Request, user: User | None) -> audit.Actor:
+    """The audit actor of a request (anonymous when ``user`` is None)."""
+    return audit.Actor(
+        user_id=user.id if user else None,
+        role=user.role if user else "anonymous",
+        ip=client_ip(request),
+        request_id=getattr(request.state, "request_id", None),
+    )
+
+
+async def get_actor(request: Request, user: CurrentUser) -> audit.Actor:
+    """The audit actor of the authenticated request."""
+    return actor_for(request, user)
+
+
+ActorDep = Annotated[audit.Actor, Depends(get_actor)]
+
+
+async def mark_families_revoked(state: AppState, families: Iterable[str]) -> None:
+    """Refuse the access tokens of these login families until they would have expired anyway."""
+    ttl = state.settings.auth.access_token_minutes * 60
+    for family in families:
+        await state.cache.set(REVOKED_FAMILY_PREFIX + family, "1", ttl_seconds=ttl)
