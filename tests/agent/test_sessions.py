@@ -1,0 +1,156 @@
+"""Call sessions over a real (SQLite) database: records, sink, cap, timers, single end, tool rows."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from agent.sessions import CallRegistry, CapacityError
+from agent.tools import HandoffOpener, TicketRecorder
+from config import Settings
+from control_api.db.engine import create_engine, session_factory
+from control_api.db.migrate import upgrade
+from control_api.db.models import Call, CallEvent, CallTurn, Handoff, IntegrationRun
+from pipelines.contracts import CallEventRecord, HandoffRequest, LatencyRecord, TicketRequest, TurnRecord
+
+pytestmark = pytest.mark.integration
+
+
+class ListChannel:
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    async def send(self, event: dict[str, Any]) -> None:
+        self.events.append(event)
+
+
+@pytest.fixture
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(settings.database_url)
+    await upgrade(engine)
+    yield engine
+    await engine.dispose()
+
+
+def registry(engine: AsyncEngine, **overrides: Any) -> CallRegistry:
+    values: dict[str, Any] = {"max_calls": 2, "silence_timeout_secs": 60.0, "max_call_secs": 3600.0}
+    values.update(overrides)
+    return CallRegistry(sessions=session_factory(engine), **values)
+
+
+async def test_call_lifecycle_turns_latency_and_end(engine: AsyncEngine) -> None:
+    calls = registry(engine)
+    channel = ListChannel()
+    call = await calls.open(channel="webrtc", client=channel)
+    sessions = session_factory(engine)
+    async with sessions() as session:
+        stored = await session.get(Call, call.call_id)
+        assert stored is not None and stored.status == "ringing"
+    await call.activate()
+    now = datetime.now(UTC)
+    await call.sink.turn(
+        TurnRecord(seq=1, role="caller", text="how do i reset my router", started_at=now, ended_at=now)
+    )
+    await call.sink.latency(LatencyRecord(turn_seq=2, total_ms=420.0, asr_ms=30.0, tts_ms=80.0))
+    await call.sink.turn(TurnRecord(seq=2, role="agent", text="Hold the reset button.", started_at=now, ended_at=now))
+    await call.sink.event(CallEventRecord(kind="barge_in", turn_seq=2))
+    stopped: list[str] = []
+
+    async def stopper(reason: str) -> None:
+        stopped.append(reason)
+
+    call.on_stop(stopper)
+    await call.end("caller_hangup")
+    await call.end("again")  # idempotent
+    assert stopped == ["caller_hangup"]
+    assert len(calls) == 0
+    async with sessions() as session:
+        stored = await session.get(Call, call.call_id)
+        assert stored is not None
+        assert (stored.status, stored.end_reason, stored.outcome) == ("ended", "caller_hangup", "resolved")
+        assert stored.answered_at is not None and stored.latency_p50_ms == 420.0
+        turns = (await session.execute(select(CallTurn).order_by(CallTurn.seq))).scalars().all()
+        assert [t.role for t in turns] == ["caller", "agent"]
+        kinds = sorted((await session.execute(select(CallEvent.kind))).scalars())
+        assert kinds == ["barge_in", "latency", "status"]
+    types = [e["type"] for e in channel.events]
+    assert types.count("transcript") == 2 and "latency" in types and types[-1] == "end"
+
+
+async def test_capacity_cap_and_release(engine: AsyncEngine) -> None:
+    calls = registry(engine, max_calls=2)
+    first = await calls.open(channel="websocket")
+    await calls.open(channel="websocket")
+    with pytest.raises(CapacityError) as refused:
+        await calls.open(channel="websocket")
+    assert refused.value.status == 503 and refused.value.headers["Retry-After"]
+    await first.end("caller_hangup")
+    third = await calls.open(channel="websocket")
+    assert calls.get(third.call_id) is third
+    await calls.close_all()
+    assert len(calls) == 0
+
+
+async def test_silence_timeout_ends_call_as_abandoned(engine: AsyncEngine) -> None:
+    calls = registry(engine, silence_timeout_secs=0.3)
+    call = await calls.open(channel="webrtc")
+    call.start_timers()
+    await asyncio.wait_for(call.wait_ended(), timeout=30)
+    async with session_factory(engine)() as session:
+        stored = await session.get(Call, call.call_id)
+        assert stored is not None and (stored.end_reason, stored.outcome) == ("silence_timeout", "abandoned")
+
+
+async def test_max_call_length(engine: AsyncEngine) -> None:
+    calls = registry(engine, silence_timeout_secs=60.0, max_call_secs=0.3)
+    call = await calls.open(channel="webrtc")
+    call.start_timers()
+    await asyncio.wait_for(call.wait_ended(), timeout=30)
+    assert call.end_reason == "max_duration"
+
+
+async def test_sink_never_raises_and_counts_failures(engine: AsyncEngine) -> None:
+    calls = registry(engine)
+    channel = ListChannel()
+    call = await calls.open(channel="webrtc", client=channel)
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP TABLE call_turns"))
+        await conn.execute(text("DROP TABLE call_events"))
+    now = datetime.now(UTC)
+    await call.sink.turn(TurnRecord(seq=1, role="caller", text="hello", started_at=now, ended_at=now))
+    await call.sink.latency(LatencyRecord(turn_seq=1, total_ms=100.0))
+    await call.sink.event(CallEventRecord(kind="error", data={"stage": "asr"}))
+    assert call.sink.failures == 3
+    # The live view still got the turn, and the call still ends.
+    assert channel.events[0]["type"] == "transcript"
+    await call.end("caller_hangup")
+    assert call.ended
+
+
+async def test_ticket_and_handoff_rows(engine: AsyncEngine) -> None:
+    calls = registry(engine)
+    call = await calls.open(channel="webrtc")
+    sessions = session_factory(engine)
+    reference = await TicketRecorder(sessions=sessions)(
+        TicketRequest(call_id=call.call_id, subject="Router broken", description="No lights.")
+    )
+    assert reference.startswith("T-") and len(reference) == 8
+    handoff_id = await HandoffOpener(sessions=sessions, call=call)(
+        HandoffRequest(call_id=call.call_id, reason="asked for a person", summary="Router question.")
+    )
+    await call.end("caller_hangup")
+    async with sessions() as session:
+        run = (await session.execute(select(IntegrationRun))).scalar_one()
+        assert (run.action, run.status, run.call_id) == ("create_ticket", "pending", call.call_id)
+        assert run.request["subject"] == "Router broken"
+        handoff = await session.get(Handoff, handoff_id)
+        assert handoff is not None and handoff.status == "requested"
+        stored = await session.get(Call, call.call_id)
+        assert stored is not None and stored.outcome == "handed_off"
