@@ -10,10 +10,10 @@ function detailText(detail) {
   return Object.entries(detail).map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(" · ");
 }
 
-function row(entry) {
+function row(entry, people) {
   return h("tr", {},
     h("td", { class: "nowrap", text: fmtDateTime(entry.at) }),
-    h("td", {}, h("div", { class: "mono small", text: entry.actor_email || (entry.actor_user_id ? entry.actor_user_id.slice(0, 8) : "—") }),
+    h("td", {}, h("div", { class: "small", text: people.get(entry.actor_user_id) || (entry.actor_user_id ? entry.actor_user_id.slice(0, 8) : "—") }),
       h("div", { class: "muted small", text: entry.actor_role || "" })),
     h("td", { class: "mono", text: entry.action }),
     h("td", {}, entry.target_type ? h("span", { text: `${entry.target_type} ` }) : "—",
@@ -26,14 +26,16 @@ function row(entry) {
 export async function renderAudit(main, ctx) {
   const q = ctx.query;
   const controls = {
-    action: h("input", { type: "text", name: "action", value: q.get("action") || "", placeholder: "e.g. calls.update" }),
-    actor: h("input", { type: "text", name: "actor", value: q.get("actor") || "", placeholder: "User id" }),
+    action: h("input", { type: "text", name: "action", value: q.get("action") || "", placeholder: "e.g. auth. or calls.update" }),
+    actor: select({ name: "actor" }, [["", "Anyone"]], q.get("actor")),
+    target: h("input", { type: "text", name: "target", value: q.get("target") || "", placeholder: "e.g. call, user" }),
     outcome: select({ name: "outcome" }, OUTCOMES, q.get("outcome")),
     from: h("input", { type: "date", name: "from", value: q.get("from") || "" }),
     to: h("input", { type: "date", name: "to", value: q.get("to") || "" }),
   };
   const form = h("form", { class: "filters", role: "search", "aria-label": "Filter the audit log" },
-    field("Action", controls.action), field("Actor", controls.actor), field("Outcome", controls.outcome),
+    field("Action starts with", controls.action), field("Actor", controls.actor), field("Target type", controls.target),
+    field("Outcome", controls.outcome),
     field("From", controls.from), field("To", controls.to),
     h("div", { class: "filter-actions" }, h("button", { type: "submit", class: "button primary", text: "Apply" })));
   const tbody = h("tbody");
@@ -47,6 +49,17 @@ export async function renderAudit(main, ctx) {
       h("thead", {}, h("tr", {}, ["When", "Actor", "Action", "Target", "Outcome", "IP", "Detail"].map((t) => h("th", { scope: "col", text: t })))),
       tbody)), h("div", { class: "table-foot" }, status, more)));
 
+  // Actor names: the audit log keeps ids; an administrator may list the accounts.
+  const people = new Map();
+  try {
+    const accounts = await api.get("/api/users", { query: { limit: 500 } });
+    for (const person of (accounts && accounts.items) || []) {
+      people.set(person.id, person.email);
+      controls.actor.append(h("option", { value: person.id, text: person.email, selected: person.id === q.get("actor") }));
+    }
+  } catch (error) {
+    ctx.showError(error);
+  }
   let cursor = null;
   let shown = 0;
   async function load(reset) {
@@ -58,8 +71,9 @@ export async function renderAudit(main, ctx) {
     more.disabled = true;
     try {
       const query = {
-        action: controls.action.value.trim(),
-        actor: controls.actor.value.trim(),
+        action_prefix: controls.action.value.trim(),
+        actor_user_id: controls.actor.value,
+        target_type: controls.target.value.trim(),
         outcome: controls.outcome.value,
         since: controls.from.value ? new Date(`${controls.from.value}T00:00:00`).toISOString() : "",
         until: controls.to.value ? new Date(`${controls.to.value}T23:59:59.999`).toISOString() : "",
@@ -68,7 +82,7 @@ export async function renderAudit(main, ctx) {
       };
       const page = await api.get("/api/audit", { query });
       const items = (page && (page.items || page.data)) || [];
-      tbody.append(...items.map(row));
+      tbody.append(...items.map((entry) => row(entry, people)));
       shown += items.length;
       cursor = page ? page.next_cursor || null : null;
       more.hidden = !cursor;
@@ -82,7 +96,7 @@ export async function renderAudit(main, ctx) {
   }
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    const shownQuery = { action: controls.action.value.trim(), actor: controls.actor.value.trim(), outcome: controls.outcome.value, from: controls.from.value, to: controls.to.value };
+    const shownQuery = { action: controls.action.value.trim(), actor: controls.actor.value, target: controls.target.value.trim(), outcome: controls.outcome.value, from: controls.from.value, to: controls.to.value };
     history.replaceState(null, "", `#/audit${queryString(shownQuery)}`);
     load(true);
   });

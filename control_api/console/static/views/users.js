@@ -59,7 +59,9 @@ function userRow(user, ctx, reload) {
     if (user.is_active && !window.confirm(`Deactivate ${user.email}? Their sessions end at once.`)) return;
     toggle.disabled = true;
     try {
-      await api.patch(`/api/users/${encodeURIComponent(user.id)}`, { is_active: !user.is_active });
+      const path = `/api/users/${encodeURIComponent(user.id)}`;
+      if (user.is_active) await api.post(`${path}/deactivate`);
+      else await api.patch(path, { is_active: true });
       ctx.notify(`${user.email} ${user.is_active ? "deactivated" : "reactivated"}.`, "success");
       reload();
     } catch (error) {
@@ -81,7 +83,7 @@ export async function renderUsers(main, ctx) {
   const count = h("p", { class: "muted small", role: "status" });
   async function load() {
     try {
-      const page = await api.get("/api/users", { query: { limit: 200 } });
+      const page = await api.get("/api/users", { query: { limit: 500 } });
       const items = (page && (page.items || page.data)) || (Array.isArray(page) ? page : []);
       replace(tbody, items.map((user) => userRow(user, ctx, load)));
       count.textContent = `${items.length} account${items.length === 1 ? "" : "s"}.`;
