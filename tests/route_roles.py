@@ -83,4 +83,20 @@ ROUTE_ROLES: dict[tuple[str, str], Access] = {
     ("GET", "/console/static/{asset_path:path}"): Access(
         EVERYONE, public=True, status=200, params={"asset_path": "app.js"}
     ),
+    # --- voice side (agent/): personas, voice profiles, caller page, WebRTC signalling, WS stream ---
+    ("GET", "/api/personas"): Access(STAFF, status=200),
+    ("GET", "/api/personas/{name}"): Access(STAFF, params={"name": "default"}, status=200),
+    ("GET", "/api/personas/{name}/versions"): Access(MANAGERS, params={"name": "default"}, status=200),
+    ("POST", "/api/personas"): Access(MANAGERS, status=422, note="empty body: validation error"),
+    ("PUT", "/api/personas/{name}"): Access(MANAGERS, params={"name": "default"}, status=200),
+    # Someone else's profile (a random id) needs calls:write; your own is always yours (tests/agent).
+    ("GET", "/api/voice/profile/{user_id}"): Access(MANAGERS, status=200),
+    ("PUT", "/api/voice/profile/{user_id}"): Access(MANAGERS, status=200),
+    ("GET", "/call"): Access(EVERYONE, public=True, status=200),
+    ("GET", "/call/{name}"): Access(EVERYONE, public=True, status=200, params={"name": "call.js"}),
+    ("POST", "/api/voice/webrtc/offer"): Access(EVERYONE, public=True, status=422, note="callers have no account"),
+    ("PATCH", "/api/voice/webrtc/offer"): Access(EVERYONE, public=True, status=422),
+    ("WS", "/api/voice/stream"): Access(
+        frozenset({"admin", "supervisor", "agent"}), probe=False, note="WebSocket: tests/agent/test_ws_stream.py"
+    ),
 }

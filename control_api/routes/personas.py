@@ -71,6 +71,8 @@ async def update_persona(
 ) -> PersonaPublic:
     """Store an edit of persona ``name`` as a new version that becomes the active one."""
     changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None or k in _NULLABLE}
+    if not changes:  # nothing to change: no new version
+        return PersonaPublic.model_validate(await service.get_active(session, name))
     persona = await service.new_version(session, name, changes=changes, created_by=user.id)
     await audit.record(
         session,
