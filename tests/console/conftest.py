@@ -28,7 +28,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ADMIN_EMAIL = "admin@voxdesk.test"
-ADMIN_PASSWORD = "console-admin-pass-1"  # noqa: S105 - a test account's password
+ADMIN_PASSWORD = "console-admin-pass-1"
 
 
 @dataclass
