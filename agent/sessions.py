@@ -316,12 +316,6 @@ class CallSession:
         current = asyncio.current_task()
         if self._watchdog is not None and self._watchdog is not current:
             self._watchdog.cancel()
-        await self.client.send({"type": "end", "reason": reason})
-        for stopper in self._stoppers:
-            try:
-                await stopper(reason)
-            except Exception as exc:  # noqa: BLE001 - keep ending the call whatever a transport does
-                log.warning("call_stop_step_failed", call_id=self.call_id, error_type=type(exc).__name__)
         counters = self.sink.counters
         if failed:
             final_outcome = "failed"
@@ -346,6 +340,13 @@ class CallSession:
                 )
         except Exception as exc:  # noqa: BLE001 - the line must be freed even if the DB is down
             log.error("call_end_write_failed", call_id=self.call_id, error_type=type(exc).__name__)
+        # Stored first, then told to the client, then the media stops: a client that saw `end` sees the row.
+        await self.client.send({"type": "end", "reason": reason})
+        for stopper in self._stoppers:
+            try:
+                await stopper(reason)
+            except Exception as exc:  # noqa: BLE001 - keep ending the call whatever a transport does
+                log.warning("call_stop_step_failed", call_id=self.call_id, error_type=type(exc).__name__)
         CALLS_ENDED.labels(channel=self.channel_name, outcome=final_outcome).inc()
         CALLS_ACTIVE.labels(channel=self.channel_name).dec()
         log.info("call_ended", call_id=self.call_id, reason=reason, outcome=final_outcome)
