@@ -1,0 +1,68 @@
+"""Parsers, one module per format. ``parse(data)`` sniffs the format from the bytes and dispatches.
+
+Every parser returns a :class:`knowledge.types.ParsedDocument` or raises a
+:class:`knowledge.errors.DocumentError` whose message tells a person what to fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from knowledge.cleaning import meaningful_chars
+from knowledge.errors import DocumentError, UnsupportedFormatError
+from knowledge.parsers import docx as docx_parser
+from knowledge.parsers import faq, html, markdown, pdf, text
+from knowledge.sniff import Format, sniff
+from knowledge.types import ParsedDocument
+
+_PARSERS: dict[str, Callable[[bytes], ParsedDocument]] = {
+    "pdf": pdf.parse,
+    "docx": docx_parser.parse,
+    "xlsx": faq.parse_xlsx,
+    "csv": faq.parse_csv,
+    "html": html.parse,
+    "markdown": markdown.parse,
+    "text": text.parse,
+}
+
+MIN_MEANINGFUL_CHARS = 20
+
+
+def parse(data: bytes, *, name_hint: str | None = None) -> ParsedDocument:
+    """Parse a document of any supported format.
+
+    Args:
+        data: The file's bytes.
+        name_hint: The file name, used only to break ties between text formats.
+
+    Raises:
+        DocumentError: The document is empty, damaged, encrypted, image-only or of an unsupported type.
+
+    """
+    fmt: Format = sniff(data, name_hint=name_hint)
+    parser = _PARSERS.get(fmt)
+    if parser is None:
+        raise UnsupportedFormatError(
+            "A sitemap is a list of pages, not a document: import it with import-url instead of uploading it."
+        )
+    try:
+        document = parser(data)
+    except DocumentError:
+        raise
+    except (MemoryError, RecursionError) as exc:
+        raise DocumentError(
+            f"The {fmt.upper()} file is too complex to read safely. Save a simpler copy and upload that."
+        ) from exc
+    except Exception as exc:  # noqa: BLE001 - third-party parsers raise anything on hostile input; report, not crash
+        raise DocumentError(
+            f"The {fmt.upper()} file could not be read ({type(exc).__name__}); it may be damaged. "
+            "Open it in its editor, save a new copy and upload that."
+        ) from exc
+    if meaningful_chars(" ".join(s.text for s in document.sections)) < MIN_MEANINGFUL_CHARS:
+        raise DocumentError(
+            f"The {fmt.upper()} file contains no readable text. Check that it is the right file and not empty."
+        )
+    return document
+
+
+__all__ = ["parse", "sniff"]

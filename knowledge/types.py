@@ -1,0 +1,116 @@
+"""Plain data passed between the stages of the knowledge pipeline (dataclasses: they sit on the hot path)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """A run of text from a document with where it sits: its heading path and page.
+
+    Attributes:
+        text: The text (paragraphs separated by blank lines).
+        headings: The heading path above it, outermost first (``("Billing FAQ", "Late payment")``).
+        page: 1-based page number for paginated formats (PDF), else ``None``.
+        atomic: True when the section must not be merged with its neighbours (one FAQ pair, one table row).
+
+    """
+
+    text: str
+    headings: tuple[str, ...] = ()
+    page: int | None = None
+    atomic: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedDocument:
+    """What a parser returns: a title, the sections in reading order, and how many pages there were."""
+
+    title: str | None
+    sections: Sequence[Section]
+    pages: int | None = None
+    format: str = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A token-bounded piece of a document, ready to embed."""
+
+    seq: int
+    text: str
+    heading: str | None
+    page: int | None
+    token_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChunk:
+    """A chunk as the vector stores hold it.
+
+    Attributes:
+        id: Stable id (``<document_id>:<seq>``): re-adding the same chunk replaces it.
+        document_id: The owning document.
+        seq: Position of the chunk in its document.
+        text: The chunk text (with its heading line first, so keyword search sees headings too).
+        vector: Unit-normalised embedding; may be empty when a store returns hits without vectors.
+        title: Document title or file name, for citations.
+        heading: Heading path, for citations.
+        page: Page number, for citations.
+
+    """
+
+    id: str
+    document_id: str
+    seq: int
+    text: str
+    vector: Sequence[float] = ()
+    title: str | None = None
+    heading: str | None = None
+    page: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A store search result.
+
+    Attributes:
+        chunk: The chunk found.
+        score: The ranking score of the search that produced it (cosine similarity for vector search,
+            BM25 for keyword search, fused score for hybrid search); higher is better.
+        vector_score: Cosine similarity between the query vector and the chunk, when known.
+
+    """
+
+    chunk: StoredChunk
+    score: float
+    vector_score: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    """One retrieved passage (the same fields as ``pipelines.contracts.Passage``)."""
+
+    text: str
+    score: float
+    document_id: str
+    chunk_id: str
+    citation: str
+    title: str | None = None
+    heading: str | None = None
+    page: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Retrieval:
+    """The answer to one retrieval (the same fields as ``pipelines.contracts.Retrieval``).
+
+    ``found`` is False when the best passage scores below the calibrated threshold; the passages are still
+    returned (best first) so a reviewer can see what came closest.
+    """
+
+    found: bool
+    passages: Sequence[Passage] = field(default_factory=tuple)
+    latency_ms: float = 0.0
+    top_score: float | None = None
