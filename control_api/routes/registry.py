@@ -9,7 +9,14 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from control_api.console import routes as console
-from control_api.routes import audit, auth, personas, users, voice_profiles
+from control_api.routes import audit, auth, calls, personas, users, voice_profiles
 
-ROUTERS: list[APIRouter] = [auth.router, users.router, audit.router, personas.router, voice_profiles.router]
+ROUTERS: list[APIRouter] = [
+    auth.router,
+    users.router,
+    audit.router,
+    calls.router,
+    personas.router,
+    voice_profiles.router,
+]
 ROUTERS.append(console.router)  # the web console (/console), outside the OpenAPI schema

@@ -6,15 +6,17 @@ from its first packet, and each transcript turn is stored as soon as it ends.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_api.db.models import Call, CallEvent, CallTurn, Recording, utcnow
+from control_api.db.models import Call, CallEvent, CallTurn, Recording, User, utcnow
 from control_api.problems import ProblemError
+from control_api.rbac import Permission, has_permission
 from control_api.services import redaction
 from control_api.services import sentiment as sentiment_analysis
 
@@ -33,10 +35,16 @@ async def create_call(
     status: str = "ringing",
     meta: dict[str, Any] | None = None,
     call_id: str | None = None,
+    direction: str = "inbound",
+    agent_user_id: str | None = None,
+    consent_recording: bool | None = None,
 ) -> Call:
     """Register a new call."""
     call = Call(
         channel=channel,
+        direction=direction,
+        agent_user_id=agent_user_id,
+        consent_recording=consent_recording,
         caller_number=caller_number,
         caller_email=caller_email,
         caller_name=caller_name,
@@ -215,7 +223,10 @@ async def add_recording(
     size_bytes: int | None,
     sha256: str | None,
 ) -> Recording:
-    """Register a recording file of a call."""
+    """Register a recording file of a call; refused (409) when the caller declined recording."""
+    call = await get_call(session, call_id)
+    if call.consent_recording is False:
+        raise ProblemError(409, "The caller declined recording; it is not kept.", type_="no-consent")
     recording = Recording(
         call_id=call_id,
         path=path,
@@ -229,3 +240,146 @@ async def add_recording(
     session.add(recording)
     await session.commit()
     return recording
+
+
+# --- reading and annotating calls (the API side) ---
+
+
+@dataclass(frozen=True, slots=True)
+class CallFilter:
+    """Filters of the calls listing (all optional, combined with AND)."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    status: str | None = None
+    channel: str | None = None
+    outcome: str | None = None
+    agent_user_id: str | None = None
+    sentiment: str | None = None
+    q: str | None = None
+
+
+def _scoped(stmt: Select[Any], user: User) -> Select[Any]:
+    # Supervisors and admins see every call; agents only the calls they took.
+    if has_permission(user.role, Permission.CALLS_READ_ALL):
+        return stmt
+    if has_permission(user.role, Permission.CALLS_READ_OWN):
+        return stmt.where(Call.agent_user_id == user.id)
+    raise ProblemError(403, "Your role does not allow reading calls.", type_="forbidden")
+
+
+def _filtered(stmt: Select[Any], filters: CallFilter) -> Select[Any]:
+    if filters.since is not None:
+        stmt = stmt.where(Call.started_at >= filters.since)
+    if filters.until is not None:
+        stmt = stmt.where(Call.started_at < filters.until)
+    if filters.status:
+        stmt = stmt.where(Call.status == filters.status)
+    if filters.channel:
+        stmt = stmt.where(Call.channel == filters.channel)
+    if filters.outcome:
+        stmt = stmt.where(Call.outcome == filters.outcome)
+    if filters.agent_user_id:
+        stmt = stmt.where(Call.agent_user_id == filters.agent_user_id)
+    if filters.sentiment:
+        stmt = stmt.where(Call.sentiment_label == filters.sentiment)
+    if filters.q:
+        # Bound parameter with LIKE wildcards escaped: the text is data, never SQL or a pattern.
+        matching = select(CallTurn.call_id).where(CallTurn.text.icontains(filters.q, autoescape=True))
+        stmt = stmt.where(Call.id.in_(matching))
+    return stmt
+
+
+async def list_calls(
+    session: AsyncSession,
+    user: User,
+    filters: CallFilter,
+    *,
+    limit: int = 50,
+    after: tuple[datetime, str] | None = None,
+) -> list[Call]:
+    """Calls ``user`` may see, newest first, after the ``(started_at, id)`` keyset position."""
+    stmt = _filtered(_scoped(select(Call), user), filters)
+    if after is not None:
+        started, call_id = after
+        stmt = stmt.where(or_(Call.started_at < started, and_(Call.started_at == started, Call.id < call_id)))
+    stmt = stmt.order_by(Call.started_at.desc(), Call.id.desc()).limit(limit)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def stream_calls(session: AsyncSession, user: User, filters: CallFilter, *, max_rows: int) -> AsyncIterator[Call]:
+    """Calls ``user`` may see, newest first, fetched in batches (CSV export)."""
+    stmt = (
+        _filtered(_scoped(select(Call), user), filters)
+        .order_by(Call.started_at.desc(), Call.id.desc())
+        .limit(max_rows)
+        .execution_options(yield_per=500)
+    )
+    result = await session.stream_scalars(stmt)
+    async for call in result:
+        yield call
+
+
+async def get_call_for(session: AsyncSession, user: User, call_id: str) -> Call:
+    """The call if ``user`` may see it; 404 otherwise (another agent's call is not revealed to exist)."""
+    stmt = _scoped(select(Call).where(Call.id == call_id), user)
+    call: Call | None = (await session.execute(stmt)).scalar_one_or_none()
+    if call is None:
+        raise ProblemError(404, "No call with this id.", type_="not-found")
+    return call
+
+
+async def annotate(
+    session: AsyncSession,
+    user: User,
+    call_id: str,
+    *,
+    changes: dict[str, Any],
+) -> tuple[Call, list[str]]:
+    """Set notes, disposition and/or tags of a call ``user`` may annotate. Returns the changed fields. Commits."""
+    call = await get_call_for(session, user, call_id)
+    if not has_permission(user.role, Permission.CALLS_WRITE) and not (
+        has_permission(user.role, Permission.CALLS_ANNOTATE_OWN) and call.agent_user_id == user.id
+    ):
+        raise ProblemError(403, "Your role does not allow editing this call.", type_="forbidden")
+    changed: list[str] = []
+    for name in ("notes", "disposition", "tags"):
+        if name in changes and getattr(call, name) != changes[name]:
+            setattr(call, name, changes[name])
+            changed.append(name)
+    await session.commit()
+    return call, changed
+
+
+async def transcript(session: AsyncSession, call_id: str) -> tuple[list[CallTurn], list[CallEvent]]:
+    """The turns of a call in order, and its latency events."""
+    turns = (
+        await session.execute(select(CallTurn).where(CallTurn.call_id == call_id).order_by(CallTurn.seq))
+    ).scalars()
+    events = (
+        await session.execute(
+            select(CallEvent)
+            .where(CallEvent.call_id == call_id, CallEvent.kind == "latency")
+            .order_by(CallEvent.turn_seq, CallEvent.id)
+        )
+    ).scalars()
+    return list(turns), list(events)
+
+
+async def current_recording(session: AsyncSession, call_id: str) -> Recording | None:
+    """The newest recording of a call that has not been purged or erased."""
+    stmt = (
+        select(Recording)
+        .where(Recording.call_id == call_id, Recording.deleted_at.is_(None))
+        .order_by(Recording.created_at.desc())
+        .limit(1)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def has_recordings(session: AsyncSession, call_ids: Sequence[str]) -> set[str]:
+    """Which of ``call_ids`` have a live recording."""
+    if not call_ids:
+        return set()
+    stmt = select(Recording.call_id).where(Recording.call_id.in_(call_ids), Recording.deleted_at.is_(None)).distinct()
+    return set((await session.execute(stmt)).scalars())
