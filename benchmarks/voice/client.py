@@ -1,0 +1,215 @@
+"""A scripted caller over loopback WebRTC (aiortc): speaks PCM into the call and times what comes back.
+
+It behaves like the caller page: audio transceiver first, then video, a data channel that pings every second,
+the offer posted once ICE gathering is complete. Sent audio is paced in real time (20 ms frames); received
+agent audio is reduced to a 20 ms energy envelope with arrival times, from which turn latency (last voiced
+frame sent → first voiced frame received) and barge-in reaction (speech onset sent → agent audio quiet) are
+measured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import json
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import av
+import httpx
+import numpy as np
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+RATE = 16000
+FRAME_SAMPLES = RATE // 50  # 20 ms
+FRAME_BYTES = FRAME_SAMPLES * 2
+VOICED_RMS = 300.0  # int16 RMS of a 20 ms frame that counts as speech
+
+
+def _rms(pcm: bytes | np.ndarray[Any, Any]) -> float:
+    samples = np.frombuffer(pcm, dtype=np.int16) if isinstance(pcm, bytes | bytearray) else pcm
+    if samples.size == 0:
+        return 0.0
+    return float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
+
+
+class SpeakerTrack(MediaStreamTrack):
+    """An audio track that sends silence until told to say something, in real time."""
+
+    kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._queue: deque[bytes] = deque()
+        self._pts = 0
+        self._start: float | None = None
+        self.last_voiced_sent: float | None = None
+        self.first_voiced_sent: float | None = None
+        self._done: asyncio.Event | None = None
+
+    def say(self, pcm: bytes) -> asyncio.Event:
+        """Queue ``pcm`` (16 kHz mono 16-bit); the returned event is set once all of it has been sent."""
+        self.first_voiced_sent = None
+        self.last_voiced_sent = None
+        for i in range(0, len(pcm), FRAME_BYTES):
+            chunk = pcm[i : i + FRAME_BYTES]
+            self._queue.append(chunk.ljust(FRAME_BYTES, b"\0"))
+        self._done = asyncio.Event()
+        return self._done
+
+    async def recv(self) -> av.AudioFrame:
+        """The next 20 ms frame, released at its real-time moment."""
+        if self._start is None:
+            self._start = time.monotonic()
+        due = self._start + self._pts / RATE
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if self._queue:
+            chunk = self._queue.popleft()
+            now = time.monotonic()
+            if _rms(chunk) >= VOICED_RMS:
+                self.last_voiced_sent = now
+                if self.first_voiced_sent is None:
+                    self.first_voiced_sent = now
+            if not self._queue and self._done is not None:
+                self._done.set()
+        else:
+            chunk = b"\0" * FRAME_BYTES
+        frame = av.AudioFrame(format="s16", layout="mono", samples=FRAME_SAMPLES)
+        frame.planes[0].update(chunk)
+        frame.sample_rate = RATE
+        frame.pts = self._pts
+        frame.time_base = fractions.Fraction(1, RATE)
+        self._pts += FRAME_SAMPLES
+        return frame
+
+
+@dataclass
+class Received:
+    """Energy envelope of the agent's audio as it arrived: (arrival time, RMS) per decoded frame."""
+
+    frames: list[tuple[float, float]] = field(default_factory=list)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def add(self, at: float, rms: float) -> None:
+        self.frames.append((at, rms))
+        self.changed.set()
+
+    def first_voiced_after(self, since: float) -> float | None:
+        return next((t for t, r in self.frames if t >= since and r >= VOICED_RMS), None)
+
+    def quiet_from(self, since: float, *, hold: float) -> float | None:
+        """Start of the first run of unvoiced audio at least ``hold`` seconds long after ``since``."""
+        start = None
+        for t, r in self.frames:
+            if t < since:
+                continue
+            if r < VOICED_RMS:
+                start = t if start is None else start
+                if t - start >= hold:
+                    return start
+            else:
+                start = None
+        return None
+
+    async def wait(self, predicate: Any, *, within: float) -> Any:
+        """Wait (on arrivals, not on a clock) until ``predicate()`` is truthy."""
+        deadline = time.monotonic() + within
+        while True:
+            value = predicate()
+            if value:
+                return value
+            self.changed.clear()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            try:
+                await asyncio.wait_for(self.changed.wait(), timeout=remaining)
+            except TimeoutError:
+                return predicate() or None
+
+
+class WebRTCCaller:
+    """One scripted call to ``base_url``'s WebRTC endpoint."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.pc = RTCPeerConnection()
+        self.speaker = SpeakerTrack()
+        self.received = Received()
+        self.events: list[dict[str, Any]] = []
+        self.call_id: str | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.ended = asyncio.Event()
+
+    async def connect(self) -> None:
+        """Offer, answer, and start reading the agent's audio."""
+        self.pc.addTransceiver(self.speaker, direction="sendrecv")
+        self.pc.addTransceiver("video", direction="sendrecv")
+        channel = self.pc.createDataChannel("voxdesk")
+
+        @channel.on("open")
+        def _open() -> None:
+            async def ping() -> None:
+                while channel.readyState == "open":
+                    channel.send(f"ping: {time.time()}")
+                    await asyncio.sleep(1.0)
+
+            self._tasks.append(asyncio.create_task(ping()))
+
+        @channel.on("message")
+        def _message(message: str) -> None:
+            try:
+                event = json.loads(message)
+            except ValueError:
+                return
+            event["at"] = time.monotonic()
+            self.events.append(event)
+            if event.get("type") == "end":
+                self.ended.set()
+
+        @self.pc.on("track")
+        def _track(track: MediaStreamTrack) -> None:
+            if track.kind == "audio":
+                self._tasks.append(asyncio.create_task(self._read(track)))
+
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        async with httpx.AsyncClient(timeout=60) as http:
+            response = await http.post(
+                self.base_url + "/api/voice/webrtc/offer",
+                json={"sdp": self.pc.localDescription.sdp, "type": self.pc.localDescription.type},
+            )
+        response.raise_for_status()
+        answer = response.json()
+        self.call_id = answer["call_id"]
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type=answer["type"]))
+
+    async def _read(self, track: MediaStreamTrack) -> None:
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            if not isinstance(frame, av.AudioFrame):
+                continue
+            samples = frame.to_ndarray()
+            if samples.ndim > 1 and frame.layout.name == "stereo":
+                samples = samples.reshape(-1, 2)[:, 0]
+            self.received.add(time.monotonic(), _rms(np.asarray(samples, dtype=np.int16).ravel()))
+
+    async def wait_quiet(self, *, since: float, hold: float, within: float) -> float | None:
+        """Wait until the agent has been quiet for ``hold`` seconds after ``since``."""
+        quiet: float | None = await self.received.wait(
+            lambda: self.received.quiet_from(since, hold=hold), within=within
+        )
+        return quiet
+
+    async def close(self) -> None:
+        """Hang up."""
+        for task in self._tasks:
+            task.cancel()
+        await self.pc.close()
