@@ -9,13 +9,15 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from control_api.console import routes as console
-from control_api.routes import audit, auth, calls, personas, users, voice_profiles
+from control_api.routes import analytics, audit, auth, calls, dashboard, personas, users, voice_profiles
 
 ROUTERS: list[APIRouter] = [
     auth.router,
     users.router,
     audit.router,
     calls.router,
+    dashboard.router,
+    analytics.router,
     personas.router,
     voice_profiles.router,
 ]

@@ -1,0 +1,138 @@
+"""Dashboard and analytics answers."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from control_api.schemas.common import UTCDateTime
+
+
+class Distribution(BaseModel):
+    """Nearest-rank percentiles of a series (null when it has no values)."""
+
+    count: int
+    mean: float | None
+    p50: float | None
+    p95: float | None
+
+
+class SentimentMix(BaseModel):
+    """Calls per sentiment label."""
+
+    positive: int
+    neutral: int
+    negative: int
+    unscored: int = 0
+
+
+class DashboardStats(BaseModel):
+    """Live calls and today's (UTC) figures."""
+
+    as_of: UTCDateTime
+    since: UTCDateTime = Field(description="Start of today (UTC)")
+    live_calls: int
+    calls_today: int
+    ended_today: int
+    containment_rate: float | None = Field(description="Ended calls not handed to a human / ended calls")
+    handoff_rate: float | None = Field(description="Ended calls handed to a human / ended calls")
+    average_handle_time_ms: float | None
+    latency_p50_ms: float | None = Field(description="Voice-to-voice latency per turn, median")
+    latency_p95_ms: float | None
+    latency_turns: int
+    sentiment_mix: SentimentMix
+
+
+class VolumeBucket(BaseModel):
+    """Calls started in one hour or day (UTC)."""
+
+    bucket: str
+    calls: int
+    handed_off: int
+    resolved: int
+
+
+class DurationHistogram(BaseModel):
+    """Calls per handle-time band."""
+
+    lt_1m: int = Field(alias="<1m")
+    m1_3: int = Field(alias="1-3m")
+    m3_10: int = Field(alias="3-10m")
+    gt_10m: int = Field(alias=">10m")
+
+    model_config = {"populate_by_name": True, "serialize_by_alias": True}
+
+
+class CallsReport(BaseModel):
+    """Volume by time, channel, direction and outcome; handle times."""
+
+    since: UTCDateTime
+    until: UTCDateTime
+    bucket: str
+    total: int
+    volume: list[VolumeBucket]
+    by_channel: dict[str, int]
+    by_direction: dict[str, int]
+    by_outcome: dict[str, int]
+    duration_ms: Distribution
+    duration_histogram: DurationHistogram
+
+
+class SentimentBucket(BaseModel):
+    """Scored calls in one hour or day, their mean and label counts."""
+
+    bucket: str
+    scored_calls: int
+    mean: float | None
+    positive: int
+    neutral: int
+    negative: int
+
+
+class CallSentiment(BaseModel):
+    """One call's mean caller sentiment."""
+
+    call_id: str
+    started_at: UTCDateTime
+    sentiment: float | None
+    label: str | None
+    outcome: str | None
+
+
+class SentimentReport(BaseModel):
+    """Caller sentiment (VADER compound score per caller turn, averaged per call)."""
+
+    since: UTCDateTime
+    until: UTCDateTime
+    bucket: str
+    mix: dict[str, int]
+    mean: float | None
+    scored_turns: int
+    turn_mean: float | None
+    trend: list[SentimentBucket]
+    most_negative_calls: list[CallSentiment]
+
+
+class ASRConfidence(BaseModel):
+    """Recogniser confidence over caller turns."""
+
+    turns: int
+    mean: float | None
+    p50: float | None
+
+
+class PerformanceReport(BaseModel):
+    """Latency per stage, barge-ins, ASR confidence, answer coverage, first-contact resolution."""
+
+    since: UTCDateTime
+    until: UTCDateTime
+    latency_ms: dict[str, Distribution] = Field(description="total, vad, asr, retrieval, llm, tts")
+    calls: int
+    barge_ins: int
+    barge_ins_per_call: float | None
+    agent_turns: int
+    interrupted_turn_rate: float | None
+    asr_confidence: ASRConfidence
+    knowledge_queries: int
+    answer_coverage: float | None = Field(description="Knowledge queries answered above the score threshold")
+    first_contact_resolution: float | None = Field(description="Resolved calls without a repeat call within 7 days")
+    resolved_calls_with_caller_id: int

@@ -1,0 +1,360 @@
+"""Dashboard and analytics aggregations, computed in SQL and identical on SQLite and PostgreSQL.
+
+Percentiles use the nearest-rank definition through the ``cume_dist()`` window function (both databases have
+it): the p-th percentile is the smallest value whose cumulative distribution reaches p. Time buckets are
+formatted as UTC strings (``2026-11-26T14:00:00`` / ``2026-11-26``) by a per-dialect expression.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, Float, and_, case, cast, func, literal, select, union_all
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from control_api.db.models import Call, CallEvent, CallTurn, RagQuery
+
+LIVE_STATUSES = ("ringing", "active", "on_hold")
+ENDED_STATUSES = ("ended", "failed")
+HANDED_OFF = "handed_off"
+RESOLVED = "resolved"
+STAGES = ("total", "vad", "asr", "retrieval", "llm", "tts")
+SENTIMENT_LABELS = ("positive", "neutral", "negative")
+REPEAT_WINDOW = timedelta(days=7)
+Bucket = Literal["hour", "day"]
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A half-open time range ``[since, until)`` in UTC."""
+
+    since: datetime
+    until: datetime
+
+
+def default_window(since: datetime | None, until: datetime | None, *, days: int = 30) -> Window:
+    """``[since, until)``, defaulting to the last ``days`` days up to now."""
+    end = until or datetime.now(UTC)
+    start = since or end - timedelta(days=days)
+    return Window(_utc(start), _utc(end))
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
+
+
+def bucket_expr(dialect: str, column: Any, bucket: Bucket) -> ColumnElement[str]:
+    """A UTC time bucket label of ``column`` as text, the same on SQLite and PostgreSQL."""
+    if dialect == "postgresql":
+        pattern = 'YYYY-MM-DD"T"HH24:00:00' if bucket == "hour" else "YYYY-MM-DD"
+        return func.to_char(func.date_trunc(bucket, func.timezone("UTC", column)), pattern)
+    return func.strftime("%Y-%m-%dT%H:00:00" if bucket == "hour" else "%Y-%m-%d", column)
+
+
+def epoch_expr(dialect: str, column: Any) -> ColumnElement[float]:
+    """Seconds since 1970 of a timestamp column, as a float."""
+    if dialect == "postgresql":
+        return cast(func.extract("epoch", column), Float)
+    return (func.julianday(column) - 2440587.5) * 86400.0
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _num(value: Any, digits: int = 3) -> float | None:
+    return None if value is None else round(float(value), digits)
+
+
+async def _percentiles(
+    session: AsyncSession, series: Sequence[tuple[str, Any]], where: Sequence[ColumnElement[bool]], source: Any
+) -> dict[str, dict[str, Any]]:
+    """p50/p95/count/mean of each ``(name, column)`` of ``source`` rows matching ``where`` (nulls ignored)."""
+    parts = [
+        select(literal(name).label("series"), cast(column, Float).label("v"))
+        .select_from(source)
+        .where(*where, column.is_not(None))
+        for name, column in series
+    ]
+    values = union_all(*parts).subquery("vals")
+    ranked = select(
+        values.c.series,
+        values.c.v,
+        func.cume_dist().over(partition_by=values.c.series, order_by=values.c.v).label("cd"),
+    ).subquery("ranked")
+    stmt = select(
+        ranked.c.series,
+        func.count(),
+        func.avg(ranked.c.v),
+        func.min(case((ranked.c.cd >= 0.5, ranked.c.v))),
+        func.min(case((ranked.c.cd >= 0.95, ranked.c.v))),
+    ).group_by(ranked.c.series)
+    out: dict[str, dict[str, Any]] = {name: {"count": 0, "mean": None, "p50": None, "p95": None} for name, _ in series}
+    for name, count, mean, p50, p95 in (await session.execute(stmt)).all():
+        out[str(name)] = {"count": int(count), "mean": _num(mean), "p50": _num(p50), "p95": _num(p95)}
+    return out
+
+
+async def dashboard(session: AsyncSession, *, now: datetime | None = None) -> dict[str, Any]:
+    """Live calls and today's (UTC) volume, containment, handoffs, handle time, voice latency and sentiment."""
+    current = _utc(now or datetime.now(UTC))
+    today = current.replace(hour=0, minute=0, second=0, microsecond=0)
+    in_today = and_(Call.started_at >= today, Call.started_at < current + timedelta(seconds=1))
+    ended = Call.status.in_(ENDED_STATUSES)
+    row = (
+        await session.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(case((ended, 1), else_=0)), 0),
+                func.coalesce(func.sum(case((and_(ended, Call.outcome == HANDED_OFF), 1), else_=0)), 0),
+                func.avg(case((ended, Call.duration_ms))),
+                *[
+                    func.coalesce(func.sum(case((Call.sentiment_label == lab, 1), else_=0)), 0)
+                    for lab in SENTIMENT_LABELS
+                ],
+            ).where(in_today)
+        )
+    ).one()
+    total, n_ended, n_handoff, aht = int(row[0]), int(row[1]), int(row[2]), row[3]
+    mix = {lab: int(row[4 + i]) for i, lab in enumerate(SENTIMENT_LABELS)}
+    mix["unscored"] = total - sum(mix.values())
+    live = int(
+        (
+            await session.execute(select(func.count()).select_from(Call).where(Call.status.in_(LIVE_STATUSES)))
+        ).scalar_one()
+    )
+    latency = await _percentiles(
+        session,
+        [("total", CallEvent.total_ms)],
+        [CallEvent.kind == "latency", CallEvent.at >= today, CallEvent.at < current + timedelta(seconds=1)],
+        CallEvent,
+    )
+    return {
+        "as_of": current,
+        "since": today,
+        "live_calls": live,
+        "calls_today": total,
+        "ended_today": n_ended,
+        "containment_rate": _rate(n_ended - n_handoff, n_ended),
+        "handoff_rate": _rate(n_handoff, n_ended),
+        "average_handle_time_ms": _num(aht),
+        "latency_p50_ms": latency["total"]["p50"],
+        "latency_p95_ms": latency["total"]["p95"],
+        "latency_turns": latency["total"]["count"],
+        "sentiment_mix": mix,
+    }
+
+
+async def _counts(session: AsyncSession, key: Any, where: ColumnElement[bool]) -> list[tuple[str | None, int]]:
+    stmt = select(key, func.count()).where(where).group_by(key).order_by(key)
+    return [(None if k is None else str(k), int(n)) for k, n in (await session.execute(stmt)).all()]
+
+
+async def calls_report(session: AsyncSession, window: Window, *, bucket: Bucket) -> dict[str, Any]:
+    """Volume by time bucket, channel, direction and outcome; handle-time statistics and histogram."""
+    dialect = _dialect(session)
+    where = and_(Call.started_at >= window.since, Call.started_at < window.until)
+    label = bucket_expr(dialect, Call.started_at, bucket).label("bucket")
+    volume = [
+        {"bucket": b, "calls": int(n), "handed_off": int(h), "resolved": int(r)}
+        for b, n, h, r in (
+            await session.execute(
+                select(
+                    label,
+                    func.count(),
+                    func.coalesce(func.sum(case((Call.outcome == HANDED_OFF, 1), else_=0)), 0),
+                    func.coalesce(func.sum(case((Call.outcome == RESOLVED, 1), else_=0)), 0),
+                )
+                .where(where)
+                .group_by(label)
+                .order_by(label)
+            )
+        ).all()
+    ]
+    durations = await _percentiles(session, [("duration", Call.duration_ms)], [where], Call)
+    histogram_key = case(
+        (Call.duration_ms < 60_000, "<1m"),
+        (Call.duration_ms < 180_000, "1-3m"),
+        (Call.duration_ms < 600_000, "3-10m"),
+        else_=">10m",
+    )
+    histogram = dict(await _counts(session, histogram_key, and_(where, Call.duration_ms.is_not(None))))
+    return {
+        "since": window.since,
+        "until": window.until,
+        "bucket": bucket,
+        "total": sum(v["calls"] for v in volume),
+        "volume": volume,
+        "by_channel": {k or "unknown": n for k, n in await _counts(session, Call.channel, where)},
+        "by_direction": {k or "unknown": n for k, n in await _counts(session, Call.direction, where)},
+        "by_outcome": {k or "none": n for k, n in await _counts(session, Call.outcome, where)},
+        "duration_ms": durations["duration"],
+        "duration_histogram": {k: histogram.get(k, 0) for k in ("<1m", "1-3m", "3-10m", ">10m")},
+    }
+
+
+async def sentiment_report(session: AsyncSession, window: Window, *, bucket: Bucket, worst: int = 20) -> dict[str, Any]:
+    """Caller sentiment (VADER, per caller turn, averaged per call): trend, mix and the most negative calls."""
+    dialect = _dialect(session)
+    where = and_(Call.started_at >= window.since, Call.started_at < window.until)
+    label = bucket_expr(dialect, Call.started_at, bucket).label("bucket")
+    trend = [
+        {
+            "bucket": b,
+            "scored_calls": int(n),
+            "mean": _num(mean, 4),
+            **{lab: int(row_counts[i]) for i, lab in enumerate(SENTIMENT_LABELS)},
+        }
+        for b, n, mean, *row_counts in (
+            await session.execute(
+                select(
+                    label,
+                    func.count(Call.sentiment),
+                    func.avg(Call.sentiment),
+                    *[
+                        func.coalesce(func.sum(case((Call.sentiment_label == lab, 1), else_=0)), 0)
+                        for lab in SENTIMENT_LABELS
+                    ],
+                )
+                .where(where, Call.sentiment.is_not(None))
+                .group_by(label)
+                .order_by(label)
+            )
+        ).all()
+    ]
+    mix = {lab: 0 for lab in SENTIMENT_LABELS}
+    mix.update(
+        {k: n for k, n in await _counts(session, Call.sentiment_label, and_(where, Call.sentiment.is_not(None))) if k}
+    )
+    lowest = (
+        await session.execute(
+            select(Call.id, Call.started_at, Call.sentiment, Call.sentiment_label, Call.outcome)
+            .where(where, Call.sentiment.is_not(None))
+            .order_by(Call.sentiment, Call.id)
+            .limit(worst)
+        )
+    ).all()
+    turn_stats = (
+        await session.execute(
+            select(func.count(CallTurn.sentiment), func.avg(CallTurn.sentiment))
+            .join(Call, Call.id == CallTurn.call_id)
+            .where(where, CallTurn.role == "caller", CallTurn.sentiment.is_not(None))
+        )
+    ).one()
+    return {
+        "since": window.since,
+        "until": window.until,
+        "bucket": bucket,
+        "mix": mix,
+        "mean": _num(
+            sum((t["mean"] or 0) * t["scored_calls"] for t in trend) / max(1, sum(t["scored_calls"] for t in trend)), 4
+        )
+        if trend
+        else None,
+        "scored_turns": int(turn_stats[0]),
+        "turn_mean": _num(turn_stats[1], 4),
+        "trend": trend,
+        "most_negative_calls": [
+            {"call_id": i, "started_at": s, "sentiment": _num(v, 4), "label": lab, "outcome": o}
+            for i, s, v, lab, o in lowest
+        ],
+    }
+
+
+async def performance_report(session: AsyncSession, window: Window) -> dict[str, Any]:
+    """Latency per stage (p50/p95), barge-ins, ASR confidence, answer coverage and first-contact resolution."""
+    dialect = _dialect(session)
+    call_where = and_(Call.started_at >= window.since, Call.started_at < window.until)
+    event_where = [CallEvent.kind == "latency", CallEvent.at >= window.since, CallEvent.at < window.until]
+    stages = await _percentiles(
+        session,
+        [
+            ("total", CallEvent.total_ms),
+            ("vad", CallEvent.vad_ms),
+            ("asr", CallEvent.asr_ms),
+            ("retrieval", CallEvent.retrieval_ms),
+            ("llm", CallEvent.llm_ms),
+            ("tts", CallEvent.tts_ms),
+        ],
+        event_where,
+        CallEvent,
+    )
+    calls_in_window = int(
+        (await session.execute(select(func.count()).select_from(Call).where(call_where))).scalar_one()
+    )
+    barge_ins = int(
+        (
+            await session.execute(
+                select(func.count())
+                .select_from(CallEvent)
+                .where(CallEvent.kind == "barge_in", CallEvent.at >= window.since, CallEvent.at < window.until)
+            )
+        ).scalar_one()
+    )
+    agent_turns, interrupted = (
+        await session.execute(
+            select(func.count(), func.coalesce(func.sum(case((CallTurn.interrupted.is_(True), 1), else_=0)), 0))
+            .join(Call, Call.id == CallTurn.call_id)
+            .where(call_where, CallTurn.role == "agent")
+        )
+    ).one()
+    asr = await _percentiles(
+        session,
+        [("confidence", CallTurn.asr_confidence)],
+        [CallTurn.role == "caller", CallTurn.ended_at >= window.since, CallTurn.ended_at < window.until],
+        CallTurn,
+    )
+    rag_total, rag_found = (
+        await session.execute(
+            select(func.count(), func.coalesce(func.sum(case((RagQuery.found.is_(True), 1), else_=0)), 0)).where(
+                RagQuery.created_at >= window.since, RagQuery.created_at < window.until
+            )
+        )
+    ).one()
+    # First-contact resolution: resolved calls whose caller did not call again within 7 days.
+    later = aliased(Call)
+    repeat = (
+        select(literal(1))
+        .where(
+            later.caller_number == Call.caller_number,
+            later.id != Call.id,
+            later.started_at > Call.started_at,
+            epoch_expr(dialect, later.started_at) - epoch_expr(dialect, Call.started_at)
+            < REPEAT_WINDOW.total_seconds(),
+        )
+        .exists()
+    )
+    resolved_identified, first_contact = (
+        await session.execute(
+            select(func.count(), func.coalesce(func.sum(case((~repeat, 1), else_=0)), 0)).where(
+                call_where, Call.outcome == RESOLVED, Call.caller_number.is_not(None)
+            )
+        )
+    ).one()
+    return {
+        "since": window.since,
+        "until": window.until,
+        "latency_ms": {stage: stages[stage] for stage in STAGES},
+        "calls": calls_in_window,
+        "barge_ins": barge_ins,
+        "barge_ins_per_call": _rate(barge_ins, calls_in_window),
+        "agent_turns": int(agent_turns),
+        "interrupted_turn_rate": _rate(int(interrupted), int(agent_turns)),
+        "asr_confidence": {
+            "turns": asr["confidence"]["count"],
+            "mean": _num(asr["confidence"]["mean"], 3),
+            "p50": asr["confidence"]["p50"],
+        },
+        "knowledge_queries": int(rag_total),
+        "answer_coverage": _rate(int(rag_found), int(rag_total)),
+        "first_contact_resolution": _rate(int(first_contact), int(resolved_identified)),
+        "resolved_calls_with_caller_id": int(resolved_identified),
+    }

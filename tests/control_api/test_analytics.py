@@ -1,0 +1,197 @@
+"""Analytics aggregations: the same exact figures from SQLite and from a real PostgreSQL server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from control_api.db.engine import create_engine, session_factory
+from control_api.db.migrate import upgrade
+from control_api.db.models import Call, CallEvent, CallTurn, RagQuery
+from control_api.services import analytics
+
+pytestmark = pytest.mark.integration
+NOW = datetime(2026, 3, 10, 15, 30, tzinfo=UTC)
+TODAY = NOW.replace(hour=0, minute=0)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'a.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    eng = create_engine(url)
+    await upgrade(eng)
+    yield eng
+    await eng.dispose()
+
+
+def _call(n: int, **kw: object) -> Call:
+    return Call(id=f"00000000-0000-0000-0000-{n:012d}", channel="webrtc", **kw)
+
+
+async def _seed(session: AsyncSession) -> None:
+    # Today: 4 ended calls (2 resolved, 1 handed off, 1 abandoned), 1 live; yesterday: 2 calls.
+    rows = [
+        _call(
+            1,
+            started_at=TODAY + timedelta(hours=9),
+            status="ended",
+            outcome="resolved",
+            duration_ms=30_000,
+            sentiment=0.6,
+            sentiment_label="positive",
+            caller_number="+911111111111",
+        ),
+        _call(
+            2,
+            started_at=TODAY + timedelta(hours=9, minutes=30),
+            status="ended",
+            outcome="handed_off",
+            duration_ms=120_000,
+            sentiment=-0.5,
+            sentiment_label="negative",
+        ),
+        _call(
+            3,
+            started_at=TODAY + timedelta(hours=10),
+            status="ended",
+            outcome="resolved",
+            duration_ms=300_000,
+            sentiment=0.0,
+            sentiment_label="neutral",
+            caller_number="+912222222222",
+        ),
+        _call(4, started_at=TODAY + timedelta(hours=11), status="failed", outcome="abandoned", duration_ms=700_000),
+        _call(5, started_at=TODAY + timedelta(hours=15), status="active"),
+        _call(
+            6,
+            started_at=TODAY - timedelta(hours=20),
+            status="ended",
+            outcome="resolved",
+            duration_ms=50_000,
+            caller_number="+911111111111",
+            sentiment=-0.9,
+            sentiment_label="negative",
+        ),
+        _call(
+            7,
+            started_at=TODAY - timedelta(hours=19),
+            status="ended",
+            outcome="resolved",
+            duration_ms=60_000,
+            caller_number="+913333333333",
+        ),
+    ]
+    rows[-1].channel = "sip"
+    session.add_all(rows)
+    await session.flush()
+    # Latency events today: totals 100..1000 step 100 on call 1 (p50=500, p95=1000); asr = total/2.
+    for i in range(1, 11):
+        session.add(
+            CallEvent(
+                call_id=rows[0].id,
+                kind="latency",
+                turn_seq=i,
+                at=TODAY + timedelta(hours=9, seconds=i),
+                total_ms=100.0 * i,
+                asr_ms=50.0 * i,
+                tts_ms=None,
+            )
+        )
+    session.add(CallEvent(call_id=rows[1].id, kind="barge_in", at=TODAY + timedelta(hours=9, minutes=31)))
+    session.add_all(
+        [
+            CallTurn(
+                call_id=rows[0].id,
+                seq=1,
+                role="caller",
+                text="hi",
+                asr_confidence=0.9,
+                sentiment=0.6,
+                ended_at=TODAY + timedelta(hours=9),
+            ),
+            CallTurn(
+                call_id=rows[0].id,
+                seq=2,
+                role="agent",
+                text="hello",
+                interrupted=True,
+                ended_at=TODAY + timedelta(hours=9),
+            ),
+            CallTurn(call_id=rows[0].id, seq=3, role="agent", text="bye", ended_at=TODAY + timedelta(hours=9)),
+            CallTurn(
+                call_id=rows[1].id,
+                seq=1,
+                role="caller",
+                text="bad",
+                asr_confidence=0.5,
+                sentiment=-0.5,
+                ended_at=TODAY + timedelta(hours=9, minutes=30),
+            ),
+        ]
+    )
+    session.add_all(
+        [
+            RagQuery(question="q1", found=True, created_at=TODAY + timedelta(hours=9)),
+            RagQuery(question="q2", found=True, created_at=TODAY + timedelta(hours=9)),
+            RagQuery(question="q3", found=False, created_at=TODAY + timedelta(hours=9)),
+        ]
+    )
+    await session.commit()
+
+
+async def test_aggregations_are_exact_on_both_databases(engine: AsyncEngine) -> None:
+    async with session_factory(engine)() as session:
+        await _seed(session)
+        dash = await analytics.dashboard(session, now=NOW)
+        assert dash["live_calls"] == 1
+        assert dash["calls_today"] == 5
+        assert dash["ended_today"] == 4
+        assert dash["handoff_rate"] == 0.25
+        assert dash["containment_rate"] == 0.75
+        assert dash["average_handle_time_ms"] == pytest.approx((30_000 + 120_000 + 300_000 + 700_000) / 4)
+        assert (dash["latency_p50_ms"], dash["latency_p95_ms"], dash["latency_turns"]) == (500.0, 1000.0, 10)
+        assert dash["sentiment_mix"] == {"positive": 1, "neutral": 1, "negative": 1, "unscored": 2}
+
+        window = analytics.Window(TODAY - timedelta(days=1), NOW)
+        calls = await analytics.calls_report(session, window, bucket="day")
+        assert calls["total"] == 7
+        assert calls["volume"] == [
+            {"bucket": (TODAY - timedelta(days=1)).strftime("%Y-%m-%d"), "calls": 2, "handed_off": 0, "resolved": 2},
+            {"bucket": TODAY.strftime("%Y-%m-%d"), "calls": 5, "handed_off": 1, "resolved": 2},
+        ]
+        hourly = await analytics.calls_report(session, window, bucket="hour")
+        assert hourly["volume"][0]["bucket"] == (TODAY - timedelta(hours=20)).strftime("%Y-%m-%dT%H:00:00")
+        assert sum(v["calls"] for v in hourly["volume"]) == 7
+        assert calls["by_channel"] == {"sip": 1, "webrtc": 6}
+        assert calls["by_outcome"] == {"abandoned": 1, "handed_off": 1, "none": 1, "resolved": 4}
+        assert calls["duration_ms"]["count"] == 6
+        assert calls["duration_ms"]["p50"] == 60_000.0  # sorted: 30k 50k 60k 120k 300k 700k
+        assert calls["duration_ms"]["p95"] == 700_000.0
+        assert calls["duration_histogram"] == {"<1m": 2, "1-3m": 2, "3-10m": 1, ">10m": 1}
+
+        senti = await analytics.sentiment_report(session, window, bucket="day", worst=2)
+        assert senti["mix"] == {"positive": 1, "neutral": 1, "negative": 2}
+        assert [c["call_id"][-1] for c in senti["most_negative_calls"]] == ["6", "2"]
+        assert senti["scored_turns"] == 2
+        assert senti["turn_mean"] == pytest.approx(0.05)
+        assert senti["mean"] == pytest.approx((0.6 - 0.5 + 0.0 - 0.9) / 4, abs=1e-3)
+
+        perf = await analytics.performance_report(session, window)
+        assert perf["latency_ms"]["total"] == {"count": 10, "mean": 550.0, "p50": 500.0, "p95": 1000.0}
+        assert perf["latency_ms"]["asr"]["p50"] == 250.0
+        assert perf["latency_ms"]["tts"] == {"count": 0, "mean": None, "p50": None, "p95": None}
+        assert perf["barge_ins"] == 1
+        assert perf["agent_turns"] == 2
+        assert perf["interrupted_turn_rate"] == 0.5
+        assert perf["asr_confidence"] == {"turns": 2, "mean": 0.7, "p50": 0.5}
+        assert perf["answer_coverage"] == pytest.approx(0.6667, abs=1e-4)
+        # Resolved with a caller id: calls 1, 3, 6, 7; call 6's caller called again (call 1) within 7 days.
+        assert perf["resolved_calls_with_caller_id"] == 4
+        assert perf["first_contact_resolution"] == 0.75
