@@ -114,7 +114,7 @@ def test_sign_in_dashboard_calls_and_sign_out(live_server: LiveServer, browser: 
     expect(page.locator('[data-stat="live_calls"] .tile-value')).to_have_text("1")
     expect(page.locator('[data-stat="calls_today"] .tile-value')).to_have_text("2")
     expect(page.locator('[data-stat="containment_rate"] .tile-value')).to_have_text(re.compile(r"\d+\.\d %"))
-    expect(page.locator('[data-stat="latency_p50"]')).to_have_text(re.compile(r"\d+ ms"))
+    expect(page.locator('[data-stat="latency"] .tile-value')).to_have_text("640 ms")
     page.screenshot(path=shots / "02-dashboard.png")
 
     # Calls list: both seeded calls, the ended one opens to its transcript.
@@ -136,19 +136,23 @@ def test_sign_in_dashboard_calls_and_sign_out(live_server: LiveServer, browser: 
     expect(transcript.locator(".latency-chip").first).to_contain_text("640 ms")
 
     # Notes and tags are saved through PUT /api/calls/{id} (cookie session + CSRF header).
-    page.get_by_label("Disposition").fill("router advice")
-    page.get_by_label("Tags").fill("wifi, evening")
-    page.get_by_label("Notes").fill("Caller happy after the restart tip.")
+    page.get_by_role("textbox", name="Disposition", exact=True).fill("router advice")
+    page.get_by_role("textbox", name="Tags", exact=True).fill("wifi, evening")
+    page.get_by_role("textbox", name="Notes", exact=True).fill("Caller happy after the restart tip.")
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_text("Call updated.")).to_be_visible()
     page.screenshot(path=shots / "04-call-detail.png", full_page=True)
     page.reload()
-    expect(page.get_by_label("Tags")).to_have_value("wifi, evening")
+    expect(page.get_by_role("textbox", name="Tags", exact=True)).to_have_value("wifi, evening")
 
-    # Sign out: back to the sign-in page, and the session no longer works.
+    # Sign out: back to the sign-in page, and the old session cookie no longer works (revoked, not just dropped).
+    session_cookie = next(c["value"] for c in browser.cookies() if c["name"] == "voxdesk_session")
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("heading", name="Sign in to the console")).to_be_visible()
-    me = page.request.get(f"{live_server.base_url}/api/auth/me")
+    assert not [c for c in browser.cookies() if c["name"] == "voxdesk_session"]
+    me = page.request.get(
+        f"{live_server.base_url}/api/auth/me", headers={"Cookie": f"voxdesk_session={session_cookie}"}
+    )
     assert me.status == 401
     page.screenshot(path=shots / "05-signed-out.png")
 

@@ -28,7 +28,7 @@ export function donut(parts, title) {
     offset += length;
   }
   chart.append(svg("text", { x: 60, y: 58, class: "donut-total", "text-anchor": "middle", text: total ? String(total) : "0" }));
-  chart.append(svg("text", { x: 60, y: 74, class: "donut-caption", "text-anchor": "middle", text: "scored" }));
+  chart.append(svg("text", { x: 60, y: 74, class: "donut-caption", "text-anchor": "middle", text: "calls" }));
   const legend = h("ul", { class: "legend" }, parts.map((part) => {
     const value = Math.max(0, Number(part.value) || 0);
     const share = total ? Math.round((value / total) * 100) : 0;
@@ -57,7 +57,7 @@ export function meter(rate, tone) {
  * @param {{title: string, unit?: string, height?: number}} options
  */
 export function bars(bars, { title, unit = "", height = 160 }) {
-  const width = Math.max(240, bars.length * 36 + 48);
+  const width = Math.max(320, bars.length * 22 + 48);
   const top = 12;
   const bottom = 22;
   const left = 44;

@@ -3,7 +3,7 @@ import { api, queryString } from "../api.js";
 import { field, fmtDateTime, h, pill, replace, select } from "../dom.js";
 
 const PAGE_SIZE = 50;
-const OUTCOMES = [["", "Any outcome"], ["success", "Success"], ["failure", "Failure"], ["denied", "Denied"], ["rate_limited", "Rate limited"]];
+const OUTCOMES = [["", "Any"], ["success", "Success"], ["failure", "Failure"], ["denied", "Denied"], ["rate_limited", "Rate limited"]];
 
 function detailText(detail) {
   if (!detail || typeof detail !== "object" || !Object.keys(detail).length) return "";

@@ -4,7 +4,7 @@ import { bars, legend } from "../charts.js";
 import { field, fmtDateTime, fmtDuration, fmtMs, fmtTime, h, pill, replace } from "../dom.js";
 
 const SPEAKERS = { caller: "Caller", agent: "Voice agent", human: "Human agent", system: "System" };
-const STAGES = [["asr_ms", "ASR", "asr"], ["retrieval_ms", "Retrieval", "retrieval"], ["llm_ms", "LLM", "llm"], ["tts_ms", "TTS", "tts"]];
+const STAGES = [["vad_ms", "Turn end (VAD)", "vad"], ["asr_ms", "ASR", "asr"], ["retrieval_ms", "Retrieval", "retrieval"], ["llm_ms", "LLM", "llm"], ["tts_ms", "TTS", "tts"]];
 
 function pickList(answer, ...names) {
   if (Array.isArray(answer)) return answer;
@@ -117,7 +117,7 @@ function summary(call) {
     ["Channel", call.channel],
     ["Direction", call.direction],
     ["Started", fmtDateTime(call.started_at)],
-    ["Ended", call.ended_at ? fmtDateTime(call.ended_at) : "—"],
+    ["Ended", call.ended_at ? fmtTime(call.ended_at) : "—"],
     ["Duration", fmtDuration(call.duration_ms)],
     ["End reason", call.end_reason || "—"],
     ["Latency p50 / p95", `${fmtMs(call.latency_p50_ms)} / ${fmtMs(call.latency_p95_ms)}`],

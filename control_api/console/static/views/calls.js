@@ -6,10 +6,10 @@ export const CALLS_PATH = "/api/calls";
 export const CSV_PATH = "/api/calls/export.csv";
 const PAGE_SIZE = 25;
 
-const STATUSES = [["", "Any status"], ["ringing", "Ringing"], ["active", "Active"], ["on_hold", "On hold"], ["handed_off", "Handed off"], ["ended", "Ended"], ["failed", "Failed"]];
-const CHANNELS = [["", "Any channel"], ["webrtc", "Web (WebRTC)"], ["sip", "SIP"], ["telephony", "Telephony"], ["websocket", "WebSocket"], ["livekit", "LiveKit"]];
-const OUTCOMES = [["", "Any outcome"], ["resolved", "Resolved"], ["handed_off", "Handed off"], ["abandoned", "Abandoned"], ["failed", "Failed"]];
-const SENTIMENTS = [["", "Any sentiment"], ["positive", "Positive"], ["neutral", "Neutral"], ["negative", "Negative"]];
+const STATUSES = [["", "Any"], ["ringing", "Ringing"], ["active", "Active"], ["on_hold", "On hold"], ["handed_off", "Handed off"], ["ended", "Ended"], ["failed", "Failed"]];
+const CHANNELS = [["", "Any"], ["webrtc", "Web (WebRTC)"], ["sip", "SIP"], ["telephony", "Telephony"], ["websocket", "WebSocket"], ["livekit", "LiveKit"]];
+const OUTCOMES = [["", "Any"], ["resolved", "Resolved"], ["handed_off", "Handed off"], ["abandoned", "Abandoned"], ["failed", "Failed"]];
+const SENTIMENTS = [["", "Any"], ["positive", "Positive"], ["neutral", "Neutral"], ["negative", "Negative"]];
 
 function dayStart(value) {
   return value ? new Date(`${value}T00:00:00`).toISOString() : "";

@@ -1,6 +1,6 @@
 // Dashboard: the desk's numbers from GET /api/dashboard/stats, refreshed every 15 s.
 import { api } from "../api.js";
-import { donut, meter } from "../charts.js";
+import { bars, donut, legend, meter } from "../charts.js";
 import { fmtDuration, fmtMs, fmtNumber, fmtPercent, fmtTime, h, replace } from "../dom.js";
 
 const REFRESH_MS = 15000;
@@ -23,38 +23,77 @@ function tile(label, value, { id, sub, gauge } = {}) {
     sub ? h("div", { class: "tile-sub", text: sub }) : null);
 }
 
-function renderStats(container, stats, updatedAt) {
+const STAGES = [["vad", "Turn end (VAD)", "vad"], ["asr", "ASR", "asr"], ["retrieval", "Retrieval", "retrieval"], ["llm", "LLM", "llm"], ["tts", "TTS", "tts"]];
+
+/** Today's calls per UTC hour, stacked by outcome (every hour shown, empty ones too). */
+function volumeChart(report) {
+  const byHour = new Map();
+  for (const bucket of (report && report.volume) || []) {
+    const hour = Number(String(bucket.bucket).slice(11, 13));
+    if (!Number.isNaN(hour)) byHour.set(hour, bucket);
+  }
+  const data = [];
+  for (let hour = 0; hour < 24; hour += 1) {
+    const bucket = byHour.get(hour) || { calls: 0, resolved: 0, handed_off: 0 };
+    const other = Math.max(0, bucket.calls - bucket.resolved - bucket.handed_off);
+    data.push({
+      label: hour % 3 === 0 ? String(hour).padStart(2, "0") : "",
+      segments: [
+        { name: "Resolved", tone: "good", value: bucket.resolved },
+        { name: "Handed off", tone: "warn", value: bucket.handed_off },
+        { name: "Other", tone: "other", value: other },
+      ],
+    });
+  }
+  return [bars(data, { title: "Calls per hour today (UTC), by outcome", height: 150 }),
+    legend([["Resolved", "good"], ["Handed off", "warn"], ["Live or other", "other"]])];
+}
+
+/** p50 and p95 of each voice stage today. */
+function stageTable(report) {
+  const latency = (report && report.latency_ms) || {};
+  const rows = [["total", "Voice to voice", null], ...STAGES].map(([key, name, tone]) => {
+    const dist = latency[key] || {};
+    return h("tr", {},
+      h("th", { scope: "row" }, tone ? h("span", { class: `swatch tone-${tone}`, "aria-hidden": "true" }) : null, ` ${name}`),
+      h("td", { class: "num", text: fmtMs(dist.p50) }), h("td", { class: "num", text: fmtMs(dist.p95) }));
+  });
+  return h("table", { class: "table compact" },
+    h("thead", {}, h("tr", {}, h("th", { scope: "col", text: "Stage" }), h("th", { scope: "col", class: "num", text: "p50" }), h("th", { scope: "col", class: "num", text: "p95" }))),
+    h("tbody", {}, rows));
+}
+
+function renderStats(container, stats, volume, performance) {
   const sentiment = pick(stats, "sentiment_mix", "sentiment") || {};
-  const live = pick(stats, "live_calls", "active_calls");
-  const today = pick(stats, "calls_today", "today_calls", "today_volume", "volume_today");
+  const p50 = pick(stats, "latency_p50_ms");
+  const p95 = pick(stats, "latency_p95_ms");
   const containment = pick(stats, "containment_rate");
   const handoff = pick(stats, "handoff_rate");
-  const aht = pick(stats, "average_handle_time_ms", "avg_handle_time_ms", "aht_ms");
-  const p50 = pick(stats, "latency_p50_ms", "voice_latency_p50_ms", "latency.p50_ms");
-  const p95 = pick(stats, "latency_p95_ms", "voice_latency_p95_ms", "latency.p95_ms");
   replace(container,
     h("div", { class: "tiles" },
-      tile("Live calls", fmtNumber(live), { id: "live_calls", sub: "in progress now" }),
-      tile("Calls today", fmtNumber(today), { id: "calls_today", sub: "since midnight (UTC)" }),
-      tile("Containment", fmtPercent(containment), { id: "containment_rate", gauge: meter(containment, "good"), sub: "resolved without a human" }),
+      tile("Live calls", fmtNumber(pick(stats, "live_calls")), { id: "live_calls", sub: "in progress now" }),
+      tile("Calls today", fmtNumber(pick(stats, "calls_today")), { id: "calls_today", sub: `${fmtNumber(pick(stats, "ended_today"))} ended · since 00:00 UTC` }),
+      tile("Containment", fmtPercent(containment), { id: "containment_rate", gauge: meter(containment, "good"), sub: "ended without a human" }),
       tile("Handoff rate", fmtPercent(handoff), { id: "handoff_rate", gauge: meter(handoff, "warn"), sub: "passed to a human agent" }),
-      tile("Avg handle time", fmtDuration(aht), { id: "aht", sub: "ended calls today" }),
-      tile("Voice latency", `${fmtMs(p50)}`, { id: "latency", sub: `p50 · p95 ${fmtMs(p95)}` })),
-    h("div", { class: "grid-2" },
+      tile("Avg handle time", fmtDuration(pick(stats, "average_handle_time_ms")), { id: "aht", sub: "ended calls today" }),
+      tile("Voice latency p50", fmtMs(p50), { id: "latency", sub: `p95 ${fmtMs(p95)} · ${fmtNumber(pick(stats, "latency_turns"))} turns` })),
+    h("div", { class: "grid-3" },
+      h("section", { class: "panel", "aria-labelledby": "volume-title" },
+        h("h2", { id: "volume-title", text: "Calls per hour today (UTC)" }),
+        volume ? volumeChart(volume) : h("p", { class: "muted", text: "Not available." })),
       h("section", { class: "panel", "aria-labelledby": "sentiment-title" },
         h("h2", { id: "sentiment-title", text: "Caller sentiment today" }),
         donut([
           { label: "Positive", value: pick(sentiment, "positive") || 0, tone: "good" },
           { label: "Neutral", value: pick(sentiment, "neutral") || 0, tone: "neutral" },
           { label: "Negative", value: pick(sentiment, "negative") || 0, tone: "bad" },
-        ], "Caller sentiment mix")),
+        ], "Caller sentiment mix of today's calls"),
+        pick(sentiment, "unscored") ? h("p", { class: "muted small", text: `${pick(sentiment, "unscored")} call(s) not scored yet.` }) : null),
       h("section", { class: "panel", "aria-labelledby": "latency-title" },
-        h("h2", { id: "latency-title", text: "Voice latency" }),
-        h("p", { class: "muted", text: "From the caller's last word to the agent's first sound." }),
-        h("dl", { class: "facts" },
-          h("dt", { text: "Median (p50)" }), h("dd", { dataset: { stat: "latency_p50" }, text: fmtMs(p50) }),
-          h("dt", { text: "95th percentile (p95)" }), h("dd", { dataset: { stat: "latency_p95" }, text: fmtMs(p95) })))),
-    h("p", { class: "muted small", text: `Updated ${fmtTime(updatedAt.toISOString())} · refreshes every ${REFRESH_MS / 1000} s` }));
+        h("h2", { id: "latency-title", text: "Voice latency today" }),
+        h("p", { class: "muted small", text: "From the caller's last word to the agent's first sound, per stage." }),
+        performance ? stageTable(performance) : h("p", { class: "muted", text: "Not available." }))),
+    h("p", { class: "muted small", text: `Updated ${fmtTime(pick(stats, "as_of") || new Date().toISOString())} · refreshes every ${REFRESH_MS / 1000} s` }));
 }
 
 export async function renderDashboard(main, ctx) {
@@ -68,8 +107,15 @@ export async function renderDashboard(main, ctx) {
     controller = new AbortController();
     body.setAttribute("aria-busy", "true");
     try {
-      const stats = await api.get("/api/dashboard/stats", { signal: controller.signal });
-      renderStats(body, stats || {}, new Date());
+      const signal = controller.signal;
+      const stats = (await api.get("/api/dashboard/stats", { signal })) || {};
+      const window = { since: pick(stats, "since"), until: new Date(Date.now() + 60000).toISOString() };
+      // The charts are extras: the tiles still show when an analytics report fails.
+      const [volume, performance] = await Promise.all([
+        api.get("/api/analytics/calls", { query: { ...window, bucket: "hour" }, signal }).catch(() => null),
+        api.get("/api/analytics/performance", { query: window, signal }).catch(() => null),
+      ]);
+      renderStats(body, stats, volume, performance);
       failing = false;
     } catch (error) {
       if (error.name === "AbortError") return;
