@@ -29,6 +29,9 @@ CHROMIUM_ARGS = [
 ]
 ADMIN_EMAIL = "admin@voxdesk.test"
 ADMIN_PASSWORD = "console-admin-pass-1"
+AGENT_EMAIL = "agent@voxdesk.test"
+VIEWER_EMAIL = "viewer@voxdesk.test"
+OTHER_PASSWORD = "console-other-pass-1"
 
 
 @dataclass
@@ -36,6 +39,8 @@ class Seeded:
     """What the seed put in the database."""
 
     admin_id: str = ""
+    agent_id: str = ""
+    agent_call_id: str = ""
     ended_call_id: str = ""
     live_call_id: str = ""
     caller_lines: list[str] = field(default_factory=list)
@@ -112,6 +117,19 @@ async def _seed(settings: Settings) -> Seeded:
             # A few seconds of handle time, as a real call would have.
             ended.duration_ms = int(timedelta(minutes=2, seconds=5).total_seconds() * 1000)
             await session.commit()
+            agent = await users.create_user(
+                session, email=AGENT_EMAIL, password=OTHER_PASSWORD, role=Role.AGENT, full_name="Arjun Agent"
+            )
+            seeded.agent_id = agent.id
+            await users.create_user(
+                session, email=VIEWER_EMAIL, password=OTHER_PASSWORD, role=Role.VIEWER, full_name="Vera Viewer"
+            )
+            taken = await calls.create_call(
+                session, channel="sip", caller_name="Meera Shah", agent_user_id=agent.id, status="active"
+            )
+            await calls.append_turn(session, taken.id, seq=0, role="caller", text="I need a person, please.")
+            await calls.end_call(session, taken.id, reason="handed_off", outcome="handed_off")
+            seeded.agent_call_id = taken.id
             live = await calls.create_call(session, channel="sip", caller_number="+441632960001")
             await calls.set_status(session, live.id, "active")
             seeded.live_call_id = live.id

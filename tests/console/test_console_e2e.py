@@ -14,7 +14,16 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Request, expect, sync_playwright
 
-from tests.console.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, CHROMIUM, CHROMIUM_ARGS, LiveServer
+from tests.console.conftest import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    AGENT_EMAIL,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    OTHER_PASSWORD,
+    VIEWER_EMAIL,
+    LiveServer,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -83,13 +92,23 @@ def _open(context: BrowserContext) -> tuple[Page, PageWatch]:
     return page, watch
 
 
-def _sign_in(page: Page, server: LiveServer) -> None:
+def _sign_in(page: Page, server: LiveServer, email: str, password: str, landing: str) -> None:
     page.goto(f"{server.base_url}/console")
     expect(page.get_by_role("heading", name="Sign in to the console")).to_be_visible()
-    page.get_by_label("E-mail").fill(ADMIN_EMAIL)
-    page.get_by_label("Password").fill(ADMIN_PASSWORD)
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    expect(page.get_by_role("heading", name=landing, exact=True)).to_be_visible()
+
+
+def _sign_out(page: Page) -> None:
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in to the console")).to_be_visible()
+
+
+def _nav_links(page: Page) -> list[str]:
+    nav = page.get_by_role("navigation", name="Main")
+    return [link.inner_text().strip() for link in nav.get_by_role("link").all() if link.is_visible()]
 
 
 def test_sign_in_dashboard_calls_and_sign_out(live_server: LiveServer, browser: BrowserContext, shots: Path) -> None:
@@ -110,10 +129,11 @@ def test_sign_in_dashboard_calls_and_sign_out(live_server: LiveServer, browser: 
     expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
     expect(page.locator("#who")).to_contain_text("Asha Admin")
 
-    # Dashboard: one live call, two calls today.
+    # Dashboard: one live call, three today, two ended (one resolved, one handed off).
     expect(page.locator('[data-stat="live_calls"] .tile-value')).to_have_text("1")
-    expect(page.locator('[data-stat="calls_today"] .tile-value')).to_have_text("2")
-    expect(page.locator('[data-stat="containment_rate"] .tile-value')).to_have_text(re.compile(r"\d+\.\d %"))
+    expect(page.locator('[data-stat="calls_today"] .tile-value')).to_have_text("3")
+    expect(page.locator('[data-stat="containment_rate"] .tile-value')).to_have_text("50.0 %")
+    expect(page.locator('[data-stat="handoff_rate"] .tile-value')).to_have_text("50.0 %")
     expect(page.locator('[data-stat="latency"] .tile-value')).to_have_text("640 ms")
     page.screenshot(path=shots / "02-dashboard.png")
 
@@ -121,7 +141,7 @@ def test_sign_in_dashboard_calls_and_sign_out(live_server: LiveServer, browser: 
     page.get_by_role("link", name="Calls", exact=True).click()
     expect(page.get_by_role("heading", name="Calls")).to_be_visible()
     rows = page.locator("tbody tr[data-call-id]")
-    expect(rows).to_have_count(2)
+    expect(rows).to_have_count(3)
     export = page.get_by_role("link", name="Export CSV")
     expect(export).to_have_attribute("href", re.compile(r"^/api/calls"))
     page.screenshot(path=shots / "03-calls.png")
@@ -157,6 +177,39 @@ def test_sign_in_dashboard_calls_and_sign_out(live_server: LiveServer, browser: 
     page.screenshot(path=shots / "05-signed-out.png")
 
     assert watch.foreign_requests() == []
-    # The one expected error: the 401 of the wrong password, which Chromium logs as a failed resource.
-    unexpected = [e for e in watch.errors if "401" not in e]
+    # Expected: the 401 of /api/auth/me before sign-in and of the wrong password (Chromium logs failed loads).
+    unexpected = [e for e in watch.errors if "status of 401" not in e]
+    assert unexpected == []
+
+
+def test_roles_see_only_their_pages(live_server: LiveServer, browser: BrowserContext) -> None:
+    """An agent gets their own calls and no admin pages; a viewer gets only the dashboard."""
+    page, watch = _open(browser)
+
+    _sign_in(page, live_server, AGENT_EMAIL, OTHER_PASSWORD, landing="Calls")
+    assert _nav_links(page) == ["Calls", "Knowledge"]
+    rows = page.locator("tbody tr[data-call-id]")
+    expect(rows).to_have_count(1)  # the server scopes the list: only the call this agent took
+    expect(rows.first).to_have_attribute("data-call-id", live_server.seeded.agent_call_id)
+    # An agent may not export every call: the link is not offered.
+    expect(page.get_by_role("link", name="Export CSV")).to_have_count(0)
+    page.get_by_role("link", name="Meera Shah").click()
+    expect(page.get_by_role("heading", name="Call with Meera Shah")).to_be_visible()
+    expect(page.get_by_role("button", name="Save")).to_be_visible()  # agents annotate the calls they took
+    page.goto(f"{live_server.base_url}/console#/users")
+    expect(page.get_by_role("heading", name="Not available")).to_be_visible()
+    page.goto(f"{live_server.base_url}/console#/calls/{live_server.seeded.ended_call_id}")
+    expect(page.get_by_role("alert")).to_contain_text("No call with this id.")  # another agent's call: 404
+    _sign_out(page)
+
+    _sign_in(page, live_server, VIEWER_EMAIL, OTHER_PASSWORD, landing="Dashboard")
+    assert _nav_links(page) == ["Dashboard"]
+    expect(page.locator('[data-stat="calls_today"] .tile-value')).to_have_text("3")
+    page.goto(f"{live_server.base_url}/console#/calls")
+    expect(page.get_by_role("heading", name="Not available")).to_be_visible()
+    _sign_out(page)
+
+    assert watch.foreign_requests() == []
+    # Expected: 401 of /api/auth/me before each sign-in, and the 404 of the call this agent may not see.
+    unexpected = [e for e in watch.errors if not re.search(r"status of (401|404)", e)]
     assert unexpected == []

@@ -67,7 +67,7 @@ export async function renderCalls(main, ctx) {
     tbody);
 
   replace(main,
-    h("div", { class: "page-head" }, h("h1", { text: "Calls" }), exportLink),
+    h("div", { class: "page-head" }, h("h1", { text: "Calls" }), ctx.can("calls:read_all") ? exportLink : null),
     h("section", { class: "panel" }, filterForm),
     h("section", { class: "panel flush" }, h("div", { class: "table-wrap" }, table),
       h("div", { class: "table-foot" }, status, more)));
