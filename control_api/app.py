@@ -20,6 +20,7 @@ from control_api.ratelimit import build_limiter
 from control_api.ratelimit import close as close_limiter
 from control_api.routes import docs, health
 from control_api.routes.registry import ROUTERS
+from control_api.services import retention
 from control_api.state import AppState, ReadinessCheck
 
 log = structlog.get_logger(__name__)
@@ -68,6 +69,17 @@ def create_app(
         probe = LoopLagProbe()
         probe.start()
         cleanups: list[Callable[[], Awaitable[None]]] = [probe.stop]
+        cleanups.append(
+            retention.start_purge_job(
+                state.sessions,
+                retention.RetentionPolicy(
+                    recordings_days=settings.retention.recordings_days,
+                    transcripts_days=settings.retention.transcripts_days,
+                    recordings_dir=settings.recordings_dir,
+                ),
+                interval_seconds=settings.retention.purge_interval_minutes * 60,
+            )
+        )
         try:
             for hook in startup_hooks:
                 cleanup = await hook(state)

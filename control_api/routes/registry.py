@@ -9,7 +9,18 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from control_api.console import routes as console
-from control_api.routes import analytics, audit, auth, calls, dashboard, personas, users, voice_profiles
+from control_api.routes import (
+    analytics,
+    audit,
+    auth,
+    calls,
+    dashboard,
+    incidents,
+    personas,
+    privacy,
+    users,
+    voice_profiles,
+)
 
 ROUTERS: list[APIRouter] = [
     auth.router,
@@ -18,6 +29,8 @@ ROUTERS: list[APIRouter] = [
     calls.router,
     dashboard.router,
     analytics.router,
+    privacy.router,
+    incidents.router,
     personas.router,
     voice_profiles.router,
 ]
