@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import structlog
-from aiortc.sdp import candidate_from_sdp
+from aiortc.sdp import SessionDescription, candidate_from_sdp
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from pipecat.transports.base_transport import TransportParams
@@ -40,6 +40,16 @@ class WebRTCOffer(BaseModel):
     pc_id: str | None = Field(default=None, max_length=100)
     restart_pc: bool = False
     embed_key: str | None = Field(default=None, max_length=200)
+
+
+def _check_offer_sdp(sdp: str) -> None:
+    """400 problem unless ``sdp`` parses and offers an audio stream (aiortc accepts almost anything)."""
+    try:
+        parsed = SessionDescription.parse(sdp)
+    except (ValueError, IndexError, KeyError):
+        raise ProblemError(400, "The SDP offer could not be parsed.", type_="bad-sdp") from None
+    if not any(media.kind == "audio" for media in parsed.media):
+        raise ProblemError(400, "The SDP offer has no audio stream.", type_="bad-sdp")
 
 
 class WebRTCAnswer(BaseModel):
@@ -123,7 +133,8 @@ def webrtc_router(voice: VoiceService) -> APIRouter:
 
         voice.check_embed_key(body.embed_key or x_voxdesk_embed_key, channel="webrtc")
         ip = request.client.host if request.client else "unknown"
-        await voice.admit(rate_key=f"ip:{ip}", channel="webrtc")
+        await voice.admit(rate_key=f"ip:{ip}", channel="webrtc")  # every attempt counts, well-formed or not
+        _check_offer_sdp(body.sdp)
         persona = await voice.active_persona()
         connection = SmallWebRTCConnection(ice_servers=None)
         try:

@@ -1,0 +1,139 @@
+"""Voice endpoints' admission and refusals: caller page, embed key, SDP errors, rate limit, capacity, WS auth.
+
+The refusals all happen before a pipeline is built, so the app here mounts the voice routers over a
+``VoiceService`` whose pipeline factory must not be reached. Full calls are in ``tests/e2e``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from starlette.websockets import WebSocketDisconnect
+
+from agent.sessions import CallSession
+from agent.voice import CallPlan, VoiceService
+from agent.webrtc import STATIC_DIR, webrtc_router
+from agent.ws_stream import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED, ws_stream_router
+from config import Settings
+from control_api.app import create_app
+from control_api.rbac import Role
+from pipelines.contracts import PersonaSpec
+from tests.agent.conftest import make_token
+from tests.conftest import make_settings
+
+pytestmark = pytest.mark.integration
+
+
+def _no_pipeline(*, transport: object, call: CallSession, persona: PersonaSpec) -> CallPlan:
+    raise AssertionError("no call should reach the pipeline in these tests")
+
+
+def _client(settings: Settings, *, max_calls: int = 4) -> TestClient:
+    return _client_and_voice(settings, max_calls=max_calls)[0]
+
+
+def _client_and_voice(settings: Settings, *, max_calls: int = 4) -> tuple[TestClient, VoiceService]:
+    voice = VoiceService(
+        max_calls=max_calls,
+        silence_timeout_secs=60,
+        max_call_secs=600,
+        embed_key=settings.voice.embed_key.get_secret_value() if settings.voice.embed_key else None,
+        pipeline_factory=_no_pipeline,
+    )
+    app = create_app(settings, routers=[webrtc_router(voice), ws_stream_router(voice)], startup_hooks=[voice.startup])
+    return TestClient(app, raise_server_exceptions=False), voice
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with _client(settings) as test_client:
+        yield test_client
+
+
+def test_caller_page_is_public_and_self_contained(client: TestClient) -> None:
+    page = client.get("/call")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    script = client.get("/call/call.js")
+    assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+    assert client.get("/call/call.css").status_code == 200
+    missing = client.get("/call/secrets.txt")
+    assert missing.status_code == 404 and missing.headers["content-type"].startswith("application/problem+json")
+    # No CDN: every URL the page and its script load is relative to the server.
+    for name in ("call.html", "call.js"):
+        text = (STATIC_DIR / name).read_text()
+        assert not re.search(r"https?://", text), name
+
+
+def test_default_persona_is_seeded(client: TestClient) -> None:
+    _, token = make_token(client, Role.ADMIN)
+    persona = client.get("/api/personas/default", headers={"Authorization": f"Bearer {token}"})
+    assert persona.status_code == 200
+    assert "record" in persona.json()["consent_notice"].lower()
+
+
+def test_offer_validation_and_bad_sdp(client: TestClient) -> None:
+    assert client.post("/api/voice/webrtc/offer", json={}).status_code == 422
+    bad = client.post("/api/voice/webrtc/offer", json={"sdp": "this is not an sdp offer", "type": "offer"})
+    assert bad.status_code == 400, bad.text
+    assert bad.json()["type"].endswith("/bad-sdp")
+    unknown_pc = client.post("/api/voice/webrtc/offer", json={"sdp": "v=0 whatever", "pc_id": "nope"})
+    assert unknown_pc.status_code == 404
+    patch = client.patch("/api/voice/webrtc/offer", json={"pc_id": "nope", "candidates": []})
+    assert patch.status_code == 404
+
+
+def test_embed_key_required_when_configured(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    settings.voice.embed_key = SecretStr("site-key-123")
+    with _client(settings) as client:
+        refused = client.post("/api/voice/webrtc/offer", json={"sdp": "v=0 not used", "type": "offer"})
+        assert refused.status_code == 403 and refused.json()["type"].endswith("/embed-key-required")
+        wrong = client.post("/api/voice/webrtc/offer", json={"sdp": "v=0 not used", "embed_key": "guess"})
+        assert wrong.status_code == 403
+        # The right key gets past admission (and then fails on the SDP, which is the client's error).
+        right = client.post(
+            "/api/voice/webrtc/offer", json={"sdp": "v=0 not used"}, headers={"X-Voxdesk-Embed-Key": "site-key-123"}
+        )
+        assert right.status_code == 400
+
+
+def test_voice_rate_limit_per_ip(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    settings.rate_limits.voice = "2/hour"
+    with _client(settings) as client:
+        codes = [client.post("/api/voice/webrtc/offer", json={"sdp": "v=0 not used"}).status_code for _ in range(3)]
+        assert codes == [400, 400, 429]
+        limited = client.post("/api/voice/webrtc/offer", json={"sdp": "v=0 not used"})
+        assert int(limited.headers["Retry-After"]) > 0
+
+
+def test_capacity_refuses_with_503(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    test_client, service = _client_and_voice(settings, max_calls=1)
+    with test_client as client:
+        # Take the only line through the registry, as a call in progress would.
+        assert client.portal is not None
+        call = client.portal.call(lambda: service.registry.open(channel="webrtc"))
+        busy = client.post("/api/voice/webrtc/offer", json={"sdp": "v=0 not used"})
+        assert busy.status_code == 503 and busy.json()["type"].endswith("/calls-at-capacity")
+        client.portal.call(call.end, "test_done")
+        assert client.post("/api/voice/webrtc/offer", json={"sdp": "v=0 not used"}).status_code == 400
+
+
+def _ws_close_code(client: TestClient, url: str, headers: dict[str, str] | None = None) -> int:
+    with pytest.raises(WebSocketDisconnect) as closed, client.websocket_connect(url, headers=headers or {}) as ws:
+        ws.receive_text()
+    return closed.value.code
+
+
+def test_ws_stream_authentication(client: TestClient) -> None:
+    assert _ws_close_code(client, "/api/voice/stream") == CLOSE_UNAUTHENTICATED
+    assert _ws_close_code(client, "/api/voice/stream?access_token=garbage") == CLOSE_UNAUTHENTICATED
+    _, viewer = make_token(client, Role.VIEWER)
+    assert _ws_close_code(client, f"/api/voice/stream?access_token={viewer}") == CLOSE_FORBIDDEN
+    assert _ws_close_code(client, "/api/voice/stream", headers={"Authorization": f"Bearer {viewer}"}) == CLOSE_FORBIDDEN
