@@ -20,6 +20,7 @@
   };
   window.voxdeskCall = state;
 
+  let pendingLatency = null;
   let pc = null, dc = null, pingTimer = null, micStream = null, audioCtx = null, mixDest = null;
 
   function setStatus(text, status) {
@@ -37,6 +38,17 @@
     text.className = "text";
     text.textContent = event.text;
     li.append(who, text);
+    if (event.role === "agent" && pendingLatency) {
+      const tag = document.createElement("span");
+      tag.className = "latency";
+      tag.textContent = Math.round(pendingLatency.total_ms) + " ms";
+      tag.title = ["vad_ms", "asr_ms", "retrieval_ms", "llm_ms", "tts_ms"]
+        .filter((k) => pendingLatency[k] != null)
+        .map((k) => k.replace("_ms", "") + " " + Math.round(pendingLatency[k]) + " ms")
+        .join(", ");
+      li.append(tag);
+      pendingLatency = null;
+    }
     ui.transcript.append(li);
     state.turns.push(event);
     return li;
@@ -56,18 +68,11 @@
           ui.interim.textContent = (event.role === "caller" ? "You: " : "Agent: ") + event.text;
         }
         break;
-      case "latency": {
+      case "latency":
+        // Measured when the answer starts playing; shown on that answer once its text is final.
         state.latencies.push(event);
-        const last = ui.transcript.querySelector("li.agent:last-child") || ui.transcript.lastElementChild;
-        const tag = document.createElement("span");
-        tag.className = "latency";
-        tag.textContent = Math.round(event.total_ms) + " ms";
-        tag.title = ["vad_ms", "asr_ms", "retrieval_ms", "llm_ms", "tts_ms"]
-          .filter((k) => event[k] != null).map((k) => k.replace("_ms", "") + " " + Math.round(event[k]) + " ms")
-          .join(", ");
-        if (last) last.append(tag);
+        pendingLatency = event;
         break;
-      }
       case "end":
         state.ended = event.reason;
         finish("Call ended (" + event.reason.replace(/_/g, " ") + ")");

@@ -118,6 +118,7 @@ def test_browser_call_answers_from_the_knowledge_base(voice_server: VoiceServer,
     assert "password" in _words(answer) or "reset" in _words(answer), answer
     assert state["latencies"], "a latency per answered turn is shown on the page"
     assert page.locator("#transcript li.agent").count() >= 2  # greeting and answer shown
+    assert page.locator("#transcript li.agent .latency").count() >= 1  # the answer's latency is shown
 
     # The audio the browser received after the question is the agent speaking the answer.
     heard = set(_words(_recognise(answer_pcm)))

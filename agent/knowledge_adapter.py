@@ -1,0 +1,66 @@
+"""Adapter from the knowledge room to the pipeline's ``Retriever`` protocol.
+
+``pipelines`` never imports ``knowledge``: it receives this adapter (the knowledge embedders already satisfy
+``TextEmbedder``). The knowledge service's own result
+types carry the same fields (plus extras such as the title), so the adapter only copies them into the
+pipeline's frozen records and bounds the time a retrieval may take on the call's path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Protocol
+
+import structlog
+
+from pipelines.contracts import Passage, Retrieval
+
+log = structlog.get_logger(__name__)
+
+
+class KnowledgeSearch(Protocol):
+    """What the knowledge service offers: ``retrieve(question, top_k=..., call_id=...)``."""
+
+    async def retrieve(self, question: str, *, top_k: int = 5, call_id: str | None = None) -> Any:
+        """Passages for ``question``, best first, with ``found``."""
+        ...
+
+
+class KnowledgeRetriever:
+    """``pipelines.contracts.Retriever`` over the knowledge service.
+
+    A retrieval that fails or takes longer than ``timeout_s`` answers "not found" (the agent then says it does
+    not know and offers a human) instead of stalling the call; the failure is logged with the call id.
+
+    Args:
+        search: The knowledge service.
+        timeout_s: Longest a retrieval may take on the call path.
+
+    """
+
+    def __init__(self, search: KnowledgeSearch, *, timeout_s: float = 2.0) -> None:
+        self._search = search
+        self._timeout = timeout_s
+
+    async def retrieve(self, question: str, *, top_k: int = 5, call_id: str | None = None) -> Retrieval:
+        """Retrieve passages for ``question``."""
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self._timeout):
+                result = await self._search.retrieve(question, top_k=top_k, call_id=call_id)
+        except Exception as exc:  # noqa: BLE001 - a failed search must not break the call
+            log.warning("retrieval_failed", call_id=call_id, error_type=type(exc).__name__)
+            return Retrieval(found=False, passages=(), latency_ms=(time.perf_counter() - started) * 1000)
+        passages = tuple(
+            Passage(
+                text=p.text,
+                score=float(p.score),
+                document_id=str(p.document_id),
+                chunk_id=str(p.chunk_id),
+                citation=str(p.citation),
+            )
+            for p in result.passages
+        )
+        latency = getattr(result, "latency_ms", None) or (time.perf_counter() - started) * 1000
+        return Retrieval(found=bool(result.found), passages=passages, latency_ms=float(latency))
