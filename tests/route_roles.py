@@ -54,6 +54,7 @@ class Access:
         form: Form fields sent instead of a JSON body.
         query: Query string parameters.
         probe: False: do not call the route (WebSocket, mount, live stream); ``note`` says why.
+        fresh_session: Sign in anew before each call (the route ends the session, e.g. logout).
         note: Why the entry is special.
 
     """
@@ -66,6 +67,7 @@ class Access:
     form: dict[str, str] | None = None
     query: dict[str, str] = field(default_factory=dict)
     probe: bool = True
+    fresh_session: bool = False
     note: str = ""
 
 
@@ -77,6 +79,47 @@ ROUTE_ROLES: dict[tuple[str, str], Access] = {
     ("GET", "/api/docs"): Access(EVERYONE, public=True, status=200),
     ("GET", "/api/openapi.json"): Access(EVERYONE, public=True, status=200),
     ("MOUNT", "/api/docs-assets"): Access(EVERYONE, public=True, probe=False, note="static Swagger UI files"),
+    # --- control plane: accounts and sessions ---
+    ("POST", "/api/auth/signup"): Access(EVERYONE, public=True, status=422, note="empty body"),
+    ("POST", "/api/auth/login"): Access(EVERYONE, public=True, status=422, note="empty form"),
+    ("POST", "/api/auth/refresh"): Access(EVERYONE, public=True, status=422),
+    ("POST", "/api/auth/logout"): Access(EVERYONE, status=204, fresh_session=True),
+    ("GET", "/api/auth/me"): Access(EVERYONE, status=200),
+    ("POST", "/api/auth/reset-password"): Access(EVERYONE, public=True, status=422),
+    ("GET", "/api/users"): Access(ADMIN, status=200),
+    ("POST", "/api/users"): Access(ADMIN, status=422),
+    # Everyone may read and edit their own account (tests/control_api/test_auth.py); another's: admins only.
+    ("GET", "/api/users/{user_id}"): Access(ADMIN, status=404),
+    ("PATCH", "/api/users/{user_id}"): Access(ADMIN, status=404),
+    ("POST", "/api/users/{user_id}/deactivate"): Access(ADMIN, status=404),
+    ("GET", "/api/audit"): Access(ADMIN, status=200),
+    # --- calls (agents: only the calls they took; BOLA tests in tests/control_api/test_calls.py) ---
+    ("GET", "/api/calls"): Access(CALL_READERS, status=200),
+    ("GET", "/api/calls/export.csv"): Access(MANAGERS, status=200),
+    ("POST", "/api/calls"): Access(MANAGERS, status=422),
+    ("GET", "/api/calls/{call_id}"): Access(CALL_READERS, status=404),
+    ("PUT", "/api/calls/{call_id}"): Access(CALL_READERS, status=404),
+    ("GET", "/api/calls/{call_id}/transcript"): Access(CALL_READERS, status=404),
+    ("GET", "/api/calls/{call_id}/recording"): Access(CALL_READERS, status=404),
+    # --- dashboards and analytics ---
+    ("GET", "/api/dashboard/stats"): Access(ANALYTICS, status=200),
+    ("GET", "/api/analytics/calls"): Access(ANALYTICS, status=200),
+    ("GET", "/api/analytics/sentiment"): Access(ANALYTICS, status=200),
+    ("GET", "/api/analytics/performance"): Access(ANALYTICS, status=200),
+    # --- personal data and incidents ---
+    ("GET", "/api/privacy/consents"): Access(ADMIN, status=200),
+    ("POST", "/api/privacy/consents"): Access(ADMIN, status=422),
+    ("GET", "/api/privacy/requests"): Access(ADMIN, status=200),
+    ("POST", "/api/privacy/requests"): Access(ADMIN, status=422),
+    ("GET", "/api/privacy/requests/{request_id}"): Access(ADMIN, status=404),
+    ("POST", "/api/privacy/requests/{request_id}/execute"): Access(ADMIN, status=404),
+    ("POST", "/api/privacy/requests/{request_id}/reject"): Access(ADMIN, status=422),
+    ("GET", "/api/privacy/retention"): Access(ADMIN, status=200),
+    ("POST", "/api/privacy/retention/purge"): Access(ADMIN, status=200),
+    ("GET", "/api/incidents"): Access(ADMIN, status=200),
+    ("POST", "/api/incidents"): Access(ADMIN, status=422),
+    ("GET", "/api/incidents/{incident_id}"): Access(ADMIN, status=404),
+    ("PATCH", "/api/incidents/{incident_id}"): Access(ADMIN, status=404),
     # --- web console (control_api/console): public page and files; its data comes from the API routes ---
     ("GET", "/console"): Access(EVERYONE, public=True, status=200),
     ("GET", "/console/reset-password"): Access(EVERYONE, public=True, status=200),
