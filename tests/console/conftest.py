@@ -6,6 +6,7 @@ import asyncio
 import socket
 import threading
 import time
+import wave
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -27,10 +28,10 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-ADMIN_EMAIL = "admin@voxdesk.test"
+ADMIN_EMAIL = "admin@example.com"
 ADMIN_PASSWORD = "console-admin-pass-1"
-AGENT_EMAIL = "agent@voxdesk.test"
-VIEWER_EMAIL = "viewer@voxdesk.test"
+AGENT_EMAIL = "agent@example.com"
+VIEWER_EMAIL = "viewer@example.com"
 OTHER_PASSWORD = "console-other-pass-1"
 
 
@@ -61,6 +62,15 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def _write_silence(path: Path, *, seconds: float) -> None:
+    """A short mono 16 kHz WAV of silence (a stand-in for a call recording)."""
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes(b"\x00\x00" * int(16000 * seconds))
 
 
 async def _seed(settings: Settings) -> Seeded:
@@ -111,6 +121,20 @@ async def _seed(settings: Settings) -> Seeded:
                     tts_ms=150.0,
                 )
                 seq += 2
+            recording = settings.recordings_dir / f"{call.id}.wav"
+            recording.parent.mkdir(parents=True, exist_ok=True)
+            _write_silence(recording, seconds=0.5)
+            await calls.add_recording(
+                session,
+                call.id,
+                path=str(recording),
+                format="wav",
+                channels=1,
+                sample_rate=16000,
+                duration_ms=500,
+                size_bytes=recording.stat().st_size,
+                sha256=None,
+            )
             ended = await calls.end_call(
                 session, call.id, reason="caller_hangup", outcome="resolved", latency_p50_ms=640.0, latency_p95_ms=740.0
             )

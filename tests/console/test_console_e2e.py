@@ -143,7 +143,11 @@ def test_sign_in_dashboard_calls_and_sign_out(live_server: LiveServer, browser: 
     rows = page.locator("tbody tr[data-call-id]")
     expect(rows).to_have_count(3)
     export = page.get_by_role("link", name="Export CSV")
-    expect(export).to_have_attribute("href", re.compile(r"^/api/calls"))
+    expect(export).to_have_attribute("href", re.compile(r"^/api/calls/export\.csv"))
+    csv_answer = page.request.get(live_server.base_url + (export.get_attribute("href") or ""))
+    assert csv_answer.status == 200
+    assert csv_answer.headers["content-type"].startswith("text/csv")
+    assert len(csv_answer.text().strip().splitlines()) == 1 + 3  # the header and the three seeded calls
     page.screenshot(path=shots / "03-calls.png")
     page.get_by_role("link", name="Ravi Kumar").click()
 
@@ -155,6 +159,14 @@ def test_sign_in_dashboard_calls_and_sign_out(live_server: LiveServer, browser: 
     expect(transcript.locator('li[data-role="agent"]')).to_have_count(2)
     expect(transcript.locator(".latency-chip").first).to_contain_text("640 ms")
 
+    # The recording plays from the API (same origin, cookie session; the read is audited).
+    audio = page.get_by_label("Call recording")
+    expect(audio).to_have_attribute("src", f"/api/calls/{live_server.seeded.ended_call_id}/recording")
+    recording = page.request.get(live_server.base_url + (audio.get_attribute("src") or ""))
+    assert recording.status == 200
+    assert recording.headers["content-type"].startswith("audio/")
+    assert recording.body()[:4] == b"RIFF"
+
     # Notes and tags are saved through PUT /api/calls/{id} (cookie session + CSRF header).
     page.get_by_role("textbox", name="Disposition", exact=True).fill("router advice")
     page.get_by_role("textbox", name="Tags", exact=True).fill("wifi, evening")
@@ -165,6 +177,33 @@ def test_sign_in_dashboard_calls_and_sign_out(live_server: LiveServer, browser: 
     page.reload()
     expect(page.get_by_role("textbox", name="Tags", exact=True)).to_have_value("wifi, evening")
 
+    # Users: invite with a password, promote, deactivate; the audit log shows what happened.
+    page.get_by_role("link", name="Users", exact=True).click()
+    expect(page.get_by_role("heading", name="Users", exact=True)).to_be_visible()
+    invite = page.get_by_role("form", name="Invite a user")
+    invite.get_by_label("E-mail").fill(AGENT_EMAIL)
+    invite.get_by_label("Name").fill("Nina New")
+    invite.get_by_label("Role").select_option("agent")
+    invite.get_by_label("Password (optional)").fill("nina-new-password-1")
+    invite.get_by_role("button", name="Invite").click()
+    expect(page.get_by_role("alert")).to_contain_text("already exists")  # the server's problem detail, shown
+    invite.get_by_label("E-mail").fill("new.agent@example.com")
+    invite.get_by_role("button", name="Invite").click()
+    expect(page.get_by_text("Account created for new.agent@example.com.")).to_be_visible()
+    page.get_by_label("Role of new.agent@example.com").select_option("supervisor")
+    expect(page.get_by_text("new.agent@example.com is now supervisor.")).to_be_visible()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Deactivate new.agent@example.com").click()
+    expect(page.get_by_role("button", name="Reactivate new.agent@example.com")).to_be_visible()
+    page.screenshot(path=shots / "05-users.png")
+
+    page.get_by_role("link", name="Audit log", exact=True).click()
+    expect(page.get_by_role("heading", name="Audit log")).to_be_visible()
+    audit_table = page.get_by_role("table")
+    for action in ("users.create", "users.update", "users.deactivate", "calls.update", "transcripts.read"):
+        expect(audit_table).to_contain_text(action)
+    page.screenshot(path=shots / "06-audit.png")
+
     # Sign out: back to the sign-in page, and the old session cookie no longer works (revoked, not just dropped).
     session_cookie = next(c["value"] for c in browser.cookies() if c["name"] == "voxdesk_session")
     page.get_by_role("button", name="Sign out").click()
@@ -174,11 +213,12 @@ def test_sign_in_dashboard_calls_and_sign_out(live_server: LiveServer, browser: 
         f"{live_server.base_url}/api/auth/me", headers={"Cookie": f"voxdesk_session={session_cookie}"}
     )
     assert me.status == 401
-    page.screenshot(path=shots / "05-signed-out.png")
+    page.screenshot(path=shots / "07-signed-out.png")
 
     assert watch.foreign_requests() == []
     # Expected: the 401 of /api/auth/me before sign-in and of the wrong password (Chromium logs failed loads).
-    unexpected = [e for e in watch.errors if "status of 401" not in e]
+    # And the 409 of the invitation to a taken e-mail.
+    unexpected = [e for e in watch.errors if not re.search(r"status of (401|409)", e)]
     assert unexpected == []
 
 

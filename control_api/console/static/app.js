@@ -46,7 +46,7 @@ export function notify(message, kind = "info") {
   close.addEventListener("click", () => note.remove());
   notices.append(note);
   if (tone !== "error") setTimeout(() => note.remove(), 5000);
-  while (notices.children.length > 4) notices.firstElementChild.remove();
+  while (notices.children.length > 3) notices.firstElementChild.remove();
 }
 
 /** Report an API error: its problem `detail`, or the message of any other error. */
@@ -100,6 +100,7 @@ async function route() {
     }
     cleanup = null;
   }
+  notices.replaceChildren(); // messages belong to the page they were shown on
   const { parts, query } = parseHash();
   if (!currentUser) {
     updateChrome(null);
@@ -159,7 +160,11 @@ async function signOut() {
   try {
     await request("POST", "/api/auth/logout", { quiet401: true });
   } catch (error) {
-    if (!(error instanceof ApiError && error.status === 401)) showError(error);
+    // 401: the session had already ended. Anything else: the session may still be live, so say so and stay.
+    if (!(error instanceof ApiError && error.status === 401)) {
+      showError(error);
+      return;
+    }
   }
   currentUser = null;
   rememberCsrf(null);
@@ -173,8 +178,8 @@ async function boot() {
     if (!currentUser) return;
     currentUser = null;
     rememberCsrf(null);
-    notify("Your session has ended. Please sign in again.", "info");
     route();
+    notify("Your session has ended. Please sign in again.", "info");
   });
   document.getElementById("signout").addEventListener("click", signOut);
   window.addEventListener("hashchange", route);

@@ -40,7 +40,7 @@ function row(call) {
 export async function renderCalls(main, ctx) {
   const q = ctx.query;
   const controls = {
-    q: h("input", { type: "search", name: "q", value: q.get("q") || "", placeholder: "Words in the transcript" }),
+    q: h("input", { type: "search", name: "q", value: q.get("q") || "", placeholder: "Transcript words" }),
     status: select({ name: "status" }, STATUSES, q.get("status")),
     channel: select({ name: "channel" }, CHANNELS, q.get("channel")),
     outcome: select({ name: "outcome" }, OUTCOMES, q.get("outcome")),
