@@ -136,8 +136,9 @@ async function route() {
       return;
     }
     cleanup = typeof result === "function" ? result : null;
+    // Move focus to the new page's heading so keyboard and screen-reader users land on it.
     const heading = main.querySelector("h1");
-    if (heading && document.activeElement === document.body) {
+    if (heading && !main.contains(document.activeElement)) {
       heading.setAttribute("tabindex", "-1");
       heading.focus({ preventScroll: true });
     }
@@ -182,6 +183,11 @@ async function boot() {
     notify("Your session has ended. Please sign in again.", "info");
   });
   document.getElementById("signout").addEventListener("click", signOut);
+  // The skip link must not change the hash (the hash is the router's).
+  document.querySelector(".skip-link").addEventListener("click", (event) => {
+    event.preventDefault();
+    main.focus();
+  });
   window.addEventListener("hashchange", route);
   if (location.pathname.replace(/\/$/, "").endsWith("/reset-password")) {
     renderResetPassword(main, { notify, showError });

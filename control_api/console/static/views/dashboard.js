@@ -97,7 +97,7 @@ function renderStats(container, stats, volume, performance) {
 }
 
 export async function renderDashboard(main, ctx) {
-  const body = h("div", { class: "dashboard-body", "aria-live": "polite", "aria-busy": "true" });
+  const body = h("div", { class: "dashboard-body", "aria-busy": "true" });
   const refreshButton = h("button", { type: "button", class: "button secondary", text: "Refresh" });
   replace(main, h("div", { class: "page-head" }, h("h1", { text: "Dashboard" }), refreshButton), body);
   let controller = null;

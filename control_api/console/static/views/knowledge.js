@@ -4,6 +4,7 @@ import { api, ApiError } from "../api.js";
 import { field, fmtBytes, fmtDateTime, h, pill, replace } from "../dom.js";
 
 export const DOCUMENTS_PATH = "/api/knowledge/documents";
+export const UPLOAD_PATH = "/api/knowledge/upload";
 export const QUERY_PATH = "/api/rag/query";
 export const UNANSWERED_PATH = "/api/rag/unanswered";
 const ACCEPT = ".md,.markdown,.txt,.html,.htm,.pdf,.docx,.xlsx,.csv";
@@ -55,7 +56,7 @@ function uploadForm(ctx, onUploaded) {
     submit.disabled = true;
     submit.textContent = "Uploading…";
     try {
-      await api.upload(DOCUMENTS_PATH, data);
+      await api.upload(UPLOAD_PATH, data);
       ctx.notify(`${input.files.length} file${input.files.length === 1 ? "" : "s"} uploaded; ingestion started.`, "success");
       form.reset();
       onUploaded();
