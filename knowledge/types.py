@@ -80,12 +80,16 @@ class Hit:
         score: The ranking score of the search that produced it (cosine similarity for vector search,
             BM25 for keyword search, fused score for hybrid search); higher is better.
         vector_score: Cosine similarity between the query vector and the chunk, when known.
+        vector_rank: 1-based rank in the vector search (hybrid search), if it ranked the chunk.
+        keyword_rank: 1-based rank in the keyword search (hybrid search), if it ranked the chunk.
 
     """
 
     chunk: StoredChunk
     score: float
     vector_score: float | None = None
+    vector_rank: int | None = None
+    keyword_rank: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

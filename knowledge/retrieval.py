@@ -1,0 +1,117 @@
+"""Hybrid retrieval: BM25 + vectors fused with reciprocal rank fusion, optional rerank, calibrated threshold.
+
+The interface the agent wraps into ``pipelines.contracts.Retriever``::
+
+    retrieval = await retriever.retrieve("what is the late fee?", top_k=5)
+    retrieval.found            # False when the best passage scores below the threshold ("I don't know")
+    retrieval.passages         # best first: Passage(text, score, document_id, chunk_id, citation, ...)
+    retrieval.latency_ms       # query embedding included
+
+Scores: a passage's ``score`` is its cosine similarity to the question (MiniLM: unrelated text ~0.0-0.3,
+a passage that answers the question typically 0.45-0.8), raised slightly when the keyword search also ranks
+it, so it means the same thing whatever the size of the knowledge base; with a reranker configured it is the
+reranker's probability instead. ``found`` compares the best score with ``score_threshold``, which is
+calibrated on the labelled evaluation set (``benchmarks/retrieval.py``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from knowledge.embedders.base import Embedder
+from knowledge.rerank import CrossEncoderReranker
+from knowledge.stores.base import VectorStore
+from knowledge.types import Hit, Passage, Retrieval
+
+
+def citation(chunk_title: str | None, heading: str | None, page: int | None, seq: int) -> str:
+    """A human-readable citation: document, section or page, and chunk number."""
+    parts = [chunk_title or "Untitled document"]
+    if heading:
+        last = heading.split(" > ")[-1]
+        if last and last != chunk_title:
+            parts.append(f'section "{last}"')
+    if page is not None:
+        parts.append(f"page {page}")
+    parts.append(f"chunk {seq + 1}")
+    return ", ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class RetrievalConfig:
+    """Tunable retrieval parameters (the defaults are the ones measured in ``benchmarks/retrieval.py``).
+
+    Attributes:
+        score_threshold: Below this best score the answer is "not found".
+        candidates: How many hits each of the vector and keyword searches contributes to the fusion.
+        keyword_bonus: Added to a passage's cosine score in proportion to its keyword (RRF) rank.
+
+    """
+
+    score_threshold: float = 0.35
+    candidates: int = 50
+    keyword_bonus: float = 0.1
+
+
+class HybridRetriever:
+    """Retrieves passages for questions from a store, with citations and a "not found" decision.
+
+    Args:
+        embedder: Embeds the question (the same model that embedded the chunks).
+        store: The vector store.
+        config: Threshold and fusion parameters.
+        reranker: Optional cross-encoder; when set, its scores rank and threshold the passages.
+
+    """
+
+    def __init__(
+        self,
+        *,
+        embedder: Embedder,
+        store: VectorStore,
+        config: RetrievalConfig | None = None,
+        reranker: CrossEncoderReranker | None = None,
+    ) -> None:
+        self.embedder = embedder
+        self.store = store
+        self.config = config or RetrievalConfig()
+        self.reranker = reranker
+
+    def _score(self, hit: Hit) -> float:
+        cosine = hit.vector_score if hit.vector_score is not None else 0.0
+        bonus = self.config.keyword_bonus / hit.keyword_rank if hit.keyword_rank else 0.0
+        return max(0.0, min(1.0, cosine + bonus))
+
+    async def retrieve(self, question: str, *, top_k: int = 5) -> Retrieval:
+        """Retrieve up to ``top_k`` passages for ``question``, best first."""
+        started = time.perf_counter()
+        question = question.strip()
+        if not question:
+            return Retrieval(found=False, passages=(), latency_ms=0.0, top_score=None)
+        vector = await self.embedder.embed_query(question)
+        pool = max(top_k, 10) if self.reranker else top_k * 2
+        hits = await self.store.hybrid_search(question, vector, top_k=pool, candidates=self.config.candidates)
+        scored = [(self._score(hit), hit) for hit in hits]
+        if self.reranker is not None and scored:
+            rerank = await self.reranker.score(question, [hit.chunk.text for _, hit in scored])
+            scored = [(s, hit) for s, (_, hit) in zip(rerank, scored, strict=True)]
+        scored.sort(key=lambda pair: -pair[0])
+        passages = tuple(
+            Passage(
+                text=hit.chunk.text,
+                score=round(score, 4),
+                document_id=hit.chunk.document_id,
+                chunk_id=hit.chunk.id,
+                citation=citation(hit.chunk.title, hit.chunk.heading, hit.chunk.page, hit.chunk.seq),
+                title=hit.chunk.title,
+                heading=hit.chunk.heading,
+                page=hit.chunk.page,
+            )
+            for score, hit in scored[:top_k]
+        )
+        top = passages[0].score if passages else None
+        found = top is not None and top >= self.config.score_threshold
+        return Retrieval(
+            found=found, passages=passages, latency_ms=(time.perf_counter() - started) * 1000.0, top_score=top
+        )
