@@ -68,7 +68,11 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                extra = [(b"x-request-id", request_id.encode())]
+                if not any(k.lower() == b"x-content-type-options" for k, _ in message["headers"]):
+                    # Browsers must not sniff a JSON answer (with an attacker's text in it) into HTML.
+                    extra.append((b"x-content-type-options", b"nosniff"))
+                message["headers"] = [*message["headers"], *extra]
             await send(message)
 
         try:

@@ -9,6 +9,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -128,6 +129,20 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _data_error(request: Request, exc: Exception) -> JSONResponse:
+    # A value the database cannot store (PostgreSQL: NUL bytes in text, out-of-range numbers): the input's fault.
+    log.info("database_refused_value", path=request.url.path, error_type=type(getattr(exc, "orig", exc)).__name__)
+    return problem_response(
+        request, 422, "The request contains a value the database cannot store.", type_="unstorable-value"
+    )
+
+
+async def _integrity_error(request: Request, exc: Exception) -> JSONResponse:
+    # A uniqueness or reference rule broken by the input (or by a concurrent request); never SQL in the answer.
+    log.info("database_integrity_conflict", path=request.url.path)
+    return problem_response(request, 409, "The request conflicts with stored data.", type_="conflict")
+
+
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     # Never leak internals (stack traces, SQL) to a client; the log carries the request id.
     log.exception("unhandled_error", path=request.url.path, error_type=type(exc).__name__)
@@ -139,4 +154,6 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _problem_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(DataError, _data_error)
+    app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(Exception, _unhandled)
