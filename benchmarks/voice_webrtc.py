@@ -27,6 +27,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -181,7 +182,15 @@ def chromium_smoke(base_url: str, question: str, workdir: Path) -> dict[str, Any
     return result
 
 
-async def run(args: argparse.Namespace, server: RunningServer) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ExistingServer:
+    """Where the benchmark calls and where the server's SQLite database lives."""
+
+    base_url: str
+    data_dir: Path
+
+
+async def run(args: argparse.Namespace, server: ExistingServer) -> dict[str, Any]:
     texts = load_questions(args.questions)
     pcms = [flite(t) for t in texts]
     interruption = flite(INTERRUPTION)
@@ -266,16 +275,24 @@ def main() -> None:
     parser.add_argument("--per-call", type=int, default=3, help="Questions per caller in the concurrency phase.")
     parser.add_argument("--levels", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2, 4, 8, 12, 16])
     parser.add_argument("--chromium-smoke", action="store_true", help="Also make one call from headless Chromium.")
+    parser.add_argument("--server-url", help="Use a running server (its SQLite data dir: --data-dir).")
+    parser.add_argument("--data-dir", type=Path, help="Data dir of the server given with --server-url.")
     args = parser.parse_args()
+    started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
-        started = time.monotonic()
-        server = start(Path(tmp) / "data")
+        server: RunningServer | None = None
+        if args.server_url:
+            target = ExistingServer(base_url=args.server_url.rstrip("/"), data_dir=args.data_dir or Path("data"))
+        else:
+            server = start(Path(tmp) / "data")
+            target = ExistingServer(base_url=server.base_url, data_dir=server.data_dir)
         try:
-            result = asyncio.run(run(args, server))
+            result = asyncio.run(run(args, target))
             if args.chromium_smoke:
-                result["chromium_smoke"] = chromium_smoke(server.base_url, load_questions(1)[0], Path(tmp))
+                result["chromium_smoke"] = chromium_smoke(target.base_url, load_questions(1)[0], Path(tmp))
         finally:
-            server.stop()
+            if server is not None:
+                server.stop()
     report = {
         "benchmark": "voice_webrtc",
         "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
