@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import structlog
@@ -30,25 +31,30 @@ class KnowledgeSearch(Protocol):
 class KnowledgeRetriever:
     """``pipelines.contracts.Retriever`` over the knowledge service.
 
-    A retrieval that fails or takes longer than ``timeout_s`` answers "not found" (the agent then says it does
-    not know and offers a human) instead of stalling the call; the failure is logged with the call id.
+    A retrieval that fails, takes longer than ``timeout_s`` or finds the knowledge base not running answers
+    "not found" (the agent then says it does not know and offers a human) instead of stalling the call; the
+    failure is logged with the call id.
 
     Args:
-        search: The knowledge service.
+        search: Returns the knowledge service now (None while it is not running).
         timeout_s: Longest a retrieval may take on the call path.
 
     """
 
-    def __init__(self, search: KnowledgeSearch, *, timeout_s: float = 2.0) -> None:
+    def __init__(self, search: Callable[[], KnowledgeSearch | None], *, timeout_s: float = 2.0) -> None:
         self._search = search
         self._timeout = timeout_s
 
     async def retrieve(self, question: str, *, top_k: int = 5, call_id: str | None = None) -> Retrieval:
         """Retrieve passages for ``question``."""
         started = time.perf_counter()
+        service = self._search()
+        if service is None:
+            log.warning("retrieval_unavailable", call_id=call_id)
+            return Retrieval(found=False, passages=(), latency_ms=0.0)
         try:
             async with asyncio.timeout(self._timeout):
-                result = await self._search.retrieve(question, top_k=top_k, call_id=call_id)
+                result = await service.retrieve(question, top_k=top_k, call_id=call_id)
         except Exception as exc:  # noqa: BLE001 - a failed search must not break the call
             log.warning("retrieval_failed", call_id=call_id, error_type=type(exc).__name__)
             return Retrieval(found=False, passages=(), latency_ms=(time.perf_counter() - started) * 1000)

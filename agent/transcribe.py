@@ -30,6 +30,9 @@ MAX_AUDIO_SECS = 600.0
 FRAME_SECS = 0.01  # pocketsphinx's frame rate is 100 per second
 
 
+Caller = Annotated[User, Depends(require(Permission.VOICE_CALL))]
+
+
 class PooledDecoders(Protocol):
     """A recogniser that lends out pocketsphinx decoders (``pipelines.asr.pocketsphinx.PocketsphinxBackend``)."""
 
@@ -114,7 +117,6 @@ def _decode_words(decoder: Any, pcm: bytes) -> tuple[str, list[WordTiming]]:
 def transcribe_router(get_asr: Callable[[], Any | None], *, language: str) -> APIRouter:
     """The transcription endpoint over the process's prewarmed recogniser (``get_asr``)."""
     router = APIRouter(prefix="/api/voice", tags=["voice"])
-    Caller = Annotated[User, Depends(require(Permission.VOICE_CALL))]
 
     @router.post(
         "/transcribe",
