@@ -20,6 +20,7 @@ from control_api.ratelimit import build_limiter
 from control_api.ratelimit import close as close_limiter
 from control_api.routes import docs, health
 from control_api.routes.registry import ROUTERS
+from control_api.services import knowledge as knowledge_service
 from control_api.services import retention
 from control_api.state import AppState, ReadinessCheck
 
@@ -27,6 +28,33 @@ log = structlog.get_logger(__name__)
 # Called with the built state after migrations; used by the composition root to load models,
 # register readiness checks and start background jobs. Returns an optional async cleanup.
 StartupHook = Callable[[AppState], Awaitable[Callable[[], Awaitable[None]] | None]]
+
+
+async def _start_knowledge(state: AppState) -> Callable[[], Awaitable[None]]:
+    """Start the knowledge base; if it cannot start, the API still serves and readiness says why."""
+    try:
+        state.knowledge = await knowledge_service.start(settings=state.settings, sessions=state.sessions)
+    except Exception as exc:  # one failing component must not take the whole API down
+        log.exception("knowledge_start_failed", error_type=type(exc).__name__)
+        reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+
+        async def failed() -> None:
+            raise RuntimeError(f"knowledge base failed to start ({reason})")
+
+        state.readiness["knowledge"] = failed
+
+        async def nothing() -> None:
+            return None
+
+        return nothing
+    service = state.knowledge
+    state.readiness["knowledge"] = service.ready
+
+    async def stop() -> None:
+        state.knowledge = None
+        await knowledge_service.stop(service)
+
+    return stop
 
 
 def create_app(
@@ -80,6 +108,7 @@ def create_app(
                 interval_seconds=settings.retention.purge_interval_minutes * 60,
             )
         )
+        cleanups.append(await _start_knowledge(state))
         try:
             for hook in startup_hooks:
                 cleanup = await hook(state)

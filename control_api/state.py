@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from config import Settings
 from control_api.cache import Cache
 from control_api.ratelimit import RateLimiter, build_limiter
+
+if TYPE_CHECKING:
+    from control_api.services.knowledge import KnowledgeService
 
 
 def _default_limiter() -> RateLimiter:
@@ -31,3 +35,5 @@ class AppState:
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
     # Built in the lifespan from ``settings.rate_limits`` (Redis when ``settings.redis.url`` is set).
     limiter: RateLimiter = field(default_factory=_default_limiter)
+    # The knowledge base (embedder, store, retriever, ingestion worker); None until started or if it failed.
+    knowledge: KnowledgeService | None = None

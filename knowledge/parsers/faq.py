@@ -76,7 +76,8 @@ def parse_xlsx(data: bytes) -> ParsedDocument:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except (KeyError, ValueError, OSError) as exc:
         raise DocumentError(
-            "The Excel file is damaged or is not a real .xlsx workbook. Open it in Excel, save a new copy and upload it."
+            "The Excel file is damaged or is not a real .xlsx workbook. "
+            "Open it in Excel, save a new copy and upload it."
         ) from exc
     sections: list[Section] = []
     try:

@@ -9,17 +9,33 @@ from __future__ import annotations
 import re
 
 import trafilatura
-from bs4 import BeautifulSoup, NavigableString, Tag
+from bs4 import BeautifulSoup
+from bs4.element import NavigableString, Tag
 
 from knowledge.cleaning import normalise
 from knowledge.parsers.markdown import parse_markdown_text
 from knowledge.sniff import decode_text
 from knowledge.types import ParsedDocument
 
-_BOILERPLATE_TAGS = ("script", "style", "noscript", "template", "nav", "header", "footer", "aside", "form", "svg",
-                     "iframe", "button")
-_BOILERPLATE_HINT = re.compile(r"cookie|consent|banner|breadcrumb|navbar|sidebar|footer|header|menu|related|share|"
-                               r"newsletter|advert|promo", re.I)
+_BOILERPLATE_TAGS = (
+    "script",
+    "style",
+    "noscript",
+    "template",
+    "nav",
+    "header",
+    "footer",
+    "aside",
+    "form",
+    "svg",
+    "iframe",
+    "button",
+)
+_BOILERPLATE_HINT = re.compile(
+    r"cookie|consent|banner|breadcrumb|navbar|sidebar|footer|header|menu|related|share|"
+    r"newsletter|advert|promo",
+    re.I,
+)
 _BLOCKS = {"p", "div", "section", "article", "main", "blockquote", "pre", "dd", "dt", "figcaption", "address"}
 
 
@@ -29,7 +45,9 @@ def _strip_boilerplate(root: Tag) -> None:
     for tag in root.find_all(True):
         if not isinstance(tag, Tag) or tag.attrs is None:
             continue
-        marker = " ".join([*tag.get("class", []), str(tag.get("id", "")), str(tag.get("role", ""))])
+        classes = tag.get("class")
+        class_names = [str(c) for c in classes] if isinstance(classes, list) else [str(classes or "")]
+        marker = " ".join([*class_names, str(tag.get("id", "")), str(tag.get("role", ""))])
         if marker.strip() and _BOILERPLATE_HINT.search(marker) and tag.name not in ("main", "article", "body"):
             tag.decompose()
 
@@ -88,7 +106,7 @@ def parse_html_text(html: str) -> ParsedDocument:
     title = normalise(soup.title.get_text()) if soup.title else None
     if title:
         title = re.split(r"\s+[|\-–]\s+", title)[0] or title
-    root = soup.find("main") or soup.find("article") or soup.find(attrs={"role": "main"})
+    root = soup.find("main") or soup.find("article") or soup.find(None, {"role": "main"})
     markdown: str | None = None
     if isinstance(root, Tag):
         _strip_boilerplate(root)

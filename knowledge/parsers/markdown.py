@@ -26,9 +26,7 @@ def _table_lines(rows: list[list[str]]) -> list[str]:
     if len(rows) >= 2 and all(rows[0]):
         header = rows[0]
         return [
-            "; ".join(f"{h}: {v}" for h, v in zip(header, row, strict=False) if v) + "."
-            for row in rows[1:]
-            if any(row)
+            "; ".join(f"{h}: {v}" for h, v in zip(header, row, strict=False) if v) + "." for row in rows[1:] if any(row)
         ]
     return [" | ".join(c for c in row if c) for row in rows if any(row)]
 
@@ -88,9 +86,7 @@ def parse_markdown_text(text: str, *, fmt: str = "markdown") -> ParsedDocument:
                 if list_depth:
                     buffer.append("  " * (list_depth - 1) + "- " + content)
                 else:
-                    if buffer and not buffer[-1].startswith("- "):
-                        buffer.append("")
-                    elif buffer:
+                    if (buffer and not buffer[-1].startswith("- ")) or buffer:
                         buffer.append("")
                     buffer.append(content)
         elif tok.type in ("fence", "code_block"):

@@ -105,22 +105,22 @@ def parse(data: bytes) -> ParsedDocument:
     title = (reader.metadata.title if reader.metadata and reader.metadata.title else None) or None
     sections: list[Section] = []
     headings: list[str] = []
+    buffer: list[str] = []
+
+    def flush(page: int) -> None:
+        if buffer:
+            text = unwrap("\n".join(buffer))
+            if text:
+                sections.append(Section(text=text, headings=tuple(headings), page=page))
+            buffer.clear()
+
     for number, lines in enumerate(page_lines, start=1):
-        buffer: list[str] = []
-
-        def flush(page: int = number) -> None:
-            if buffer:
-                text = unwrap("\n".join(buffer))
-                if text:
-                    sections.append(Section(text=text, headings=tuple(headings), page=page))
-                buffer.clear()
-
         for line in lines:
             if _furniture_key(line.text) in furniture:
                 continue
             text = normalise(line.text)
             if line.size in heading_sizes and len(text) <= 150:
-                flush()
+                flush(number)
                 level = heading_sizes.index(line.size)
                 del headings[level:]
                 headings.append(text)
@@ -128,5 +128,5 @@ def parse(data: bytes) -> ParsedDocument:
                     title = text
                 continue
             buffer.append(text)
-        flush()
+        flush(number)
     return ParsedDocument(title=title, sections=sections, pages=len(pages), format="pdf")

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-import bm25s
+import bm25s  # type: ignore[import-untyped]  # bm25s ships no type information
 import hnswlib
 import numpy as np
 import numpy.typing as npt
@@ -143,7 +143,9 @@ class EmbeddedStore(VectorStore):
 
     def _new_index(self, capacity: int) -> hnswlib.Index:
         index = hnswlib.Index(space="ip", dim=self.dimension)
-        index.init_index(max_elements=capacity, ef_construction=self._ef_construction, M=self._m, allow_replace_deleted=True)
+        index.init_index(
+            max_elements=capacity, ef_construction=self._ef_construction, M=self._m, allow_replace_deleted=True
+        )
         index.set_ef(self._ef_search)
         index.set_num_threads(1)
         return index
@@ -167,7 +169,9 @@ class EmbeddedStore(VectorStore):
         for label, cid, doc, seq, text, title, heading, page, blob in self._db.execute(
             "SELECT label, id, document_id, seq, text, title, heading, page, vector FROM chunks ORDER BY label"
         ):
-            self._remember(StoredChunk(id=cid, document_id=doc, seq=seq, text=text, title=title, heading=heading, page=page), label)
+            self._remember(
+                StoredChunk(id=cid, document_id=doc, seq=seq, text=text, title=title, heading=heading, page=page), label
+            )
             labels.append(label)
             vectors.append(blob)
         snapshot = self._snapshot_path()
@@ -255,7 +259,9 @@ class EmbeddedStore(VectorStore):
             if self._refresh_thread is not None:
                 self._refresh_again = True
                 return
-            self._refresh_thread = threading.Thread(target=self._background_refresh, name="kb-store-refresh", daemon=True)
+            self._refresh_thread = threading.Thread(
+                target=self._background_refresh, name="kb-store-refresh", daemon=True
+            )
             self._refresh_thread.start()
 
     # -- writes ----------------------------------------------------------------------------------------------
@@ -281,8 +287,16 @@ class EmbeddedStore(VectorStore):
                     cursor = self._db.execute(
                         "INSERT INTO chunks(id, document_id, seq, text, title, heading, page, vector) "
                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (chunk.id, chunk.document_id, chunk.seq, chunk.text, chunk.title, chunk.heading, chunk.page,
-                         vector.tobytes()),
+                        (
+                            chunk.id,
+                            chunk.document_id,
+                            chunk.seq,
+                            chunk.text,
+                            chunk.title,
+                            chunk.heading,
+                            chunk.page,
+                            vector.tobytes(),
+                        ),
                     )
                     labels.append(int(cursor.lastrowid or 0))
                 self._bump_generation()
@@ -349,7 +363,9 @@ class EmbeddedStore(VectorStore):
                 if not found:
                     return []
                 vectors = self._index.get_items([label for label, _ in found], return_type="numpy")
-            return [replace(chunk, vector=tuple(float(x) for x in v)) for (_, chunk), v in zip(found, vectors, strict=True)]
+            return [
+                replace(chunk, vector=tuple(float(x) for x in v)) for (_, chunk), v in zip(found, vectors, strict=True)
+            ]
 
         return await asyncio.to_thread(run)
 
@@ -402,7 +418,9 @@ class EmbeddedStore(VectorStore):
         """Best chunks by BM25."""
         return await asyncio.to_thread(self.keyword_search_sync, text, top_k)
 
-    def hybrid_search_sync(self, text: str, vector: npt.NDArray[np.float32], top_k: int, candidates: int = 50) -> list[Hit]:
+    def hybrid_search_sync(
+        self, text: str, vector: npt.NDArray[np.float32], top_k: int, candidates: int = 50
+    ) -> list[Hit]:
         """Blocking :meth:`hybrid_search`: both searches and the fusion in one worker-thread hop."""
         from knowledge.stores.base import reciprocal_rank_fusion
 

@@ -1,0 +1,151 @@
+"""Knowledge base and RAG schemas."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from control_api.schemas.common import UTCDateTime
+
+DocumentStatus = Literal["pending", "processing", "ready", "failed"]
+
+
+class DocumentPublic(BaseModel):
+    """A knowledge document and where its ingestion stands."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    filename: str
+    title: str | None
+    content_type: str | None
+    source_url: str | None
+    sha256: str
+    size_bytes: int
+    status: DocumentStatus
+    error: str | None = Field(description="Why ingestion failed, written for the person who uploaded it.")
+    pages: int | None
+    chunk_count: int
+    created_by: str | None
+    created_at: UTCDateTime
+    updated_at: UTCDateTime
+    processed_at: UTCDateTime | None
+
+
+class DocumentsPublic(BaseModel):
+    """A page of documents."""
+
+    data: list[DocumentPublic]
+    count: int = Field(description="Documents matching the filter, over all pages.")
+
+
+class UploadedDocument(DocumentPublic):
+    """A document an upload created, or the existing one with identical content."""
+
+    duplicate: bool = Field(description="True when identical content was already uploaded (nothing new queued).")
+
+
+class RejectedFile(BaseModel):
+    """A file an upload or import refused, with the reason."""
+
+    filename: str
+    status: int
+    reason: str
+
+
+class UploadResult(BaseModel):
+    """Per-file outcome of an upload or URL import."""
+
+    documents: list[UploadedDocument]
+    rejected: list[RejectedFile]
+
+
+class ProcessRequest(BaseModel):
+    """Which documents to (re)process: the ids given, or every failed document when ``document_ids`` is empty."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    document_ids: list[str] = Field(default_factory=list, max_length=1000)
+
+
+class ProcessResult(BaseModel):
+    """Documents queued for processing."""
+
+    queued: list[str]
+
+
+class ImportUrlRequest(BaseModel):
+    """A web page or a sitemap to import."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(min_length=8, max_length=2048, pattern=r"^[hH][tT][tT][pP][sS]?://", description="http(s) URL.")
+
+
+class DocumentStatusPublic(BaseModel):
+    """Ingestion status of one document."""
+
+    id: str
+    status: DocumentStatus
+    error: str | None
+    chunk_count: int
+    pages: int | None
+    attempts: int = Field(description="Processing attempts of the latest job.")
+    updated_at: UTCDateTime
+    processed_at: UTCDateTime | None
+
+
+class RagQueryRequest(BaseModel):
+    """A question for the knowledge base."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(min_length=1, max_length=1000)
+    top_k: int | None = Field(default=None, ge=1, le=20)
+
+
+class PassagePublic(BaseModel):
+    """One retrieved passage, with its citation (document, section or page, chunk)."""
+
+    text: str
+    score: float
+    document_id: str
+    chunk_id: str
+    citation: str
+    title: str | None
+    heading: str | None
+    page: int | None
+
+
+class RagQueryResponse(BaseModel):
+    """Retrieval result: ``found`` is False below the calibrated threshold ("I don't know")."""
+
+    found: bool
+    answer: str | None = Field(description="The best passage's text when found (extractive), else null.")
+    passages: list[PassagePublic]
+    latency_ms: float
+
+
+class RagContextResponse(BaseModel):
+    """The context block an LLM would get for a question."""
+
+    found: bool
+    context: str
+    passages: list[PassagePublic]
+
+
+class UnansweredPublic(BaseModel):
+    """A question the knowledge base could not answer."""
+
+    question: str
+    count: int
+    last_asked_at: UTCDateTime
+    best_score: float | None
+
+
+class UnansweredList(BaseModel):
+    """Unanswered questions, most recent first."""
+
+    data: list[UnansweredPublic]
+    count: int

@@ -1,0 +1,262 @@
+"""Knowledge base services: documents, queries (every one logged with its top score), context, corpus text.
+
+:class:`KnowledgeService` is what ``AppState.knowledge`` holds; the agent and the voice side use it:
+
+- ``await service.retrieve(question, top_k=5, call_id=None) -> knowledge.types.Retrieval``: fields as
+  ``pipelines.contracts.Retrieval`` (``found``, ``passages`` of ``text, score, document_id, chunk_id,
+  citation``, ``latency_ms``); the query is logged to ``rag_queries``.
+- ``service.embedder`` (``await embed(texts) -> list[list[float]]``, unit vectors): ``TextEmbedder``.
+- ``await service.corpus_text() -> str``: the text of every ready document (for a speech-recognition LM).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from config import Settings
+from control_api.db.models import IngestionJob, KnowledgeChunk, KnowledgeDocument, RagQuery
+from control_api.problems import ProblemError
+from control_api.services.ingestion import IngestionWorker
+from knowledge.embedders.base import Embedder
+from knowledge.kb import KnowledgeBase, build_knowledge_base
+from knowledge.types import Retrieval
+
+log = structlog.get_logger(__name__)
+STATUSES = ("pending", "processing", "ready", "failed")
+MAX_CONTEXT_CHARS = 6000
+
+
+async def list_documents(
+    session: AsyncSession, *, status: str | None = None, limit: int = 100, offset: int = 0
+) -> tuple[list[KnowledgeDocument], int]:
+    """Documents newest first, with the total count for the filter."""
+    query = select(KnowledgeDocument)
+    counter = select(func.count()).select_from(KnowledgeDocument)
+    if status is not None:
+        query = query.where(KnowledgeDocument.status == status)
+        counter = counter.where(KnowledgeDocument.status == status)
+    rows = (
+        await session.scalars(
+            query.order_by(KnowledgeDocument.created_at.desc(), KnowledgeDocument.id).limit(limit).offset(offset)
+        )
+    ).all()
+    return list(rows), int(await session.scalar(counter) or 0)
+
+
+async def get_document(session: AsyncSession, document_id: str) -> KnowledgeDocument:
+    """One document; 404 problem JSON when it does not exist."""
+    document = await session.get(KnowledgeDocument, document_id)
+    if document is None:
+        raise ProblemError(404, "No such knowledge document.", type_="not-found")
+    return document
+
+
+async def latest_job(session: AsyncSession, document_id: str) -> IngestionJob | None:
+    """The most recent ingestion job of a document."""
+    return await session.scalar(
+        select(IngestionJob)
+        .where(IngestionJob.document_id == document_id)
+        .order_by(IngestionJob.created_at.desc(), IngestionJob.id.desc())
+        .limit(1)
+    )
+
+
+async def delete_document(session: AsyncSession, kb: KnowledgeBase, document: KnowledgeDocument) -> None:
+    """Remove a document, its chunks (database and store) and its stored original."""
+    path = Path(document.storage_path)
+    await session.delete(document)
+    await session.commit()
+    await kb.store.delete_document(document.id)
+    await asyncio.to_thread(path.unlink, missing_ok=True)
+
+
+async def log_query(
+    session: AsyncSession, question: str, retrieval: Retrieval, *, call_id: str | None = None
+) -> RagQuery:
+    """Record one query with its top score (read by the "unanswered questions" review)."""
+    top = retrieval.passages[0] if retrieval.passages else None
+    entry = RagQuery(
+        question=question[:2000],
+        found=retrieval.found,
+        top_score=retrieval.top_score,
+        top_chunk_id=top.chunk_id if top else None,
+        latency_ms=round(retrieval.latency_ms, 3),
+        call_id=call_id,
+    )
+    session.add(entry)
+    await session.commit()
+    return entry
+
+
+def context_block(retrieval: Retrieval, *, max_chars: int = MAX_CONTEXT_CHARS) -> str:
+    """The context the LLM gets: numbered passages with their citations, or a "nothing found" note."""
+    if not retrieval.found:
+        return (
+            "No passage of the knowledge base answers this question. Say you do not know and offer to "
+            "transfer the caller to a person."
+        )
+    parts: list[str] = []
+    used = 0
+    for index, passage in enumerate(retrieval.passages, start=1):
+        block = f"[{index}] {passage.citation}\n{passage.text}"
+        if parts and used + len(block) > max_chars:
+            break
+        parts.append(block)
+        used += len(block)
+    return "Answer only from these knowledge-base passages and cite them by number.\n\n" + "\n\n".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Unanswered:
+    """A question the knowledge base could not answer, grouped by text."""
+
+    question: str
+    count: int
+    last_asked_at: object
+    best_score: float | None
+
+
+async def unanswered(session: AsyncSession, *, limit: int = 50) -> list[Unanswered]:
+    """Questions that found nothing, most recent first, grouped by exact text."""
+    rows = (
+        await session.execute(
+            select(
+                RagQuery.question,
+                func.count().label("n"),
+                func.max(RagQuery.created_at).label("last"),
+                func.max(RagQuery.top_score).label("best"),
+            )
+            .where(RagQuery.found.is_(False))
+            .group_by(RagQuery.question)
+            .order_by(func.max(RagQuery.created_at).desc())
+            .limit(limit)
+        )
+    ).all()
+    return [Unanswered(question=q, count=int(n), last_asked_at=last, best_score=best) for q, n, last, best in rows]
+
+
+async def corpus_text(session: AsyncSession) -> str:
+    """Every ready document's chunk text, in document and chunk order, one chunk per paragraph."""
+    rows = await session.scalars(
+        select(KnowledgeChunk.text)
+        .join(KnowledgeDocument, KnowledgeDocument.id == KnowledgeChunk.document_id)
+        .where(KnowledgeDocument.status == "ready")
+        .order_by(KnowledgeDocument.created_at, KnowledgeChunk.document_id, KnowledgeChunk.seq)
+    )
+    return "\n\n".join(rows)
+
+
+class KnowledgeService:
+    """The knowledge base as the rest of the process sees it (held in ``AppState.knowledge``).
+
+    Args:
+        kb: The knowledge base.
+        sessions: Database session factory (queries are logged, documents listed).
+        worker: The ingestion worker (None where nothing ingests, e.g. a read-only replica).
+        default_top_k: Passages per query when the caller does not say.
+
+    """
+
+    def __init__(
+        self,
+        *,
+        kb: KnowledgeBase,
+        sessions: async_sessionmaker[AsyncSession],
+        worker: IngestionWorker | None,
+        default_top_k: int = 5,
+    ) -> None:
+        self.kb = kb
+        self.sessions = sessions
+        self.worker = worker
+        self.default_top_k = default_top_k
+
+    @property
+    def embedder(self) -> Embedder:
+        """The embedder (``TextEmbedder`` protocol)."""
+        return self.kb.embedder
+
+    async def retrieve(self, question: str, *, top_k: int | None = None, call_id: str | None = None) -> Retrieval:
+        """Retrieve passages and log the query (see the module docstring)."""
+        retrieval = await self.kb.retrieve(question, top_k=top_k or self.default_top_k)
+        async with self.sessions() as session:
+            await log_query(session, question, retrieval, call_id=call_id)
+        return retrieval
+
+    async def corpus_text(self) -> str:
+        """All ready documents' text."""
+        async with self.sessions() as session:
+            return await corpus_text(session)
+
+    async def ready(self) -> None:
+        """Readiness: the embedder answers and the ingestion worker runs."""
+        await self.kb.embedder.embed_array(["ready?"])
+        if self.worker is not None and not self.worker.running:
+            raise RuntimeError("the knowledge ingestion worker is not running")
+
+
+def passages_payload(retrieval: Retrieval) -> Sequence[dict[str, object]]:
+    """Passages as plain dicts (API responses)."""
+    return [
+        {
+            "text": p.text,
+            "score": p.score,
+            "document_id": p.document_id,
+            "chunk_id": p.chunk_id,
+            "citation": p.citation,
+            "title": p.title,
+            "heading": p.heading,
+            "page": p.page,
+        }
+        for p in retrieval.passages
+    ]
+
+
+async def start(
+    *,
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    run_worker: bool = True,
+) -> KnowledgeService:
+    """Build the knowledge base from settings, recover interrupted ingestion and start the worker.
+
+    The embedding model loads once per process (module-level cache), so calling this for every app built in
+    a test run costs the load only once.
+    """
+    ks = settings.knowledge
+    kb = await build_knowledge_base(
+        data_dir=settings.data_dir,
+        store=ks.store,
+        embedder=ks.embedder,
+        embedder_model=ks.embedder_model,
+        embedder_base_url=ks.embedder_base_url,
+        embedder_api_key=ks.embedder_api_key.get_secret_value() if ks.embedder_api_key else None,
+        weaviate_url=ks.weaviate_url,
+        weaviate_api_key=ks.weaviate_api_key.get_secret_value() if ks.weaviate_api_key else None,
+        chunk_tokens=ks.chunk_tokens,
+        chunk_overlap=ks.chunk_overlap,
+        score_threshold=ks.score_threshold,
+        reranker_path=ks.reranker_path,
+        models_dir=settings.models_dir,
+    )
+    worker = IngestionWorker(sessions=sessions, kb=kb)
+    if run_worker:
+        try:
+            await worker.start()
+        except BaseException:
+            await kb.close()
+            raise
+    return KnowledgeService(kb=kb, sessions=sessions, worker=worker if run_worker else None, default_top_k=ks.top_k)
+
+
+async def stop(service: KnowledgeService) -> None:
+    """Stop the worker and persist the store."""
+    if service.worker is not None:
+        await service.worker.stop()
+    await service.kb.close()
