@@ -126,6 +126,16 @@ ROUTE_ROLES: dict[tuple[str, str], Access] = {
     ("GET", "/console/static/{asset_path:path}"): Access(
         EVERYONE, public=True, status=200, params={"asset_path": "app.js"}
     ),
+    # --- knowledge base and RAG (tests/knowledge/test_api.py) ---
+    ("POST", "/api/knowledge/upload"): Access(MANAGERS, status=422, note="no files: validation error"),
+    ("POST", "/api/knowledge/import-url"): Access(MANAGERS, status=422, note="empty body"),
+    ("POST", "/api/knowledge/process"): Access(MANAGERS, status=202, note="no ids: requeues failed documents"),
+    ("GET", "/api/knowledge/status/{document_id}"): Access(KNOWLEDGE_READERS, status=404),
+    ("GET", "/api/knowledge/documents"): Access(KNOWLEDGE_READERS, status=200),
+    ("DELETE", "/api/knowledge/documents/{document_id}"): Access(MANAGERS, status=404),
+    ("POST", "/api/rag/query"): Access(KNOWLEDGE_READERS, status=422, note="empty body"),
+    ("GET", "/api/rag/context"): Access(KNOWLEDGE_READERS, status=422, note="no question"),
+    ("GET", "/api/rag/unanswered"): Access(KNOWLEDGE_READERS, status=200),
     # --- voice side (agent/): personas, voice profiles, caller page, WebRTC signalling, WS stream ---
     ("GET", "/api/personas"): Access(STAFF, status=200),
     ("GET", "/api/personas/{name}"): Access(STAFF, params={"name": "default"}, status=200),
