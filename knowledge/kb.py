@@ -128,7 +128,7 @@ async def build_knowledge_base(
     weaviate_api_key: str | None = None,
     chunk_tokens: int = 180,
     chunk_overlap: int = 30,
-    score_threshold: float = 0.35,
+    score_threshold: float = 0.45,
     reranker_path: Path | None = None,
     models_dir: Path | None = None,
 ) -> KnowledgeBase:
