@@ -167,7 +167,9 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     """The whole server (``agent.server.build_app``) on a free loopback port, seeded."""
     from agent.server import build_app
 
-    settings = make_settings(tmp_path_factory.mktemp("console"))
+    # Several browser sessions within a minute share one admin's API budget; the limit itself is tested in
+    # tests/control_api, so here it is wide enough not to interfere.
+    settings = make_settings(tmp_path_factory.mktemp("console"), rate_limits={"api": "1000/minute"})
     seeded = asyncio.run(_seed(settings))
     port = _free_port()
     server = uvicorn.Server(

@@ -253,3 +253,60 @@ def test_roles_see_only_their_pages(live_server: LiveServer, browser: BrowserCon
     # Expected: 401 of /api/auth/me before each sign-in, and the 404 of the call this agent may not see.
     unexpected = [e for e in watch.errors if not re.search(r"status of (401|404)", e)]
     assert unexpected == []
+
+
+ROUTER_LIGHTS_MD = b"""# Kestrel Hub lights
+
+## Blinking orange light
+
+A blinking orange light on the Kestrel Hub means the broadband line is not synchronised.
+Check that the grey DSL cable is firmly plugged into the wall socket, then wait two minutes.
+
+## Solid white light
+
+A solid white light means the hub is connected and working normally.
+"""
+
+
+def test_knowledge_upload_question_and_delete(live_server: LiveServer, browser: BrowserContext, shots: Path) -> None:
+    """Upload a Markdown file, watch it reach ``ready``, ask a question, see the gap list, delete the file."""
+    page, watch = _open(browser)
+    _sign_in(page, live_server, ADMIN_EMAIL, ADMIN_PASSWORD, landing="Dashboard")
+    page.get_by_role("link", name="Knowledge", exact=True).click()
+    expect(page.get_by_role("heading", name="Knowledge", exact=True)).to_be_visible()
+
+    upload = page.get_by_role("form", name="Upload documents")
+    upload.locator('input[type="file"]').set_input_files(
+        [{"name": "router-lights.md", "mimeType": "text/markdown", "buffer": ROUTER_LIGHTS_MD}]
+    )
+    upload.get_by_role("button", name="Upload").click()
+    expect(page.get_by_text("1 file queued for ingestion.")).to_be_visible()
+    row = page.locator("tbody tr[data-document-id]", has_text="router-lights.md")
+    # Ingestion (parse, chunk, embed with the local model) runs in the server; the page polls until it ends.
+    expect(row).to_have_attribute("data-status", "ready", timeout=90_000)
+    page.screenshot(path=shots / "08-knowledge.png")
+
+    ask = page.get_by_role("form", name="Test a question")
+    ask.get_by_label("Question").fill("What does a blinking orange light mean?")
+    ask.get_by_role("button", name="Ask").click()
+    expect(page.locator(".verdict")).to_contain_text("Found")
+    answering = page.locator(".passages .passage", has_text="not synchronised")
+    expect(answering).to_have_count(1)
+    expect(answering.locator(".citation")).to_contain_text("router-lights.md")
+    expect(answering.locator(".citation")).to_contain_text("Blinking orange light")
+    page.screenshot(path=shots / "09-knowledge-answer.png", full_page=True)
+
+    ask.get_by_label("Question").fill("What is the airspeed velocity of an unladen swallow?")
+    ask.get_by_role("button", name="Ask").click()
+    expect(page.locator(".verdict")).to_contain_text("Not found")
+    page.reload()
+    expect(page.get_by_role("region", name="Questions the desk could not answer")).to_contain_text("unladen swallow")
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete router-lights.md").click()
+    expect(page.get_by_text("router-lights.md deleted.")).to_be_visible()
+    expect(row).to_have_count(0)
+
+    assert watch.foreign_requests() == []
+    unexpected = [e for e in watch.errors if "status of 401" not in e]
+    assert unexpected == []

@@ -63,7 +63,7 @@ export async function renderCalls(main, ctx) {
   const table = h("table", { class: "table" },
     h("caption", { class: "visually-hidden", text: "Calls, newest first" }),
     h("thead", {}, h("tr", {}, ["Caller", "Started", "Channel", "Status", "Outcome", "Duration", "Sentiment", "p95 latency", "Tags"]
-      .map((title) => h("th", { scope: "col", text: title })))),
+      .map((title) => h("th", { scope: "col", class: ["Duration", "p95 latency"].includes(title) ? "num" : null, text: title })))),
     tbody);
 
   replace(main,

@@ -1,10 +1,12 @@
 // Knowledge base: documents with their ingestion status, multi-file upload, delete,
 // a "test a question" box over the retrieval API, and the questions the desk could not answer.
 import { api, ApiError } from "../api.js";
-import { field, fmtBytes, fmtDateTime, h, pill, replace } from "../dom.js";
+import { field, fmtBytes, fmtDateTime, fmtMs, h, pill, replace } from "../dom.js";
 
 export const DOCUMENTS_PATH = "/api/knowledge/documents";
 export const UPLOAD_PATH = "/api/knowledge/upload";
+export const IMPORT_PATH = "/api/knowledge/import-url";
+export const PROCESS_PATH = "/api/knowledge/process";
 export const QUERY_PATH = "/api/rag/query";
 export const UNANSWERED_PATH = "/api/rag/unanswered";
 const ACCEPT = ".md,.markdown,.txt,.html,.htm,.pdf,.docx,.xlsx,.csv";
@@ -33,7 +35,19 @@ function documentRow(doc, ctx, reload) {
         remove.disabled = false;
       }
     });
-    actions = remove;
+    const retry = doc.status === "failed" ? h("button", { type: "button", class: "button secondary small", text: "Retry", "aria-label": `Process ${doc.filename} again` }) : null;
+    retry?.addEventListener("click", async () => {
+      retry.disabled = true;
+      try {
+        await api.post(PROCESS_PATH, { document_ids: [doc.id] });
+        ctx.notify(`${doc.filename} queued again.`, "success");
+        reload();
+      } catch (error) {
+        ctx.showError(error);
+        retry.disabled = false;
+      }
+    });
+    actions = h("div", { class: "row-actions" }, retry, remove);
   }
   return h("tr", { dataset: { documentId: doc.id, status: doc.status } },
     h("td", {}, name), statusCell,
@@ -56,8 +70,15 @@ function uploadForm(ctx, onUploaded) {
     submit.disabled = true;
     submit.textContent = "Uploading…";
     try {
-      await api.upload(UPLOAD_PATH, data);
-      ctx.notify(`${input.files.length} file${input.files.length === 1 ? "" : "s"} uploaded; ingestion started.`, "success");
+      const result = (await api.upload(UPLOAD_PATH, data)) || {};
+      const documents = result.documents || [];
+      const fresh = documents.filter((doc) => !doc.duplicate).length;
+      const duplicates = documents.length - fresh;
+      ctx.notify([
+        `${fresh} file${fresh === 1 ? "" : "s"} queued for ingestion.`,
+        duplicates ? `${duplicates} already in the knowledge base.` : "",
+      ].join(" ").trim(), "success");
+      for (const refused of result.rejected || []) ctx.notify(new Error(`${refused.filename}: ${refused.reason}`));
       form.reset();
       onUploaded();
     } catch (error) {
@@ -70,17 +91,37 @@ function uploadForm(ctx, onUploaded) {
   return form;
 }
 
+function importForm(ctx, onImported) {
+  const url = h("input", { type: "url", name: "url", required: true, placeholder: "The address of a help page or sitemap.xml" });
+  const submit = h("button", { type: "submit", class: "button secondary", text: "Import" });
+  const form = h("form", { class: "inline-form", "aria-label": "Import a web page" },
+    field("Web page or sitemap URL", url), h("div", { class: "filter-actions" }, submit));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    submit.disabled = true;
+    try {
+      const result = (await api.post(IMPORT_PATH, { url: url.value.trim() })) || {};
+      const count = (result.documents || []).length;
+      ctx.notify(`${count} page${count === 1 ? "" : "s"} imported; ingestion started.`, "success");
+      for (const refused of result.rejected || []) ctx.notify(new Error(`${refused.filename}: ${refused.reason}`));
+      form.reset();
+      onImported();
+    } catch (error) {
+      ctx.showError(error);
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  return form;
+}
+
 function passageView(passage, index) {
-  const source = passage.citation || passage.source || {};
-  const title = passage.title || passage.document_title || source.title || passage.filename || source.filename || passage.document_id || "document";
-  const where = [passage.heading || source.heading, passage.page || source.page ? `page ${passage.page || source.page}` : null].filter(Boolean).join(" · ");
-  const score = passage.score ?? passage.similarity;
-  return h("li", { class: "passage" },
+  return h("li", { class: "passage", dataset: { chunkId: passage.chunk_id } },
     h("div", { class: "passage-head" },
-      h("strong", { text: `[${index + 1}] ${title}` }),
-      where ? h("span", { class: "muted", text: where }) : null,
-      score !== undefined && score !== null ? h("span", { class: "muted mono", text: `score ${Number(score).toFixed(3)}` }) : null),
-    h("p", { class: "passage-text", text: passage.text || passage.content || "" }));
+      h("strong", { text: `[${index + 1}] ${passage.title || passage.citation || "document"}` }),
+      h("span", { class: "muted mono", text: `score ${Number(passage.score).toFixed(3)}` })),
+    h("p", { class: "passage-text", text: passage.text }),
+    passage.citation ? h("p", { class: "citation", text: `Citation: ${passage.citation}` }) : null);
 }
 
 function askForm(ctx) {
@@ -93,15 +134,18 @@ function askForm(ctx) {
     submit.disabled = true;
     replace(result, h("p", { class: "muted", text: "Searching…" }));
     try {
-      const answer = await api.post(QUERY_PATH, { question: question.value.trim() });
-      const passages = (answer && (answer.passages || answer.results || answer.items)) || [];
-      const citations = (answer && answer.citations) || [];
+      const answer = (await api.post(QUERY_PATH, { question: question.value.trim() })) || {};
+      const passages = answer.passages || [];
+      const verdict = answer.found
+        ? h("p", { class: "verdict verdict-found", role: "status", text: `Found · ${passages.length} passage${passages.length === 1 ? "" : "s"} · ${fmtMs(answer.latency_ms)}` })
+        : h("p", { class: "verdict verdict-missing", role: "status", text: `Not found: nothing scores above the threshold, so the desk would say it does not know and offer a person. · ${fmtMs(answer.latency_ms)}` });
       replace(result,
-        answer && answer.answer ? h("div", { class: "answer-text" }, h("h3", { text: "Answer" }), h("p", { text: answer.answer })) : null,
+        verdict,
+        answer.answer ? h("div", { class: "answer-text" }, h("h3", { text: "The agent would answer with" }), h("p", { text: answer.answer })) : null,
         passages.length
-          ? [h("h3", { text: `Passages (${passages.length})` }), h("ol", { class: "passages" }, passages.map(passageView))]
-          : h("p", { class: "empty", text: "No passage is relevant enough: the desk would not answer this from the knowledge base." }),
-        citations.length ? h("p", { class: "muted small", text: `Citations: ${citations.map((c) => (typeof c === "string" ? c : c.title || c.filename || c.chunk_id || JSON.stringify(c))).join(" · ")}` }) : null);
+          ? [h("h3", { text: answer.found ? "Passages, best first" : "Closest passages (below the threshold)" }),
+            h("ol", { class: `passages${answer.found ? "" : " weak"}` }, passages.map(passageView))]
+          : null);
     } catch (error) {
       replace(result);
       ctx.showError(error);
@@ -126,7 +170,8 @@ async function unansweredPanel() {
     items.length
       ? h("ul", { class: "unanswered" }, items.map((item) => h("li", {},
         h("span", { text: item.question }),
-        h("span", { class: "muted small", text: [item.count ? `${item.count}×` : null, fmtDateTime(item.last_asked_at || item.created_at || item.at)].filter(Boolean).join(" · ") }))))
+        h("span", { class: "muted small", text: [`asked ${item.count}×`, `last ${fmtDateTime(item.last_asked_at)}`,
+          item.best_score !== null && item.best_score !== undefined ? `best score ${Number(item.best_score).toFixed(3)}` : null].filter(Boolean).join(" · ") }))))
       : h("p", { class: "empty", text: "None so far." }));
 }
 
@@ -140,7 +185,7 @@ export async function renderKnowledge(main, ctx) {
   async function load() {
     clearTimeout(timer);
     try {
-      const docs = listOf(await api.get(DOCUMENTS_PATH, { query: { limit: 200 } }));
+      const docs = listOf(await api.get(DOCUMENTS_PATH, { query: { limit: 500 } }));
       if (stopped) return;
       replace(tbody, docs.length ? docs.map((doc) => documentRow(doc, ctx, load))
         : h("tr", {}, h("td", { colspan: 6, class: "empty", text: "No documents yet. Upload some to teach the desk." })));
@@ -157,12 +202,13 @@ export async function renderKnowledge(main, ctx) {
   replace(main,
     h("div", { class: "page-head" }, h("h1", { text: "Knowledge" })),
     ctx.can("knowledge:write")
-      ? h("section", { class: "panel", "aria-labelledby": "upload-title" }, h("h2", { id: "upload-title", text: "Add documents" }), uploadForm(ctx, load))
+      ? h("section", { class: "panel", "aria-labelledby": "upload-title" }, h("h2", { id: "upload-title", text: "Add documents" }),
+        h("div", { class: "grid-2" }, uploadForm(ctx, load), importForm(ctx, load)))
       : null,
     h("section", { class: "panel flush", "aria-labelledby": "docs-title" },
       h("h2", { id: "docs-title", class: "panel-title", text: "Documents" }),
       h("div", { class: "table-wrap" }, h("table", { class: "table" },
-        h("thead", {}, h("tr", {}, columns.map((t) => h("th", { scope: "col", text: t })))), tbody)),
+        h("thead", {}, h("tr", {}, columns.map((t) => h("th", { scope: "col", class: ["Chunks", "Size"].includes(t) ? "num" : null, text: t })))), tbody)),
       h("div", { class: "table-foot" }, status)),
     h("section", { class: "panel", "aria-labelledby": "ask-title" },
       h("h2", { id: "ask-title", text: "Test a question" }),
