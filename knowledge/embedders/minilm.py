@@ -35,6 +35,7 @@ DIMENSION = 384
 
 class _Model(Protocol):
     backend: str
+    path: Path | None
 
     def encode(self, texts: Sequence[str]) -> Vectors: ...
 
@@ -63,6 +64,7 @@ class _OnnxModel:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.path = onnx_path
         self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
         self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self.tokenizer.no_padding()
@@ -93,6 +95,7 @@ class _OnnxModel:
 
 class _TorchModel:
     backend = "torch"
+    path: Path | None = None
 
     def __init__(self, model_dir: Path, threads: int) -> None:
         import torch
