@@ -147,7 +147,7 @@ export async function renderCallDetail(main, ctx) {
     h("div", { class: "detail-grid" },
       h("div", { class: "detail-main" },
         h("section", { class: "panel", "aria-labelledby": "transcript-title" },
-          h("h2", { id: "transcript-title", text: `Transcript (${turns.length} turns)` }),
+          h("h2", { id: "transcript-title", text: `Transcript (${turns.length} turn${turns.length === 1 ? "" : "s"})` }),
           transcriptView(turns, latency)),
         latencyChart(latency)),
       h("aside", { class: "detail-side" },

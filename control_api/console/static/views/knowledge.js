@@ -188,7 +188,7 @@ export async function renderKnowledge(main, ctx) {
       const docs = listOf(await api.get(DOCUMENTS_PATH, { query: { limit: 500 } }));
       if (stopped) return;
       replace(tbody, docs.length ? docs.map((doc) => documentRow(doc, ctx, load))
-        : h("tr", {}, h("td", { colspan: 6, class: "empty", text: "No documents yet. Upload some to teach the desk." })));
+        : h("tr", {}, h("td", { colspan: 6, class: "empty", text: ctx.can("knowledge:write") ? "No documents yet. Upload some to teach the desk." : "No documents yet." })));
       const busy = docs.filter((doc) => doc.status === "pending" || doc.status === "processing").length;
       status.textContent = `${docs.length} document${docs.length === 1 ? "" : "s"}${busy ? ` · ${busy} being ingested` : ""}.`;
       if (busy) timer = setTimeout(load, POLL_MS);
