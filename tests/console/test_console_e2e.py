@@ -149,6 +149,18 @@ def test_sign_in_dashboard_calls_and_sign_out(live_server: LiveServer, browser: 
     assert csv_answer.headers["content-type"].startswith("text/csv")
     assert len(csv_answer.text().strip().splitlines()) == 1 + 3  # the header and the three seeded calls
     page.screenshot(path=shots / "03-calls.png")
+    # Filters go to the API (and into the export link): ended calls, then a word from one transcript.
+    filters = page.get_by_role("search", name="Filter calls")
+    filters.get_by_label("Status").select_option("ended")
+    filters.get_by_role("button", name="Apply").click()
+    expect(rows).to_have_count(2)
+    expect(export).to_have_attribute("href", re.compile(r"status=ended"))
+    filters.get_by_label("Search").fill("microwave")
+    filters.get_by_role("button", name="Apply").click()
+    expect(rows).to_have_count(1)
+    expect(page).to_have_url(re.compile(r"#/calls\?q=microwave&status=ended"))
+    filters.get_by_role("button", name="Clear").click()
+    expect(rows).to_have_count(3)
     page.get_by_role("link", name="Ravi Kumar").click()
 
     expect(page.get_by_role("heading", name="Call with Ravi Kumar")).to_be_visible()
