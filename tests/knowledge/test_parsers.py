@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import zipfile
 
 import docx
@@ -119,7 +120,7 @@ def test_chunks_are_token_bounded_with_overlap() -> None:
     assert len(chunks) > 5
     assert all(c.token_count <= 64 for c in chunks)
     assert all(c.text.startswith("Billing > Late payment\n") for c in chunks)
-    for first, second in zip(chunks, chunks[1:], strict=False):
+    for first, second in itertools.pairwise(chunks):
         tail = first.text.splitlines()[-1]
         assert second.text.splitlines()[1] == tail  # the next chunk starts with the previous one's last sentence
     assert [c.seq for c in chunks] == list(range(len(chunks)))

@@ -1,0 +1,249 @@
+"""The knowledge and RAG API end to end on a real app: upload, ingestion, dedup, status, delete, queries, logs."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pypdf import PdfReader, PdfWriter
+from pypdf.generic import DecodedStreamObject, NameObject
+from sqlalchemy import func, select
+
+from control_api.db.models import AuditLog, KnowledgeChunk, KnowledgeDocument, RagQuery
+from tests.knowledge.conftest import DEMO, KB, demo_files
+
+pytestmark = pytest.mark.integration
+
+
+def db(kb: KB, statement: Any) -> list[Any]:
+    async def run() -> list[Any]:
+        async with kb.state.sessions() as session:
+            return list((await session.execute(statement)).all())
+
+    assert kb.client.portal is not None
+    return kb.client.portal.call(run)
+
+
+def test_upload_ingest_query_and_delete(kb: KB) -> None:
+    files = demo_files("billing-faq.md", "router-setup-guide.pdf", "kestrel-tv-faq.xlsx")
+    r = kb.upload(*files)
+    assert r.status_code == 202, r.text
+    body = r.json()
+    assert [d["status"] for d in body["documents"]] == ["pending"] * 3 and body["rejected"] == []
+    stored = [Path(p) for (p,) in db(kb, select(KnowledgeDocument.storage_path))]
+    assert all(p.exists() for p in stored)  # the originals were on disk when the upload was acknowledged
+
+    docs = kb.wait_settled()
+    assert {d["status"] for d in docs} == {"ready"}
+    pdf = next(d for d in docs if d["filename"] == "router-setup-guide.pdf")
+    assert pdf["pages"] == 4 and pdf["chunk_count"] > 4 and pdf["title"] == "Kestrel Hub 3 router setup guide"
+
+    status = kb.client.get(f"/api/knowledge/status/{pdf['id']}", headers=kb.headers("agent")).json()
+    assert status["status"] == "ready" and status["attempts"] == 1
+
+    r = kb.client.post(
+        "/api/rag/query", json={"question": "How do I factory reset my router?"}, headers=kb.headers("agent")
+    )
+    answer = r.json()
+    assert r.status_code == 200 and answer["found"] is True
+    top = answer["passages"][0]
+    assert top["document_id"] == pdf["id"] and "15 seconds" in top["text"]
+    assert "page 4" in top["citation"] and "chunk" in top["citation"] and top["page"] == 4
+    assert answer["answer"] == top["text"]
+    assert [p["score"] for p in answer["passages"]] == sorted((p["score"] for p in answer["passages"]), reverse=True)
+
+    context = kb.client.get(
+        "/api/rag/context", params={"question": "What is the late payment fee?"}, headers=kb.headers()
+    ).json()
+    assert context["found"] and "[1]" in context["context"] and "$7.50" in context["context"]
+
+    nothing = kb.client.post(
+        "/api/rag/query", json={"question": "Who won the football cup final?"}, headers=kb.headers()
+    ).json()
+    assert nothing["found"] is False and nothing["answer"] is None
+    unanswered = kb.client.get("/api/rag/unanswered", headers=kb.headers()).json()
+    assert [u["question"] for u in unanswered["data"]] == ["Who won the football cup final?"]
+    logged = db(kb, select(RagQuery.question, RagQuery.found, RagQuery.top_score).order_by(RagQuery.id))
+    assert [(q, f) for q, f, _ in logged] == [
+        ("How do I factory reset my router?", True),
+        ("What is the late payment fee?", True),
+        ("Who won the football cup final?", False),
+    ]
+    assert all(score is not None for _, _, score in logged)
+
+    r = kb.client.delete(f"/api/knowledge/documents/{pdf['id']}", headers=kb.headers())
+    assert r.status_code == 204
+    after = kb.client.post(
+        "/api/rag/query", json={"question": "How do I factory reset my router?"}, headers=kb.headers()
+    ).json()
+    assert all(p["document_id"] != pdf["id"] for p in after["passages"])
+    assert (
+        db(kb, select(func.count()).select_from(KnowledgeChunk).where(KnowledgeChunk.document_id == pdf["id"]))[0][0]
+        == 0
+    )
+    assert not any(p.name.startswith(pdf["sha256"]) for p in kb.state.settings.uploads_dir.rglob("*"))
+    assert kb.client.get(f"/api/knowledge/status/{pdf['id']}", headers=kb.headers()).status_code == 404
+    actions = [a for (a,) in db(kb, select(AuditLog.action))]
+    assert {"knowledge.upload", "knowledge.ingest", "knowledge.delete"} <= set(actions)
+
+
+def test_reuploading_the_same_content_is_a_no_op(kb: KB) -> None:
+    data = (DEMO / "billing-faq.md").read_bytes()
+    first = kb.upload(("billing-faq.md", data)).json()["documents"][0]
+    kb.wait_settled()
+    again = kb.upload(("renamed-copy.md", data)).json()["documents"][0]
+    assert again["id"] == first["id"] and again["duplicate"] is True and again["status"] == "ready"
+    assert db(kb, select(func.count()).select_from(KnowledgeDocument))[0][0] == 1
+    chunks = db(kb, select(func.count()).select_from(KnowledgeChunk))[0][0]
+    assert chunks == again["chunk_count"]
+    assert kb.client.portal is not None
+    assert kb.client.portal.call(kb.state.knowledge.kb.store.count) == chunks  # type: ignore[union-attr]
+
+
+def test_reprocess_and_list_filters(kb: KB) -> None:
+    kb.upload(*demo_files("email-setup.md", "moving-home.docx"))
+    docs = kb.wait_settled()
+    target = docs[0]["id"]
+    r = kb.client.post("/api/knowledge/process", json={"document_ids": [target]}, headers=kb.headers())
+    assert r.status_code == 202 and r.json()["queued"] == [target]
+    docs = kb.wait_settled()
+    assert {d["status"] for d in docs} == {"ready"}
+    status = kb.client.get(f"/api/knowledge/status/{target}", headers=kb.headers()).json()
+    assert status["attempts"] == 1 and status["status"] == "ready"
+    ready = kb.client.get(
+        "/api/knowledge/documents", params={"status": "ready", "limit": 1}, headers=kb.headers()
+    ).json()
+    assert ready["count"] == 2 and len(ready["data"]) == 1
+    chunks = db(kb, select(func.count()).select_from(KnowledgeChunk))[0][0]
+    assert chunks == sum(d["chunk_count"] for d in docs)  # re-processing replaced, never duplicated
+    missing = kb.client.post("/api/knowledge/process", json={"document_ids": ["nope"]}, headers=kb.headers())
+    assert missing.status_code == 404
+
+
+def _pdf_with(mutate: object) -> bytes:
+    writer = PdfWriter(clone_from=PdfReader(DEMO / "equipment-warranty.pdf"))
+    mutate(writer)  # type: ignore[operator]
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def _image_only_pdf() -> bytes:
+    writer = PdfWriter()
+    page = writer.add_blank_page(width=200, height=200)
+    stream = DecodedStreamObject()
+    stream.set_data(b"q 100 0 0 100 50 50 cm BI /W 2 /H 2 /BPC 8 /CS /G ID \x00\xff\xff\x00 EI Q")
+    page[NameObject("/Contents")] = writer._add_object(stream)  # noqa: SLF001 - pypdf's way to add a raw stream
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def _zip_bomb_docx() -> bytes:
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("word/document.xml", b"<w:document>" + b" " * (300 * 1024 * 1024) + b"</w:document>")
+    return buffer.getvalue()
+
+
+def _corrupt_docx() -> bytes:
+    import zipfile
+
+    source = zipfile.ZipFile(DEMO / "moving-home.docx")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for info in source.infolist():
+            data = source.read(info.filename)
+            archive.writestr(info.filename, data[: len(data) // 3] if info.filename == "word/document.xml" else data)
+    return buffer.getvalue()
+
+
+def test_malformed_files_are_refused_or_failed_with_a_reason_and_the_server_stays_up(kb: KB) -> None:
+    pdf = (DEMO / "equipment-warranty.pdf").read_bytes()
+    refused = {
+        "empty.txt": (b"", "empty"),
+        "binary.md": (bytes(range(256)) * 40, "binary data"),
+        "bomb.docx": (_zip_bomb_docx(), "zip bomb"),
+        "legacy.doc": (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 2048, "password-protected Office"),
+    }
+    for name, (data, reason) in refused.items():
+        r = kb.upload((name, data))
+        assert r.status_code in (413, 415), (name, r.text)
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert reason in r.json()["detail"], (name, r.json())
+
+    failing = {
+        "truncated.pdf": (pdf[: len(pdf) // 2], "incomplete"),
+        "encrypted.pdf": (_pdf_with(lambda w: w.encrypt(user_password="secret", algorithm="AES-128")), "password"),
+        "scanned.pdf": (_image_only_pdf(), "no text layer"),
+        "corrupt.docx": (_corrupt_docx(), "damaged"),
+    }
+    r = kb.upload(
+        *[(name, data) for name, (data, _) in failing.items()], ("good.md", (DEMO / "billing-faq.md").read_bytes())
+    )
+    assert r.status_code == 202, r.text
+    docs = {d["filename"]: d for d in kb.wait_settled()}
+    for name, (_, reason) in failing.items():
+        assert docs[name]["status"] == "failed", docs[name]
+        assert reason in docs[name]["error"], docs[name]
+        assert docs[name]["chunk_count"] == 0
+    assert docs["good.md"]["status"] == "ready"
+    assert kb.client.get("/health/live").status_code == 200
+    assert kb.client.get("/health/ready").json()["status"] == "ready"
+
+    # A mixed upload keeps the good files and lists the refused ones.
+    mixed = kb.upload(("ok.txt", b"Opening hours are nine to five on weekdays, closed at weekends."), ("zero.md", b""))
+    assert mixed.status_code == 202
+    assert [x["filename"] for x in mixed.json()["rejected"]] == ["zero.md"]
+
+
+def test_oversized_upload_is_refused(tmp_path: Path) -> None:
+    from tests.knowledge.conftest import kb_settings, start
+
+    for kb in start(kb_settings(tmp_path, knowledge={"max_upload_bytes": 4096})):
+        r = kb.upload(("big.txt", b"word " * 2000))
+        assert r.status_code == 413
+        assert kb.client.get("/health/live").status_code == 200
+
+
+def test_the_service_interface_other_rooms_use(kb: KB) -> None:
+    kb.upload(*demo_files("contact-and-opening-hours.html"))
+    kb.wait_settled()
+    service = kb.state.knowledge
+    assert service is not None
+
+    async def use() -> tuple[object, str, list[list[float]]]:
+        retrieval = await service.retrieve("What time does live chat open?", top_k=3, call_id=None)
+        return retrieval, await service.corpus_text(), await service.embedder.embed(["hello", "hi there"])
+
+    assert kb.client.portal is not None
+    retrieval, corpus, vectors = kb.client.portal.call(use)
+    assert retrieval.found and len(retrieval.passages) <= 3
+    passage = retrieval.passages[0]
+    assert {"text", "score", "document_id", "chunk_id", "citation"} <= set(dir(passage))
+    assert retrieval.latency_ms > 0
+    assert "7am to 11pm" in corpus and "Cookie" not in corpus
+    assert len(vectors) == 2 and abs(sum(x * x for x in vectors[0]) - 1.0) < 1e-4
+    assert db(kb, select(func.count()).select_from(RagQuery))[0][0] == 1
+
+
+def test_loop_stays_free_while_a_document_is_ingested(kb: KB) -> None:
+    """Parsing runs in a child process and embedding in a thread: the loop keeps answering."""
+    kb.upload(*demo_files("router-setup-guide.pdf", "general-faq.csv", "plans-and-pricing.md"))
+    assert kb.client.get("/health/live").status_code == 200
+    kb.wait_settled()
+
+    async def probe() -> float:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await asyncio.sleep(0)
+        return loop.time() - start
+
+    assert kb.client.portal is not None
+    assert kb.client.portal.call(probe) < 5.0
