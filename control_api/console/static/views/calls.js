@@ -40,7 +40,7 @@ function row(call) {
 export async function renderCalls(main, ctx) {
   const q = ctx.query;
   const controls = {
-    q: h("input", { type: "search", name: "q", value: q.get("q") || "", placeholder: "Transcript words" }),
+    q: h("input", { type: "search", name: "q", value: q.get("q") || "", placeholder: "Words said" }),
     status: select({ name: "status" }, STATUSES, q.get("status")),
     channel: select({ name: "channel" }, CHANNELS, q.get("channel")),
     outcome: select({ name: "outcome" }, OUTCOMES, q.get("outcome")),
@@ -48,9 +48,20 @@ export async function renderCalls(main, ctx) {
     from: h("input", { type: "date", name: "from", value: q.get("from") || "" }),
     to: h("input", { type: "date", name: "to", value: q.get("to") || "" }),
   };
+  // Administrators may list accounts, so they can filter by the human agent who took the call.
+  if (ctx.can("users:manage")) {
+    controls.agent = select({ name: "agent" }, [["", "Any"]], q.get("agent"));
+    api.get("/api/users", { query: { limit: 500 } }).then((page) => {
+      for (const person of (page && page.items) || []) {
+        if (person.role !== "agent" && person.role !== "supervisor") continue;
+        controls.agent.append(h("option", { value: person.id, text: person.full_name || person.email, selected: person.id === q.get("agent") }));
+      }
+    }).catch((error) => ctx.showError(error));
+  }
   const filterForm = h("form", { class: "filters", role: "search", "aria-label": "Filter calls" },
     field("Search", controls.q), field("Status", controls.status), field("Channel", controls.channel),
     field("Outcome", controls.outcome), field("Sentiment", controls.sentiment),
+    controls.agent ? field("Agent", controls.agent) : null,
     field("From", controls.from), field("To", controls.to),
     h("div", { class: "filter-actions" },
       h("button", { type: "submit", class: "button primary", text: "Apply" }),
@@ -79,6 +90,7 @@ export async function renderCalls(main, ctx) {
       channel: controls.channel.value,
       outcome: controls.outcome.value,
       sentiment: controls.sentiment.value,
+      agent_user_id: controls.agent ? controls.agent.value : "",
       since: dayStart(controls.from.value),
       until: dayEnd(controls.to.value),
     };
@@ -118,7 +130,7 @@ export async function renderCalls(main, ctx) {
   }
 
   function syncUrlAndExport() {
-    const shownQuery = { q: controls.q.value.trim(), status: controls.status.value, channel: controls.channel.value, outcome: controls.outcome.value, sentiment: controls.sentiment.value, from: controls.from.value, to: controls.to.value };
+    const shownQuery = { q: controls.q.value.trim(), status: controls.status.value, channel: controls.channel.value, outcome: controls.outcome.value, sentiment: controls.sentiment.value, agent: controls.agent ? controls.agent.value : "", from: controls.from.value, to: controls.to.value };
     history.replaceState(null, "", `#/calls${queryString(shownQuery)}`);
     exportLink.href = `${CSV_PATH}${queryString(apiQuery())}`;
   }
