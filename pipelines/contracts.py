@@ -119,3 +119,38 @@ class PersonaSpec:
     language: str = "en"
     instructions: str = ""
     speaking_rate: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class TicketRequest:
+    """What the agent's ``create_ticket`` tool asks for (the agent records it or files it)."""
+
+    call_id: str
+    subject: str
+    description: str
+    priority: str = "normal"
+
+
+@dataclass(frozen=True, slots=True)
+class HandoffRequest:
+    """What the agent's ``transfer_to_human`` tool asks for (the agent opens a handoff record)."""
+
+    call_id: str
+    reason: str
+    summary: str
+
+
+class TicketHandler(Protocol):
+    """Records a ticket request; returns a reference the agent can read out (e.g. ``"T-1042"``)."""
+
+    async def __call__(self, request: TicketRequest) -> str:
+        """Record ``request``."""
+        ...
+
+
+class HandoffHandler(Protocol):
+    """Opens a handoff to a human; returns a reference for the call events."""
+
+    async def __call__(self, request: HandoffRequest) -> str:
+        """Open a handoff for ``request``."""
+        ...

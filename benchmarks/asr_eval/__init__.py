@@ -1,0 +1,1 @@
+"""Spoken evaluation of the voice path on the demo knowledge base."""

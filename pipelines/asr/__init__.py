@@ -1,0 +1,1 @@
+"""Speech recognition backends (one file per backend beside base.py)."""

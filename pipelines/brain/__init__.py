@@ -1,0 +1,1 @@
+"""Brain backends (one file per backend beside base.py)."""

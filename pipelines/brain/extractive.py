@@ -1,0 +1,358 @@
+"""The offline default brain: answers with the best sentences of the best knowledge-base passage.
+
+Honest by construction: it never generates text. It reads the retrieval that the RAG processor made for
+the caller's turn (or searches itself), speaks the 1–3 sentences of the top passage that best match the
+question, says it does not know below the threshold and offers a human, and picks the other tools
+(create_ticket, transfer_to_human, end_call) by embedding similarity to their descriptions and examples.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from loguru import logger
+from pipecat.frames.frames import (
+    EndTaskFrame,
+    Frame,
+    InterruptionFrame,
+    LLMContextFrame,
+    LLMFullResponseEndFrame,
+    LLMFullResponseStartFrame,
+    LLMTextFrame,
+)
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+
+from pipelines.brain.base import BrainBackend
+from pipelines.contracts import Passage, PersonaSpec, Retrieval, TextEmbedder
+from pipelines.frames import AnswerMetaFrame, KnowledgeFrame
+from pipelines.options import BrainOptions
+from pipelines.tools import END, SEARCH, TICKET, TOOLS, TRANSFER, CallTools
+
+__all__ = ["ExtractiveBackend", "ExtractiveBrain", "best_sentences", "split_sentences"]
+
+NOT_FOUND = "I'm sorry, I couldn't find that in our help center. Would you like me to connect you with a person?"
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])|\n+")
+_MARKDOWN = re.compile(r"^\s*(?:#{1,6}\s+|[-*+]\s+|\d+[.)]\s+|>\s*)")
+_LINK = re.compile(r"\[([^\]]+)\]\([^)]+\)")
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_STOP = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "but",
+        "if",
+        "of",
+        "to",
+        "in",
+        "on",
+        "at",
+        "for",
+        "from",
+        "by",
+        "with",
+        "about",
+        "as",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "being",
+        "do",
+        "does",
+        "did",
+        "i",
+        "me",
+        "my",
+        "we",
+        "our",
+        "you",
+        "your",
+        "it",
+        "its",
+        "this",
+        "that",
+        "these",
+        "those",
+        "there",
+        "here",
+        "what",
+        "which",
+        "who",
+        "whom",
+        "how",
+        "when",
+        "where",
+        "why",
+        "can",
+        "could",
+        "would",
+        "should",
+        "will",
+        "shall",
+        "may",
+        "might",
+        "must",
+        "have",
+        "has",
+        "had",
+        "not",
+        "no",
+        "yes",
+        "please",
+        "tell",
+        "know",
+        "want",
+        "like",
+        "need",
+        "get",
+        "so",
+        "than",
+        "then",
+        "just",
+        "also",
+        "very",
+        "any",
+        "some",
+        "all",
+    ]
+)
+_AFFIRMATIVE = frozenset(
+    ["yes", "yeah", "yep", "sure", "please", "okay", "ok", "alright", "correct", "right", "absolutely"]
+)
+_NEGATIVE = frozenset(["no", "nope", "not", "don't", "never"])
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split passage text into speakable sentences (markdown markers and link targets removed)."""
+    text = _LINK.sub(r"\1", text)
+    out = []
+    for raw in _SENTENCE.split(text):
+        sentence = _MARKDOWN.sub("", raw).replace("**", "").replace("`", "").strip()
+        if sentence and re.search(r"[A-Za-z]", sentence):
+            out.append(sentence)
+    return out
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ing", "ed", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def _content(text: str) -> set[str]:
+    return {_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOP}
+
+
+def best_sentences(question: str, passage: str, *, max_sentences: int = 3, max_words: int = 55) -> str:
+    """The passage's sentence that best matches ``question``, with up to ``max_sentences - 1`` that follow it.
+
+    Headings (short lines without final punctuation) are skipped as answers.
+    """
+    sentences = [s for s in split_sentences(passage) if s[-1] in ".!?" or len(s.split()) > 6] or split_sentences(
+        passage
+    )
+    if not sentences:
+        return ""
+    q = _content(question)
+    scores = [len(q & _content(s)) / (1.0 + 0.02 * len(s.split())) for s in sentences]
+    anchor = int(np.argmax(scores)) if max(scores) > 0 else 0
+    chosen = [sentences[anchor]]
+    words = len(sentences[anchor].split())
+    for s in sentences[anchor + 1 : anchor + max_sentences]:
+        if words + len(s.split()) > max_words:
+            break
+        chosen.append(s)
+        words += len(s.split())
+    return " ".join(chosen)
+
+
+def _is_affirmative(text: str) -> bool:
+    words = set(_WORD.findall(text.lower()))
+    return bool(words & _AFFIRMATIVE) and not words & _NEGATIVE
+
+
+class ExtractiveBackend(BrainBackend):
+    """Process-wide resources of the extractive brain: the tools' example embeddings."""
+
+    name = "extractive"
+    wants_passages_in_context = False
+
+    def __init__(self, options: BrainOptions, embedder: TextEmbedder | None) -> None:
+        self.options = options
+        self._embedder = embedder
+        self._tool_matrix: np.ndarray[Any, np.dtype[np.float32]] | None = None
+        self._tool_rows: list[str] = []
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    def prewarm(cls, options: BrainOptions, *, embedder: TextEmbedder | None) -> ExtractiveBackend:
+        """Nothing heavy to load here (tool examples are embedded on first use, or by ``warm``)."""
+        return cls(options, embedder)
+
+    async def warm(self) -> None:
+        """Embed the tools' descriptions and examples once per process."""
+        if self._embedder is None or self._tool_matrix is not None:
+            return
+        async with self._lock:
+            if self._tool_matrix is not None:
+                return
+            rows: list[str] = []
+            texts: list[str] = []
+            for tool in TOOLS:
+                for text in (tool.description, *tool.examples):
+                    rows.append(tool.name)
+                    texts.append(text)
+            vectors = await self._embedder.embed(texts)
+            self._tool_rows = rows
+            self._tool_matrix = np.asarray(vectors, dtype=np.float32)
+
+    async def tool_scores(self, text: str) -> dict[str, float]:
+        """Best cosine similarity of ``text`` to each tool's description and examples."""
+        if self._embedder is None:
+            return {}
+        await self.warm()
+        assert self._tool_matrix is not None
+        vector = np.asarray((await self._embedder.embed([text]))[0], dtype=np.float32)
+        sims = self._tool_matrix @ vector
+        scores: dict[str, float] = {}
+        for name, sim in zip(self._tool_rows, sims.tolist(), strict=True):
+            scores[name] = max(scores.get(name, -1.0), float(sim))
+        return scores
+
+    def create_processor(self, *, call_id: str, persona: PersonaSpec, tools: CallTools) -> ExtractiveBrain:
+        """The extractive brain of one call."""
+        return ExtractiveBrain(backend=self, call_id=call_id, persona=persona, tools=tools)
+
+
+class ExtractiveBrain(FrameProcessor):
+    """Answers each caller turn from the knowledge base, or runs the tool the caller asks for.
+
+    Consumes ``LLMContextFrame`` (the turn's request, like any LLM service) and pushes
+    ``AnswerMetaFrame``, ``LLMFullResponseStartFrame``, ``LLMTextFrame`` s and ``LLMFullResponseEndFrame``.
+    Every other frame passes through.
+
+    Args:
+        backend: The process-wide resources.
+        call_id: The call.
+        persona: Who the agent is.
+        tools: The call's tools.
+    """
+
+    def __init__(self, *, backend: ExtractiveBackend, call_id: str, persona: PersonaSpec, tools: CallTools) -> None:
+        super().__init__(name=f"ExtractiveBrain#{call_id}")
+        self._backend = backend
+        self._options = backend.options
+        self._call_id = call_id
+        self._persona = persona
+        self._tools = tools
+        self._knowledge: KnowledgeFrame | None = None
+        self._offered_human = False
+        self._log = logger.bind(call_id=call_id)
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        """Answer context frames; pass everything else on."""
+        await super().process_frame(frame, direction)
+        if isinstance(frame, LLMContextFrame) and direction == FrameDirection.DOWNSTREAM:
+            await self._answer(frame)
+            return
+        if isinstance(frame, KnowledgeFrame):
+            self._knowledge = frame
+        elif isinstance(frame, InterruptionFrame):
+            self._knowledge = None
+        await self.push_frame(frame, direction)
+
+    async def _answer(self, frame: LLMContextFrame) -> None:
+        t0 = time.perf_counter()
+        question = ""
+        for message in reversed(frame.context.get_messages()):
+            if isinstance(message, dict) and message.get("role") == "user":
+                content = message.get("content")
+                question = (
+                    content
+                    if isinstance(content, str)
+                    else " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+                    if isinstance(content, list)
+                    else ""
+                )
+                break
+        if not question.strip():
+            return
+        try:
+            text, citations, tool = await self._decide(question)
+        except Exception as exc:  # noqa: BLE001 - reported, and the caller hears an apology instead of silence
+            self._log.exception("extractive brain failed")
+            await self.push_error(f"extractive brain failed: {exc}", exception=exc)
+            text, citations, tool = "Sorry, something went wrong on my side. Could you say that again?", (), None
+        brain_ms = (time.perf_counter() - t0) * 1000
+        await self.push_frame(AnswerMetaFrame(citations=tuple(citations), tool=tool, brain_ms=brain_ms))
+        await self.push_frame(LLMFullResponseStartFrame())
+        await self.push_frame(LLMTextFrame(text))
+        await self.push_frame(LLMFullResponseEndFrame())
+        if self._tools.end_requested:
+            await self.push_frame(EndTaskFrame(reason="caller ended the call"), FrameDirection.UPSTREAM)
+
+    async def _decide(self, question: str) -> tuple[str, Sequence[str], str | None]:
+        offered, self._offered_human = self._offered_human, False
+        if offered and _is_affirmative(question) and TRANSFER in self._tools.available:
+            return await self._transfer(question)
+        scores = await self._backend.tool_scores(question)
+        action = SEARCH
+        if scores:
+            best = max((n for n in scores if n in self._tools.available), key=lambda n: scores[n])
+            if best != SEARCH and scores[best] >= self._options.tool_threshold and scores[best] > scores[SEARCH]:
+                action = best
+        if action == TRANSFER:
+            return await self._transfer(question)
+        if action == TICKET:
+            ref = await self._tools.ticket(subject=question[:80], description=question)
+            if ref is None:
+                return "I'm sorry, I couldn't create a ticket right now. Please try again later.", (), TICKET
+            spoken_ref = " ".join(ref)
+            return (
+                f"I've created a ticket for you. Your reference is {spoken_ref}. Our team will follow up.",
+                (),
+                TICKET,
+            )
+        if action == END:
+            await self._tools.end_call()
+            return f"Thank you for calling. Goodbye from {self._persona.name}!", (), END
+        return await self._search(question)
+
+    async def _transfer(self, question: str) -> tuple[str, Sequence[str], str | None]:
+        ref = await self._tools.transfer(reason="caller asked for a human", summary=question)
+        if ref is None:
+            return (
+                "I'm sorry, I can't connect you with a person right now. You can ask me something else.",
+                (),
+                TRANSFER,
+            )
+        return "Of course. I'm connecting you with a member of our team now. Please hold.", (), TRANSFER
+
+    async def _search(self, question: str) -> tuple[str, Sequence[str], str | None]:
+        knowledge = self._knowledge
+        self._knowledge = None
+        if knowledge is not None and knowledge.question == question:
+            retrieval: Retrieval = knowledge.retrieval
+            await self._tools.record_search(question, retrieval)
+        else:
+            retrieval, _ = await self._tools.search(question)
+        top: Passage | None = retrieval.passages[0] if retrieval.passages else None
+        threshold = self._options.answer_threshold
+        if top is None or not retrieval.found or (threshold is not None and top.score < threshold):
+            self._offered_human = TRANSFER in self._tools.available
+            if self._offered_human:
+                return NOT_FOUND, (), SEARCH
+            return "I'm sorry, I couldn't find that in our help center.", (), SEARCH
+        answer = best_sentences(question, top.text, max_sentences=self._options.max_sentences)
+        return answer or NOT_FOUND, (top.citation,), SEARCH

@@ -1,0 +1,269 @@
+"""The voice pipeline of one call, and the process-wide stages it is built from.
+
+``build_stages`` loads everything heavy once per process (Silero, the recogniser and its domain model, the
+synthesiser check, the brain's resources); ``build_pipeline`` is cheap, runs once per call, and is the only
+place where the order of the stages is decided.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
+from pipecat.audio.vad.vad_analyzer import VADParams
+from pipecat.frames.frames import TTSSpeakFrame
+from pipecat.observers.base_observer import BaseObserver
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.processors.aggregators.llm_context import LLMContext, LLMContextMessage
+from pipecat.processors.aggregators.llm_response_universal import (
+    LLMAssistantAggregatorParams,
+    LLMContextAggregatorPair,
+    LLMUserAggregatorParams,
+)
+from pipecat.processors.frame_processor import FrameProcessor
+from pipecat.transports.base_transport import BaseTransport
+from pipecat.turns.user_start import TranscriptionUserTurnStartStrategy, VADUserTurnStartStrategy
+from pipecat.turns.user_stop import SpeechTimeoutUserTurnStopStrategy, TurnAnalyzerUserTurnStopStrategy
+from pipecat.turns.user_stop.base_user_turn_stop_strategy import BaseUserTurnStopStrategy
+from pipecat.turns.user_turn_strategies import UserTurnStrategies
+
+from pipelines.asr.base import ASR_BACKENDS, ASRBackend
+from pipelines.brain.base import BRAIN_BACKENDS, BrainBackend, system_prompt
+from pipelines.contracts import CallSink, HandoffHandler, PersonaSpec, Retriever, TextEmbedder, TicketHandler
+from pipelines.options import ASROptions, BrainOptions, TTSOptions, VADOptions
+from pipelines.processors.rag import RAGContext
+from pipelines.registry import resolve_backend
+from pipelines.tools import CallTools, tools_schema
+from pipelines.tts.base import TTS_BACKENDS, TTSBackend
+
+__all__ = ["CallPipeline", "Stages", "build_pipeline", "build_stages"]
+
+
+def _silero_model_path() -> str:
+    from importlib import resources
+
+    return str(resources.files("pipecat.audio.vad.data").joinpath("silero_vad.onnx"))
+
+
+class SharedSileroVADAnalyzer(SileroVADAnalyzer):
+    """Silero VAD for one call over a process-wide ONNX session.
+
+    The ONNX session is shared (its ``run`` is thread-safe and stateless); the recurrent state is per call.
+
+    Args:
+        model: The process-wide model (only its session is shared).
+        sample_rate: Audio sample rate.
+        params: VAD thresholds.
+    """
+
+    def __init__(self, *, model: SileroOnnxModel, sample_rate: int | None = None, params: VADParams | None = None):
+        # Skip SileroVADAnalyzer.__init__ (it loads a new ONNX session per instance); set up what it would.
+        super(SileroVADAnalyzer, self).__init__(sample_rate=sample_rate, params=params)
+        self._model = copy.copy(model)
+        self._model.reset_states()  # type: ignore[no-untyped-call]  # pipecat's SileroOnnxModel is untyped
+        self._windows_since_reset = 0
+        self._low_confidence_windows = 0
+
+
+@dataclass
+class Stages:
+    """Process-wide, prewarmed stage resources (build once with :func:`build_stages`, share across calls).
+
+    Attributes:
+        asr: The speech recognition engine.
+        brain: The answering engine.
+        tts: The speech synthesis engine.
+        vad: VAD and turn-taking options.
+        silero: The shared Silero ONNX model.
+    """
+
+    asr: ASRBackend | None
+    brain: BrainBackend
+    tts: TTSBackend | None
+    vad: VADOptions
+    silero: SileroOnnxModel
+    sample_rate: int = 16000
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def build_stages(
+    *,
+    asr: ASROptions | None = None,
+    brain: BrainOptions | None = None,
+    tts: TTSOptions | None = None,
+    vad: VADOptions | None = None,
+    embedder: TextEmbedder | None = None,
+) -> Stages:
+    """Load every stage's process-wide resources once (call at start-up, off the event loop).
+
+    Args:
+        asr: Recogniser options (``backend`` picks from ``ASR_BACKENDS``; pocketsphinx by default). For the
+            knowledge-base adaptation pass ``lm_path``/``dict_path`` from ``pipelines.asr.domain_lm``.
+        brain: Brain options (``backend`` picks from ``BRAIN_BACKENDS``; extractive by default).
+        tts: Synthesiser options (``backend`` picks from ``TTS_BACKENDS``; flite by default).
+        vad: VAD and turn-taking options.
+        embedder: Embeds short texts (the extractive brain matches tools with it); usually the knowledge
+            base's embedder.
+
+    Returns:
+        The stages, to pass to every :func:`build_pipeline` call.
+    """
+    asr = asr or ASROptions()
+    brain = brain or BrainOptions()
+    tts = tts or TTSOptions()
+    vad = vad or VADOptions()
+    brain_cls: type[BrainBackend] = resolve_backend(BRAIN_BACKENDS, brain.backend, BrainBackend)
+    brain_backend = brain_cls.prewarm(brain, embedder=embedder)
+    asr_backend: ASRBackend | None = None
+    tts_backend: TTSBackend | None = None
+    if not brain_backend.speech_to_speech:
+        asr_cls: type[ASRBackend] = resolve_backend(ASR_BACKENDS, asr.backend, ASRBackend)
+        tts_cls: type[TTSBackend] = resolve_backend(TTS_BACKENDS, tts.backend, TTSBackend)
+        asr_backend = asr_cls.prewarm(asr)
+        tts_backend = tts_cls.prewarm(tts)
+    silero = SileroOnnxModel(_silero_model_path(), force_onnx_cpu=True)  # type: ignore[no-untyped-call]  # untyped in pipecat
+    return Stages(
+        asr=asr_backend, brain=brain_backend, tts=tts_backend, vad=vad, silero=silero, sample_rate=asr.sample_rate
+    )
+
+
+@dataclass
+class CallPipeline:
+    """One call's pipeline, ready to run: ``await WorkerRunner(handle_sigint=False).run(call.worker)``.
+
+    Attributes:
+        worker: The pipecat worker to run.
+        pipeline: The processors, in order.
+        context: The conversation context (only what was actually spoken is kept for the agent).
+        tools: The call's tools.
+    """
+
+    worker: PipelineWorker
+    pipeline: Pipeline
+    context: LLMContext
+    tools: CallTools
+    processors: dict[str, FrameProcessor] = field(default_factory=dict)
+
+
+def _turn_strategies(stages: Stages) -> UserTurnStrategies:
+    stop: list[BaseUserTurnStopStrategy]
+    if stages.vad.smart_turn:
+        from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
+
+        stop = [TurnAnalyzerUserTurnStopStrategy(turn_analyzer=LocalSmartTurnAnalyzerV3())]
+    else:
+        stop = [SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=stages.vad.user_speech_timeout)]
+    return UserTurnStrategies(start=[VADUserTurnStartStrategy(), TranscriptionUserTurnStartStrategy()], stop=stop)
+
+
+def build_pipeline(
+    *,
+    transport: BaseTransport,
+    stages: Stages,
+    retriever: Retriever,
+    sink: CallSink,
+    persona: PersonaSpec,
+    call_id: str,
+    create_ticket: TicketHandler | None = None,
+    transfer_to_human: HandoffHandler | None = None,
+    recording_dir: Path | None = None,
+    greet: bool = True,
+    observers: Sequence[BaseObserver] = (),
+) -> CallPipeline:
+    """Build one call's voice pipeline. The stage order is decided here and only here.
+
+    ``transport.input() → ASR → [caller tap] → user aggregator (Silero VAD + turn strategy) → RAG context →
+    brain (tools) → TTS → transport.output() → [agent tap] → assistant aggregator``
+
+    Args:
+        transport: The call's transport (its input and output are used once each). Audio is 16 kHz mono.
+        stages: Process-wide stages from :func:`build_stages` (never built per call).
+        retriever: Knowledge-base search for this tenant.
+        sink: Where the transcript, latency, events and recording go.
+        persona: Name, greeting, consent notice, voice, language, instructions.
+        call_id: The call's id (log context and events).
+        create_ticket: Records a ticket request (``create_ticket`` tool); ``None`` disables the tool.
+        transfer_to_human: Opens a handoff (``transfer_to_human`` tool); ``None`` disables the tool.
+        recording_dir: Directory for the call's dual-channel WAV; ``None``: no recording.
+        greet: Speak the persona's greeting and consent notice when the call starts.
+        observers: Extra pipecat observers for the worker.
+
+    Returns:
+        The call's pipeline; run it with ``WorkerRunner(handle_sigint=False).run(call.worker)``.
+    """
+    brain_backend = stages.brain
+    tools = CallTools(
+        call_id=call_id,
+        retriever=retriever,
+        sink=sink,
+        create_ticket=create_ticket,
+        transfer_to_human=transfer_to_human,
+    )
+    messages: list[LLMContextMessage] = [{"role": "system", "content": system_prompt(persona)}]
+    context = (
+        LLMContext(messages=messages, tools=tools_schema())
+        if brain_backend.wants_passages_in_context
+        else LLMContext(messages=messages)
+    )
+    vad = SharedSileroVADAnalyzer(
+        model=stages.silero,
+        sample_rate=stages.sample_rate,
+        params=VADParams(
+            confidence=stages.vad.confidence,
+            start_secs=stages.vad.start_secs,
+            stop_secs=stages.vad.stop_secs,
+            min_volume=stages.vad.min_volume,
+        ),
+    )
+    aggregators = LLMContextAggregatorPair(
+        context,
+        user_params=LLMUserAggregatorParams(
+            vad_analyzer=vad, user_turn_strategies=_turn_strategies(stages), user_turn_stop_timeout=3.0
+        ),
+        assistant_params=LLMAssistantAggregatorParams(),
+    )
+    rag = RAGContext(tools=tools, call_id=call_id, inject_passages=brain_backend.wants_passages_in_context)
+    brain = brain_backend.create_processor(call_id=call_id, persona=persona, tools=tools)
+
+    processors: dict[str, FrameProcessor] = {"input": transport.input()}
+    if stages.asr is not None:
+        processors["asr"] = stages.asr.create_service(call_id=call_id)
+    processors["rag_listener"] = rag.listener
+    processors["user_aggregator"] = aggregators.user()
+    processors["rag"] = rag.processor
+    processors["brain"] = brain
+    if stages.tts is not None:
+        processors["tts"] = stages.tts.create_service(
+            call_id=call_id, voice=persona.voice, speaking_rate=persona.speaking_rate
+        )
+    processors["output"] = transport.output()
+    processors["assistant_aggregator"] = aggregators.assistant()
+
+    pipeline = Pipeline(list(processors.values()))
+    worker = PipelineWorker(
+        pipeline,
+        params=PipelineParams(
+            audio_in_sample_rate=stages.sample_rate,
+            audio_out_sample_rate=stages.sample_rate,
+            enable_metrics=True,
+        ),
+        observers=list(observers),
+        conversation_id=call_id,
+        idle_timeout_secs=None,
+        enable_rtvi=False,
+    )
+
+    if greet:
+        greeting = " ".join(s for s in (persona.greeting, persona.consent_notice) if s)
+
+        async def _greet(_worker: PipelineWorker, _frame: object) -> None:
+            await worker.queue_frame(TTSSpeakFrame(greeting))
+
+        worker.add_event_handler("on_pipeline_started", _greet)
+
+    return CallPipeline(worker=worker, pipeline=pipeline, context=context, tools=tools, processors=processors)

@@ -1,0 +1,73 @@
+"""Plain option records for building stages (filled by composition roots from ``Settings``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class VADOptions:
+    """Silero VAD and turn-taking options."""
+
+    confidence: float = 0.7
+    start_secs: float = 0.2
+    stop_secs: float = 0.2
+    min_volume: float = 0.6
+    smart_turn: bool = False
+    # Extra wait after VAD silence before the turn ends (on top of ``stop_secs``).
+    user_speech_timeout: float = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class ASROptions:
+    """Speech recognition options."""
+
+    backend: str = "pocketsphinx"
+    language: str = "en"
+    sample_rate: int = 16000
+    model_path: Path | None = None
+    base_url: str | None = None
+    api_key: str | None = None
+    model: str | None = None
+    # pocketsphinx: the domain LM files (``None``: the wheel's general model).
+    lm_path: Path | None = None
+    dict_path: Path | None = None
+    # pocketsphinx: second decoding passes (slower, a little more accurate).
+    accurate: bool = False
+    # faster-whisper / openai: knowledge-base terms and an initial prompt.
+    hotwords: tuple[str, ...] = ()
+    prompt: str | None = None
+    prewarm_decoders: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class BrainOptions:
+    """Options of the agent's brain."""
+
+    backend: str = "extractive"
+    base_url: str | None = None
+    api_key: str | None = None
+    model: str | None = None
+    temperature: float = 0.2
+    # extractive: below this top-passage score the agent says it does not know (``None``: the retriever's
+    # own ``found`` verdict decides).
+    answer_threshold: float | None = None
+    # extractive: minimum cosine similarity for a non-search tool to be chosen.
+    tool_threshold: float = 0.55
+    max_sentences: int = 3
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TTSOptions:
+    """Speech synthesis options."""
+
+    backend: str = "flite"
+    voice: str | None = None
+    model_path: Path | None = None
+    base_url: str | None = None
+    api_key: str | None = None
+    model: str | None = None
+    speaking_rate: float = 1.0
+    sample_rate: int = 16000

@@ -1,0 +1,1 @@
+"""Our frame processors: RAG context, latency meter, transcript and recording, barge-in."""

@@ -1,0 +1,231 @@
+"""The agent's tools, their descriptions and examples, and their execution as call events.
+
+Every brain uses the same tools: LLM backends through function calling (``TOOL_SCHEMAS``), the extractive
+brain by embedding similarity to ``ToolSpec.description`` and ``ToolSpec.examples``. Each call and its
+result is a call event (``CallSink.event``) with kinds ``tool_call`` and ``tool_result``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from loguru import logger
+from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
+from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
+
+from pipelines.contracts import (
+    CallEventRecord,
+    CallSink,
+    HandoffHandler,
+    HandoffRequest,
+    Retrieval,
+    Retriever,
+    TicketHandler,
+    TicketRequest,
+)
+
+SEARCH, TICKET, TRANSFER, END = "search_knowledge_base", "create_ticket", "transfer_to_human", "end_call"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """One tool: its name, what it does, and how callers ask for it."""
+
+    name: str
+    description: str
+    examples: tuple[str, ...]
+    parameters: dict[str, dict[str, Any]]
+    required: tuple[str, ...]
+
+
+TOOLS: tuple[ToolSpec, ...] = (
+    ToolSpec(
+        SEARCH,
+        "Search the company's knowledge base to answer a caller's question about products, accounts, "
+        "orders, billing, policies or how to do something.",
+        (
+            "how do i reset my password",
+            "what is your refund policy",
+            "how long does shipping take",
+            "can i change my plan",
+            "where can i find my invoice",
+            "what are your opening hours",
+            "does it work on my phone",
+            "how much does it cost",
+        ),
+        {"query": {"type": "string", "description": "The caller's question, in their words."}},
+        ("query",),
+    ),
+    ToolSpec(
+        TICKET,
+        "Create a support ticket so the team follows up later, when the caller reports a problem that "
+        "needs investigation or asks for a ticket or a call back.",
+        (
+            "please create a ticket",
+            "open a support ticket for me",
+            "i want to report a problem",
+            "i want to file a complaint",
+            "can someone call me back about this",
+            "log this issue please",
+            "raise a ticket about my broken order",
+        ),
+        {
+            "subject": {"type": "string", "description": "A short subject line."},
+            "description": {"type": "string", "description": "What the caller needs, in a few sentences."},
+        },
+        ("subject", "description"),
+    ),
+    ToolSpec(
+        TRANSFER,
+        "Transfer the caller to a human agent when they ask for a person, or the question cannot be "
+        "answered from the knowledge base.",
+        (
+            "i want to talk to a human",
+            "can i speak to a person",
+            "transfer me to an agent",
+            "let me talk to someone",
+            "connect me with a real person",
+            "i want to speak to a representative",
+            "get me a manager",
+        ),
+        {
+            "reason": {"type": "string", "description": "Why the caller needs a human."},
+            "summary": {"type": "string", "description": "A summary of the call so far for the human agent."},
+        },
+        ("reason",),
+    ),
+    ToolSpec(
+        END,
+        "End the call when the caller says goodbye or has nothing more to ask.",
+        (
+            "goodbye",
+            "bye bye",
+            "that's all thank you",
+            "no that is everything thanks",
+            "i'm done",
+            "you can hang up now",
+            "end the call",
+        ),
+        {},
+        (),
+    ),
+)
+
+
+def tools_schema() -> ToolsSchema:
+    """The tools as pipecat function schemas (for LLM backends with function calling)."""
+    return ToolsSchema(
+        standard_tools=[
+            FunctionSchema(name=t.name, description=t.description, properties=t.parameters, required=list(t.required))
+            for t in TOOLS
+        ]
+    )
+
+
+class CallTools:
+    """The tools of one call: run them and record each call and result as call events.
+
+    Args:
+        call_id: The call.
+        retriever: Knowledge-base search.
+        sink: Where the call events go.
+        create_ticket: Records a ticket request (injected by the agent); ``None``: tool unavailable.
+        transfer_to_human: Opens a handoff (injected by the agent); ``None``: tool unavailable.
+        turn_seq: Returns the current turn number (for the events).
+        top_k: Passages per search.
+    """
+
+    def __init__(
+        self,
+        *,
+        call_id: str,
+        retriever: Retriever,
+        sink: CallSink,
+        create_ticket: TicketHandler | None,
+        transfer_to_human: HandoffHandler | None,
+        turn_seq: Callable[[], int | None] = lambda: None,
+        top_k: int = 3,
+    ) -> None:
+        self.call_id = call_id
+        self._retriever = retriever
+        self._sink = sink
+        self._create_ticket = create_ticket
+        self._transfer = transfer_to_human
+        self._turn_seq = turn_seq
+        self._top_k = top_k
+        self.end_requested = False
+
+    @property
+    def available(self) -> tuple[str, ...]:
+        """Names of the tools this call can use."""
+        names = [SEARCH, END]
+        if self._create_ticket is not None:
+            names.append(TICKET)
+        if self._transfer is not None:
+            names.append(TRANSFER)
+        return tuple(names)
+
+    async def _event(self, kind: str, data: dict[str, Any]) -> None:
+        await self._sink.event(CallEventRecord(kind=kind, turn_seq=self._turn_seq(), data=data))
+
+    async def search(self, query: str, *, record: bool = True) -> tuple[Retrieval, float]:
+        """Search the knowledge base; returns the retrieval and its wall time in ms."""
+        if record:
+            await self._event("tool_call", {"tool": SEARCH, "arguments": {"query": query}})
+        t0 = time.perf_counter()
+        retrieval = await self._retriever.retrieve(query, top_k=self._top_k, call_id=self.call_id)
+        elapsed = (time.perf_counter() - t0) * 1000
+        if record:
+            await self._event("tool_result", self._search_result(retrieval))
+        return retrieval, elapsed
+
+    async def record_search(self, query: str, retrieval: Retrieval) -> None:
+        """Record a knowledge-base search that the RAG processor already ran for this turn."""
+        await self._event("tool_call", {"tool": SEARCH, "arguments": {"query": query}})
+        await self._event("tool_result", self._search_result(retrieval))
+
+    @staticmethod
+    def _search_result(retrieval: Retrieval) -> dict[str, Any]:
+        return {
+            "tool": SEARCH,
+            "found": retrieval.found,
+            "citations": [p.citation for p in retrieval.passages[:3]],
+            "top_score": retrieval.passages[0].score if retrieval.passages else None,
+        }
+
+    async def ticket(self, subject: str, description: str) -> str | None:
+        """Record a ticket request; returns its reference (``None`` if unavailable or failed)."""
+        if self._create_ticket is None:
+            return None
+        await self._event("tool_call", {"tool": TICKET, "arguments": {"subject": subject, "description": description}})
+        try:
+            ref = await self._create_ticket(TicketRequest(self.call_id, subject, description))
+        except Exception as exc:  # noqa: BLE001 - a handler failure becomes an event and a spoken apology
+            logger.bind(call_id=self.call_id).warning("create_ticket handler failed")
+            await self._event("tool_result", {"tool": TICKET, "ok": False, "error": type(exc).__name__})
+            return None
+        await self._event("tool_result", {"tool": TICKET, "ok": True, "reference": ref})
+        return ref
+
+    async def transfer(self, reason: str, summary: str) -> str | None:
+        """Open a handoff; returns its reference (``None`` if unavailable or failed)."""
+        if self._transfer is None:
+            return None
+        await self._event("tool_call", {"tool": TRANSFER, "arguments": {"reason": reason, "summary": summary}})
+        try:
+            ref = await self._transfer(HandoffRequest(self.call_id, reason, summary))
+        except Exception as exc:  # noqa: BLE001 - a handler failure becomes an event and a spoken apology
+            logger.bind(call_id=self.call_id).warning("transfer_to_human handler failed")
+            await self._event("tool_result", {"tool": TRANSFER, "ok": False, "error": type(exc).__name__})
+            return None
+        await self._event("tool_result", {"tool": TRANSFER, "ok": True, "reference": ref})
+        return ref
+
+    async def end_call(self) -> None:
+        """Mark the call to end once the goodbye has been spoken."""
+        await self._event("tool_call", {"tool": END, "arguments": {}})
+        self.end_requested = True
+        await self._event("tool_result", {"tool": END, "ok": True})

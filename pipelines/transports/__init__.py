@@ -1,0 +1,1 @@
+"""Transports of our own (in-memory, for tests and benchmarks)."""

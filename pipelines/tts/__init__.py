@@ -1,0 +1,1 @@
+"""Speech synthesis backends (one file per backend beside base.py)."""

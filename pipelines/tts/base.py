@@ -1,0 +1,64 @@
+"""Speech synthesis backends: process-wide resources, one TTS processor per call."""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+
+from pipecat.services.tts_service import TTSService
+
+from pipelines.options import TTSOptions
+
+# Backend name → "module:Class". One file per backend beside this one.
+TTS_BACKENDS: dict[str, str] = {
+    "flite": "pipelines.tts.flite:FliteBackend",
+    "espeak-ng": "pipelines.tts.espeak:EspeakBackend",
+    "piper": "pipelines.tts.piper:PiperBackend",
+    "openai": "pipelines.tts.openai:OpenAITTSBackend",
+}
+
+_CLAUSE = re.compile(r"(?<=[,;:])\s+")
+
+
+def first_clause_split(text: str, *, min_words: int = 3) -> list[str]:
+    """Split ``text`` so its first clause can be synthesised (and heard) before the rest.
+
+    Only the first clause boundary that leaves at least ``min_words`` words on each side is used.
+    """
+    for match in _CLAUSE.finditer(text):
+        head, tail = text[: match.start()], text[match.end() :]
+        if len(head.split()) >= min_words and len(tail.split()) >= min_words:
+            return [head, tail]
+    return [text]
+
+
+def trim_leading_silence(pcm: bytes, *, sample_rate: int, threshold: int = 200, keep_ms: int = 20) -> bytes:
+    """Drop near-silence at the start of 16-bit mono ``pcm`` (flite starts every utterance with ~0.2 s).
+
+    Keeps ``keep_ms`` before the first sample louder than ``threshold``.
+    """
+    import numpy as np
+
+    samples = np.frombuffer(pcm[: len(pcm) - len(pcm) % 2], dtype="<i2")
+    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > threshold)
+    if loud.size == 0:
+        return pcm
+    start = max(0, int(loud[0]) - sample_rate * keep_ms // 1000)
+    return pcm[start * 2 :]
+
+
+class TTSBackend(ABC):
+    """A speech synthesis engine, prewarmed once per process."""
+
+    name: str = ""
+
+    @classmethod
+    @abstractmethod
+    def prewarm(cls, options: TTSOptions) -> TTSBackend:
+        """Check/load the engine's process-wide resources."""
+
+    @abstractmethod
+    def create_service(
+        self, *, call_id: str, voice: str | None = None, speaking_rate: float | None = None
+    ) -> TTSService:
+        """A synthesiser for one call (``voice``/``speaking_rate`` from the persona override the defaults)."""

@@ -1,0 +1,82 @@
+"""flite (CMU Flite, Debian package): the offline default voice."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Sequence
+from typing import Any
+
+from pipelines.options import TTSOptions
+from pipelines.tts.base import TTSBackend
+from pipelines.tts.subprocess_tts import SubprocessTTSService
+
+DEFAULT_VOICE = "slt"
+
+
+class FliteTTSService(SubprocessTTSService):
+    """flite for one call.
+
+    Args:
+        binary: Path of the ``flite`` executable.
+        voice: A flite voice (``slt``, ``rms``, ``awb``, ``kal16``, ...).
+        speaking_rate: 1.0 is normal; larger is faster.
+        **kwargs: Passed to ``SubprocessTTSService``.
+    """
+
+    def __init__(self, *, binary: str, voice: str, speaking_rate: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(voice=voice, **kwargs)
+        self._binary = binary
+        self._voice = voice
+        self._stretch = 1.0 / max(0.5, min(2.0, speaking_rate))
+
+    def command(self, text: str) -> Sequence[str]:
+        """``flite -voice V --setf duration_stretch=S -t TEXT -o /dev/stdout``."""
+        return [
+            self._binary,
+            "-voice",
+            self._voice,
+            "--setf",
+            f"duration_stretch={self._stretch:.3f}",
+            "-t",
+            text,
+            "-o",
+            "/dev/stdout",
+        ]
+
+
+class FliteBackend(TTSBackend):
+    """Checks that flite and the voice exist, once per process."""
+
+    name = "flite"
+
+    def __init__(self, binary: str, options: TTSOptions, voices: frozenset[str]) -> None:
+        self._binary = binary
+        self._options = options
+        self._voices = voices
+
+    @classmethod
+    def prewarm(cls, options: TTSOptions) -> FliteBackend:
+        """Find ``flite`` and check the voice is built in."""
+        binary = shutil.which("flite")
+        if binary is None:
+            raise RuntimeError("flite is not installed (Debian: apt-get install flite)")
+        listing = subprocess.run([binary, "-lv"], capture_output=True, text=True, check=True, timeout=10).stdout  # noqa: S603 - fixed argv
+        voices = frozenset(listing.split()) - {"Voices", "available:"}
+        voice = options.voice or DEFAULT_VOICE
+        if voice not in voices:
+            raise RuntimeError(f"flite has no voice {voice!r}; it has: {' '.join(sorted(voices))}")
+        return cls(binary, options, voices)
+
+    def create_service(
+        self, *, call_id: str, voice: str | None = None, speaking_rate: float | None = None
+    ) -> FliteTTSService:
+        """Flite for one call."""
+        return FliteTTSService(
+            binary=self._binary,
+            # A persona voice of another engine (e.g. "en-us") falls back to the configured flite voice.
+            voice=voice if voice in self._voices else self._options.voice or DEFAULT_VOICE,
+            speaking_rate=speaking_rate or self._options.speaking_rate,
+            call_id=call_id,
+            sample_rate=self._options.sample_rate,
+        )

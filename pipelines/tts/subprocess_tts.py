@@ -1,0 +1,90 @@
+"""A TTS service around a command-line synthesiser that writes a WAV file to stdout."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import wave
+from abc import abstractmethod
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from typing import Any
+
+from loguru import logger
+from pipecat.frames.frames import ErrorFrame, Frame
+from pipecat.services.settings import TTSSettings
+from pipecat.services.tts_service import TTSService
+
+from pipelines.tts.base import first_clause_split, trim_leading_silence
+
+
+class SubprocessTTSService(TTSService):
+    """Synthesises each sentence with a subprocess (never on the event loop), first clause first.
+
+    Args:
+        call_id: The call (log context).
+        trim_silence: Drop the synthesiser's leading near-silence.
+        chunk_ms: Size of the audio frames pushed downstream.
+        **kwargs: Passed to ``TTSService``.
+    """
+
+    def __init__(
+        self, *, call_id: str, voice: str, trim_silence: bool = True, chunk_ms: int = 40, **kwargs: Any
+    ) -> None:
+        super().__init__(
+            push_start_frame=True,
+            push_stop_frames=True,
+            settings=TTSSettings(model=None, voice=voice, language=None),
+            **kwargs,
+        )
+        self._call_id = call_id
+        self._trim = trim_silence
+        self._chunk_ms = chunk_ms
+
+    def can_generate_metrics(self) -> bool:
+        """This service reports TTFB and processing metrics."""
+        return True
+
+    @abstractmethod
+    def command(self, text: str) -> Sequence[str]:
+        """The command line that writes ``text`` as a WAV file to stdout."""
+
+    async def synthesise(self, text: str) -> tuple[bytes, int]:
+        """Run the synthesiser; return 16-bit mono PCM and its sample rate."""
+        proc = await asyncio.create_subprocess_exec(
+            *self.command(text),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError(f"synthesiser exited with {proc.returncode}: {err.decode(errors='replace')[:200]}")
+        with wave.open(io.BytesIO(out)) as wav:
+            rate = wav.getframerate()
+            pcm = wav.readframes(wav.getnframes())
+        if self._trim:
+            pcm = trim_leading_silence(pcm, sample_rate=rate)
+        return pcm, rate
+
+    async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame | None, None]:
+        """Synthesise ``text`` clause by clause and stream the audio."""
+        await self.start_tts_usage_metrics(text)
+        try:
+            for piece in first_clause_split(text.strip()):
+                pcm, rate = await self.synthesise(piece)
+
+                async def chunks(pcm: bytes = pcm, rate: int = rate) -> AsyncIterator[bytes]:
+                    step = rate * 2 * self._chunk_ms // 1000
+                    for i in range(0, len(pcm), step):
+                        yield pcm[i : i + step]
+
+                async for frame in self._stream_audio_frames_from_iterator(
+                    chunks(), in_sample_rate=rate, context_id=context_id
+                ):
+                    await self.stop_ttfb_metrics()
+                    yield frame
+        except (OSError, RuntimeError, wave.Error) as exc:
+            logger.bind(call_id=self._call_id).error("speech synthesis failed")
+            yield ErrorFrame(error=f"speech synthesis failed: {exc}")
+        finally:
+            await self.stop_ttfb_metrics()
