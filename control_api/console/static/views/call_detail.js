@@ -134,8 +134,12 @@ export async function renderCallDetail(main, ctx) {
   const turns = pickList(transcript, "turns", "items", "data").slice().sort((a, b) => a.seq - b.seq);
   const latency = latencyByTurn(transcript, call);
 
+  // A live call's transcript grows: refreshed on request, not polled (every transcript read is audited).
+  const live = !["ended", "failed"].includes(call.status);
+  const refresh = live ? h("button", { type: "button", class: "button secondary small", text: "Refresh transcript" }) : null;
+  refresh?.addEventListener("click", () => ctx.navigate(location.hash));
   const badges = h("div", { class: "badges" }, pill(call.status), call.outcome ? pill(call.outcome) : null,
-    call.sentiment_label ? pill(call.sentiment_label) : null);
+    call.sentiment_label ? pill(call.sentiment_label) : null, refresh);
   const annotations = h("div");
   const fill = (current) => replace(annotations, annotationForm(current, ctx, fill));
   fill(call);
