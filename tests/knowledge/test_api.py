@@ -136,7 +136,7 @@ def _image_only_pdf() -> bytes:
     page = writer.add_blank_page(width=200, height=200)
     stream = DecodedStreamObject()
     stream.set_data(b"q 100 0 0 100 50 50 cm BI /W 2 /H 2 /BPC 8 /CS /G ID \x00\xff\xff\x00 EI Q")
-    page[NameObject("/Contents")] = writer._add_object(stream)  # noqa: SLF001 - pypdf's way to add a raw stream
+    page[NameObject("/Contents")] = writer._add_object(stream)
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
