@@ -14,7 +14,7 @@ function card(title, intro, form) {
 
 /** The sign-in form; calls `onSignedIn(user)` once the cookie session is open. */
 export function renderLogin(main, { onSignedIn }) {
-  const email = h("input", { type: "email", name: "email", autocomplete: "username", required: true, autofocus: true });
+  const email = h("input", { type: "email", name: "email", autocomplete: "username", required: true });
   const password = h("input", { type: "password", name: "password", autocomplete: "current-password", required: true });
   const error = h("p", { class: "form-error", role: "alert", hidden: true });
   const submit = h("button", { type: "submit", class: "button primary wide", text: "Sign in" });
@@ -39,7 +39,7 @@ export function renderLogin(main, { onSignedIn }) {
     }
   });
   replace(main, h("div", { class: "auth-page" },
-    card("Sign in to the console", "Supervisors and administrators of this Voxdesk.", form),
+    card("Sign in to the console", "Use the account your administrator gave you.", form),
     h("p", { class: "muted small" }, "Forgot your password? ",
       h("a", { href: "/console/reset-password", text: "Reset it" }))));
   email.focus();
