@@ -376,10 +376,14 @@ class EmbeddedStore(VectorStore):
                 return len(self._rows)
             return len(self._by_doc.get(document_id, ()))
 
-    async def document_counts(self) -> Mapping[str, int]:
-        """Chunks per document."""
+    def document_counts_sync(self) -> dict[str, int]:
+        """Blocking :meth:`document_counts`."""
         with self._lock:
             return {doc: len(labels) for doc, labels in self._by_doc.items()}
+
+    async def document_counts(self) -> Mapping[str, int]:
+        """Chunks per document."""
+        return self.document_counts_sync()
 
     def vector_search_sync(self, vector: npt.NDArray[np.float32], top_k: int) -> list[Hit]:
         """Blocking :meth:`vector_search`."""
