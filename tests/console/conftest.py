@@ -33,6 +33,7 @@ ADMIN_PASSWORD = "console-admin-pass-1"
 AGENT_EMAIL = "agent@example.com"
 VIEWER_EMAIL = "viewer@example.com"
 OTHER_PASSWORD = "console-other-pass-1"
+OLD_CALLS = 30
 
 
 @dataclass
@@ -77,6 +78,7 @@ async def _seed(settings: Settings) -> Seeded:
     """Migrate, then create the admin and two calls (one ended with a transcript, one live)."""
     from control_api.db.engine import create_engine, session_factory
     from control_api.db.migrate import upgrade
+    from control_api.db.models import utcnow
     from control_api.rbac import Role
     from control_api.services import calls, users
 
@@ -154,6 +156,14 @@ async def _seed(settings: Settings) -> Seeded:
             await calls.append_turn(session, taken.id, seq=0, role="caller", text="I need a person, please.")
             await calls.end_call(session, taken.id, reason="handed_off", outcome="handed_off")
             seeded.agent_call_id = taken.id
+            # Yesterday's failed calls: enough for a second page of the list, none counted in today's figures.
+            yesterday = utcnow() - timedelta(days=1)
+            for index in range(OLD_CALLS):
+                old = await calls.create_call(
+                    session, channel="telephony", caller_number=f"+91981234{index:04d}", status="failed"
+                )
+                old.started_at = yesterday - timedelta(minutes=index)
+            await session.commit()
             live = await calls.create_call(session, channel="sip", caller_number="+441632960001")
             await calls.set_status(session, live.id, "active")
             seeded.live_call_id = live.id

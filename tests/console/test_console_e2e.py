@@ -22,6 +22,7 @@ from tests.console.conftest import (
     CHROMIUM_ARGS,
     OTHER_PASSWORD,
     VIEWER_EMAIL,
+    OLD_CALLS,
     LiveServer,
 )
 
@@ -141,13 +142,17 @@ def test_sign_in_dashboard_calls_and_sign_out(live_server: LiveServer, browser: 
     page.get_by_role("link", name="Calls", exact=True).click()
     expect(page.get_by_role("heading", name="Calls")).to_be_visible()
     rows = page.locator("tbody tr[data-call-id]")
-    expect(rows).to_have_count(3)
+    expect(rows).to_have_count(25)  # one page, newest first: today's three, then yesterday's
+    expect(rows.nth(0)).to_contain_text("+441632960001")
+    page.get_by_role("button", name="Load more").click()  # the next page, from the API's cursor
+    expect(rows).to_have_count(3 + OLD_CALLS)
+    expect(page.get_by_role("button", name="Load more")).to_be_hidden()
     export = page.get_by_role("link", name="Export CSV")
     expect(export).to_have_attribute("href", re.compile(r"^/api/calls/export\.csv"))
     csv_answer = page.request.get(live_server.base_url + (export.get_attribute("href") or ""))
     assert csv_answer.status == 200
     assert csv_answer.headers["content-type"].startswith("text/csv")
-    assert len(csv_answer.text().strip().splitlines()) == 1 + 3  # the header and the three seeded calls
+    assert len(csv_answer.text().strip().splitlines()) == 1 + 3 + OLD_CALLS  # the header and every call
     page.screenshot(path=shots / "03-calls.png")
     # Filters go to the API (and into the export link): ended calls, then a word from one transcript.
     filters = page.get_by_role("search", name="Filter calls")
@@ -160,7 +165,7 @@ def test_sign_in_dashboard_calls_and_sign_out(live_server: LiveServer, browser: 
     expect(rows).to_have_count(1)
     expect(page).to_have_url(re.compile(r"#/calls\?q=microwave&status=ended"))
     filters.get_by_role("button", name="Clear").click()
-    expect(rows).to_have_count(3)
+    expect(rows).to_have_count(25)
     page.get_by_role("link", name="Ravi Kumar").click()
 
     expect(page.get_by_role("heading", name="Call with Ravi Kumar")).to_be_visible()
