@@ -20,9 +20,9 @@ from tests.console.conftest import (
     AGENT_EMAIL,
     CHROMIUM,
     CHROMIUM_ARGS,
+    OLD_CALLS,
     OTHER_PASSWORD,
     VIEWER_EMAIL,
-    OLD_CALLS,
     LiveServer,
 )
 
