@@ -149,8 +149,55 @@ async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(request, 500, "An internal error occurred; it has been logged.", type_="internal-error")
 
 
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "type": "object",
+    "description": "RFC 9457 problem details.",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "request_id": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object"}},
+    },
+}
+
+
+def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
+    """Describe every 4xx answer in an OpenAPI document as problem JSON (what the handlers above send)."""
+    schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    problem = {
+        "description": "Problem details (RFC 9457)",
+        "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses = operation["responses"]
+            for code, response in list(responses.items()):
+                # 422 replaces FastAPI's HTTPValidationError: our validation errors are problem JSON too.
+                if str(code).startswith("4") and (str(code) == "422" or "content" not in response):
+                    responses[code] = {**problem, "description": response.get("description") or problem["description"]}
+            responses.setdefault("4XX", problem)
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schema["components"]["schemas"].pop(unused, None)
+    return schema
+
+
 def install_problem_handlers(app: FastAPI) -> None:
-    """Register problem-JSON handlers for every error class on ``app``."""
+    """Register problem-JSON handlers for every error class on ``app`` and document them in its OpenAPI."""
+    build_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problems(build_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to customise the schema
     app.add_exception_handler(ProblemError, _problem_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
