@@ -12,7 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Request, expect, sync_playwright
+from playwright.sync_api import BrowserContext, ConsoleMessage, FilePayload, Page, Request, expect, sync_playwright
 
 from tests.console.conftest import (
     ADMIN_EMAIL,
@@ -293,9 +293,8 @@ def test_knowledge_upload_question_and_delete(live_server: LiveServer, browser: 
     expect(page.get_by_role("heading", name="Knowledge", exact=True)).to_be_visible()
 
     upload = page.get_by_role("form", name="Upload documents")
-    upload.locator('input[type="file"]').set_input_files(
-        [{"name": "router-lights.md", "mimeType": "text/markdown", "buffer": ROUTER_LIGHTS_MD}]
-    )
+    markdown: FilePayload = {"name": "router-lights.md", "mimeType": "text/markdown", "buffer": ROUTER_LIGHTS_MD}
+    upload.locator('input[type="file"]').set_input_files([markdown])
     upload.get_by_role("button", name="Upload").click()
     expect(page.get_by_text("1 file queued for ingestion.")).to_be_visible()
     row = page.locator("tbody tr[data-document-id]", has_text="router-lights.md")
