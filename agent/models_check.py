@@ -52,7 +52,17 @@ async def check_models(settings: Settings, echo: Callable[[str], None]) -> bool:
 
             return create_embedder("minilm", cache_dir=settings.models_dir)
 
-        _, secs, error = await _timed("minilm", minilm)
+        embedder, secs, error = await _timed("minilm", minilm)
+        if embedder is not None:
+            # Creating it may be lazy: embed one sentence so the model really loads.
+            started = time.perf_counter()
+            try:
+                vectors = await embedder.embed(["How do I reset my password?"])  # type: ignore[attr-defined]
+                secs += time.perf_counter() - started
+                if not vectors or not len(vectors[0]):
+                    error = "the embedder returned no vector"
+            except Exception as exc:  # noqa: BLE001 - reported to the operator with the fix
+                error = f"{type(exc).__name__}: {exc}"[:200]
         _line(
             echo,
             error is None,
