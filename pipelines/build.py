@@ -27,16 +27,18 @@ from pipecat.processors.aggregators.llm_response_universal import (
 )
 from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.transports.base_transport import BaseTransport
-from pipecat.turns.user_start import TranscriptionUserTurnStartStrategy, VADUserTurnStartStrategy
 from pipecat.turns.user_stop import SpeechTimeoutUserTurnStopStrategy, TurnAnalyzerUserTurnStopStrategy
 from pipecat.turns.user_stop.base_user_turn_stop_strategy import BaseUserTurnStopStrategy
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
 from pipelines.asr.base import ASR_BACKENDS, ASRBackend
-from pipelines.brain.base import BRAIN_BACKENDS, BrainBackend, system_prompt
+from pipelines.brain.base import BRAIN_BACKENDS, BrainBackend, Prefetching, system_prompt
 from pipelines.contracts import CallSink, HandoffHandler, PersonaSpec, Retriever, TextEmbedder, TicketHandler
 from pipelines.options import ASROptions, BrainOptions, TTSOptions, VADOptions
+from pipelines.processors.bargein import BargeInPolicy
+from pipelines.processors.latency import LatencyMeter
 from pipelines.processors.rag import RAGContext
+from pipelines.processors.transcript import CallRecorder
 from pipelines.registry import resolve_backend
 from pipelines.tools import CallTools, tools_schema
 from pipelines.tts.base import TTS_BACKENDS, TTSBackend
@@ -90,6 +92,14 @@ class Stages:
     sample_rate: int = 16000
     extra: dict[str, Any] = field(default_factory=dict)
 
+    async def warm(self) -> None:
+        """Finish the asynchronous part of the warm-up (the extractive brain embeds its tool examples).
+
+        Call once per process after :func:`build_stages`, before the first call (calls work without it,
+        but the first turn then pays for it).
+        """
+        await self.brain.warm()
+
 
 def build_stages(
     *,
@@ -141,16 +151,23 @@ class CallPipeline:
         pipeline: The processors, in order.
         context: The conversation context (only what was actually spoken is kept for the agent).
         tools: The call's tools.
+        recorder: The transcript and recording of the call.
+        latency: The latency meter (its ``records`` and ``barge_ins_ms`` hold this call's figures).
+        barge_in: The barge-in policy.
+        processors: The processors by role (``input``, ``asr``, ``user_aggregator``, ``brain``, ``tts``, ...).
     """
 
     worker: PipelineWorker
     pipeline: Pipeline
     context: LLMContext
     tools: CallTools
+    recorder: CallRecorder
+    latency: LatencyMeter
+    barge_in: BargeInPolicy
     processors: dict[str, FrameProcessor] = field(default_factory=dict)
 
 
-def _turn_strategies(stages: Stages) -> UserTurnStrategies:
+def _turn_strategies(stages: Stages, policy: BargeInPolicy) -> UserTurnStrategies:
     stop: list[BaseUserTurnStopStrategy]
     if stages.vad.smart_turn:
         from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
@@ -158,7 +175,7 @@ def _turn_strategies(stages: Stages) -> UserTurnStrategies:
         stop = [TurnAnalyzerUserTurnStopStrategy(turn_analyzer=LocalSmartTurnAnalyzerV3())]
     else:
         stop = [SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=stages.vad.user_speech_timeout)]
-    return UserTurnStrategies(start=[VADUserTurnStartStrategy(), TranscriptionUserTurnStartStrategy()], stop=stop)
+    return UserTurnStrategies(start=[policy], stop=stop)
 
 
 def build_pipeline(
@@ -177,8 +194,10 @@ def build_pipeline(
 ) -> CallPipeline:
     """Build one call's voice pipeline. The stage order is decided here and only here.
 
-    ``transport.input() → ASR → [caller tap] → user aggregator (Silero VAD + turn strategy) → RAG context →
-    brain (tools) → TTS → transport.output() → [agent tap] → assistant aggregator``
+    ``transport.input() → ASR → caller tap (transcript, recording) → RAG listener → user aggregator (Silero VAD,
+    barge-in policy, VAD-silence turn end or Smart Turn v3) → RAG context → brain (tools) → agent text tap →
+    TTS → transport.output() → agent tap (transcript, recording) → assistant aggregator``, with the latency
+    meter as an observer.
 
     Args:
         transport: The call's transport (its input and output are used once each). Audio is 16 kHz mono.
@@ -197,12 +216,23 @@ def build_pipeline(
         The call's pipeline; run it with ``WorkerRunner(handle_sigint=False).run(call.worker)``.
     """
     brain_backend = stages.brain
+    recorder = CallRecorder(
+        sink=sink,
+        call_id=call_id,
+        recording_path=recording_dir / f"{call_id}.wav" if recording_dir is not None else None,
+        sample_rate=stages.sample_rate,
+    )
     tools = CallTools(
         call_id=call_id,
         retriever=retriever,
         sink=sink,
         create_ticket=create_ticket,
         transfer_to_human=transfer_to_human,
+        turn_seq=lambda: recorder.last_caller_seq,
+    )
+    policy = BargeInPolicy(call_id=call_id)
+    meter = LatencyMeter(
+        sink=sink, call_id=call_id, turn_seq=lambda: recorder.last_caller_seq, vad_start_secs=stages.vad.start_secs
     )
     messages: list[LLMContextMessage] = [{"role": "system", "content": system_prompt(persona)}]
     context = (
@@ -223,25 +253,33 @@ def build_pipeline(
     aggregators = LLMContextAggregatorPair(
         context,
         user_params=LLMUserAggregatorParams(
-            vad_analyzer=vad, user_turn_strategies=_turn_strategies(stages), user_turn_stop_timeout=3.0
+            vad_analyzer=vad, user_turn_strategies=_turn_strategies(stages, policy), user_turn_stop_timeout=3.0
         ),
         assistant_params=LLMAssistantAggregatorParams(),
     )
-    rag = RAGContext(tools=tools, call_id=call_id, inject_passages=brain_backend.wants_passages_in_context)
     brain = brain_backend.create_processor(call_id=call_id, persona=persona, tools=tools)
+    rag = RAGContext(
+        tools=tools,
+        call_id=call_id,
+        inject_passages=brain_backend.wants_passages_in_context,
+        text_hooks=[brain.prefetch] if isinstance(brain, Prefetching) else [],
+    )
 
     processors: dict[str, FrameProcessor] = {"input": transport.input()}
     if stages.asr is not None:
         processors["asr"] = stages.asr.create_service(call_id=call_id)
+    processors["caller_tap"] = recorder.caller_tap
     processors["rag_listener"] = rag.listener
     processors["user_aggregator"] = aggregators.user()
     processors["rag"] = rag.processor
     processors["brain"] = brain
+    processors["agent_text_tap"] = policy.text_tap
     if stages.tts is not None:
         processors["tts"] = stages.tts.create_service(
             call_id=call_id, voice=persona.voice, speaking_rate=persona.speaking_rate
         )
     processors["output"] = transport.output()
+    processors["agent_tap"] = recorder.agent_tap
     processors["assistant_aggregator"] = aggregators.assistant()
 
     pipeline = Pipeline(list(processors.values()))
@@ -252,7 +290,7 @@ def build_pipeline(
             audio_out_sample_rate=stages.sample_rate,
             enable_metrics=True,
         ),
-        observers=list(observers),
+        observers=[meter, *observers],
         conversation_id=call_id,
         idle_timeout_secs=None,
         enable_rtvi=False,
@@ -266,4 +304,13 @@ def build_pipeline(
 
         worker.add_event_handler("on_pipeline_started", _greet)
 
-    return CallPipeline(worker=worker, pipeline=pipeline, context=context, tools=tools, processors=processors)
+    return CallPipeline(
+        worker=worker,
+        pipeline=pipeline,
+        context=context,
+        tools=tools,
+        recorder=recorder,
+        latency=meter,
+        barge_in=policy,
+        processors=processors,
+    )

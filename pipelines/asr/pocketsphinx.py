@@ -226,7 +226,7 @@ class PocketsphinxSTTService(STTService):
         backend: PocketsphinxBackend,
         call_id: str,
         preroll_ms: int = 500,
-        interim_every_ms: int = 100,
+        interim_every_ms: int = 60,
         **kwargs: Any,
     ) -> None:
         # The final hypothesis arrives a few ms after the VAD's stop; 0.3 s bounds the wait if it does not.

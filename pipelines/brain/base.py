@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Protocol, runtime_checkable
 
 from pipecat.processors.frame_processor import FrameProcessor
 
@@ -33,6 +34,15 @@ def system_prompt(persona: PersonaSpec) -> str:
     return base + language + extra
 
 
+@runtime_checkable
+class Prefetching(Protocol):
+    """A brain processor that can start work on the caller's text before the turn ends."""
+
+    def prefetch(self, text: str) -> None:
+        """Start work for ``text`` (a final or interim transcript); must not block."""
+        ...
+
+
 class BrainBackend(ABC):
     """An answering engine, prewarmed once per process.
 
@@ -49,6 +59,9 @@ class BrainBackend(ABC):
     @abstractmethod
     def prewarm(cls, options: BrainOptions, *, embedder: TextEmbedder | None) -> BrainBackend:
         """Load the engine's process-wide resources."""
+
+    async def warm(self) -> None:  # noqa: B027 - optional hook
+        """Finish asynchronous warm-up (e.g. embedding tool examples) once per process."""
 
     @abstractmethod
     def create_processor(self, *, call_id: str, persona: PersonaSpec, tools: CallTools) -> FrameProcessor:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -257,8 +258,29 @@ class ExtractiveBrain(FrameProcessor):
         self._persona = persona
         self._tools = tools
         self._knowledge: KnowledgeFrame | None = None
+        self._scores: OrderedDict[str, asyncio.Task[dict[str, float]]] = OrderedDict()
         self._offered_human = False
         self._log = logger.bind(call_id=call_id)
+
+    def prefetch(self, text: str) -> None:
+        """Start matching ``text`` to the tools while the caller finishes the turn."""
+        key = " ".join(text.lower().split())
+        if not key or key in self._scores:
+            return
+        self._scores[key] = self.create_task(self._backend.tool_scores(text), name="tool_scores")
+        while len(self._scores) > 4:
+            _, old = self._scores.popitem(last=False)
+            old.cancel()
+
+    async def _tool_scores(self, text: str) -> dict[str, float]:
+        task = self._scores.pop(" ".join(text.lower().split()), None)
+        for other in self._scores.values():
+            other.cancel()
+        self._scores.clear()
+        # Tasks are only ever cancelled after leaving the cache, so one found here is live.
+        if task is not None and not task.cancelled():
+            return await task
+        return await self._backend.tool_scores(text)
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         """Answer context frames; pass everything else on."""
@@ -306,7 +328,7 @@ class ExtractiveBrain(FrameProcessor):
         offered, self._offered_human = self._offered_human, False
         if offered and _is_affirmative(question) and TRANSFER in self._tools.available:
             return await self._transfer(question)
-        scores = await self._backend.tool_scores(question)
+        scores = await self._tool_scores(question)
         action = SEARCH
         if scores:
             best = max((n for n in scores if n in self._tools.available), key=lambda n: scores[n])

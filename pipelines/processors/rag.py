@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from typing import cast
 
 from loguru import logger
@@ -57,10 +58,20 @@ class RAGContext:
         call_id: The call.
         inject_passages: Add the passages to the LLM context (generative brains).
         prefetch_min_words: Interim text needs this many words before it is prefetched.
+        text_hooks: Also called with each text that is retrieved (e.g. the brain's own prefetch).
     """
 
-    def __init__(self, *, tools: CallTools, call_id: str, inject_passages: bool, prefetch_min_words: int = 4) -> None:
+    def __init__(
+        self,
+        *,
+        tools: CallTools,
+        call_id: str,
+        inject_passages: bool,
+        prefetch_min_words: int = 4,
+        text_hooks: Sequence[Callable[[str], None]] = (),
+    ) -> None:
         self.tools = tools
+        self.text_hooks = tuple(text_hooks)
         self.call_id = call_id
         self.inject_passages = inject_passages
         self.prefetch_min_words = prefetch_min_words
@@ -82,6 +93,8 @@ class RAGContext:
         key = _norm(text)
         if not key or key in self.pending:
             return
+        for hook in self.text_hooks:
+            hook(text)
         self.pending[key] = self.listener.create_task(self._retrieve(text), name="rag_retrieve")
         while len(self.pending) > 8:
             _, old = self.pending.popitem(last=False)
@@ -145,7 +158,12 @@ class RAGContextProcessor(FrameProcessor):
             return
         t0 = time.perf_counter()
         task = self._rag.take(question)
-        result = await task if task is not None else await self._rag._retrieve(question)
+        if task is not None and not task.cancelled():
+            result = await task
+        else:
+            for hook in self._rag.text_hooks:
+                hook(question)
+            result = await self._rag._retrieve(question)
         waited = (time.perf_counter() - t0) * 1000
         await self._rag.reset()
         if result is None:

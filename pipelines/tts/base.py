@@ -18,18 +18,28 @@ TTS_BACKENDS: dict[str, str] = {
 }
 
 _CLAUSE = re.compile(r"(?<=[,;:])\s+")
+# Where a long first sentence without punctuation can be cut with little harm to its prosody.
+_PHRASE = re.compile(r"\s+(?=(?:and|but|or|so|because|if|when|while|within|with|for|to|after|before|until|unless)\s)")
 
 
-def first_clause_split(text: str, *, min_words: int = 3) -> list[str]:
+def first_clause_split(text: str, *, min_words: int = 3, max_first_words: int = 9) -> list[str]:
     """Split ``text`` so its first clause can be synthesised (and heard) before the rest.
 
-    Only the first clause boundary that leaves at least ``min_words`` words on each side is used.
+    The first punctuated clause boundary that leaves at least ``min_words`` words on each side is used; if the
+    first piece would still be longer than ``max_first_words``, it is cut before a conjunction or preposition.
     """
+    head, tail = text, ""
     for match in _CLAUSE.finditer(text):
-        head, tail = text[: match.start()], text[match.end() :]
-        if len(head.split()) >= min_words and len(tail.split()) >= min_words:
-            return [head, tail]
-    return [text]
+        if len(text[: match.start()].split()) >= min_words and len(text[match.end() :].split()) >= min_words:
+            head, tail = text[: match.start()], text[match.end() :]
+            break
+    if len(head.split()) > max_first_words:
+        for match in _PHRASE.finditer(head):
+            words_before = len(head[: match.start()].split())
+            if min_words <= words_before <= max_first_words and len(head[match.end() :].split()) >= min_words:
+                head, tail = head[: match.start()], (head[match.end() :] + " " + tail).strip()
+                break
+    return [head, tail] if tail else [head]
 
 
 def trim_leading_silence(pcm: bytes, *, sample_rate: int, threshold: int = 200, keep_ms: int = 20) -> bytes:

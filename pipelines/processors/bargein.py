@@ -1,0 +1,220 @@
+"""Barge-in policy: caller speech interrupts the agent at once; backchannels and echo do not.
+
+A user-turn start strategy for the user aggregator (the aggregator broadcasts the ``InterruptionFrame``
+when a turn starts). While the agent is silent, VAD speech starts the turn immediately. While the agent is
+speaking, the caller's speech interrupts as soon as the streaming recogniser's interim text holds a word
+that is neither a backchannel ("uh-huh", "okay", "right", ...) nor part of what the agent is saying (echo of
+its own voice), or once the caller has spoken longer than a backchannel lasts and what was recognised is
+not echo. Ignored speech is dropped from the user aggregation.
+
+``text_tap`` (placed after the brain) tells the policy what the agent is about to say, for echo matching.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from loguru import logger
+from pipecat.frames.frames import (
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    Frame,
+    InterimTranscriptionFrame,
+    LLMFullResponseStartFrame,
+    LLMTextFrame,
+    TranscriptionFrame,
+    TTSSpeakFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+)
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.turns.types import ProcessFrameResult
+from pipecat.turns.user_start import BaseUserTurnStartStrategy
+
+from pipelines.metrics import BARGE_IN_IGNORED
+
+__all__ = ["BACKCHANNELS", "BargeInPolicy"]
+
+BACKCHANNELS: frozenset[str] = frozenset(
+    {
+        "uh",
+        "huh",
+        "uhhuh",
+        "uh-huh",
+        "mhm",
+        "mm",
+        "hmm",
+        "mmhmm",
+        "hm",
+        "um",
+        "ah",
+        "oh",
+        "okay",
+        "ok",
+        "kay",
+        "right",
+        "yeah",
+        "yep",
+        "yes",
+        "yup",
+        "sure",
+        "alright",
+        "all",
+        "got",
+        "it",
+        "i",
+        "see",
+        "cool",
+        "great",
+        "fine",
+        "good",
+        "nice",
+        "thanks",
+        "thank",
+        "you",
+        "so",
+        "well",
+    }
+)
+_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+class BargeInPolicy(BaseUserTurnStartStrategy):
+    """Decides when caller speech starts a turn, and so interrupts the agent.
+
+    Args:
+        call_id: The call (log context).
+        backchannels: Words that, alone, never interrupt.
+        max_backchannel_secs: Speech longer than this interrupts unless it is recognised as echo.
+        echo_overlap: Share of recognised words found in the agent's current text above which the speech
+            is taken for echo of the agent's own voice.
+    """
+
+    def __init__(
+        self,
+        *,
+        call_id: str,
+        backchannels: frozenset[str] = BACKCHANNELS,
+        max_backchannel_secs: float = 0.8,
+        echo_overlap: float = 0.75,
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]  # pipecat's BaseObject.__init__ is untyped
+        self._call_id = call_id
+        self._backchannels = backchannels
+        self._max_backchannel_secs = max_backchannel_secs
+        self._echo_overlap = echo_overlap
+        self._bot_speaking = False
+        self._vad_speaking = False
+        self._pending = False
+        self._text = ""
+        self._agent_words: set[str] = set()
+        self._timer: asyncio.Task[None] | None = None
+        self.text_tap = _AgentTextTap(self)
+
+    def note_agent_text(self, text: str, *, new_response: bool = False) -> None:
+        """Remember what the agent is saying (for echo matching)."""
+        if new_response:
+            self._agent_words = set()
+        self._agent_words.update(_words(text))
+
+    async def handle_user_turn_started(self) -> None:
+        """A turn started (by this or another strategy): forget pending speech."""
+        await self._clear()
+
+    async def cleanup(self) -> None:
+        """Cancel the timer."""
+        await super().cleanup()  # type: ignore[no-untyped-call]  # untyped in pipecat
+        await self._cancel_timer()
+
+    async def process_frame(self, frame: Frame) -> ProcessFrameResult:
+        """Track the agent's and the caller's speech; start the turn when the caller really barges in."""
+        if isinstance(frame, BotStartedSpeakingFrame):
+            self._bot_speaking = True
+        elif isinstance(frame, BotStoppedSpeakingFrame):
+            self._bot_speaking = False
+            if self._pending and self._vad_speaking:
+                return await self._start()
+        elif isinstance(frame, VADUserStartedSpeakingFrame):
+            self._vad_speaking = True
+            if not self._bot_speaking:
+                return await self._start()
+            self._pending = True
+            self._text = ""
+            await self._cancel_timer()
+            self._timer = self.task_manager.create_task(self._long_speech(), f"{self}::long_speech")
+        elif isinstance(frame, VADUserStoppedSpeakingFrame):
+            self._vad_speaking = False
+            await self._cancel_timer()
+        elif isinstance(frame, (InterimTranscriptionFrame, TranscriptionFrame)):
+            final = isinstance(frame, TranscriptionFrame)
+            if not self._bot_speaking and not self._pending:
+                return await self._start()
+            self._text = frame.text
+            verdict = self._judge(frame.text)
+            if verdict == "speech":
+                return await self._start()
+            if final:
+                if verdict in ("backchannel", "echo"):
+                    BARGE_IN_IGNORED.labels(reason=verdict).inc()
+                    logger.bind(call_id=self._call_id, reason=verdict).debug("caller speech did not interrupt")
+                await self._clear()
+                await self.trigger_reset_aggregation()  # type: ignore[no-untyped-call]  # untyped in pipecat
+                return ProcessFrameResult.STOP
+        return ProcessFrameResult.CONTINUE
+
+    def _judge(self, text: str) -> str:
+        words = _words(text)
+        if not words:
+            return "empty"
+        agent = self._agent_words
+        if len(words) >= 2 and agent and sum(w in agent for w in words) / len(words) >= self._echo_overlap:
+            return "echo"
+        if all(w in self._backchannels for w in words):
+            return "backchannel"
+        if agent and all(w in agent or w in self._backchannels for w in words) and len(words) < 3:
+            return "echo"
+        return "speech"
+
+    async def _long_speech(self) -> None:
+        await asyncio.sleep(self._max_backchannel_secs)
+        self._timer = None
+        if self._pending and self._vad_speaking and self._judge(self._text) in ("speech", "empty"):
+            await self._start()
+
+    async def _start(self) -> ProcessFrameResult:
+        await self._clear()
+        await self.trigger_user_turn_started()
+        return ProcessFrameResult.STOP
+
+    async def _clear(self) -> None:
+        self._pending = False
+        self._text = ""
+        await self._cancel_timer()
+
+    async def _cancel_timer(self) -> None:
+        if self._timer is not None and self._timer is not asyncio.current_task():
+            await self.task_manager.cancel_task(self._timer)
+        self._timer = None
+
+
+class _AgentTextTap(FrameProcessor):
+    """Tells the barge-in policy what the agent is about to say (place it after the brain)."""
+
+    def __init__(self, policy: BargeInPolicy) -> None:
+        super().__init__(name=f"AgentTextTap#{policy._call_id}")
+        self._policy = policy
+        self._new = True
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, LLMFullResponseStartFrame):
+            self._new = True
+        elif isinstance(frame, (LLMTextFrame, TTSSpeakFrame)):
+            self._policy.note_agent_text(frame.text, new_response=self._new or isinstance(frame, TTSSpeakFrame))
+            self._new = False
+        await self.push_frame(frame, direction)

@@ -1,0 +1,254 @@
+"""Transcript and recording: every turn persisted through the ``CallSink`` the moment it ends.
+
+Two taps share one recorder. ``caller_tap`` sits after the recogniser: it records the caller's audio and,
+when the user aggregator broadcasts the turn's text (``LLMContextUserTurnFrame``), persists the caller
+turn. ``agent_tap`` sits after ``transport.output()``, where frames arrive as they are played: it records
+the agent's audio and collects the text the TTS marks as spoken (``TTSTextFrame`` s follow their audio), so
+an interrupted agent turn stores only what was actually heard (to the clause).
+
+The recording is a 16-bit WAV, caller on the left channel and agent on the right, written as the call
+goes (the caller's continuous input stream is the clock; agent audio fills the right channel as it is
+played). The header is rewritten on every write and the file flushed at each turn end, so a crash loses
+at most the turn in progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import wave
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from loguru import logger
+from pipecat.frames.frames import (
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    CancelFrame,
+    EndFrame,
+    Frame,
+    InputAudioRawFrame,
+    InterruptionFrame,
+    LLMContextUserTurnFrame,
+    OutputAudioRawFrame,
+    TranscriptionFrame,
+    TTSTextFrame,
+    UserStartedSpeakingFrame,
+)
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+
+from pipelines.asr.base import ASRResult
+from pipelines.contracts import CallSink, TurnRecord
+from pipelines.frames import AnswerMetaFrame
+
+__all__ = ["CallRecorder"]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _DualChannelWav:
+    """A stereo WAV written incrementally: left = caller, right = agent."""
+
+    def __init__(self, path: Path, sample_rate: int) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.sample_rate = sample_rate
+        self._file = path.open("wb")
+        self._wav = wave.open(self._file, "wb")  # noqa: SIM115 - closed in close()
+        self._wav.setnchannels(2)
+        self._wav.setsampwidth(2)
+        self._wav.setframerate(sample_rate)
+        self._agent = bytearray()
+        self.frames = 0
+
+    def add_agent(self, pcm: bytes) -> None:
+        self._agent += pcm
+
+    def add_caller(self, pcm: bytes) -> None:
+        n = len(pcm) // 2
+        take = min(n * 2, len(self._agent))
+        agent = bytes(self._agent[:take]).ljust(n * 2, b"\0")
+        del self._agent[:take]
+        stereo = np.empty(n * 2, dtype="<i2")
+        stereo[0::2] = np.frombuffer(pcm[: n * 2], dtype="<i2")
+        stereo[1::2] = np.frombuffer(agent, dtype="<i2")
+        self._wav.writeframes(stereo.tobytes())
+        self.frames += n
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def sync(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        if self._agent:
+            self.add_caller(bytes(len(self._agent)))
+        self._wav.close()
+        self._file.close()
+
+
+class CallRecorder:
+    """Transcript and recording of one call, with its two taps.
+
+    Args:
+        sink: Where turns and the recording go.
+        call_id: The call.
+        recording_path: The WAV file to write; ``None``: no recording.
+        sample_rate: Audio sample rate of both channels.
+    """
+
+    def __init__(self, *, sink: CallSink, call_id: str, recording_path: Path | None, sample_rate: int = 16000) -> None:
+        self.sink = sink
+        self.call_id = call_id
+        self.sample_rate = sample_rate
+        self.recording_path = recording_path
+        self.wav: _DualChannelWav | None = None
+        self.seq = 0
+        self.last_caller_seq: int | None = None
+        self.caller_started: datetime | None = None
+        self.caller_confidence: float | None = None
+        self.agent_started: datetime | None = None
+        self.agent_text: list[str] = []
+        self.agent_interrupted = False
+        self.citations: tuple[str, ...] = ()
+        self._closed = False
+        self._last_sync = time.monotonic()
+        self.caller_tap = _CallerTap(self)
+        self.agent_tap = _AgentTap(self)
+
+    def next_seq(self) -> int:
+        """The next turn's sequence number."""
+        self.seq += 1
+        return self.seq
+
+    async def persist(self, record: TurnRecord) -> None:
+        """Send a finished turn to the sink and make the recording durable up to now."""
+        await self.sink.turn(record)
+        if self.wav is not None:
+            await asyncio.to_thread(self.wav.sync)
+
+    async def finish_agent_turn(self) -> None:
+        """Persist the agent turn in progress (what was spoken of it)."""
+        if self.agent_started is None:
+            return
+        text = " ".join(t.strip() for t in self.agent_text if t.strip())
+        started, interrupted, citations = self.agent_started, self.agent_interrupted, self.citations
+        self.agent_started, self.agent_text, self.agent_interrupted, self.citations = None, [], False, ()
+        if text or interrupted:
+            record = TurnRecord(
+                seq=self.next_seq(),
+                role="agent",
+                text=text,
+                started_at=started,
+                ended_at=_now(),
+                interrupted=interrupted,
+                citations=citations,
+            )
+            await self.persist(record)
+
+    async def close(self) -> None:
+        """Finish the transcript and the recording (call end)."""
+        if self._closed:
+            return
+        self._closed = True
+        await self.finish_agent_turn()
+        if self.wav is not None:
+            wav, self.wav = self.wav, None
+            await asyncio.to_thread(wav.close)
+            await self.sink.recording(
+                path=str(wav.path),
+                fmt="wav",
+                channels=2,
+                sample_rate=wav.sample_rate,
+                duration_ms=int(wav.frames * 1000 / wav.sample_rate),
+            )
+
+    def write_caller_audio(self, frame: InputAudioRawFrame) -> None:
+        """Append a caller frame (the recording's clock) and the agent audio played meanwhile."""
+        if self.recording_path is None or self._closed:
+            return
+        if self.wav is None:
+            self.wav = _DualChannelWav(self.recording_path, self.sample_rate)
+        if frame.sample_rate == self.sample_rate and frame.num_channels == 1:
+            self.wav.add_caller(frame.audio)
+            if time.monotonic() - self._last_sync > 1.0:
+                self._last_sync = time.monotonic()
+                self.wav.flush()
+
+    def write_agent_audio(self, frame: OutputAudioRawFrame) -> None:
+        """Queue agent audio for the right channel."""
+        if self.wav is not None and frame.sample_rate == self.sample_rate and frame.num_channels == 1:
+            self.wav.add_agent(frame.audio)
+
+
+class _CallerTap(FrameProcessor):
+    def __init__(self, recorder: CallRecorder) -> None:
+        super().__init__(name=f"CallerTap#{recorder.call_id}")
+        self._r = recorder
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        r = self._r
+        try:
+            if isinstance(frame, InputAudioRawFrame):
+                r.write_caller_audio(frame)
+            elif isinstance(frame, UserStartedSpeakingFrame) and direction == FrameDirection.UPSTREAM:
+                r.caller_started = _now()
+            elif isinstance(frame, TranscriptionFrame) and isinstance(frame.result, ASRResult):
+                r.caller_confidence = frame.result.confidence
+            elif isinstance(frame, LLMContextUserTurnFrame) and direction == FrameDirection.UPSTREAM:
+                # The aggregator broadcasts the turn both ways: the upstream copy reaches this tap.
+                seq = r.next_seq()
+                r.last_caller_seq = seq
+                started, r.caller_started = r.caller_started, None
+                await r.persist(
+                    TurnRecord(
+                        seq=seq,
+                        role="caller",
+                        text=frame.text,
+                        started_at=started,
+                        ended_at=_now(),
+                        asr_confidence=r.caller_confidence,
+                    )
+                )
+        except OSError as exc:
+            logger.bind(call_id=r.call_id).error("call recording failed")
+            r.recording_path = None
+            await self.push_error(f"call recording failed: {exc}", exception=exc)
+        await self.push_frame(frame, direction)
+
+
+class _AgentTap(FrameProcessor):
+    def __init__(self, recorder: CallRecorder) -> None:
+        super().__init__(name=f"AgentTap#{recorder.call_id}")
+        self._r = recorder
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        r = self._r
+        if isinstance(frame, OutputAudioRawFrame):
+            r.write_agent_audio(frame)
+        elif isinstance(frame, AnswerMetaFrame):
+            r.citations = frame.citations
+        elif isinstance(frame, BotStartedSpeakingFrame) and direction == FrameDirection.DOWNSTREAM:
+            if r.agent_started is None:
+                r.agent_started = _now()
+        elif isinstance(frame, TTSTextFrame):
+            if r.agent_started is None:
+                r.agent_started = _now()
+            r.agent_text.append(frame.text)
+        elif isinstance(frame, InterruptionFrame):
+            if r.agent_started is not None:
+                r.agent_interrupted = True
+                await r.finish_agent_turn()
+        elif isinstance(frame, BotStoppedSpeakingFrame) and direction == FrameDirection.DOWNSTREAM:
+            await r.finish_agent_turn()
+        elif isinstance(frame, (EndFrame, CancelFrame)):
+            await r.close()
+        await self.push_frame(frame, direction)
