@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from email import message_from_bytes
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -105,6 +106,17 @@ def _sign_in(page: Page, server: LiveServer, email: str, password: str, landing:
 def _sign_out(page: Page) -> None:
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("heading", name="Sign in to the console")).to_be_visible()
+
+
+def _reset_token(server: LiveServer, email: str) -> str:
+    """The token of the newest reset mail to ``email`` (no SMTP host is set, so mail goes to the outbox)."""
+    outbox = server.settings.data_dir / "outbox"
+    messages = [message_from_bytes(path.read_bytes()) for path in sorted(outbox.glob("*.eml"), key=os.path.getmtime)]
+    bodies = [m.get_payload(decode=True) for m in messages if m["To"] == email]
+    assert bodies, f"no mail to {email} in {outbox}"
+    match = re.search(rb"Reset token: (\S+)", bodies[-1])  # type: ignore[arg-type]
+    assert match is not None
+    return match.group(1).decode()
 
 
 def _nav_links(page: Page) -> list[str]:
@@ -264,6 +276,21 @@ def test_roles_see_only_their_pages(live_server: LiveServer, browser: BrowserCon
     expect(page.locator('[data-stat="calls_today"] .tile-value')).to_have_text("3")
     page.goto(f"{live_server.base_url}/console#/calls")
     expect(page.get_by_role("heading", name="Not available")).to_be_visible()
+    _sign_out(page)
+
+    # A forgotten password, through the console: ask, read the mail (outbox folder), choose a new one, sign in.
+    page.get_by_role("link", name="Reset it").click()
+    expect(page.get_by_role("heading", name="Reset your password")).to_be_visible()
+    page.get_by_label("E-mail").fill(VIEWER_EMAIL)
+    page.get_by_role("button", name="E-mail me a reset link").click()
+    expect(page.get_by_text("If an account has this address, a reset link is on its way.")).to_be_visible()
+    page.goto(f"{live_server.base_url}/console/reset-password?token={_reset_token(live_server, VIEWER_EMAIL)}")
+    page.get_by_label("New password", exact=True).fill("viewer-new-password-2")
+    page.get_by_label("Repeat the password").fill("viewer-new-password-2")
+    page.get_by_role("button", name="Set password").click()
+    expect(page.get_by_role("status").filter(has_text="Your password is set.")).to_be_visible()
+    page.get_by_role("link", name="Sign in").click()
+    _sign_in(page, live_server, VIEWER_EMAIL, "viewer-new-password-2", landing="Dashboard")
     _sign_out(page)
 
     assert watch.foreign_requests() == []

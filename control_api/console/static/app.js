@@ -190,7 +190,7 @@ async function boot() {
   });
   window.addEventListener("hashchange", route);
   if (location.pathname.replace(/\/$/, "").endsWith("/reset-password")) {
-    renderResetPassword(main, { notify, showError });
+    renderResetPassword(main);
     return;
   }
   try {

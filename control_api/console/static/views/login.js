@@ -46,7 +46,7 @@ export function renderLogin(main, { onSignedIn }) {
 }
 
 /** Reset (or invitation) page: ask for the e-mail, or set a new password with the token from the link. */
-export function renderResetPassword(main, { notify }) {
+export function renderResetPassword(main) {
   const token = new URLSearchParams(location.search).get("token");
   const error = h("p", { class: "form-error", role: "alert", hidden: true });
   const back = h("p", { class: "muted small" }, h("a", { href: "/console#/login", text: "Back to sign-in" }));
@@ -88,8 +88,8 @@ export function renderResetPassword(main, { notify }) {
     submit.disabled = true;
     try {
       await api.post("/api/auth/reset-password", { token, new_password: password.value }, { quiet401: true });
-      notify("Your password is set. Sign in with it.", "success");
-      location.assign("/console#/login");
+      replace(form, h("p", { class: "form-ok", role: "status", text: "Your password is set. Every earlier session of this account has ended." }),
+        h("a", { class: "button primary wide", href: "/console#/login", text: "Sign in" }));
     } catch (problem) {
       error.textContent = problem.message;
       error.hidden = false;
