@@ -1,0 +1,68 @@
+"""faster-whisper (CTranslate2) from a local model directory, biased to the knowledge base.
+
+The model loads once per process; each call gets pipecat's segmented Whisper service over the shared model
+(a whole utterance is transcribed after the VAD's stop, in a worker thread: CTranslate2 releases the GIL).
+Knowledge-base terms go in as ``hotwords`` and an ``initial_prompt``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipecat.services.whisper.stt import WhisperSTTService
+
+from pipelines.asr.base import ASRBackend
+from pipelines.options import ASROptions
+
+
+class _SharedWhisperSTTService(WhisperSTTService):
+    """pipecat's Whisper service over a process-wide model (no load per call)."""
+
+    def __init__(self, *, shared_model: Any, **kwargs: Any) -> None:
+        self._shared_model = shared_model
+        super().__init__(**kwargs)
+
+    def _load(self) -> None:
+        self._model = self._shared_model
+
+
+class FasterWhisperBackend(ASRBackend):
+    """A CTranslate2 Whisper model loaded once from ``options.model_path``."""
+
+    name = "faster-whisper"
+
+    def __init__(self, options: ASROptions, model: Any) -> None:
+        self._options = options
+        self._model = model
+        self._hotwords = " ".join(options.hotwords) or None
+
+    @classmethod
+    def prewarm(cls, options: ASROptions) -> FasterWhisperBackend:
+        """Load the model (CPU, int8) from the local directory; nothing is downloaded."""
+        if options.model_path is None or not options.model_path.is_dir():
+            raise RuntimeError(
+                "faster-whisper needs a local CTranslate2 model directory "
+                "(VOXDESK_PIPELINE__ASR__MODEL_PATH); models are never downloaded at run time"
+            )
+        from faster_whisper import WhisperModel  # type: ignore[import-untyped]  # no type information shipped
+
+        return cls(options, WhisperModel(str(options.model_path), device="cpu", compute_type="int8"))
+
+    def adapt(self, *, lm_path: str, dict_path: str, hotwords: tuple[str, ...] = ()) -> None:
+        """Use new knowledge-base terms as hotwords for new calls."""
+        if hotwords:
+            self._hotwords = " ".join(hotwords)
+
+    def create_service(self, *, call_id: str) -> WhisperSTTService:
+        """A Whisper recogniser for one call over the shared model."""
+        return _SharedWhisperSTTService(
+            shared_model=self._model,
+            settings=WhisperSTTService.Settings(
+                model=str(self._options.model_path),
+                language=self._options.language,
+                no_speech_prob=0.6,
+                hotwords=self._hotwords,
+                initial_prompt=self._options.prompt,
+            ),
+            sample_rate=self._options.sample_rate,
+        )
