@@ -114,7 +114,7 @@ class KnowledgeSettings(BaseModel):
     chunk_tokens: int = Field(default=180, ge=32, le=2048, description="Target chunk size in tokens.")
     chunk_overlap: int = Field(default=30, ge=0, le=512, description="Token overlap between chunks.")
     top_k: int = Field(default=5, ge=1, le=50, description="Passages returned per query.")
-    score_threshold: float = Field(default=0.45, ge=0.0, le=1.0, description="Below this, an answer is 'not found'.")
+    score_threshold: float = Field(default=0.47, ge=0.0, le=1.0, description="Below this, an answer is 'not found'.")
     reranker_path: Path | None = Field(default=None, description="Local cross-encoder model directory (optional).")
     max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1024, description="Largest uploaded file.")
     allow_private_urls: bool = Field(default=False, description="Let import-url fetch private/loopback addresses.")

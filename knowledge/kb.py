@@ -105,14 +105,22 @@ class KnowledgeBase:
         await self.embedder.close()
 
 
-def create_store(kind: str, *, dimension: int, path: Path | None, url: str | None, api_key: str | None) -> VectorStore:
+def create_store(
+    kind: str,
+    *,
+    dimension: int,
+    path: Path | None,
+    url: str | None,
+    api_key: str | None,
+    model_id: str | None = None,
+) -> VectorStore:
     """Build the vector store named ``kind`` (one of ``knowledge.stores.BACKENDS``)."""
     try:
         module_name, _, class_name = STORE_BACKENDS[kind].partition(":")
     except KeyError:
         raise ValueError(f"unknown vector store {kind!r}; expected one of {sorted(STORE_BACKENDS)}") from None
     cls = getattr(importlib.import_module(module_name), class_name)
-    store: VectorStore = cls.from_options(dimension=dimension, path=path, url=url, api_key=api_key)
+    store: VectorStore = cls.from_options(dimension=dimension, path=path, url=url, api_key=api_key, model_id=model_id)
     return store
 
 
@@ -128,7 +136,7 @@ async def build_knowledge_base(
     weaviate_api_key: str | None = None,
     chunk_tokens: int = 180,
     chunk_overlap: int = 30,
-    score_threshold: float = 0.45,
+    score_threshold: float = 0.47,
     reranker_path: Path | None = None,
     models_dir: Path | None = None,
 ) -> KnowledgeBase:
@@ -152,6 +160,7 @@ async def build_knowledge_base(
         path=data_dir / "knowledge" / store,
         url=weaviate_url,
         api_key=weaviate_api_key,
+        model_id=emb.model_id,
     )
     reranker = CrossEncoderReranker(model_path=reranker_path) if reranker_path else None
     retriever = HybridRetriever(

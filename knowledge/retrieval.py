@@ -49,7 +49,7 @@ class RetrievalConfig:
 
     """
 
-    score_threshold: float = 0.45
+    score_threshold: float = 0.47
     candidates: int = 50
     keyword_bonus: float = 0.1
 

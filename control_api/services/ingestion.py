@@ -293,8 +293,9 @@ class IngestionWorker:
             for document_id in set(store_counts) - set(ready):
                 await self.kb.store.delete_document(document_id)
             stale = [doc_id for doc_id, count in ready.items() if store_counts.get(doc_id) != count]
+            reembed = self.kb.store.needs_reindex  # the stored embeddings belong to another model
             for document_id in stale:
-                if not await self._restore_from_db(session, document_id):
+                if reembed or not await self._restore_from_db(session, document_id):
                     document = await session.get(KnowledgeDocument, document_id)
                     if document is not None:
                         await requeue(session, document)

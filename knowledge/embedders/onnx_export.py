@@ -14,6 +14,15 @@ from pathlib import Path
 PROBES = ["What is the late payment fee?", "How do I reset the router to factory settings after a power cut?"]
 
 
+def quantize(source: Path, out: Path) -> None:
+    """Write an int8 (dynamically quantised) copy of ``source`` to ``out`` atomically."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    tmp = out.with_suffix(f".tmp{os.getpid()}")
+    quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8)
+    os.replace(tmp, out)
+
+
 def export(model_dir: Path, out: Path) -> None:
     """Export ``model_dir`` to ``out`` atomically, after checking the ONNX output equals torch's."""
     import numpy as np
@@ -78,4 +87,9 @@ def export(model_dir: Path, out: Path) -> None:
 
 
 if __name__ == "__main__":
-    export(Path(sys.argv[1]), Path(sys.argv[2]))
+    model, target = Path(sys.argv[1]), Path(sys.argv[2])
+    full = target.with_name(target.name.replace("-int8", "")) if "-int8" in target.name else target
+    if not full.exists():
+        export(model, full)
+    if full != target:
+        quantize(full, target)

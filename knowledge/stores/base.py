@@ -36,6 +36,8 @@ class VectorStore(ABC):
     """
 
     name: str = "base"
+    # Set when the store found vectors of another embedding model and dropped them: re-embed every document.
+    needs_reindex: bool = False
 
     @abstractmethod
     async def add(self, chunks: Sequence[StoredChunk]) -> None:

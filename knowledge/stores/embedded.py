@@ -92,6 +92,8 @@ class EmbeddedStore(VectorStore):
         ef_construction: HNSW build breadth.
         inline_rebuild_limit: Up to this many chunks the BM25 index and graph snapshot are refreshed inside
             each write; above it, in a background thread.
+        model_id: The embedding model's id. A store written by another model (or dimension) is emptied on
+            open and ``needs_reindex`` is set, so the documents are embedded again.
 
     """
 
@@ -106,8 +108,10 @@ class EmbeddedStore(VectorStore):
         m: int = 16,
         ef_construction: int = 128,
         inline_rebuild_limit: int = 20000,
+        model_id: str | None = None,
     ) -> None:
         self.dimension = dimension
+        self.model_id = model_id
         self.path = path
         self._ef_search = ef_search
         self._m = m
@@ -135,9 +139,11 @@ class EmbeddedStore(VectorStore):
         self._load()
 
     @classmethod
-    def from_options(cls, *, dimension: int, path: Path | None, url: str | None, api_key: str | None) -> EmbeddedStore:
+    def from_options(
+        cls, *, dimension: int, path: Path | None, url: str | None, api_key: str | None, model_id: str | None = None
+    ) -> EmbeddedStore:
         """Build from settings values (``url`` and ``api_key`` are for server stores and ignored here)."""
-        return cls(dimension=dimension, path=path)
+        return cls(dimension=dimension, path=path, model_id=model_id)
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -155,14 +161,21 @@ class EmbeddedStore(VectorStore):
         return str(row[0]) if row else None
 
     def _load(self) -> None:
-        stored_dim = self._meta("dimension")
-        if stored_dim is not None and int(stored_dim) != self.dimension:
-            raise StoreError(
-                f"The knowledge store at {self.path} holds {stored_dim}-d vectors but the embedder makes "
-                f"{self.dimension}-d ones. Re-process the documents after changing the embedder.",
-                retryable=False,
-            )
+        stored_dim, stored_model = self._meta("dimension"), self._meta("model")
+        changed = (stored_dim is not None and int(stored_dim) != self.dimension) or (
+            self.model_id is not None and stored_model is not None and stored_model != self.model_id
+        )
+        if changed:
+            # Vectors of another model are meaningless to this one: start empty and ask for re-indexing.
+            log.warning("knowledge_store_model_changed", old_model=stored_model, new_model=self.model_id)
+            self._db.execute("DELETE FROM chunks")
+            self.needs_reindex = True
+            snapshot = self._snapshot_path()
+            if snapshot is not None:
+                snapshot.unlink(missing_ok=True)
         self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('dimension', ?)", (str(self.dimension),))
+        if self.model_id is not None:
+            self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('model', ?)", (self.model_id,))
         self._generation = int(self._meta("generation") or 0)
         labels: list[int] = []
         vectors: list[bytes] = []

@@ -58,7 +58,9 @@ class WeaviateStore(VectorStore):
         self._collection: Any = None
 
     @classmethod
-    def from_options(cls, *, dimension: int, path: Path | None, url: str | None, api_key: str | None) -> WeaviateStore:
+    def from_options(
+        cls, *, dimension: int, path: Path | None, url: str | None, api_key: str | None, model_id: str | None = None
+    ) -> WeaviateStore:
         """Build from settings values (``path`` is for embedded stores and ignored)."""
         if not url:
             raise StoreError("knowledge.store is 'weaviate' but knowledge.weaviate_url is not set.", retryable=False)

@@ -180,9 +180,17 @@ async def test_embedded_rebuilds_a_stale_graph_snapshot(tmp_path: Path) -> None:
         await second.close()
 
 
-async def test_embedded_refuses_a_store_of_another_dimension(tmp_path: Path) -> None:
-    store = EmbeddedStore(dimension=DIM, path=tmp_path / "store")
+@pytest.mark.parametrize(("dimension", "model"), [(DIM * 2, "model-a"), (DIM, "model-b")])
+async def test_embedded_drops_vectors_of_another_model(tmp_path: Path, dimension: int, model: str) -> None:
+    store = EmbeddedStore(dimension=DIM, path=tmp_path / "store", model_id="model-a")
     await store.add(CORPUS)
     await store.close()
-    with pytest.raises(StoreError, match="Re-process"):
-        EmbeddedStore(dimension=DIM * 2, path=tmp_path / "store")
+    reopened = EmbeddedStore(dimension=dimension, path=tmp_path / "store", model_id=model)
+    try:
+        assert reopened.needs_reindex is True
+        assert await reopened.count() == 0
+    finally:
+        await reopened.close()
+    again = EmbeddedStore(dimension=dimension, path=tmp_path / "store", model_id=model)
+    assert again.needs_reindex is False
+    await again.close()
