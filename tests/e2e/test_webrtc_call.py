@@ -18,6 +18,7 @@ import numpy as np
 import pocketsphinx
 import pytest
 from playwright.sync_api import BrowserContext, Page, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.e2e.conftest import CHROMIUM, VoiceServer, chromium_args, flite_pcm, mic_wav, write_wav
 
@@ -56,6 +57,16 @@ def browser(question_wav: Path) -> Iterator[BrowserContext]:
             yield context
         finally:
             context.close()
+
+
+def _wait(page: Page, server: VoiceServer, js: str, what: str, timeout: float = ANSWER_TIMEOUT_MS) -> None:
+    """Wait for ``js`` in the page; on timeout fail with what the page saw and the server's last log lines."""
+    try:
+        page.wait_for_function(js, timeout=timeout)
+    except PlaywrightTimeoutError:
+        events = page.evaluate("() => window.voxdeskCall.events.filter(e => e.type !== 'transcript' || e.final)")
+        log_tail = server.log_path.read_text(errors="replace")[-3000:]
+        raise AssertionError(f"timed out waiting for {what}; page events: {events}\nserver log:\n{log_tail}") from None
 
 
 def _start_call(browser: BrowserContext, server: VoiceServer) -> Page:
@@ -100,13 +111,17 @@ def _event_time(events: list[dict[str, Any]], **match: Any) -> float:
 
 def test_browser_call_answers_from_the_knowledge_base(voice_server: VoiceServer, browser: BrowserContext) -> None:
     page = _start_call(browser, voice_server)
-    page.wait_for_function(ANSWERED_JS, timeout=ANSWER_TIMEOUT_MS)
-    page.wait_for_function(
+    _wait(page, voice_server, ANSWERED_JS, "the answer")
+    _wait(
+        page,
+        voice_server,
         "() => window.voxdeskCall.events.filter(e => e.type === 'speaking' && e.role === 'agent').length >= 4",
-        timeout=ANSWER_TIMEOUT_MS,
-    )  # greeting and answer both started and finished playing
-    state: dict[str, Any] = page.evaluate("() => ({callId: window.voxdeskCall.callId, turns: window.voxdeskCall.turns,"
-                                          " events: window.voxdeskCall.events, latencies: window.voxdeskCall.latencies})")
+        "the greeting and the answer to finish playing",
+    )
+    state: dict[str, Any] = page.evaluate(
+        "() => ({callId: window.voxdeskCall.callId, turns: window.voxdeskCall.turns,"
+        " events: window.voxdeskCall.events, latencies: window.voxdeskCall.latencies})"
+    )
     caller_at = _event_time(state["events"], type="transcript", role="caller", final=True)
     answer_pcm = _received_since(page, caller_at)
     _hang_up(page)
@@ -133,28 +148,32 @@ def test_browser_call_answers_from_the_knowledge_base(voice_server: VoiceServer,
     assert voice_server.query("SELECT COUNT(*) FROM call_events WHERE call_id = ? AND kind = 'latency'", call_id)[0][0]
 
 
-def test_browser_barge_in_stops_the_agent(
-    voice_server: VoiceServer, browser: BrowserContext, tmp_path: Path
-) -> None:
+def test_browser_barge_in_stops_the_agent(voice_server: VoiceServer, browser: BrowserContext, tmp_path: Path) -> None:
     page = _start_call(browser, voice_server)
-    page.wait_for_function(AGENT_SPEAKING_AFTER_CALLER_JS, timeout=ANSWER_TIMEOUT_MS)
+    _wait(page, voice_server, AGENT_SPEAKING_AFTER_CALLER_JS, "the answer to start")
     # Let about a second of the answer play, then speak over it.
-    page.wait_for_function(
+    _wait(
+        page,
+        voice_server,
         """() => {
           const ev = window.voxdeskCall.events;
           const c = ev.findIndex(e => e.type === 'transcript' && e.final && e.role === 'caller');
           const s = ev.slice(c).find(e => e.type === 'speaking' && e.role === 'agent' && e.speaking);
           return s && window.voxdeskCall.rx.filter(b => b.t > s.t && b.rms > 0.01).length * 1024 / 48000 > 1.0;
         }""",
-        timeout=ANSWER_TIMEOUT_MS,
+        "a second of the answer",
     )
     clip = write_wav(tmp_path / "interrupt.wav", flite_pcm(INTERRUPTION), rate=16000)
     spoke_at = page.evaluate("(b64) => window.voxdeskCall.play(b64)", base64.b64encode(clip.read_bytes()).decode())
-    page.wait_for_function(
-        "() => window.voxdeskCall.turns.some(t => t.role === 'agent' && t.interrupted)", timeout=ANSWER_TIMEOUT_MS
+    _wait(
+        page,
+        voice_server,
+        "() => window.voxdeskCall.turns.some(t => t.role === 'agent' && t.interrupted)",
+        "the interrupted turn",
     )
-    state: dict[str, Any] = page.evaluate("() => ({callId: window.voxdeskCall.callId, turns: window.voxdeskCall.turns,"
-                                          " rx: window.voxdeskCall.rx})")
+    state: dict[str, Any] = page.evaluate(
+        "() => ({callId: window.voxdeskCall.callId, turns: window.voxdeskCall.turns, rx: window.voxdeskCall.rx})"
+    )
     _hang_up(page)
 
     # The agent's audio went quiet soon after the caller started speaking over it (a real measure of the cut,

@@ -62,6 +62,7 @@ def test_ws_call_answers_from_the_knowledge_base(voice_server: VoiceServer) -> N
     caller = [e["text"] for e in finals if e["role"] == "caller"]
     agent = [e["text"] for e in finals if e["role"] == "agent"]
     assert any("password" in text for text in caller), caller
+    assert agent, f"no final agent turn; events: {events}\nserver log:\n{voice_server.log_path.read_text()[-3000:]}"
     answer = agent[-1].lower()
     assert "password" in answer or "reset link" in answer, agent
     assert any(e["type"] == "latency" for e in events)
