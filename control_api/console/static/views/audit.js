@@ -7,7 +7,7 @@ const OUTCOMES = [["", "Any"], ["success", "Success"], ["failure", "Failure"], [
 
 function detailText(detail) {
   if (!detail || typeof detail !== "object" || !Object.keys(detail).length) return "";
-  return Object.entries(detail).map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(" · ");
+  return Object.entries(detail).filter(([, v]) => v !== "" && v !== null && v !== undefined).map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(" · ");
 }
 
 function row(entry, people) {
