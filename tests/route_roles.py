@@ -121,6 +121,7 @@ ROUTE_ROLES: dict[tuple[str, str], Access] = {
     ("GET", "/api/incidents/{incident_id}"): Access(ADMIN, status=404),
     ("PATCH", "/api/incidents/{incident_id}"): Access(ADMIN, status=404),
     # --- web console (control_api/console): public page and files; its data comes from the API routes ---
+    ("GET", "/"): Access(EVERYONE, public=True, note="redirects to /console"),
     ("GET", "/console"): Access(EVERYONE, public=True, status=200),
     ("GET", "/console/reset-password"): Access(EVERYONE, public=True, status=200),
     ("GET", "/console/static/{asset_path:path}"): Access(

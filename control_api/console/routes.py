@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Final
 
 from fastapi import APIRouter
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from control_api.problems import ProblemError
 
@@ -63,6 +63,12 @@ def _index_html() -> str:
 
 def _page() -> HTMLResponse:
     return HTMLResponse(_index_html(), headers={**SECURITY_HEADERS, "Cache-Control": "no-store"})
+
+
+@router.get("/")
+async def root() -> RedirectResponse:
+    """The server's front door leads to the console."""
+    return RedirectResponse("/console", status_code=307)
 
 
 @router.get("/console", response_class=HTMLResponse)
