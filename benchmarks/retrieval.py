@@ -324,6 +324,9 @@ async def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
+    import structlog
+
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))  # stdout carries only the JSON
     result = asyncio.run(main())
     text = json.dumps(result, indent=2)
     out = ROOT / "benchmarks" / "out"

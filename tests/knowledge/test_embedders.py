@@ -1,0 +1,120 @@
+"""Embedders: the offline MiniLM model for real; OpenAI and Ollama against their documented request shapes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from knowledge.embedders import create_embedder
+from knowledge.embedders.minilm import MiniLMEmbedder
+from knowledge.embedders.ollama import OllamaEmbedder
+from knowledge.embedders.openai import OpenAIEmbedder
+from knowledge.errors import EmbeddingError
+
+pytestmark = pytest.mark.integration
+
+
+async def test_minilm_vectors_are_unit_and_meaningful() -> None:
+    embedder = MiniLMEmbedder()
+    vectors = np.asarray(
+        await embedder.embed(
+            ["How much is the late payment fee?", "What do you charge if I pay my bill late?", "Reset the router"]
+        )
+    )
+    assert vectors.shape == (3, 384)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2
+    assert await embedder.embed([]) == []
+    assert embedder.count_tokens("What is the late payment fee?") == 7
+    assert embedder.backend in ("onnx-int8", "onnx", "torch")
+
+
+async def test_minilm_loads_once_per_process() -> None:
+    first, second = MiniLMEmbedder(), MiniLMEmbedder(cache_dir=Path("/nonexistent"))
+    assert first.load() is second.load()
+
+
+def _openai_handler(calls: list[httpx.Request], *, fail_first: int = 0) -> httpx.MockTransport:
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if len(calls) <= fail_first:
+            return httpx.Response(503, json={"error": {"message": "overloaded"}})
+        body = json.loads(request.content)
+        data = [
+            {"object": "embedding", "index": i, "embedding": [float(i + 1), 0.0, 0.0]}
+            for i in range(len(body["input"]))
+        ]
+        return httpx.Response(200, json={"object": "list", "data": list(reversed(data)), "model": body["model"]})
+
+    return httpx.MockTransport(handler)
+
+
+async def test_openai_request_shape_order_and_retry() -> None:
+    calls: list[httpx.Request] = []
+    embedder = OpenAIEmbedder(
+        model="text-embedding-3-small",
+        base_url="https://llm.example/v1",
+        api_key="sk-test",
+        transport=_openai_handler(calls, fail_first=1),
+    )
+    vectors = await embedder.embed(["a", "b"])
+    assert len(calls) == 2  # one 503, one retry
+    request = calls[-1]
+    assert request.method == "POST" and str(request.url) == "https://llm.example/v1/embeddings"
+    assert request.headers["authorization"] == "Bearer sk-test"
+    assert json.loads(request.content) == {"model": "text-embedding-3-small", "input": ["a", "b"]}
+    assert vectors == [[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]  # unit-normalised, back in input order
+    assert embedder.dimension == 3
+    await embedder.close()
+
+
+async def test_openai_refusal_is_not_retried() -> None:
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(401, json={"error": {"message": "bad key"}})
+
+    embedder = OpenAIEmbedder(api_key="wrong", transport=httpx.MockTransport(handler))
+    with pytest.raises(EmbeddingError, match="refused"):
+        await embedder.embed(["a"])
+    assert len(calls) == 1
+
+
+async def test_ollama_request_shape() -> None:
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        body = json.loads(request.content)
+        return httpx.Response(200, json={"model": body["model"], "embeddings": [[0.0, 2.0] for _ in body["input"]]})
+
+    embedder = OllamaEmbedder(
+        model="nomic-embed-text", base_url="http://ollama:11434", transport=httpx.MockTransport(handler)
+    )
+    vectors = await embedder.embed(["x", "y", "z"])
+    assert str(calls[0].url) == "http://ollama:11434/api/embed"
+    assert json.loads(calls[0].content) == {"model": "nomic-embed-text", "input": ["x", "y", "z"]}
+    assert vectors == [[0.0, 1.0]] * 3
+
+
+async def test_unreachable_server_is_a_retryable_embedding_error() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    embedder = OllamaEmbedder(transport=httpx.MockTransport(handler))
+    with pytest.raises(EmbeddingError) as info:
+        await embedder.embed(["x"])
+    assert info.value.retryable
+
+
+def test_factory_picks_backends_by_name() -> None:
+    assert isinstance(create_embedder("minilm"), MiniLMEmbedder)
+    assert isinstance(create_embedder("openai", model="m", api_key="k"), OpenAIEmbedder)
+    assert isinstance(create_embedder("ollama"), OllamaEmbedder)
+    with pytest.raises(ValueError, match="unknown embedder"):
+        create_embedder("word2vec")
