@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import wave
 from abc import abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
@@ -50,13 +51,28 @@ class SubprocessTTSService(TTSService):
 
     async def synthesise(self, text: str) -> tuple[bytes, int]:
         """Run the synthesiser; return 16-bit mono PCM and its sample rate."""
-        proc = await asyncio.create_subprocess_exec(
-            *self.command(text),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await proc.communicate()
+        # stdout is a real OS pipe: under uvloop (uvicorn's default loop) asyncio's PIPE is a socketpair, which
+        # a synthesiser that opens /dev/stdout (flite -o /dev/stdout) cannot open, and it then writes nothing.
+        read_fd, write_fd = os.pipe()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *self.command(text),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=write_fd,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        finally:
+            os.close(write_fd)
+        reader = os.fdopen(read_fd, "rb")
+        reading = asyncio.get_running_loop().run_in_executor(None, reader.read)
+        reading.add_done_callback(lambda _done: reader.close())
+        try:
+            _, err = await proc.communicate()
+            out = await reading
+        except BaseException:
+            if proc.returncode is None:
+                proc.kill()  # the reader then sees end-of-file and closes
+            raise
         if proc.returncode != 0:
             raise RuntimeError(f"synthesiser exited with {proc.returncode}: {err.decode(errors='replace')[:200]}")
         with wave.open(io.BytesIO(out)) as wav:
