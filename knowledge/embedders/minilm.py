@@ -14,7 +14,9 @@ every app, test and CLI run in the process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import os
 import subprocess
 import sys
 import threading
@@ -59,6 +61,7 @@ def default_model_dir() -> Path:
 class _OnnxModel:
     backend: str
     path: Path | None
+
     def __init__(self, onnx_path: Path, model_dir: Path, threads: int) -> None:
         self.backend = "onnx-int8" if onnx_path.stem.endswith("-int8") else "onnx"
         import onnxruntime as ort
@@ -139,6 +142,29 @@ def _export(model_dir: Path, target: Path) -> None:
         raise EmbeddingError(f"ONNX export failed: {result.stderr.strip()[-300:]}", retryable=False)
 
 
+def _find_or_export(model_dir: Path, cache_dir: Path | None, precision: Precision) -> Path:
+    """Find the exported graph, or export it.
+
+    It is reused from ``cache_dir`` or from the cache beside the model files (shared by every process using
+    this installation), else exported into the shared cache when writable, else into ``cache_dir``.
+    """
+    shared = model_dir.parent / ".onnx-cache"
+    candidates = [d for d in (cache_dir, shared) if d is not None]
+    for directory in candidates:
+        path = _onnx_path(model_dir, directory, precision)
+        if path.exists():
+            return path
+    for directory in reversed(candidates):  # prefer the shared cache: the next process (or test) reuses it
+        with contextlib.suppress(OSError):
+            directory.mkdir(parents=True, exist_ok=True)
+        if os.access(directory, os.W_OK):
+            path = _onnx_path(model_dir, directory, precision)
+            log.info("minilm_onnx_export_started", target=str(path))
+            _export(model_dir, path)
+            return path
+    raise EmbeddingError("No writable directory for the ONNX model export.", retryable=False)
+
+
 def load_model(
     model_dir: Path,
     *,
@@ -156,10 +182,7 @@ def load_model(
         model: _Model | None = None
         if backend in ("auto", "onnx"):
             try:
-                path = _onnx_path(model_dir, cache_dir or model_dir.parent / ".onnx-cache", precision)
-                if not path.exists():
-                    log.info("minilm_onnx_export_started", target=str(path))
-                    _export(model_dir, path)
+                path = _find_or_export(model_dir, cache_dir, precision)
                 model = _OnnxModel(path, model_dir, threads)
             except (EmbeddingError, OSError, subprocess.SubprocessError, ImportError) as exc:
                 if backend == "onnx":
