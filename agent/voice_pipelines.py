@@ -164,9 +164,7 @@ class VoiceStages:
             vad=self.options.vad,
             embedder=embedder,
         )
-        warm = getattr(self._stages.brain, "warm", None)
-        if warm is not None:
-            await warm()
+        await self._stages.warm()
         self.loaded_in_s = round(time.perf_counter() - started, 2)
         log.info("voice_stages_loaded", seconds=self.loaded_in_s, domain_lm=self._fingerprint is not None)
         if self.options.domain_lm:
