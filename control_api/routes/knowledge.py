@@ -105,7 +105,7 @@ async def upload(
         _actor(request, user),
         "knowledge.upload",
         target_type="knowledge_document",
-        target_id=",".join(d.id for d in accepted)[:200] or None,
+        target_id=accepted[0].id if len(accepted) == 1 else None,
         outcome="success" if accepted else "failure",
         detail={
             "accepted": [{"id": d.id, "filename": d.filename, "duplicate": d.duplicate} for d in accepted],

@@ -247,3 +247,26 @@ def test_loop_stays_free_while_a_document_is_ingested(kb: KB) -> None:
 
     assert kb.client.portal is not None
     assert kb.client.portal.call(probe) < 5.0
+
+
+def test_ingestion_and_queries_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
+    from tests.knowledge.conftest import kb_settings, start
+
+    for kb in start(kb_settings(tmp_path, database={"url": postgres_url})):
+        r = kb.upload(*demo_files("billing-faq.md", "equipment-warranty.pdf"))
+        assert r.status_code == 202, r.text
+        again = kb.upload(*demo_files("billing-faq.md"))
+        assert again.json()["documents"][0]["duplicate"] is True
+        docs = kb.wait_settled()
+        assert {d["status"] for d in docs} == {"ready"} and len(docs) == 2
+        answer = kb.client.post(
+            "/api/rag/query", json={"question": "Is lightning damage covered?"}, headers=kb.headers("agent")
+        ).json()
+        assert answer["found"] and "lightning" in answer["passages"][0]["text"]
+        assert kb.client.get("/api/rag/unanswered", headers=kb.headers()).json()["count"] == 0
+        target = docs[0]["id"]
+        assert kb.client.delete(f"/api/knowledge/documents/{target}", headers=kb.headers()).status_code == 204
+        assert (
+            db(kb, select(func.count()).select_from(KnowledgeChunk).where(KnowledgeChunk.document_id == target))[0][0]
+            == 0
+        )
