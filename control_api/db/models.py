@@ -157,6 +157,8 @@ class Call(Base):
     __table_args__ = (
         Index("ix_calls_started_at", "started_at"),
         Index("ix_calls_status_started", "status", "started_at"),
+        # First-contact resolution walks each caller's calls in time order.
+        Index("ix_calls_caller_number_started", "caller_number", "started_at"),
     )
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     channel: Mapped[str] = mapped_column(String(20))  # webrtc | sip | websocket | telephony | livekit
@@ -194,7 +196,11 @@ class CallTurn(Base):
     """One utterance of the transcript, written the moment it ends (PII redacted before storage)."""
 
     __tablename__ = "call_turns"
-    __table_args__ = (UniqueConstraint("call_id", "seq", name="uq_call_turns_call_seq"),)
+    __table_args__ = (
+        UniqueConstraint("call_id", "seq", name="uq_call_turns_call_seq"),
+        # Analytics read turns by speaker and time (ASR confidence, interruptions, sentiment trend).
+        Index("ix_call_turns_role_ended_at", "role", "ended_at"),
+    )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
     seq: Mapped[int] = mapped_column(Integer)

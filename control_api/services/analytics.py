@@ -1,20 +1,21 @@
 """Dashboard and analytics aggregations, computed in SQL and identical on SQLite and PostgreSQL.
 
-Percentiles use the nearest-rank definition through the ``cume_dist()`` window function (both databases have
-it): the p-th percentile is the smallest value whose cumulative distribution reaches p. Time buckets are
+Percentiles use the nearest-rank definition (the p-th percentile is the smallest value with at least p of the
+values at or below it), read from a histogram that one grouped scan builds in the database at a fixed
+resolution (1 ms for latencies, 1 s for handle times, 0.001 for recogniser confidence). Time buckets are
 formatted as UTC strings (``2026-11-26T14:00:00`` / ``2026-11-26``) by a per-dialect expression.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Float, and_, case, cast, func, literal, select, union_all
+from sqlalchemy import ColumnElement, Float, Integer, and_, case, cast, func, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from control_api.db.models import Call, CallEvent, CallTurn, RagQuery
 
@@ -25,6 +26,9 @@ RESOLVED = "resolved"
 STAGES = ("total", "vad", "asr", "retrieval", "llm", "tts")
 SENTIMENT_LABELS = ("positive", "neutral", "negative")
 REPEAT_WINDOW = timedelta(days=7)
+LATENCY_RESOLUTION = 1.0  # ms
+DURATION_RESOLUTION = 1000.0  # ms
+CONFIDENCE_RESOLUTION = 0.001
 Bucket = Literal["hour", "day"]
 
 
@@ -74,32 +78,72 @@ def _num(value: Any, digits: int = 3) -> float | None:
     return None if value is None else round(float(value), digits)
 
 
+def _quantised(dialect: str, column: Any, scale: float) -> ColumnElement[int]:
+    """``floor(column * scale)`` for non-negative values, the same on SQLite and PostgreSQL."""
+    if dialect == "postgresql":
+        return cast(func.floor(column * scale), Integer)
+    return cast(column * scale, Integer)
+
+
+def _nearest_rank(histogram: list[tuple[int, int]], total: int, p: float) -> int:
+    rank = max(1, math.ceil(p * total))
+    seen = 0
+    for bucket, count in histogram:
+        seen += count
+        if seen >= rank:
+            return bucket
+    return histogram[-1][0]
+
+
 async def _percentiles(
-    session: AsyncSession, series: Sequence[tuple[str, Any]], where: Sequence[ColumnElement[bool]], source: Any
+    session: AsyncSession,
+    series: Sequence[tuple[str, Any, float]],
+    where: Sequence[ColumnElement[bool]],
+    source: Any,
 ) -> dict[str, dict[str, Any]]:
-    """p50/p95/count/mean of each ``(name, column)`` of ``source`` rows matching ``where`` (nulls ignored)."""
-    parts = [
-        select(literal(name).label("series"), cast(column, Float).label("v"))
+    """Count, mean, p50 and p95 of each ``(name, column, resolution)`` of ``source`` rows matching ``where``.
+
+    One grouped scan builds a histogram per series at ``resolution`` (1 ms for latencies); the nearest-rank
+    percentiles are read from it, so they are exact to the resolution whatever the number of rows, and the
+    database never sorts the raw values. Nulls are ignored.
+    """
+    dialect = _dialect(session)
+    # One pass over the matching rows into a CTE (both databases materialise a CTE used more than once),
+    # then one small GROUP BY per series over it.
+    rows = (
+        select(*[cast(column, Float).label(name) for name, column, _ in series])
         .select_from(source)
-        .where(*where, column.is_not(None))
-        for name, column in series
-    ]
-    values = union_all(*parts).subquery("vals")
-    ranked = select(
-        values.c.series,
-        values.c.v,
-        func.cume_dist().over(partition_by=values.c.series, order_by=values.c.v).label("cd"),
-    ).subquery("ranked")
-    stmt = select(
-        ranked.c.series,
-        func.count(),
-        func.avg(ranked.c.v),
-        func.min(case((ranked.c.cd >= 0.5, ranked.c.v))),
-        func.min(case((ranked.c.cd >= 0.95, ranked.c.v))),
-    ).group_by(ranked.c.series)
-    out: dict[str, dict[str, Any]] = {name: {"count": 0, "mean": None, "p50": None, "p95": None} for name, _ in series}
-    for name, count, mean, p50, p95 in (await session.execute(stmt)).all():
-        out[str(name)] = {"count": int(count), "mean": _num(mean), "p50": _num(p50), "p95": _num(p95)}
+        .where(*where)
+        .cte("vals")
+    )
+    parts = []
+    for name, _, resolution in series:
+        value = rows.c[name]
+        bucket = _quantised(dialect, value, 1 / resolution)
+        parts.append(
+            select(literal(name).label("series"), bucket.label("bucket"), func.count(), func.sum(value))
+            .where(value.is_not(None))
+            .group_by(bucket)
+        )
+    stmt = parts[0] if len(parts) == 1 else union_all(*parts)
+    histograms: dict[str, list[tuple[int, int]]] = {name: [] for name, _, _ in series}
+    sums: dict[str, float] = dict.fromkeys(histograms, 0.0)
+    for name, bucket, count, total in (await session.execute(stmt)).all():
+        histograms[str(name)].append((int(bucket), int(count)))
+        sums[str(name)] += float(total)
+    out: dict[str, dict[str, Any]] = {}
+    for name, _, resolution in series:
+        histogram = sorted(histograms[name])
+        n = sum(c for _, c in histogram)
+        if not n:
+            out[name] = {"count": 0, "mean": None, "p50": None, "p95": None}
+            continue
+        out[name] = {
+            "count": n,
+            "mean": _num(sums[name] / n),
+            "p50": _num(_nearest_rank(histogram, n, 0.50) * resolution),
+            "p95": _num(_nearest_rank(histogram, n, 0.95) * resolution),
+        }
     return out
 
 
@@ -133,7 +177,7 @@ async def dashboard(session: AsyncSession, *, now: datetime | None = None) -> di
     )
     latency = await _percentiles(
         session,
-        [("total", CallEvent.total_ms)],
+        [("total", CallEvent.total_ms, LATENCY_RESOLUTION)],
         [CallEvent.kind == "latency", CallEvent.at >= today, CallEvent.at < current + timedelta(seconds=1)],
         CallEvent,
     )
@@ -179,7 +223,7 @@ async def calls_report(session: AsyncSession, window: Window, *, bucket: Bucket)
             )
         ).all()
     ]
-    durations = await _percentiles(session, [("duration", Call.duration_ms)], [where], Call)
+    durations = await _percentiles(session, [("duration", Call.duration_ms, DURATION_RESOLUTION)], [where], Call)
     histogram_key = case(
         (Call.duration_ms < 60_000, "<1m"),
         (Call.duration_ms < 180_000, "1-3m"),
@@ -244,9 +288,12 @@ async def sentiment_report(session: AsyncSession, window: Window, *, bucket: Buc
     ).all()
     turn_stats = (
         await session.execute(
-            select(func.count(CallTurn.sentiment), func.avg(CallTurn.sentiment))
-            .join(Call, Call.id == CallTurn.call_id)
-            .where(where, CallTurn.role == "caller", CallTurn.sentiment.is_not(None))
+            select(func.count(CallTurn.sentiment), func.avg(CallTurn.sentiment)).where(
+                CallTurn.role == "caller",
+                CallTurn.ended_at >= window.since,
+                CallTurn.ended_at < window.until,
+                CallTurn.sentiment.is_not(None),
+            )
         )
     ).one()
     return {
@@ -277,12 +324,12 @@ async def performance_report(session: AsyncSession, window: Window) -> dict[str,
     stages = await _percentiles(
         session,
         [
-            ("total", CallEvent.total_ms),
-            ("vad", CallEvent.vad_ms),
-            ("asr", CallEvent.asr_ms),
-            ("retrieval", CallEvent.retrieval_ms),
-            ("llm", CallEvent.llm_ms),
-            ("tts", CallEvent.tts_ms),
+            ("total", CallEvent.total_ms, LATENCY_RESOLUTION),
+            ("vad", CallEvent.vad_ms, LATENCY_RESOLUTION),
+            ("asr", CallEvent.asr_ms, LATENCY_RESOLUTION),
+            ("retrieval", CallEvent.retrieval_ms, LATENCY_RESOLUTION),
+            ("llm", CallEvent.llm_ms, LATENCY_RESOLUTION),
+            ("tts", CallEvent.tts_ms, LATENCY_RESOLUTION),
         ],
         event_where,
         CallEvent,
@@ -301,14 +348,14 @@ async def performance_report(session: AsyncSession, window: Window) -> dict[str,
     )
     agent_turns, interrupted = (
         await session.execute(
-            select(func.count(), func.coalesce(func.sum(case((CallTurn.interrupted.is_(True), 1), else_=0)), 0))
-            .join(Call, Call.id == CallTurn.call_id)
-            .where(call_where, CallTurn.role == "agent")
+            select(func.count(), func.coalesce(func.sum(case((CallTurn.interrupted.is_(True), 1), else_=0)), 0)).where(
+                CallTurn.role == "agent", CallTurn.ended_at >= window.since, CallTurn.ended_at < window.until
+            )
         )
     ).one()
     asr = await _percentiles(
         session,
-        [("confidence", CallTurn.asr_confidence)],
+        [("confidence", CallTurn.asr_confidence, CONFIDENCE_RESOLUTION)],
         [CallTurn.role == "caller", CallTurn.ended_at >= window.since, CallTurn.ended_at < window.until],
         CallTurn,
     )
@@ -319,23 +366,23 @@ async def performance_report(session: AsyncSession, window: Window) -> dict[str,
             )
         )
     ).one()
-    # First-contact resolution: resolved calls whose caller did not call again within 7 days.
-    later = aliased(Call)
-    repeat = (
-        select(literal(1))
-        .where(
-            later.caller_number == Call.caller_number,
-            later.id != Call.id,
-            later.started_at > Call.started_at,
-            epoch_expr(dialect, later.started_at) - epoch_expr(dialect, Call.started_at)
-            < REPEAT_WINDOW.total_seconds(),
-        )
-        .exists()
+    # First-contact resolution: resolved calls whose caller did not call again within 7 days
+    # (the caller's next call, found with one sorted pass: lead() over the caller's calls).
+    next_call = func.lead(Call.started_at).over(partition_by=Call.caller_number, order_by=(Call.started_at, Call.id))
+    callers = (
+        select(Call.outcome, Call.started_at, next_call.label("next_at"))
+        .where(Call.caller_number.is_not(None), Call.started_at >= window.since)
+        .subquery("callers")
+    )
+    repeat = and_(
+        callers.c.next_at.is_not(None),
+        epoch_expr(dialect, callers.c.next_at) - epoch_expr(dialect, callers.c.started_at)
+        < REPEAT_WINDOW.total_seconds(),
     )
     resolved_identified, first_contact = (
         await session.execute(
-            select(func.count(), func.coalesce(func.sum(case((~repeat, 1), else_=0)), 0)).where(
-                call_where, Call.outcome == RESOLVED, Call.caller_number.is_not(None)
+            select(func.count(), func.coalesce(func.sum(case((repeat, 0), else_=1)), 0)).where(
+                callers.c.outcome == RESOLVED, callers.c.started_at < window.until
             )
         )
     ).one()
