@@ -45,3 +45,27 @@ async def test_redis_counters_are_shared_between_limiters(redis_url: str) -> Non
     finally:
         await close(first)
         await close(second)
+
+
+def test_two_api_replicas_share_the_login_limit_through_redis(tmp_path: object, redis_url: str) -> None:
+    from pathlib import Path
+
+    from fastapi.testclient import TestClient
+
+    from control_api.app import create_app
+    from tests.control_api.conftest import api_settings
+
+    base = Path(str(tmp_path))
+    db = {"url": f"sqlite+aiosqlite:///{base / 'shared.db'}"}
+    first = create_app(api_settings(base / "a", redis={"url": redis_url}, database=db))
+    second = create_app(api_settings(base / "b", redis={"url": redis_url}, database=db))
+    with TestClient(first) as a, TestClient(second) as b:
+        a.post("/api/auth/signup", json={"email": "r@voxdesk.example", "password": "correct horse battery"})
+        for i in range(5):
+            replica = a if i % 2 else b
+            bad = replica.post("/api/auth/login", data={"username": "r@voxdesk.example", "password": "wrong pass!"})
+            assert bad.status_code == 401
+        sixth = a.post("/api/auth/login", data={"username": "r@voxdesk.example", "password": "wrong pass!"})
+        assert sixth.status_code == 429
+        assert int(sixth.headers["retry-after"]) > 0
+        assert b.get("/health/ready").json()["status"] == "ready"
