@@ -141,7 +141,7 @@ async def export_calls(
         actor_for(request, user),
         "calls.export",
         target_type="call",
-        detail={"filters": {k: str(v) for k, v in vars_of(filters).items() if v is not None}, "limit": limit},
+        detail={"filters": filters.describe(), "limit": limit},
     )
 
     async def rows() -> AsyncIterator[str]:
@@ -165,11 +165,6 @@ async def export_calls(
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="calls.csv"', "Cache-Control": "no-store"},
     )
-
-
-def vars_of(filters: service.CallFilter) -> dict[str, Any]:
-    """The filter's fields as a dict."""
-    return {name: getattr(filters, name) for name in filters.__slots__}
 
 
 @router.post("", response_model=CallPublic, status_code=201)

@@ -258,6 +258,10 @@ class CallFilter:
     sentiment: str | None = None
     q: str | None = None
 
+    def describe(self) -> dict[str, str]:
+        """The filters in use, as text (for the audit log)."""
+        return {name: str(getattr(self, name)) for name in self.__slots__ if getattr(self, name) is not None}
+
 
 def _scoped(stmt: Select[Any], user: User) -> Select[Any]:
     # Supervisors and admins see every call; agents only the calls they took.
