@@ -21,6 +21,8 @@ from pipecat.frames.frames import (
 from pipecat.observers.base_observer import BaseObserver, FramePushed
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.processors.frame_processor import FrameDirection
+from pipecat.transports.base_output import BaseOutputTransport
 from pipecat.workers.runner import WorkerRunner
 
 from agent.sessions import CallSession
@@ -62,9 +64,16 @@ class LiveCallObserver(BaseObserver):
 
     async def on_push_frame(self, data: FramePushed) -> None:
         """Inspect one frame transfer (each frame once, on its first push)."""
+        frame: Frame = data.frame
+        if isinstance(frame, TTSTextFrame):
+            # The output transport passes the text on once its audio has played: captions in step with the voice.
+            if isinstance(data.source, BaseOutputTransport) and data.direction == FrameDirection.DOWNSTREAM:
+                await self._call.client.send(
+                    {"type": "transcript", "role": "agent", "text": frame.text, "final": False}
+                )
+            return
         if not data.first_push:
             return
-        frame: Frame = data.frame
         if isinstance(frame, _ACTIVITY):
             self._call.touch()
             if isinstance(frame, BotStartedSpeakingFrame):
@@ -78,8 +87,6 @@ class LiveCallObserver(BaseObserver):
         elif isinstance(frame, InterimTranscriptionFrame):
             self._call.touch()
             await self._call.client.send({"type": "transcript", "role": "caller", "text": frame.text, "final": False})
-        elif isinstance(frame, TTSTextFrame):
-            await self._call.client.send({"type": "transcript", "role": "agent", "text": frame.text, "final": False})
 
 
 def make_worker(pipeline: Pipeline, *, call_id: str) -> PipelineWorker:

@@ -151,20 +151,49 @@ def test_browser_call_answers_from_the_knowledge_base(voice_server: VoiceServer,
 def test_browser_barge_in_stops_the_agent(voice_server: VoiceServer, browser: BrowserContext, tmp_path: Path) -> None:
     page = _start_call(browser, voice_server)
     _wait(page, voice_server, AGENT_SPEAKING_AFTER_CALLER_JS, "the answer to start")
-    # Let about a second of the answer play, then speak over it.
+    # Speak over the answer once its first clause has been heard (the page is told as each clause plays).
     _wait(
         page,
         voice_server,
         """() => {
           const ev = window.voxdeskCall.events;
           const c = ev.findIndex(e => e.type === 'transcript' && e.final && e.role === 'caller');
-          const s = ev.slice(c).find(e => e.type === 'speaking' && e.role === 'agent' && e.speaking);
-          return s && window.voxdeskCall.rx.filter(b => b.t > s.t && b.rms > 0.01).length * 1024 / 48000 > 1.0;
+          return c >= 0 && ev.slice(c).some(e => e.type === 'transcript' && !e.final && e.role === 'agent');
         }""",
-        "a second of the answer",
+        "the first clause of the answer",
+    )
+    heard: str = page.evaluate(
+        """() => {
+          const ev = window.voxdeskCall.events;
+          const c = ev.findIndex(e => e.type === 'transcript' && e.final && e.role === 'caller');
+          return ev.slice(c).find(e => e.type === 'transcript' && !e.final && e.role === 'agent').text;
+        }"""
     )
     clip = write_wav(tmp_path / "interrupt.wav", flite_pcm(INTERRUPTION), rate=16000)
     spoke_at = page.evaluate("(b64) => window.voxdeskCall.play(b64)", base64.b64encode(clip.read_bytes()).decode())
+    # The agent's audio goes quiet soon after the caller starts speaking over it: the first 300 ms of
+    # near-silence in what the page receives after the clip started (the benchmark reports the distribution).
+    quiet_js = """(spokeAt) => {
+      let start = null;
+      for (const b of window.voxdeskCall.rx) {
+        if (b.t < spokeAt) continue;
+        if (b.rms < 0.005) { if (start === null) start = b.t; if (b.t - start >= 300) return start; }
+        else start = null;
+      }
+      return null;
+    }"""
+    try:
+        quiet_from = page.wait_for_function(quiet_js, arg=spoke_at, timeout=30_000).json_value()
+    except PlaywrightTimeoutError:
+        rx = page.evaluate(
+            "(t) => window.voxdeskCall.rx.filter(b => b.t >= t).map(b => [Math.round(b.t - t), "
+            "Math.round(b.rms * 1000)])",
+            spoke_at,
+        )
+        raise AssertionError(
+            f"the agent's audio never stopped after the barge-in; rx (ms, rms*1000): {rx[:200]}"
+        ) from None
+    assert quiet_from - spoke_at < 3000, f"agent audio stopped {quiet_from - spoke_at:.0f} ms after the barge-in"
     _wait(
         page,
         voice_server,
@@ -172,26 +201,9 @@ def test_browser_barge_in_stops_the_agent(voice_server: VoiceServer, browser: Br
         "the interrupted turn",
     )
     state: dict[str, Any] = page.evaluate(
-        "() => ({callId: window.voxdeskCall.callId, turns: window.voxdeskCall.turns, rx: window.voxdeskCall.rx})"
+        "() => ({callId: window.voxdeskCall.callId, turns: window.voxdeskCall.turns})"
     )
     _hang_up(page)
-
-    # The agent's audio went quiet soon after the caller started speaking over it (a real measure of the cut,
-    # the benchmark reports the distribution): the first 300 ms of near-silence after the clip started.
-    quiet_from = None
-    run_start = None
-    for block in state["rx"]:
-        if block["t"] < spoke_at:
-            continue
-        if block["rms"] < 0.005:
-            run_start = run_start if run_start is not None else block["t"]
-            if block["t"] - run_start >= 300:
-                quiet_from = run_start
-                break
-        else:
-            run_start = None
-    assert quiet_from is not None, "the agent's audio never stopped after the barge-in"
-    assert quiet_from - spoke_at < 3000, f"agent audio stopped {quiet_from - spoke_at:.0f} ms after the barge-in"
 
     call_id = state["callId"]
     cut = next(t for t in state["turns"] if t["role"] == "agent" and t["interrupted"])
@@ -200,6 +212,5 @@ def test_browser_barge_in_stops_the_agent(voice_server: VoiceServer, browser: Br
     )
     assert ("agent", cut["text"], 1) in stored
     assert voice_server.query("SELECT COUNT(*) FROM call_events WHERE call_id = ? AND kind = 'barge_in'", call_id)[0][0]
-    # The cut turn keeps only what was spoken: it is shorter than the full answer the KB passage gives.
-    full = voice_server.query("SELECT COUNT(*) FROM call_turns WHERE call_id = ? AND role = 'agent'", call_id)[0][0]
-    assert full >= 2 and len(cut["text"]) > 0
+    # The cut turn keeps what was spoken before the cut: the clause the page had heard is in it.
+    assert heard.strip() and heard.strip() in cut["text"], (heard, state["turns"])
