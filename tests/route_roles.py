@@ -150,6 +150,9 @@ ROUTE_ROLES: dict[tuple[str, str], Access] = {
     ("GET", "/call/{name}"): Access(EVERYONE, public=True, status=200, params={"name": "call.js"}),
     ("POST", "/api/voice/webrtc/offer"): Access(EVERYONE, public=True, status=422, note="callers have no account"),
     ("PATCH", "/api/voice/webrtc/offer"): Access(EVERYONE, public=True, status=422),
+    ("POST", "/api/voice/transcribe"): Access(
+        frozenset({"admin", "supervisor", "agent"}), status=422, note="no file: validation error"
+    ),
     ("WS", "/api/voice/stream"): Access(
         frozenset({"admin", "supervisor", "agent"}), probe=False, note="WebSocket: tests/agent/test_ws_stream.py"
     ),
