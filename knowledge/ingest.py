@@ -31,7 +31,7 @@ def _ctx() -> Any:
     global _context
     if _context is None:
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["knowledge.ingest"])
+        ctx.set_forkserver_preload(["__main__", "knowledge.ingest"])
         _context = ctx
     return _context
 

@@ -16,6 +16,7 @@ calibrated on the labelled evaluation set (``benchmarks/retrieval.py``).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 
@@ -89,9 +90,20 @@ class HybridRetriever:
         question = question.strip()
         if not question:
             return Retrieval(found=False, passages=(), latency_ms=0.0, top_score=None)
-        vector = await self.embedder.embed_query(question)
         pool = max(top_k, 10) if self.reranker else top_k * 2
-        hits = await self.store.hybrid_search(question, vector, top_k=pool, candidates=self.config.candidates)
+        encode = getattr(self.embedder, "encode", None)
+        search = getattr(self.store, "hybrid_search_sync", None)
+        if callable(encode) and callable(search):
+            # In-process embedder and store: embed and search in one worker-thread hop (fewer wake-ups on a
+            # busy machine; onnxruntime and hnswlib release the GIL while they compute).
+            def local() -> list[Hit]:
+                hits: list[Hit] = search(question, encode([question])[0], pool, self.config.candidates)
+                return hits
+
+            hits = await asyncio.to_thread(local)
+        else:
+            vector = await self.embedder.embed_query(question)
+            hits = await self.store.hybrid_search(question, vector, top_k=pool, candidates=self.config.candidates)
         scored = [(self._score(hit), hit) for hit in hits]
         if self.reranker is not None and scored:
             rerank = await self.reranker.score(question, [hit.chunk.text for _, hit in scored])

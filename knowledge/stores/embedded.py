@@ -104,7 +104,7 @@ class EmbeddedStore(VectorStore):
         *,
         dimension: int,
         path: Path | None = None,
-        ef_search: int = 128,
+        ef_search: int = 64,
         m: int = 16,
         ef_construction: int = 128,
         inline_rebuild_limit: int = 20000,
