@@ -9,6 +9,7 @@ formatted as UTC strings (``2026-11-26T14:00:00`` / ``2026-11-26``) by a per-dia
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -197,49 +198,55 @@ async def dashboard(session: AsyncSession, *, now: datetime | None = None) -> di
     }
 
 
-async def _counts(session: AsyncSession, key: Any, where: ColumnElement[bool]) -> list[tuple[str | None, int]]:
-    stmt = select(key, func.count()).where(where).group_by(key).order_by(key)
-    return [(None if k is None else str(k), int(n)) for k, n in (await session.execute(stmt)).all()]
-
-
 async def calls_report(session: AsyncSession, window: Window, *, bucket: Bucket) -> dict[str, Any]:
-    """Volume by time bucket, channel, direction and outcome; handle-time statistics and histogram."""
+    """Volume by time bucket, channel, direction and outcome; handle-time statistics and histogram.
+
+    Two scans of the window: one GROUP BY over every dimension at once (a few thousand rows at most, folded
+    here), one histogram of handle times for the percentiles.
+    """
     dialect = _dialect(session)
     where = and_(Call.started_at >= window.since, Call.started_at < window.until)
     label = bucket_expr(dialect, Call.started_at, bucket).label("bucket")
-    volume = [
-        {"bucket": b, "calls": int(n), "handed_off": int(h), "resolved": int(r)}
-        for b, n, h, r in (
-            await session.execute(
-                select(
-                    label,
-                    func.count(),
-                    func.coalesce(func.sum(case((Call.outcome == HANDED_OFF, 1), else_=0)), 0),
-                    func.coalesce(func.sum(case((Call.outcome == RESOLVED, 1), else_=0)), 0),
-                )
-                .where(where)
-                .group_by(label)
-                .order_by(label)
-            )
-        ).all()
-    ]
-    durations = await _percentiles(session, [("duration", Call.duration_ms, DURATION_RESOLUTION)], [where], Call)
-    histogram_key = case(
+    band = case(
+        (Call.duration_ms.is_(None), None),
         (Call.duration_ms < 60_000, "<1m"),
         (Call.duration_ms < 180_000, "1-3m"),
         (Call.duration_ms < 600_000, "3-10m"),
         else_=">10m",
+    ).label("band")
+    stmt = (
+        select(label, Call.channel, Call.direction, Call.outcome, band, func.count())
+        .where(where)
+        .group_by(label, Call.channel, Call.direction, Call.outcome, band)
     )
-    histogram = dict(await _counts(session, histogram_key, and_(where, Call.duration_ms.is_not(None))))
+    volume: dict[str, dict[str, Any]] = {}
+    by_channel: Counter[str] = Counter()
+    by_direction: Counter[str] = Counter()
+    by_outcome: Counter[str] = Counter()
+    histogram: Counter[str] = Counter()
+    for key, channel, direction, outcome, duration_band, n in (await session.execute(stmt)).all():
+        count = int(n)
+        slot = volume.setdefault(str(key), {"bucket": str(key), "calls": 0, "handed_off": 0, "resolved": 0})
+        slot["calls"] += count
+        if outcome == HANDED_OFF:
+            slot["handed_off"] += count
+        elif outcome == RESOLVED:
+            slot["resolved"] += count
+        by_channel[channel or "unknown"] += count
+        by_direction[direction or "unknown"] += count
+        by_outcome[outcome or "none"] += count
+        if duration_band is not None:
+            histogram[str(duration_band)] += count
+    durations = await _percentiles(session, [("duration", Call.duration_ms, DURATION_RESOLUTION)], [where], Call)
     return {
         "since": window.since,
         "until": window.until,
         "bucket": bucket,
-        "total": sum(v["calls"] for v in volume),
-        "volume": volume,
-        "by_channel": {k or "unknown": n for k, n in await _counts(session, Call.channel, where)},
-        "by_direction": {k or "unknown": n for k, n in await _counts(session, Call.direction, where)},
-        "by_outcome": {k or "none": n for k, n in await _counts(session, Call.outcome, where)},
+        "total": sum(by_outcome.values()),
+        "volume": [volume[k] for k in sorted(volume)],
+        "by_channel": dict(sorted(by_channel.items())),
+        "by_direction": dict(sorted(by_direction.items())),
+        "by_outcome": dict(sorted(by_outcome.items())),
         "duration_ms": durations["duration"],
         "duration_histogram": {k: histogram.get(k, 0) for k in ("<1m", "1-3m", "3-10m", ">10m")},
     }
@@ -274,10 +281,7 @@ async def sentiment_report(session: AsyncSession, window: Window, *, bucket: Buc
             )
         ).all()
     ]
-    mix = {lab: 0 for lab in SENTIMENT_LABELS}
-    mix.update(
-        {k: n for k, n in await _counts(session, Call.sentiment_label, and_(where, Call.sentiment.is_not(None))) if k}
-    )
+    mix = {lab: sum(t[lab] for t in trend) for lab in SENTIMENT_LABELS}
     lowest = (
         await session.execute(
             select(Call.id, Call.started_at, Call.sentiment, Call.sentiment_label, Call.outcome)
