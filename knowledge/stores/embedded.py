@@ -121,6 +121,7 @@ class EmbeddedStore(VectorStore):
         self._rows: dict[int, StoredChunk] = {}
         self._labels: dict[str, int] = {}
         self._by_doc: dict[str, set[int]] = {}
+        self._tokens: dict[int, list[str]] = {}  # BM25 tokens per label: a rebuild tokenises only new chunks
         self._keyword = _Keyword([], [])
         self._refresh_thread: threading.Thread | None = None
         self._refresh_again = False
@@ -235,6 +236,7 @@ class EmbeddedStore(VectorStore):
         self._by_doc.setdefault(chunk.document_id, set()).add(label)
 
     def _forget(self, label: int) -> None:
+        self._tokens.pop(label, None)
         chunk = self._rows.pop(label)
         self._labels.pop(chunk.id, None)
         labels = self._by_doc.get(chunk.document_id)
@@ -247,7 +249,18 @@ class EmbeddedStore(VectorStore):
     def _refresh_keyword(self) -> None:
         with self._lock:
             items = sorted(self._rows.items())
-        corpus = [keyword_tokens(" ".join(filter(None, (c.title, c.text)))) for _, c in items]
+            cached = dict(self._tokens)
+        corpus = []
+        for label, chunk in items:
+            tokens = cached.get(label)
+            if tokens is None:
+                tokens = keyword_tokens(" ".join(filter(None, (chunk.title, chunk.text))))
+                cached[label] = tokens
+            corpus.append(tokens)
+        with self._lock:
+            for label, _ in items:
+                if label in self._rows:
+                    self._tokens[label] = cached[label]
         self._keyword = _Keyword([label for label, _ in items], corpus)
 
     def _background_refresh(self) -> None:

@@ -233,20 +233,29 @@ def test_the_service_interface_other_rooms_use(kb: KB) -> None:
     assert db(kb, select(func.count()).select_from(RagQuery))[0][0] == 1
 
 
-def test_loop_stays_free_while_a_document_is_ingested(kb: KB) -> None:
-    """Parsing runs in a child process and embedding in a thread: the loop keeps answering."""
-    kb.upload(*demo_files("router-setup-guide.pdf", "general-faq.csv", "plans-and-pricing.md"))
-    assert kb.client.get("/health/live").status_code == 200
-    kb.wait_settled()
-
-    async def probe() -> float:
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        await asyncio.sleep(0)
-        return loop.time() - start
-
+def test_loop_stays_free_while_documents_are_ingested(kb: KB) -> None:
+    """Parsing runs in a child process and embedding in a worker thread: the app's loop keeps its rhythm."""
     assert kb.client.portal is not None
-    assert kb.client.portal.call(probe) < 5.0
+    lags: list[float] = []
+    stop = asyncio.Event()
+
+    async def probe() -> None:
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            before = loop.time()
+            await asyncio.sleep(0.01)
+            lags.append(loop.time() - before - 0.01)
+
+    future = kb.client.portal.start_task_soon(probe)
+    kb.upload(*demo_files("router-setup-guide.pdf", "general-faq.csv", "plans-and-pricing.md", "moving-home.docx"))
+    docs = kb.wait_settled()
+    kb.client.portal.call(stop.set)
+    future.result(timeout=10)
+    assert {d["status"] for d in docs} == {"ready"}
+    assert len(lags) > 20
+    # Generous: a busy shared CI machine adds scheduling noise, but a parse or an embedding batch on the loop
+    # would hold it for whole seconds.
+    assert max(lags) < 1.0, sorted(lags)[-5:]
 
 
 def test_ingestion_and_queries_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
