@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import structlog
+from aiortc.jitterbuffer import JitterBuffer
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import FileResponse, HTMLResponse
@@ -26,6 +27,10 @@ from agent.voice import VoiceService
 from control_api.problems import ProblemError
 
 log = structlog.get_logger(__name__)
+# aiortc holds 4 audio packets (80 ms) before decoding the first; 1 is the least that keeps whole frames.
+# Every caller utterance and every barge-in reaches the VAD 60 ms sooner; a packet that arrives after its
+# successor is then dropped (Opus conceals it), which on loopback and LAN links does not happen.
+AUDIO_JITTER_PREFETCH = 1
 STATIC_DIR = Path(__file__).parent / "static"
 _STATIC_FILES = {"call.js": "text/javascript", "call.css": "text/css"}
 
@@ -40,6 +45,16 @@ class WebRTCOffer(BaseModel):
     pc_id: str | None = Field(default=None, max_length=100)
     restart_pc: bool = False
     embed_key: str | None = Field(default=None, max_length=200)
+
+
+def tighten_audio_jitter_buffers(pc: Any, *, prefetch: int = AUDIO_JITTER_PREFETCH) -> None:
+    """Give ``pc``'s audio receivers a jitter buffer that releases each frame as soon as it is complete.
+
+    aiortc has no setting for it: the receiver's buffer is replaced before the first packet arrives.
+    """
+    for receiver in pc.getReceivers():
+        if getattr(receiver, "_RTCRtpReceiver__kind", None) == "audio":
+            receiver._RTCRtpReceiver__jitter_buffer = JitterBuffer(capacity=16, prefetch=prefetch)
 
 
 def _check_offer_sdp(sdp: str) -> None:
@@ -142,6 +157,7 @@ def webrtc_router(voice: VoiceService) -> APIRouter:
         except Exception as exc:  # a malformed offer is the client's error
             await connection.disconnect()  # type: ignore[no-untyped-call]  # pipecat is untyped
             raise ProblemError(400, "The SDP offer could not be used.", type_="bad-sdp") from exc
+        tighten_audio_jitter_buffers(connection.pc)
         call = await voice.open_call(
             channel="webrtc", client=DataChannelClient(connection), persona=persona, meta={"transport": "smallwebrtc"}
         )

@@ -23,6 +23,8 @@ import numpy as np
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from agent.webrtc import tighten_audio_jitter_buffers
+
 RATE = 16000
 FRAME_SAMPLES = RATE // 50  # 20 ms
 FRAME_BYTES = FRAME_SAMPLES * 2
@@ -187,6 +189,8 @@ class WebRTCCaller:
         answer = response.json()
         self.call_id = answer["call_id"]
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type=answer["type"]))
+        # Like a browser on loopback (NetEQ keeps ~1 frame here), not aiortc's fixed 80 ms prefetch.
+        tighten_audio_jitter_buffers(self.pc)
 
     async def _read(self, track: MediaStreamTrack) -> None:
         while True:
