@@ -41,7 +41,7 @@ def _is_heading(line: str) -> bool:
     return (
         0 < len(line) <= 70
         and not line.startswith(("-", "*", "•"))
-        and line[-1] not in '.,;:!?)"'
+        and line[-1] not in '.,;:!)"'
         and line[0].isupper()
         and len(line.split()) <= 10
     )
@@ -153,8 +153,19 @@ class MiniLMEmbedder:
 _WORD = re.compile(r"[a-z0-9]+")
 
 
+def _terms(text: str) -> list[str]:
+    out = []
+    for w in _WORD.findall(text.lower()):
+        for suffix in ("ing", "es", "s"):
+            if w.endswith(suffix) and len(w) - len(suffix) >= 3:
+                w = w[: -len(suffix)]
+                break
+        out.append(w)
+    return out
+
+
 class DemoRetriever:
-    """Cosine similarity over MiniLM embeddings of the demo sections, blended with word overlap.
+    """Hybrid search over the demo sections: MiniLM cosine (section and heading) plus BM25.
 
     Args:
         sections: The sections to search.
@@ -167,12 +178,38 @@ class DemoRetriever:
         self._embedder = embedder
         self._threshold = threshold
         self._matrix = embedder.embed_sync([f"{s.heading}. {s.text}" for s in self.sections])
-        self._words = [set(_WORD.findall(f"{s.heading} {s.text}".lower())) for s in self.sections]
+        self._headings = embedder.embed_sync([s.heading for s in self.sections])
+        docs = [_terms(f"{s.heading} {s.heading} {s.text}") for s in self.sections]
+        self._tf = [{t: d.count(t) for t in set(d)} for d in docs]
+        self._len = np.array([len(d) for d in docs], dtype=np.float32)
+        df: dict[str, int] = {}
+        for d in docs:
+            for t in set(d):
+                df[t] = df.get(t, 0) + 1
+        n = len(docs)
+        self._idf = {t: float(np.log(1 + (n - c + 0.5) / (c + 0.5))) for t, c in df.items()}
+
+    def _bm25(self, question: str) -> np.ndarray[Any, np.dtype[np.float32]]:
+        k1, b = 1.2, 0.75
+        avg = float(self._len.mean())
+        scores = np.zeros(len(self.sections), dtype=np.float32)
+        for t in set(_terms(question)):
+            idf = self._idf.get(t)
+            if idf is None:
+                continue
+            for i, tf in enumerate(self._tf):
+                f = tf.get(t, 0)
+                if f:
+                    scores[i] += idf * f * (k1 + 1) / (f + k1 * (1 - b + b * self._len[i] / avg))
+        return scores
 
     async def retrieve(self, question: str, *, top_k: int = 5, call_id: str | None = None) -> Retrieval:
         """Top ``top_k`` sections for ``question``."""
         vector = np.asarray((await self._embedder.embed([question]))[0], dtype=np.float32)
-        sims = self._matrix @ vector
+        sims = np.maximum(self._matrix @ vector, 0.95 * (self._headings @ vector))
+        lexical = self._bm25(question)
+        if lexical.max() > 0:
+            sims = sims + 0.15 * lexical / lexical.max()
         order = np.argsort(-sims)[:top_k]
         passages = [
             Passage(

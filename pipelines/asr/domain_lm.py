@@ -137,7 +137,7 @@ _ONES = [
 ]
 _TENS = ["_", "_", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
 _SYMBOLS = {"%": " percent ", "&": " and ", "+": " plus ", "@": " at ", "$": " dollars ", "€": " euros "}
-_TOKEN = re.compile(r"[a-z]+(?:'[a-z]+)?")
+_TOKEN = re.compile(r"[a-z]+(?:['-][a-z]+)*")
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n+")
 
 
@@ -210,10 +210,12 @@ def _fragments(sentences: Iterable[list[str]], vocab: set[str]) -> tuple[list[li
     oov = 0
     for sentence in sentences:
         current: list[str] = []
-        for token in sentence:
-            if token in vocab:
-                current.append(token)
-            else:
+        for whole in sentence:
+            parts = [whole] if whole in vocab or "-" not in whole else whole.split("-")
+            for token in parts:
+                if token in vocab:
+                    current.append(token)
+                    continue
                 oov += 1
                 if current:
                     out.append(current)

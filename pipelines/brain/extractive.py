@@ -9,6 +9,7 @@ question, says it does not know below the threshold and offers a human, and pick
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import time
 from collections import OrderedDict
@@ -145,7 +146,7 @@ def split_sentences(text: str) -> list[str]:
 
 
 def _stem(word: str) -> str:
-    for suffix in ("ing", "ed", "es", "s"):
+    for suffix in ("ment", "ing", "ed", "es", "s"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
             return word[: -len(suffix)]
     return word
@@ -156,9 +157,13 @@ def _content(text: str) -> set[str]:
 
 
 def best_sentences(question: str, passage: str, *, max_sentences: int = 3, max_words: int = 55) -> str:
-    """The passage's sentence that best matches ``question``, with up to ``max_sentences - 1`` that follow it.
+    """The run of up to ``max_sentences`` consecutive sentences of the passage that best answers ``question``.
 
-    Headings (short lines without final punctuation) are skipped as answers.
+    Each sentence scores by the question's content words it shares, weighted by how rare they are among the
+    passage's sentences (long sentences slightly penalised); a run scores its best sentence plus a little for
+    the others, plus a bonus for starting at the top of the passage, because a help-centre section usually
+    answers its heading straight away. Runs stop at ``max_words`` (a run always
+    has at least one sentence). Headings (short lines without final punctuation) are skipped.
     """
     sentences = [s for s in split_sentences(passage) if s[-1] in ".!?" or len(s.split()) > 6] or split_sentences(
         passage
@@ -166,16 +171,28 @@ def best_sentences(question: str, passage: str, *, max_sentences: int = 3, max_w
     if not sentences:
         return ""
     q = _content(question)
-    scores = [len(q & _content(s)) / (1.0 + 0.02 * len(s.split())) for s in sentences]
-    anchor = int(np.argmax(scores)) if max(scores) > 0 else 0
-    chosen = [sentences[anchor]]
-    words = len(sentences[anchor].split())
-    for s in sentences[anchor + 1 : anchor + max_sentences]:
-        if words + len(s.split()) > max_words:
-            break
-        chosen.append(s)
-        words += len(s.split())
-    return " ".join(chosen)
+    contents = [_content(s) for s in sentences]
+    # Words found in many of the passage's sentences say little about which one answers (inverse frequency).
+    weight = {w: math.log((len(sentences) + 1) / (0.5 + sum(w in c for c in contents))) for w in q}
+    scores = [
+        sum(weight[w] for w in q & c) / (1.0 + 0.02 * len(s.split())) for s, c in zip(sentences, contents, strict=True)
+    ]
+    start_bonus = (0.6, 0.25)
+    best: tuple[float, int, int] = (-1.0, 0, 1)
+    for start in range(len(sentences)):
+        end, words = start, 0
+        while end < len(sentences) and end - start < max_sentences:
+            n = len(sentences[end].split())
+            if end > start and words + n > max_words:
+                break
+            words += n
+            end += 1
+        run = scores[start:end]
+        total = max(run) + 0.3 * (sum(run) - max(run)) + (start_bonus[start] if start < len(start_bonus) else 0.0)
+        if total > best[0]:
+            best = (total, start, end)
+    _, start, end = best
+    return " ".join(sentences[start:end])
 
 
 def _is_affirmative(text: str) -> bool:
