@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import sqlite3
@@ -181,19 +180,3 @@ def voice_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VoiceServ
         yield server
     finally:
         stop_server(proc)
-
-
-def wait_for(predicate: Any, *, timeout: float, what: str) -> Any:
-    """Poll ``predicate`` (for state owned by another process) until truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
-
-
-def run(coro: Any) -> Any:
-    return asyncio.run(coro)
