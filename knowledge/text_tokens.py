@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
 STOP_WORDS = frozenset(
@@ -154,6 +155,7 @@ STOP_WORDS = frozenset(
 )
 
 
+@lru_cache(maxsize=262144)
 def stem(word: str) -> str:
     """A light English suffix stripper (plurals and possessives), enough to match "fees" with "fee"."""
     word = word.replace("’", "'")

@@ -8,9 +8,9 @@ Persistence (under ``path``): ``chunks.sqlite3`` is the durable record of every 
 vector) and is written in one transaction per call; ``vectors.hnsw`` is a snapshot of the graph tagged with
 the SQLite write generation. On open, a snapshot whose generation differs (a crash between the two writes) is
 discarded and the graph is rebuilt from the SQLite vectors, so the store survives kill -9. The BM25 index is
-held in memory and rebuilt from the chunk texts after each write (inline up to ``inline_rebuild_limit``
-chunks, in a background thread above that: keyword results then lag a write by seconds while vector results
-are immediate).
+rebuilt from the chunk texts after each write (inline up to ``inline_rebuild_limit`` chunks, in a background
+thread above that: keyword results then lag a write by seconds while vector results are immediate) and saved
+under ``bm25/`` with its generation, so a restart loads it instead of re-tokenising every chunk.
 
 Thread safety: one lock serialises writes and graph access; searches run in worker threads.
 """
@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import sqlite3
 import threading
 from collections.abc import Mapping, Sequence
@@ -59,14 +60,48 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 class _Keyword:
     """An immutable BM25 snapshot: the index and the chunk label of each of its rows."""
 
-    def __init__(self, labels: list[int], corpus: list[list[str]]) -> None:
+    def __init__(self, labels: list[int], corpus: list[list[str]], generation: int = -1) -> None:
         self.labels = np.asarray(labels, dtype=np.int64)
+        self.generation = generation
         self.index: bm25s.BM25 | None = None
+        self.vocab: set[str] = set()
         if labels:
             index = bm25s.BM25()
             index.index(corpus, show_progress=False)
             self.index = index
             self.vocab = set(index.vocab_dict)
+
+    def save(self, directory: Path) -> None:
+        """Write the index, its labels and its generation into ``directory`` (replaced atomically)."""
+        tmp = directory.with_name(directory.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        if self.index is not None:
+            self.index.save(str(tmp))
+        np.save(tmp / "labels.npy", self.labels)
+        (tmp / "generation.json").write_text(json.dumps({"generation": self.generation, "count": len(self.labels)}))
+        old = directory.with_name(directory.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        if directory.exists():
+            os.replace(directory, old)
+        os.replace(tmp, directory)
+        shutil.rmtree(old, ignore_errors=True)
+
+    @classmethod
+    def load(cls, directory: Path, generation: int, count: int) -> _Keyword | None:
+        """The saved index if it was built at ``generation`` over ``count`` chunks, else None."""
+        try:
+            info = json.loads((directory / "generation.json").read_text())
+            if info.get("generation") != generation or info.get("count") != count:
+                return None
+            keyword = cls([], [], generation)
+            keyword.labels = np.load(directory / "labels.npy")
+            if count:
+                keyword.index = bm25s.BM25.load(str(directory))
+                keyword.vocab = set(keyword.index.vocab_dict)
+            return keyword
+        except (OSError, ValueError, KeyError):
+            return None
 
     def search(self, tokens: list[str], top_k: int) -> list[tuple[int, float]]:
         if self.index is None:
@@ -211,7 +246,19 @@ class EmbeddedStore(VectorStore):
             self._index.add_items(matrix, np.asarray(labels, dtype=np.int64))
             self._index.set_num_threads(1)
             self._save_snapshot()
-        self._refresh_keyword()
+        keyword = _Keyword.load(self.path / "bm25", self._generation, len(labels)) if self.path is not None else None
+        if keyword is not None:
+            self._keyword = keyword
+        else:
+            self._refresh_keyword()
+            self._save_keyword()
+
+    def _save_keyword(self) -> None:
+        if self.path is None:
+            return
+        keyword = self._keyword
+        if keyword.generation == self._generation:
+            keyword.save(self.path / "bm25")
 
     def _snapshot_path(self) -> Path | None:
         return self.path / "vectors.hnsw" if self.path is not None else None
@@ -250,6 +297,7 @@ class EmbeddedStore(VectorStore):
         with self._lock:
             items = sorted(self._rows.items())
             cached = dict(self._tokens)
+            generation = self._generation
         corpus = []
         for label, chunk in items:
             tokens = cached.get(label)
@@ -261,7 +309,7 @@ class EmbeddedStore(VectorStore):
             for label, _ in items:
                 if label in self._rows:
                     self._tokens[label] = cached[label]
-        self._keyword = _Keyword([label for label, _ in items], corpus)
+        self._keyword = _Keyword([label for label, _ in items], corpus, generation)
 
     def _background_refresh(self) -> None:
         while True:
@@ -269,6 +317,7 @@ class EmbeddedStore(VectorStore):
             try:
                 self._refresh_keyword()
                 self._save_snapshot()
+                self._save_keyword()
             except (OSError, RuntimeError, ValueError) as exc:  # a failed refresh leaves the last good snapshot
                 log.warning("knowledge_store_refresh_failed", error=str(exc)[:200])
             with self._lock:
@@ -280,6 +329,7 @@ class EmbeddedStore(VectorStore):
         if len(self._rows) <= self._inline_limit:
             self._refresh_keyword()
             self._save_snapshot()
+            self._save_keyword()
             return
         with self._lock:
             if self._refresh_thread is not None:
@@ -497,6 +547,7 @@ class EmbeddedStore(VectorStore):
             thread.join()
         self._refresh_keyword()
         self._save_snapshot()
+        self._save_keyword()
 
     async def flush(self) -> None:
         """Make every write searchable by keyword and snapshot the graph."""
@@ -510,6 +561,7 @@ class EmbeddedStore(VectorStore):
         if thread is not None:
             thread.join()
         self._save_snapshot()
+        self._save_keyword()
         self._db.close()
         self._closed = True
 

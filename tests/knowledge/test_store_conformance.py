@@ -194,3 +194,21 @@ async def test_embedded_drops_vectors_of_another_model(tmp_path: Path, dimension
     again = EmbeddedStore(dimension=dimension, path=tmp_path / "store", model_id=model)
     assert again.needs_reindex is False
     await again.close()
+
+
+async def test_embedded_loads_its_saved_keyword_index_and_rebuilds_a_stale_one(tmp_path: Path) -> None:
+    path = tmp_path / "store"
+    first = EmbeddedStore(dimension=DIM, path=path)
+    await first.add(CORPUS)
+    await first.close()
+    assert (path / "bm25" / "generation.json").exists()
+    second = EmbeddedStore(dimension=DIM, path=path)
+    assert [h.chunk.id for h in await second.keyword_search("reset pin", top_k=1)] == ["router:0"]
+    await second.add([chunk("extra", 0, "Kestrel TV has more than 80 channels.", unit(0, 0, 0, 1))])
+    await second.close()
+    (path / "bm25" / "generation.json").write_text('{"generation": 0, "count": 1}')  # as if a save was lost
+    third = EmbeddedStore(dimension=DIM, path=path)
+    try:
+        assert [h.chunk.id for h in await third.keyword_search("how many channels", top_k=1)] == ["extra:0"]
+    finally:
+        await third.close()
