@@ -216,11 +216,18 @@ def build_pipeline(
         The call's pipeline; run it with ``WorkerRunner(handle_sigint=False).run(call.worker)``.
     """
     brain_backend = stages.brain
+    messages: list[LLMContextMessage] = [{"role": "system", "content": system_prompt(persona)}]
+    context = (
+        LLMContext(messages=messages, tools=tools_schema())
+        if brain_backend.wants_passages_in_context
+        else LLMContext(messages=messages)
+    )
     recorder = CallRecorder(
         sink=sink,
         call_id=call_id,
         recording_path=recording_dir / f"{call_id}.wav" if recording_dir is not None else None,
         sample_rate=stages.sample_rate,
+        context=context,
     )
     tools = CallTools(
         call_id=call_id,
@@ -233,12 +240,6 @@ def build_pipeline(
     policy = BargeInPolicy(call_id=call_id)
     meter = LatencyMeter(
         sink=sink, call_id=call_id, turn_seq=lambda: recorder.last_caller_seq, vad_start_secs=stages.vad.start_secs
-    )
-    messages: list[LLMContextMessage] = [{"role": "system", "content": system_prompt(persona)}]
-    context = (
-        LLMContext(messages=messages, tools=tools_schema())
-        if brain_backend.wants_passages_in_context
-        else LLMContext(messages=messages)
     )
     vad = SharedSileroVADAnalyzer(
         model=stages.silero,

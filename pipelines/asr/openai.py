@@ -39,8 +39,10 @@ class OpenAITranscriptionBackend(ASRBackend):
         return OpenAISTTService(
             api_key=self._options.api_key or "not-needed",
             base_url=self._options.base_url,
-            model=self._options.model or "gpt-4o-mini-transcribe",
-            language=Language(self._options.language),
-            prompt=self._prompt,
+            settings=OpenAISTTService.Settings(
+                model=self._options.model or "gpt-4o-mini-transcribe",
+                language=Language(self._options.language),
+                prompt=self._prompt,
+            ),
             sample_rate=self._options.sample_rate,
         )

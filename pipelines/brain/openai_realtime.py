@@ -14,7 +14,7 @@ from pipelines.brain.base import BrainBackend, system_prompt
 from pipelines.brain.llm_tools import register_tools
 from pipelines.contracts import PersonaSpec, TextEmbedder
 from pipelines.options import BrainOptions
-from pipelines.tools import CallTools
+from pipelines.tools import CallTools, tools_schema
 
 
 class OpenAIRealtimeBackend(BrainBackend):
@@ -40,7 +40,7 @@ class OpenAIRealtimeBackend(BrainBackend):
             base_url=self.options.base_url or "wss://api.openai.com/v1/realtime",
             settings=OpenAIRealtimeLLMService.Settings(
                 model=self.options.model or "gpt-realtime",
-                session_properties=events.SessionProperties(instructions=system_prompt(persona)),
+                session_properties=events.SessionProperties(instructions=system_prompt(persona), tools=tools_schema()),
             ),
         )
         register_tools(llm, tools, persona)

@@ -4,7 +4,9 @@ Two taps share one recorder. ``caller_tap`` sits after the recogniser: it record
 when the user aggregator broadcasts the turn's text (``LLMContextUserTurnFrame``), persists the caller
 turn. ``agent_tap`` sits after ``transport.output()``, where frames arrive as they are played: it records
 the agent's audio and collects the text the TTS marks as spoken (``TTSTextFrame`` s follow their audio), so
-an interrupted agent turn stores only what was actually heard (to the clause).
+an interrupted agent turn stores only what was actually heard: the sentences played to the end, plus the
+words of the interrupted sentence that fit in the audio played of it (estimated at the synthesiser's
+speaking rate, ~15 characters a second for flite at rate 1.0). The conversation context gets the same text.
 
 The recording is a 16-bit WAV, caller on the left channel and agent on the right, written as the call
 goes (the caller's continuous input stream is the clock; agent audio fills the right channel as it is
@@ -24,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from loguru import logger
 from pipecat.frames.frames import (
+    AggregatedTextFrame,
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
     CancelFrame,
@@ -31,12 +34,14 @@ from pipecat.frames.frames import (
     Frame,
     InputAudioRawFrame,
     InterruptionFrame,
+    LLMContextAssistantTurnFrame,
     LLMContextUserTurnFrame,
     OutputAudioRawFrame,
     TranscriptionFrame,
     TTSTextFrame,
     UserStartedSpeakingFrame,
 )
+from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from pipelines.asr.base import ASRResult
@@ -101,10 +106,26 @@ class CallRecorder:
         call_id: The call.
         recording_path: The WAV file to write; ``None``: no recording.
         sample_rate: Audio sample rate of both channels.
+        context: The conversation context (an interrupted turn's entry is cut to what was heard).
+        chars_per_second: The synthesiser's speaking rate, to estimate the words heard of a cut sentence.
     """
 
-    def __init__(self, *, sink: CallSink, call_id: str, recording_path: Path | None, sample_rate: int = 16000) -> None:
+    def __init__(
+        self,
+        *,
+        sink: CallSink,
+        call_id: str,
+        recording_path: Path | None,
+        sample_rate: int = 16000,
+        context: LLMContext | None = None,
+        chars_per_second: float = 15.0,
+    ) -> None:
         self.sink = sink
+        self.context = context
+        self.chars_per_second = chars_per_second
+        self.pending_sentence: str | None = None
+        self.pending_played_bytes = 0
+        self.patch_context_with: str | None = None
         self.call_id = call_id
         self.sample_rate = sample_rate
         self.recording_path = recording_path
@@ -133,10 +154,32 @@ class CallRecorder:
         if self.wav is not None:
             await asyncio.to_thread(self.wav.sync)
 
+    def heard_of_pending(self) -> str:
+        """The words of the sentence being played that were heard before an interruption."""
+        sentence, self.pending_sentence = self.pending_sentence, None
+        if not sentence:
+            return ""
+        played_s = self.pending_played_bytes / (2 * self.sample_rate)
+        words = sentence.split()
+        heard = int(len(words) * min(1.0, played_s * self.chars_per_second / max(1, len(sentence))))
+        return " ".join(words[:heard])
+
     async def finish_agent_turn(self) -> None:
         """Persist the agent turn in progress (what was spoken of it)."""
         if self.agent_started is None:
             return
+        if self.agent_interrupted:
+            whole_sentences = bool(self.agent_text)
+            partial = self.heard_of_pending()
+            if partial:
+                self.agent_text.append(partial)
+                heard = " ".join(t.strip() for t in self.agent_text if t.strip())
+                if whole_sentences:
+                    # The assistant aggregator writes the whole sentences; its entry is patched when it does.
+                    self.patch_context_with = heard
+                elif self.context is not None:
+                    # Nothing whole was heard, so the aggregator writes nothing: record the heard words.
+                    self.context.add_message({"role": "assistant", "content": heard})
         text = " ".join(t.strip() for t in self.agent_text if t.strip())
         started, interrupted, citations = self.agent_started, self.agent_interrupted, self.citations
         self.agent_started, self.agent_text, self.agent_interrupted, self.citations = None, [], False, ()
@@ -183,6 +226,8 @@ class CallRecorder:
 
     def write_agent_audio(self, frame: OutputAudioRawFrame) -> None:
         """Queue agent audio for the right channel."""
+        if self.pending_sentence is not None:
+            self.pending_played_bytes += len(frame.audio)
         if self.wav is not None and frame.sample_rate == self.sample_rate and frame.num_channels == 1:
             self.wav.add_agent(frame.audio)
 
@@ -229,6 +274,18 @@ class _AgentTap(FrameProcessor):
         super().__init__(name=f"AgentTap#{recorder.call_id}")
         self._r = recorder
 
+    async def _patch_context(self, written: str) -> None:
+        """Replace the assistant aggregator's entry for an interrupted turn with what was heard."""
+        heard, self._r.patch_context_with = self._r.patch_context_with, None
+        context = self._r.context
+        if heard is None or context is None or len(heard) <= len(written):
+            return
+        for message in reversed(context.get_messages()):
+            if isinstance(message, dict) and message.get("role") == "assistant":
+                if message.get("content") == written:
+                    message["content"] = heard
+                break
+
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
         r = self._r
@@ -243,6 +300,12 @@ class _AgentTap(FrameProcessor):
             if r.agent_started is None:
                 r.agent_started = _now()
             r.agent_text.append(frame.text)
+            r.pending_sentence = None
+        elif isinstance(frame, AggregatedTextFrame) and frame.will_be_spoken:
+            # Announced just ahead of its audio: the sentence now being played.
+            r.pending_sentence, r.pending_played_bytes = frame.text, 0
+        elif isinstance(frame, LLMContextAssistantTurnFrame) and direction == FrameDirection.UPSTREAM:
+            await self._patch_context(frame.text)
         elif isinstance(frame, InterruptionFrame):
             if r.agent_started is not None:
                 r.agent_interrupted = True

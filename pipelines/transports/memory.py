@@ -84,6 +84,8 @@ class _MemoryInput(BaseInputTransport):
                     played.done.set()
                     self._owner._next_clip()
                 chunk = chunk.ljust(step, b"\0")
+            if self._owner.echo_gain > 0 and self._owner._echo:
+                chunk = self._owner._mix_echo(chunk)
             await self.push_audio_frame(InputAudioRawFrame(audio=chunk, sample_rate=rate, num_channels=1))
             next_at += FRAME_MS / 1000
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
@@ -102,6 +104,8 @@ class _MemoryOutput(BaseOutputTransport):
     async def write_audio_frame(self, frame: OutputAudioRawFrame) -> bool:
         now = time.monotonic()
         self._owner.heard.append((now, frame.audio))
+        if self._owner.echo_gain > 0:
+            self._owner._echo += frame.audio
         duration = len(frame.audio) / (2 * frame.sample_rate * frame.num_channels)
         self._next_send = max(self._next_send, now) + duration
         await asyncio.sleep(max(0.0, self._next_send - time.monotonic()))
@@ -113,11 +117,14 @@ class MemoryTransport(BaseTransport):
 
     Args:
         sample_rate: Input and output sample rate.
+        echo_gain: Mix this much of the agent's output back into the microphone (acoustic echo).
     """
 
-    def __init__(self, *, sample_rate: int = 16000) -> None:
+    def __init__(self, *, sample_rate: int = 16000, echo_gain: float = 0.0) -> None:
         super().__init__(name="MemoryTransport")
         self.sample_rate = sample_rate
+        self.echo_gain = echo_gain
+        self._echo = bytearray()
         self._params = TransportParams(
             audio_in_enabled=True,
             audio_out_enabled=True,
@@ -151,6 +158,13 @@ class MemoryTransport(BaseTransport):
         if self._current is None:
             self._next_clip()
         return played
+
+    def _mix_echo(self, chunk: bytes) -> bytes:
+        n = min(len(chunk), len(self._echo))
+        echo = np.frombuffer(bytes(self._echo[:n]).ljust(len(chunk), b"\0"), dtype="<i2").astype(np.int32)
+        del self._echo[:n]
+        mixed = np.frombuffer(chunk, dtype="<i2").astype(np.int32) + (echo * self.echo_gain).astype(np.int32)
+        return bytes(np.clip(mixed, -32768, 32767).astype("<i2").tobytes())
 
     def _next_clip(self) -> None:
         self._offset = 0

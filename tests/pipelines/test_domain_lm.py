@@ -1,0 +1,116 @@
+"""The domain language model: a proper smoothed ARPA model, rebuilt on change, used by new calls' decoders."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from pipelines.asr.domain_lm import build_domain_lm, normalise_text, tokenise_sentences
+from pipelines.asr.pocketsphinx import PocketsphinxBackend
+from pipelines.options import ASROptions
+from tests.pipelines.conftest import flite_pcm
+
+pytestmark = pytest.mark.integration
+
+CORPUS = """# Deliveries
+We send your router by tracked courier. Delivery takes 3 to 5 working days and is free.
+If you are not home, the courier tries once more the next working day.
+# Returns
+Return the router within 30 days. We email you a prepaid returns label.
+"""
+
+
+def read_arpa(path: Path) -> tuple[dict[tuple[str, ...], float], dict[tuple[str, ...], float]]:
+    probs: dict[tuple[str, ...], float] = {}
+    bows: dict[tuple[str, ...], float] = {}
+    order = 0
+    for line in path.read_text().splitlines():
+        if line.startswith("\\") and line.endswith("-grams:"):
+            order = int(line[1])
+            continue
+        parts = line.split("\t")
+        if order and len(parts) >= 2:
+            gram = tuple(parts[1].split())
+            probs[gram] = 10 ** float(parts[0])
+            if len(parts) == 3:
+                bows[gram] = 10 ** float(parts[2])
+    return probs, bows
+
+
+def prob(probs: dict[tuple[str, ...], float], bows: dict[tuple[str, ...], float], gram: tuple[str, ...]) -> float:
+    if gram in probs:
+        return probs[gram]
+    return bows.get(gram[:-1], 1.0) * prob(probs, bows, gram[1:])
+
+
+def test_normalisation_spells_numbers_and_symbols() -> None:
+    assert normalise_text("Delivery takes 3 to 5 days, $120 & 15%") == (
+        "delivery takes  three  to  five  days,  dollars  one hundred twenty   and   fifteen  percent "
+    )
+    assert tokenise_sentences("Wi-Fi works. Call 0800!") == [["wi-fi", "works"], ["call", "eight", "hundred"]]
+
+
+def test_kneser_ney_distributions_sum_to_one(tmp_path: Path) -> None:
+    lm = build_domain_lm(CORPUS, tmp_path)
+    probs, bows = read_arpa(lm.lm_path)
+    vocab = [g[0] for g in probs if len(g) == 1 and g[0] != "<s>"]
+    histories = [("<s>",), ("the",), ("<s>", "we"), ("the", "router"), ("tracked",)]
+    for history in histories:
+        total = sum(prob(probs, bows, (*history, w)) for w in vocab)
+        assert math.isclose(total, 1.0, abs_tol=1e-3), (history, total)
+    # Every trigram's history and lower-order bigram exist, as ARPA back-off requires.
+    bigrams = {g for g in probs if len(g) == 2}
+    for gram in (g for g in probs if len(g) == 3):
+        assert gram[:2] in bigrams and gram[1:] in bigrams
+
+
+def test_dictionary_holds_exactly_the_vocabulary(tmp_path: Path) -> None:
+    lm = build_domain_lm(CORPUS, tmp_path)
+    entries = defaultdict(list)
+    for line in lm.dict_path.read_text().splitlines():
+        word, phones = line.split(" ", 1)
+        entries[word.split("(")[0]].append(phones)
+    probs, _ = read_arpa(lm.lm_path)
+    unigrams = {g[0] for g in probs if len(g) == 1} - {"<s>", "</s>"}
+    assert set(entries) == unigrams
+    assert entries["router"] and entries["courier"]
+
+
+def test_rebuild_is_a_no_op_until_the_corpus_changes(tmp_path: Path) -> None:
+    first = build_domain_lm(CORPUS, tmp_path)
+    mtime = first.lm_path.stat().st_mtime_ns
+    again = build_domain_lm(CORPUS, tmp_path)
+    assert again.lm_path == first.lm_path and again.lm_path.stat().st_mtime_ns == mtime
+    changed = build_domain_lm(CORPUS + "\nThe zebra crossing outside the depot is closed.\n", tmp_path)
+    assert changed.corpus_hash != first.corpus_hash and changed.lm_path.exists()
+
+
+def _decode(backend: PocketsphinxBackend, pcm: bytes) -> str:
+    generation, decoder = backend.acquire()
+    try:
+        decoder.start_utt()
+        for i in range(0, len(pcm), 640):
+            decoder.process_raw(pcm[i : i + 640], False, False)
+        decoder.end_utt()
+        hyp = decoder.hyp()
+        return hyp.hypstr if hyp is not None else ""
+    finally:
+        backend.release(generation, decoder)
+
+
+def test_new_calls_use_the_rebuilt_model(tmp_path: Path) -> None:
+    before = build_domain_lm(CORPUS, tmp_path)
+    backend = PocketsphinxBackend.prewarm(
+        ASROptions(lm_path=before.lm_path, dict_path=before.dict_path, prewarm_decoders=1)
+    )
+    pcm = flite_pcm("The zebra crossing is closed.")
+    assert "zebra" not in _decode(backend, pcm).split()  # not in the vocabulary yet
+
+    after = build_domain_lm(CORPUS + "\nThe zebra crossing outside the depot is closed.\n", tmp_path)
+    generation = backend.generation
+    backend.adapt(lm_path=str(after.lm_path), dict_path=str(after.dict_path))
+    assert backend.generation == generation + 1
+    assert "zebra crossing" in _decode(backend, pcm)

@@ -1,0 +1,79 @@
+"""Pure functions of the pipeline: answer-sentence choice, clause split, silence trim, barge-in verdicts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipelines.brain.extractive import best_sentences, split_sentences
+from pipelines.processors.bargein import BargeInPolicy
+from pipelines.registry import UnknownBackendError, resolve_backend
+from pipelines.tts.base import TTS_BACKENDS, TTSBackend, first_clause_split, trim_leading_silence
+
+pytestmark = pytest.mark.unit
+
+PASSAGE = (
+    "Standard installation is free on every 12-month contract. On Kestrel Flex (no contract) installation costs "
+    "$79, charged on your first bill."
+)
+
+
+def test_split_sentences_drops_markdown() -> None:
+    text = "## Heading\n- Tap **Forgot password** on the [sign-in](https://x.example) screen. We send a link."
+    assert split_sentences(text) == ["Heading", "Tap Forgot password on the sign-in screen.", "We send a link."]
+
+
+def test_best_sentences_answers_from_the_top_of_the_section() -> None:
+    answer = best_sentences("how much does installation cost", PASSAGE)
+    assert answer.startswith("Standard installation is free")
+    assert "$79" in answer
+
+
+def test_best_sentences_prefers_the_rare_matching_word() -> None:
+    lights = (
+        "Solid white: the router is connected to the internet. Flashing white: the router is starting up. "
+        "Pulsing amber: the router is installing an update. Red: there is no signal from the fibre line. "
+        "Blue flashing: WPS pairing is in progress."
+    )
+    assert best_sentences("what does the red light on the router mean", lights, max_sentences=1).startswith("Red:")
+
+
+def test_first_clause_split() -> None:
+    assert first_clause_split("Hello, thanks for calling.") == ["Hello, thanks for calling."]
+    assert first_clause_split("We email you a prepaid label; drop the box at any parcel shop.") == [
+        "We email you a prepaid label;",
+        "drop the box at any parcel shop.",
+    ]
+    head, tail = first_clause_split("If the router is not returned within 30 days we charge a non-return fee of $120.")
+    assert head == "If the router is not returned" and tail.startswith("within 30 days")
+
+
+def test_trim_leading_silence_keeps_20_ms() -> None:
+    silence = np.zeros(3200, dtype="<i2")
+    tone = (np.cos(np.arange(1600) / 5) * 8000).astype("<i2")
+    trimmed = trim_leading_silence(np.concatenate([silence, tone]).tobytes(), sample_rate=16000)
+    assert len(trimmed) == (1600 + 320) * 2
+
+
+@pytest.mark.parametrize(
+    ("heard", "verdict"),
+    [
+        ("uh huh", "backchannel"),
+        ("okay", "backchannel"),
+        ("right yeah", "backchannel"),
+        ("wait what about refunds", "speech"),
+        ("stop", "speech"),
+        ("prepaid returns label", "echo"),
+        ("returns label", "echo"),
+        ("", "empty"),
+    ],
+)
+def test_barge_in_verdicts(heard: str, verdict: str) -> None:
+    policy = BargeInPolicy(call_id="t")
+    policy.note_agent_text("We email you a prepaid returns label; drop the box at any parcel shop.", new_response=True)
+    assert policy._judge(heard) == verdict
+
+
+def test_registry_names_the_choices() -> None:
+    with pytest.raises(UnknownBackendError, match="espeak-ng, flite, openai, piper"):
+        resolve_backend(TTS_BACKENDS, "festival", TTSBackend)
