@@ -208,8 +208,9 @@ async def latency(
         store = EmbeddedStore(
             dimension=embedder.dimension, path=path, inline_rebuild_limit=10**9, model_id=embedder.model_id
         )
-        filler = _filler(max(0, scale - len(real)), embedder.dimension, vocabulary)
-        reused = await store.count() == len(real) + len(filler)
+        filler_count = max(0, scale - len(real))
+        reused = await store.count() == len(real) + filler_count
+        filler = [] if reused else _filler(filler_count, embedder.dimension, vocabulary)
         if not reused:
             await store.clear()
             await store.add(real)
@@ -225,6 +226,8 @@ async def latency(
         single = await _timed(kb, questions, rounds=queries, concurrency=1)
         concurrent = await _timed(kb, questions, rounds=max(1, queries // 8), concurrency=8)
         quality = await evaluate(kb)
+        if reused:
+            filler = _filler(filler_count, embedder.dimension, vocabulary)  # same seed: the stored vectors
         matrix = np.asarray([c.vector for c in filler[:scale]] or [[0.0] * embedder.dimension], dtype=np.float32)
         query_vectors = embedder.encode(questions[:50])
         brute, graph = [], []
