@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-import bm25s  # type: ignore[import-untyped]  # bm25s ships no type information
+import bm25s
 import hnswlib
 import numpy as np
 import numpy.typing as npt
