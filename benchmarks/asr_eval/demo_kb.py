@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,17 +137,17 @@ class MiniLMEmbedder:
 
             torch.set_num_threads(1)
             MiniLMEmbedder._model = g.load_model(device="cpu")
-        self._lock = asyncio.Lock()
+        self._lock = threading.Lock()  # torch runs one encode at a time (one thread)
 
     def embed_sync(self, texts: Sequence[str]) -> np.ndarray[Any, np.dtype[np.float32]]:
         """Unit-normalised embeddings (blocking)."""
-        vectors = MiniLMEmbedder._model.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True)
+        with self._lock:
+            vectors = MiniLMEmbedder._model.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True)
         return np.asarray(vectors, dtype=np.float32)
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """Unit-normalised embeddings, computed in a worker thread."""
-        async with self._lock:
-            vectors = await asyncio.to_thread(self.embed_sync, texts)
+        vectors = await asyncio.to_thread(self.embed_sync, texts)
         return [v.tolist() for v in vectors]
 
 

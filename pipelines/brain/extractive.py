@@ -211,7 +211,6 @@ class ExtractiveBackend(BrainBackend):
         self._embedder = embedder
         self._tool_matrix: np.ndarray[Any, np.dtype[np.float32]] | None = None
         self._tool_rows: list[str] = []
-        self._lock = asyncio.Lock()
 
     @classmethod
     def prewarm(cls, options: BrainOptions, *, embedder: TextEmbedder | None) -> ExtractiveBackend:
@@ -222,18 +221,16 @@ class ExtractiveBackend(BrainBackend):
         """Embed the tools' descriptions and examples once per process."""
         if self._embedder is None or self._tool_matrix is not None:
             return
-        async with self._lock:
-            if self._tool_matrix is not None:
-                return
-            rows: list[str] = []
-            texts: list[str] = []
-            for tool in TOOLS:
-                for text in (tool.description, *tool.examples):
-                    rows.append(tool.name)
-                    texts.append(text)
-            vectors = await self._embedder.embed(texts)
-            self._tool_rows = rows
-            self._tool_matrix = np.asarray(vectors, dtype=np.float32)
+        # No lock: this object outlives event loops (tests), and a duplicate warm-up is only wasted work.
+        rows: list[str] = []
+        texts: list[str] = []
+        for tool in TOOLS:
+            for text in (tool.description, *tool.examples):
+                rows.append(tool.name)
+                texts.append(text)
+        vectors = await self._embedder.embed(texts)
+        self._tool_rows = rows
+        self._tool_matrix = np.asarray(vectors, dtype=np.float32)
 
     async def tool_scores(self, text: str) -> dict[str, float]:
         """Best cosine similarity of ``text`` to each tool's description and examples."""

@@ -101,7 +101,7 @@ class BargeInPolicy(BaseUserTurnStartStrategy):
         call_id: str,
         backchannels: frozenset[str] = BACKCHANNELS,
         max_backchannel_secs: float = 0.8,
-        echo_overlap: float = 0.75,
+        echo_overlap: float = 0.5,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # pipecat's BaseObject.__init__ is untyped
         self._call_id = call_id
@@ -137,7 +137,9 @@ class BargeInPolicy(BaseUserTurnStartStrategy):
             self._bot_speaking = True
         elif isinstance(frame, BotStoppedSpeakingFrame):
             self._bot_speaking = False
-            if self._pending and self._vad_speaking:
+            # The agent paused or finished while the caller's speech was pending: start the turn unless what
+            # was recognised is echo of the agent or a backchannel.
+            if self._pending and self._vad_speaking and self._judge(self._text) in ("speech", "empty"):
                 return await self._start()
         elif isinstance(frame, VADUserStartedSpeakingFrame):
             self._vad_speaking = True

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 from pipecat.frames.frames import EndFrame
 from pipecat.workers.runner import WorkerRunner
 
@@ -65,7 +65,8 @@ class FakeOpenAI:
         self.check(request.content_type == "multipart/form-data", "transcriptions take multipart/form-data")
         fields: dict[str, Any] = {}
         async for part in await request.multipart():
-            fields[part.name] = (part.filename, await part.read()) if part.filename else (await part.text())  # type: ignore[union-attr]
+            assert isinstance(part, BodyPartReader) and part.name
+            fields[part.name] = (part.filename, await part.read()) if part.filename else (await part.text())
         self.requests.append(("transcriptions", {k: v for k, v in fields.items() if k != "file"}))
         self.check("file" in fields and "model" in fields, "file and model are required")
         filename, audio = fields["file"]
@@ -108,8 +109,13 @@ class FakeOpenAI:
                 any(t["function"]["name"] == "search_knowledge_base" for t in body.get("tools", [])), "tools sent"
             )
             await send({"role": "assistant", "content": None})
-            call = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "search_knowledge_base"}}
-            await send({"tool_calls": [{**call, "function": {**call["function"], "arguments": ""}}]})
+            call = {
+                "index": 0,
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": "search_knowledge_base", "arguments": ""},
+            }
+            await send({"tool_calls": [call]})
             await send({"tool_calls": [{"index": 0, "function": {"arguments": json.dumps({"query": QUESTION})}}]})
             await send({}, "tool_calls")
         else:
