@@ -1,12 +1,17 @@
-"""Interactive API docs served from a Python package: no CDN, works offline."""
+"""Interactive API docs served from a Python package: no CDN, works offline.
+
+The assets come from ``fastapi-offline`` (Swagger UI 5, which renders OpenAPI 3.1 as FastAPI emits it).
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import fastapi_offline
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
-from swagger_ui_bundle import swagger_ui_path
 
 router = APIRouter(include_in_schema=False)
 ASSETS = "/api/docs-assets"
@@ -20,11 +25,14 @@ async def swagger_ui() -> HTMLResponse:
         title="Voxdesk API",
         swagger_js_url=f"{ASSETS}/swagger-ui-bundle.js",
         swagger_css_url=f"{ASSETS}/swagger-ui.css",
-        swagger_favicon_url=f"{ASSETS}/favicon-32x32.png",
+        swagger_favicon_url=f"{ASSETS}/favicon.png",
     )
 
 
+ASSET_DIR = Path(fastapi_offline.__file__).parent / "static"
+
+
 def mount_docs(app: FastAPI) -> None:
-    """Serve Swagger UI and its assets from the installed ``swagger-ui-bundle`` package."""
-    app.mount(ASSETS, StaticFiles(directory=swagger_ui_path), name="docs-assets")
+    """Serve Swagger UI and its assets from the installed ``fastapi-offline`` package."""
+    app.mount(ASSETS, StaticFiles(directory=ASSET_DIR), name="docs-assets")
     app.include_router(router)

@@ -63,6 +63,38 @@ def _stop(proc: subprocess.Popen[str]) -> None:
         proc.wait()
 
 
+def _docs_render_in_a_browser(base: str, tmp_path: Path) -> None:
+    """The offline Swagger UI renders our OpenAPI 3.1 document, and nothing is fetched from outside."""
+    from playwright.sync_api import sync_playwright
+
+    outside: list[str] = []
+    with sync_playwright() as p:
+        ctx = p.chromium.launch_persistent_context(
+            str(tmp_path / "chromium"),
+            executable_path="/usr/bin/chromium",
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        try:
+            page = ctx.new_page()
+            page.on("request", lambda r: None if r.url.startswith(base) else outside.append(r.url))
+            page.goto(f"{base}/api/docs")
+            page.wait_for_selector(".opblock", timeout=60_000)
+            assert page.locator(".opblock").count() >= 3
+            assert "Unable to render" not in page.content()
+        finally:
+            ctx.close()
+    assert [u for u in outside if not u.startswith("data:")] == []
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_serve_upgrades_schema_and_becomes_ready(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> None:
     env = {}
@@ -73,6 +105,8 @@ def test_serve_upgrades_schema_and_becomes_ready(tmp_path: Path, backend: str, r
         ready = _wait_ready(proc, base)
         assert ready.json()["status"] == "ready"
         assert httpx.get(f"{base}/api/openapi.json", timeout=10).status_code == 200
+        if backend == "sqlite":
+            _docs_render_in_a_browser(base, tmp_path)
         missing = httpx.post(f"{base}/api/nothing", timeout=10)
         assert missing.status_code == 404
         assert missing.headers["content-type"] == "application/problem+json"
