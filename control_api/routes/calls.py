@@ -117,6 +117,8 @@ async def list_calls(
 def _csv_cell(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)  # a number (a negative sentiment) is data, not a formula: keep it numeric
     text = ";".join(value) if isinstance(value, list) else str(value)
     # Spreadsheets run cells starting with these as formulas (CSV injection): make them text.
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

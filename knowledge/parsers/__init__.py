@@ -6,6 +6,7 @@ Every parser returns a :class:`knowledge.types.ParsedDocument` or raises a
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 from knowledge.cleaning import meaningful_chars
@@ -13,7 +14,7 @@ from knowledge.errors import DocumentError, UnsupportedFormatError
 from knowledge.parsers import docx as docx_parser
 from knowledge.parsers import faq, html, markdown, pdf, text
 from knowledge.sniff import Format, sniff
-from knowledge.types import ParsedDocument
+from knowledge.types import ParsedDocument, Section
 
 _PARSERS: dict[str, Callable[[bytes], ParsedDocument]] = {
     "pdf": pdf.parse,
@@ -58,6 +59,10 @@ def parse(data: bytes, *, name_hint: str | None = None) -> ParsedDocument:
             f"The {fmt.upper()} file could not be read ({type(exc).__name__}); it may be damaged. "
             "Open it in its editor, save a new copy and upload that."
         ) from exc
+    if not document.sections and document.title and meaningful_chars(document.title) >= MIN_MEANINGFUL_CHARS:
+        # A one-line file ("We open at nine and close at five", no full stop) is read as a title only:
+        # that line is the document's content.
+        document = dataclasses.replace(document, sections=[Section(text=document.title)])
     if meaningful_chars(" ".join(s.text for s in document.sections)) < MIN_MEANINGFUL_CHARS:
         raise DocumentError(
             f"The {fmt.upper()} file contains no readable text. Check that it is the right file and not empty."

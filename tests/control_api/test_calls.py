@@ -124,6 +124,15 @@ def test_csv_export_is_audited_and_defuses_formulas(accounts: Accounts) -> None:
     assert audit["items"][0]["actor_user_id"] == accounts.ids["supervisor"]
 
 
+def test_csv_export_keeps_negative_numbers_numeric(accounts: Accounts) -> None:
+    c = accounts.client
+    seed_call(c, turns=("This is terrible, I am furious and angry!",), notes="-call me back")
+    rows = list(csv.DictReader(io.StringIO(c.get("/api/calls/export.csv", headers=accounts.headers("admin")).text)))
+    assert float(rows[0]["sentiment"]) < 0  # "-0.8" stays a number, not the text "'-0.8"
+    assert int(rows[0]["duration_ms"]) >= 0
+    assert rows[0]["notes"] == "'-call me back"  # text starting with a formula character is still defused
+
+
 def test_register_and_annotate(accounts: Accounts) -> None:
     c = accounts.client
     r = c.post(

@@ -113,6 +113,15 @@ def test_text_headings_are_carried_into_chunks() -> None:
     assert slot.text.startswith(slot.heading)
 
 
+@pytest.mark.parametrize("name", ["note.txt", "note.md"])
+def test_a_one_line_document_is_its_content_not_only_a_title(name: str) -> None:
+    # One line with no full stop reads like a title; it is still the document's text, not "no readable text".
+    document = parse(b"Our office opens at nine in the morning and closes at five", name_hint=name)
+    assert [s.text for s in document.sections] == ["Our office opens at nine in the morning and closes at five"]
+    with pytest.raises(DocumentError, match="no readable text"):
+        parse(b"# Opening hours\n", name_hint=name)  # a lone short heading is still empty
+
+
 def test_chunks_are_token_bounded_with_overlap() -> None:
     sentences = [f"Sentence number {i} explains one more detail about the late payment fee." for i in range(60)]
     section = Section(text=" ".join(sentences), headings=("Billing", "Late payment"))
