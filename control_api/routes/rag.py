@@ -33,7 +33,7 @@ async def query(body: RagQueryRequest, state: StateDep, session: SessionDep, use
     del user
     knowledge = knowledge_service(state)
     retrieval = await knowledge.kb.retrieve(body.question, top_k=body.top_k or state.settings.knowledge.top_k)
-    await service.log_query(session, body.question, retrieval)
+    await service.log_query(session, body.question, retrieval, redact=state.settings.retention.redact_pii)
     passages = [PassagePublic.model_validate(p) for p in service.passages_payload(retrieval)]
     return RagQueryResponse(
         found=retrieval.found,
@@ -55,7 +55,7 @@ async def context(
     del user
     knowledge = knowledge_service(state)
     retrieval = await knowledge.kb.retrieve(question, top_k=top_k or state.settings.knowledge.top_k)
-    await service.log_query(session, question, retrieval)
+    await service.log_query(session, question, retrieval, redact=state.settings.retention.redact_pii)
     return RagContextResponse(
         found=retrieval.found,
         context=service.context_block(retrieval),

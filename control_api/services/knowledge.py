@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from config import Settings
 from control_api.db.models import IngestionJob, KnowledgeChunk, KnowledgeDocument, RagQuery
 from control_api.problems import ProblemError
+from control_api.services import redaction
 from control_api.services.ingestion import IngestionWorker
 from knowledge.embedders.base import Embedder
 from knowledge.kb import KnowledgeBase, build_knowledge_base
@@ -78,12 +79,22 @@ async def delete_document(session: AsyncSession, kb: KnowledgeBase, document: Kn
 
 
 async def log_query(
-    session: AsyncSession, question: str, retrieval: Retrieval, *, call_id: str | None = None
+    session: AsyncSession,
+    question: str,
+    retrieval: Retrieval,
+    *,
+    call_id: str | None = None,
+    redact: bool = True,
 ) -> RagQuery:
-    """Record one query with its top score (read by the "unanswered questions" review)."""
+    """Record one query with its top score (read by the "unanswered questions" review).
+
+    A caller's question is transcript text: with ``redact`` (``settings.retention.redact_pii``) only its
+    PII-redacted form is stored, like a transcript turn.
+    """
     top = retrieval.passages[0] if retrieval.passages else None
+    stored = redaction.redact(question).text if redact else question
     entry = RagQuery(
-        question=question[:2000],
+        question=stored[:2000],
         found=retrieval.found,
         top_score=retrieval.top_score,
         top_chunk_id=top.chunk_id if top else None,
@@ -161,6 +172,7 @@ class KnowledgeService:
         sessions: Database session factory (queries are logged, documents listed).
         worker: The ingestion worker (None where nothing ingests, e.g. a read-only replica).
         default_top_k: Passages per query when the caller does not say.
+        redact_queries: Store logged questions PII-redacted (``settings.retention.redact_pii``).
 
     """
 
@@ -171,8 +183,10 @@ class KnowledgeService:
         sessions: async_sessionmaker[AsyncSession],
         worker: IngestionWorker | None,
         default_top_k: int = 5,
+        redact_queries: bool = True,
     ) -> None:
         self.kb = kb
+        self.redact_queries = redact_queries
         self.sessions = sessions
         self.worker = worker
         self.default_top_k = default_top_k
@@ -186,7 +200,7 @@ class KnowledgeService:
         """Retrieve passages and log the query (see the module docstring)."""
         retrieval = await self.kb.retrieve(question, top_k=top_k or self.default_top_k)
         async with self.sessions() as session:
-            await log_query(session, question, retrieval, call_id=call_id)
+            await log_query(session, question, retrieval, call_id=call_id, redact=self.redact_queries)
         return retrieval
 
     async def corpus_text(self) -> str:
@@ -252,7 +266,13 @@ async def start(
         except BaseException:
             await kb.close()
             raise
-    return KnowledgeService(kb=kb, sessions=sessions, worker=worker if run_worker else None, default_top_k=ks.top_k)
+    return KnowledgeService(
+        kb=kb,
+        sessions=sessions,
+        worker=worker if run_worker else None,
+        default_top_k=ks.top_k,
+        redact_queries=settings.retention.redact_pii,
+    )
 
 
 async def stop(service: KnowledgeService) -> None:

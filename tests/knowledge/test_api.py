@@ -279,3 +279,20 @@ def test_ingestion_and_queries_on_postgresql(tmp_path: Path, postgres_url: str) 
             db(kb, select(func.count()).select_from(KnowledgeChunk).where(KnowledgeChunk.document_id == target))[0][0]
             == 0
         )
+
+
+def test_logged_questions_are_stored_pii_redacted(kb: KB) -> None:
+    # A caller's question is transcript text: the card number and e-mail never reach the query log,
+    # neither from the API nor from the voice side (KnowledgeService.retrieve).
+    question = "My card is 4111 1111 1111 1111 and my email is jo@example.com, who won the cup final?"
+    r = kb.client.post("/api/rag/query", json={"question": question}, headers=kb.headers())
+    assert r.status_code == 200
+    knowledge = kb.state.knowledge
+    assert knowledge is not None
+    assert kb.client.portal is not None
+    kb.client.portal.call(knowledge.retrieve, question)
+    logged = [q for (q,) in db(kb, select(RagQuery.question))]
+    assert len(logged) == 2
+    for stored in logged:
+        assert "4111" not in stored and "jo@example.com" not in stored
+        assert "[CARD]" in stored and "[EMAIL]" in stored
