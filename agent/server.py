@@ -50,6 +50,7 @@ def build_app(settings: Settings) -> FastAPI:
         max_call_secs=settings.voice.max_call_secs,
         embed_key=embed_key,
         pipeline_factory=stages,
+        record_calls=settings.voice.record_calls,
     )
 
     async def start_voice(state: AppState) -> Callable[[], Awaitable[None]]:

@@ -22,6 +22,7 @@ from agent.metrics import CALLS_REJECTED, SINK_FAILURES
 from control_api.metrics import CALLS_ACTIVE, CALLS_ENDED, CALLS_STARTED, VOICE_LATENCY
 from control_api.problems import ProblemError
 from control_api.services import calls as call_service
+from control_api.services import privacy
 from pipelines.contracts import CallEventRecord, LatencyRecord, TurnRecord
 
 log = structlog.get_logger(__name__)
@@ -95,6 +96,10 @@ class DbCallSink:
         self._on_activity = on_activity
         self.counters = _Counters()
         self.failures = 0
+        # What the greeting told the caller about recording; stored as their consent once it has been spoken.
+        self.consent_notice: str | None = None
+        self.record_calls = False
+        self._consent_recorded = False
 
     def _failed(self, kind: str, exc: BaseException) -> None:
         self.failures += 1
@@ -125,6 +130,8 @@ class DbCallSink:
                 )
         except Exception as exc:  # noqa: BLE001 - the sink must not raise into the pipeline
             self._failed("turn", exc)
+        if record.role == "agent" and self.consent_notice is not None and not self._consent_recorded:
+            await self._record_consent(heard=not record.interrupted)
         await self._channel.send(
             {
                 "type": "transcript",
@@ -135,6 +142,21 @@ class DbCallSink:
                 "interrupted": record.interrupted,
             }
         )
+
+    async def _record_consent(self, *, heard: bool) -> None:
+        # The first agent turn is the greeting with the notice: recording is agreed only if it was heard whole.
+        self._consent_recorded = True
+        assert self.consent_notice is not None
+        try:
+            async with self._sessions() as session:
+                await privacy.record_consent(
+                    session,
+                    notice_text=self.consent_notice,
+                    recording=self.record_calls and heard,
+                    call_id=self.call_id,
+                )
+        except Exception as exc:  # noqa: BLE001 - the sink must not raise into the pipeline
+            self._failed("consent", exc)
 
     async def latency(self, record: LatencyRecord) -> None:
         """Persist one turn's latency with its stage split."""

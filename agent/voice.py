@@ -61,6 +61,7 @@ class VoiceService:
         max_call_secs: Hard limit on a call's length.
         embed_key: When set, the public caller page must present it.
         pipeline_factory: Builds a call's pipeline.
+        record_calls: Record calls whose caller heard the recording notice (their consent is stored).
 
     """
 
@@ -72,12 +73,14 @@ class VoiceService:
         max_call_secs: float,
         embed_key: str | None,
         pipeline_factory: PipelineFactory,
+        record_calls: bool = True,
     ) -> None:
         self.max_calls = max_calls
         self.silence_timeout_secs = silence_timeout_secs
         self.max_call_secs = max_call_secs
         self._embed_key = embed_key
         self.pipeline_factory = pipeline_factory
+        self.record_calls = record_calls
         self._state: AppState | None = None
         self._registry: CallRegistry | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -162,9 +165,12 @@ class VoiceService:
         meta: dict[str, Any] | None = None,
     ) -> CallSession:
         """Store the call record (its first packet has arrived) and take a line."""
-        return await self.registry.open(
+        call = await self.registry.open(
             channel=channel, client=client, persona_id=persona.persona_id, created_by=created_by, meta=meta
         )
+        call.sink.consent_notice = persona.spec.consent_notice
+        call.sink.record_calls = self.record_calls
+        return call
 
     def greeting_frames(self, persona: PersonaSpec) -> list[Frame]:
         """What the agent says first: the greeting, then the recording/consent notice."""

@@ -16,7 +16,7 @@ from agent.tools import HandoffOpener, TicketRecorder
 from config import Settings
 from control_api.db.engine import create_engine, session_factory
 from control_api.db.migrate import upgrade
-from control_api.db.models import Call, CallEvent, CallTurn, Handoff, IntegrationRun
+from control_api.db.models import Call, CallEvent, CallTurn, Consent, Handoff, IntegrationRun
 from pipelines.contracts import CallEventRecord, HandoffRequest, LatencyRecord, TicketRequest, TurnRecord
 
 pytestmark = pytest.mark.integration
@@ -154,3 +154,27 @@ async def test_ticket_and_handoff_rows(engine: AsyncEngine) -> None:
         assert handoff is not None and handoff.status == "requested"
         stored = await session.get(Call, call.call_id)
         assert stored is not None and stored.outcome == "handed_off"
+
+
+@pytest.mark.parametrize(("interrupted", "recording"), [(False, True), (True, False)])
+async def test_consent_stored_once_the_notice_was_heard(
+    engine: AsyncEngine, interrupted: bool, recording: bool
+) -> None:
+    calls = registry(engine)
+    call = await calls.open(channel="webrtc")
+    call.sink.consent_notice = "This call is recorded."
+    call.sink.record_calls = True
+    now = datetime.now(UTC)
+    greeting = "Hi, this is Ava. This call is recorded."
+    await call.sink.turn(
+        TurnRecord(seq=1, role="agent", text=greeting, started_at=now, ended_at=now, interrupted=interrupted)
+    )
+    await call.sink.turn(TurnRecord(seq=3, role="agent", text="Anything else?", started_at=now, ended_at=now))
+    await call.end("caller_hangup")
+    async with session_factory(engine)() as session:
+        consents = (await session.execute(select(Consent))).scalars().all()
+        assert [(c.call_id, c.notice_text, c.recording) for c in consents] == [
+            (call.call_id, "This call is recorded.", recording)
+        ]
+        stored = await session.get(Call, call.call_id)
+        assert stored is not None and stored.consent_recording is recording

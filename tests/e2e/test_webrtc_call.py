@@ -146,6 +146,8 @@ def test_browser_call_answers_from_the_knowledge_base(voice_server: VoiceServer,
     assert ("caller", caller_text) in stored
     assert ("agent", answer) in stored
     assert voice_server.query("SELECT COUNT(*) FROM call_events WHERE call_id = ? AND kind = 'latency'", call_id)[0][0]
+    # The greeting's recording notice was heard whole: the caller's consent is on record.
+    assert voice_server.query("SELECT recording FROM consents WHERE call_id = ?", call_id) == [(1,)]
 
 
 def test_browser_barge_in_stops_the_agent(voice_server: VoiceServer, browser: BrowserContext, tmp_path: Path) -> None:
