@@ -48,3 +48,12 @@ def test_readme_starts_with_the_two_commands() -> None:
     assert "./scripts/run" in head
     assert "./scripts/test" in head
     assert "./scripts/test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_readme_role_matrix_is_generated() -> None:
+    from control_api.rbac import matrix_markdown
+
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("<!-- role-matrix:start -->") + len("<!-- role-matrix:start -->")
+    end = readme.index("<!-- role-matrix:end -->")
+    assert readme[start:end].strip() == matrix_markdown().strip(), "README role matrix is stale"
