@@ -1,4 +1,3 @@
-# NOTE TO HELPERS: read /work/main/HELPERS.md (shared rules, deadlines: core by 04:40 UTC, all by 05:20 UTC).
 """Shared fixtures: settings on a temp data dir, the API app, real PostgreSQL and Redis."""
 
 from __future__ import annotations

@@ -1,4 +1,3 @@
-# NOTE TO HELPERS: read /work/main/HELPERS.md (shared rules, deadlines: core by 04:40 UTC, all by 05:20 UTC).
 """Every router of the control plane, in one list that ``create_app`` mounts.
 
 Each resource adds its router here (one line), so no two features edit ``app.py``.
