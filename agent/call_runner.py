@@ -96,6 +96,7 @@ def make_worker(pipeline: Pipeline, *, call_id: str) -> PipelineWorker:
         params=PipelineParams(audio_in_sample_rate=SAMPLE_RATE, audio_out_sample_rate=SAMPLE_RATE),
         idle_timeout_secs=None,
         enable_rtvi=False,
+        enable_turn_tracking=False,
         check_dangling_tasks=False,
         name=f"call-{call_id}",
     )

@@ -15,7 +15,7 @@ from typing import Any
 
 from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADParams
-from pipecat.frames.frames import TTSSpeakFrame
+from pipecat.frames.frames import Frame, InputAudioRawFrame, TTSSpeakFrame
 from pipecat.observers.base_observer import BaseObserver
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
@@ -25,7 +25,7 @@ from pipecat.processors.aggregators.llm_response_universal import (
     LLMContextAggregatorPair,
     LLMUserAggregatorParams,
 )
-from pipecat.processors.frame_processor import FrameProcessor
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.transports.base_transport import BaseTransport
 from pipecat.turns.user_stop import SpeechTimeoutUserTurnStopStrategy, TurnAnalyzerUserTurnStopStrategy
 from pipecat.turns.user_stop.base_user_turn_stop_strategy import BaseUserTurnStopStrategy
@@ -167,6 +167,20 @@ class CallPipeline:
     processors: dict[str, FrameProcessor] = field(default_factory=dict)
 
 
+class CallerAudioEnd(FrameProcessor):
+    """Drops the caller's audio frames once nothing further down needs them (place it after the user aggregator).
+
+    The user aggregator passes every 20 ms ``InputAudioRawFrame`` on; without this stop each one crossed every
+    later processor (RAG, brain, TTS, output, taps, assistant aggregator) and every observer, silence included.
+    """
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        """Pass everything but the caller's audio."""
+        await super().process_frame(frame, direction)
+        if not isinstance(frame, InputAudioRawFrame):
+            await self.push_frame(frame, direction)
+
+
 def _turn_strategies(stages: Stages, policy: BargeInPolicy) -> UserTurnStrategies:
     stop: list[BaseUserTurnStopStrategy]
     if stages.vad.smart_turn:
@@ -272,6 +286,9 @@ def build_pipeline(
     processors["caller_tap"] = recorder.caller_tap
     processors["rag_listener"] = rag.listener
     processors["user_aggregator"] = aggregators.user()
+    if stages.asr is not None:
+        # A speech-to-speech brain (no ASR stage) listens to the caller's audio itself: keep it flowing there.
+        processors["caller_audio_end"] = CallerAudioEnd(name=f"CallerAudioEnd#{call_id}")
     processors["rag"] = rag.processor
     processors["brain"] = brain
     processors["agent_text_tap"] = policy.text_tap
@@ -295,6 +312,8 @@ def build_pipeline(
         conversation_id=call_id,
         idle_timeout_secs=None,
         enable_rtvi=False,
+        # Nothing reads pipecat's turn tracking (the meter above keeps our turns); its observer saw every frame.
+        enable_turn_tracking=False,
     )
 
     if greet:
