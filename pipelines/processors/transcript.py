@@ -81,14 +81,17 @@ class _DualChannelWav:
         stereo = np.empty(n * 2, dtype="<i2")
         stereo[0::2] = np.frombuffer(pcm[: n * 2], dtype="<i2")
         stereo[1::2] = np.frombuffer(agent, dtype="<i2")
-        self._wav.writeframes(stereo.tobytes())
+        # writeframesraw: writeframes rewrote the header (a flush, seeks and a write) on every 20 ms frame;
+        # the header is brought up to date when the data reaches the file (flush, sync, close).
+        self._wav.writeframesraw(stereo.tobytes())
         self.frames += n
 
     def flush(self) -> None:
+        self._wav.writeframes(b"")  # patches the header's lengths
         self._file.flush()
 
     def sync(self) -> None:
-        self._file.flush()
+        self.flush()
         os.fsync(self._file.fileno())
 
     def close(self) -> None:
