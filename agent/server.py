@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 
@@ -51,6 +52,7 @@ def build_app(settings: Settings) -> FastAPI:
         embed_key=embed_key,
         pipeline_factory=stages,
         record_calls=settings.voice.record_calls,
+        node=settings.voice.node_id or socket.gethostname(),
     )
 
     async def start_voice(state: AppState) -> Callable[[], Awaitable[None]]:

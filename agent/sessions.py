@@ -388,13 +388,22 @@ class CallRegistry:
         max_calls: Concurrent-call cap (``settings.voice.max_concurrent_calls``).
         silence_timeout_secs: Silence that ends a call.
         max_call_secs: Hard limit on a call's length.
+        node: This process's identity, stamped on every call it opens (``metadata.node``) so a restart can close
+            the calls it left open.
 
     """
 
     def __init__(
-        self, *, sessions: Sessions, max_calls: int, silence_timeout_secs: float, max_call_secs: float
+        self,
+        *,
+        sessions: Sessions,
+        max_calls: int,
+        silence_timeout_secs: float,
+        max_call_secs: float,
+        node: str = "local",
     ) -> None:
         self._sessions = sessions
+        self.node = node
         self.max_calls = max_calls
         self._silence_timeout = silence_timeout_secs
         self._max_call = max_call_secs
@@ -439,7 +448,7 @@ class CallRegistry:
                     persona_id=persona_id,
                     created_by=created_by,
                     caller_name=caller_name,
-                    meta=meta,
+                    meta={**(meta or {}), "node": self.node},
                 )
                 call_id = call.id
         finally:

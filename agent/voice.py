@@ -21,6 +21,7 @@ from agent.metrics import CALLS_REJECTED
 from agent.sessions import CallRegistry, CallSession, ClientChannel
 from control_api import ratelimit
 from control_api.problems import ProblemError
+from control_api.services import calls as call_service
 from control_api.services import personas as persona_service
 from control_api.state import AppState
 from pipelines.contracts import PersonaSpec
@@ -74,7 +75,9 @@ class VoiceService:
         embed_key: str | None,
         pipeline_factory: PipelineFactory,
         record_calls: bool = True,
+        node: str = "local",
     ) -> None:
+        self.node = node
         self.max_calls = max_calls
         self.silence_timeout_secs = silence_timeout_secs
         self.max_call_secs = max_call_secs
@@ -107,9 +110,13 @@ class VoiceService:
             max_calls=self.max_calls,
             silence_timeout_secs=self.silence_timeout_secs,
             max_call_secs=self.max_call_secs,
+            node=self.node,
         )
         async with state.sessions() as session:
             await persona_service.ensure_default(session)
+            orphaned = await call_service.fail_orphaned_calls(session, node=self.node)
+        if orphaned:
+            log.warning("orphaned_calls_closed", count=len(orphaned), node=self.node)
         return self.shutdown
 
     async def shutdown(self) -> None:

@@ -187,6 +187,11 @@ class VoiceSettings(BaseModel):
     silence_timeout_secs: float = Field(default=60.0, ge=5.0, description="End a call after this much silence.")
     max_call_secs: float = Field(default=3600.0, ge=30.0, description="Hard limit on a call's length.")
     record_calls: bool = Field(default=True, description="Record calls (only with the caller's consent).")
+    node_id: str | None = Field(
+        default=None,
+        description="Identity of this voice process (default: host name); calls it left open are closed as failed "
+        "when it restarts. Give each replica sharing a database its own.",
+    )
 
 
 class TelephonySettings(BaseModel):

@@ -211,6 +211,19 @@ async def end_call(
     return call
 
 
+async def fail_orphaned_calls(session: AsyncSession, *, node: str, reason: str = "process_restart") -> list[str]:
+    """Close, as failed, the calls a voice process (``node``) left open when it stopped without ending them.
+
+    Only calls stamped with this node's id (``metadata.node``) are touched, so replicas sharing one database
+    never close each other's live calls. The records, turns and events are kept. Returns the closed call ids.
+    """
+    result = await session.execute(select(Call.id, Call.meta).where(Call.status.not_in(TERMINAL_STATUSES)))
+    orphaned = [call_id for call_id, meta in result.all() if isinstance(meta, dict) and meta.get("node") == node]
+    for call_id in orphaned:
+        await end_call(session, call_id, reason=reason, outcome="failed", failed=True)
+    return orphaned
+
+
 async def add_recording(
     session: AsyncSession,
     call_id: str,

@@ -178,3 +178,25 @@ async def test_consent_stored_once_the_notice_was_heard(
         ]
         stored = await session.get(Call, call.call_id)
         assert stored is not None and stored.consent_recording is recording
+
+
+async def test_a_restart_closes_only_this_nodes_orphaned_calls(engine: AsyncEngine) -> None:
+    from control_api.services import calls as call_service
+
+    crashed = await registry(engine, node="node-a").open(channel="webrtc", client=ListChannel())
+    await crashed.activate()
+    other = await registry(engine, node="node-b").open(channel="webrtc", client=ListChannel())
+    sessions = session_factory(engine)
+    async with sessions() as session:
+        stored = await session.get(Call, crashed.call_id)
+        assert stored is not None and stored.meta["node"] == "node-a" and stored.status == "active"
+        closed = await call_service.fail_orphaned_calls(session, node="node-a")
+        assert closed == [crashed.call_id]
+        assert await call_service.fail_orphaned_calls(session, node="node-a") == []
+    async with sessions() as session:
+        mine = await session.get(Call, crashed.call_id)
+        theirs = await session.get(Call, other.call_id)
+        assert mine is not None and theirs is not None
+        assert (mine.status, mine.end_reason, mine.outcome) == ("failed", "process_restart", "failed")
+        assert mine.ended_at is not None and mine.duration_ms is not None
+        assert theirs.status == "ringing"
