@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
-import numpy as np
 
-from knowledge.embedders._http import post_json
-from knowledge.embedders.base import Embedder, Vectors, normalise_rows
+from knowledge.embedders._http import RemoteEmbedder, post_json
 from knowledge.errors import EmbeddingError
 
-BATCH = 64
 
-
-class OllamaEmbedder(Embedder):
+class OllamaEmbedder(RemoteEmbedder):
     """Ollama embeddings.
 
     Args:
@@ -27,6 +22,7 @@ class OllamaEmbedder(Embedder):
     """
 
     name = "ollama"
+    batch_size = 64
 
     def __init__(
         self,
@@ -36,12 +32,9 @@ class OllamaEmbedder(Embedder):
         timeout_s: float = 60.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._client = httpx.AsyncClient(
-            base_url=(base_url or "http://127.0.0.1:11434").rstrip("/") + "/", timeout=timeout_s, transport=transport
+        super().__init__(
+            model=model, base_url=base_url or "http://127.0.0.1:11434", timeout_s=timeout_s, transport=transport
         )
-        self.model_id = f"ollama:{model}"
-        self._model = model
-        self._dimension: int | None = None
 
     @classmethod
     def from_options(
@@ -50,29 +43,9 @@ class OllamaEmbedder(Embedder):
         """Build from settings values."""
         return cls(model=model or "nomic-embed-text", base_url=base_url)
 
-    @property
-    def dimension(self) -> int:
-        """Known after the first call (:meth:`warm`)."""
-        if self._dimension is None:
-            raise EmbeddingError("The embedding dimension is not known yet; call warm() first.", retryable=False)
-        return self._dimension
-
-    async def embed_array(self, texts: Sequence[str]) -> Vectors:
-        """Embed in batches of 64 inputs."""
-        rows: list[list[float]] = []
-        for start in range(0, len(texts), BATCH):
-            batch = list(texts[start : start + BATCH])
-            body = await post_json(self._client, "api/embed", {"model": self._model, "input": batch}, vendor="Ollama")
-            vectors = body.get("embeddings") if isinstance(body, dict) else None
-            if not isinstance(vectors, list) or len(vectors) != len(batch):
-                raise EmbeddingError("The Ollama server's response has no matching 'embeddings' list.")
-            rows.extend(vectors)
-        if not rows:
-            return np.zeros((0, self._dimension or 0), dtype=np.float32)
-        array = normalise_rows(rows)
-        self._dimension = int(array.shape[1])
-        return array
-
-    async def close(self) -> None:
-        """Close the HTTP client."""
-        await self._client.aclose()
+    async def _embed_batch(self, batch: list[str]) -> list[list[float]]:
+        body = await post_json(self._client, "api/embed", {"model": self._model, "input": batch}, vendor="Ollama")
+        vectors = body.get("embeddings") if isinstance(body, dict) else None
+        if not isinstance(vectors, list) or len(vectors) != len(batch):
+            raise EmbeddingError("The Ollama server's response has no matching 'embeddings' list.")
+        return vectors

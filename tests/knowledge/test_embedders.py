@@ -118,3 +118,15 @@ def test_factory_picks_backends_by_name() -> None:
     assert isinstance(create_embedder("ollama"), OllamaEmbedder)
     with pytest.raises(ValueError, match="unknown embedder"):
         create_embedder("word2vec")
+
+
+async def test_remote_embedders_batch_large_inputs_in_order() -> None:
+    calls: list[httpx.Request] = []
+    embedder = OpenAIEmbedder(model="m", base_url="https://llm.example/v1", transport=_openai_handler(calls))
+    texts = [f"text {i}" for i in range(OpenAIEmbedder.batch_size + 2)]
+    vectors = await embedder.embed(texts)
+    sizes = [len(json.loads(request.content)["input"]) for request in calls]
+    assert sizes == [OpenAIEmbedder.batch_size, 2]
+    assert len(vectors) == len(texts)
+    assert "authorization" not in calls[0].headers  # no key configured: no header sent
+    await embedder.close()
