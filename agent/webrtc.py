@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import structlog
-from aiortc.jitterbuffer import JitterBuffer
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import FileResponse, HTMLResponse
@@ -24,13 +23,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from agent.call_runner import SAMPLE_RATE, run_call
 from agent.sessions import CallSession
 from agent.voice import VoiceService
+from agent.webrtc_media import VoxdeskWebRTCConnection
 from control_api.problems import ProblemError
 
 log = structlog.get_logger(__name__)
-# aiortc holds 4 audio packets (80 ms) before decoding the first; 1 is the least that keeps whole frames.
-# Every caller utterance and every barge-in reaches the VAD 60 ms sooner; a packet that arrives after its
-# successor is then dropped (Opus conceals it), which on loopback and LAN links does not happen.
-AUDIO_JITTER_PREFETCH = 1
 STATIC_DIR = Path(__file__).parent / "static"
 _STATIC_FILES = {"call.js": "text/javascript", "call.css": "text/css"}
 
@@ -45,16 +41,6 @@ class WebRTCOffer(BaseModel):
     pc_id: str | None = Field(default=None, max_length=100)
     restart_pc: bool = False
     embed_key: str | None = Field(default=None, max_length=200)
-
-
-def tighten_audio_jitter_buffers(pc: Any, *, prefetch: int = AUDIO_JITTER_PREFETCH) -> None:
-    """Give ``pc``'s audio receivers a jitter buffer that releases each frame as soon as it is complete.
-
-    aiortc has no setting for it: the receiver's buffer is replaced before the first packet arrives.
-    """
-    for receiver in pc.getReceivers():
-        if getattr(receiver, "_RTCRtpReceiver__kind", None) == "audio":
-            receiver._RTCRtpReceiver__jitter_buffer = JitterBuffer(capacity=16, prefetch=prefetch)
 
 
 def _check_offer_sdp(sdp: str) -> None:
@@ -151,13 +137,12 @@ def webrtc_router(voice: VoiceService) -> APIRouter:
         await voice.admit(rate_key=f"ip:{ip}", channel="webrtc")  # every attempt counts, well-formed or not
         _check_offer_sdp(body.sdp)
         persona = await voice.active_persona()
-        connection = SmallWebRTCConnection(ice_servers=None)
+        connection = VoxdeskWebRTCConnection(ice_servers=None)
         try:
             await connection.initialize(sdp=body.sdp, type=body.type)
         except Exception as exc:  # a malformed offer is the client's error
             await connection.disconnect()  # type: ignore[no-untyped-call]  # pipecat is untyped
             raise ProblemError(400, "The SDP offer could not be used.", type_="bad-sdp") from exc
-        tighten_audio_jitter_buffers(connection.pc)
         call = await voice.open_call(
             channel="webrtc", client=DataChannelClient(connection), persona=persona, meta={"transport": "smallwebrtc"}
         )

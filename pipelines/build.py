@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
-from pipecat.audio.vad.vad_analyzer import VADParams
+from pipecat.audio.vad.vad_analyzer import VADParams, VADState
 from pipecat.frames.frames import Frame, InputAudioRawFrame, TTSSpeakFrame
 from pipecat.observers.base_observer import BaseObserver
 from pipecat.pipeline.pipeline import Pipeline
@@ -52,10 +53,18 @@ def _silero_model_path() -> str:
     return str(resources.files("pipecat.audio.vad.data").joinpath("silero_vad.onnx"))
 
 
+# A 32 ms window whose samples all stay within this (about -54 dBFS) is silence to any VAD: Silero is not run on
+# it. Digital silence (a muted or DTX microphone, a quiet line) then costs a buffer append, not a model call.
+QUIET_PEAK = 64
+QUIET_RESET_WINDOWS = 10
+
+
 class SharedSileroVADAnalyzer(SileroVADAnalyzer):
     """Silero VAD for one call over a process-wide ONNX session.
 
     The ONNX session is shared (its ``run`` is thread-safe and stateless); the recurrent state is per call.
+    pipecat hands every 20 ms frame to a thread; here a frame goes to the thread only when it completes a
+    window that is not silence (:data:`QUIET_PEAK`), everything else is analysed inline.
 
     Args:
         model: The process-wide model (only its session is shared).
@@ -70,6 +79,31 @@ class SharedSileroVADAnalyzer(SileroVADAnalyzer):
         self._model.reset_states()  # type: ignore[no-untyped-call]  # pipecat's SileroOnnxModel is untyped
         self._windows_since_reset = 0
         self._low_confidence_windows = 0
+        self._quiet_windows = 0
+
+    async def analyze_audio(self, buffer: bytes) -> VADState:
+        """The VAD state after ``buffer``; the model runs on the analyser's thread, the rest inline."""
+        window_bytes = self._vad_frames_num_bytes
+        pending = len(self._vad_buffer) + len(buffer)
+        if pending < window_bytes or _is_quiet(self._vad_buffer + buffer):
+            return self._run_analyzer(buffer)
+        return await super().analyze_audio(buffer)
+
+    def voice_confidence(self, buffer: bytes) -> float:
+        """Silero's speech probability for one window (0 for a silent window, without running the model)."""
+        if _is_quiet(buffer):
+            self._quiet_windows += 1
+            return 0.0
+        if self._quiet_windows >= QUIET_RESET_WINDOWS:
+            # After a stretch the model did not hear, start it afresh, as at the start of a stream.
+            self._model.reset_states()  # type: ignore[no-untyped-call]  # untyped in pipecat
+        self._quiet_windows = 0
+        return float(np.asarray(super().voice_confidence(buffer)).reshape(-1)[0])
+
+
+def _is_quiet(pcm: bytes) -> bool:
+    samples = np.frombuffer(pcm, dtype=np.int16)
+    return samples.size == 0 or int(np.abs(samples.astype(np.int32)).max()) <= QUIET_PEAK
 
 
 @dataclass

@@ -23,7 +23,7 @@ import numpy as np
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from agent.webrtc import tighten_audio_jitter_buffers
+from agent.webrtc_media import OPUS_SILENCE, install_quiet_encoder, tighten_audio_jitter_buffers
 
 RATE = 16000
 FRAME_SAMPLES = RATE // 50  # 20 ms
@@ -51,6 +51,7 @@ class SpeakerTrack(MediaStreamTrack):
         self.last_voiced_sent: float | None = None
         self.first_voiced_sent: float | None = None
         self._done: asyncio.Event | None = None
+        self.opus_silence = False  # set once the sender's encoder is a QuietOpusEncoder
 
     def say(self, pcm: bytes) -> asyncio.Event:
         """Queue ``pcm`` (16 kHz mono 16-bit); the returned event is set once all of it has been sent."""
@@ -62,7 +63,7 @@ class SpeakerTrack(MediaStreamTrack):
         self._done = asyncio.Event()
         return self._done
 
-    async def recv(self) -> av.AudioFrame:
+    async def recv(self) -> av.AudioFrame | av.Packet[Any]:
         """The next 20 ms frame, released at its real-time moment."""
         if self._start is None:
             self._start = time.monotonic()
@@ -79,6 +80,10 @@ class SpeakerTrack(MediaStreamTrack):
                     self.first_voiced_sent = now
             if not self._queue and self._done is not None:
                 self._done.set()
+        elif self.opus_silence:
+            packet = av.Packet(OPUS_SILENCE)
+            self._pts += FRAME_SAMPLES
+            return packet
         else:
             chunk = b"\0" * FRAME_BYTES
         frame = av.AudioFrame(format="s16", layout="mono", samples=FRAME_SAMPLES)
@@ -191,6 +196,8 @@ class WebRTCCaller:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type=answer["type"]))
         # Like a browser on loopback (NetEQ keeps ~1 frame here), not aiortc's fixed 80 ms prefetch.
         tighten_audio_jitter_buffers(self.pc)
+        # Like a browser's DTX: silence costs no encoding.
+        self.speaker.opus_silence = install_quiet_encoder(self.pc)
 
     async def _read(self, track: MediaStreamTrack) -> None:
         while True:

@@ -1,0 +1,185 @@
+"""Cheaper WebRTC audio for a call: the agent's track sends 20 ms frames and pre-encoded Opus silence.
+
+pipecat's ``RawAudioTrack`` hands aiortc a 10 ms frame 100 times a second, silence included, and aiortc resamples
+and Opus-encodes each one on its thread pool. An idle connected call spent most of its CPU there. Here the
+agent's audio leaves as 20 ms frames, and while the agent is silent each frame is the same pre-encoded Opus
+silence packet, which aiortc only packetises (no resampling, no encoding, no thread hop).
+
+aiortc has no setting for either: the track is swapped when pipecat installs its own
+(:class:`VoxdeskWebRTCConnection`), and the sender's encoder is replaced before its first frame
+(:func:`install_quiet_encoder`), so that encoded and pre-encoded frames share one RTP clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import time
+from typing import Any
+
+import numpy as np
+from aiortc.codecs.opus import SAMPLES_PER_FRAME, OpusEncoder
+from aiortc.jitterbuffer import JitterBuffer
+from aiortc.mediastreams import AudioStreamTrack
+from av import AudioFrame, Packet
+from av.frame import Frame
+from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
+from pipecat.transports.smallwebrtc.transport import RawAudioTrack
+
+__all__ = [
+    "OPUS_SILENCE",
+    "QuietAudioTrack",
+    "QuietOpusEncoder",
+    "VoxdeskWebRTCConnection",
+    "install_quiet_encoder",
+    "tighten_audio_jitter_buffers",
+]
+
+# One 20 ms Opus frame (CELT, fullband, mono) that decodes to digital silence (RFC 6716 §3.1 TOC 0xF8).
+OPUS_SILENCE = b"\xf8\xff\xfe"
+FRAME_SECS = 0.02
+# aiortc holds 4 audio packets (80 ms) before decoding the first; 1 is the least that keeps whole frames.
+# Every caller utterance and every barge-in reaches the VAD 60 ms sooner; a packet that arrives after its
+# successor is then dropped (Opus conceals it), which on loopback and LAN links does not happen.
+AUDIO_JITTER_PREFETCH = 1
+
+
+def tighten_audio_jitter_buffers(pc: Any, *, prefetch: int = AUDIO_JITTER_PREFETCH) -> None:
+    """Give ``pc``'s audio receivers a jitter buffer that releases each frame as soon as it is complete.
+
+    aiortc has no setting for it: the receiver's buffer is replaced before the first packet arrives.
+    """
+    for receiver in pc.getReceivers():
+        if getattr(receiver, "_RTCRtpReceiver__kind", None) == "audio":
+            receiver._RTCRtpReceiver__jitter_buffer = JitterBuffer(capacity=16, prefetch=prefetch)
+
+
+class QuietOpusEncoder(OpusEncoder):
+    """aiortc's Opus encoder, with one RTP clock for encoded frames and pre-encoded packets.
+
+    aiortc stamps encoded frames with the encoder's own sample count and pre-encoded packets with their
+    ``pts``; mixing the two would make the RTP timestamp jump. Here both advance one counter by the
+    samples each payload carries (960 per 20 ms at 48 kHz).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._clock = 0
+
+    def encode(self, frame: Frame, force_keyframe: bool = False) -> tuple[list[bytes], int]:
+        """Resample and encode ``frame`` (aiortc runs this on its thread pool)."""
+        payloads, _ = super().encode(frame, force_keyframe)
+        if not payloads:
+            return [], None  # type: ignore[return-value]  # aiortc's own contract: no payload, no timestamp
+        stamp = self._clock
+        self._clock += SAMPLES_PER_FRAME * len(payloads)
+        return payloads, stamp
+
+    def pack(self, packet: Packet[Any]) -> tuple[list[bytes], int]:
+        """Pass a pre-encoded 20 ms packet through, stamped on the shared clock."""
+        stamp = self._clock
+        self._clock += SAMPLES_PER_FRAME
+        return [bytes(packet)], stamp
+
+
+def install_quiet_encoder(pc: Any) -> bool:
+    """Give ``pc``'s Opus audio senders a :class:`QuietOpusEncoder` (call after the answer, before media flows).
+
+    Returns:
+        Whether every audio sender negotiated Opus and got one; tracks must not send pre-encoded silence
+        otherwise.
+    """
+    installed = False
+    for transceiver in pc.getTransceivers():
+        if transceiver.kind != "audio" or transceiver.sender is None:
+            continue
+        codecs = getattr(transceiver, "_codecs", [])
+        if not codecs or codecs[0].mimeType.lower() != "audio/opus":
+            return False
+        transceiver.sender._RTCRtpSender__encoder = QuietOpusEncoder()
+        installed = True
+    return installed
+
+
+class QuietAudioTrack(AudioStreamTrack):
+    """The agent's outgoing audio: what pipecat queued on its ``RawAudioTrack``, sent 20 ms at a time.
+
+    Reads the 10 ms chunks pipecat queues on ``source`` (resolving their futures, which is what paces
+    pipecat's writes), two per frame, in real time. With nothing queued it sends the pre-encoded
+    :data:`OPUS_SILENCE` packet (when ``opus_silence``) or a zero frame.
+
+    Args:
+        source: pipecat's track for this call; only its queue is used.
+        sample_rate: The rate pipecat writes at.
+        opus_silence: Whether the sender's encoder is a :class:`QuietOpusEncoder`.
+    """
+
+    def __init__(self, source: RawAudioTrack, *, sample_rate: int, opus_silence: bool) -> None:
+        super().__init__()
+        self._source = source
+        self._sample_rate = sample_rate
+        self._samples = int(sample_rate * FRAME_SECS)
+        self._silence_bytes = bytes(self._samples * 2)
+        self._opus_silence = opus_silence
+        self._sent = 0
+        self._origin: float | None = None
+
+    async def recv(self) -> Frame | Packet[Any]:  # type: ignore[override]  # aiortc accepts packets too
+        """The next 20 ms of agent audio, at its real-time moment."""
+        if self._origin is None:
+            self._origin = time.monotonic()
+        else:
+            wait = self._origin + self._sent * FRAME_SECS - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            elif wait < -0.2:
+                self._origin -= wait  # the loop stalled: resume real time instead of bursting to catch up
+        self._sent += 1
+        audio = self._take()
+        if audio is None:
+            if self._opus_silence:
+                packet = Packet(OPUS_SILENCE)
+                packet.pts = (self._sent - 1) * SAMPLES_PER_FRAME
+                packet.time_base = fractions.Fraction(1, 48000)
+                return packet
+            audio = self._silence_bytes
+        frame = AudioFrame.from_ndarray(np.frombuffer(audio, dtype=np.int16)[None, :], layout="mono")
+        frame.sample_rate = self._sample_rate
+        frame.pts = (self._sent - 1) * self._samples
+        frame.time_base = fractions.Fraction(1, self._sample_rate)
+        return frame
+
+    def _take(self) -> bytes | None:
+        queue = self._source._chunk_queue
+        if not queue:
+            return None
+        parts: list[bytes] = []
+        size = 0
+        while queue and size < len(self._silence_bytes):
+            chunk, future = queue.popleft()
+            if future is not None and not future.done():
+                future.set_result(True)
+            parts.append(chunk)
+            size += len(chunk)
+        audio = b"".join(parts)
+        return audio.ljust(len(self._silence_bytes), b"\0")
+
+
+class VoxdeskWebRTCConnection(SmallWebRTCConnection):
+    """pipecat's SmallWebRTC connection, sending the agent's audio through a :class:`QuietAudioTrack`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.opus_silence = False
+
+    async def initialize(self, sdp: str, type: str) -> None:
+        """Answer the offer; tighten the audio jitter buffers and give the senders the shared-clock encoder."""
+        await super().initialize(sdp=sdp, type=type)
+        tighten_audio_jitter_buffers(self.pc)
+        self.opus_silence = install_quiet_encoder(self.pc)
+
+    def replace_audio_track(self, track: Any) -> None:
+        """Send pipecat's track through a :class:`QuietAudioTrack`."""
+        if isinstance(track, RawAudioTrack):
+            track = QuietAudioTrack(track, sample_rate=track._sample_rate, opus_silence=self.opus_silence)
+        super().replace_audio_track(track)  # type: ignore[no-untyped-call]  # pipecat is untyped
