@@ -257,7 +257,7 @@ async def run(args: argparse.Namespace, server: ExistingServer) -> dict[str, Any
                 "failed_calls": failed,
                 "p50_ms": pct(latencies, 0.5),
                 "p95_ms": p95,
-                "server_total_p95_ms": stage_split(server.data_dir, call_ids)["total_ms"]["p95"] if call_ids else None,
+                "server_stage_split_ms": stage_split(server.data_dir, call_ids) if call_ids else None,
                 "ok": ok,
             }
         )

@@ -125,7 +125,12 @@ class VADSettings(BaseModel):
     """Silero voice-activity detection."""
 
     confidence: float = Field(default=0.7, ge=0.0, le=1.0, description="Speech probability threshold.")
-    start_secs: float = Field(default=0.2, ge=0.0, le=2.0, description="Speech needed before a turn starts.")
+    start_secs: float = Field(
+        default=0.1,
+        ge=0.0,
+        le=2.0,
+        description="Speech needed before a turn starts (and before a speaking agent is paused for a barge-in).",
+    )
     stop_secs: float = Field(default=0.2, ge=0.0, le=3.0, description="Silence that ends a caller's turn.")
     smart_turn: bool = Field(default=False, description="Run Smart Turn v3 after VAD silence.")
 

@@ -36,6 +36,7 @@ from pipelines.asr.base import ASR_BACKENDS, ASRBackend
 from pipelines.brain.base import BRAIN_BACKENDS, BrainBackend, Prefetching, system_prompt
 from pipelines.contracts import CallSink, HandoffHandler, PersonaSpec, Retriever, TextEmbedder, TicketHandler
 from pipelines.options import ASROptions, BrainOptions, TTSOptions, VADOptions
+from pipelines.processors.audio_gate import AgentAudioGate
 from pipelines.processors.bargein import BargeInPolicy
 from pipelines.processors.latency import LatencyMeter
 from pipelines.processors.rag import RAGContext
@@ -244,8 +245,8 @@ def build_pipeline(
 
     ``transport.input() → ASR → caller tap (transcript, recording) → RAG listener → user aggregator (Silero VAD,
     barge-in policy, VAD-silence turn end or Smart Turn v3) → RAG context → brain (tools) → agent text tap →
-    TTS → transport.output() → agent tap (transcript, recording) → assistant aggregator``, with the latency
-    meter as an observer.
+    TTS → transport.output() (its writes held by the agent audio gate) → gate tap → agent tap (transcript,
+    recording) → assistant aggregator``, with the latency meter as an observer.
 
     Args:
         transport: The call's transport (its input and output are used once each). Audio is 16 kHz mono.
@@ -285,9 +286,15 @@ def build_pipeline(
         transfer_to_human=transfer_to_human,
         turn_seq=lambda: recorder.last_caller_seq,
     )
-    policy = BargeInPolicy(call_id=call_id)
+    output = transport.output()
+    gate = AgentAudioGate(output, call_id=call_id)
+    policy = BargeInPolicy(call_id=call_id, gate=gate)
     meter = LatencyMeter(
-        sink=sink, call_id=call_id, turn_seq=lambda: recorder.last_caller_seq, vad_start_secs=stages.vad.start_secs
+        sink=sink,
+        call_id=call_id,
+        turn_seq=lambda: recorder.last_caller_seq,
+        vad_start_secs=stages.vad.start_secs,
+        gate=gate,
     )
     vad = SharedSileroVADAnalyzer(
         model=stages.silero,
@@ -330,7 +337,8 @@ def build_pipeline(
         processors["tts"] = stages.tts.create_service(
             call_id=call_id, voice=persona.voice, speaking_rate=persona.speaking_rate
         )
-    processors["output"] = transport.output()
+    processors["output"] = output
+    processors["audio_gate"] = gate.tap
     processors["agent_tap"] = recorder.agent_tap
     processors["assistant_aggregator"] = aggregators.assistant()
 

@@ -11,12 +11,13 @@ class VADOptions:
     """Silero VAD and turn-taking options."""
 
     confidence: float = 0.7
-    start_secs: float = 0.2
+    start_secs: float = 0.1
     stop_secs: float = 0.2
     min_volume: float = 0.6
     smart_turn: bool = False
-    # Extra wait after VAD silence before the turn ends (on top of ``stop_secs``).
-    user_speech_timeout: float = 0.05
+    # Extra wait after VAD silence before the turn ends (on top of ``stop_secs``; the turn also waits for the
+    # recogniser's final text, which arrives a few ms after the VAD's stop).
+    user_speech_timeout: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

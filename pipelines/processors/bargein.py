@@ -1,11 +1,14 @@
-"""Barge-in policy: caller speech interrupts the agent at once; backchannels and echo do not.
+"""Barge-in policy: caller speech silences the agent at once; backchannels and echo do not interrupt it.
 
 A user-turn start strategy for the user aggregator (the aggregator broadcasts the ``InterruptionFrame``
 when a turn starts). While the agent is silent, VAD speech starts the turn immediately. While the agent is
-speaking, the caller's speech interrupts as soon as the streaming recogniser's interim text holds a word
-that is neither a backchannel ("uh-huh", "okay", "right", ...) nor part of what the agent is saying (echo of
-its own voice), or once the caller has spoken longer than a backchannel lasts and what was recognised is
-not echo. Ignored speech is dropped from the user aggregation.
+speaking, the VAD's speech start pauses the agent's audio at once (:class:`AgentAudioGate`), and the policy
+then decides: the caller interrupts when the recogniser's final text holds a word that is neither a
+backchannel ("uh-huh", "okay", "right", ...) nor part of what the agent is saying (echo of its own voice), or
+once the caller has spoken longer than a backchannel lasts and what was recognised is not echo. (Without a
+gate the agent plays on while the policy decides, so an interim text with such a word interrupts at once.)
+A backchannel, echo, or a sound with no words resumes the agent's audio where it stopped (the answer is not
+cut, and the context is not touched). Ignored speech is dropped from the user aggregation.
 
 ``text_tap`` (placed after the brain) tells the policy what the agent is about to say, for echo matching.
 """
@@ -33,6 +36,7 @@ from pipecat.turns.types import ProcessFrameResult
 from pipecat.turns.user_start import BaseUserTurnStartStrategy
 
 from pipelines.metrics import BARGE_IN_IGNORED
+from pipelines.processors.audio_gate import AgentAudioGate
 
 __all__ = ["BACKCHANNELS", "BargeInPolicy"]
 
@@ -93,6 +97,10 @@ class BargeInPolicy(BaseUserTurnStartStrategy):
         max_backchannel_secs: Speech longer than this interrupts unless it is recognised as echo.
         echo_overlap: Share of recognised words found in the agent's current text above which the speech
             is taken for echo of the agent's own voice.
+        gate: The call's agent audio gate (paused at the caller's speech start while the agent speaks);
+            ``None``: the agent's audio plays on until the policy decides.
+        resume_after_secs: After the caller's speech ends with no verdict (no words recognised), the paused
+            agent resumes this much later.
     """
 
     def __init__(
@@ -102,6 +110,8 @@ class BargeInPolicy(BaseUserTurnStartStrategy):
         backchannels: frozenset[str] = BACKCHANNELS,
         max_backchannel_secs: float = 0.8,
         echo_overlap: float = 0.5,
+        gate: AgentAudioGate | None = None,
+        resume_after_secs: float = 0.3,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # pipecat's BaseObject.__init__ is untyped
         self._call_id = call_id
@@ -114,6 +124,10 @@ class BargeInPolicy(BaseUserTurnStartStrategy):
         self._text = ""
         self._agent_words: set[str] = set()
         self._timer: asyncio.Task[None] | None = None
+        self._resume_timer: asyncio.Task[None] | None = None
+        self._gate = gate
+        self._resume_after_secs = resume_after_secs
+        self.resumes = 0
         self.text_tap = _AgentTextTap(self)
 
     def note_agent_text(self, text: str, *, new_response: bool = False) -> None:
@@ -130,6 +144,9 @@ class BargeInPolicy(BaseUserTurnStartStrategy):
         """Cancel the timer."""
         await super().cleanup()  # type: ignore[no-untyped-call]  # untyped in pipecat
         await self._cancel_timer()
+        await self._cancel_resume_timer()
+        if self._gate is not None:
+            self._gate.resume()
 
     async def process_frame(self, frame: Frame) -> ProcessFrameResult:
         """Track the agent's and the caller's speech; start the turn when the caller really barges in."""
@@ -145,26 +162,35 @@ class BargeInPolicy(BaseUserTurnStartStrategy):
             self._vad_speaking = True
             if not self._bot_speaking:
                 return await self._start()
+            if self._gate is not None:
+                self._gate.pause()
             self._pending = True
             self._text = ""
             await self._cancel_timer()
+            await self._cancel_resume_timer()
             self._timer = self.task_manager.create_task(self._long_speech(), f"{self}::long_speech")
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
             self._vad_speaking = False
             await self._cancel_timer()
+            if self._pending and self._gate is not None and self._gate.paused:
+                await self._cancel_resume_timer()
+                self._resume_timer = self.task_manager.create_task(self._resume_later(), f"{self}::resume")
         elif isinstance(frame, (InterimTranscriptionFrame, TranscriptionFrame)):
             final = isinstance(frame, TranscriptionFrame)
             if not self._bot_speaking and not self._pending:
                 return await self._start()
             self._text = frame.text
             verdict = self._judge(frame.text)
-            if verdict == "speech":
+            # With the agent's audio already held, nothing is gained by trusting an early interim (the first
+            # interim of "okay" can read "built"): the final text or the long-speech timer decides.
+            if verdict == "speech" and (final or self._gate is None):
                 return await self._start()
             if final:
                 if verdict in ("backchannel", "echo"):
                     BARGE_IN_IGNORED.labels(reason=verdict).inc()
                     logger.bind(call_id=self._call_id, reason=verdict).debug("caller speech did not interrupt")
                 await self._clear()
+                self._resume()
                 await self.trigger_reset_aggregation()  # type: ignore[no-untyped-call]  # untyped in pipecat
                 return ProcessFrameResult.STOP
         return ProcessFrameResult.CONTINUE
@@ -188,6 +214,20 @@ class BargeInPolicy(BaseUserTurnStartStrategy):
         if self._pending and self._vad_speaking and self._judge(self._text) in ("speech", "empty"):
             await self._start()
 
+    async def _resume_later(self) -> None:
+        await asyncio.sleep(self._resume_after_secs)
+        self._resume_timer = None
+        if self._pending and not self._vad_speaking and self._judge(self._text) != "speech":
+            BARGE_IN_IGNORED.labels(reason="no_words").inc()
+            await self._clear()
+            self._resume()
+            await self.trigger_reset_aggregation()  # type: ignore[no-untyped-call]  # untyped in pipecat
+
+    def _resume(self) -> None:
+        if self._gate is not None and self._gate.paused:
+            self.resumes += 1
+            self._gate.resume()
+
     async def _start(self) -> ProcessFrameResult:
         await self._clear()
         await self.trigger_user_turn_started()
@@ -197,6 +237,12 @@ class BargeInPolicy(BaseUserTurnStartStrategy):
         self._pending = False
         self._text = ""
         await self._cancel_timer()
+        await self._cancel_resume_timer()
+
+    async def _cancel_resume_timer(self) -> None:
+        if self._resume_timer is not None and self._resume_timer is not asyncio.current_task():
+            await self.task_manager.cancel_task(self._resume_timer)
+        self._resume_timer = None
 
     async def _cancel_timer(self) -> None:
         if self._timer is not None and self._timer is not asyncio.current_task():

@@ -12,11 +12,13 @@ sitting in the audio path). The split, in the order the time is spent:
 - ``tts_ms``: response start → first audio frame out of the transport.
 
 Each turn goes to ``CallSink.latency`` and the ``voxdesk_pipeline_turn_latency_seconds`` histogram.
-Barge-ins (caller speech onset → ``InterruptionFrame``) go to ``CallSink.event(kind="barge_in")``.
+Barge-ins (caller speech onset → the agent's audio held by the gate, or the ``InterruptionFrame`` without one)
+go to ``CallSink.event(kind="barge_in")``.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -37,6 +39,7 @@ from pipecat.observers.base_observer import BaseObserver, FramePushed
 from pipelines.contracts import CallEventRecord, CallSink, LatencyRecord
 from pipelines.frames import KnowledgeFrame
 from pipelines.metrics import BARGE_IN_REACTION, TURN_LATENCY
+from pipelines.processors.audio_gate import AgentAudioGate
 
 __all__ = ["LatencyMeter"]
 
@@ -62,10 +65,17 @@ class LatencyMeter(BaseObserver):
         call_id: The call.
         turn_seq: Returns the sequence number of the caller turn being answered.
         vad_start_secs: The VAD's start window (speech onset = VAD start − this).
+        gate: The call's agent audio gate: a barge-in's audio stopped when the gate paused it.
     """
 
     def __init__(
-        self, *, sink: CallSink, call_id: str, turn_seq: Callable[[], int | None], vad_start_secs: float
+        self,
+        *,
+        sink: CallSink,
+        call_id: str,
+        turn_seq: Callable[[], int | None],
+        vad_start_secs: float,
+        gate: AgentAudioGate | None = None,
     ) -> None:
         super().__init__()
         self._sink = sink
@@ -75,6 +85,9 @@ class LatencyMeter(BaseObserver):
         self._turn: _Turn | None = None
         self._bot_speaking = False
         self._speech_onset: int | None = None
+        self._gate = gate
+        # monotonic_ns − pipeline clock: the smallest difference seen is the closest to the push itself.
+        self._clock_offset: int | None = None
         self.records: list[LatencyRecord] = []
         self.barge_ins_ms: list[float] = []
 
@@ -83,6 +96,9 @@ class LatencyMeter(BaseObserver):
         if not data.first_push:
             return
         frame, ts = data.frame, data.timestamp
+        offset = time.monotonic_ns() - ts
+        if self._clock_offset is None or offset < self._clock_offset:
+            self._clock_offset = offset
         if isinstance(frame, VADUserStoppedSpeakingFrame):
             self._turn = _Turn(last_voiced=ts - int(frame.stop_secs * 1e9), vad_stop=ts)
         elif isinstance(frame, VADUserStartedSpeakingFrame):
@@ -110,7 +126,13 @@ class LatencyMeter(BaseObserver):
     async def _barge_in(self, ts: int) -> None:
         if self._speech_onset is None:
             return
-        reaction_ms = (ts - self._speech_onset) * _NS
+        stopped = ts
+        paused_ns = self._gate.last_paused_at_ns if self._gate is not None else None
+        if paused_ns is not None and self._clock_offset is not None:
+            paused = paused_ns - self._clock_offset
+            if self._speech_onset <= paused <= ts:
+                stopped = paused
+        reaction_ms = (stopped - self._speech_onset) * _NS
         self._speech_onset = None
         self.barge_ins_ms.append(reaction_ms)
         BARGE_IN_REACTION.observe(reaction_ms / 1000)

@@ -77,3 +77,38 @@ def test_barge_in_verdicts(heard: str, verdict: str) -> None:
 def test_registry_names_the_choices() -> None:
     with pytest.raises(UnknownBackendError, match="espeak-ng, flite, openai, piper"):
         resolve_backend(TTS_BACKENDS, "festival", TTSBackend)
+
+
+async def test_agent_audio_gate_holds_resumes_and_drops_across_an_interruption() -> None:
+    import asyncio
+
+    from pipecat.frames.frames import OutputAudioRawFrame
+
+    from pipelines.processors.audio_gate import AgentAudioGate
+    from pipelines.transports.memory import MemoryTransport
+
+    output = MemoryTransport().output()
+    written: list[OutputAudioRawFrame] = []
+
+    async def write(frame: OutputAudioRawFrame) -> bool:  # the transport's own write, as seen by the gate
+        written.append(frame)
+        return True
+
+    output.write_audio_frame = write  # type: ignore[attr-defined]
+    gate = AgentAudioGate(output, call_id="t")
+    frame = OutputAudioRawFrame(audio=bytes(640), sample_rate=16000, num_channels=1)
+
+    gate.pause()
+    held = asyncio.create_task(output.write_audio_frame(frame))  # type: ignore[attr-defined]
+    await asyncio.sleep(0.05)
+    assert not held.done() and not written, "a paused gate holds the write"
+    gate.resume()
+    assert await held is True and len(written) == 1, "resuming plays the held audio"
+
+    gate.pause()
+    held = asyncio.create_task(output.write_audio_frame(frame))  # type: ignore[attr-defined]
+    await asyncio.sleep(0.05)
+    gate.release_after_interruption()
+    assert await held is False and len(written) == 1, "audio held across an interruption is dropped"
+    assert await output.write_audio_frame(frame) is True and len(written) == 2  # type: ignore[attr-defined]
+    assert gate.pauses == 2 and not gate.paused

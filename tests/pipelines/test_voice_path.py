@@ -175,6 +175,7 @@ async def test_a_backchannel_does_not_interrupt(
     assert len(agent) == 1 and not agent[0].interrupted
     assert [t.role for t in sink.turns] == ["caller", "agent"], "the backchannel is not a caller turn"
     assert not [e for e in sink.events if e.kind == "barge_in"]
+    assert call.barge_in.resumes >= 1, "the agent paused at the caller's voice and played on after the nod"
 
 
 @pytest.mark.xfail(
