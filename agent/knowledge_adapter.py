@@ -15,16 +15,24 @@ from typing import Any, Protocol
 
 import structlog
 
+from knowledge.types import Passage as KnowledgePassage
+from knowledge.types import Retrieval as KnowledgeRetrieval
 from pipelines.contracts import Passage, Retrieval
 
-log = structlog.get_logger(__name__)
+logger = structlog.get_logger(__name__)
 
 
 class KnowledgeSearch(Protocol):
     """What the knowledge service offers: ``retrieve(question, top_k=..., call_id=...)``."""
 
-    async def retrieve(self, question: str, *, top_k: int = 5, call_id: str | None = None) -> Any:
+    async def retrieve(
+        self, question: str, *, top_k: int | None = None, call_id: str | None = None, log: bool = True
+    ) -> Any:
         """Passages for ``question``, best first, with ``found``."""
+        ...
+
+    async def log(self, question: str, retrieval: Any, *, call_id: str | None = None) -> None:
+        """Log a question answered from an unlogged retrieval."""
         ...
 
 
@@ -45,18 +53,20 @@ class KnowledgeRetriever:
         self._search = search
         self._timeout = timeout_s
 
-    async def retrieve(self, question: str, *, top_k: int = 5, call_id: str | None = None) -> Retrieval:
-        """Retrieve passages for ``question``."""
+    async def retrieve(
+        self, question: str, *, top_k: int = 5, call_id: str | None = None, log: bool = True
+    ) -> Retrieval:
+        """Retrieve passages for ``question`` (logged unless ``log`` is False)."""
         started = time.perf_counter()
         service = self._search()
         if service is None:
-            log.warning("retrieval_unavailable", call_id=call_id)
+            logger.warning("retrieval_unavailable", call_id=call_id)
             return Retrieval(found=False, passages=(), latency_ms=0.0)
         try:
             async with asyncio.timeout(self._timeout):
-                result = await service.retrieve(question, top_k=top_k, call_id=call_id)
+                result = await service.retrieve(question, top_k=top_k, call_id=call_id, log=log)
         except Exception as exc:  # noqa: BLE001 - a failed search must not break the call
-            log.warning("retrieval_failed", call_id=call_id, error_type=type(exc).__name__)
+            logger.warning("retrieval_failed", call_id=call_id, error_type=type(exc).__name__)
             return Retrieval(found=False, passages=(), latency_ms=(time.perf_counter() - started) * 1000)
         passages = tuple(
             Passage(
@@ -70,3 +80,24 @@ class KnowledgeRetriever:
         )
         latency = getattr(result, "latency_ms", None) or (time.perf_counter() - started) * 1000
         return Retrieval(found=bool(result.found), passages=passages, latency_ms=float(latency))
+
+    async def log(self, question: str, retrieval: Retrieval, *, call_id: str | None = None) -> None:
+        """Log a question the agent answered from a speculative (unlogged) retrieval; failures are logged only."""
+        service = self._search()
+        if service is None:
+            return
+        try:
+            await service.log(question, _to_knowledge(retrieval), call_id=call_id)
+        except Exception as exc:  # noqa: BLE001 - the query log must not break the call
+            logger.warning("query_log_failed", call_id=call_id, error_type=type(exc).__name__)
+
+
+def _to_knowledge(retrieval: Retrieval) -> KnowledgeRetrieval:
+    passages = tuple(
+        KnowledgePassage(
+            text=p.text, score=p.score, document_id=p.document_id, chunk_id=p.chunk_id, citation=p.citation
+        )
+        for p in retrieval.passages
+    )
+    top = passages[0].score if passages else None
+    return KnowledgeRetrieval(found=retrieval.found, passages=passages, latency_ms=retrieval.latency_ms, top_score=top)

@@ -185,10 +185,40 @@ def chromium_smoke(base_url: str, question: str, workdir: Path) -> dict[str, Any
 
 @dataclass(frozen=True)
 class ExistingServer:
-    """Where the benchmark calls and where the server's SQLite database lives."""
+    """Where the benchmark calls, where the server's SQLite database lives, and its process (when started here)."""
 
     base_url: str
     data_dir: Path
+    pid: int | None = None
+
+
+def process_cpu_secs(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` (all its threads), from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """Cores used by the server process and by this (caller) process between ``start`` and ``stop``."""
+
+    def __init__(self, server_pid: int | None) -> None:
+        self._pid = server_pid
+        self._t0 = self._s0 = self._c0 = 0.0
+
+    def start(self) -> None:
+        self._t0, self._c0 = time.monotonic(), time.process_time()
+        self._s0 = (process_cpu_secs(self._pid) or 0.0) if self._pid else 0.0
+
+    def stop(self) -> dict[str, float | None]:
+        wall = max(1e-6, time.monotonic() - self._t0)
+        server = process_cpu_secs(self._pid) if self._pid else None
+        return {
+            "server_cores": None if server is None else round((server - self._s0) / wall, 2),
+            "callers_cores": round((time.process_time() - self._c0) / wall, 2),
+        }
 
 
 async def run(args: argparse.Namespace, server: ExistingServer) -> dict[str, Any]:
@@ -239,10 +269,13 @@ async def run(args: argparse.Namespace, server: ExistingServer) -> dict[str, Any
     carried = levels_done = 0
     for level in args.levels:
         rng = random.Random(level)
+        cpu = CpuMeter(server.pid)
+        cpu.start()
         results = await asyncio.gather(
             *(one_caller(server.base_url, pcms[: args.per_call], delay=rng.uniform(0, 2.0)) for _ in range(level)),
             return_exceptions=True,
         )
+        cpu_used = cpu.stop()
         latencies = [x for r in results if not isinstance(r, BaseException) for x in r[1]]
         failed = sum(1 for r in results if isinstance(r, BaseException))
         unanswered = sum(r[2] for r in results if not isinstance(r, BaseException))
@@ -258,6 +291,7 @@ async def run(args: argparse.Namespace, server: ExistingServer) -> dict[str, Any
                 "p50_ms": pct(latencies, 0.5),
                 "p95_ms": p95,
                 "server_stage_split_ms": stage_split(server.data_dir, call_ids) if call_ids else None,
+                "cpu": cpu_used,
                 "ok": ok,
             }
         )
@@ -290,7 +324,7 @@ def main() -> None:
             target = ExistingServer(base_url=args.server_url.rstrip("/"), data_dir=args.data_dir or Path("data"))
         else:
             server = start(Path(tmp) / "data")
-            target = ExistingServer(base_url=server.base_url, data_dir=server.data_dir)
+            target = ExistingServer(base_url=server.base_url, data_dir=server.data_dir, pid=server.process.pid)
         try:
             result = asyncio.run(run(args, target))
             if args.chromium_smoke:

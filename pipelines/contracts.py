@@ -33,10 +33,20 @@ class Retrieval:
 
 
 class Retriever(Protocol):
-    """Finds knowledge-base passages for a caller's question."""
+    """Finds knowledge-base passages for a caller's question.
 
-    async def retrieve(self, question: str, *, top_k: int = 5, call_id: str | None = None) -> Retrieval:
-        """Retrieve passages for ``question``."""
+    Retrievals started on interim text are speculative (``log=False``): only the one a turn is answered from
+    goes to the query log, through :meth:`log`.
+    """
+
+    async def retrieve(
+        self, question: str, *, top_k: int = 5, call_id: str | None = None, log: bool = True
+    ) -> Retrieval:
+        """Retrieve passages for ``question`` (and log the question unless ``log`` is False)."""
+        ...
+
+    async def log(self, question: str, retrieval: Retrieval, *, call_id: str | None = None) -> None:
+        """Log a question answered from a retrieval made with ``log=False``."""
         ...
 
 

@@ -172,20 +172,29 @@ class CallTools:
         await self._sink.event(CallEventRecord(kind=kind, turn_seq=self._turn_seq(), data=data))
 
     async def search(self, query: str, *, record: bool = True) -> tuple[Retrieval, float]:
-        """Search the knowledge base; returns the retrieval and its wall time in ms."""
+        """Search the knowledge base; returns the retrieval and its wall time in ms.
+
+        ``record=False`` is a speculative search (RAG prefetch): no call events, no query log; the one used
+        is recorded with :meth:`record_search`.
+        """
         if record:
             await self._event("tool_call", {"tool": SEARCH, "arguments": {"query": query}})
         t0 = time.perf_counter()
-        retrieval = await self._retriever.retrieve(query, top_k=self._top_k, call_id=self.call_id)
+        retrieval = await self._retriever.retrieve(query, top_k=self._top_k, call_id=self.call_id, log=record)
         elapsed = (time.perf_counter() - t0) * 1000
         if record:
             await self._event("tool_result", self._search_result(retrieval))
         return retrieval, elapsed
 
     async def record_search(self, query: str, retrieval: Retrieval) -> None:
-        """Record a knowledge-base search that the RAG processor already ran for this turn."""
+        """Record a knowledge-base search that the RAG processor already ran for this turn (events, query log)."""
         await self._event("tool_call", {"tool": SEARCH, "arguments": {"query": query}})
         await self._event("tool_result", self._search_result(retrieval))
+        await self.log_query(query, retrieval)
+
+    async def log_query(self, query: str, retrieval: Retrieval) -> None:
+        """Put a question answered from a speculative search in the knowledge base's query log."""
+        await self._retriever.log(query, retrieval, call_id=self.call_id)
 
     @staticmethod
     def _search_result(retrieval: Retrieval) -> dict[str, Any]:

@@ -178,6 +178,7 @@ class DemoRetriever:
         self.sections = list(sections)
         self._embedder = embedder
         self._threshold = threshold
+        self.logged: list[str] = []
         self._matrix = embedder.embed_sync([f"{s.heading}. {s.text}" for s in self.sections])
         self._headings = embedder.embed_sync([s.heading for s in self.sections])
         docs = [_terms(f"{s.heading} {s.heading} {s.text}") for s in self.sections]
@@ -204,8 +205,12 @@ class DemoRetriever:
                     scores[i] += idf * f * (k1 + 1) / (f + k1 * (1 - b + b * self._len[i] / avg))
         return scores
 
-    async def retrieve(self, question: str, *, top_k: int = 5, call_id: str | None = None) -> Retrieval:
-        """Top ``top_k`` sections for ``question``."""
+    async def retrieve(
+        self, question: str, *, top_k: int = 5, call_id: str | None = None, log: bool = True
+    ) -> Retrieval:
+        """Top ``top_k`` sections for ``question``; logged questions are kept in ``logged``."""
+        if log:
+            self.logged.append(question)
         vector = np.asarray((await self._embedder.embed([question]))[0], dtype=np.float32)
         sims = np.maximum(self._matrix @ vector, 0.95 * (self._headings @ vector))
         lexical = self._bm25(question)
@@ -223,3 +228,7 @@ class DemoRetriever:
             for i in order
         ]
         return Retrieval(found=bool(passages) and passages[0].score >= self._threshold, passages=passages)
+
+    async def log(self, question: str, retrieval: Retrieval, *, call_id: str | None = None) -> None:
+        """Keep ``question`` in ``logged`` (the query log of a real knowledge base)."""
+        self.logged.append(question)

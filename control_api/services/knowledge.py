@@ -196,12 +196,19 @@ class KnowledgeService:
         """The embedder (``TextEmbedder`` protocol)."""
         return self.kb.embedder
 
-    async def retrieve(self, question: str, *, top_k: int | None = None, call_id: str | None = None) -> Retrieval:
-        """Retrieve passages and log the query (see the module docstring)."""
+    async def retrieve(
+        self, question: str, *, top_k: int | None = None, call_id: str | None = None, log: bool = True
+    ) -> Retrieval:
+        """Retrieve passages and log the query (see the module docstring); ``log=False`` for speculative ones."""
         retrieval = await self.kb.retrieve(question, top_k=top_k or self.default_top_k)
+        if log:
+            await self.log(question, retrieval, call_id=call_id)
+        return retrieval
+
+    async def log(self, question: str, retrieval: Retrieval, *, call_id: str | None = None) -> None:
+        """Log a question and what its retrieval found (the "unanswered questions" review reads it)."""
         async with self.sessions() as session:
             await log_query(session, question, retrieval, call_id=call_id, redact=self.redact_queries)
-        return retrieval
 
     async def corpus_text(self) -> str:
         """All ready documents' text."""

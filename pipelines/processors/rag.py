@@ -173,6 +173,8 @@ class RAGContextProcessor(FrameProcessor):
             KnowledgeFrame(question=question, retrieval=retrieval, retrieval_ms=retrieval_ms, waited_ms=waited)
         )
         if self._rag.inject_passages:
+            # The LLM answers from these passages: this is the turn's logged question (off the answer's path).
+            self.create_task(self._rag.tools.log_query(question, retrieval), name="rag_query_log")
             frame.context.add_message(
                 cast(LLMContextMessage, {"role": "system", "content": passages_message(retrieval)})
             )
