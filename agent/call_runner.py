@@ -162,3 +162,4 @@ async def run_call(
         if reason == "pipeline_finished" and end_reason is not None:
             reason = end_reason() or reason
         await call.end(reason, failed=failed)
+        await call.sink.flush()  # the call may have ended before its pipeline stored its last records

@@ -52,6 +52,7 @@ class KnowledgeRetriever:
     def __init__(self, search: Callable[[], KnowledgeSearch | None], *, timeout_s: float = 2.0) -> None:
         self._search = search
         self._timeout = timeout_s
+        self._logging: set[asyncio.Task[None]] = set()
 
     async def retrieve(
         self, question: str, *, top_k: int = 5, call_id: str | None = None, log: bool = True
@@ -82,7 +83,20 @@ class KnowledgeRetriever:
         return Retrieval(found=bool(result.found), passages=passages, latency_ms=float(latency))
 
     async def log(self, question: str, retrieval: Retrieval, *, call_id: str | None = None) -> None:
-        """Log a question the agent answered from a speculative (unlogged) retrieval; failures are logged only."""
+        """Log a question the agent answered from a speculative retrieval, off the answer's path.
+
+        The write runs as a task of its own (kept until done): a busy database delays the log, not the answer.
+        """
+        task = asyncio.create_task(self._log(question, retrieval, call_id), name="query-log")
+        self._logging.add(task)
+        task.add_done_callback(self._logging.discard)
+
+    async def drain(self) -> None:
+        """Wait for the query-log writes still running."""
+        while self._logging:
+            await asyncio.gather(*self._logging, return_exceptions=True)
+
+    async def _log(self, question: str, retrieval: Retrieval, call_id: str | None) -> None:
         service = self._search()
         if service is None:
             return

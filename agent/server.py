@@ -39,9 +39,11 @@ def build_app(settings: Settings) -> FastAPI:
         state = state_holder.get("state")
         return state.knowledge if state is not None else None
 
+    retriever = KnowledgeRetriever(knowledge_service)
+
     async def knowledge() -> tuple[Retriever, TextEmbedder | None]:
         service = knowledge_service()
-        return KnowledgeRetriever(knowledge_service), (service.embedder if service is not None else None)
+        return retriever, (service.embedder if service is not None else None)
 
     stages = VoiceStages(options=StageOptions.from_settings(settings), knowledge=knowledge)
     embed_key = settings.voice.embed_key.get_secret_value() if settings.voice.embed_key else None
@@ -63,6 +65,7 @@ def build_app(settings: Settings) -> FastAPI:
 
         async def stop() -> None:
             await close_voice()
+            await retriever.drain()
             await stages.close()
 
         return stop

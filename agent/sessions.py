@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import statistics
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -70,15 +71,22 @@ class _Counters:
 class DbCallSink:
     """The ``pipelines.contracts.CallSink`` of one call, over the control plane's call services.
 
-    Each record is committed before the method returns, then forwarded to the live client. The sink
-    never raises: a failed write is logged with the call id (never the text) and counted in
+    Records go to the call's own writer task, which commits them one by one in the order they came and then
+    forwards each to the live client; the methods return at once, so no database write sits on the audio's
+    path. :meth:`flush` waits until everything handed over is committed (the call's end does, before and after
+    its pipeline stops). A crash loses at most the records of the last few milliseconds. The sink never
+    raises: a failed write is logged with the call id (never the text) and counted in
     ``voxdesk_call_sink_failures_total``.
+
+    On SQLite every call's writer takes ``write_lock`` (one per process) around a write: writers queue in
+    turn instead of meeting SQLite's busy handler, whose sleeps grow to 100 ms each under contention.
 
     Args:
         call_id: The call the records belong to.
         sessions: Database session factory.
         channel: Live client view of the call.
         on_activity: Called whenever a turn ends (resets the silence timer).
+        write_lock: Held around each write (SQLite: one lock per process); ``None``: no lock.
 
     """
 
@@ -89,9 +97,13 @@ class DbCallSink:
         sessions: Sessions,
         channel: ClientChannel,
         on_activity: Callable[[], None] | None = None,
+        write_lock: asyncio.Lock | None = None,
     ) -> None:
         self.call_id = call_id
         self._sessions = sessions
+        self._write_lock = write_lock
+        self._jobs: deque[Callable[[], Awaitable[None]]] = deque()
+        self._writer: asyncio.Task[None] | None = None
         self._channel = channel
         self._on_activity = on_activity
         self.counters = _Counters()
@@ -100,6 +112,25 @@ class DbCallSink:
         self.consent_notice: str | None = None
         self.record_calls = False
         self._consent_recorded = False
+
+    def _submit(self, job: Callable[[], Awaitable[None]]) -> None:
+        self._jobs.append(job)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_all(), name=f"sink-{self.call_id}")
+
+    async def _write_all(self) -> None:
+        while self._jobs:
+            job = self._jobs.popleft()
+            if self._write_lock is None:
+                await job()
+            else:
+                async with self._write_lock:
+                    await job()
+
+    async def flush(self) -> None:
+        """Wait until every record handed to the sink so far is committed (and sent to the client)."""
+        while self._writer is not None and not self._writer.done():
+            await asyncio.shield(self._writer)
 
     def _failed(self, kind: str, exc: BaseException) -> None:
         self.failures += 1
@@ -114,6 +145,9 @@ class DbCallSink:
             self.counters.caller_turns += 1
         else:
             self.counters.agent_turns += 1
+        self._submit(lambda: self._write_turn(record))
+
+    async def _write_turn(self, record: TurnRecord) -> None:
         try:
             async with self._sessions() as session:
                 await call_service.append_turn(
@@ -162,6 +196,9 @@ class DbCallSink:
         """Persist one turn's latency with its stage split."""
         self.counters.latencies_ms.append(record.total_ms)
         VOICE_LATENCY.observe(record.total_ms / 1000.0)
+        self._submit(lambda: self._write_latency(record))
+
+    async def _write_latency(self, record: LatencyRecord) -> None:
         try:
             async with self._sessions() as session:
                 await call_service.add_event(
@@ -193,6 +230,9 @@ class DbCallSink:
 
     async def event(self, record: CallEventRecord) -> None:
         """Persist one call event (barge-in, tool call, handoff, error, status)."""
+        self._submit(lambda: self._write_event(record))
+
+    async def _write_event(self, record: CallEventRecord) -> None:
         try:
             async with self._sessions() as session:
                 await call_service.add_event(
@@ -205,6 +245,13 @@ class DbCallSink:
 
     async def recording(self, *, path: str, fmt: str, channels: int, sample_rate: int, duration_ms: int) -> None:
         """Register the finished recording file."""
+        self._submit(
+            lambda: self._write_recording(
+                path=path, fmt=fmt, channels=channels, sample_rate=sample_rate, duration_ms=duration_ms
+            )
+        )
+
+    async def _write_recording(self, *, path: str, fmt: str, channels: int, sample_rate: int, duration_ms: int) -> None:
         try:
             size: int | None = None
             digest: str | None = None
@@ -224,6 +271,11 @@ class DbCallSink:
                 )
         except Exception as exc:  # noqa: BLE001 - the sink must not raise into the pipeline
             self._failed("recording", exc)
+
+
+def _is_sqlite(sessions: Sessions) -> bool:
+    bind = sessions.kw.get("bind")
+    return bind is not None and bind.dialect.name == "sqlite"
 
 
 def _size_and_digest(path: str) -> tuple[int, str]:
@@ -270,6 +322,7 @@ class CallSession:
         silence_timeout_secs: float,
         max_call_secs: float,
         on_closed: Callable[[CallSession], None],
+        write_lock: asyncio.Lock | None = None,
     ) -> None:
         self.call_id = call_id
         self.channel_name = channel_name
@@ -278,7 +331,9 @@ class CallSession:
         self._silence_timeout = silence_timeout_secs
         self._max_call = max_call_secs
         self._on_closed = on_closed
-        self.sink = DbCallSink(call_id=call_id, sessions=sessions, channel=client, on_activity=self.touch)
+        self.sink = DbCallSink(
+            call_id=call_id, sessions=sessions, channel=client, on_activity=self.touch, write_lock=write_lock
+        )
         self.started = time.monotonic()
         self._last_activity = self.started
         self._stoppers: list[Stopper] = []
@@ -338,6 +393,7 @@ class CallSession:
         current = asyncio.current_task()
         if self._watchdog is not None and self._watchdog is not current:
             self._watchdog.cancel()
+        await self.sink.flush()  # the turns so far are stored before the call's end is
         counters = self.sink.counters
         if failed:
             final_outcome = "failed"
@@ -369,6 +425,7 @@ class CallSession:
                 await stopper(reason)
             except Exception as exc:  # noqa: BLE001 - keep ending the call whatever a transport does
                 log.warning("call_stop_step_failed", call_id=self.call_id, error_type=type(exc).__name__)
+        await self.sink.flush()  # what the pipeline stored as it stopped (last turn, recording)
         CALLS_ENDED.labels(channel=self.channel_name, outcome=final_outcome).inc()
         CALLS_ACTIVE.labels(channel=self.channel_name).dec()
         log.info("call_ended", call_id=self.call_id, reason=reason, outcome=final_outcome)
@@ -409,6 +466,8 @@ class CallRegistry:
         self._max_call = max_call_secs
         self._calls: dict[str, CallSession] = {}
         self._reserved = 0
+        # SQLite has one writer at a time: the calls' sinks take turns through this lock (see DbCallSink).
+        self._write_lock = asyncio.Lock() if _is_sqlite(sessions) else None
 
     def __len__(self) -> int:
         return len(self._calls)
@@ -461,6 +520,7 @@ class CallRegistry:
             silence_timeout_secs=self._silence_timeout,
             max_call_secs=self._max_call,
             on_closed=self._closed,
+            write_lock=self._write_lock,
         )
         call_session.persona_id = persona_id
         self._calls[call_id] = call_session

@@ -127,6 +127,7 @@ async def test_sink_never_raises_and_counts_failures(engine: AsyncEngine) -> Non
     await call.sink.turn(TurnRecord(seq=1, role="caller", text="hello", started_at=now, ended_at=now))
     await call.sink.latency(LatencyRecord(turn_seq=1, total_ms=100.0))
     await call.sink.event(CallEventRecord(kind="error", data={"stage": "asr"}))
+    await call.sink.flush()
     assert call.sink.failures == 3
     # The live view still got the turn, and the call still ends.
     assert channel.events[0]["type"] == "transcript"
