@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import sys
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from fastapi import FastAPI
 from loguru import logger as loguru_logger
@@ -27,6 +29,10 @@ def _quiet_pipecat(level: str) -> None:
     # pipecat logs through loguru, with transcripts at DEBUG: keep it at WARNING unless debugging.
     loguru_logger.remove()
     loguru_logger.add(sys.stderr, level="DEBUG" if level == "DEBUG" else "WARNING")
+
+
+# Threads of the event loop's default pool in a voice process (see start_voice).
+VOICE_THREADS = 32
 
 
 def build_app(settings: Settings) -> FastAPI:
@@ -60,6 +66,12 @@ def build_app(settings: Settings) -> FastAPI:
     async def start_voice(state: AppState) -> Callable[[], Awaitable[None]]:
         # Once per process: load the models, then open the lines.
         state_holder["state"] = state
+        # aiortc encodes every call's outgoing audio on the loop's default thread pool (every 20 ms while the
+        # agent speaks), next to retrieval, recording fsyncs and the like: the stock pool (CPUs + 4 threads)
+        # queues those encodes behind slower work once a few calls talk at once.
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=VOICE_THREADS, thread_name_prefix="voxdesk")
+        )
         await stages.prewarm(state.sessions)
         close_voice = await voice.startup(state)
 

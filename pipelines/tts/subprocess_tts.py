@@ -53,6 +53,9 @@ class SubprocessTTSService(TTSService):
         """Run the synthesiser; return 16-bit mono PCM and its sample rate."""
         # stdout is a real OS pipe: under uvloop (uvicorn's default loop) asyncio's PIPE is a socketpair, which
         # a synthesiser that opens /dev/stdout (flite -o /dev/stdout) cannot open, and it then writes nothing.
+        # The pipe is read by the event loop itself: no thread is held while the synthesiser runs (with many
+        # calls, threads blocked on reads starved aiortc's encoders of the loop's thread pool).
+        loop = asyncio.get_running_loop()
         read_fd, write_fd = os.pipe()
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -63,16 +66,18 @@ class SubprocessTTSService(TTSService):
             )
         finally:
             os.close(write_fd)
-        reader = os.fdopen(read_fd, "rb")
-        reading = asyncio.get_running_loop().run_in_executor(None, reader.read)
-        reading.add_done_callback(lambda _done: reader.close())
+        stream = asyncio.StreamReader(limit=2**26)
+        transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(stream), os.fdopen(read_fd, "rb", buffering=0)
+        )
         try:
-            _, err = await proc.communicate()
-            out = await reading
+            out, (_, err) = await asyncio.gather(stream.read(), proc.communicate())
         except BaseException:
             if proc.returncode is None:
-                proc.kill()  # the reader then sees end-of-file and closes
+                proc.kill()
             raise
+        finally:
+            transport.close()
         if proc.returncode != 0:
             raise RuntimeError(f"synthesiser exited with {proc.returncode}: {err.decode(errors='replace')[:200]}")
         with wave.open(io.BytesIO(out)) as wav:
