@@ -25,6 +25,7 @@ from control_api.services import calls as call_service
 from control_api.services import personas as persona_service
 from control_api.state import AppState
 from pipelines.contracts import PersonaSpec
+from pipelines.processors.audio_gate import AgentAudioGate
 
 log = structlog.get_logger(__name__)
 
@@ -35,6 +36,7 @@ class CallPlan:
 
     worker: PipelineWorker
     end_reason: Callable[[], str | None] | None = None
+    gate: AgentAudioGate | None = None
 
 
 class PipelineFactory(Protocol):

@@ -223,7 +223,11 @@ class VoiceStages:
             greet=False,  # the call runner greets once the caller's media is connected
         )
         tools = built.tools
-        return CallPlan(worker=built.worker, end_reason=lambda: "agent_ended" if tools.end_requested else None)
+        return CallPlan(
+            worker=built.worker,
+            end_reason=lambda: "agent_ended" if tools.end_requested else None,
+            gate=built.gate,
+        )
 
 
 def _fields(options: ASROptions) -> dict[str, Any]:

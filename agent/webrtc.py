@@ -182,6 +182,8 @@ def webrtc_router(voice: VoiceService) -> APIRouter:
         except Exception:
             await call.end("pipeline_error", failed=True)
             raise
+        if plan.gate is not None:
+            plan.gate.add_listener(connection.on_gate)
         voice.spawn(
             run_call(
                 call,

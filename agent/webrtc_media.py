@@ -38,6 +38,10 @@ __all__ = [
 # One 20 ms Opus frame (CELT, fullband, mono) that decodes to digital silence (RFC 6716 §3.1 TOC 0xF8).
 OPUS_SILENCE = b"\xf8\xff\xfe"
 FRAME_SECS = 0.02
+# pipecat writes the next audio chunk only when the previous one is taken: the track lets it run this far ahead,
+# so a busy event loop (many calls) does not leave gaps in the agent's speech. A barge-in pause holds this
+# look-ahead and an interruption drops it (``VoxdeskWebRTCConnection.on_gate``), so it never plays late.
+AHEAD_SECS = 0.06
 # aiortc holds 4 audio packets (80 ms) before decoding the first; 1 is the least that keeps whole frames.
 # Every caller utterance and every barge-in reaches the VAD 60 ms sooner; a packet that arrives after its
 # successor is then dropped (Opus conceals it), which on loopback and LAN links does not happen.
@@ -104,9 +108,10 @@ def install_quiet_encoder(pc: Any) -> bool:
 class QuietAudioTrack(AudioStreamTrack):
     """The agent's outgoing audio: what pipecat queued on its ``RawAudioTrack``, sent 20 ms at a time.
 
-    Reads the 10 ms chunks pipecat queues on ``source`` (resolving their futures, which is what paces
-    pipecat's writes), two per frame, in real time. With nothing queued it sends the pre-encoded
-    :data:`OPUS_SILENCE` packet (when ``opus_silence``) or a zero frame.
+    Reads the 10 ms chunks pipecat queues on ``source``, two per frame, in real time, and resolves the futures
+    of what is queued up to :data:`AHEAD_SECS` ahead (which is what paces pipecat's writes). With nothing
+    queued, or while ``held`` (a barge-in pause), it sends the pre-encoded :data:`OPUS_SILENCE` packet (when
+    ``opus_silence``) or a zero frame.
 
     Args:
         source: pipecat's track for this call; only its queue is used.
@@ -123,6 +128,16 @@ class QuietAudioTrack(AudioStreamTrack):
         self._opus_silence = opus_silence
         self._sent = 0
         self._origin: float | None = None
+        self._ahead_bytes = int(sample_rate * AHEAD_SECS) * 2
+        self.held = False
+
+    def discard(self) -> None:
+        """Drop the queued audio (an interruption): pipecat's pending writes complete at once."""
+        queue = self._source._chunk_queue
+        while queue:
+            _, future = queue.popleft()
+            if future is not None and not future.done():
+                future.set_result(True)
 
     async def recv(self) -> Frame | Packet[Any]:  # type: ignore[override]  # aiortc accepts packets too
         """The next 20 ms of agent audio, at its real-time moment."""
@@ -135,7 +150,7 @@ class QuietAudioTrack(AudioStreamTrack):
             elif wait < -0.2:
                 self._origin -= wait  # the loop stalled: resume real time instead of bursting to catch up
         self._sent += 1
-        audio = self._take()
+        audio = None if self.held else self._take()
         if audio is None:
             if self._opus_silence:
                 packet = Packet(OPUS_SILENCE)
@@ -162,6 +177,14 @@ class QuietAudioTrack(AudioStreamTrack):
             parts.append(chunk)
             size += len(chunk)
         audio = b"".join(parts)
+        # Let pipecat write ahead of the play-out point (futures of chunks within the look-ahead are resolved).
+        ahead = 0
+        for chunk, future in queue:
+            ahead += len(chunk)
+            if ahead > self._ahead_bytes:
+                break
+            if future is not None and not future.done():
+                future.set_result(True)
         return audio.ljust(len(self._silence_bytes), b"\0")
 
 
@@ -171,6 +194,16 @@ class VoxdeskWebRTCConnection(SmallWebRTCConnection):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.opus_silence = False
+        self.audio_track: QuietAudioTrack | None = None
+
+    def on_gate(self, state: str) -> None:
+        """Follow the call's agent audio gate: hold the look-ahead while paused, drop it on an interruption."""
+        track = self.audio_track
+        if track is None:
+            return
+        if state == "interrupted":
+            track.discard()
+        track.held = state == "paused"
 
     async def initialize(self, sdp: str, type: str) -> None:
         """Answer the offer; tighten the audio jitter buffers and give the senders the shared-clock encoder."""
@@ -182,4 +215,5 @@ class VoxdeskWebRTCConnection(SmallWebRTCConnection):
         """Send pipecat's track through a :class:`QuietAudioTrack`."""
         if isinstance(track, RawAudioTrack):
             track = QuietAudioTrack(track, sample_rate=track._sample_rate, opus_silence=self.opus_silence)
+            self.audio_track = track
         super().replace_audio_track(track)  # type: ignore[no-untyped-call]  # pipecat is untyped

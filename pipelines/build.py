@@ -189,6 +189,7 @@ class CallPipeline:
         recorder: The transcript and recording of the call.
         latency: The latency meter (its ``records`` and ``barge_ins_ms`` hold this call's figures).
         barge_in: The barge-in policy.
+        gate: The agent audio gate (transports with their own play-out buffer listen to it).
         processors: The processors by role (``input``, ``asr``, ``user_aggregator``, ``brain``, ``tts``, ...).
     """
 
@@ -199,6 +200,7 @@ class CallPipeline:
     recorder: CallRecorder
     latency: LatencyMeter
     barge_in: BargeInPolicy
+    gate: AgentAudioGate
     processors: dict[str, FrameProcessor] = field(default_factory=dict)
 
 
@@ -374,5 +376,6 @@ def build_pipeline(
         recorder=recorder,
         latency=meter,
         barge_in=policy,
+        gate=gate,
         processors=processors,
     )

@@ -18,12 +18,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Literal
 
 from pipecat.frames.frames import CancelFrame, EndFrame, Frame, InterruptionFrame, OutputAudioRawFrame
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.transports.base_output import BaseOutputTransport
 
-__all__ = ["AgentAudioGate"]
+__all__ = ["AgentAudioGate", "GateState"]
+
+GateState = Literal["paused", "resumed", "interrupted"]
 
 
 class AgentAudioGate:
@@ -42,6 +45,7 @@ class AgentAudioGate:
         self._generation = 0
         self.last_paused_at_ns: int | None = None
         self.pauses = 0
+        self._listeners: list[Callable[[GateState], None]] = []
         write: Callable[[OutputAudioRawFrame], Awaitable[bool]] = output.write_audio_frame
 
         async def gated_write(frame: OutputAudioRawFrame) -> bool:
@@ -56,6 +60,14 @@ class AgentAudioGate:
         output.write_audio_frame = gated_write  # type: ignore[method-assign]
         self.tap = _GateTap(self, name=f"AgentAudioGate#{call_id}")
 
+    def add_listener(self, listener: Callable[[GateState], None]) -> None:
+        """Tell ``listener`` (e.g. a transport's own play-out buffer) each pause, resume and interruption."""
+        self._listeners.append(listener)
+
+    def _notify(self, state: GateState) -> None:
+        for listener in self._listeners:
+            listener(state)
+
     @property
     def paused(self) -> bool:
         """Whether the agent's audio is being held."""
@@ -67,14 +79,17 @@ class AgentAudioGate:
             self._open.clear()
             self.last_paused_at_ns = time.monotonic_ns()
             self.pauses += 1
+            self._notify("paused")
 
     def resume(self) -> None:
         """Play on from where the audio was held."""
         self._open.set()
+        self._notify("resumed")
 
     def release_after_interruption(self) -> None:
         """Open the gate for the next answer; audio held until now is dropped."""
         self._generation += 1
+        self._notify("interrupted")
         self.resume()
 
 
