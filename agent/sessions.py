@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import statistics
 import time
 from collections import deque
@@ -269,6 +270,14 @@ class DbCallSink:
                     size_bytes=size,
                     sha256=digest,
                 )
+        except ProblemError as exc:
+            if exc.status != 409:
+                self._failed("recording", exc)
+                return
+            # The caller did not hear the recording notice in full: the file is not kept.
+            with contextlib.suppress(FileNotFoundError):
+                await asyncio.to_thread(os.remove, path)
+            log.info("recording_discarded", call_id=self.call_id, reason="no_consent")
         except Exception as exc:  # noqa: BLE001 - the sink must not raise into the pipeline
             self._failed("recording", exc)
 

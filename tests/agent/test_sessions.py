@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -159,7 +160,7 @@ async def test_ticket_and_handoff_rows(engine: AsyncEngine) -> None:
 
 @pytest.mark.parametrize(("interrupted", "recording"), [(False, True), (True, False)])
 async def test_consent_stored_once_the_notice_was_heard(
-    engine: AsyncEngine, interrupted: bool, recording: bool
+    engine: AsyncEngine, interrupted: bool, recording: bool, tmp_path: Path
 ) -> None:
     calls = registry(engine)
     call = await calls.open(channel="webrtc")
@@ -171,7 +172,12 @@ async def test_consent_stored_once_the_notice_was_heard(
         TurnRecord(seq=1, role="agent", text=greeting, started_at=now, ended_at=now, interrupted=interrupted)
     )
     await call.sink.turn(TurnRecord(seq=3, role="agent", text="Anything else?", started_at=now, ended_at=now))
+    wav = tmp_path / f"{call.call_id}.wav"
+    wav.write_bytes(b"RIFF....WAVE")
+    await call.sink.recording(path=str(wav), fmt="wav", channels=2, sample_rate=16000, duration_ms=10)
     await call.end("caller_hangup")
+    assert wav.exists() is recording, "a recording the caller did not agree to is deleted"
+    assert call.sink.failures == 0
     async with session_factory(engine)() as session:
         consents = (await session.execute(select(Consent))).scalars().all()
         assert [(c.call_id, c.notice_text, c.recording) for c in consents] == [
