@@ -77,7 +77,8 @@ class LatencyMeter(BaseObserver):
         vad_start_secs: float,
         gate: AgentAudioGate | None = None,
     ) -> None:
-        super().__init__()
+        # Only first pushes matter here: pipecat then skips queueing every later push of each frame to this observer.
+        super().__init__(observe_every_push=False)
         self._sink = sink
         self._call_id = call_id
         self._turn_seq = turn_seq
