@@ -7,7 +7,9 @@ then decides: the caller interrupts when the recogniser's final text holds a wor
 backchannel ("uh-huh", "okay", "right", ...) nor part of what the agent is saying (echo of its own voice), or
 once the caller has spoken longer than a backchannel lasts and what was recognised is not echo. (Without a
 gate the agent plays on while the policy decides, so an interim text with such a word interrupts at once.)
-A backchannel, echo, or a sound with no words resumes the agent's audio where it stopped (the answer is not
+Speech that stops as soon as the agent's audio is paused is the agent's own echo (a line without echo
+cancellation) and is dismissed with its transcript. A backchannel, echo, or a sound with no words resumes the
+agent's audio where it stopped (the answer is not
 cut, and the context is not touched). Ignored speech is dropped from the user aggregation.
 
 ``text_tap`` (placed after the brain) tells the policy what the agent is about to say, for echo matching.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 
 from loguru import logger
 from pipecat.frames.frames import (
@@ -101,6 +104,9 @@ class BargeInPolicy(BaseUserTurnStartStrategy):
             ``None``: the agent's audio plays on until the policy decides.
         resume_after_secs: After the caller's speech ends with no verdict (no words recognised), the paused
             agent resumes this much later.
+        echo_tail_secs: Speech that ends within this long after the agent's audio was paused stopped because
+            the agent stopped: it is echo of the agent's voice, whatever the recogniser made of it. (A caller's
+            own words run on past the pause; an utterance under 0.1 s + this is dismissed, like a backchannel.)
     """
 
     def __init__(
@@ -112,6 +118,7 @@ class BargeInPolicy(BaseUserTurnStartStrategy):
         echo_overlap: float = 0.5,
         gate: AgentAudioGate | None = None,
         resume_after_secs: float = 0.3,
+        echo_tail_secs: float = 0.15,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # pipecat's BaseObject.__init__ is untyped
         self._call_id = call_id
@@ -127,6 +134,8 @@ class BargeInPolicy(BaseUserTurnStartStrategy):
         self._resume_timer: asyncio.Task[None] | None = None
         self._gate = gate
         self._resume_after_secs = resume_after_secs
+        self._echo_tail_secs = echo_tail_secs
+        self._dismissed = False
         self.resumes = 0
         self.text_tap = _AgentTextTap(self)
 
@@ -160,6 +169,7 @@ class BargeInPolicy(BaseUserTurnStartStrategy):
                 return await self._start()
         elif isinstance(frame, VADUserStartedSpeakingFrame):
             self._vad_speaking = True
+            self._dismissed = False
             if not self._bot_speaking:
                 return await self._start()
             if self._gate is not None:
@@ -172,11 +182,22 @@ class BargeInPolicy(BaseUserTurnStartStrategy):
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
             self._vad_speaking = False
             await self._cancel_timer()
+            if self._pending and self._echo_tail(frame.stop_secs):
+                # The voice stopped when the agent's did: the agent's own echo (no echo cancellation upstream).
+                BARGE_IN_IGNORED.labels(reason="echo").inc()
+                await self._clear()
+                self._dismissed = True  # its transcript, still to come, is not the caller's
+                self._resume()
+                await self.trigger_reset_aggregation()  # type: ignore[no-untyped-call]  # untyped in pipecat
+                return ProcessFrameResult.STOP
             if self._pending and self._gate is not None and self._gate.paused:
                 await self._cancel_resume_timer()
                 self._resume_timer = self.task_manager.create_task(self._resume_later(), f"{self}::resume")
         elif isinstance(frame, (InterimTranscriptionFrame, TranscriptionFrame)):
             final = isinstance(frame, TranscriptionFrame)
+            if self._dismissed and not self._pending:
+                self._dismissed = not final
+                return ProcessFrameResult.STOP
             if not self._bot_speaking and not self._pending:
                 return await self._start()
             self._text = frame.text
@@ -194,6 +215,14 @@ class BargeInPolicy(BaseUserTurnStartStrategy):
                 await self.trigger_reset_aggregation()  # type: ignore[no-untyped-call]  # untyped in pipecat
                 return ProcessFrameResult.STOP
         return ProcessFrameResult.CONTINUE
+
+    def _echo_tail(self, stop_secs: float) -> bool:
+        """Whether the caller's voice ended within ``echo_tail_secs`` of the agent's audio being paused."""
+        paused_ns = self._gate.last_paused_at_ns if self._gate is not None else None
+        if paused_ns is None or not self._gate or not self._gate.paused:
+            return False
+        voice_ended_ns = time.monotonic_ns() - int(stop_secs * 1e9)
+        return voice_ended_ns - paused_ns < self._echo_tail_secs * 1e9
 
     def _judge(self, text: str) -> str:
         words = _words(text)

@@ -181,12 +181,6 @@ async def test_a_backchannel_does_not_interrupt(
     assert call.barge_in.resumes >= 1, "the agent paused at the caller's voice and played on after the nod"
 
 
-@pytest.mark.xfail(
-    reason="known limit: with strong echo (-10 dB, no echo cancellation) a pause between the agent's sentences "
-    "can still start a caller turn; browsers and phones cancel echo before it reaches us, and the text-level echo "
-    "filter is covered by test_units.py::test_barge_in_verdicts",
-    strict=False,
-)
 async def test_echo_of_the_agent_does_not_interrupt(
     stages: Stages, demo_retriever: DemoRetriever, sink: RecordingSink
 ) -> None:
@@ -206,6 +200,7 @@ async def test_echo_of_the_agent_does_not_interrupt(
         assert await wait_for(lambda: any(t.role == "agent" for t in sink.turns), 40)
     agent = [t for t in sink.turns if t.role == "agent"]
     assert agent and not agent[0].interrupted and "30 minutes" in agent[0].text
+    assert [t.role for t in sink.turns] == ["caller", "agent"], "the echo never became a caller turn"
 
 
 async def test_asking_for_a_human_opens_a_handoff(
