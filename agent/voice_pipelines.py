@@ -77,6 +77,7 @@ class StageOptions:
                 api_key=secret(p.tts.api_key),
                 model=p.tts.model,
                 speaking_rate=p.tts.speaking_rate,
+                processes=p.tts.processes,
             ),
             vad=VADOptions(
                 confidence=p.vad.confidence,
@@ -198,9 +199,11 @@ class VoiceStages:
                 log.warning("domain_lm_rebuild_failed", error_type=type(exc).__name__)
 
     async def close(self) -> None:
-        """Stop following the knowledge base."""
+        """Stop following the knowledge base; stop the synthesiser's worker processes."""
         if self._watcher is not None:
             self._watcher.cancel()
+        if self._stages is not None and self._stages.tts is not None:
+            self._stages.tts.close()
 
     async def ready(self) -> None:
         """Readiness check: raises until the stages are loaded."""

@@ -173,6 +173,12 @@ class TTSSettings(BaseModel):
     api_key: SecretStr | None = Field(default=None, description="API key for the openai backend.")
     model: str | None = Field(default=None, description="Model name for the openai backend.")
     speaking_rate: float = Field(default=1.0, ge=0.5, le=2.0, description="Speaking rate multiplier.")
+    processes: int | None = Field(
+        default=None,
+        ge=1,
+        le=16,
+        description="Resident flite worker processes (default: the CPU count, at most 4).",
+    )
 
 
 class PipelineSettings(BaseModel):

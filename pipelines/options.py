@@ -72,3 +72,5 @@ class TTSOptions:
     model: str | None = None
     speaking_rate: float = 1.0
     sample_rate: int = 16000
+    # Resident synthesiser processes (flite); None: the CPU count, at most 4.
+    processes: int | None = None

@@ -132,6 +132,7 @@ class _StreamingDecoder:
         self._backend = backend
         self._on_result = on_result
         self._bytes_per_ms = sample_rate * 2 / 1000
+        self._piece_bytes = sample_rate * 2 * 20 // 1000
         self._interim_every = interim_every_frames
         self._queue: queue.SimpleQueue[tuple[str, bytes, float]] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="pocketsphinx", daemon=True)
@@ -172,7 +173,10 @@ class _StreamingDecoder:
                     kind = "audio"
                 if kind == "audio" and in_utt and data:
                     t0 = time.perf_counter()
-                    decoder.process_raw(data, False, False)
+                    # The decoder holds the GIL for the whole call: the pre-roll (up to 0.5 s) goes in 20 ms
+                    # pieces, so the event loop waits at most one piece's decoding (about a millisecond).
+                    for offset in range(0, len(data), self._piece_bytes):
+                        decoder.process_raw(data[offset : offset + self._piece_bytes], False, False)
                     audio_bytes += len(data)
                     frames += 1
                     if frames % self._interim_every == 0:

@@ -67,6 +67,10 @@ class TTSBackend(ABC):
     def prewarm(cls, options: TTSOptions) -> TTSBackend:
         """Check/load the engine's process-wide resources."""
 
+    def close(self) -> None:
+        """Release the engine's process-wide resources (worker processes); the default has none."""
+        return
+
     @abstractmethod
     def create_service(
         self, *, call_id: str, voice: str | None = None, speaking_rate: float | None = None

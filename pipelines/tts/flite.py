@@ -2,33 +2,56 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Sequence
 from typing import Any
 
+from loguru import logger
+
 from pipelines.options import TTSOptions
-from pipelines.tts.base import TTSBackend
+from pipelines.tts.base import TTSBackend, trim_leading_silence
+from pipelines.tts.flite_native import NATIVE_VOICES, FliteWorkerPool
 from pipelines.tts.subprocess_tts import SubprocessTTSService
 
 DEFAULT_VOICE = "slt"
 
 
 class FliteTTSService(SubprocessTTSService):
-    """flite for one call.
+    """flite for one call: the process's resident flite workers, or the ``flite`` command without them.
 
     Args:
         binary: Path of the ``flite`` executable.
         voice: A flite voice (``slt``, ``rms``, ``awb``, ``kal16``, ...).
         speaking_rate: 1.0 is normal; larger is faster.
+        pool: The process's resident flite workers (None: run the command per clause).
         **kwargs: Passed to ``SubprocessTTSService``.
     """
 
-    def __init__(self, *, binary: str, voice: str, speaking_rate: float = 1.0, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        binary: str,
+        voice: str,
+        speaking_rate: float = 1.0,
+        pool: FliteWorkerPool | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(voice=voice, **kwargs)
         self._binary = binary
         self._voice = voice
         self._stretch = 1.0 / max(0.5, min(2.0, speaking_rate))
+        self._pool = pool if pool is not None and voice in pool.voices else None
+
+    async def synthesise(self, text: str) -> tuple[bytes, int]:
+        """Synthesise on a resident worker (the same audio the command would write), else run the command."""
+        if self._pool is None:
+            return await super().synthesise(text)
+        pcm, rate = await self._pool.synthesise(text, voice=self._voice, stretch=self._stretch)
+        if self._trim:
+            pcm = trim_leading_silence(pcm, sample_rate=rate)
+        return pcm, rate
 
     def command(self, text: str) -> Sequence[str]:
         """``flite -voice V --setf duration_stretch=S -t TEXT -o /dev/stdout``."""
@@ -50,10 +73,13 @@ class FliteBackend(TTSBackend):
 
     name = "flite"
 
-    def __init__(self, binary: str, options: TTSOptions, voices: frozenset[str]) -> None:
+    def __init__(
+        self, binary: str, options: TTSOptions, voices: frozenset[str], pool: FliteWorkerPool | None = None
+    ) -> None:
         self._binary = binary
         self._options = options
         self._voices = voices
+        self.pool = pool
 
     @classmethod
     def prewarm(cls, options: TTSOptions) -> FliteBackend:
@@ -66,7 +92,19 @@ class FliteBackend(TTSBackend):
         voice = options.voice or DEFAULT_VOICE
         if voice not in voices:
             raise RuntimeError(f"flite has no voice {voice!r}; it has: {' '.join(sorted(voices))}")
-        return cls(binary, options, voices)
+        size = options.processes or min(4, os.cpu_count() or 1)
+        try:
+            pool: FliteWorkerPool | None = FliteWorkerPool(sorted(voices & NATIVE_VOICES.keys()), size=size)
+        except OSError as exc:
+            # Same voices, same audio, a process per clause: slower, never silent.
+            logger.warning(f"resident flite unavailable, running the flite command per clause: {exc}")
+            pool = None
+        return cls(binary, options, voices, pool)
+
+    def close(self) -> None:
+        """Stop the resident flite workers."""
+        if self.pool is not None:
+            self.pool.close()
 
     def create_service(
         self, *, call_id: str, voice: str | None = None, speaking_rate: float | None = None
@@ -77,6 +115,7 @@ class FliteBackend(TTSBackend):
             # A persona voice of another engine (e.g. "en-us") falls back to the configured flite voice.
             voice=voice if voice in self._voices else self._options.voice or DEFAULT_VOICE,
             speaking_rate=speaking_rate or self._options.speaking_rate,
+            pool=self.pool,
             call_id=call_id,
             sample_rate=self._options.sample_rate,
         )

@@ -1,0 +1,330 @@
+"""Resident flite: the flite library loaded once in a few worker processes, fed text over a pipe.
+
+Running the ``flite`` command per clause costs the server a fork of its whole address space on the event loop
+(14 ms per clause under four calls, during which no call's audio moves) and flite a fresh start with its voice
+loaded each time. Here each worker process loads ``libflite`` and the voices once (``ctypes``, no compiler
+needed) and synthesises one request at a time; the server keeps a small pool of them (:class:`FliteWorkerPool`)
+and hands each clause to the least busy. A worker that dies fails its pending requests and is replaced.
+
+Wire format, both ways big-endian length-prefixed: a request is ``u32 len`` + JSON ``{"id", "text", "voice",
+"stretch"}``; a reply is ``u32 header_len, u32 pcm_len`` + JSON ``{"id", "rate", "error"}`` + 16-bit mono PCM.
+Reply id 0 is the worker's ready message (``{"voices": [...]}``).
+
+Run as ``python -m pipelines.tts.flite_native slt rms`` (the pool does); it imports nothing but the standard
+library.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import itertools
+import json
+import struct
+import subprocess
+import sys
+import threading
+from collections.abc import Iterable, Sequence
+from typing import IO, Any
+
+__all__ = ["NATIVE_VOICES", "FliteLibrary", "FliteWorkerPool"]
+
+# flite voice name → (shared library, registration function), as Debian's libflite1 ships them.
+NATIVE_VOICES: dict[str, tuple[str, str]] = {
+    "slt": ("libflite_cmu_us_slt.so.1", "register_cmu_us_slt"),
+    "rms": ("libflite_cmu_us_rms.so.1", "register_cmu_us_rms"),
+    "awb": ("libflite_cmu_us_awb.so.1", "register_cmu_us_awb"),
+    "kal": ("libflite_cmu_us_kal.so.1", "register_cmu_us_kal"),
+    "kal16": ("libflite_cmu_us_kal16.so.1", "register_cmu_us_kal16"),
+    "awb_time": ("libflite_cmu_time_awb.so.1", "register_cmu_time_awb"),
+}
+_SUPPORT_LIBS = ("libflite_usenglish.so.1", "libflite_cmulex.so.1")
+_REQUEST = struct.Struct(">I")
+_REPLY = struct.Struct(">II")
+MAX_TEXT_CHARS = 4000
+
+
+class _Wave(ctypes.Structure):
+    _fields_ = [
+        ("type", ctypes.c_char_p),
+        ("sample_rate", ctypes.c_int),
+        ("num_samples", ctypes.c_int),
+        ("num_channels", ctypes.c_int),
+        ("samples", ctypes.POINTER(ctypes.c_short)),
+    ]
+
+
+class _Voice(ctypes.Structure):
+    # The head of flite's ``cst_voice``: its name, then its feature set.
+    _fields_ = [("name", ctypes.c_char_p), ("features", ctypes.c_void_p)]
+
+
+class FliteLibrary:
+    """``libflite`` and some of its voices, loaded in this process (not thread-safe: one synthesis at a time).
+
+    Args:
+        voices: Voice names (keys of :data:`NATIVE_VOICES`).
+
+    Raises:
+        OSError: A library is missing.
+        KeyError: A voice has no known library.
+    """
+
+    def __init__(self, voices: Iterable[str]) -> None:
+        mode = ctypes.RTLD_GLOBAL
+        self._lib = ctypes.CDLL("libflite.so.1", mode=mode)
+        for name in _SUPPORT_LIBS:
+            ctypes.CDLL(name, mode=mode)
+        self._lib.flite_init()
+        self._lib.flite_text_to_wave.restype = ctypes.POINTER(_Wave)
+        self._lib.flite_text_to_wave.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
+        self._lib.delete_wave.argtypes = [ctypes.POINTER(_Wave)]
+        self._lib.flite_feat_set_float.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_float]
+        self._libc = ctypes.CDLL("libc.so.6")
+        self._voices: dict[str, int] = {}
+        for voice in voices:
+            library, register = NATIVE_VOICES[voice]
+            function = getattr(ctypes.CDLL(library, mode=mode), register)
+            function.restype = ctypes.c_void_p
+            function.argtypes = [ctypes.c_char_p]
+            pointer = function(None)
+            if not pointer:
+                raise OSError(f"flite could not register voice {voice!r}")
+            self._voices[voice] = pointer
+
+    @property
+    def voices(self) -> list[str]:
+        """The loaded voices."""
+        return sorted(self._voices)
+
+    def synthesise(self, text: str, *, voice: str, stretch: float = 1.0) -> tuple[bytes, int]:
+        """16-bit mono PCM of ``text`` and its sample rate (``stretch`` > 1 speaks slower)."""
+        pointer = self._voices[voice]
+        features = _Voice.from_address(pointer).features
+        self._lib.flite_feat_set_float(features, b"duration_stretch", ctypes.c_float(stretch))
+        # flite's voices draw excitation noise from the C library's rand(): seeded as in a fresh ``flite``
+        # process, every clause is the exact audio the command writes (and the same clause sounds the same).
+        self._libc.srand(1)
+        wave = self._lib.flite_text_to_wave(text.encode("utf-8", errors="replace"), pointer)
+        if not wave:
+            raise RuntimeError("flite returned no audio")
+        try:
+            data = wave.contents
+            pcm = ctypes.string_at(data.samples, data.num_samples * data.num_channels * 2)
+            return pcm, int(data.sample_rate)
+        finally:
+            self._lib.delete_wave(wave)
+
+
+def _read_exact(stream: IO[bytes], size: int) -> bytes | None:
+    data = b""
+    while len(data) < size:
+        chunk = stream.read(size - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+def _reply(out: IO[bytes], header: dict[str, Any], pcm: bytes = b"") -> None:
+    encoded = json.dumps(header).encode()
+    out.write(_REPLY.pack(len(encoded), len(pcm)) + encoded + pcm)
+    out.flush()
+
+
+def serve(voices: Sequence[str], stdin: IO[bytes], stdout: IO[bytes]) -> None:
+    """The worker: load the voices, say so, then answer requests until stdin closes."""
+    try:
+        library = FliteLibrary(voices)
+    except (OSError, KeyError, AttributeError) as exc:
+        _reply(stdout, {"id": 0, "error": f"{type(exc).__name__}: {exc}"})
+        return
+    _reply(stdout, {"id": 0, "voices": library.voices})
+    while True:
+        head = _read_exact(stdin, _REQUEST.size)
+        if head is None:
+            return
+        body = _read_exact(stdin, _REQUEST.unpack(head)[0])
+        if body is None:
+            return
+        request = json.loads(body)
+        try:
+            pcm, rate = library.synthesise(
+                str(request["text"])[:MAX_TEXT_CHARS], voice=request["voice"], stretch=float(request["stretch"])
+            )
+        except (KeyError, RuntimeError, ValueError) as exc:
+            _reply(stdout, {"id": request.get("id"), "error": f"{type(exc).__name__}: {exc}"})
+            continue
+        _reply(stdout, {"id": request["id"], "rate": rate}, pcm)
+
+
+class _Worker:
+    """One worker process and the requests it owes answers to (answers are read on a thread)."""
+
+    def __init__(self, voices: Sequence[str], *, start_timeout: float) -> None:
+        self.process = subprocess.Popen(  # noqa: S603 - our own module, fixed argv
+            [sys.executable, "-m", "pipelines.tts.flite_native", *voices],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self._stdin = self.process.stdin
+        self._stdout = self.process.stdout
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._pending: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Future[tuple[bytes, int]]]] = {}
+        self.alive = True
+        ready = self._read_reply(start_timeout)
+        if ready is None or ready[0].get("error") or ready[0].get("id") != 0:
+            self.close()
+            reason = ready[0].get("error") if ready else "no answer"
+            raise OSError(f"flite worker did not start: {reason}")
+        self.voices = frozenset(ready[0].get("voices", ()))
+        self._reader = threading.Thread(target=self._read_loop, name="flite-worker", daemon=True)
+        self._reader.start()
+
+    @property
+    def pending(self) -> int:
+        """Requests sent and not yet answered."""
+        return len(self._pending)
+
+    def _read_reply(self, timeout: float | None = None) -> tuple[dict[str, Any], bytes] | None:
+        if timeout is not None:
+            timer = threading.Timer(timeout, self.process.kill)
+            timer.start()
+        try:
+            head = _read_exact(self._stdout, _REPLY.size)
+            if head is None:
+                return None
+            header_len, pcm_len = _REPLY.unpack(head)
+            header = _read_exact(self._stdout, header_len)
+            pcm = _read_exact(self._stdout, pcm_len)
+        finally:
+            if timeout is not None:
+                timer.cancel()
+        if header is None or pcm is None:
+            return None
+        return json.loads(header), pcm
+
+    def _read_loop(self) -> None:
+        while True:
+            reply = self._read_reply()
+            if reply is None:
+                break
+            header, pcm = reply
+            with self._lock:
+                entry = self._pending.pop(int(header.get("id") or 0), None)
+            if entry is None:
+                continue
+            loop, future = entry
+            error = header.get("error")
+            outcome: BaseException | tuple[bytes, int] = (
+                RuntimeError(f"flite: {error}") if error else (pcm, int(header["rate"]))
+            )
+            loop.call_soon_threadsafe(_settle, future, outcome)
+        self.alive = False
+        with self._lock:
+            orphans, self._pending = list(self._pending.values()), {}
+        for loop, future in orphans:
+            loop.call_soon_threadsafe(_settle, future, RuntimeError("the flite worker exited"))
+
+    async def synthesise(self, text: str, *, voice: str, stretch: float) -> tuple[bytes, int]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[bytes, int]] = loop.create_future()
+        with self._lock:
+            request_id = next(self._ids)
+            self._pending[request_id] = (loop, future)
+        body = json.dumps({"id": request_id, "text": text, "voice": voice, "stretch": stretch}).encode()
+        try:
+            # A few hundred bytes into an OS pipe the worker drains: this write does not block.
+            self._stdin.write(_REQUEST.pack(len(body)) + body)
+            self._stdin.flush()
+        except (BrokenPipeError, ValueError, OSError):
+            with self._lock:
+                self._pending.pop(request_id, None)
+            self.alive = False
+            raise RuntimeError("the flite worker exited") from None
+        try:
+            return await future
+        finally:
+            with self._lock:
+                self._pending.pop(request_id, None)
+
+    def close(self) -> None:
+        self.alive = False
+        with contextlib.suppress(OSError):
+            self._stdin.close()  # the worker exits at end of input
+        try:
+            self.process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=2)
+
+
+def _settle(future: asyncio.Future[tuple[bytes, int]], outcome: BaseException | tuple[bytes, int]) -> None:
+    if future.done():
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
+class FliteWorkerPool:
+    """A few resident flite worker processes; each clause goes to the least busy one.
+
+    Args:
+        voices: Voices every worker loads.
+        size: Worker processes (one synthesis at a time each).
+        start_timeout: Seconds a worker may take to load its voices.
+
+    Raises:
+        OSError: The first worker could not load flite (the caller falls back to the ``flite`` command).
+    """
+
+    def __init__(self, voices: Sequence[str], *, size: int, start_timeout: float = 20.0) -> None:
+        self._voice_names = tuple(voices)
+        self._start_timeout = start_timeout
+        self._workers = [_Worker(self._voice_names, start_timeout=start_timeout) for _ in range(max(1, size))]
+        self.voices = self._workers[0].voices
+        self._replacing: asyncio.Lock | None = None
+        self._repairs: set[asyncio.Task[_Worker]] = set()
+
+    @property
+    def size(self) -> int:
+        """Worker processes."""
+        return len(self._workers)
+
+    async def synthesise(self, text: str, *, voice: str, stretch: float = 1.0) -> tuple[bytes, int]:
+        """PCM of ``text`` (16-bit mono) and its sample rate, from the least busy worker."""
+        worker = min(self._workers, key=lambda w: (not w.alive, w.pending))
+        if not worker.alive:
+            worker = await self._replace(worker)
+        elif not self._repairs:
+            for dead in [w for w in self._workers if not w.alive]:
+                task = asyncio.create_task(self._replace(dead), name="flite-worker-replace")
+                self._repairs.add(task)
+                task.add_done_callback(self._repairs.discard)
+        return await worker.synthesise(text, voice=voice, stretch=stretch)
+
+    async def _replace(self, dead: _Worker) -> _Worker:
+        if self._replacing is None:
+            self._replacing = asyncio.Lock()
+        async with self._replacing:
+            if dead in self._workers and not dead.alive:
+                fresh = await asyncio.to_thread(_Worker, self._voice_names, start_timeout=self._start_timeout)
+                self._workers[self._workers.index(dead)] = fresh
+                await asyncio.to_thread(dead.close)
+                return fresh
+        return min(self._workers, key=lambda w: (not w.alive, w.pending))
+
+    def close(self) -> None:
+        """Stop every worker."""
+        for worker in self._workers:
+            worker.close()
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1:], sys.stdin.buffer, sys.stdout.buffer)

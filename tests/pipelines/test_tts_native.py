@@ -1,0 +1,94 @@
+"""Resident flite workers: the same audio as the ``flite`` command, and a worker that dies is replaced."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import subprocess
+import wave
+from collections.abc import Iterator
+
+import pytest
+
+from pipelines.options import TTSOptions
+from pipelines.tts.base import trim_leading_silence
+from pipelines.tts.flite import FliteBackend
+from pipelines.tts.flite_native import FliteWorkerPool
+
+TEXT = "To reset your router, hold the button on the back for ten seconds."
+
+
+def flite_command(text: str, voice: str, stretch: float) -> tuple[bytes, int]:
+    out = subprocess.run(
+        ["flite", "-voice", voice, "--setf", f"duration_stretch={stretch:.3f}", "-t", text, "-o", "/dev/stdout"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    with wave.open(io.BytesIO(out)) as wav:
+        return wav.readframes(wav.getnframes()), wav.getframerate()
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[FliteWorkerPool]:
+    workers = FliteWorkerPool(["slt", "rms", "kal16"], size=2)
+    yield workers
+    workers.close()
+
+
+@pytest.mark.parametrize(("voice", "stretch"), [("slt", 1.0), ("rms", 1.25), ("kal16", 0.8)])
+async def test_resident_flite_speaks_exactly_what_the_command_writes(
+    pool: FliteWorkerPool, voice: str, stretch: float
+) -> None:
+    assert await pool.synthesise(TEXT, voice=voice, stretch=stretch) == flite_command(TEXT, voice, stretch)
+
+
+async def test_requests_spread_over_the_workers_and_each_gets_its_own_answer(pool: FliteWorkerPool) -> None:
+    texts = [f"Your ticket number is {n}." for n in range(8)]
+    results = await asyncio.gather(*(pool.synthesise(t, voice="slt") for t in texts))
+    assert results == [flite_command(t, "slt", 1.0) for t in texts]
+
+
+async def test_an_unknown_voice_is_an_error_and_the_worker_carries_on(pool: FliteWorkerPool) -> None:
+    with pytest.raises(RuntimeError, match="nope"):
+        await pool.synthesise("Hello.", voice="nope")
+    pcm, rate = await pool.synthesise("Hello.", voice="slt")
+    assert rate == 16000 and len(pcm) > 3200
+
+
+async def test_a_killed_worker_fails_its_request_and_is_replaced() -> None:
+    workers = FliteWorkerPool(["slt"], size=2)
+    try:
+        victim = workers._workers[0]
+        request = asyncio.create_task(workers.synthesise(TEXT * 20, voice="slt"))
+        await asyncio.sleep(0.05)
+        victim.process.kill()
+        with pytest.raises(RuntimeError, match="exited"):
+            await request
+        # The next request is served by the live worker, and the dead one is replaced meanwhile.
+        assert (await workers.synthesise("Still here.", voice="slt"))[1] == 16000
+        for _ in range(100):
+            if all(w.alive for w in workers._workers) and victim not in workers._workers:
+                break
+            await asyncio.sleep(0.05)
+        assert victim not in workers._workers and all(w.alive for w in workers._workers)
+        assert (await workers.synthesise("And again.", voice="slt"))[1] == 16000
+    finally:
+        workers.close()
+
+
+def test_a_worker_that_cannot_load_its_voices_fails_to_start() -> None:
+    with pytest.raises(OSError, match="did not start"):
+        FliteWorkerPool(["no-such-voice"], size=1)
+
+
+async def test_the_flite_service_uses_the_backends_resident_workers() -> None:
+    backend = FliteBackend.prewarm(TTSOptions(processes=1))
+    try:
+        assert backend.pool is not None and backend.pool.size == 1
+        service = backend.create_service(call_id="c1", voice="slt")
+        pcm, rate = await service.synthesise(TEXT)
+        expected, _ = flite_command(TEXT, "slt", 1.0)
+        assert (pcm, rate) == (trim_leading_silence(expected, sample_rate=16000), 16000)
+    finally:
+        backend.close()
+    assert all(not w.alive for w in backend.pool._workers)
