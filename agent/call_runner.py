@@ -12,7 +12,6 @@ from pipecat.frames.frames import (
     BotStoppedSpeakingFrame,
     Frame,
     InterimTranscriptionFrame,
-    TTSTextFrame,
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
     VADUserStartedSpeakingFrame,
@@ -21,8 +20,6 @@ from pipecat.frames.frames import (
 from pipecat.observers.base_observer import BaseObserver, FramePushed
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
-from pipecat.processors.frame_processor import FrameDirection
-from pipecat.transports.base_output import BaseOutputTransport
 from pipecat.workers.runner import WorkerRunner
 
 from agent.sessions import CallSession
@@ -41,10 +38,11 @@ _ACTIVITY = (
 
 
 class LiveCallObserver(BaseObserver):
-    """Shows interim text of both sides to the caller's client and keeps the silence timer fresh.
+    """Shows who is speaking and the caller's interim text to the caller's client; keeps the silence timer fresh.
 
-    Final turns reach the client through the call sink; this observer adds what is still being
-    said: interim recognition of the caller and the agent's text as it is spoken.
+    Final turns reach the client through the call sink, the agent's text as it is spoken through
+    :class:`AgentCaptions`. The observer is told about each frame once, on its first push: every push it
+    observes costs a hop through the worker's observer queue.
 
     Args:
         call: The call whose client and timers are fed.
@@ -52,7 +50,7 @@ class LiveCallObserver(BaseObserver):
     """
 
     def __init__(self, *, call: CallSession) -> None:
-        super().__init__()
+        super().__init__(observe_every_push=False)
         self._call = call
         self._speaking: dict[str, bool] = {"agent": False, "caller": False}
 
@@ -63,17 +61,8 @@ class LiveCallObserver(BaseObserver):
             await self._call.client.send({"type": "speaking", "role": role, "speaking": speaking})
 
     async def on_push_frame(self, data: FramePushed) -> None:
-        """Inspect one frame transfer (each frame once, on its first push)."""
+        """Inspect one frame on its first push."""
         frame: Frame = data.frame
-        if isinstance(frame, TTSTextFrame):
-            # The output transport passes the text on once its audio has played: captions in step with the voice.
-            if isinstance(data.source, BaseOutputTransport) and data.direction == FrameDirection.DOWNSTREAM:
-                await self._call.client.send(
-                    {"type": "transcript", "role": "agent", "text": frame.text, "final": False}
-                )
-            return
-        if not data.first_push:
-            return
         if isinstance(frame, _ACTIVITY):
             self._call.touch()
             if isinstance(frame, BotStartedSpeakingFrame):
@@ -87,6 +76,25 @@ class LiveCallObserver(BaseObserver):
         elif isinstance(frame, InterimTranscriptionFrame):
             self._call.touch()
             await self._call.client.send({"type": "transcript", "role": "caller", "text": frame.text, "final": False})
+
+
+class AgentCaptions:
+    """Shows the agent's text to the caller's client as its audio is played (a ``SpokenTextListener``).
+
+    The pipeline's agent tap, after the output transport, calls it for each ``TTSTextFrame``: the output
+    passes the text on once its audio has played, so the captions keep in step with the voice.
+
+    Args:
+        call: The call whose client is fed.
+
+    """
+
+    def __init__(self, *, call: CallSession) -> None:
+        self._call = call
+
+    async def __call__(self, text: str) -> None:
+        """Send ``text`` to the client as the agent's interim transcript."""
+        await self._call.client.send({"type": "transcript", "role": "agent", "text": text, "final": False})
 
 
 def make_worker(pipeline: Pipeline, *, call_id: str) -> PipelineWorker:

@@ -20,6 +20,7 @@ import structlog
 from pipecat.transports.base_transport import BaseTransport
 from sqlalchemy import func, select
 
+from agent.call_runner import AgentCaptions
 from agent.sessions import CallSession, Sessions
 from agent.tools import HandoffOpener, TicketRecorder
 from agent.voice import CallPlan
@@ -224,6 +225,7 @@ class VoiceStages:
             transfer_to_human=HandoffOpener(sessions=self._sessions, call=call),
             recording_dir=self.options.recordings_dir,
             greet=False,  # the call runner greets once the caller's media is connected
+            on_agent_text=AgentCaptions(call=call),
         )
         tools = built.tools
         return CallPlan(

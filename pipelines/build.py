@@ -34,7 +34,15 @@ from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
 from pipelines.asr.base import ASR_BACKENDS, ASRBackend
 from pipelines.brain.base import BRAIN_BACKENDS, BrainBackend, Prefetching, system_prompt
-from pipelines.contracts import CallSink, HandoffHandler, PersonaSpec, Retriever, TextEmbedder, TicketHandler
+from pipelines.contracts import (
+    CallSink,
+    HandoffHandler,
+    PersonaSpec,
+    Retriever,
+    SpokenTextListener,
+    TextEmbedder,
+    TicketHandler,
+)
 from pipelines.options import ASROptions, BrainOptions, TTSOptions, VADOptions
 from pipelines.processors.audio_gate import AgentAudioGate
 from pipelines.processors.bargein import BargeInPolicy
@@ -242,13 +250,14 @@ def build_pipeline(
     recording_dir: Path | None = None,
     greet: bool = True,
     observers: Sequence[BaseObserver] = (),
+    on_agent_text: SpokenTextListener | None = None,
 ) -> CallPipeline:
     """Build one call's voice pipeline. The stage order is decided here and only here.
 
     ``transport.input() → ASR → caller tap (transcript, recording) → RAG listener → user aggregator (Silero VAD,
     barge-in policy, VAD-silence turn end or Smart Turn v3) → RAG context → brain (tools) → agent text tap →
-    TTS → transport.output() (its writes held by the agent audio gate) → gate tap → agent tap (transcript,
-    recording) → assistant aggregator``, with the latency meter as an observer.
+    TTS → transport.output() (its writes held by the agent audio gate) → gate tap → agent tap (transcript, live
+    captions, recording) → assistant aggregator``, with the latency meter as an observer.
 
     Args:
         transport: The call's transport (its input and output are used once each). Audio is 16 kHz mono.
@@ -262,6 +271,8 @@ def build_pipeline(
         recording_dir: Directory for the call's dual-channel WAV; ``None``: no recording.
         greet: Speak the persona's greeting and consent notice when the call starts.
         observers: Extra pipecat observers for the worker.
+        on_agent_text: Told each piece of the agent's text as the output transport passes it on, i.e. once its
+            audio has been played (the caller's live captions); ``None``: nobody.
 
     Returns:
         The call's pipeline; run it with ``WorkerRunner(handle_sigint=False).run(call.worker)``.
@@ -279,6 +290,7 @@ def build_pipeline(
         recording_path=recording_dir / f"{call_id}.wav" if recording_dir is not None else None,
         sample_rate=stages.sample_rate,
         context=context,
+        on_agent_text=on_agent_text,
     )
     tools = CallTools(
         call_id=call_id,

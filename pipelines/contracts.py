@@ -164,3 +164,14 @@ class HandoffHandler(Protocol):
     async def __call__(self, request: HandoffRequest) -> str:
         """Open a handoff for ``request``."""
         ...
+
+
+class SpokenTextListener(Protocol):
+    """Told each piece of the agent's text once its audio has been played (live captions in step with the voice).
+
+    It is awaited on the audio path: it must return promptly and must not raise.
+    """
+
+    async def __call__(self, text: str) -> None:
+        """Take ``text``, the words whose audio has just been played."""
+        ...

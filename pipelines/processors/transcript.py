@@ -6,7 +6,8 @@ turn. ``agent_tap`` sits after ``transport.output()``, where frames arrive as th
 the agent's audio and collects the text the TTS marks as spoken (``TTSTextFrame`` s follow their audio), so
 an interrupted agent turn stores only what was actually heard: the sentences played to the end, plus the
 words of the interrupted sentence that fit in the audio played of it (estimated at the synthesiser's
-speaking rate, ~15 characters a second for flite at rate 1.0). The conversation context gets the same text.
+speaking rate, ~15 characters a second for flite at rate 1.0). The conversation context gets the same text, and
+an optional listener gets each piece of it as it is played (the caller's live captions).
 
 The recording is a 16-bit WAV, caller on the left channel and agent on the right, written as the call
 goes (the caller's continuous input stream is the clock; agent audio fills the right channel as it is
@@ -45,7 +46,7 @@ from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from pipelines.asr.base import ASRResult
-from pipelines.contracts import CallSink, TurnRecord
+from pipelines.contracts import CallSink, SpokenTextListener, TurnRecord
 from pipelines.frames import AnswerMetaFrame
 
 __all__ = ["CallRecorder"]
@@ -111,6 +112,7 @@ class CallRecorder:
         sample_rate: Audio sample rate of both channels.
         context: The conversation context (an interrupted turn's entry is cut to what was heard).
         chars_per_second: The synthesiser's speaking rate, to estimate the words heard of a cut sentence.
+        on_agent_text: Told each piece of the agent's text as its audio has been played; ``None``: nobody.
     """
 
     def __init__(
@@ -122,8 +124,10 @@ class CallRecorder:
         sample_rate: int = 16000,
         context: LLMContext | None = None,
         chars_per_second: float = 15.0,
+        on_agent_text: SpokenTextListener | None = None,
     ) -> None:
         self.sink = sink
+        self.on_agent_text = on_agent_text
         self.context = context
         self.chars_per_second = chars_per_second
         self.pending_sentence: str | None = None
@@ -304,6 +308,8 @@ class _AgentTap(FrameProcessor):
                 r.agent_started = _now()
             r.agent_text.append(frame.text)
             r.pending_sentence = None
+            if r.on_agent_text is not None and direction == FrameDirection.DOWNSTREAM:
+                await r.on_agent_text(frame.text)
         elif isinstance(frame, AggregatedTextFrame) and frame.will_be_spoken:
             # Announced just ahead of its audio: the sentence now being played.
             r.pending_sentence, r.pending_played_bytes = frame.text, 0

@@ -66,6 +66,11 @@ async def test_spoken_question_is_answered_from_the_right_passage(
     stages: Stages, demo_retriever: DemoRetriever, sink: RecordingSink, tmp_path: Path
 ) -> None:
     transport = MemoryTransport()
+    captions: list[tuple[float, str]] = []
+
+    async def caption(text: str) -> None:
+        captions.append((time.monotonic(), text))
+
     call = build_pipeline(
         transport=transport,
         stages=stages,
@@ -75,6 +80,7 @@ async def test_spoken_question_is_answered_from_the_right_passage(
         call_id="answer",
         greet=False,
         recording_dir=tmp_path,
+        on_agent_text=caption,
     )
     logged_before = len(demo_retriever.logged)
     async with running(call):
@@ -86,6 +92,11 @@ async def test_spoken_question_is_answered_from_the_right_passage(
     assert (caller.role, agent.role) == ("caller", "agent")
     assert "password" in caller.text and "reset" in caller.text
     assert "30 minutes" in agent.text and not agent.interrupted
+    # Live captions: the answer's text, piece by piece, each once its audio has been played.
+    assert len(captions) >= 2 and " ".join(text.strip() for _, text in captions) == agent.text
+    first_audio, last_audio = transport.first_voiced_output_after(clip.queued_at), transport.last_voiced_output()
+    assert first_audio is not None and last_audio is not None
+    assert first_audio + 0.5 < captions[0][0] and last_audio < captions[-1][0]  # (a clause plays first)
     assert agent.citations and agent.citations[0].startswith("account-and-security.md#Resetting your password")
     assert assistant_texts(call) == [agent.text]
     search = [e for e in sink.events if e.kind == "tool_result"]
