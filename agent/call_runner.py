@@ -18,8 +18,7 @@ from pipecat.frames.frames import (
     VADUserStoppedSpeakingFrame,
 )
 from pipecat.observers.base_observer import BaseObserver, FramePushed
-from pipecat.pipeline.pipeline import Pipeline
-from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.pipeline.worker import PipelineWorker
 from pipecat.workers.runner import WorkerRunner
 
 from agent.sessions import CallSession
@@ -95,19 +94,6 @@ class AgentCaptions:
     async def __call__(self, text: str) -> None:
         """Send ``text`` to the client as the agent's interim transcript."""
         await self._call.client.send({"type": "transcript", "role": "agent", "text": text, "final": False})
-
-
-def make_worker(pipeline: Pipeline, *, call_id: str) -> PipelineWorker:
-    """A worker for ``pipeline`` with the settings every call uses (16 kHz, no idle timeout, no RTVI)."""
-    return PipelineWorker(
-        pipeline,
-        params=PipelineParams(audio_in_sample_rate=SAMPLE_RATE, audio_out_sample_rate=SAMPLE_RATE),
-        idle_timeout_secs=None,
-        enable_rtvi=False,
-        enable_turn_tracking=False,
-        check_dangling_tasks=False,
-        name=f"call-{call_id}",
-    )
 
 
 async def run_call(

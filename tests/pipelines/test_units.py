@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pytest
 
@@ -112,3 +114,60 @@ async def test_agent_audio_gate_holds_resumes_and_drops_across_an_interruption()
     assert await held is False and len(written) == 1, "audio held across an interruption is dropped"
     assert await output.write_audio_frame(frame) is True and len(written) == 2  # type: ignore[attr-defined]
     assert gate.pauses == 2 and not gate.paused
+
+
+async def test_lean_worker_observer_passes_processed_frames_only_to_observers_that_read_them() -> None:
+    from pipecat.frames.frames import TextFrame
+    from pipecat.observers.base_observer import BaseObserver, FrameProcessed, FramePushed
+    from pipecat.pipeline.pipeline import Pipeline
+    from pipecat.pipeline.worker import PipelineWorker
+    from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+    from pipecat.utils.asyncio.task_manager import TaskManager
+
+    from pipelines.build import LeanWorkerObserver, lean_observer
+
+    class PushesOnly(BaseObserver):
+        def __init__(self) -> None:
+            super().__init__()
+            self.pushed: list[FramePushed] = []
+
+        async def on_push_frame(self, data: FramePushed) -> None:
+            self.pushed.append(data)
+
+    class ReadsProcessed(PushesOnly):
+        processed: list[FrameProcessed]
+
+        async def on_process_frame(self, data: FrameProcessed) -> None:
+            self.processed.append(data)
+
+    pushes, reads = PushesOnly(), ReadsProcessed()
+    reads.processed = []
+    worker = PipelineWorker(Pipeline([FrameProcessor()]), observers=[pushes])
+    lean_observer(worker)
+    observer = worker._observer
+    assert isinstance(observer, LeanWorkerObserver)
+    worker.add_observer(reads)
+    await observer.setup(TaskManager(loop=asyncio.get_running_loop()))
+    assert observer._proxies is not None
+    queued: list[object] = []
+    queue = observer._proxies[pushes].queue
+    put = queue.put
+
+    async def counting_put(item: object) -> None:
+        queued.append(item)
+        await put(item)
+
+    queue.put = counting_put  # type: ignore[method-assign]
+    try:
+        source, frame = FrameProcessor(), TextFrame("hello")
+        await observer.on_process_frame(FrameProcessed(source, frame, FrameDirection.DOWNSTREAM, 1))
+        await observer.on_push_frame(FramePushed(source, source, frame, FrameDirection.DOWNSTREAM, 2))
+        for _ in range(50):
+            if reads.processed and reads.pushed and pushes.pushed:
+                break
+            await asyncio.sleep(0.01)
+        assert [d.frame for d in reads.processed] == [frame], "an observer that reads processed frames gets them"
+        assert [d.frame for d in pushes.pushed] == [frame] and [d.frame for d in reads.pushed] == [frame]
+        assert [type(item) for item in queued] == [FramePushed], "a push-only observer is not sent processed frames"
+    finally:
+        await observer.cleanup()
