@@ -126,10 +126,13 @@ class VADSettings(BaseModel):
 
     confidence: float = Field(default=0.7, ge=0.0, le=1.0, description="Speech probability threshold.")
     start_secs: float = Field(
-        default=0.1,
+        default=0.064,
         ge=0.0,
         le=2.0,
-        description="Speech needed before a turn starts (and before a speaking agent is paused for a barge-in).",
+        description=(
+            "Speech needed before a turn starts (and before a speaking agent is paused for a barge-in); "
+            "Silero judges 32 ms windows: 0.064 is two."
+        ),
     )
     stop_secs: float = Field(default=0.2, ge=0.0, le=3.0, description="Silence that ends a caller's turn.")
     smart_turn: bool = Field(default=False, description="Run Smart Turn v3 after VAD silence.")

@@ -11,7 +11,7 @@ class VADOptions:
     """Silero VAD and turn-taking options."""
 
     confidence: float = 0.7
-    start_secs: float = 0.1
+    start_secs: float = 0.064
     stop_secs: float = 0.2
     min_volume: float = 0.6
     smart_turn: bool = False
