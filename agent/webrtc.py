@@ -153,7 +153,9 @@ def webrtc_router(voice: VoiceService) -> APIRouter:
                 audio_out_enabled=True,
                 audio_in_sample_rate=SAMPLE_RATE,
                 audio_out_sample_rate=SAMPLE_RATE,
-                audio_out_10ms_chunks=2,
+                # pipecat writes the agent's audio 40 ms at a time (each write is pushed on through the taps after
+                # the output): half the per-frame work of 20 ms. The track still plays it 20 ms a frame.
+                audio_out_10ms_chunks=4,
             ),
         )
         client_ready = asyncio.Event()
