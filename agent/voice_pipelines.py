@@ -204,7 +204,7 @@ class VoiceStages:
         if self._watcher is not None:
             self._watcher.cancel()
         if self._stages is not None and self._stages.tts is not None:
-            self._stages.tts.close()
+            await asyncio.to_thread(self._stages.tts.close)  # waits for worker processes to exit
 
     async def ready(self) -> None:
         """Readiness check: raises until the stages are loaded."""

@@ -11,7 +11,7 @@ from typing import Any
 from loguru import logger
 
 from pipelines.options import TTSOptions
-from pipelines.tts.base import TTSBackend, trim_leading_silence
+from pipelines.tts.base import TTSBackend
 from pipelines.tts.flite_native import NATIVE_VOICES, FliteWorkerPool
 from pipelines.tts.subprocess_tts import SubprocessTTSService
 
@@ -44,14 +44,11 @@ class FliteTTSService(SubprocessTTSService):
         self._stretch = 1.0 / max(0.5, min(2.0, speaking_rate))
         self._pool = pool if pool is not None and voice in pool.voices else None
 
-    async def synthesise(self, text: str) -> tuple[bytes, int]:
+    async def render(self, text: str) -> tuple[bytes, int]:
         """Synthesise on a resident worker (the same audio the command would write), else run the command."""
         if self._pool is None:
-            return await super().synthesise(text)
-        pcm, rate = await self._pool.synthesise(text, voice=self._voice, stretch=self._stretch)
-        if self._trim:
-            pcm = trim_leading_silence(pcm, sample_rate=rate)
-        return pcm, rate
+            return await super().render(text)
+        return await self._pool.synthesise(text, voice=self._voice, stretch=self._stretch)
 
     def command(self, text: str) -> Sequence[str]:
         """``flite -voice V --setf duration_stretch=S -t TEXT -o /dev/stdout``."""

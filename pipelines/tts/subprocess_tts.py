@@ -50,7 +50,14 @@ class SubprocessTTSService(TTSService):
         """The command line that writes ``text`` as a WAV file to stdout."""
 
     async def synthesise(self, text: str) -> tuple[bytes, int]:
-        """Run the synthesiser; return 16-bit mono PCM and its sample rate."""
+        """16-bit mono PCM of ``text`` and its sample rate, leading near-silence trimmed (if asked)."""
+        pcm, rate = await self.render(text)
+        if self._trim:
+            pcm = trim_leading_silence(pcm, sample_rate=rate)
+        return pcm, rate
+
+    async def render(self, text: str) -> tuple[bytes, int]:
+        """Run the synthesiser command; return its 16-bit mono PCM and sample rate, as written."""
         # stdout is a real OS pipe: under uvloop (uvicorn's default loop) asyncio's PIPE is a socketpair, which
         # a synthesiser that opens /dev/stdout (flite -o /dev/stdout) cannot open, and it then writes nothing.
         # The pipe is read by the event loop itself: no thread is held while the synthesiser runs (with many
@@ -83,8 +90,6 @@ class SubprocessTTSService(TTSService):
         with wave.open(io.BytesIO(out)) as wav:
             rate = wav.getframerate()
             pcm = wav.readframes(wav.getnframes())
-        if self._trim:
-            pcm = trim_leading_silence(pcm, sample_rate=rate)
         return pcm, rate
 
     async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame | None, None]:
