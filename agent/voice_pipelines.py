@@ -84,6 +84,8 @@ class StageOptions:
                 confidence=p.vad.confidence,
                 start_secs=p.vad.start_secs,
                 stop_secs=p.vad.stop_secs,
+                min_volume=p.vad.min_volume,
+                echo_margin_db=p.vad.echo_margin_db if p.vad.echo_aware else None,
                 smart_turn=p.vad.smart_turn,
             ),
             domain_lm=p.asr.domain_lm and p.asr.backend == "pocketsphinx",

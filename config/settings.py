@@ -135,6 +135,26 @@ class VADSettings(BaseModel):
         ),
     )
     stop_secs: float = Field(default=0.2, ge=0.0, le=3.0, description="Silence that ends a caller's turn.")
+    min_volume: float = Field(
+        default=0.6,
+        ge=0.0,
+        le=1.0,
+        description="Loudness gate (pipecat's smoothed BS.1770 loudness, 0 = -110 LUFS, 1 = -10 LUFS).",
+    )
+    echo_aware: bool = Field(
+        default=True,
+        description=(
+            "While the agent speaks, open the loudness gate at once for caller speech that is not the agent's "
+            "echo, measured against the agent's own audio (barge-in about 70 ms sooner); "
+            "off: pipecat's smoothed gate only."
+        ),
+    )
+    echo_margin_db: float = Field(
+        default=6.0,
+        ge=0.0,
+        le=40.0,
+        description="Echo return loss assumed until the call has measured it (echo-aware gate).",
+    )
     smart_turn: bool = Field(default=False, description="Run Smart Turn v3 after VAD silence.")
 
 

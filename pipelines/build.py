@@ -7,15 +7,13 @@ place where the order of the stages is decided.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
-from pipecat.audio.vad.vad_analyzer import VADParams, VADState
+from pipecat.audio.vad.silero import SileroOnnxModel
+from pipecat.audio.vad.vad_analyzer import VADParams
 from pipecat.frames.frames import Frame, InputAudioRawFrame, TTSSpeakFrame
 from pipecat.observers.base_observer import BaseObserver, FrameProcessed
 from pipecat.pipeline.pipeline import Pipeline
@@ -53,67 +51,9 @@ from pipelines.processors.transcript import CallRecorder
 from pipelines.registry import resolve_backend
 from pipelines.tools import CallTools, tools_schema
 from pipelines.tts.base import TTS_BACKENDS, TTSBackend
+from pipelines.vad import EchoReference, SharedSileroVADAnalyzer, load_silero
 
 __all__ = ["CallPipeline", "Stages", "build_pipeline", "build_stages"]
-
-
-def _silero_model_path() -> str:
-    from importlib import resources
-
-    return str(resources.files("pipecat.audio.vad.data").joinpath("silero_vad.onnx"))
-
-
-# A 32 ms window whose samples all stay within this (about -54 dBFS) is silence to any VAD: Silero is not run on
-# it. Digital silence (a muted or DTX microphone, a quiet line) then costs a buffer append, not a model call.
-QUIET_PEAK = 64
-QUIET_RESET_WINDOWS = 10
-
-
-class SharedSileroVADAnalyzer(SileroVADAnalyzer):
-    """Silero VAD for one call over a process-wide ONNX session.
-
-    The ONNX session is shared (its ``run`` is thread-safe and stateless); the recurrent state is per call.
-    pipecat hands every 20 ms frame to a thread; here a frame goes to the thread only when it completes a
-    window that is not silence (:data:`QUIET_PEAK`), everything else is analysed inline.
-
-    Args:
-        model: The process-wide model (only its session is shared).
-        sample_rate: Audio sample rate.
-        params: VAD thresholds.
-    """
-
-    def __init__(self, *, model: SileroOnnxModel, sample_rate: int | None = None, params: VADParams | None = None):
-        # Skip SileroVADAnalyzer.__init__ (it loads a new ONNX session per instance); set up what it would.
-        super(SileroVADAnalyzer, self).__init__(sample_rate=sample_rate, params=params)
-        self._model = copy.copy(model)
-        self._model.reset_states()  # type: ignore[no-untyped-call]  # pipecat's SileroOnnxModel is untyped
-        self._windows_since_reset = 0
-        self._low_confidence_windows = 0
-        self._quiet_windows = 0
-
-    async def analyze_audio(self, buffer: bytes) -> VADState:
-        """The VAD state after ``buffer``; the model runs on the analyser's thread, the rest inline."""
-        window_bytes = self._vad_frames_num_bytes
-        pending = len(self._vad_buffer) + len(buffer)
-        if pending < window_bytes or _is_quiet(self._vad_buffer + buffer):
-            return self._run_analyzer(buffer)
-        return await super().analyze_audio(buffer)
-
-    def voice_confidence(self, buffer: bytes) -> float:
-        """Silero's speech probability for one window (0 for a silent window, without running the model)."""
-        if _is_quiet(buffer):
-            self._quiet_windows += 1
-            return 0.0
-        if self._quiet_windows >= QUIET_RESET_WINDOWS:
-            # After a stretch the model did not hear, start it afresh, as at the start of a stream.
-            self._model.reset_states()  # type: ignore[no-untyped-call]  # untyped in pipecat
-        self._quiet_windows = 0
-        return float(np.asarray(super().voice_confidence(buffer)).reshape(-1)[0])
-
-
-def _is_quiet(pcm: bytes) -> bool:
-    samples = np.frombuffer(pcm, dtype=np.int16)
-    return samples.size == 0 or int(np.abs(samples.astype(np.int32)).max()) <= QUIET_PEAK
 
 
 class LeanWorkerObserver(WorkerObserver):
@@ -202,7 +142,7 @@ def build_stages(
         tts_cls: type[TTSBackend] = resolve_backend(TTS_BACKENDS, tts.backend, TTSBackend)
         asr_backend = asr_cls.prewarm(asr)
         tts_backend = tts_cls.prewarm(tts)
-    silero = SileroOnnxModel(_silero_model_path(), force_onnx_cpu=True)  # type: ignore[no-untyped-call]  # untyped in pipecat
+    silero = load_silero()
     return Stages(
         asr=asr_backend, brain=brain_backend, tts=tts_backend, vad=vad, silero=silero, sample_rate=asr.sample_rate
     )
@@ -324,7 +264,9 @@ def build_pipeline(
         turn_seq=lambda: recorder.last_caller_seq,
     )
     output = transport.output()
-    gate = AgentAudioGate(output, call_id=call_id)
+    # The agent's audio as it goes to the line: the VAD tells the caller's voice from its echo against it.
+    reference = EchoReference()
+    gate = AgentAudioGate(output, call_id=call_id, reference=reference)
     policy = BargeInPolicy(call_id=call_id, gate=gate)
     meter = LatencyMeter(
         sink=sink,
@@ -342,6 +284,8 @@ def build_pipeline(
             stop_secs=stages.vad.stop_secs,
             min_volume=stages.vad.min_volume,
         ),
+        reference=reference if stages.vad.echo_margin_db is not None else None,
+        echo_margin_db=stages.vad.echo_margin_db or 0.0,
     )
     aggregators = LLMContextAggregatorPair(
         context,

@@ -24,6 +24,8 @@ from pipecat.frames.frames import CancelFrame, EndFrame, Frame, InterruptionFram
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.transports.base_output import BaseOutputTransport
 
+from pipelines.vad import EchoReference
+
 __all__ = ["AgentAudioGate", "GateState"]
 
 GateState = Literal["paused", "resumed", "interrupted"]
@@ -35,9 +37,10 @@ class AgentAudioGate:
     Args:
         output: The call's output transport; its ``write_audio_frame`` is wrapped.
         call_id: The call (processor names).
+        reference: Told each chunk of the agent's audio as it is written (the VAD's far-end reference).
     """
 
-    def __init__(self, output: FrameProcessor, *, call_id: str) -> None:
+    def __init__(self, output: FrameProcessor, *, call_id: str, reference: EchoReference | None = None) -> None:
         if not isinstance(output, BaseOutputTransport):
             raise TypeError(f"the agent audio gate needs a pipecat output transport, not {type(output).__name__}")
         self._open = asyncio.Event()
@@ -54,6 +57,8 @@ class AgentAudioGate:
                 await self._open.wait()
                 if generation != self._generation:
                     return False  # held across an interruption: that audio is not to be played
+            if reference is not None:
+                reference.note(frame.audio)
             return await write(frame)
 
         # pipecat has no hook between its output queue and the write: the instance's method is wrapped.

@@ -1,0 +1,244 @@
+"""The caller's voice-activity detector: Silero over a shared model, with an echo-aware volume gate.
+
+pipecat's VAD counts a 32 ms window as speech when Silero's confidence and the loudness both pass their
+thresholds. The loudness it gates on (``min_volume``) is a 400 ms BS.1770 measure smoothed by 20 % per window,
+so from silence even loud speech needs about six windows (190 ms) to pass: that keeps short clicks and the
+agent's own echo out, and it is most of the time a barge-in takes.
+
+While the agent is speaking, :class:`SharedSileroVADAnalyzer` opens the gate at once for a window that is
+plainly the caller and not the agent's echo (:class:`DoubleTalkDetector`): its unsmoothed loudness already
+passes ``min_volume``, and it is louder than the agent's echo can be. How loud the echo can be is measured, as
+echo cancellers do: while the caller is quiet and the agent speaks, the microphone hears only the echo, and its
+level against the agent's audio (the far-end reference, :class:`EchoReference`) is the echo return loss. A
+line with echo cancellation (a browser, most phones) returns next to nothing, so any clear caller speech opens
+the gate; a line without it returns the agent at, say, -10 dB, and only speech well above that does. Until the
+loss has been measured the detector assumes ``echo_margin_db`` (6 dB, the Geigel detector's assumption).
+Otherwise the gate is pipecat's, unchanged, and the barge-in policy sorts echo from speech as before.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from importlib import resources
+
+import numpy as np
+from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
+from pipecat.audio.vad.vad_analyzer import VADParams, VADState
+
+__all__ = ["QUIET_PEAK", "DoubleTalkDetector", "EchoReference", "SharedSileroVADAnalyzer", "level_dbfs", "load_silero"]
+
+# A 32 ms window whose samples all stay within this (about -54 dBFS) is silence to any VAD: Silero is not run on
+# it. Digital silence (a muted or DTX microphone, a quiet line) then costs a buffer append, not a model call.
+QUIET_PEAK = 64
+QUIET_RESET_WINDOWS = 10
+
+
+def load_silero() -> SileroOnnxModel:
+    """Silero's ONNX model as pipecat bundles it (CPU; load once per process)."""
+    path = str(resources.files("pipecat.audio.vad.data").joinpath("silero_vad.onnx"))
+    return SileroOnnxModel(path, force_onnx_cpu=True)  # type: ignore[no-untyped-call]  # untyped in pipecat
+
+
+def level_dbfs(pcm: bytes) -> float:
+    """RMS level of 16-bit little-endian PCM in dB below full scale (``-inf`` for silence)."""
+    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
+    if samples.size == 0:
+        return -math.inf
+    power = float(np.mean(samples * samples))
+    return 10.0 * math.log10(power / 32768.0**2) if power > 0 else -math.inf
+
+
+class EchoReference:
+    """How loud the agent's audio was as it went to the line, over the last ``window_secs``.
+
+    The output side notes each chunk it writes (the event loop); the VAD reads the loudest level from its own
+    thread, hence the lock.
+
+    Args:
+        window_secs: How far back a chunk of the agent's audio can still come back as echo (the echo path's
+            delay: play-out buffers, the network, the room).
+        clock: Monotonic nanoseconds (shared with the detector reading this reference).
+    """
+
+    def __init__(self, *, window_secs: float = 1.0, clock: Callable[[], int] = time.monotonic_ns) -> None:
+        self.clock = clock
+        self._window_ns = int(window_secs * 1e9)
+        self._levels: deque[tuple[int, float]] = deque()
+        self._lock = threading.Lock()
+
+    def note(self, pcm: bytes) -> None:
+        """Record a chunk of the agent's audio written to the line now."""
+        level = level_dbfs(pcm)
+        now = self.clock()
+        with self._lock:
+            self._levels.append((now, level))
+            self._prune(now)
+
+    def loudest_dbfs(self, *, older_than_secs: float = 0.0) -> float | None:
+        """The loudest chunk written within the window (``None``: the agent has been silent).
+
+        Args:
+            older_than_secs: Only chunks written at least this long ago (audio that has had time to come back).
+        """
+        now = self.clock()
+        until = now - int(older_than_secs * 1e9)
+        with self._lock:
+            self._prune(now)
+            loudest = max((level for at, level in self._levels if at <= until), default=-math.inf)
+        return loudest if loudest > -math.inf else None
+
+    def _prune(self, now: int) -> None:
+        while self._levels and now - self._levels[0][0] > self._window_ns:
+            self._levels.popleft()
+
+
+class DoubleTalkDetector:
+    """Tells the caller's voice from the agent's echo by level, against a measured echo return loss.
+
+    A window heard while the caller is quiet measures the echo: its level against the agent's loudest audio
+    that has had time to come back (``echo_delay_secs`` old or more). It counts once the caller has stayed quiet
+    ``echo_delay_secs`` longer, so the first windows of the caller's own speech are never taken for echo.
+
+    Args:
+        reference: The agent's audio as it went to the line.
+        echo_margin_db: The echo return loss assumed until one has been measured.
+        safety_db: How far above the loudest echo measured a window must be to be the caller's.
+        echo_delay_secs: The longest the agent's audio takes to come back as echo (play-out buffers, the
+            network, the room).
+        memory_secs: How long a measurement of the echo counts (the echo path changes: a speakerphone, a
+            headset put down).
+        min_observations: Measurements needed before they are trusted (0.25 s of 32 ms windows).
+    """
+
+    def __init__(
+        self,
+        reference: EchoReference,
+        *,
+        echo_margin_db: float = 6.0,
+        safety_db: float = 3.0,
+        echo_delay_secs: float = 0.3,
+        memory_secs: float = 5.0,
+        min_observations: int = 8,
+    ) -> None:
+        self._reference = reference
+        self._echo_margin_db = echo_margin_db
+        self._safety_db = safety_db
+        self._delay_secs = echo_delay_secs
+        self._delay_ns = int(echo_delay_secs * 1e9)
+        self._memory_ns = int(memory_secs * 1e9)
+        self._min_observations = min_observations
+        self._pending: deque[tuple[int, float]] = deque()
+        self._losses: deque[tuple[int, float]] = deque()
+
+    def listen(self, level: float, *, caller_quiet: bool) -> bool:
+        """Whether a window at ``level`` dBFS, heard while the agent speaks, is louder than its echo can be.
+
+        Args:
+            level: The window's RMS level.
+            caller_quiet: Whether the caller was silent up to this window (it may then measure the echo).
+
+        Returns:
+            ``False`` as well when the agent has been silent (there is no echo to tell apart).
+        """
+        agent = self._reference.loudest_dbfs()
+        if agent is None:
+            self._pending.clear()
+            return False
+        now = self._reference.clock()
+        if not caller_quiet:
+            self._pending.clear()
+        else:
+            returned = self._reference.loudest_dbfs(older_than_secs=self._delay_secs)
+            if returned is not None:
+                self._pending.append((now, returned - level))
+        while self._pending and now - self._pending[0][0] >= self._delay_ns:
+            self._losses.append(self._pending.popleft())
+        while self._losses and now - self._losses[0][0] > self._memory_ns:
+            self._losses.popleft()
+        return level >= agent - self.allowed_db()
+
+    def allowed_db(self) -> float:
+        """How far below the agent's loudest recent audio a window may be and still be the caller's."""
+        if len(self._losses) < self._min_observations:
+            return self._echo_margin_db
+        return max(self._echo_margin_db, min(loss for _, loss in self._losses) - self._safety_db)
+
+
+class SharedSileroVADAnalyzer(SileroVADAnalyzer):
+    """Silero VAD for one call over a process-wide ONNX session, with the echo-aware gate (module docstring).
+
+    The ONNX session is shared (its ``run`` is thread-safe and stateless); the recurrent state is per call.
+    pipecat hands every 20 ms frame to a thread; here a frame goes to the thread only when it completes a
+    window that is not silence (:data:`QUIET_PEAK`), everything else is analysed inline.
+
+    Args:
+        model: The process-wide model (only its session is shared).
+        sample_rate: Audio sample rate.
+        params: VAD thresholds.
+        reference: The agent's outgoing audio; ``None``: pipecat's smoothed gate only.
+        echo_margin_db: The echo return loss assumed until one is measured (:class:`DoubleTalkDetector`).
+    """
+
+    def __init__(
+        self,
+        *,
+        model: SileroOnnxModel,
+        sample_rate: int | None = None,
+        params: VADParams | None = None,
+        reference: EchoReference | None = None,
+        echo_margin_db: float = 6.0,
+    ) -> None:
+        # Skip SileroVADAnalyzer.__init__ (it loads a new ONNX session per instance); set up what it would.
+        super(SileroVADAnalyzer, self).__init__(sample_rate=sample_rate, params=params)
+        self._model = copy.copy(model)
+        self._model.reset_states()  # type: ignore[no-untyped-call]  # pipecat's SileroOnnxModel is untyped
+        self._windows_since_reset = 0
+        self._low_confidence_windows = 0
+        self._quiet_windows = 0
+        self._double_talk = (
+            DoubleTalkDetector(reference, echo_margin_db=echo_margin_db) if reference is not None else None
+        )
+        self.fast_onsets = 0
+
+    async def analyze_audio(self, buffer: bytes) -> VADState:
+        """The VAD state after ``buffer``; the model runs on the analyser's thread, the rest inline."""
+        window_bytes = self._vad_frames_num_bytes
+        pending = len(self._vad_buffer) + len(buffer)
+        if pending < window_bytes or _is_quiet(self._vad_buffer + buffer):
+            return self._run_analyzer(buffer)
+        return await super().analyze_audio(buffer)
+
+    def voice_confidence(self, buffer: bytes) -> float:
+        """Silero's speech probability for one window (0 for a silent window, without running the model)."""
+        if _is_quiet(buffer):
+            self._quiet_windows += 1
+            return 0.0
+        if self._quiet_windows >= QUIET_RESET_WINDOWS:
+            # After a stretch the model did not hear, start it afresh, as at the start of a stream.
+            self._model.reset_states()  # type: ignore[no-untyped-call]  # untyped in pipecat
+        self._quiet_windows = 0
+        return float(np.asarray(super().voice_confidence(buffer)).reshape(-1)[0])
+
+    def _get_smoothed_volume(self, audio: bytes) -> float:
+        """The smoothed loudness (pipecat's), raised to the gate for a window that is the caller over the agent."""
+        volume: float = super()._get_smoothed_volume(audio)
+        if self._double_talk is None:
+            return volume
+        caller_quiet = self._vad_state == VADState.QUIET
+        over_agent = self._double_talk.listen(level_dbfs(audio), caller_quiet=caller_quiet)
+        min_volume = self._params.min_volume
+        if volume >= min_volume or not over_agent or self._volume_tracker.volume < min_volume:
+            return volume
+        self.fast_onsets += 1
+        # The smoothing goes on from the gate's level, as if the caller's loudness had been there all along.
+        return min_volume
+
+
+def _is_quiet(pcm: bytes) -> bool:
+    samples = np.frombuffer(pcm, dtype=np.int16)
+    return samples.size == 0 or int(np.abs(samples.astype(np.int32)).max()) <= QUIET_PEAK
