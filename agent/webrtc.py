@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from agent.call_runner import SAMPLE_RATE, run_call
 from agent.sessions import CallSession
 from agent.voice import VoiceService
-from agent.webrtc_media import VoxdeskWebRTCConnection
+from agent.webrtc_media import VoxdeskWebRTCConnection, batch_audio_input
 from control_api.problems import ProblemError
 
 log = structlog.get_logger(__name__)
@@ -158,6 +158,7 @@ def webrtc_router(voice: VoiceService) -> APIRouter:
                 audio_out_10ms_chunks=4,
             ),
         )
+        batch_audio_input(transport)
         client_ready = asyncio.Event()
 
         @transport.event_handler("on_client_connected")  # type: ignore[untyped-decorator]

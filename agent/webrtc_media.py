@@ -15,22 +15,26 @@ from __future__ import annotations
 import asyncio
 import fractions
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
 from aiortc.codecs.opus import SAMPLES_PER_FRAME, OpusEncoder
 from aiortc.jitterbuffer import JitterBuffer
-from aiortc.mediastreams import AudioStreamTrack
-from av import AudioFrame, Packet
+from aiortc.mediastreams import AudioStreamTrack, MediaStreamError
+from av import AudioFrame, AudioResampler, CodecContext, Packet
 from av.frame import Frame
+from pipecat.frames.frames import InputAudioRawFrame
 from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
-from pipecat.transports.smallwebrtc.transport import RawAudioTrack
+from pipecat.transports.smallwebrtc.transport import RawAudioTrack, SmallWebRTCTransport
 
 __all__ = [
+    "MAX_INPUT_BATCH",
     "OPUS_SILENCE",
     "QuietAudioTrack",
     "QuietOpusEncoder",
     "VoxdeskWebRTCConnection",
+    "batch_audio_input",
     "install_quiet_encoder",
     "tighten_audio_jitter_buffers",
 ]
@@ -46,6 +50,64 @@ AHEAD_SECS = 0.06
 # Every caller utterance and every barge-in reaches the VAD 60 ms sooner; a packet that arrives after its
 # successor is then dropped (Opus conceals it), which on loopback and LAN links does not happen.
 AUDIO_JITTER_PREFETCH = 1
+
+
+# The caller's audio frames that are already waiting are handed on together, up to this many (100 ms of 20 ms
+# frames): see ``batch_audio_input``.
+MAX_INPUT_BATCH = 5
+
+
+def batch_audio_input(transport: SmallWebRTCTransport, *, max_frames: int = MAX_INPUT_BATCH) -> None:
+    """Make ``transport`` hand on the caller's audio frames that are already waiting as one frame.
+
+    pipecat reads aiortc's decoded frames one at a time, and each one then travels the pipeline on its own (a
+    resample, a queue hop per processor, a VAD call). When the event loop falls behind (many calls), aiortc's
+    queue grows and so does every later turn's latency, since frames are no cheaper to catch up on than to
+    keep up with. Here a read takes the frame it waited for plus those already decoded behind it, so the
+    per-frame work is paid once per batch: a call that keeps up sees 20 ms frames as before (nothing waits to
+    be batched), and one that has fallen behind catches up. pipecat 1.14's reader, otherwise unchanged, is
+    replaced on the transport's client (it has no setting for this).
+    """
+    client = transport._client
+
+    async def read_audio_frame() -> AsyncIterator[InputAudioRawFrame]:
+        resampler = client._audio_in_resampler
+        assert resampler is not None, "pipecat builds the resampler before it starts reading"
+        rate, layout, channels = client._in_sample_rate, client._audio_in_layout, client._audio_in_channels
+        while True:
+            track = client._audio_input_track
+            if track is None:
+                await asyncio.sleep(0.01)
+                continue
+            try:
+                frame = await asyncio.wait_for(track.recv(), timeout=2.0)
+            except TimeoutError:
+                continue
+            except MediaStreamError:
+                client._audio_input_track = None  # the track ended; a renegotiation brings a new one
+                continue
+            if not isinstance(frame, AudioFrame):
+                await asyncio.sleep(0.01)
+                continue
+            frames = [frame]
+            waiting = getattr(track._track, "_queue", None)  # aiortc's decoded frames not yet read
+            while waiting is not None and len(frames) < max_frames and not waiting.empty():
+                more = waiting.get_nowait()
+                if not isinstance(more, AudioFrame):  # None ends the track: leave it for the next recv()
+                    waiting.put_nowait(more)
+                    break
+                frames.append(more)
+            parts: list[bytes] = []
+            for item in frames:
+                converted = (
+                    resampler.resample(item) if item.sample_rate != rate or item.layout.name != layout else [item]
+                )
+                parts.extend(c.to_ndarray().astype(np.int16).tobytes() for c in converted)
+            audio = InputAudioRawFrame(audio=b"".join(parts), sample_rate=rate, num_channels=channels)
+            audio.pts = frame.pts
+            yield audio
+
+    client.read_audio_frame = read_audio_frame  # type: ignore[method-assign]  # pipecat has no hook for its reader
 
 
 def tighten_audio_jitter_buffers(pc: Any, *, prefetch: int = AUDIO_JITTER_PREFETCH) -> None:
@@ -86,6 +148,54 @@ class QuietOpusEncoder(OpusEncoder):
         return [bytes(packet)], stamp
 
 
+# Frames of silence encoded after the voice, before the pre-encoded silence packet takes over.
+VOICE_TAIL_FRAMES = 3
+# Rates libopus encodes at natively; others are resampled to 16 kHz first.
+OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
+
+
+class VoiceOpusEncoder:
+    """Encodes the agent's 20 ms frames to Opus as they are, mono at pipecat's rate, on the calling thread.
+
+    aiortc's encoder upsamples every frame to 48 kHz stereo at 96 kbit/s on its thread pool, and the sender
+    then measures each frame's level sample by sample in Python on the event loop (RFC 6465's header
+    extension, which only mixers read). Encoding the synthesised voice as it is costs about 95 µs a frame and
+    makes packets of about 100 bytes instead of 250; the receiver decodes Opus at any rate it likes.
+
+    Args:
+        sample_rate: The rate of the PCM handed to :meth:`encode`.
+        bit_rate: Opus bit rate (32 kbit/s is transparent for wideband speech).
+    """
+
+    def __init__(self, sample_rate: int, *, bit_rate: int = 32000) -> None:
+        self._in_rate = sample_rate
+        rate = sample_rate if sample_rate in OPUS_RATES else 16000
+        self._rate = rate
+        self._codec: Any = CodecContext.create("libopus", "w")
+        self._codec.bit_rate = bit_rate
+        self._codec.format = "s16"
+        self._codec.layout = "mono"
+        self._codec.sample_rate = rate
+        self._codec.time_base = fractions.Fraction(1, rate)
+        self._codec.options = {"application": "voip"}
+        self._resampler = (
+            None
+            if rate == sample_rate
+            else AudioResampler(format="s16", layout="mono", rate=rate, frame_size=int(rate * FRAME_SECS))
+        )
+        self._pts = 0
+
+    def encode(self, pcm: bytes) -> list[bytes]:
+        """Opus packets for 20 ms of 16-bit mono PCM (one, once the codec is primed)."""
+        frame = AudioFrame.from_ndarray(np.frombuffer(pcm, dtype=np.int16)[None, :], layout="mono")
+        frame.sample_rate = self._in_rate
+        frame.pts = self._pts
+        frame.time_base = fractions.Fraction(1, self._in_rate)
+        self._pts += frame.samples
+        frames = [frame] if self._resampler is None else self._resampler.resample(frame)
+        return [bytes(packet) for f in frames for packet in self._codec.encode(f)]
+
+
 def install_quiet_encoder(pc: Any) -> bool:
     """Give ``pc``'s Opus audio senders a :class:`QuietOpusEncoder` (call after the answer, before media flows).
 
@@ -109,9 +219,10 @@ class QuietAudioTrack(AudioStreamTrack):
     """The agent's outgoing audio: what pipecat queued on its ``RawAudioTrack``, sent 20 ms at a time.
 
     Reads the 10 ms chunks pipecat queues on ``source``, two per frame, in real time, and resolves the futures
-    of what is queued up to :data:`AHEAD_SECS` ahead (which is what paces pipecat's writes). With nothing
-    queued, or while ``held`` (a barge-in pause), it sends the pre-encoded :data:`OPUS_SILENCE` packet (when
-    ``opus_silence``) or a zero frame.
+    of what is queued up to :data:`AHEAD_SECS` ahead (which is what paces pipecat's writes). When the sender
+    has a :class:`QuietOpusEncoder` (``opus_silence``) every frame leaves as an Opus packet: the voice encoded
+    here (:class:`VoiceOpusEncoder`), and with nothing queued, or while ``held`` (a barge-in pause), the
+    pre-encoded :data:`OPUS_SILENCE`. Otherwise it hands aiortc PCM frames (zeros for silence).
 
     Args:
         source: pipecat's track for this call; only its queue is used.
@@ -126,6 +237,9 @@ class QuietAudioTrack(AudioStreamTrack):
         self._samples = int(sample_rate * FRAME_SECS)
         self._silence_bytes = bytes(self._samples * 2)
         self._opus_silence = opus_silence
+        self._voice = VoiceOpusEncoder(sample_rate) if opus_silence else None
+        self._voice_packets: list[bytes] = []
+        self._tail = 0
         self._sent = 0
         self._origin: float | None = None
         self._ahead_bytes = int(sample_rate * AHEAD_SECS) * 2
@@ -133,6 +247,7 @@ class QuietAudioTrack(AudioStreamTrack):
 
     def discard(self) -> None:
         """Drop the queued audio (an interruption): pipecat's pending writes complete at once."""
+        self._voice_packets.clear()
         queue = self._source._chunk_queue
         while queue:
             _, future = queue.popleft()
@@ -151,12 +266,21 @@ class QuietAudioTrack(AudioStreamTrack):
                 self._origin -= wait  # the loop stalled: resume real time instead of bursting to catch up
         self._sent += 1
         audio = None if self.held else self._take()
+        if self._voice is not None:
+            if audio is not None:
+                self._tail = VOICE_TAIL_FRAMES
+            elif self._tail > 0 and not self.held:
+                # The voice's encoder winds down on a few frames of its own silence: no click at the switch.
+                self._tail -= 1
+                audio = self._silence_bytes
+            if audio is not None:
+                self._voice_packets.extend(self._voice.encode(audio))
+            payload = self._voice_packets.pop(0) if self._voice_packets else OPUS_SILENCE
+            packet = Packet(payload)
+            packet.pts = (self._sent - 1) * SAMPLES_PER_FRAME
+            packet.time_base = fractions.Fraction(1, 48000)
+            return packet
         if audio is None:
-            if self._opus_silence:
-                packet = Packet(OPUS_SILENCE)
-                packet.pts = (self._sent - 1) * SAMPLES_PER_FRAME
-                packet.time_base = fractions.Fraction(1, 48000)
-                return packet
             audio = self._silence_bytes
         frame = AudioFrame.from_ndarray(np.frombuffer(audio, dtype=np.int16)[None, :], layout="mono")
         frame.sample_rate = self._sample_rate

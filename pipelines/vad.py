@@ -46,10 +46,10 @@ def load_silero() -> SileroOnnxModel:
 
 def level_dbfs(pcm: bytes) -> float:
     """RMS level of 16-bit little-endian PCM in dB below full scale (``-inf`` for silence)."""
-    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
+    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
     if samples.size == 0:
         return -math.inf
-    power = float(np.mean(samples * samples))
+    power = float(np.dot(samples, samples)) / samples.size
     return 10.0 * math.log10(power / 32768.0**2) if power > 0 else -math.inf
 
 
@@ -79,18 +79,22 @@ class EchoReference:
             self._levels.append((now, level))
             self._prune(now)
 
-    def loudest_dbfs(self, *, older_than_secs: float = 0.0) -> float | None:
-        """The loudest chunk written within the window (``None``: the agent has been silent).
+    def loudest_pair(self, older_than_secs: float) -> tuple[float | None, float | None]:
+        """The loudest chunk within the window, and the loudest written at least ``older_than_secs`` ago.
 
-        Args:
-            older_than_secs: Only chunks written at least this long ago (audio that has had time to come back).
+        ``None`` for either: no such chunk (the agent has been silent).
         """
         now = self.clock()
         until = now - int(older_than_secs * 1e9)
+        loudest = returned = -math.inf
         with self._lock:
             self._prune(now)
-            loudest = max((level for at, level in self._levels if at <= until), default=-math.inf)
-        return loudest if loudest > -math.inf else None
+            for at, level in self._levels:
+                if level > loudest:
+                    loudest = level
+                if at <= until and level > returned:
+                    returned = level
+        return (loudest if loudest > -math.inf else None, returned if returned > -math.inf else None)
 
     def _prune(self, now: int) -> None:
         while self._levels and now - self._levels[0][0] > self._window_ns:
@@ -133,7 +137,9 @@ class DoubleTalkDetector:
         self._memory_ns = int(memory_secs * 1e9)
         self._min_observations = min_observations
         self._pending: deque[tuple[int, float]] = deque()
+        # The measured losses within ``memory_secs``, as a monotonic queue: the front is the smallest.
         self._losses: deque[tuple[int, float]] = deque()
+        self._measured = 0
 
     def listen(self, level: float, *, caller_quiet: bool) -> bool:
         """Whether a window at ``level`` dBFS, heard while the agent speaks, is louder than its echo can be.
@@ -145,28 +151,33 @@ class DoubleTalkDetector:
         Returns:
             ``False`` as well when the agent has been silent (there is no echo to tell apart).
         """
-        agent = self._reference.loudest_dbfs()
+        agent, returned = self._reference.loudest_pair(self._delay_secs)
         if agent is None:
             self._pending.clear()
             return False
         now = self._reference.clock()
         if not caller_quiet:
             self._pending.clear()
-        else:
-            returned = self._reference.loudest_dbfs(older_than_secs=self._delay_secs)
-            if returned is not None:
-                self._pending.append((now, returned - level))
+        elif returned is not None:
+            self._pending.append((now, returned - level))
         while self._pending and now - self._pending[0][0] >= self._delay_ns:
-            self._losses.append(self._pending.popleft())
+            self._measure(*self._pending.popleft())
         while self._losses and now - self._losses[0][0] > self._memory_ns:
             self._losses.popleft()
         return level >= agent - self.allowed_db()
 
+    def _measure(self, at: int, loss: float) -> None:
+        # A newer, smaller loss makes the larger ones before it irrelevant to the minimum.
+        while self._losses and self._losses[-1][1] >= loss:
+            self._losses.pop()
+        self._losses.append((at, loss))
+        self._measured += 1
+
     def allowed_db(self) -> float:
         """How far below the agent's loudest recent audio a window may be and still be the caller's."""
-        if len(self._losses) < self._min_observations:
+        if self._measured < self._min_observations or not self._losses:
             return self._echo_margin_db
-        return max(self._echo_margin_db, min(loss for _, loss in self._losses) - self._safety_db)
+        return max(self._echo_margin_db, self._losses[0][1] - self._safety_db)
 
 
 class SharedSileroVADAnalyzer(SileroVADAnalyzer):
@@ -241,4 +252,4 @@ class SharedSileroVADAnalyzer(SileroVADAnalyzer):
 
 def _is_quiet(pcm: bytes) -> bool:
     samples = np.frombuffer(pcm, dtype=np.int16)
-    return samples.size == 0 or int(np.abs(samples.astype(np.int32)).max()) <= QUIET_PEAK
+    return samples.size == 0 or (int(samples.max()) <= QUIET_PEAK and int(samples.min()) >= -QUIET_PEAK)
