@@ -48,6 +48,9 @@ class LiveCallObserver(BaseObserver):
 
     """
 
+    # The frames it reads (the call's observer queues only these to it: not the audio).
+    observed_frames: tuple[type[Frame], ...] = (*_ACTIVITY, InterimTranscriptionFrame)
+
     def __init__(self, *, call: CallSession) -> None:
         super().__init__(observe_every_push=False)
         self._call = call

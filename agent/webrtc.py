@@ -153,9 +153,10 @@ def webrtc_router(voice: VoiceService) -> APIRouter:
                 audio_out_enabled=True,
                 audio_in_sample_rate=SAMPLE_RATE,
                 audio_out_sample_rate=SAMPLE_RATE,
-                # pipecat writes the agent's audio 40 ms at a time (each write is pushed on through the taps after
-                # the output): half the per-frame work of 20 ms. The track still plays it 20 ms a frame.
-                audio_out_10ms_chunks=4,
+                # pipecat writes the agent's audio 80 ms at a time (each write is pushed on through the taps after
+                # the output): a quarter of the per-frame work of 20 ms. The track still plays it 20 ms a frame,
+                # and lets pipecat write the next chunk once the last 60 ms of this one are queued (AHEAD_SECS).
+                audio_out_10ms_chunks=8,
             ),
         )
         batch_audio_input(transport)

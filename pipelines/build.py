@@ -15,7 +15,7 @@ from typing import Any
 from pipecat.audio.vad.silero import SileroOnnxModel
 from pipecat.audio.vad.vad_analyzer import VADParams
 from pipecat.frames.frames import Frame, InputAudioRawFrame, TTSSpeakFrame
-from pipecat.observers.base_observer import BaseObserver, FrameProcessed
+from pipecat.observers.base_observer import BaseObserver, FrameProcessed, FramePushed
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.pipeline.worker_observer import WorkerObserver
@@ -57,17 +57,40 @@ __all__ = ["CallPipeline", "Stages", "build_pipeline", "build_stages"]
 
 
 class LeanWorkerObserver(WorkerObserver):
-    """pipecat's worker observer, passing "frame processed" events only to observers that read them.
+    """pipecat's worker observer, queueing to each observer only the events it reads.
 
-    pipecat queues one such event per frame per processor to every observer, whether it reads them or not: with
-    a dozen processors that is a dozen hops through each observer's queue for every 20 ms of audio. Ours read
-    pushes only, so those events stop here.
+    pipecat queues one "frame processed" event per frame per processor to every observer, whether it reads them
+    or not, and every frame's first push: with audio flowing both ways that is a hundred or more hops a second
+    through each observer's queue, per call, almost all of them audio frames nobody looks at. Here:
+
+    - "frame processed" events go only to observers that override ``on_process_frame``;
+    - pushes go only to observers whose ``observed_frames`` (a tuple of frame classes, when the observer has
+      one) matches the frame; an observer without it gets every push, as with pipecat's.
     """
 
     async def on_process_frame(self, data: FrameProcessed) -> None:
         """Queue ``data`` for the observers that override ``on_process_frame``."""
         for proxy in (self._proxies or {}).values():
             if type(proxy.observer).on_process_frame is not BaseObserver.on_process_frame:
+                await proxy.queue.put(data)
+
+    async def on_push_frame(self, data: FramePushed) -> None:
+        """Queue ``data`` for the observers that want this frame (first push, or every push if they ask)."""
+        if not self._proxies:
+            return
+        frame = data.frame
+        wanting = [
+            proxy
+            for proxy in self._proxies.values()
+            if (wanted := getattr(proxy.observer, "observed_frames", None)) is None or isinstance(frame, wanted)
+        ]
+        if not wanting:
+            return
+        data.first_push = frame.id not in self._frames_pushed
+        if data.first_push:
+            self._frames_pushed[frame.id] = frame
+        for proxy in wanting:
+            if data.first_push or proxy.observer.observe_every_push:
                 await proxy.queue.put(data)
 
 

@@ -26,6 +26,7 @@ from loguru import logger
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
+    Frame,
     InterruptionFrame,
     LLMContextFrame,
     LLMFullResponseStartFrame,
@@ -67,6 +68,20 @@ class LatencyMeter(BaseObserver):
         vad_start_secs: The VAD's start window (speech onset = VAD start − this).
         gate: The call's agent audio gate: a barge-in's audio stopped when the gate paused it.
     """
+
+    # The frames it reads (the call's observer queues only these to it); of the audio, only the synthesiser's.
+    observed_frames: tuple[type[Frame], ...] = (
+        VADUserStoppedSpeakingFrame,
+        VADUserStartedSpeakingFrame,
+        InterruptionFrame,
+        BotStartedSpeakingFrame,
+        BotStoppedSpeakingFrame,
+        TranscriptionFrame,
+        LLMContextFrame,
+        KnowledgeFrame,
+        LLMFullResponseStartFrame,
+        TTSAudioRawFrame,
+    )
 
     def __init__(
         self,

@@ -44,11 +44,11 @@ class FliteTTSService(SubprocessTTSService):
         self._stretch = 1.0 / max(0.5, min(2.0, speaking_rate))
         self._pool = pool if pool is not None and voice in pool.voices else None
 
-    async def render(self, text: str) -> tuple[bytes, int]:
+    async def render(self, text: str, *, urgent: bool = False) -> tuple[bytes, int]:
         """Synthesise on a resident worker (the same audio the command would write), else run the command."""
         if self._pool is None:
-            return await super().render(text)
-        return await self._pool.synthesise(text, voice=self._voice, stretch=self._stretch)
+            return await super().render(text, urgent=urgent)
+        return await self._pool.synthesise(text, voice=self._voice, stretch=self._stretch, urgent=urgent)
 
     def command(self, text: str) -> Sequence[str]:
         """``flite -voice V --setf duration_stretch=S -t TEXT -o /dev/stdout``."""

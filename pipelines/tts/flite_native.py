@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import heapq
 import itertools
 import json
 import struct
@@ -273,7 +274,11 @@ def _settle(future: asyncio.Future[tuple[bytes, int]], outcome: BaseException | 
 
 
 class FliteWorkerPool:
-    """A few resident flite worker processes; each clause goes to the least busy one.
+    """A few resident flite worker processes, one clause at a time each, the urgent clauses first.
+
+    A clause waits for a free worker. The first clause of an answer is urgent: the caller hears nothing until
+    it is rendered. A later clause has until the audio before it has played. With many calls answering at once
+    the urgent ones go first, instead of queueing behind the rest of other calls' answers.
 
     Args:
         voices: Voices every worker loads.
@@ -291,23 +296,53 @@ class FliteWorkerPool:
         self.voices = self._workers[0].voices
         self._replacing: asyncio.Lock | None = None
         self._repairs: set[asyncio.Task[_Worker]] = set()
+        self._free = len(self._workers)
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
 
     @property
     def size(self) -> int:
         """Worker processes."""
         return len(self._workers)
 
-    async def synthesise(self, text: str, *, voice: str, stretch: float = 1.0) -> tuple[bytes, int]:
-        """PCM of ``text`` (16-bit mono) and its sample rate, from the least busy worker."""
-        worker = min(self._workers, key=lambda w: (not w.alive, w.pending))
-        if not worker.alive:
-            worker = await self._replace(worker)
-        elif not self._repairs:
-            for dead in [w for w in self._workers if not w.alive]:
-                task = asyncio.create_task(self._replace(dead), name="flite-worker-replace")
-                self._repairs.add(task)
-                task.add_done_callback(self._repairs.discard)
-        return await worker.synthesise(text, voice=voice, stretch=stretch)
+    async def synthesise(
+        self, text: str, *, voice: str, stretch: float = 1.0, urgent: bool = False
+    ) -> tuple[bytes, int]:
+        """PCM of ``text`` (16-bit mono) and its sample rate, from a free worker (``urgent`` ones served first)."""
+        await self._acquire(urgent)
+        try:
+            worker = min(self._workers, key=lambda w: (not w.alive, w.pending))
+            if not worker.alive:
+                worker = await self._replace(worker)
+            elif not self._repairs:
+                for dead in [w for w in self._workers if not w.alive]:
+                    task = asyncio.create_task(self._replace(dead), name="flite-worker-replace")
+                    self._repairs.add(task)
+                    task.add_done_callback(self._repairs.discard)
+            return await worker.synthesise(text, voice=voice, stretch=stretch)
+        finally:
+            self._release()
+
+    async def _acquire(self, urgent: bool) -> None:
+        if self._free > 0 and not self._waiting:
+            self._free -= 1
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (0 if urgent else 1, next(self._order), turn))
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self._release()  # the worker was handed over as this request was cancelled: pass it on
+            raise
+
+    def _release(self) -> None:
+        while self._waiting:
+            _, _, turn = heapq.heappop(self._waiting)
+            if not turn.done():
+                turn.set_result(None)  # the worker goes straight to the next request
+                return
+        self._free += 1
 
     async def _replace(self, dead: _Worker) -> _Worker:
         if self._replacing is None:

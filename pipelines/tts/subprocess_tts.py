@@ -5,17 +5,22 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import time
 import wave
 from abc import abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 
 from loguru import logger
-from pipecat.frames.frames import ErrorFrame, Frame
+from pipecat.frames.frames import ErrorFrame, Frame, InterruptionFrame
+from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import TTSService
 
 from pipelines.tts.base import first_clause_split, trim_leading_silence
+
+# A clause is urgent while less than this much of the answer's audio is still to play.
+URGENT_SECS = 0.3
 
 
 class SubprocessTTSService(TTSService):
@@ -24,12 +29,12 @@ class SubprocessTTSService(TTSService):
     Args:
         call_id: The call (log context).
         trim_silence: Drop the synthesiser's leading near-silence.
-        chunk_ms: Size of the audio frames pushed downstream.
+        chunk_ms: Size of the audio frames pushed downstream (80 ms: the WebRTC output writes that much at a time).
         **kwargs: Passed to ``TTSService``.
     """
 
     def __init__(
-        self, *, call_id: str, voice: str, trim_silence: bool = True, chunk_ms: int = 40, **kwargs: Any
+        self, *, call_id: str, voice: str, trim_silence: bool = True, chunk_ms: int = 80, **kwargs: Any
     ) -> None:
         super().__init__(
             push_start_frame=True,
@@ -40,6 +45,14 @@ class SubprocessTTSService(TTSService):
         self._call_id = call_id
         self._trim = trim_silence
         self._chunk_ms = chunk_ms
+        # When the audio handed on so far will have played (monotonic seconds; reset by an interruption).
+        self._audio_until = 0.0
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        """The TTS processing (pipecat's); an interruption also means nothing of ours is left to play."""
+        if isinstance(frame, InterruptionFrame):
+            self._audio_until = 0.0
+        await super().process_frame(frame, direction)
 
     def can_generate_metrics(self) -> bool:
         """This service reports TTFB and processing metrics."""
@@ -49,15 +62,21 @@ class SubprocessTTSService(TTSService):
     def command(self, text: str) -> Sequence[str]:
         """The command line that writes ``text`` as a WAV file to stdout."""
 
-    async def synthesise(self, text: str) -> tuple[bytes, int]:
-        """16-bit mono PCM of ``text`` and its sample rate, leading near-silence trimmed (if asked)."""
-        pcm, rate = await self.render(text)
+    async def synthesise(self, text: str, *, urgent: bool = False) -> tuple[bytes, int]:
+        """16-bit mono PCM of ``text`` and its sample rate, leading near-silence trimmed (if asked).
+
+        ``urgent``: nothing of the answer is playing yet (a synthesiser shared between calls serves it first).
+        """
+        pcm, rate = await self.render(text, urgent=urgent)
         if self._trim:
             pcm = trim_leading_silence(pcm, sample_rate=rate)
         return pcm, rate
 
-    async def render(self, text: str) -> tuple[bytes, int]:
-        """Run the synthesiser command; return its 16-bit mono PCM and sample rate, as written."""
+    async def render(self, text: str, *, urgent: bool = False) -> tuple[bytes, int]:
+        """Run the synthesiser command; return its 16-bit mono PCM and sample rate, as written.
+
+        ``urgent`` is for synthesisers shared between calls; a process per clause has no queue to jump.
+        """
         # stdout is a real OS pipe: under uvloop (uvicorn's default loop) asyncio's PIPE is a socketpair, which
         # a synthesiser that opens /dev/stdout (flite -o /dev/stdout) cannot open, and it then writes nothing.
         # The pipe is read by the event loop itself: no thread is held while the synthesiser runs (with many
@@ -97,7 +116,10 @@ class SubprocessTTSService(TTSService):
         await self.start_tts_usage_metrics(text)
         try:
             for piece in first_clause_split(text.strip()):
-                pcm, rate = await self.synthesise(piece)
+                # Urgent unless the audio already handed on has more than URGENT_SECS still to play.
+                now = time.monotonic()
+                pcm, rate = await self.synthesise(piece, urgent=self._audio_until - now < URGENT_SECS)
+                self._audio_until = max(self._audio_until, time.monotonic()) + len(pcm) / (2 * rate)
 
                 async def chunks(pcm: bytes = pcm, rate: int = rate) -> AsyncIterator[bytes]:
                     step = rate * 2 * self._chunk_ms // 1000

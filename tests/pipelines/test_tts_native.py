@@ -92,3 +92,34 @@ async def test_the_flite_service_uses_the_backends_resident_workers() -> None:
     finally:
         backend.close()
     assert all(not w.alive for w in backend.pool._workers)
+
+
+async def test_urgent_clauses_are_served_before_waiting_later_ones() -> None:
+    """One worker, busy: of the clauses waiting, the urgent one (an answer's first) goes next."""
+    workers = FliteWorkerPool(["slt"], size=1)
+    finished: list[str] = []
+
+    async def say(name: str, text: str, *, urgent: bool) -> None:
+        await workers.synthesise(text, voice="slt", urgent=urgent)
+        finished.append(name)
+
+    try:
+        busy = asyncio.create_task(say("busy", TEXT * 3, urgent=False))
+        await asyncio.sleep(0)  # it takes the worker
+        later = [asyncio.create_task(say(f"later{i}", f"Then step {i}.", urgent=False)) for i in range(3)]
+        await asyncio.sleep(0)
+        first = asyncio.create_task(say("first", "Hello.", urgent=True))
+        await asyncio.gather(busy, *later, first)
+        assert finished == ["busy", "first", "later0", "later1", "later2"]
+        # A request cancelled while it waits gives up its place; the worker still serves the others.
+        blocker = asyncio.create_task(say("blocker", TEXT, urgent=False))
+        await asyncio.sleep(0)
+        dropped = asyncio.create_task(say("dropped", "Never mind.", urgent=True))
+        kept = asyncio.create_task(say("kept", "Still here.", urgent=False))
+        await asyncio.sleep(0)
+        dropped.cancel()
+        await asyncio.gather(blocker, kept)
+        assert finished[-2:] == ["blocker", "kept"] and "dropped" not in finished
+        assert workers._free == 1 and not [w for _, _, w in workers._waiting if not w.done()]
+    finally:
+        workers.close()

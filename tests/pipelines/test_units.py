@@ -171,3 +171,48 @@ async def test_lean_worker_observer_passes_processed_frames_only_to_observers_th
         assert [type(item) for item in queued] == [FramePushed], "a push-only observer is not sent processed frames"
     finally:
         await observer.cleanup()
+
+
+async def test_lean_worker_observer_queues_only_the_frames_an_observer_reads() -> None:
+    from pipecat.frames.frames import InputAudioRawFrame, TextFrame, TTSAudioRawFrame
+    from pipecat.observers.base_observer import BaseObserver, FramePushed
+    from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+    from pipecat.utils.asyncio.task_manager import TaskManager
+
+    from agent.call_runner import LiveCallObserver
+    from pipelines.build import LeanWorkerObserver
+    from pipelines.processors.latency import LatencyMeter
+
+    class TextOnly(BaseObserver):
+        observed_frames = (TextFrame,)
+
+        def __init__(self) -> None:
+            super().__init__(observe_every_push=False)
+            self.pushed: list[FramePushed] = []
+
+        async def on_push_frame(self, data: FramePushed) -> None:
+            self.pushed.append(data)
+
+    class Everything(TextOnly):
+        observed_frames = None  # type: ignore[assignment]
+
+    picky, everything = TextOnly(), Everything()
+    observer = LeanWorkerObserver(observers=[picky, everything])
+    await observer.setup(TaskManager(loop=asyncio.get_running_loop()))
+    try:
+        source = FrameProcessor()
+        audio = InputAudioRawFrame(audio=bytes(640), sample_rate=16000, num_channels=1)
+        text = TextFrame("hello")
+        for frame in (audio, text, text):  # the text is pushed twice: a second hop is not a first push
+            await observer.on_push_frame(FramePushed(source, source, frame, FrameDirection.DOWNSTREAM, 1))
+        for _ in range(50):
+            if picky.pushed and len(everything.pushed) == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert [d.frame for d in picky.pushed] == [text], "audio is not queued to an observer that reads text"
+        assert [d.frame for d in everything.pushed] == [audio, text], "no observed_frames: every first push"
+    finally:
+        await observer.cleanup()
+    # The call's own observers read no caller audio; the meter reads the synthesiser's (first audio of a turn).
+    assert not issubclass(InputAudioRawFrame, LiveCallObserver.observed_frames + LatencyMeter.observed_frames)
+    assert issubclass(TTSAudioRawFrame, LatencyMeter.observed_frames)
