@@ -1,13 +1,17 @@
-"""Cheaper WebRTC audio for a call: the agent's track sends 20 ms frames and pre-encoded Opus silence.
+"""Cheaper WebRTC audio for a call: the agent's voice as ready-made Opus packets, the caller's in batches.
 
 pipecat's ``RawAudioTrack`` hands aiortc a 10 ms frame 100 times a second, silence included, and aiortc resamples
-and Opus-encodes each one on its thread pool. An idle connected call spent most of its CPU there. Here the
-agent's audio leaves as 20 ms frames, and while the agent is silent each frame is the same pre-encoded Opus
-silence packet, which aiortc only packetises (no resampling, no encoding, no thread hop).
+each to 48 kHz stereo, Opus-encodes it on its thread pool, and measures its level sample by sample in Python. An
+idle connected call spent most of its CPU there. Here the agent's track sends 20 ms Opus packets it encodes
+itself, mono at pipecat's rate (:class:`VoiceOpusEncoder`), and while the agent is silent the same pre-encoded
+Opus silence packet, which aiortc only packetises (no resampling, no encoding, no thread hop).
 
-aiortc has no setting for either: the track is swapped when pipecat installs its own
-(:class:`VoxdeskWebRTCConnection`), and the sender's encoder is replaced before its first frame
-(:func:`install_quiet_encoder`), so that encoded and pre-encoded frames share one RTP clock.
+On the way in, :func:`batch_audio_input` hands on the caller's frames already waiting as one frame, so a call whose
+event loop has fallen behind catches up instead of queueing in aiortc.
+
+aiortc and pipecat have no setting for any of this: the track is swapped when pipecat installs its own
+(:class:`VoxdeskWebRTCConnection`), the sender's encoder is replaced before its first frame
+(:func:`install_quiet_encoder`) so that every packet shares one RTP clock, and the transport's reader is replaced.
 """
 
 from __future__ import annotations
@@ -159,7 +163,7 @@ class VoiceOpusEncoder:
 
     aiortc's encoder upsamples every frame to 48 kHz stereo at 96 kbit/s on its thread pool, and the sender
     then measures each frame's level sample by sample in Python on the event loop (RFC 6465's header
-    extension, which only mixers read). Encoding the synthesised voice as it is costs about 95 µs a frame and
+    extension, which only mixers read). Encoding the synthesised voice as it is costs about 100 µs a frame and
     makes packets of about 100 bytes instead of 250; the receiver decodes Opus at any rate it likes.
 
     Args:
