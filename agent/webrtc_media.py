@@ -32,6 +32,8 @@ from pipecat.frames.frames import InputAudioRawFrame
 from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 from pipecat.transports.smallwebrtc.transport import RawAudioTrack, SmallWebRTCTransport
 
+from agent.metrics import WEBRTC_INPUT_BATCH
+
 __all__ = [
     "MAX_INPUT_BATCH",
     "OPUS_SILENCE",
@@ -101,6 +103,7 @@ def batch_audio_input(transport: SmallWebRTCTransport, *, max_frames: int = MAX_
                     waiting.put_nowait(more)
                     break
                 frames.append(more)
+            WEBRTC_INPUT_BATCH.observe(len(frames))
             parts: list[bytes] = []
             for item in frames:
                 converted = (

@@ -20,3 +20,7 @@ BARGE_IN_IGNORED = Counter(
     "Caller speech during agent audio that did not interrupt: reason=backchannel|echo.",
     ["reason"],
 )
+VAD_FAST_ONSETS = Counter(
+    "voxdesk_pipeline_vad_fast_onsets_total",
+    "VAD windows the echo-aware gate passed at once while the agent spoke (the caller, louder than its echo).",
+)

@@ -30,6 +30,8 @@ import numpy as np
 from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADParams, VADState
 
+from pipelines.metrics import VAD_FAST_ONSETS
+
 __all__ = ["QUIET_PEAK", "DoubleTalkDetector", "EchoReference", "SharedSileroVADAnalyzer", "level_dbfs", "load_silero"]
 
 # A 32 ms window whose samples all stay within this (about -54 dBFS) is silence to any VAD: Silero is not run on
@@ -246,6 +248,7 @@ class SharedSileroVADAnalyzer(SileroVADAnalyzer):
         if volume >= min_volume or not over_agent or self._volume_tracker.volume < min_volume:
             return volume
         self.fast_onsets += 1
+        VAD_FAST_ONSETS.inc()
         # The smoothing goes on from the gate's level, as if the caller's loudness had been there all along.
         return min_volume
 

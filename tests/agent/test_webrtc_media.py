@@ -19,6 +19,7 @@ from aiortc.rtcrtpreceiver import RemoteStreamTrack
 from av import AudioFrame, AudioResampler, Packet
 from pipecat.frames.frames import InputAudioRawFrame
 from pipecat.transports.smallwebrtc.transport import RawAudioTrack, SmallWebRTCTransport
+from prometheus_client import REGISTRY
 
 from agent.webrtc_media import (
     OPUS_SILENCE,
@@ -164,7 +165,14 @@ def test_reader_hands_on_what_is_waiting_as_one_frame_and_keeps_up_frame_by_fram
         pending.cancel()
         return got
 
+    def batches() -> tuple[float, float]:
+        count = REGISTRY.get_sample_value("voxdesk_webrtc_input_batch_frames_count") or 0.0
+        return count, REGISTRY.get_sample_value("voxdesk_webrtc_input_batch_frames_sum") or 0.0
+
+    before = batches()
     frames = asyncio.run(scenario())
+    after = batches()
+    assert (after[0] - before[0], after[1] - before[1]) == (3, 8), "each read's batch size is a metric"
     assert all(f.sample_rate == RATE and f.num_channels == 1 for f in frames)
     assert frames[0].pts == 0 and frames[1].pts == 5 * 960 and frames[2].pts == 7 * 960
     # 16 kHz mono of all eight 20 ms frames (the resampler holds back a few ms at the start).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from pipecat.audio.vad.vad_analyzer import VADParams, VADState
+from prometheus_client import REGISTRY
 
 from pipelines.vad import DoubleTalkDetector, EchoReference, SharedSileroVADAnalyzer, level_dbfs, load_silero
 from tests.pipelines.conftest import flite_pcm
@@ -104,9 +105,11 @@ def test_a_caller_over_the_agent_opens_the_gate_sooner(
     at = 2.0
     chunk = int(at * RATE) // CHUNK
     gain = 10 ** (caller_db / 20)
+    counted = REGISTRY.get_sample_value("voxdesk_pipeline_vad_fast_onsets_total") or 0.0
     fast, vad = run_line(
         agent=agent_answer, caller=interruption, caller_at=at, echo_gain=0.0, reference=True, caller_gain=gain
     )
+    assert (REGISTRY.get_sample_value("voxdesk_pipeline_vad_fast_onsets_total") or 0.0) - counted == vad.fast_onsets
     slow, _ = run_line(
         agent=agent_answer, caller=interruption, caller_at=at, echo_gain=0.0, reference=False, caller_gain=gain
     )
