@@ -177,7 +177,6 @@ class VoiceOpusEncoder:
     def __init__(self, sample_rate: int, *, bit_rate: int = 32000) -> None:
         self._in_rate = sample_rate
         rate = sample_rate if sample_rate in OPUS_RATES else 16000
-        self._rate = rate
         self._codec: Any = CodecContext.create("libopus", "w")
         self._codec.bit_rate = bit_rate
         self._codec.format = "s16"
@@ -245,7 +244,6 @@ class QuietAudioTrack(AudioStreamTrack):
         self._sample_rate = sample_rate
         self._samples = int(sample_rate * FRAME_SECS)
         self._silence_bytes = bytes(self._samples * 2)
-        self._opus_silence = opus_silence
         self._voice = VoiceOpusEncoder(sample_rate) if opus_silence else None
         self._voice_packets: list[bytes] = []
         self._tail = 0

@@ -288,7 +288,7 @@ def build_pipeline(
     )
     output = transport.output()
     # The agent's audio as it goes to the line: the VAD tells the caller's voice from its echo against it.
-    reference = EchoReference()
+    reference = EchoReference() if stages.vad.echo_margin_db is not None else None
     gate = AgentAudioGate(output, call_id=call_id, reference=reference)
     policy = BargeInPolicy(call_id=call_id, gate=gate)
     meter = LatencyMeter(
@@ -307,7 +307,7 @@ def build_pipeline(
             stop_secs=stages.vad.stop_secs,
             min_volume=stages.vad.min_volume,
         ),
-        reference=reference if stages.vad.echo_margin_db is not None else None,
+        reference=reference,
         echo_margin_db=stages.vad.echo_margin_db or 0.0,
     )
     aggregators = LLMContextAggregatorPair(

@@ -14,8 +14,8 @@ class VADOptions:
     start_secs: float = 0.064
     stop_secs: float = 0.2
     min_volume: float = 0.6
-    # While the agent speaks, a window at most this much quieter than the agent's recent audio opens the volume
-    # gate at once (``None``: pipecat's smoothed gate only). See ``pipelines.vad``.
+    # The echo-aware gate's echo return loss until the call has measured one (``None``: no echo-aware gate,
+    # pipecat's smoothed gate only). See ``pipelines.vad``.
     echo_margin_db: float | None = 6.0
     smart_turn: bool = False
     # Extra wait after VAD silence before the turn ends (on top of ``stop_secs``; the turn also waits for the
