@@ -39,6 +39,7 @@ __all__ = [
     "OPUS_SILENCE",
     "QuietAudioTrack",
     "QuietOpusEncoder",
+    "VoiceOpusEncoder",
     "VoxdeskWebRTCConnection",
     "batch_audio_input",
     "install_quiet_encoder",

@@ -10,6 +10,7 @@ measured.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import fractions
 import json
 import time
@@ -23,7 +24,12 @@ import numpy as np
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from agent.webrtc_media import OPUS_SILENCE, install_quiet_encoder, tighten_audio_jitter_buffers
+from agent.webrtc_media import (
+    OPUS_SILENCE,
+    VoiceOpusEncoder,
+    install_quiet_encoder,
+    tighten_audio_jitter_buffers,
+)
 
 RATE = 16000
 FRAME_SAMPLES = RATE // 50  # 20 ms
@@ -38,14 +44,36 @@ def _rms(pcm: bytes | np.ndarray[Any, Any]) -> float:
     return float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
 
 
+# Questions are spoken by many callers: each is Opus-encoded once per process, not once per call.
+_ENCODED: dict[bytes, list[tuple[bytes, bool]]] = {}
+
+
+def _encoded(pcm: bytes) -> list[tuple[bytes, bool]]:
+    """``pcm`` as 20 ms Opus packets (mono 16 kHz, like the agent's voice), each with whether it is voiced."""
+    packets = _ENCODED.get(pcm)
+    if packets is None:
+        encoder = VoiceOpusEncoder(RATE)
+        packets = []
+        for i in range(0, len(pcm), FRAME_BYTES):
+            chunk = pcm[i : i + FRAME_BYTES].ljust(FRAME_BYTES, b"\0")
+            packets.extend((packet, _rms(chunk) >= VOICED_RMS) for packet in encoder.encode(chunk))
+        _ENCODED[pcm] = packets
+    return packets
+
+
 class SpeakerTrack(MediaStreamTrack):
-    """An audio track that sends silence until told to say something, in real time."""
+    """An audio track that sends silence until told to say something, in real time.
+
+    Once the sender has a ``QuietOpusEncoder`` (``opus_silence``), speech goes out as Opus packets encoded once
+    per question and silence as the pre-encoded silence packet, the way a browser with DTX costs nothing while
+    quiet: the load generator then spends its CPU on being many callers, not on re-encoding the same audio.
+    """
 
     kind = "audio"
 
     def __init__(self) -> None:
         super().__init__()
-        self._queue: deque[bytes] = deque()
+        self._queue: deque[tuple[bytes, bool]] = deque()
         self._pts = 0
         self._start: float | None = None
         self.last_voiced_sent: float | None = None
@@ -57,9 +85,12 @@ class SpeakerTrack(MediaStreamTrack):
         """Queue ``pcm`` (16 kHz mono 16-bit); the returned event is set once all of it has been sent."""
         self.first_voiced_sent = None
         self.last_voiced_sent = None
-        for i in range(0, len(pcm), FRAME_BYTES):
-            chunk = pcm[i : i + FRAME_BYTES]
-            self._queue.append(chunk.ljust(FRAME_BYTES, b"\0"))
+        if self.opus_silence:
+            self._queue.extend(_encoded(pcm))
+        else:
+            for i in range(0, len(pcm), FRAME_BYTES):
+                chunk = pcm[i : i + FRAME_BYTES].ljust(FRAME_BYTES, b"\0")
+                self._queue.append((chunk, _rms(chunk) >= VOICED_RMS))
         self._done = asyncio.Event()
         return self._done
 
@@ -71,56 +102,82 @@ class SpeakerTrack(MediaStreamTrack):
         delay = due - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
+        self._pts += FRAME_SAMPLES
         if self._queue:
-            chunk = self._queue.popleft()
-            now = time.monotonic()
-            if _rms(chunk) >= VOICED_RMS:
-                self.last_voiced_sent = now
+            payload, voiced = self._queue.popleft()
+            if voiced:
+                self.last_voiced_sent = time.monotonic()
                 if self.first_voiced_sent is None:
-                    self.first_voiced_sent = now
+                    self.first_voiced_sent = self.last_voiced_sent
             if not self._queue and self._done is not None:
                 self._done.set()
         elif self.opus_silence:
-            packet = av.Packet(OPUS_SILENCE)
-            self._pts += FRAME_SAMPLES
-            return packet
+            payload = OPUS_SILENCE
         else:
-            chunk = b"\0" * FRAME_BYTES
+            payload = bytes(FRAME_BYTES)
+        if self.opus_silence:
+            return av.Packet(payload)  # the QuietOpusEncoder stamps it on the sender's RTP clock
         frame = av.AudioFrame(format="s16", layout="mono", samples=FRAME_SAMPLES)
-        frame.planes[0].update(chunk)
+        frame.planes[0].update(payload)
         frame.sample_rate = RATE
-        frame.pts = self._pts
+        frame.pts = self._pts - FRAME_SAMPLES
         frame.time_base = fractions.Fraction(1, RATE)
-        self._pts += FRAME_SAMPLES
         return frame
 
 
 @dataclass
 class Received:
-    """Energy envelope of the agent's audio as it arrived: (arrival time, RMS) per decoded frame."""
+    """Energy envelope of the agent's audio as it arrived: (arrival time, RMS) per decoded frame.
+
+    The waits re-check their question on every arrival, so each question resumes its scan where the last
+    check stopped (arrival times only grow): a long call costs the same per frame as a short one.
+    """
 
     frames: list[tuple[float, float]] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _scans: dict[tuple[str, float, float], tuple[int, float | None]] = field(default_factory=dict)
 
     def add(self, at: float, rms: float) -> None:
         self.frames.append((at, rms))
         self.changed.set()
 
+    def _resume(self, key: tuple[str, float, float]) -> tuple[int, float | None]:
+        scan = self._scans.get(key)
+        if scan is None:
+            scan = (bisect.bisect_left(self.frames, key[1], key=lambda f: f[0]), None)
+        return scan
+
     def first_voiced_after(self, since: float) -> float | None:
-        return next((t for t, r in self.frames if t >= since and r >= VOICED_RMS), None)
+        key = ("voiced", since, 0.0)
+        i, _ = self._resume(key)
+        frames = self.frames
+        while i < len(frames):
+            t, r = frames[i]
+            if t >= since and r >= VOICED_RMS:
+                self._scans[key] = (i, None)
+                return t
+            i += 1
+        self._scans[key] = (i, None)
+        return None
 
     def quiet_from(self, since: float, *, hold: float) -> float | None:
         """Start of the first run of unvoiced audio at least ``hold`` seconds long after ``since``."""
-        start = None
-        for t, r in self.frames:
-            if t < since:
-                continue
-            if r < VOICED_RMS:
+        key = ("quiet", since, hold)
+        i, start = self._resume(key)
+        frames = self.frames
+        while i < len(frames):
+            t, r = frames[i]
+            if t < since:  # asked before ``since`` had arrived
+                pass
+            elif r < VOICED_RMS:
                 start = t if start is None else start
                 if t - start >= hold:
+                    self._scans[key] = (i, start)
                     return start
             else:
                 start = None
+            i += 1
+        self._scans[key] = (i, start)
         return None
 
     async def wait(self, predicate: Any, *, within: float) -> Any:
