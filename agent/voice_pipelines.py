@@ -62,6 +62,7 @@ class StageOptions:
                 base_url=p.asr.base_url,
                 api_key=secret(p.asr.api_key),
                 model=p.asr.model,
+                processes=p.asr.processes,
             ),
             brain=BrainOptions(
                 backend=p.llm.backend,
@@ -202,9 +203,11 @@ class VoiceStages:
                 log.warning("domain_lm_rebuild_failed", error_type=type(exc).__name__)
 
     async def close(self) -> None:
-        """Stop following the knowledge base; stop the synthesiser's worker processes."""
+        """Stop following the knowledge base; stop the recogniser's and synthesiser's worker processes."""
         if self._watcher is not None:
             self._watcher.cancel()
+        if self._stages is not None and self._stages.asr is not None:
+            await asyncio.to_thread(self._stages.asr.close)
         if self._stages is not None and self._stages.tts is not None:
             await asyncio.to_thread(self._stages.tts.close)  # waits for worker processes to exit
 

@@ -203,22 +203,39 @@ def process_cpu_secs(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def children_cpu_secs(pid: int) -> dict[int, float]:
+    """CPU seconds of each running child of ``pid`` (the recogniser and synthesiser worker processes)."""
+    found: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found[int(stat.parent.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return found
+
+
 class CpuMeter:
-    """Cores used by the server process and by this (caller) process between ``start`` and ``stop``."""
+    """Cores used by the server process, by its worker processes, and by this (caller) process."""
 
     def __init__(self, server_pid: int | None) -> None:
         self._pid = server_pid
         self._t0 = self._s0 = self._c0 = 0.0
+        self._w0: dict[int, float] = {}
 
     def start(self) -> None:
         self._t0, self._c0 = time.monotonic(), time.process_time()
         self._s0 = (process_cpu_secs(self._pid) or 0.0) if self._pid else 0.0
+        self._w0 = children_cpu_secs(self._pid) if self._pid else {}
 
     def stop(self) -> dict[str, float | None]:
         wall = max(1e-6, time.monotonic() - self._t0)
         server = process_cpu_secs(self._pid) if self._pid else None
+        workers = children_cpu_secs(self._pid) if self._pid else {}
         return {
             "server_cores": None if server is None else round((server - self._s0) / wall, 2),
+            "server_workers_cores": round(sum(v - self._w0.get(k, 0.0) for k, v in workers.items()) / wall, 2),
             "callers_cores": round((time.process_time() - self._c0) / wall, 2),
         }
 

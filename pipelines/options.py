@@ -43,6 +43,8 @@ class ASROptions:
     hotwords: tuple[str, ...] = ()
     prompt: str | None = None
     prewarm_decoders: int = 2
+    # pocketsphinx: worker processes decoding calls' speech (0: threads in this process).
+    processes: int = 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,6 +49,9 @@ class ASRBackend(ABC):
     def create_service(self, *, call_id: str) -> STTService:
         """A recogniser for one call."""
 
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what ``prewarm`` started (worker processes); calls must be over."""
+
     def adapt(self, *, lm_path: str, dict_path: str, hotwords: tuple[str, ...] = ()) -> None:  # noqa: B027 - optional hook
         """Adapt to a changed knowledge base (new calls use it; calls in progress keep theirs).
 

@@ -1,23 +1,32 @@
 """Offline streaming speech recognition with pocketsphinx, adapted to the knowledge base.
 
-The decoder is fed frame by frame while the caller speaks, on a dedicated thread per call, so that the
-end of speech leaves only the final search (a few milliseconds with the domain model) to do. The C
-decoder holds the GIL while it works: each call into it handles one 20 ms transport frame, which with
-the domain language model takes about a millisecond, so the event loop is never held for long.
-Decoders are pooled per process (loading one costs ~15 ms with the domain model, ~0.4 s with the
-general one) and replaced when the domain model is rebuilt.
+The decoder is fed frame by frame while the caller speaks, so that the end of speech leaves only the final
+search (a few milliseconds with the domain model) to do. By default the decoding runs in a worker process
+(``pipelines.asr.pocketsphinx_worker``) that serves every call's stream: the C decoder holds the GIL while it
+works, about a millisecond per 20 ms frame, and in the server that millisecond would be taken from the event
+loop carrying every call's audio. With ``processes=0`` each call decodes on a thread of its own in the server
+instead (each call into the decoder handles one 20 ms frame, so the loop is never held for long). Decoders
+are pooled (loading one costs ~15 ms with the domain model, ~0.4 s with the general one) and replaced when
+the domain model is rebuilt. A worker process that dies fails the utterances it was decoding and is replaced.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
+import itertools
+import json
 import queue
+import struct
+import subprocess
+import sys
 import threading
 import time
 from collections import deque
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import pocketsphinx
 from loguru import logger
@@ -36,6 +45,7 @@ from pipecat.services.stt_service import STTService
 from pipecat.utils.time import time_now_iso8601
 
 from pipelines.asr.base import ASRBackend, ASRResult
+from pipelines.asr.pocketsphinx_worker import Kind, read_message, write_message
 from pipelines.options import ASROptions
 
 __all__ = ["PocketsphinxBackend", "PocketsphinxSTTService"]
@@ -57,15 +67,60 @@ class PocketsphinxBackend(ASRBackend):
         self._lock = threading.Lock()
         self._config = _DecoderConfig(0, self._decoder_kwargs(options.lm_path, options.dict_path))
         self._idle: list[tuple[int, pocketsphinx.Decoder]] = []
+        self._workers: list[_DecoderProcess | None] = []
+        self._closed = False
 
     @classmethod
     def prewarm(cls, options: ASROptions) -> PocketsphinxBackend:
-        """Load ``options.prewarm_decoders`` decoders (the acoustic model and language model)."""
+        """Start the decoding worker processes and load ``options.prewarm_decoders`` decoders in this one.
+
+        Decoders in this process serve whole-file transcription (and calls, with ``processes=0``).
+        """
         backend = cls(options)
         decoders = [backend._new_decoder(backend._config) for _ in range(max(0, options.prewarm_decoders))]
         with backend._lock:
             backend._idle.extend((backend._config.generation, d) for d in decoders)
+        backend._workers = [backend._spawn() for _ in range(max(0, options.processes))]
         return backend
+
+    def _spawn(self) -> _DecoderProcess | None:
+        try:
+            return _DecoderProcess(self._config.kwargs, on_exit=self._on_worker_exit)
+        except OSError as exc:
+            logger.error(f"pocketsphinx worker process did not start, decoding on threads instead: {exc}")
+            return None
+
+    def _on_worker_exit(self, dead: _DecoderProcess) -> None:
+        """A worker process exited (on its reader thread): replace it unless the backend is closing."""
+        if self._closed:
+            return
+        logger.error("pocketsphinx worker process exited; its utterances in progress failed, starting another")
+        fresh = self._spawn()
+        with self._lock:
+            self._workers = [fresh if w is dead else w for w in self._workers]
+
+    def open_stream(
+        self, on_result: Callable[[_Result], None], *, sample_rate: int, interim_every_frames: int
+    ) -> _DecoderStream:
+        """One call's streaming decoder: in a worker process when one is running, else on a thread here."""
+        if self.live_worker() is not None:
+            return _ProcessStream(self, on_result, sample_rate=sample_rate, interim_every_frames=interim_every_frames)
+        return _StreamingDecoder(self, on_result, sample_rate=sample_rate, interim_every_frames=interim_every_frames)
+
+    def live_worker(self) -> _DecoderProcess | None:
+        """The least busy running worker process, if any."""
+        with self._lock:
+            live = [w for w in self._workers if w is not None and w.alive]
+        return min(live, key=lambda w: w.streams) if live else None
+
+    def close(self) -> None:
+        """Stop the worker processes."""
+        self._closed = True
+        with self._lock:
+            workers, self._workers = self._workers, []
+        for worker in workers:
+            if worker is not None:
+                worker.close()
 
     def _decoder_kwargs(self, lm_path: object, dict_path: object) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"samprate": self._options.sample_rate, "loglevel": "FATAL"}
@@ -109,6 +164,9 @@ class PocketsphinxBackend(ASRBackend):
         with self._lock:
             self._config = _DecoderConfig(self._config.generation + 1, self._decoder_kwargs(lm_path, dict_path))
             self._idle.clear()
+            workers = [w for w in self._workers if w is not None]
+        for worker in workers:
+            worker.configure(self._config.kwargs)  # the worker loads it off this thread; streams after use it
 
     def create_service(self, *, call_id: str) -> PocketsphinxSTTService:
         """A streaming recogniser for one call."""
@@ -209,6 +267,206 @@ class _StreamingDecoder:
             self._backend.release(generation, decoder)
 
 
+class _DecoderStream(Protocol):
+    """One call's streaming decoder, wherever it decodes."""
+
+    def start_utterance(self, preroll: bytes) -> None: ...
+    def feed(self, audio: bytes) -> None: ...
+    def end_utterance(self) -> None: ...
+    def abort_utterance(self) -> None: ...
+    def close(self) -> None: ...
+
+
+# pipes default to 64 KiB; 1 MiB holds ~30 s of one call's speech if the worker falls behind (Linux only).
+_F_SETPIPE_SZ = 1031
+_PIPE_BYTES = 1 << 20
+
+
+class _DecoderProcess:
+    """A decoding worker process (``pipelines.asr.pocketsphinx_worker``) and the streams it serves.
+
+    Messages are written from the calls' event loop into a pipe the worker drains (a write blocks only if the
+    worker has fallen ~30 s of speech behind); results are read on a thread and handed to each stream's
+    callback. When the worker exits, every open stream gets an error and ``on_exit`` is called.
+    """
+
+    def __init__(
+        self, kwargs: dict[str, Any], *, on_exit: Callable[[_DecoderProcess], None], start_timeout: float = 60.0
+    ) -> None:
+        self.process = subprocess.Popen(  # our own module, fixed argv
+            [sys.executable, "-m", "pipelines.asr.pocketsphinx_worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self._stdin = self.process.stdin
+        self._stdout = self.process.stdout
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(self._stdin.fileno(), _F_SETPIPE_SZ, _PIPE_BYTES)
+        self._on_exit = on_exit
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._callbacks: dict[int, Callable[[int, dict[str, Any]], None]] = {}
+        self._started: queue.SimpleQueue[str | None] | None = queue.SimpleQueue()
+        self.alive = True
+        self._reader = threading.Thread(target=self._read_loop, name="pocketsphinx-worker", daemon=True)
+        self._reader.start()
+        self.configure(kwargs)
+        try:
+            error = self._started.get(timeout=start_timeout)
+        except queue.Empty:
+            error = "no answer"
+        self._started = None
+        if error is not None:
+            self.close()
+            raise OSError(f"pocketsphinx worker did not start: {error}")
+
+    @property
+    def streams(self) -> int:
+        """Streams open on this worker."""
+        return len(self._callbacks)
+
+    def configure(self, kwargs: dict[str, Any]) -> None:
+        """Decode streams started from now on with these decoder arguments (the worker loads the model)."""
+        self.send(Kind.CONFIG, 0, json.dumps({"kwargs": kwargs}).encode())
+
+    def open(self, callback: Callable[[int, dict[str, Any]], None]) -> int:
+        """Register a stream; ``callback(kind, result)`` is called on the reader thread."""
+        with self._lock:
+            stream_id = next(self._ids)
+            self._callbacks[stream_id] = callback
+        return stream_id
+
+    def forget(self, stream_id: int) -> None:
+        """Stop delivering results to a stream."""
+        with self._lock:
+            self._callbacks.pop(stream_id, None)
+
+    def send(self, kind: int, stream_id: int, payload: bytes = b"") -> bool:
+        """Write one message; False if the worker is gone."""
+        with self._lock:
+            if not self.alive:
+                return False
+            try:
+                write_message(self._stdin, kind, stream_id, payload)
+            except (OSError, ValueError):
+                self.alive = False
+                return False
+        return True
+
+    def _read_loop(self) -> None:
+        while True:
+            message = read_message(self._stdout)
+            if message is None:
+                break
+            kind, stream_id, payload = message
+            result: dict[str, Any] = json.loads(payload) if payload else {}
+            if kind == Kind.READY:
+                if self._started is not None:
+                    self._started.put(result.get("error"))
+                elif result.get("error"):
+                    logger.error(f"pocketsphinx worker kept its previous model: {result['error']}")
+                continue
+            with self._lock:
+                callback = self._callbacks.get(stream_id)
+            if callback is not None:
+                callback(kind, result)
+        with self._lock:
+            was_alive, self.alive = self.alive, False
+            orphans, self._callbacks = list(self._callbacks.values()), {}
+        if self._started is not None:
+            self._started.put("the worker exited")
+        for callback in orphans:
+            callback(Kind.ERROR, {"error": "the recogniser worker process exited"})
+        if was_alive:
+            self._on_exit(self)
+
+    def close(self) -> None:
+        """End the worker's input and wait for it to exit."""
+        with self._lock:
+            self.alive = False
+            with contextlib.suppress(OSError):
+                self._stdin.close()  # the worker exits at end of input
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class _ProcessStream:
+    """One call's stream in a worker process; on a replaced worker the next utterance opens a new stream."""
+
+    def __init__(
+        self,
+        backend: PocketsphinxBackend,
+        on_result: Callable[[_Result], None],
+        *,
+        sample_rate: int,
+        interim_every_frames: int,
+    ) -> None:
+        self._backend = backend
+        self._on_result = on_result
+        self._bytes_per_ms = sample_rate * 2 / 1000
+        self._interim = struct.pack(">I", interim_every_frames)
+        self._end_stamp = 0.0
+        self._worker: _DecoderProcess | None = None
+        self._id = 0
+        self._failed = False
+        self._attach()
+
+    def _attach(self) -> None:
+        if self._worker is not None:
+            self._worker.forget(self._id)
+        self._worker = self._backend.live_worker()
+        self._id = self._worker.open(self._on_message) if self._worker is not None else 0
+        self._failed = False
+
+    def _on_message(self, kind: int, result: dict[str, Any]) -> None:
+        if kind == Kind.ERROR:
+            self._fail(str(result.get("error")))
+            return
+        text, decode_ms = str(result.get("text", "")), float(result.get("decode_ms", 0.0))
+        audio_ms = float(result.get("audio_bytes", 0)) / self._bytes_per_ms
+        if kind == Kind.INTERIM:
+            self._on_result(("interim", text, decode_ms, audio_ms, None))
+        elif kind == Kind.FINAL:
+            finalize_ms = (time.perf_counter() - self._end_stamp) * 1000
+            self._on_result(("final", text, decode_ms, audio_ms, finalize_ms))
+
+    def _fail(self, reason: str) -> None:
+        if not self._failed:
+            self._failed = True
+            self._on_result(("error", reason, 0.0, 0.0, None))
+
+    def _send(self, kind: int, payload: bytes = b"") -> None:
+        if self._failed:
+            return
+        if self._worker is None or not self._worker.send(kind, self._id, payload):
+            self._fail("the recogniser worker process exited")
+
+    def start_utterance(self, preroll: bytes) -> None:
+        if self._failed or self._worker is None or not self._worker.alive:
+            self._attach()  # the worker was replaced (or none was running): this utterance goes to a live one
+        self._send(Kind.START, self._interim + preroll)
+
+    def feed(self, audio: bytes) -> None:
+        self._send(Kind.AUDIO, audio)
+
+    def end_utterance(self) -> None:
+        self._end_stamp = time.perf_counter()
+        self._send(Kind.END)
+
+    def abort_utterance(self) -> None:
+        self._send(Kind.ABORT)
+
+    def close(self) -> None:
+        if self._worker is not None:
+            self._worker.send(Kind.CLOSE, self._id)
+            self._worker.forget(self._id)
+
+
 class PocketsphinxSTTService(STTService):
     """Streaming pocketsphinx recogniser for one call.
 
@@ -243,7 +501,7 @@ class PocketsphinxSTTService(STTService):
         self._preroll: deque[bytes] = deque()
         self._preroll_bytes = 0
         self._in_utterance = False
-        self._decoder: _StreamingDecoder | None = None
+        self._decoder: _DecoderStream | None = None
         self._results: asyncio.Queue[_Result] = asyncio.Queue()
         self._reader: asyncio.Task[None] | None = None
 
@@ -263,8 +521,8 @@ class PocketsphinxSTTService(STTService):
                 return
 
         frames_per_interim = max(1, self._interim_every_ms // 20)
-        self._decoder = _StreamingDecoder(
-            self._backend, on_result, sample_rate=self.sample_rate, interim_every_frames=frames_per_interim
+        self._decoder = self._backend.open_stream(
+            on_result, sample_rate=self.sample_rate, interim_every_frames=frames_per_interim
         )
         self._reader = self.create_task(self._read_results(), name="pocketsphinx_results")
 
