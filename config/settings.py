@@ -170,11 +170,14 @@ class ASRSettings(BaseModel):
     model: str | None = Field(default=None, description="Model name for the openai backend.")
     language: str = Field(default="en", description="Language code.")
     domain_lm: bool = Field(default=True, description="Adapt pocketsphinx to the knowledge base.")
-    processes: int = Field(
-        default=1,
+    processes: int | None = Field(
+        default=None,
         ge=0,
         le=16,
-        description="Worker processes decoding calls' speech (pocketsphinx); 0 decodes on threads in the server.",
+        description=(
+            "Worker processes decoding calls' speech (pocketsphinx; default: a quarter of the CPUs, at least 1); "
+            "0 decodes on threads in the server."
+        ),
     )
 
 

@@ -24,3 +24,8 @@ VAD_FAST_ONSETS = Counter(
     "voxdesk_pipeline_vad_fast_onsets_total",
     "VAD windows the echo-aware gate passed at once while the agent spoke (the caller, louder than its echo).",
 )
+
+ASR_WORKER_EXITS = Counter(
+    "voxdesk_pipeline_asr_worker_exits_total",
+    "Recogniser worker processes that exited unexpectedly (their utterances in progress failed; each is replaced).",
+)

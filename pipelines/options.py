@@ -43,8 +43,9 @@ class ASROptions:
     hotwords: tuple[str, ...] = ()
     prompt: str | None = None
     prewarm_decoders: int = 2
-    # pocketsphinx: worker processes decoding calls' speech (0: threads in this process).
-    processes: int = 1
+    # pocketsphinx: worker processes decoding calls' speech (0: threads in this process; None: a quarter of the
+    # CPUs, at least one: one worker decodes about a dozen callers speaking at once on a core).
+    processes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import itertools
 import json
+import os
 import queue
 import struct
 import subprocess
@@ -46,6 +47,7 @@ from pipecat.utils.time import time_now_iso8601
 
 from pipelines.asr.base import ASRBackend, ASRResult
 from pipelines.asr.pocketsphinx_worker import Kind, read_message, write_message
+from pipelines.metrics import ASR_WORKER_EXITS
 from pipelines.options import ASROptions
 
 __all__ = ["PocketsphinxBackend", "PocketsphinxSTTService"]
@@ -80,7 +82,8 @@ class PocketsphinxBackend(ASRBackend):
         decoders = [backend._new_decoder(backend._config) for _ in range(max(0, options.prewarm_decoders))]
         with backend._lock:
             backend._idle.extend((backend._config.generation, d) for d in decoders)
-        backend._workers = [backend._spawn() for _ in range(max(0, options.processes))]
+        count = options.processes if options.processes is not None else max(1, (os.cpu_count() or 1) // 4)
+        backend._workers = [backend._spawn() for _ in range(max(0, count))]
         return backend
 
     def _spawn(self) -> _DecoderProcess | None:
@@ -94,6 +97,7 @@ class PocketsphinxBackend(ASRBackend):
         """A worker process exited (on its reader thread): replace it unless the backend is closing."""
         if self._closed:
             return
+        ASR_WORKER_EXITS.inc()
         logger.error("pocketsphinx worker process exited; its utterances in progress failed, starting another")
         fresh = self._spawn()
         with self._lock:

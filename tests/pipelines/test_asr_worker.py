@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from pipelines.asr.domain_lm import build_domain_lm
 from pipelines.asr.pocketsphinx import PocketsphinxBackend
@@ -89,12 +90,22 @@ def test_a_worker_process_hears_what_a_thread_hears(domain_lm: ASROptions) -> No
     assert worker.process.poll() is not None  # closing the backend stops its worker
 
 
+def test_by_default_a_quarter_of_the_cpus_decode_at_least_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    backend = PocketsphinxBackend.prewarm(ASROptions(prewarm_decoders=0))
+    try:
+        assert len(backend._workers) == 1 and backend.live_worker() is not None
+    finally:
+        backend.close()
+
+
 def test_a_killed_worker_fails_the_utterance_in_progress_and_is_replaced(domain_lm: ASROptions) -> None:
     pcm = flite_pcm(QUESTION)
     backend = _backend(domain_lm, processes=1)
     try:
         first = backend.live_worker()
         assert first is not None
+        exits = REGISTRY.get_sample_value("voxdesk_pipeline_asr_worker_exits_total") or 0.0
         stream = Stream(backend)
         stream.say(pcm, stop_after=len(pcm) // 2)
         os.kill(first.process.pid, signal.SIGKILL)
@@ -105,6 +116,7 @@ def test_a_killed_worker_fails_the_utterance_in_progress_and_is_replaced(domain_
             time.sleep(0.05)
         second = backend.live_worker()
         assert second is not None and second is not first and second.process.pid != first.process.pid
+        assert (REGISTRY.get_sample_value("voxdesk_pipeline_asr_worker_exits_total") or 0.0) == exits + 1
         # The same call's next utterance goes to the new worker and is heard.
         stream.say(pcm)
         stream.decoder.end_utterance()
