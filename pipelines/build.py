@@ -43,6 +43,7 @@ from pipelines.contracts import (
     TicketHandler,
 )
 from pipelines.options import ASROptions, BrainOptions, TTSOptions, VADOptions
+from pipelines.output_queue import install as install_output_queue
 from pipelines.processors.audio_gate import AgentAudioGate
 from pipelines.processors.bargein import BargeInPolicy
 from pipelines.processors.latency import LatencyMeter
@@ -152,6 +153,8 @@ def build_stages(
     Returns:
         The stages, to pass to every :func:`build_pipeline` call.
     """
+    # Process-wide, like the stages: every call's output transport reads its queue this way.
+    install_output_queue()
     asr = asr or ASROptions()
     brain = brain or BrainOptions()
     tts = tts or TTSOptions()
