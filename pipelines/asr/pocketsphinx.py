@@ -310,6 +310,7 @@ class _DecoderProcess:
             fcntl.fcntl(self._stdin.fileno(), _F_SETPIPE_SZ, _PIPE_BYTES)
         self._on_exit = on_exit
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self._ids = itertools.count(1)
         self._callbacks: dict[int, Callable[[int, dict[str, Any]], None]] = {}
         self._started: queue.SimpleQueue[str | None] | None = queue.SimpleQueue()
@@ -349,7 +350,9 @@ class _DecoderProcess:
 
     def send(self, kind: int, stream_id: int, payload: bytes = b"") -> bool:
         """Write one message; False if the worker is gone."""
-        with self._lock:
+        # Its own lock: a write blocked on a full pipe must not stop the reader thread handing out results
+        # (the worker, blocked writing results, would never drain the pipe).
+        with self._write_lock:
             if not self.alive:
                 return False
             try:
@@ -388,10 +391,9 @@ class _DecoderProcess:
 
     def close(self) -> None:
         """End the worker's input and wait for it to exit."""
-        with self._lock:
-            self.alive = False
-            with contextlib.suppress(OSError):
-                self._stdin.close()  # the worker exits at end of input
+        self.alive = False
+        with self._write_lock, contextlib.suppress(OSError):
+            self._stdin.close()  # the worker exits at end of input
         try:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
