@@ -20,8 +20,6 @@ import json
 import os
 import queue
 import struct
-import subprocess
-import sys
 import threading
 import time
 from collections import deque
@@ -46,9 +44,10 @@ from pipecat.services.stt_service import STTService
 from pipecat.utils.time import time_now_iso8601
 
 from pipelines.asr.base import ASRBackend, ASRResult
-from pipelines.asr.pocketsphinx_worker import Kind, read_message, write_message
+from pipelines.asr.pocketsphinx_worker import Kind, UtteranceDecoder, read_message, write_message
 from pipelines.metrics import ASR_WORKER_EXITS
 from pipelines.options import ASROptions
+from pipelines.worker_process import ModuleWorker
 
 __all__ = ["PocketsphinxBackend", "PocketsphinxSTTService"]
 
@@ -180,6 +179,15 @@ class PocketsphinxBackend(ASRBackend):
 _Result = tuple[str, str, float, float, float | None]  # kind, text, decode_ms, audio_ms, finalize_ms
 
 
+def _result(kind: int, result: dict[str, Any], bytes_per_ms: float, end_stamp: float) -> _Result:
+    """A decoder's result as the STT service reads it (``finalize_ms`` measured from ``end_stamp``)."""
+    text, decode_ms = str(result.get("text", "")), float(result.get("decode_ms", 0.0))
+    audio_ms = float(result.get("audio_bytes", 0)) / bytes_per_ms
+    if kind == Kind.FINAL:
+        return ("final", text, decode_ms, audio_ms, (time.perf_counter() - end_stamp) * 1000)
+    return ("interim", text, decode_ms, audio_ms, None)
+
+
 class _StreamingDecoder:
     """One call's decoder on its own thread, fed through a queue."""
 
@@ -217,57 +225,32 @@ class _StreamingDecoder:
 
     def _run(self) -> None:
         generation, decoder = self._backend.acquire()
-        in_utt = False
-        decode_s = 0.0
-        audio_bytes = 0
-        frames = 0
-        last_text = ""
+        utterance = UtteranceDecoder(decoder=decoder, piece_bytes=self._piece_bytes)
+        end_stamp = 0.0
         try:
             while True:
                 kind, data, stamp = self._queue.get()
                 if kind == "close":
                     break
                 if kind == "start":
-                    if in_utt:
-                        decoder.end_utt()
-                    decoder.start_utt()
-                    in_utt, decode_s, audio_bytes, frames, last_text = True, 0.0, 0, 0, ""
-                    kind = "audio"
-                if kind == "audio" and in_utt and data:
-                    t0 = time.perf_counter()
-                    # The decoder holds the GIL for the whole call: the pre-roll (up to 0.5 s) goes in 20 ms
-                    # pieces, so the event loop waits at most one piece's decoding (about a millisecond).
-                    for offset in range(0, len(data), self._piece_bytes):
-                        decoder.process_raw(data[offset : offset + self._piece_bytes], False, False)
-                    audio_bytes += len(data)
-                    frames += 1
-                    if frames % self._interim_every == 0:
-                        hyp = decoder.hyp()
-                        text = hyp.hypstr if hyp is not None else ""
-                        if text and text != last_text:
-                            last_text = text
-                            self._on_result(("interim", text, decode_s * 1000, audio_bytes / self._bytes_per_ms, None))
-                    decode_s += time.perf_counter() - t0
-                elif kind == "end" and in_utt:
-                    t0 = time.perf_counter()
-                    decoder.end_utt()
-                    hyp = decoder.hyp()
-                    in_utt = False
-                    decode_s += time.perf_counter() - t0
-                    text = hyp.hypstr if hyp is not None else ""
-                    finalize_ms = (time.perf_counter() - stamp) * 1000
-                    self._on_result(("final", text, decode_s * 1000, audio_bytes / self._bytes_per_ms, finalize_ms))
-                elif kind == "abort" and in_utt:
-                    decoder.end_utt()
-                    in_utt = False
+                    utterance.start(self._interim_every, data)
+                elif kind == "audio":
+                    utterance.feed(data)
+                elif kind == "end":
+                    end_stamp = stamp
+                    utterance.end()
+                elif kind == "abort":
+                    utterance.abort()
+                for result_kind, result in utterance.results:
+                    self._on_result(_result(result_kind, result, self._bytes_per_ms, end_stamp))
+                utterance.results.clear()
         except Exception as exc:  # noqa: BLE001 - reported to the pipeline, the thread must not die silently
             self._on_result(("error", repr(exc), 0.0, 0.0, None))
         finally:
-            if in_utt:
-                try:
-                    decoder.end_utt()
-                except RuntimeError:
-                    return
+            try:
+                utterance.abort()
+            except RuntimeError:
+                return
             self._backend.release(generation, decoder)
 
 
@@ -297,15 +280,10 @@ class _DecoderProcess:
     def __init__(
         self, kwargs: dict[str, Any], *, on_exit: Callable[[_DecoderProcess], None], start_timeout: float = 60.0
     ) -> None:
-        self.process = subprocess.Popen(  # our own module, fixed argv
-            [sys.executable, "-m", "pipelines.asr.pocketsphinx_worker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self._stdin = self.process.stdin
-        self._stdout = self.process.stdout
+        self._child = ModuleWorker("pipelines.asr.pocketsphinx_worker")
+        self.process = self._child.process
+        self._stdin = self._child.stdin
+        self._stdout = self._child.stdout
         with contextlib.suppress(OSError):
             fcntl.fcntl(self._stdin.fileno(), _F_SETPIPE_SZ, _PIPE_BYTES)
         self._on_exit = on_exit
@@ -392,13 +370,9 @@ class _DecoderProcess:
     def close(self) -> None:
         """End the worker's input and wait for it to exit."""
         self.alive = False
-        with self._write_lock, contextlib.suppress(OSError):
-            self._stdin.close()  # the worker exits at end of input
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        with self._write_lock:  # a message being written is finished; later writes see the worker closed
+            pass
+        self._child.stop(timeout=5)
 
 
 class _ProcessStream:
@@ -432,14 +406,8 @@ class _ProcessStream:
     def _on_message(self, kind: int, result: dict[str, Any]) -> None:
         if kind == Kind.ERROR:
             self._fail(str(result.get("error")))
-            return
-        text, decode_ms = str(result.get("text", "")), float(result.get("decode_ms", 0.0))
-        audio_ms = float(result.get("audio_bytes", 0)) / self._bytes_per_ms
-        if kind == Kind.INTERIM:
-            self._on_result(("interim", text, decode_ms, audio_ms, None))
-        elif kind == Kind.FINAL:
-            finalize_ms = (time.perf_counter() - self._end_stamp) * 1000
-            self._on_result(("final", text, decode_ms, audio_ms, finalize_ms))
+        elif kind in (Kind.INTERIM, Kind.FINAL):
+            self._on_result(_result(kind, result, self._bytes_per_ms, self._end_stamp))
 
     def _fail(self, reason: str) -> None:
         if not self._failed:

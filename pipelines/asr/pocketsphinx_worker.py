@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-__all__ = ["HEADER", "Kind", "read_message", "serve", "write_message"]
+__all__ = ["HEADER", "Kind", "UtteranceDecoder", "read_message", "serve", "write_message"]
 
 HEADER = struct.Struct(">BII")
 # 20 ms at 16 kHz: the decoder is fed in these pieces (each call into it holds this process for ~1 ms).
@@ -79,9 +79,15 @@ def write_message(stream: IO[bytes], kind: int, stream_id: int, payload: bytes =
 
 
 @dataclass
-class _Stream:
+class UtteranceDecoder:
+    """One stream's decoding, utterance by utterance; its ``results`` are ``(Kind, {"text", ...})`` to hand on.
+
+    Used by the worker process for every stream, and by the server's decoder threads (``processes=0``).
+    """
+
     decoder: Any
-    generation: int
+    generation: int = 0
+    piece_bytes: int = PIECE_BYTES
     interim_every: int = 3
     in_utt: bool = False
     decode_s: float = 0.0
@@ -91,6 +97,7 @@ class _Stream:
     results: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
 
     def start(self, interim_every: int, preroll: bytes) -> None:
+        """Begin an utterance (ending one still open) with the audio from before the VAD's start."""
         if self.in_utt:
             self.decoder.end_utt()
         self.decoder.start_utt()
@@ -99,11 +106,14 @@ class _Stream:
         self.feed(preroll)
 
     def feed(self, audio: bytes) -> None:
+        """Decode a frame of the utterance; every ``interim_every`` frames, queue a changed interim result."""
         if not self.in_utt or not audio:
             return
         t0 = time.perf_counter()
-        for offset in range(0, len(audio), PIECE_BYTES):
-            self.decoder.process_raw(audio[offset : offset + PIECE_BYTES], False, False)
+        # Each call into the decoder holds the GIL: the pre-roll (up to 0.5 s) goes in 20 ms pieces, so that in a
+        # server thread the event loop waits at most one piece's decoding (about a millisecond).
+        for offset in range(0, len(audio), self.piece_bytes):
+            self.decoder.process_raw(audio[offset : offset + self.piece_bytes], False, False)
         self.audio_bytes += len(audio)
         self.frames += 1
         if self.frames % self.interim_every == 0:
@@ -115,6 +125,7 @@ class _Stream:
         self.decode_s += time.perf_counter() - t0
 
     def end(self) -> None:
+        """End the utterance and queue its final result."""
         if not self.in_utt:
             return
         t0 = time.perf_counter()
@@ -125,6 +136,7 @@ class _Stream:
         self.results.append((Kind.FINAL, self._result(hyp.hypstr if hyp is not None else "")))
 
     def abort(self) -> None:
+        """Drop the utterance in progress, if any."""
         if self.in_utt:
             self.decoder.end_utt()
             self.in_utt = False
@@ -140,7 +152,7 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
     kwargs: dict[str, Any] = {}
     generation = 0
     idle: list[Any] = []
-    streams: dict[int, _Stream] = {}
+    streams: dict[int, UtteranceDecoder] = {}
     while True:
         message = read_message(stdin)
         if message is None:
@@ -161,7 +173,7 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
             if kind == Kind.START:
                 if stream is None:
                     decoder = idle.pop() if idle else pocketsphinx.Decoder(**kwargs)
-                    stream = streams[stream_id] = _Stream(decoder=decoder, generation=generation)
+                    stream = streams[stream_id] = UtteranceDecoder(decoder=decoder, generation=generation)
                 (interim_every,) = struct.unpack(">I", payload[:4])
                 stream.start(interim_every, payload[4:])
             elif stream is None:

@@ -17,17 +17,17 @@ library.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ctypes
 import heapq
 import itertools
 import json
 import struct
-import subprocess
 import sys
 import threading
 from collections.abc import Iterable, Sequence
 from typing import IO, Any
+
+from pipelines.worker_process import ModuleWorker
 
 __all__ = ["NATIVE_VOICES", "FliteLibrary", "FliteWorkerPool"]
 
@@ -164,15 +164,10 @@ class _Worker:
     """One worker process and the requests it owes answers to (answers are read on a thread)."""
 
     def __init__(self, voices: Sequence[str], *, start_timeout: float) -> None:
-        self.process = subprocess.Popen(  # noqa: S603 - our own module, fixed argv
-            [sys.executable, "-m", "pipelines.tts.flite_native", *voices],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self._stdin = self.process.stdin
-        self._stdout = self.process.stdout
+        self._child = ModuleWorker("pipelines.tts.flite_native", *voices)
+        self.process = self._child.process
+        self._stdin = self._child.stdin
+        self._stdout = self._child.stdout
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._pending: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Future[tuple[bytes, int]]]] = {}
@@ -255,13 +250,7 @@ class _Worker:
 
     def close(self) -> None:
         self.alive = False
-        with contextlib.suppress(OSError):
-            self._stdin.close()  # the worker exits at end of input
-        try:
-            self.process.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=2)
+        self._child.stop(timeout=2)
 
 
 def _settle(future: asyncio.Future[tuple[bytes, int]], outcome: BaseException | tuple[bytes, int]) -> None:
