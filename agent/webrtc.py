@@ -137,7 +137,7 @@ def webrtc_router(voice: VoiceService) -> APIRouter:
         await voice.admit(rate_key=f"ip:{ip}", channel="webrtc")  # every attempt counts, well-formed or not
         _check_offer_sdp(body.sdp)
         persona = await voice.active_persona()
-        connection = VoxdeskWebRTCConnection(ice_servers=None)
+        connection = VoxdeskWebRTCConnection(ice_servers=None, audio_in_rate=SAMPLE_RATE)
         try:
             await connection.initialize(sdp=body.sdp, type=body.type)
         except Exception as exc:  # a malformed offer is the client's error

@@ -18,30 +18,38 @@ from __future__ import annotations
 
 import asyncio
 import fractions
+import threading
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
+import structlog
+from aiortc.codecs import get_decoder
 from aiortc.codecs.opus import SAMPLES_PER_FRAME, OpusEncoder
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError
-from av import AudioFrame, AudioResampler, CodecContext, Packet
+from av import AudioFrame, AudioResampler, Packet
 from av.frame import Frame
 from pipecat.frames.frames import InputAudioRawFrame
 from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 from pipecat.transports.smallwebrtc.transport import RawAudioTrack, SmallWebRTCTransport
 
 from agent.metrics import WEBRTC_INPUT_BATCH
+from agent.opus import OPUS_RATES, OpusError, OpusFrameDecoder, OpusFrameEncoder
+
+log = structlog.get_logger(__name__)
 
 __all__ = [
     "MAX_INPUT_BATCH",
     "OPUS_SILENCE",
+    "InlineAudioDecoding",
     "QuietAudioTrack",
     "QuietOpusEncoder",
     "VoiceOpusEncoder",
     "VoxdeskWebRTCConnection",
     "batch_audio_input",
+    "decode_audio_inline",
     "install_quiet_encoder",
     "tighten_audio_jitter_buffers",
 ]
@@ -107,10 +115,10 @@ def batch_audio_input(transport: SmallWebRTCTransport, *, max_frames: int = MAX_
             WEBRTC_INPUT_BATCH.observe(len(frames))
             parts: list[bytes] = []
             for item in frames:
-                converted = (
-                    resampler.resample(item) if item.sample_rate != rate or item.layout.name != layout else [item]
-                )
-                parts.extend(c.to_ndarray().astype(np.int16).tobytes() for c in converted)
+                if item.sample_rate == rate and item.layout.name == layout and item.format.name == "s16":
+                    parts.append(bytes(item.planes[0])[: item.samples * 2 * channels])  # decoded at the rate already
+                    continue
+                parts.extend(c.to_ndarray().astype(np.int16).tobytes() for c in resampler.resample(item))
             audio = InputAudioRawFrame(audio=b"".join(parts), sample_rate=rate, num_channels=channels)
             audio.pts = frame.pts
             yield audio
@@ -126,6 +134,81 @@ def tighten_audio_jitter_buffers(pc: Any, *, prefetch: int = AUDIO_JITTER_PREFET
     for receiver in pc.getReceivers():
         if getattr(receiver, "_RTCRtpReceiver__kind", None) == "audio":
             receiver._RTCRtpReceiver__jitter_buffer = JitterBuffer(capacity=16, prefetch=prefetch)
+
+
+class InlineAudioDecoding:
+    """Stands in for an aiortc audio receiver's decoder queue: decodes each frame on the event loop as it completes.
+
+    aiortc hands every encoded frame to a decoder thread per receiver, which decodes Opus at 48 kHz stereo and
+    hands each decoded frame back to the event loop as a new task (``run_coroutine_threadsafe``); the reader
+    then resampled it to the pipeline's 16 kHz mono. Here the frame is decoded where aiortc completes it, straight
+    to the pipeline's rate (:class:`agent.opus.OpusFrameDecoder`, about 30 µs, the GIL released meanwhile), and
+    put on the track's queue: no thread hop, no task, no resampling. Other codecs (G.711) keep aiortc's decoder,
+    run inline too.
+
+    The receiver's thread still starts; its one ``get`` waits here until the receiver stops, then ends the track
+    as aiortc's own thread does.
+
+    Args:
+        receiver: The aiortc audio receiver (its track's queue receives the frames).
+        sample_rate: The rate to decode Opus to.
+    """
+
+    def __init__(self, receiver: Any, *, sample_rate: int) -> None:
+        self._receiver = receiver
+        self._rate = sample_rate
+        self._time_base = fractions.Fraction(1, 48000)
+        self._opus = OpusFrameDecoder(sample_rate)
+        self._others: dict[str, Any] = {}
+        self._stopped = threading.Event()
+
+    def put(self, task: tuple[Any, Any] | None) -> None:
+        """Decode one ``(codec, encoded frame)`` from the receiver and queue its audio; ``None``: the receiver stops."""
+        if task is None:
+            self._stopped.set()
+            return
+        codec, encoded = task
+        output = self._receiver._track._queue
+        if codec.name.lower() != "opus":
+            decoder = self._others.get(codec.name) or self._others.setdefault(codec.name, get_decoder(codec))
+            for decoded in decoder.decode(encoded):
+                output.put_nowait(decoded)
+            return
+        try:
+            pcm = self._opus.decode(encoded.data)
+        except OpusError as exc:
+            log.warning("opus_decode_failed", error=str(exc))
+            return
+        frame = AudioFrame(format="s16", layout="mono", samples=len(pcm) // 2)
+        frame.planes[0].update(pcm)
+        frame.sample_rate = self._rate
+        frame.pts = encoded.timestamp
+        frame.time_base = self._time_base
+        output.put_nowait(frame)
+
+    def get(self) -> None:
+        """The receiver's decoder thread: nothing to decode there; returns ``None`` (end) once the receiver stops."""
+        self._stopped.wait()
+
+
+def decode_audio_inline(pc: Any, *, sample_rate: int) -> int:
+    """Make ``pc``'s audio receivers decode on the event loop, to ``sample_rate`` (:class:`InlineAudioDecoding`).
+
+    Call before media flows (after the answer). aiortc has no setting for it: the receiver's queue is replaced,
+    and only while its decoder thread has not started (that thread keeps the queue it started with).
+
+    Returns:
+        How many receivers now decode inline.
+    """
+    replaced = 0
+    for receiver in pc.getReceivers():
+        if (
+            getattr(receiver, "_RTCRtpReceiver__kind", None) == "audio"
+            and getattr(receiver, "_RTCRtpReceiver__decoder_thread", True) is None
+        ):
+            receiver._RTCRtpReceiver__decoder_queue = InlineAudioDecoding(receiver, sample_rate=sample_rate)
+            replaced += 1
+    return replaced
 
 
 class QuietOpusEncoder(OpusEncoder):
@@ -158,8 +241,6 @@ class QuietOpusEncoder(OpusEncoder):
 
 # Frames of silence encoded after the voice, before the pre-encoded silence packet takes over.
 VOICE_TAIL_FRAMES = 3
-# Rates libopus encodes at natively; others are resampled to 16 kHz first.
-OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
 
 
 class VoiceOpusEncoder:
@@ -167,8 +248,10 @@ class VoiceOpusEncoder:
 
     aiortc's encoder upsamples every frame to 48 kHz stereo at 96 kbit/s on its thread pool, and the sender
     then measures each frame's level sample by sample in Python on the event loop (RFC 6465's header
-    extension, which only mixers read). Encoding the synthesised voice as it is costs about 100 µs a frame and
-    makes packets of about 100 bytes instead of 250; the receiver decodes Opus at any rate it likes.
+    extension, which only mixers read). Encoding the synthesised voice as it is, straight through libopus
+    (:class:`agent.opus.OpusFrameEncoder`, complexity 1), costs about 50 µs a frame, a third of PyAV's encoder at
+    complexity 3, and makes packets of about 80 bytes instead of 250; the receiver decodes Opus at any rate it
+    likes.
 
     Args:
         sample_rate: The rate of the PCM handed to :meth:`encode`.
@@ -178,15 +261,8 @@ class VoiceOpusEncoder:
     def __init__(self, sample_rate: int, *, bit_rate: int = 32000) -> None:
         self._in_rate = sample_rate
         rate = sample_rate if sample_rate in OPUS_RATES else 16000
-        self._codec: Any = CodecContext.create("libopus", "w")
-        self._codec.bit_rate = bit_rate
-        self._codec.format = "s16"
-        self._codec.layout = "mono"
-        self._codec.sample_rate = rate
-        self._codec.time_base = fractions.Fraction(1, rate)
-        # Complexity 3 of 10: about 120 µs a frame instead of 190-280 (the encoder holds the GIL); speech at
-        # 32 kbit/s wideband loses nothing a caller hears, and the browser test recognises what it received.
-        self._codec.options = {"application": "voip", "compression_level": "3"}
+        # The browser test recognises what it received at this complexity; each step up costs CPU on the loop.
+        self._codec = OpusFrameEncoder(rate, bit_rate=bit_rate, complexity=1)
         self._resampler = (
             None
             if rate == sample_rate
@@ -195,14 +271,15 @@ class VoiceOpusEncoder:
         self._pts = 0
 
     def encode(self, pcm: bytes) -> list[bytes]:
-        """Opus packets for 20 ms of 16-bit mono PCM (one, once the codec is primed)."""
+        """Opus packets for 20 ms of 16-bit mono PCM (one; none while a resampler fills its first frame)."""
+        if self._resampler is None:
+            return [self._codec.encode(pcm)]
         frame = AudioFrame.from_ndarray(np.frombuffer(pcm, dtype=np.int16)[None, :], layout="mono")
         frame.sample_rate = self._in_rate
         frame.pts = self._pts
         frame.time_base = fractions.Fraction(1, self._in_rate)
         self._pts += frame.samples
-        frames = [frame] if self._resampler is None else self._resampler.resample(frame)
-        return [bytes(packet) for f in frames for packet in self._codec.encode(f)]
+        return [self._codec.encode(bytes(f.planes[0])[: f.samples * 2]) for f in self._resampler.resample(frame)]
 
 
 def install_quiet_encoder(pc: Any) -> bool:
@@ -321,10 +398,15 @@ class QuietAudioTrack(AudioStreamTrack):
 
 
 class VoxdeskWebRTCConnection(SmallWebRTCConnection):
-    """pipecat's SmallWebRTC connection, sending the agent's audio through a :class:`QuietAudioTrack`."""
+    """pipecat's SmallWebRTC connection, with cheaper audio both ways.
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    The agent's audio goes out through a :class:`QuietAudioTrack`; the caller's is decoded inline at
+    ``audio_in_rate`` (the pipeline's input rate) by :class:`InlineAudioDecoding`.
+    """
+
+    def __init__(self, *args: Any, audio_in_rate: int = 16000, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.audio_in_rate = audio_in_rate
         self.opus_silence = False
         self.audio_track: QuietAudioTrack | None = None
 
@@ -338,9 +420,10 @@ class VoxdeskWebRTCConnection(SmallWebRTCConnection):
         track.held = state == "paused"
 
     async def initialize(self, sdp: str, type: str) -> None:
-        """Answer the offer; tighten the audio jitter buffers and give the senders the shared-clock encoder."""
+        """Answer the offer; tune the audio receivers and give the senders the shared-clock encoder."""
         await super().initialize(sdp=sdp, type=type)
         tighten_audio_jitter_buffers(self.pc)
+        decode_audio_inline(self.pc, sample_rate=self.audio_in_rate)
         self.opus_silence = install_quiet_encoder(self.pc)
 
     def replace_audio_track(self, track: Any) -> None:

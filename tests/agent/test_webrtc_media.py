@@ -6,15 +6,18 @@ import asyncio
 import fractions
 import io
 import subprocess
+import threading
 import wave
 from collections import deque
 from types import SimpleNamespace
 from typing import Any, cast
 
 import numpy as np
+import pytest
+from aiortc import RTCPeerConnection
 from aiortc.codecs.opus import OpusDecoder
 from aiortc.jitterbuffer import JitterFrame
-from aiortc.mediastreams import MediaStreamError
+from aiortc.mediastreams import AudioStreamTrack, MediaStreamError
 from aiortc.rtcrtpreceiver import RemoteStreamTrack
 from av import AudioFrame, AudioResampler, Packet
 from pipecat.frames.frames import InputAudioRawFrame
@@ -27,6 +30,7 @@ from agent.webrtc_media import (
     QuietAudioTrack,
     VoiceOpusEncoder,
     batch_audio_input,
+    decode_audio_inline,
 )
 
 RATE = 16000
@@ -203,3 +207,79 @@ def test_reader_survives_an_ended_track_error() -> None:
         pending.cancel()
 
     asyncio.run(scenario())
+
+
+class _SpeechTrack(AudioStreamTrack):
+    """A caller's microphone: the flite sentence in real time, 20 ms frames of 16 kHz mono, then silence."""
+
+    def __init__(self, speech: np.ndarray) -> None:
+        super().__init__()
+        self._speech = speech
+        self._sent = 0
+
+    async def recv(self) -> AudioFrame:
+        await asyncio.sleep(0.02)
+        chunk = self._speech[self._sent * 320 : (self._sent + 1) * 320]
+        frame = AudioFrame.from_ndarray(np.pad(chunk, (0, 320 - len(chunk)))[None, :], layout="mono")
+        frame.sample_rate, frame.pts, frame.time_base = RATE, self._sent * 320, fractions.Fraction(1, RATE)
+        self._sent += 1
+        return frame
+
+
+def test_caller_audio_is_decoded_inline_at_the_pipeline_rate_over_real_webrtc() -> None:
+    speech = _speech()
+
+    async def scenario() -> tuple[list[AudioFrame], int, int]:
+        caller, server = RTCPeerConnection(), RTCPeerConnection()
+        caller.addTrack(_SpeechTrack(speech))
+        tracks: asyncio.Queue[Any] = asyncio.Queue()
+        server.on("track", tracks.put_nowait)
+        await caller.setLocalDescription(await caller.createOffer())
+        await server.setRemoteDescription(caller.localDescription)
+        await server.setLocalDescription(await server.createAnswer())
+        replaced = decode_audio_inline(server, sample_rate=RATE)  # as VoxdeskWebRTCConnection does, before media
+        await caller.setRemoteDescription(server.localDescription)
+        track = await asyncio.wait_for(tracks.get(), 10)
+        frames = [cast(AudioFrame, await asyncio.wait_for(track.recv(), 10)) for _ in range(len(speech) // 320 + 20)]
+        again = decode_audio_inline(server, sample_rate=RATE)  # the decoder thread runs: its queue stays
+        await asyncio.wait_for(server.close(), 10)  # the receiver's thread ends with it
+        with pytest.raises(MediaStreamError):
+            while True:
+                await asyncio.wait_for(track.recv(), 5)
+        await caller.close()
+        return frames, replaced, again
+
+    frames, replaced, again = asyncio.run(scenario())
+    assert (replaced, again) == (1, 0)
+    assert {(f.sample_rate, f.layout.name, f.format.name, f.samples) for f in frames} == {(RATE, "mono", "s16", 320)}
+    assert not [t for t in threading.enumerate() if t.name == "audio-decoder" and t.is_alive()]
+    received = np.concatenate([np.frombuffer(bytes(f.planes[0]), dtype=np.int16) for f in frames])
+    sent, heard = _envelope(speech.astype(np.float64)), _envelope(received.astype(np.float64))
+    assert (heard > 300).any(), "the caller's voice arrived"
+    # Both loudness contours from their first voiced frame: the one heard follows the one spoken.
+    sent, heard = sent[np.argmax(sent > 300) :], heard[np.argmax(heard > 300) :]
+    n = min(len(sent), len(heard)) - 2
+    assert max(float(np.corrcoef(sent[:n], heard[lag : lag + n])[0, 1]) for lag in range(2)) > 0.85
+
+
+def test_reader_passes_frames_decoded_at_the_pipeline_rate_through_unchanged() -> None:
+    remote = RemoteStreamTrack(kind="audio")
+    client = SimpleNamespace(
+        _audio_in_resampler=AudioResampler(format="s16", layout="mono", rate=RATE),
+        _in_sample_rate=RATE,
+        _audio_in_layout="mono",
+        _audio_in_channels=1,
+        _audio_input_track=_Wrapper(remote),
+    )
+    batch_audio_input(cast(SmallWebRTCTransport, SimpleNamespace(_client=client)))
+    speech = _speech()[: 320 * 3]
+    for i in range(3):
+        frame = AudioFrame.from_ndarray(speech[None, i * 320 : (i + 1) * 320], layout="mono")
+        frame.sample_rate, frame.pts = RATE, i * 960
+        remote._queue.put_nowait(frame)
+
+    async def read() -> InputAudioRawFrame:
+        frame: InputAudioRawFrame = await anext(client.read_audio_frame())
+        return frame
+
+    assert asyncio.run(read()).audio == speech.tobytes(), "no resampler delay, no sample changed"
