@@ -336,7 +336,7 @@ def build_pipeline(
     processors["user_aggregator"] = aggregators.user()
     if stages.asr is not None:
         # A speech-to-speech brain (no ASR stage) listens to the caller's audio itself: keep it flowing there.
-        processors["caller_audio_end"] = CallerAudioEnd(name=f"CallerAudioEnd#{call_id}")
+        processors["caller_audio_end"] = CallerAudioEnd(name=f"CallerAudioEnd#{call_id}", enable_direct_mode=True)
     processors["rag"] = rag.processor
     processors["brain"] = brain
     processors["agent_text_tap"] = policy.text_tap

@@ -102,7 +102,7 @@ class _GateTap(FrameProcessor):
     """Re-opens the gate once the output transport has handled an interruption (or the call ends)."""
 
     def __init__(self, gate: AgentAudioGate, *, name: str) -> None:
-        super().__init__(name=name)
+        super().__init__(name=name, enable_direct_mode=True)  # a flag check per frame: no queue hop
         self._gate = gate
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:

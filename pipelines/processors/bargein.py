@@ -283,7 +283,7 @@ class _AgentTextTap(FrameProcessor):
     """Tells the barge-in policy what the agent is about to say (place it after the brain)."""
 
     def __init__(self, policy: BargeInPolicy) -> None:
-        super().__init__(name=f"AgentTextTap#{policy._call_id}")
+        super().__init__(name=f"AgentTextTap#{policy._call_id}", enable_direct_mode=True)
         self._policy = policy
         self._new = True
 

@@ -118,7 +118,7 @@ class _TranscriptListener(FrameProcessor):
     """Starts retrievals from transcripts (place it before the user aggregator)."""
 
     def __init__(self, rag: RAGContext) -> None:
-        super().__init__(name=f"RAGListener#{rag.call_id}")
+        super().__init__(name=f"RAGListener#{rag.call_id}", enable_direct_mode=True)
         self._rag = rag
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:

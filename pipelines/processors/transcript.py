@@ -241,7 +241,7 @@ class CallRecorder:
 
 class _CallerTap(FrameProcessor):
     def __init__(self, recorder: CallRecorder) -> None:
-        super().__init__(name=f"CallerTap#{recorder.call_id}")
+        super().__init__(name=f"CallerTap#{recorder.call_id}", enable_direct_mode=True)
         self._r = recorder
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
@@ -278,7 +278,7 @@ class _CallerTap(FrameProcessor):
 
 class _AgentTap(FrameProcessor):
     def __init__(self, recorder: CallRecorder) -> None:
-        super().__init__(name=f"AgentTap#{recorder.call_id}")
+        super().__init__(name=f"AgentTap#{recorder.call_id}", enable_direct_mode=True)
         self._r = recorder
 
     async def _patch_context(self, written: str) -> None:

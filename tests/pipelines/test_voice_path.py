@@ -11,9 +11,11 @@ import wave
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
-from pipecat.frames.frames import EndFrame
+from pipecat.frames.frames import EndFrame, Frame, OutputAudioRawFrame
+from pipecat.processors.frame_processor import FrameDirection
 from pipecat.workers.runner import WorkerRunner
 
 from benchmarks.asr_eval.demo_kb import DemoRetriever, MiniLMEmbedder
@@ -292,3 +294,43 @@ async def test_event_loop_stays_responsive_while_decoding(
     p50, p99, worst = statistics.median(lags_ms), lags_ms[int(len(lags_ms) * 0.99)], lags_ms[-1]
     print(f"\nloop lag over {len(lags_ms)} probes: p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {worst:.1f} ms")
     assert p50 < 50 and worst < 1000
+
+
+def _recorder(received: list[Frame]) -> Any:
+    async def record(frame: Frame, direction: FrameDirection = FrameDirection.DOWNSTREAM, *args: Any) -> None:
+        received.append(frame)
+
+    return record
+
+
+# The processors that only look at frames: each hands a frame on within the pusher's own task.
+PASS_THROUGH_ROLES = ("caller_tap", "rag_listener", "caller_audio_end", "agent_text_tap", "audio_gate", "agent_tap")
+
+
+async def test_light_processors_hand_frames_on_without_a_queue_hop(
+    stages: Stages, demo_retriever: DemoRetriever, sink: RecordingSink
+) -> None:
+    """Every 20 ms caller frame crossed each of these through its own queue and task: loop turns per frame."""
+    call = build_pipeline(
+        transport=MemoryTransport(),
+        stages=stages,
+        retriever=demo_retriever,
+        sink=sink,
+        persona=PersonaSpec(),
+        call_id="direct",
+        greet=False,
+    )
+    async with running(call):
+        for role in PASS_THROUGH_ROLES:
+            processor = call.processors[role]
+            following = processor._next
+            assert following is not None
+            received: list[Frame] = []
+            original = following.queue_frame
+            following.queue_frame = _recorder(received)  # type: ignore[method-assign]
+            try:
+                frame = OutputAudioRawFrame(audio=bytes(640), sample_rate=16000, num_channels=1)
+                await processor.queue_frame(frame)
+                assert received == [frame], f"{role} handed the frame on at once"
+            finally:
+                following.queue_frame = original  # type: ignore[method-assign]
