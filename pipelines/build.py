@@ -42,6 +42,7 @@ from pipelines.contracts import (
     TextEmbedder,
     TicketHandler,
 )
+from pipelines.input_audio import push_audio_directly
 from pipelines.options import ASROptions, BrainOptions, TTSOptions, VADOptions
 from pipelines.output_queue import install as install_output_queue
 from pipelines.processors.audio_gate import AgentAudioGate
@@ -329,6 +330,7 @@ def build_pipeline(
     )
 
     processors: dict[str, FrameProcessor] = {"input": transport.input()}
+    push_audio_directly(processors["input"])
     if stages.asr is not None:
         processors["asr"] = stages.asr.create_service(call_id=call_id)
     processors["caller_tap"] = recorder.caller_tap

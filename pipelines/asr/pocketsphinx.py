@@ -467,6 +467,9 @@ class PocketsphinxSTTService(STTService):
         **kwargs: Any,
     ) -> None:
         # The final hypothesis arrives a few ms after the VAD's stop; 0.3 s bounds the wait if it does not.
+        # Direct mode: feeding a frame is a pipe write and the results come back on their own task, so the
+        # caller's audio crosses this stage within the transport's task instead of through a queue and a task.
+        kwargs.setdefault("enable_direct_mode", True)
         super().__init__(ttfs_p99_latency=0.3, settings=STTSettings(model="pocketsphinx", language=None), **kwargs)
         self._backend = backend
         self._call_id = call_id

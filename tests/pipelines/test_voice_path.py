@@ -303,8 +303,17 @@ def _recorder(received: list[Frame]) -> Any:
     return record
 
 
-# The processors that only look at frames: each hands a frame on within the pusher's own task.
-PASS_THROUGH_ROLES = ("caller_tap", "rag_listener", "caller_audio_end", "agent_text_tap", "audio_gate", "agent_tap")
+# The processors that hand a frame on within the pusher's own task: those that only look at frames, and the
+# recogniser (feeding it is a pipe write; its results come back on a task of its own).
+PASS_THROUGH_ROLES = (
+    "asr",
+    "caller_tap",
+    "rag_listener",
+    "caller_audio_end",
+    "agent_text_tap",
+    "audio_gate",
+    "agent_tap",
+)
 
 
 async def test_light_processors_hand_frames_on_without_a_queue_hop(
