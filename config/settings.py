@@ -175,7 +175,7 @@ class ASRSettings(BaseModel):
         ge=0,
         le=16,
         description=(
-            "Worker processes decoding calls' speech (pocketsphinx; default: a quarter of the CPUs, at least 1); "
+            "Worker processes decoding calls' speech (pocketsphinx; default: half the CPUs, at least 2); "
             "0 decodes on threads in the server."
         ),
     )

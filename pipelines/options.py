@@ -43,8 +43,9 @@ class ASROptions:
     hotwords: tuple[str, ...] = ()
     prompt: str | None = None
     prewarm_decoders: int = 2
-    # pocketsphinx: worker processes decoding calls' speech (0: threads in this process; None: a quarter of the
-    # CPUs, at least one: one worker decodes about a dozen callers speaking at once on a core).
+    # pocketsphinx: worker processes decoding calls' speech (0: threads in this process; None: half the CPUs, at
+    # least two). One worker keeps up with about 4 callers speaking at once; at 6 the last final came 1 s late, at
+    # 8 nearly 3 s (``python -m benchmarks.asr_workers``); an idle worker costs only its memory.
     processes: int | None = None
 
 

@@ -81,7 +81,7 @@ class PocketsphinxBackend(ASRBackend):
         decoders = [backend._new_decoder(backend._config) for _ in range(max(0, options.prewarm_decoders))]
         with backend._lock:
             backend._idle.extend((backend._config.generation, d) for d in decoders)
-        count = options.processes if options.processes is not None else max(1, (os.cpu_count() or 1) // 4)
+        count = options.processes if options.processes is not None else max(2, (os.cpu_count() or 1) // 2)
         backend._workers = [backend._spawn() for _ in range(max(0, count))]
         return backend
 

@@ -90,11 +90,11 @@ def test_a_worker_process_hears_what_a_thread_hears(domain_lm: ASROptions) -> No
     assert worker.process.poll() is not None  # closing the backend stops its worker
 
 
-def test_by_default_a_quarter_of_the_cpus_decode_at_least_one(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_by_default_half_the_cpus_decode_at_least_two(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     backend = PocketsphinxBackend.prewarm(ASROptions(prewarm_decoders=0))
     try:
-        assert len(backend._workers) == 1 and backend.live_worker() is not None
+        assert len(backend._workers) == 2 and backend.live_worker() is not None
     finally:
         backend.close()
 
