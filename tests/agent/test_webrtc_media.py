@@ -25,6 +25,7 @@ from pipecat.transports.smallwebrtc.transport import RawAudioTrack, SmallWebRTCT
 from prometheus_client import REGISTRY
 
 from agent.webrtc_media import (
+    MAX_INPUT_BATCH,
     OPUS_SILENCE,
     VOICE_TAIL_FRAMES,
     QuietAudioTrack,
@@ -128,6 +129,19 @@ class _Wrapper:
         return await self._track.recv()
 
 
+def _batched_client(track: Any, *, max_frames: int = MAX_INPUT_BATCH) -> Any:
+    """pipecat's SmallWebRTC client as the reader uses it (16 kHz mono in), with the batching reader installed."""
+    client = SimpleNamespace(
+        _audio_in_resampler=AudioResampler(format="s16", layout="mono", rate=RATE),
+        _in_sample_rate=RATE,
+        _audio_in_layout="mono",
+        _audio_in_channels=1,
+        _audio_input_track=track,
+    )
+    batch_audio_input(cast(SmallWebRTCTransport, SimpleNamespace(_client=client)), max_frames=max_frames)
+    return client
+
+
 def _decoded_frame(value: int, pts: int) -> AudioFrame:
     """A 20 ms frame as aiortc's Opus decoder gives it: 48 kHz stereo."""
     frame = AudioFrame.from_ndarray(np.full((1, 960 * 2), value, dtype=np.int16), layout="stereo")
@@ -139,14 +153,7 @@ def _decoded_frame(value: int, pts: int) -> AudioFrame:
 
 def test_reader_hands_on_what_is_waiting_as_one_frame_and_keeps_up_frame_by_frame() -> None:
     remote = RemoteStreamTrack(kind="audio")
-    client = SimpleNamespace(
-        _audio_in_resampler=AudioResampler(format="s16", layout="mono", rate=RATE),
-        _in_sample_rate=RATE,
-        _audio_in_layout="mono",
-        _audio_in_channels=1,
-        _audio_input_track=_Wrapper(remote),
-    )
-    batch_audio_input(cast(SmallWebRTCTransport, SimpleNamespace(_client=client)), max_frames=5)
+    client = _batched_client(_Wrapper(remote), max_frames=5)
 
     async def scenario() -> list[InputAudioRawFrame]:
         reader = client.read_audio_frame()
@@ -191,14 +198,7 @@ def test_reader_survives_an_ended_track_error() -> None:
         async def recv(self) -> Any:
             raise MediaStreamError
 
-    client = SimpleNamespace(
-        _audio_in_resampler=AudioResampler(format="s16", layout="mono", rate=RATE),
-        _in_sample_rate=RATE,
-        _audio_in_layout="mono",
-        _audio_in_channels=1,
-        _audio_input_track=Ended(),
-    )
-    batch_audio_input(cast(SmallWebRTCTransport, SimpleNamespace(_client=client)))
+    client = _batched_client(Ended())
 
     async def scenario() -> None:
         pending = asyncio.ensure_future(anext(client.read_audio_frame()))
@@ -264,14 +264,7 @@ def test_caller_audio_is_decoded_inline_at_the_pipeline_rate_over_real_webrtc() 
 
 def test_reader_passes_frames_decoded_at_the_pipeline_rate_through_unchanged() -> None:
     remote = RemoteStreamTrack(kind="audio")
-    client = SimpleNamespace(
-        _audio_in_resampler=AudioResampler(format="s16", layout="mono", rate=RATE),
-        _in_sample_rate=RATE,
-        _audio_in_layout="mono",
-        _audio_in_channels=1,
-        _audio_input_track=_Wrapper(remote),
-    )
-    batch_audio_input(cast(SmallWebRTCTransport, SimpleNamespace(_client=client)))
+    client = _batched_client(_Wrapper(remote))
     speech = _speech()[: 320 * 3]
     for i in range(3):
         frame = AudioFrame.from_ndarray(speech[None, i * 320 : (i + 1) * 320], layout="mono")

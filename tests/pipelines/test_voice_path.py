@@ -51,6 +51,27 @@ async def running(call: CallPipeline) -> AsyncIterator[None]:
         await asyncio.wait_for(run, 20)
 
 
+def new_call(
+    transport: MemoryTransport,
+    stages: Stages,
+    retriever: DemoRetriever,
+    sink: RecordingSink,
+    call_id: str,
+    **extra: Any,
+) -> CallPipeline:
+    """A call on ``transport`` with the default persona and no greeting (``extra``: more ``build_pipeline`` args)."""
+    return build_pipeline(
+        transport=transport,
+        stages=stages,
+        retriever=retriever,
+        sink=sink,
+        persona=PersonaSpec(),
+        call_id=call_id,
+        greet=False,
+        **extra,
+    )
+
+
 def assistant_texts(call: CallPipeline) -> list[str]:
     return [str(m["content"]) for m in call.context.get_messages() if isinstance(m, dict) and m["role"] == "assistant"]
 
@@ -73,17 +94,7 @@ async def test_spoken_question_is_answered_from_the_right_passage(
     async def caption(text: str) -> None:
         captions.append((time.monotonic(), text))
 
-    call = build_pipeline(
-        transport=transport,
-        stages=stages,
-        retriever=demo_retriever,
-        sink=sink,
-        persona=PersonaSpec(),
-        call_id="answer",
-        greet=False,
-        recording_dir=tmp_path,
-        on_agent_text=caption,
-    )
+    call = new_call(transport, stages, demo_retriever, sink, "answer", recording_dir=tmp_path, on_agent_text=caption)
     logged_before = len(demo_retriever.logged)
     async with running(call):
         clip = transport.say(flite_pcm("How long is the password reset link valid?"))
@@ -129,15 +140,7 @@ async def test_caller_barges_in_and_the_context_keeps_only_what_was_spoken(
     stages: Stages, demo_retriever: DemoRetriever, sink: RecordingSink
 ) -> None:
     transport = MemoryTransport()
-    call = build_pipeline(
-        transport=transport,
-        stages=stages,
-        retriever=demo_retriever,
-        sink=sink,
-        persona=PersonaSpec(),
-        call_id="barge",
-        greet=False,
-    )
+    call = new_call(transport, stages, demo_retriever, sink, "barge")
     async with running(call):
         clip = transport.say(flite_pcm(LONG_QUESTION))
         await clip.done.wait()
@@ -170,15 +173,7 @@ async def test_a_backchannel_does_not_interrupt(
     stages: Stages, demo_retriever: DemoRetriever, sink: RecordingSink
 ) -> None:
     transport = MemoryTransport()
-    call = build_pipeline(
-        transport=transport,
-        stages=stages,
-        retriever=demo_retriever,
-        sink=sink,
-        persona=PersonaSpec(),
-        call_id="backchannel",
-        greet=False,
-    )
+    call = new_call(transport, stages, demo_retriever, sink, "backchannel")
     async with running(call):
         clip = transport.say(flite_pcm(LONG_QUESTION))
         await clip.done.wait()
@@ -200,15 +195,7 @@ async def test_echo_of_the_agent_does_not_interrupt(
     stages: Stages, demo_retriever: DemoRetriever, sink: RecordingSink
 ) -> None:
     transport = MemoryTransport(echo_gain=0.3)
-    call = build_pipeline(
-        transport=transport,
-        stages=stages,
-        retriever=demo_retriever,
-        sink=sink,
-        persona=PersonaSpec(),
-        call_id="echo",
-        greet=False,
-    )
+    call = new_call(transport, stages, demo_retriever, sink, "echo")
     async with running(call):
         clip = transport.say(flite_pcm("How long is the password reset link valid?"))
         await clip.done.wait()
@@ -228,16 +215,7 @@ async def test_asking_for_a_human_opens_a_handoff(
         return "H-1"
 
     transport = MemoryTransport()
-    call = build_pipeline(
-        transport=transport,
-        stages=stages,
-        retriever=demo_retriever,
-        sink=sink,
-        persona=PersonaSpec(),
-        call_id="handoff",
-        greet=False,
-        transfer_to_human=transfer,
-    )
+    call = new_call(transport, stages, demo_retriever, sink, "handoff", transfer_to_human=transfer)
     async with running(call):
         clip = transport.say(flite_pcm("I want to talk to a human."))
         await clip.done.wait()
@@ -270,17 +248,7 @@ async def test_event_loop_stays_responsive_while_decoding(
     for i in range(3):
         transport = MemoryTransport()
         transports.append(transport)
-        calls.append(
-            build_pipeline(
-                transport=transport,
-                stages=stages,
-                retriever=demo_retriever,
-                sink=RecordingSink(),
-                persona=PersonaSpec(),
-                call_id=f"lag-{i}",
-                greet=False,
-            )
-        )
+        calls.append(new_call(transport, stages, demo_retriever, RecordingSink(), f"lag-{i}"))
     pcm = flite_pcm("How much does the sports package cost?")
     prober = asyncio.create_task(probe())
     async with running(calls[0]), running(calls[1]), running(calls[2]):
@@ -320,15 +288,7 @@ async def test_light_processors_hand_frames_on_without_a_queue_hop(
     stages: Stages, demo_retriever: DemoRetriever, sink: RecordingSink
 ) -> None:
     """Every 20 ms caller frame crossed each of these through its own queue and task: loop turns per frame."""
-    call = build_pipeline(
-        transport=MemoryTransport(),
-        stages=stages,
-        retriever=demo_retriever,
-        sink=sink,
-        persona=PersonaSpec(),
-        call_id="direct",
-        greet=False,
-    )
+    call = new_call(MemoryTransport(), stages, demo_retriever, sink, "direct")
     async with running(call):
         for role in PASS_THROUGH_ROLES:
             processor = call.processors[role]
