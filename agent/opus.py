@@ -114,7 +114,9 @@ class OpusFrameDecoder:
         self._out = ctypes.create_string_buffer(self._max * 2)
 
     def decode(self, packet: bytes) -> bytes:
-        """The PCM of one packet (an empty or lost packet: ``b""`` is not accepted, raise instead)."""
+        """The PCM of one packet; ``b""`` for an empty payload (libopus would conceal 120 ms of loss for it)."""
+        if not packet:
+            return b""
         samples = _check(self._lib, self._lib.opus_decode(self._state, packet, len(packet), self._out, self._max, 0))
         return self._out.raw[: samples * 2]
 

@@ -168,7 +168,10 @@ class InlineAudioDecoding:
             self._stopped.set()
             return
         codec, encoded = task
-        output = self._receiver._track._queue
+        track = self._receiver._track
+        if track is None:  # no track to hand audio to (the receiver was never given one)
+            return
+        output = track._queue
         if codec.name.lower() != "opus":
             decoder = self._others.get(codec.name) or self._others.setdefault(codec.name, get_decoder(codec))
             for decoded in decoder.decode(encoded):
@@ -178,6 +181,8 @@ class InlineAudioDecoding:
             pcm = self._opus.decode(encoded.data)
         except OpusError as exc:
             log.warning("opus_decode_failed", error=str(exc))
+            return
+        if not pcm:
             return
         frame = AudioFrame(format="s16", layout="mono", samples=len(pcm) // 2)
         frame.planes[0].update(pcm)

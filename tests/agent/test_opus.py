@@ -55,5 +55,6 @@ def test_bad_rates_and_bad_packets_are_clear_errors() -> None:
         OpusFrameEncoder(44100)
     with pytest.raises(ValueError, match="22050"):
         OpusFrameDecoder(22050)
+    assert OpusFrameDecoder(RATE).decode(b"") == b"", "an empty payload is no audio, not 120 ms of concealment"
     with pytest.raises(OpusError, match="corrupted"):
         OpusFrameDecoder(RATE).decode(b"\xff\x00")  # code 3 TOC with a frame count of 0 (RFC 6716 §3.2.5)

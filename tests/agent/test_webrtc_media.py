@@ -28,6 +28,7 @@ from agent.webrtc_media import (
     MAX_INPUT_BATCH,
     OPUS_SILENCE,
     VOICE_TAIL_FRAMES,
+    InlineAudioDecoding,
     QuietAudioTrack,
     VoiceOpusEncoder,
     batch_audio_input,
@@ -276,3 +277,22 @@ def test_reader_passes_frames_decoded_at_the_pipeline_rate_through_unchanged() -
         return frame
 
     assert asyncio.run(read()).audio == speech.tobytes(), "no resampler delay, no sample changed"
+
+
+def test_inline_decoding_skips_empty_and_corrupt_packets_and_keeps_aiortc_for_g711() -> None:
+    track = RemoteStreamTrack(kind="audio")
+    decoding = InlineAudioDecoding(SimpleNamespace(_track=track), sample_rate=RATE)
+    opus, pcmu = SimpleNamespace(name="opus"), SimpleNamespace(name="PCMU", mimeType="audio/PCMU", clockRate=8000)
+    packet = VoiceOpusEncoder(RATE).encode(_speech()[:320].tobytes())[0]
+    decoding.put((opus, JitterFrame(data=b"", timestamp=0)))
+    decoding.put((opus, JitterFrame(data=b"\xff\x00", timestamp=960)))  # corrupt: logged, dropped
+    assert track._queue.empty()
+    decoding.put((opus, JitterFrame(data=packet, timestamp=1920)))
+    decoding.put((pcmu, JitterFrame(data=bytes(160), timestamp=0)))
+    frames = [track._queue.get_nowait() for _ in range(2)]
+    assert [(f.sample_rate, f.samples, f.pts) for f in frames] == [(RATE, 320, 1920), (8000, 160, 0)]
+    ended = threading.Thread(target=decoding.get)
+    ended.start()
+    decoding.put(None)  # the receiver stops: its thread's get() returns
+    ended.join(5)
+    assert not ended.is_alive()
