@@ -49,9 +49,8 @@ __all__ = [
     "VoiceOpusEncoder",
     "VoxdeskWebRTCConnection",
     "batch_audio_input",
-    "decode_audio_inline",
     "install_quiet_encoder",
-    "tighten_audio_jitter_buffers",
+    "tune_audio_receivers",
 ]
 
 # One 20 ms Opus frame (CELT, fullband, mono) that decodes to digital silence (RFC 6716 §3.1 TOC 0xF8).
@@ -126,16 +125,6 @@ def batch_audio_input(transport: SmallWebRTCTransport, *, max_frames: int = MAX_
     client.read_audio_frame = read_audio_frame  # type: ignore[method-assign]  # pipecat has no hook for its reader
 
 
-def tighten_audio_jitter_buffers(pc: Any, *, prefetch: int = AUDIO_JITTER_PREFETCH) -> None:
-    """Give ``pc``'s audio receivers a jitter buffer that releases each frame as soon as it is complete.
-
-    aiortc has no setting for it: the receiver's buffer is replaced before the first packet arrives.
-    """
-    for receiver in pc.getReceivers():
-        if getattr(receiver, "_RTCRtpReceiver__kind", None) == "audio":
-            receiver._RTCRtpReceiver__jitter_buffer = JitterBuffer(capacity=16, prefetch=prefetch)
-
-
 class InlineAudioDecoding:
     """Stands in for an aiortc audio receiver's decoder queue: decodes each frame on the event loop as it completes.
 
@@ -196,24 +185,27 @@ class InlineAudioDecoding:
         self._stopped.wait()
 
 
-def decode_audio_inline(pc: Any, *, sample_rate: int) -> int:
-    """Make ``pc``'s audio receivers decode on the event loop, to ``sample_rate`` (:class:`InlineAudioDecoding`).
+def tune_audio_receivers(pc: Any, *, sample_rate: int, prefetch: int = AUDIO_JITTER_PREFETCH) -> int:
+    """Give ``pc``'s audio receivers a short jitter buffer and inline decoding to ``sample_rate``.
 
-    Call before media flows (after the answer). aiortc has no setting for it: the receiver's queue is replaced,
-    and only while its decoder thread has not started (that thread keeps the queue it started with).
+    Each receiver's jitter buffer releases a frame as soon as it is complete (``prefetch`` frames; aiortc holds
+    4), and its frames are decoded on the event loop (:class:`InlineAudioDecoding`). Call after the answer,
+    before media flows. aiortc has no setting for either: the receiver's buffer and decoder queue are replaced,
+    the queue only while the receiver's decoder thread has not started (that thread keeps the queue it started
+    with).
 
     Returns:
         How many receivers now decode inline.
     """
-    replaced = 0
+    inline = 0
     for receiver in pc.getReceivers():
-        if (
-            getattr(receiver, "_RTCRtpReceiver__kind", None) == "audio"
-            and getattr(receiver, "_RTCRtpReceiver__decoder_thread", True) is None
-        ):
+        if getattr(receiver, "_RTCRtpReceiver__kind", None) != "audio":
+            continue
+        receiver._RTCRtpReceiver__jitter_buffer = JitterBuffer(capacity=16, prefetch=prefetch)
+        if getattr(receiver, "_RTCRtpReceiver__decoder_thread", True) is None:
             receiver._RTCRtpReceiver__decoder_queue = InlineAudioDecoding(receiver, sample_rate=sample_rate)
-            replaced += 1
-    return replaced
+            inline += 1
+    return inline
 
 
 class QuietOpusEncoder(OpusEncoder):
@@ -427,8 +419,7 @@ class VoxdeskWebRTCConnection(SmallWebRTCConnection):
     async def initialize(self, sdp: str, type: str) -> None:
         """Answer the offer; tune the audio receivers and give the senders the shared-clock encoder."""
         await super().initialize(sdp=sdp, type=type)
-        tighten_audio_jitter_buffers(self.pc)
-        decode_audio_inline(self.pc, sample_rate=self.audio_in_rate)
+        tune_audio_receivers(self.pc, sample_rate=self.audio_in_rate)
         self.opus_silence = install_quiet_encoder(self.pc)
 
     def replace_audio_track(self, track: Any) -> None:

@@ -34,11 +34,10 @@ from pipecat.frames.frames import CancelFrame  # noqa: E402
 from pipecat.workers.runner import WorkerRunner  # noqa: E402
 
 from benchmarks.asr_eval.demo_kb import DemoRetriever, MiniLMEmbedder, corpus_text, load_sections  # noqa: E402
-from benchmarks.asr_eval.harness import MemorySink, read_pcm  # noqa: E402
+from benchmarks.asr_eval.harness import MemorySink, memory_call, read_pcm  # noqa: E402
 from benchmarks.asr_eval.render import OUT, questions, render, render_all  # noqa: E402
 from pipelines.asr.domain_lm import build_domain_lm  # noqa: E402
-from pipelines.build import Stages, build_pipeline, build_stages  # noqa: E402
-from pipelines.contracts import PersonaSpec  # noqa: E402
+from pipelines.build import Stages, build_stages  # noqa: E402
 from pipelines.options import ASROptions  # noqa: E402
 from pipelines.transports.memory import MemoryTransport  # noqa: E402
 
@@ -62,15 +61,7 @@ def summary(values: list[float]) -> dict[str, float | None]:
 async def one_turn(stages: Stages, retriever: DemoRetriever, pcm: bytes, call_id: str) -> dict[str, Any]:
     """One call, one question; the latency as metered and as seen by the transport."""
     transport, sink = MemoryTransport(), MemorySink()
-    call = build_pipeline(
-        transport=transport,
-        stages=stages,
-        retriever=retriever,
-        sink=sink,
-        persona=PersonaSpec(),
-        call_id=call_id,
-        greet=False,
-    )
+    call = memory_call(transport, stages, retriever, sink, call_id)
     runner = WorkerRunner(handle_sigint=False)
     await runner.add_workers(call.worker)
     run = asyncio.create_task(runner.run())
@@ -100,15 +91,7 @@ async def one_barge_in(
 ) -> dict[str, Any]:
     """One call: a long answer, cut in 2.5 s after it starts."""
     transport, sink = MemoryTransport(), MemorySink()
-    call = build_pipeline(
-        transport=transport,
-        stages=stages,
-        retriever=retriever,
-        sink=sink,
-        persona=PersonaSpec(),
-        call_id=call_id,
-        greet=False,
-    )
+    call = memory_call(transport, stages, retriever, sink, call_id)
     runner = WorkerRunner(handle_sigint=False)
     await runner.add_workers(call.worker)
     run = asyncio.create_task(runner.run())

@@ -7,20 +7,39 @@ import contextlib
 import wave
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pipecat.frames.frames import CancelFrame, LLMTextFrame
 from pipecat.observers.base_observer import BaseObserver, FramePushed
 from pipecat.workers.runner import WorkerRunner
 
-from pipelines.build import Stages, build_pipeline
+from pipelines.build import CallPipeline, Stages, build_pipeline
 from pipelines.contracts import (
     CallEventRecord,
+    CallSink,
     LatencyRecord,
     PersonaSpec,
     Retriever,
     TurnRecord,
 )
 from pipelines.transports.memory import MemoryTransport
+
+
+def memory_call(
+    transport: MemoryTransport, stages: Stages, retriever: Retriever, sink: CallSink, call_id: str, **extra: Any
+) -> CallPipeline:
+    """One in-process call on ``transport``: the default persona, no greeting (``extra``: more ``build_pipeline``
+    arguments). The benchmarks and the voice-path tests all build their calls here."""
+    return build_pipeline(
+        transport=transport,
+        stages=stages,
+        retriever=retriever,
+        sink=sink,
+        persona=PersonaSpec(),
+        call_id=call_id,
+        greet=False,
+        **extra,
+    )
 
 
 @dataclass
@@ -80,16 +99,7 @@ async def ask(stages: Stages, retriever: Retriever, pcm: bytes, *, call_id: str,
     transport = MemoryTransport()
     sink = MemorySink()
     catcher = AnswerCatcher()
-    call = build_pipeline(
-        transport=transport,
-        stages=stages,
-        retriever=retriever,
-        sink=sink,
-        persona=PersonaSpec(),
-        call_id=call_id,
-        greet=False,
-        observers=[catcher],
-    )
+    call = memory_call(transport, stages, retriever, sink, call_id, observers=[catcher])
     runner = WorkerRunner(handle_sigint=False)
     await runner.add_workers(call.worker)
     run = asyncio.create_task(runner.run())

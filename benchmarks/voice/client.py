@@ -27,9 +27,8 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from agent.webrtc_media import (
     OPUS_SILENCE,
     VoiceOpusEncoder,
-    decode_audio_inline,
     install_quiet_encoder,
-    tighten_audio_jitter_buffers,
+    tune_audio_receivers,
 )
 
 RATE = 16000
@@ -252,10 +251,9 @@ class WebRTCCaller:
         answer = response.json()
         self.call_id = answer["call_id"]
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type=answer["type"]))
-        # Like a browser on loopback (NetEQ keeps ~1 frame here), not aiortc's fixed 80 ms prefetch.
-        tighten_audio_jitter_buffers(self.pc)
-        # Like a browser's decoder, at the rate it plays (no 48 kHz stereo, no thread hop per frame).
-        decode_audio_inline(self.pc, sample_rate=RATE)
+        # Like a browser on loopback: NetEQ keeps ~1 frame (not aiortc's fixed 80 ms prefetch), and it decodes at
+        # the rate it plays (not 48 kHz stereo on a thread).
+        tune_audio_receivers(self.pc, sample_rate=RATE)
         # Like a browser's DTX: silence costs no encoding.
         self.speaker.opus_silence = install_quiet_encoder(self.pc)
 

@@ -32,7 +32,7 @@ from agent.webrtc_media import (
     QuietAudioTrack,
     VoiceOpusEncoder,
     batch_audio_input,
-    decode_audio_inline,
+    tune_audio_receivers,
 )
 
 RATE = 16000
@@ -238,11 +238,11 @@ def test_caller_audio_is_decoded_inline_at_the_pipeline_rate_over_real_webrtc() 
         await caller.setLocalDescription(await caller.createOffer())
         await server.setRemoteDescription(caller.localDescription)
         await server.setLocalDescription(await server.createAnswer())
-        replaced = decode_audio_inline(server, sample_rate=RATE)  # as VoxdeskWebRTCConnection does, before media
+        replaced = tune_audio_receivers(server, sample_rate=RATE)  # as VoxdeskWebRTCConnection does, before media
         await caller.setRemoteDescription(server.localDescription)
         track = await asyncio.wait_for(tracks.get(), 10)
         frames = [cast(AudioFrame, await asyncio.wait_for(track.recv(), 10)) for _ in range(len(speech) // 320 + 20)]
-        again = decode_audio_inline(server, sample_rate=RATE)  # the decoder thread runs: its queue stays
+        again = tune_audio_receivers(server, sample_rate=RATE)  # the decoder thread runs: its queue stays
         await asyncio.wait_for(server.close(), 10)  # the receiver's thread ends with it
         with pytest.raises(MediaStreamError):
             while True:
@@ -279,7 +279,7 @@ def test_reader_passes_frames_decoded_at_the_pipeline_rate_through_unchanged() -
     assert asyncio.run(read()).audio == speech.tobytes(), "no resampler delay, no sample changed"
 
 
-def test_inline_decoding_skips_empty_and_corrupt_packets_and_keeps_aiortc_for_g711() -> None:
+def test_inline_decoding_drops_empty_and_corrupt_packets_and_keeps_aiortc_for_g711() -> None:
     track = RemoteStreamTrack(kind="audio")
     decoding = InlineAudioDecoding(SimpleNamespace(_track=track), sample_rate=RATE)
     opus, pcmu = SimpleNamespace(name="opus"), SimpleNamespace(name="PCMU", mimeType="audio/PCMU", clockRate=8000)

@@ -27,6 +27,7 @@ from pipecat.frames.frames import EndFrame
 from pipecat.workers.runner import WorkerRunner
 
 from benchmarks.asr_eval.demo_kb import DemoRetriever, MiniLMEmbedder
+from benchmarks.asr_eval.harness import memory_call
 from pipelines.asr.domain_lm import DomainLM
 from pipelines.build import CallPipeline, build_pipeline, build_stages
 from pipelines.contracts import PersonaSpec
@@ -195,15 +196,7 @@ async def test_openai_compatible_transcription_chat_with_tools_and_speech(
             embedder=embedder,
         )
         transport = MemoryTransport()
-        call = build_pipeline(
-            transport=transport,
-            stages=stages,
-            retriever=demo_retriever,
-            sink=sink,
-            persona=PersonaSpec(),
-            call_id="openai",
-            greet=False,
-        )
+        call = memory_call(transport, stages, demo_retriever, sink, "openai")
         async with running(call):
             clip = transport.say(flite_pcm(QUESTION))
             await clip.done.wait()
@@ -232,15 +225,7 @@ async def test_ollama_brain_streams_through_its_openai_compatible_api(
             brain=BrainOptions(backend="ollama", base_url=base_url.removesuffix("/v1"), model="llama3.2"),
         )
         transport = MemoryTransport()
-        call = build_pipeline(
-            transport=transport,
-            stages=stages,
-            retriever=demo_retriever,
-            sink=sink,
-            persona=PersonaSpec(),
-            call_id="ollama",
-            greet=False,
-        )
+        call = memory_call(transport, stages, demo_retriever, sink, "ollama")
         async with running(call):
             clip = transport.say(flite_pcm(QUESTION))
             await clip.done.wait()
@@ -323,15 +308,7 @@ async def test_faster_whisper_transcribes_with_a_local_model(
 ) -> None:
     stages = build_stages(asr=ASROptions(backend="faster-whisper", model_path=Path(str(WHISPER_DIR))))
     transport = MemoryTransport()
-    call = build_pipeline(
-        transport=transport,
-        stages=stages,
-        retriever=demo_retriever,
-        sink=sink,
-        persona=PersonaSpec(),
-        call_id="whisper",
-        greet=False,
-    )
+    call = memory_call(transport, stages, demo_retriever, sink, "whisper")
     async with running(call):
         clip = transport.say(flite_pcm(QUESTION))
         await clip.done.wait()

@@ -19,9 +19,10 @@ from pipecat.processors.frame_processor import FrameDirection
 from pipecat.workers.runner import WorkerRunner
 
 from benchmarks.asr_eval.demo_kb import DemoRetriever, MiniLMEmbedder
+from benchmarks.asr_eval.harness import memory_call
 from pipelines.asr.domain_lm import DomainLM
-from pipelines.build import CallPipeline, Stages, build_pipeline, build_stages
-from pipelines.contracts import HandoffRequest, PersonaSpec
+from pipelines.build import CallPipeline, Stages, build_stages
+from pipelines.contracts import HandoffRequest
 from pipelines.options import ASROptions
 from pipelines.transports.memory import MemoryTransport
 from tests.pipelines.conftest import RecordingSink, flite_pcm
@@ -51,27 +52,6 @@ async def running(call: CallPipeline) -> AsyncIterator[None]:
         await asyncio.wait_for(run, 20)
 
 
-def new_call(
-    transport: MemoryTransport,
-    stages: Stages,
-    retriever: DemoRetriever,
-    sink: RecordingSink,
-    call_id: str,
-    **extra: Any,
-) -> CallPipeline:
-    """A call on ``transport`` with the default persona and no greeting (``extra``: more ``build_pipeline`` args)."""
-    return build_pipeline(
-        transport=transport,
-        stages=stages,
-        retriever=retriever,
-        sink=sink,
-        persona=PersonaSpec(),
-        call_id=call_id,
-        greet=False,
-        **extra,
-    )
-
-
 def assistant_texts(call: CallPipeline) -> list[str]:
     return [str(m["content"]) for m in call.context.get_messages() if isinstance(m, dict) and m["role"] == "assistant"]
 
@@ -94,7 +74,7 @@ async def test_spoken_question_is_answered_from_the_right_passage(
     async def caption(text: str) -> None:
         captions.append((time.monotonic(), text))
 
-    call = new_call(transport, stages, demo_retriever, sink, "answer", recording_dir=tmp_path, on_agent_text=caption)
+    call = memory_call(transport, stages, demo_retriever, sink, "answer", recording_dir=tmp_path, on_agent_text=caption)
     logged_before = len(demo_retriever.logged)
     async with running(call):
         clip = transport.say(flite_pcm("How long is the password reset link valid?"))
@@ -140,7 +120,7 @@ async def test_caller_barges_in_and_the_context_keeps_only_what_was_spoken(
     stages: Stages, demo_retriever: DemoRetriever, sink: RecordingSink
 ) -> None:
     transport = MemoryTransport()
-    call = new_call(transport, stages, demo_retriever, sink, "barge")
+    call = memory_call(transport, stages, demo_retriever, sink, "barge")
     async with running(call):
         clip = transport.say(flite_pcm(LONG_QUESTION))
         await clip.done.wait()
@@ -173,7 +153,7 @@ async def test_a_backchannel_does_not_interrupt(
     stages: Stages, demo_retriever: DemoRetriever, sink: RecordingSink
 ) -> None:
     transport = MemoryTransport()
-    call = new_call(transport, stages, demo_retriever, sink, "backchannel")
+    call = memory_call(transport, stages, demo_retriever, sink, "backchannel")
     async with running(call):
         clip = transport.say(flite_pcm(LONG_QUESTION))
         await clip.done.wait()
@@ -195,7 +175,7 @@ async def test_echo_of_the_agent_does_not_interrupt(
     stages: Stages, demo_retriever: DemoRetriever, sink: RecordingSink
 ) -> None:
     transport = MemoryTransport(echo_gain=0.3)
-    call = new_call(transport, stages, demo_retriever, sink, "echo")
+    call = memory_call(transport, stages, demo_retriever, sink, "echo")
     async with running(call):
         clip = transport.say(flite_pcm("How long is the password reset link valid?"))
         await clip.done.wait()
@@ -215,7 +195,7 @@ async def test_asking_for_a_human_opens_a_handoff(
         return "H-1"
 
     transport = MemoryTransport()
-    call = new_call(transport, stages, demo_retriever, sink, "handoff", transfer_to_human=transfer)
+    call = memory_call(transport, stages, demo_retriever, sink, "handoff", transfer_to_human=transfer)
     async with running(call):
         clip = transport.say(flite_pcm("I want to talk to a human."))
         await clip.done.wait()
@@ -248,7 +228,7 @@ async def test_event_loop_stays_responsive_while_decoding(
     for i in range(3):
         transport = MemoryTransport()
         transports.append(transport)
-        calls.append(new_call(transport, stages, demo_retriever, RecordingSink(), f"lag-{i}"))
+        calls.append(memory_call(transport, stages, demo_retriever, RecordingSink(), f"lag-{i}"))
     pcm = flite_pcm("How much does the sports package cost?")
     prober = asyncio.create_task(probe())
     async with running(calls[0]), running(calls[1]), running(calls[2]):
@@ -288,7 +268,7 @@ async def test_light_processors_hand_frames_on_without_a_queue_hop(
     stages: Stages, demo_retriever: DemoRetriever, sink: RecordingSink
 ) -> None:
     """Every 20 ms caller frame crossed each of these through its own queue and task: loop turns per frame."""
-    call = new_call(MemoryTransport(), stages, demo_retriever, sink, "direct")
+    call = memory_call(MemoryTransport(), stages, demo_retriever, sink, "direct")
     async with running(call):
         for role in PASS_THROUGH_ROLES:
             processor = call.processors[role]
