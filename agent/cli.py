@@ -124,6 +124,27 @@ def ingest(
     raise typer.Exit(code)
 
 
+@app.command("asr-adapt")
+def asr_adapt(
+    recordings: Annotated[
+        Path, typer.Argument(help="Directory of audio files, each with a .txt transcript beside it.")
+    ],
+    out: Annotated[
+        Path | None, typer.Option(help="Adapted model directory (default: <models_dir>/acoustic-adapted).")
+    ] = None,
+    base: Annotated[Path | None, typer.Option(help="Model to adapt (default: the configured one).")] = None,
+    tau: Annotated[float, typer.Option(help="Prior weight in frames: higher moves the model less.")] = 10.0,
+) -> None:
+    """Adapt the speech recogniser's acoustic model to transcribed recordings of your line."""
+    from agent.asr_adapt_cli import run_adapt
+
+    settings = _settings()
+    code = run_adapt(
+        settings, recordings, out=out, base=base, tau=tau, echo=typer.echo, fail=lambda s: typer.echo(s, err=True)
+    )
+    raise typer.Exit(code)
+
+
 @app.command()
 def doctor() -> None:
     """Print what is configured, what is reachable, which models load and which optional backends are missing."""

@@ -63,6 +63,7 @@ class StageOptions:
                 api_key=secret(p.asr.api_key),
                 model=p.asr.model,
                 processes=p.asr.processes,
+                acoustic_model=p.asr.acoustic_model,
             ),
             brain=BrainOptions(
                 backend=p.llm.backend,

@@ -2,14 +2,18 @@
 
 Renders 60 caller questions with flite (slt, rms, awb, kal16) and espeak-ng into benchmarks/out/ (cached), then:
 
-- ``wer``: pocketsphinx word error rate per voice, general model vs. the domain LM built from the knowledge
-  base (``pipelines.asr.domain_lm``), decoded the way calls decode (20 ms frames, streaming, one pass);
-- ``answers_offline``: per voice, the domain-LM transcript → retriever → extractive answer, checked against
-  the expected section and fact;
+- ``wer``: pocketsphinx word error rate per voice, decoded the way calls decode (20 ms frames, streaming, one
+  pass): the general model; the domain LM built from the knowledge base (``pipelines.asr.domain_lm``); the
+  domain LM with the acoustic model adapted (``pipelines.asr.acoustic_adaptation``) on knowledge-base
+  sentences, not the questions, spoken by every voice; and adapted on the other voices only (this voice unseen);
+- ``answers_offline``: per voice, the transcript → retriever → extractive answer, checked against the
+  expected section and fact (domain LM, and domain LM with the adapted acoustic model);
 - ``answers_pipeline``: per chosen voice, the whole audio path in-process (memory transport at real time →
-  Silero VAD → streaming pocketsphinx → RAG → extractive brain → flite), several calls at once.
+  Silero VAD → streaming pocketsphinx with the adapted model → RAG → extractive brain → flite), several
+  calls at once.
 
-Prints one JSON object. Run: ``.venv/bin/python benchmarks/asr_eval.py [--pipeline-voices slt,rms] [--limit N]``.
+Prints one JSON object. Run: ``.venv/bin/python benchmarks/asr_eval.py [--pipeline-voices slt,espeak-en-us]
+[--limit N] [--adapt-sentences 0]`` (0: no acoustic adaptation).
 """
 
 from __future__ import annotations
@@ -30,10 +34,13 @@ if str(ROOT) not in sys.path:
 import pocketsphinx  # noqa: E402
 from loguru import logger  # noqa: E402
 
+from benchmarks.asr_eval.adaptation import adaptation_sentences, build_models, voice_evidence  # noqa: E402
 from benchmarks.asr_eval.demo_kb import DemoRetriever, MiniLMEmbedder, corpus_text, load_sections  # noqa: E402
 from benchmarks.asr_eval.harness import ask, read_pcm  # noqa: E402
 from benchmarks.asr_eval.render import OUT, VOICES, questions, render_all  # noqa: E402
+from pipelines.asr.acoustic_adaptation import default_acoustic_model  # noqa: E402
 from pipelines.asr.domain_lm import build_domain_lm, tokenise_sentences  # noqa: E402
+from pipelines.asr.sphinx_model import SphinxAcousticModel  # noqa: E402
 from pipelines.brain.extractive import best_sentences  # noqa: E402
 from pipelines.build import build_stages  # noqa: E402
 from pipelines.options import ASROptions  # noqa: E402
@@ -85,7 +92,9 @@ async def main() -> None:
     """Run the evaluation and print JSON."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--voices", default=",".join(VOICES))
-    parser.add_argument("--pipeline-voices", default="slt,rms")
+    parser.add_argument("--pipeline-voices", default="slt,espeak-en-us")
+    parser.add_argument("--adapt-sentences", type=int, default=60, help="per voice (0: no acoustic adaptation)")
+    parser.add_argument("--tau", type=float, default=10.0, help="MAP prior weight in frames")
     parser.add_argument("--concurrency", type=int, default=3)
     parser.add_argument("--limit", type=int, default=0, help="only the first N questions")
     args = parser.parse_args()
@@ -100,46 +109,82 @@ async def main() -> None:
     lm = build_domain_lm(corpus_text(sections), OUT / "models")
     lm_build_s = time.perf_counter() - t0
 
+    adaptation: dict[str, Any] = {}
+    adapted: Path | None = None
+    held_out: dict[str, Path] = {}
+    if args.adapt_sentences > 0:
+        t0 = time.perf_counter()
+        model = SphinxAcousticModel.load(default_acoustic_model())
+        sentences = adaptation_sentences(sections, [q["text"] for q in questions()], args.adapt_sentences)
+        evidence = {v: voice_evidence(model, v, sentences, OUT / "adaptation") for v in voices}
+        adapted, held_out = build_models(evidence, OUT / "acoustic", tau=args.tau)
+        adaptation = {
+            "method": f"MAP on Gaussian means, tau {args.tau:g} frames",
+            "sentences_per_voice": len(sentences),
+            "aligned": {v: e.stats.utterances for v, e in evidence.items()},
+            "audio_secs_per_voice": {v: round(e.stats.frames / 100, 1) for v, e in evidence.items()},
+            "build_s": round(time.perf_counter() - t0, 1),
+        }
+
     # The decoder configuration the pocketsphinx backend uses for calls.
-    general = pocketsphinx.Decoder(samprate=16000, loglevel="FATAL", fwdflat=False, bestpath=True)
-    domain = pocketsphinx.Decoder(
-        samprate=16000, loglevel="FATAL", fwdflat=False, bestpath=True, lm=str(lm.lm_path), dict=str(lm.dict_path)
-    )
+    def decoder(hmm: Path | None = None, *, general: bool = False) -> pocketsphinx.Decoder:
+        kwargs: dict[str, Any] = {"samprate": 16000, "loglevel": "FATAL", "fwdflat": False, "bestpath": True}
+        if not general:
+            kwargs.update(lm=str(lm.lm_path), dict=str(lm.dict_path))
+        if hmm is not None:
+            kwargs["hmm"] = str(hmm)
+        return pocketsphinx.Decoder(**kwargs)
+
+    decoders = {"general": decoder(general=True), "domain": decoder()}
+    if adapted is not None:
+        decoders["adapted"] = decoder(adapted)
     embedder = MiniLMEmbedder()
     retriever = DemoRetriever(sections, embedder)
 
     wer: dict[str, Any] = {}
     offline: dict[str, Any] = {}
     for voice in voices:
-        errs = {"general": 0, "domain": 0}
-        cpu = {"general": 0.0, "domain": 0.0}
+        voice_decoders = dict(decoders)
+        if voice in held_out:
+            voice_decoders["voice_unseen"] = decoder(held_out[voice])
+        errs = dict.fromkeys(voice_decoders, 0)
+        cpu = dict.fromkeys(voice_decoders, 0.0)
         ref_words = 0
         audio_s = 0.0
-        rows = []
+        rows: dict[str, list[dict[str, Any]]] = {"domain": [], "adapted": []}
         for q in qs:
             pcm = read_pcm(files[voice][q["id"]])
             audio_s += len(pcm) / 32000
             ref = words(q["text"])
             ref_words += len(ref)
             hyps = {}
-            for name, dec in (("general", general), ("domain", domain)):
+            for name, dec in voice_decoders.items():
                 text, seconds = decode(dec, pcm)
                 hyps[name] = text
                 errs[name] += edit_distance(ref, words(text))
                 cpu[name] += seconds
-            retrieval = await retriever.retrieve(hyps["domain"], top_k=3)
-            top = retrieval.passages[0] if retrieval.passages and retrieval.found else None
-            answer = best_sentences(hyps["domain"], top.text) if top else ""
-            rows.append({"id": q["id"], **correct(q, top.citation if top else None, answer)})
-        wer[voice] = {
-            "general_lm": round(errs["general"] / ref_words, 3),
-            "domain_lm": round(errs["domain"] / ref_words, 3),
-            "rtf_general": round(cpu["general"] / audio_s, 3),
-            "rtf_domain": round(cpu["domain"] / audio_s, 3),
+            for name in (n for n in rows if n in hyps):
+                retrieval = await retriever.retrieve(hyps[name], top_k=3)
+                top = retrieval.passages[0] if retrieval.passages and retrieval.found else None
+                answer = best_sentences(hyps[name], top.text) if top else ""
+                rows[name].append({"id": q["id"], **correct(q, top.citation if top else None, answer)})
+        labels = {
+            "general": "general_lm",
+            "domain": "domain_lm",
+            "adapted": "domain_lm_adapted",
+            "voice_unseen": "domain_lm_adapted_voice_unseen",
         }
-        offline[voice] = {k: share(rows, k) for k in ("right_document", "right_section", "right_answer")}
+        wer[voice] = {labels[n]: round(errs[n] / ref_words, 3) for n in voice_decoders}
+        for name in (n for n in ("general", "domain", "adapted") if n in cpu):
+            wer[voice][f"rtf_{name}"] = round(cpu[name] / audio_s, 3)
+        offline[voice] = {
+            name: {k: share(r, k) for k in ("right_document", "right_section", "right_answer")}
+            for name, r in rows.items()
+            if r
+        }
 
-    stages = build_stages(asr=ASROptions(lm_path=lm.lm_path, dict_path=lm.dict_path), embedder=embedder)
+    asr_options = ASROptions(lm_path=lm.lm_path, dict_path=lm.dict_path, acoustic_model=adapted)
+    stages = build_stages(asr=asr_options, embedder=embedder)
     await stages.warm()
     pipeline: dict[str, Any] = {}
     for voice in (v for v in args.pipeline_voices.split(",") if v):
@@ -181,6 +226,7 @@ async def main() -> None:
                     "oov_tokens_dropped": lm.oov_tokens,
                     "build_s": round(lm_build_s, 2),
                 },
+                "acoustic_adaptation": adaptation or None,
                 "retriever": "benchmarks.asr_eval.demo_kb.DemoRetriever (MiniLM cosine over demo sections)",
                 "wer": wer,
                 "answers_offline": offline,

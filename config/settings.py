@@ -170,6 +170,13 @@ class ASRSettings(BaseModel):
     model: str | None = Field(default=None, description="Model name for the openai backend.")
     language: str = Field(default="en", description="Language code.")
     domain_lm: bool = Field(default=True, description="Adapt pocketsphinx to the knowledge base.")
+    acoustic_model: Path | None = Field(
+        default=None,
+        description=(
+            "pocketsphinx acoustic model directory, e.g. one adapted to your line by `voxdesk asr-adapt` "
+            "(default: the wheel's US English model)."
+        ),
+    )
     processes: int | None = Field(
         default=None,
         ge=0,

@@ -37,6 +37,9 @@ class ASROptions:
     # pocketsphinx: the domain LM files (``None``: the wheel's general model).
     lm_path: Path | None = None
     dict_path: Path | None = None
+    # pocketsphinx: the acoustic model directory (``None``: the wheel's en-us model; ``voxdesk asr-adapt``
+    # writes adapted ones).
+    acoustic_model: Path | None = None
     # pocketsphinx: second decoding passes (slower, a little more accurate).
     accurate: bool = False
     # faster-whisper / openai: knowledge-base terms and an initial prompt.

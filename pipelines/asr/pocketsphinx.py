@@ -64,6 +64,13 @@ class PocketsphinxBackend(ASRBackend):
     name = "pocketsphinx"
 
     def __init__(self, options: ASROptions) -> None:
+        if options.acoustic_model is not None:
+            missing = [f for f in ("mdef", "means", "variances") if not (options.acoustic_model / f).is_file()]
+            if missing:
+                raise ValueError(
+                    f"acoustic model {options.acoustic_model} is not a pocketsphinx model directory "
+                    f"(no {', '.join(missing)})"
+                )
         self._options = options
         self._lock = threading.Lock()
         self._config = _DecoderConfig(0, self._decoder_kwargs(options.lm_path, options.dict_path))
@@ -127,6 +134,8 @@ class PocketsphinxBackend(ASRBackend):
 
     def _decoder_kwargs(self, lm_path: object, dict_path: object) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"samprate": self._options.sample_rate, "loglevel": "FATAL"}
+        if self._options.acoustic_model is not None:
+            kwargs["hmm"] = str(self._options.acoustic_model)
         if lm_path is not None:
             kwargs["lm"] = str(lm_path)
         if dict_path is not None:

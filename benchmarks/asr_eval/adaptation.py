@@ -1,0 +1,88 @@
+"""Acoustic adaptation for the spoken evaluation: the same voices, different sentences.
+
+Each voice speaks sentences of the demo knowledge base (its statements, not the evaluation's questions: no
+question's text is among them). From these, one adapted model is built on all voices (a desk adapted to the
+voices it hears), and one per voice without that voice (how adaptation carries to a voice it never heard).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+from benchmarks.asr_eval.demo_kb import Section, corpus_text
+from benchmarks.asr_eval.harness import read_pcm
+from benchmarks.asr_eval.render import render
+from pipelines.asr.acoustic_adaptation import (
+    AdaptationStats,
+    Aligner,
+    AlignmentError,
+    adapted_means,
+    default_acoustic_model,
+    transcript_words,
+    write_adapted_model,
+)
+from pipelines.asr.domain_lm import load_pronunciations, tokenise_sentences
+from pipelines.asr.sphinx_model import SphinxAcousticModel
+
+
+def adaptation_sentences(sections: Sequence[Section], questions: Sequence[str], limit: int) -> list[str]:
+    """Up to ``limit`` knowledge-base sentences of 4-20 dictionary words that are not evaluation questions."""
+    known = set(load_pronunciations())
+    excluded = {" ".join(transcript_words(q)) for q in questions}
+    out: list[str] = []
+    for sentence in tokenise_sentences(corpus_text(sections)):
+        words = [w.replace("-", "") for w in sentence]
+        text = " ".join(words)
+        if 4 <= len(words) <= 20 and all(w in known for w in words) and text not in excluded and text not in out:
+            out.append(text)
+    return out[:limit]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class VoiceAdaptation:
+    """One voice's adaptation evidence."""
+
+    stats: AdaptationStats
+    sentences: int
+    skipped: int
+
+
+def voice_evidence(model: SphinxAcousticModel, voice: str, sentences: Sequence[str], out: Path) -> VoiceAdaptation:
+    """Render ``sentences`` in ``voice`` (cached under ``out``) and gather their MAP statistics."""
+    aligner = Aligner(model.directory)
+    stats = AdaptationStats.empty(model)
+    skipped = 0
+    try:
+        for i, text in enumerate(sentences):
+            path = out / voice / f"{i:03d}-{hashlib.sha1(text.encode()).hexdigest()[:10]}.wav"  # cache key: the text
+            if not path.exists():
+                render(voice, text, path)
+            try:
+                stats.add(model, aligner.align(read_pcm(path), text.split()))
+            except AlignmentError:
+                skipped += 1
+    finally:
+        aligner.close()
+    return VoiceAdaptation(stats, len(sentences), skipped)
+
+
+def build_models(evidence: dict[str, VoiceAdaptation], out: Path, *, tau: float) -> tuple[Path, dict[str, Path]]:
+    """The model adapted on every voice, and per voice the model adapted on all the others."""
+    base = default_acoustic_model()
+    model = SphinxAcousticModel.load(base)
+
+    def write(name: str, voices: Sequence[str]) -> Path:
+        stats = AdaptationStats.empty(model)
+        for voice in voices:
+            stats = stats.merged(evidence[voice].stats)
+        path = out / name
+        description: dict[str, object] = {"voices": list(voices), "utterances": stats.utterances, "tau": tau}
+        write_adapted_model(base, path, adapted_means(model, stats, tau=tau), description)
+        return path
+
+    every = write("all-voices", list(evidence))
+    held_out = {v: write(f"without-{v}", [o for o in evidence if o != v]) for v in evidence}
+    return every, held_out
