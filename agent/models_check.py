@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from config import Settings
 
@@ -89,4 +91,19 @@ async def check_models(settings: Settings, echo: Callable[[str], None]) -> bool:
             "domain language model",
             f"{lms[-1].name}" if lms else "none yet (built at start-up from the knowledge base)",
         )
+        _line(echo, True, "acoustic model", _acoustic_model_summary(settings.pipeline.asr.acoustic_model))
     return ok
+
+
+def _acoustic_model_summary(directory: Path | None) -> str:
+    """Which acoustic model calls decode with, and what an adapted one was adapted on."""
+    if directory is None:
+        return "the wheel's en-us model (adapt one to your line with `voxdesk asr-adapt`)"
+    try:
+        described = json.loads((directory / "adaptation.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return f"{directory}"
+    return (
+        f"{directory}: adapted on {described.get('utterances', '?')} recordings "
+        f"({described.get('audio_secs', '?')} s of audio)"
+    )

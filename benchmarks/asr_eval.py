@@ -38,38 +38,14 @@ from benchmarks.asr_eval.adaptation import adaptation_sentences, build_models, v
 from benchmarks.asr_eval.demo_kb import DemoRetriever, MiniLMEmbedder, corpus_text, load_sections  # noqa: E402
 from benchmarks.asr_eval.harness import ask, read_pcm  # noqa: E402
 from benchmarks.asr_eval.render import OUT, VOICES, questions, render_all  # noqa: E402
+from benchmarks.asr_eval.scoring import decode, edit_distance  # noqa: E402
 from pipelines.asr.acoustic_adaptation import default_acoustic_model  # noqa: E402
-from pipelines.asr.domain_lm import build_domain_lm, tokenise_sentences  # noqa: E402
+from pipelines.asr.acoustic_adaptation import transcript_words as words  # noqa: E402
+from pipelines.asr.domain_lm import build_domain_lm  # noqa: E402
 from pipelines.asr.sphinx_model import SphinxAcousticModel  # noqa: E402
 from pipelines.brain.extractive import best_sentences  # noqa: E402
 from pipelines.build import build_stages  # noqa: E402
 from pipelines.options import ASROptions  # noqa: E402
-
-
-def words(text: str) -> list[str]:
-    """Normalised word tokens (numbers spelled out), as the recogniser writes them."""
-    return [w.replace("-", "") for sentence in tokenise_sentences(text) for w in sentence]
-
-
-def edit_distance(ref: list[str], hyp: list[str]) -> int:
-    """Word-level Levenshtein distance."""
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, start=1):
-        prev, row[0] = row[0], i
-        for j, h in enumerate(hyp, start=1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
-    return row[-1]
-
-
-def decode(decoder: pocketsphinx.Decoder, pcm: bytes) -> tuple[str, float]:
-    """Decode like a call does: 20 ms frames into one utterance; returns text and CPU seconds."""
-    t0 = time.process_time()
-    decoder.start_utt()
-    for i in range(0, len(pcm), 640):
-        decoder.process_raw(pcm[i : i + 640], False, False)
-    decoder.end_utt()
-    hyp = decoder.hyp()
-    return (hyp.hypstr if hyp is not None else ""), time.process_time() - t0
 
 
 def correct(q: dict[str, str], citation: str | None, answer: str) -> dict[str, bool]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE.parent / "out" / "asr_eval"
-VOICES = ("slt", "rms", "awb", "kal16", "espeak-en-us")
+VOICES = ("slt", "rms", "awb", "kal16", "espeak-en-us", "espeak-en-us+f3")
 
 
 def questions() -> list[dict[str, str]]:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,7 @@ import pytest
 from agent.voice_pipelines import StageOptions
 from benchmarks.asr_eval.render import render
 from config import load_settings
+from tests.voxdesk_cli import run_voxdesk
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -25,18 +24,8 @@ STATEMENTS = (
 )
 
 
-def _run(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VOXDESK_")}
-    env.update({"VOXDESK_DATA_DIR": str(tmp_path / "data"), "HF_HUB_OFFLINE": "1"})
-    return subprocess.run(
-        [sys.executable, "-m", "agent", "asr-adapt", *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+def _run(args: list[str], tmp_path: Path, **settings: str) -> subprocess.CompletedProcess[str]:
+    return run_voxdesk(args, tmp_path, env=settings, timeout=300)
 
 
 def test_adapts_on_the_usable_recordings_and_says_why_others_were_skipped(tmp_path: Path) -> None:
@@ -50,7 +39,7 @@ def test_adapts_on_the_usable_recordings_and_says_why_others_were_skipped(tmp_pa
     render("espeak-en-us", "my zyxxqy is broken", recordings / "odd-word.wav")
     (recordings / "odd-word.txt").write_text("My zyxxqy is broken.", encoding="utf-8")
 
-    result = _run([str(recordings), "--out", str(tmp_path / "adapted")], tmp_path)
+    result = _run(["asr-adapt", str(recordings), "--out", str(tmp_path / "adapted")], tmp_path)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "skipped no-transcript.wav: no transcript (no-transcript.txt)" in out
@@ -65,13 +54,15 @@ def test_adapts_on_the_usable_recordings_and_says_why_others_were_skipped(tmp_pa
 
     settings = load_settings(pipeline={"asr": {"acoustic_model": str(tmp_path / "adapted")}})
     assert StageOptions.from_settings(settings).asr.acoustic_model == tmp_path / "adapted"
+    doctor = _run(["doctor"], tmp_path, VOXDESK_PIPELINE__ASR__ACOUSTIC_MODEL=str(tmp_path / "adapted"))
+    assert f"acoustic model: {tmp_path / 'adapted'}: adapted on {len(used)} recordings" in doctor.stdout, doctor.stdout
 
 
 def test_nothing_to_adapt_on_exits_2_with_the_reason(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
-    result = _run([str(tmp_path / "empty")], tmp_path)
+    result = _run(["asr-adapt", str(tmp_path / "empty")], tmp_path)
     assert result.returncode == 2
     assert "no audio file with a transcript under" in result.stderr
-    missing = _run([str(tmp_path / "nowhere")], tmp_path)
+    missing = _run(["asr-adapt", str(tmp_path / "nowhere")], tmp_path)
     assert missing.returncode == 2
     assert "is not a directory" in missing.stderr

@@ -2,37 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.voxdesk_cli import run_voxdesk
+
 pytestmark = pytest.mark.integration
 
-VOXDESK = [sys.executable, "-m", "agent"]
-
-
-def _run(
-    args: list[str],
-    tmp_path: Path,
-    env: dict[str, str] | None = None,
-    stdin: str | None = None,
-) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("VOXDESK_")}
-    clean.update({"VOXDESK_DATA_DIR": str(tmp_path / "data"), "HF_HUB_OFFLINE": "1"})
-    clean.update(env or {})
-    return subprocess.run(
-        [*VOXDESK, *args],
-        cwd=tmp_path,
-        env=clean,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+_run = run_voxdesk
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from benchmarks.asr_eval.adaptation import adaptation_sentences
 from benchmarks.asr_eval.demo_kb import Section
 from benchmarks.asr_eval.harness import read_pcm
 from benchmarks.asr_eval.render import questions, render
+from benchmarks.asr_eval.scoring import decode, edit_distance
 from pipelines.asr.acoustic_adaptation import (
     AdaptationStats,
     Aligner,
@@ -56,24 +57,6 @@ def _decoder(hmm: Path | None = None, lm: DomainLM | None = None) -> pocketsphin
     return pocketsphinx.Decoder(**kwargs)
 
 
-def _decode(decoder: pocketsphinx.Decoder, pcm: bytes) -> tuple[str, int]:
-    decoder.start_utt()
-    for i in range(0, len(pcm), 640):
-        decoder.process_raw(pcm[i : i + 640], False, False)
-    decoder.end_utt()
-    hyp = decoder.hyp()
-    return (hyp.hypstr, hyp.score) if hyp is not None else ("", 0)
-
-
-def _errors(ref: list[str], hyp: list[str]) -> int:
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, start=1):
-        prev, row[0] = row[0], i
-        for j, h in enumerate(hyp, start=1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
-    return row[-1]
-
-
 def test_the_wheel_model_reads_as_pocketsphinx_defines_it(model: SphinxAcousticModel) -> None:
     assert len(model.phones) == len(model.means[0]) == 42  # one codebook per phone (phonetically tied)
     assert [m.shape for m in model.means] == [(42, 128, 13)] * 3
@@ -111,7 +94,9 @@ def test_rewritten_model_decodes_exactly_like_the_original(model: SphinxAcoustic
     for a, b in zip(read_gaussians(out / "means"), read_gaussians(model.directory / "means"), strict=True):
         np.testing.assert_array_equal(a, b)
     pcm = flite_pcm(SENTENCE, "awb")
-    assert _decode(_decoder(out), pcm) == _decode(_decoder(), pcm)
+    rewritten, original = _decoder(out), _decoder()
+    assert decode(rewritten, pcm)[0] == decode(original, pcm)[0] != ""
+    assert rewritten.hyp().score == original.hyp().score
 
 
 def test_features_are_sphinx_deltas_with_batch_cmn() -> None:
@@ -213,8 +198,8 @@ def test_adapting_to_espeak_cuts_its_word_errors(
         pcm = read_pcm(render("espeak-en-us", q["text"], tmp_path / f"{q['id']}.wav"))
         ref = transcript_words(q["text"])
         words += len(ref)
-        errors["base"] += _errors(ref, transcript_words(_decode(base, pcm)[0]))
-        errors["adapted"] += _errors(ref, transcript_words(_decode(adapted, pcm)[0]))
+        errors["base"] += edit_distance(ref, transcript_words(decode(base, pcm)[0]))
+        errors["adapted"] += edit_distance(ref, transcript_words(decode(adapted, pcm)[0]))
     assert errors["base"] / words > 0.25  # espeak-ng's voice is hard for the wheel's model
     assert errors["adapted"] <= errors["base"] / 2, errors
 
