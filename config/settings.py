@@ -187,6 +187,15 @@ class ASRSettings(BaseModel):
         ),
     )
 
+    @field_validator("acoustic_model")
+    @classmethod
+    def _check_acoustic_model(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            missing = [f for f in ("mdef", "means", "variances") if not (value / f).is_file()]
+            if missing:
+                raise ValueError(f"not a pocketsphinx acoustic model directory (no {', '.join(missing)})")
+        return value
+
 
 class LLMSettings(BaseModel):
     """The agent's brain."""

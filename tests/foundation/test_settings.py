@@ -42,6 +42,11 @@ def test_nested_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("VOXDESK_RATE_LIMITS__API", "lots", "VOXDESK_RATE_LIMITS__API: not a rate limit"),
         ("VOXDESK_SERVER__PORT", "99999", "VOXDESK_SERVER__PORT"),
         ("VOXDESK_PIPELINE__ASR__BACKEN", "x", "VOXDESK_PIPELINE__ASR__BACKEN: not a known setting"),
+        (
+            "VOXDESK_PIPELINE__ASR__ACOUSTIC_MODEL",
+            "/nonexistent/model",
+            "not a pocketsphinx acoustic model directory (no mdef, means, variances)",
+        ),
     ],
 )
 def test_bad_values_give_one_readable_line(
