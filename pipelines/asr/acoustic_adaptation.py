@@ -14,7 +14,7 @@ structure are kept, so an adapted model decodes at the same cost. The result is 
 (the base one's files, new ``means``, and ``adaptation.json`` describing what it was adapted on) that
 ``VOXDESK_PIPELINE__ASR__ACOUSTIC_MODEL`` points the recogniser at.
 
-This is CPU work (about 0.1 s per second of audio): run it off the event loop.
+This is CPU work (about 0.05 s per second of audio): run it off the event loop.
 """
 
 from __future__ import annotations
