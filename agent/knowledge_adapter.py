@@ -76,6 +76,7 @@ class KnowledgeRetriever:
                 document_id=str(p.document_id),
                 chunk_id=str(p.chunk_id),
                 citation=str(p.citation),
+                heading=p.heading,
             )
             for p in result.passages
         )
@@ -109,7 +110,12 @@ class KnowledgeRetriever:
 def _to_knowledge(retrieval: Retrieval) -> KnowledgeRetrieval:
     passages = tuple(
         KnowledgePassage(
-            text=p.text, score=p.score, document_id=p.document_id, chunk_id=p.chunk_id, citation=p.citation
+            text=p.text,
+            score=p.score,
+            document_id=p.document_id,
+            chunk_id=p.chunk_id,
+            citation=p.citation,
+            heading=p.heading,
         )
         for p in retrieval.passages
     )

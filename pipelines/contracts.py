@@ -14,13 +14,27 @@ from typing import Any, Protocol
 
 @dataclass(frozen=True, slots=True)
 class Passage:
-    """One retrieved knowledge-base passage with its citation."""
+    """One retrieved knowledge-base passage with its citation.
+
+    ``text`` may start with its section's heading path on a line of its own (``heading``), as the knowledge
+    base stores chunks so that search sees headings; ``body`` is the text without it.
+    """
 
     text: str
     score: float
     document_id: str
     chunk_id: str
     citation: str
+    heading: str | None = None
+
+    @property
+    def body(self) -> str:
+        """The passage's text without its heading line: what may be read out to a caller."""
+        if self.heading and self.text.startswith(self.heading):
+            rest = self.text[len(self.heading) :]
+            if not rest or rest[0] == "\n":
+                return rest.lstrip("\n")
+        return self.text
 
 
 @dataclass(frozen=True, slots=True)

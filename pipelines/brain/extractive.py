@@ -390,5 +390,5 @@ class ExtractiveBrain(FrameProcessor):
             if self._offered_human:
                 return NOT_FOUND, (), SEARCH
             return "I'm sorry, I couldn't find that in our help center.", (), SEARCH
-        answer = best_sentences(question, top.text, max_sentences=self._options.max_sentences)
+        answer = best_sentences(question, top.body, max_sentences=self._options.max_sentences)
         return answer or NOT_FOUND, (top.citation,), SEARCH

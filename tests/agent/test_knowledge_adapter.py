@@ -13,6 +13,7 @@ from control_api.db.engine import create_engine, session_factory
 from control_api.db.migrate import upgrade
 from control_api.services import knowledge as knowledge_service
 from control_api.services.knowledge import KnowledgeService
+from pipelines.brain.extractive import best_sentences
 from pipelines.contracts import Passage, Retrieval
 
 DOC = Path(__file__).resolve().parents[2] / "demo" / "knowledge" / "account-and-security.md"
@@ -54,3 +55,10 @@ async def test_real_service_answers_in_pipeline_types(service: KnowledgeService)
     assert "reset link" in best.text and best.document_id == "doc-account"
     assert best.score > 0 and best.chunk_id and best.citation
     assert retrieval.latency_ms > 0.0
+
+    # The stored chunk starts with its heading path, for search; what a caller hears starts after it.
+    assert best.heading is not None and " > " in best.heading
+    assert best.text.startswith(best.heading + "\n")
+    assert best.body == best.text[len(best.heading) + 1 :]
+    answer = best_sentences("How do I reset my password?", best.body)
+    assert "reset link" in answer and best.heading not in answer and ">" not in answer

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from pipelines.brain.extractive import best_sentences, split_sentences
+from pipelines.contracts import Passage
 from pipelines.processors.bargein import BargeInPolicy
 from pipelines.registry import UnknownBackendError, resolve_backend
 from pipelines.tts.base import TTS_BACKENDS, TTSBackend, first_clause_split, trim_leading_silence
@@ -216,3 +217,17 @@ async def test_lean_worker_observer_queues_only_the_frames_an_observer_reads() -
     # The call's own observers read no caller audio; the meter reads the synthesiser's (first audio of a turn).
     assert not issubclass(InputAudioRawFrame, LiveCallObserver.observed_frames + LatencyMeter.observed_frames)
     assert issubclass(TTSAudioRawFrame, LatencyMeter.observed_frames)
+
+
+def test_a_passage_body_leaves_out_its_heading_line_only() -> None:
+    def passage(text: str, heading: str | None) -> Passage:
+        return Passage(text=text, score=0.9, document_id="d", chunk_id="d:0", citation="c", heading=heading)
+
+    heading = "Your account > Adding someone to your account"
+    body = "The account holder can add up to 3 authorised users."
+    assert passage(f"{heading}\n{body}", heading).body == body
+    assert passage(body, None).body == body
+    assert passage(body, heading).body == body  # a chunk stored without its heading line
+    assert passage(f"{heading} extra\n{body}", heading).body == f"{heading} extra\n{body}"  # not the whole line
+    spoken = best_sentences("how many users can I add", passage(f"{heading}\n{body}", heading).body)
+    assert spoken == body
