@@ -22,6 +22,16 @@ _CLAUSE = re.compile(r"(?<=[,;:])\s+")
 _PHRASE = re.compile(r"\s+(?=(?:and|but|or|so|because|if|when|while|within|with|for|to|after|before|until|unless)\s)")
 
 
+# A menu path in help-centre text ("Profile > Security", each step capitalised): local engines drop the ">" and
+# run the steps together. "Speeds > 100 Mb/s" is a comparison and stays.
+_MENU_STEP = re.compile(r"(?<=\w)\s+>\s+(?=[A-Z])")
+
+
+def speakable(text: str) -> str:
+    """``text`` as a local synthesiser should read it: menu paths become "Profile, then Security"."""
+    return _MENU_STEP.sub(", then ", text.strip())
+
+
 def first_clause_split(text: str, *, min_words: int = 3, max_first_words: int = 9) -> list[str]:
     """Split ``text`` so its first clause can be synthesised (and heard) before the rest.
 

@@ -12,7 +12,7 @@ from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import TTSService
 
 from pipelines.options import TTSOptions
-from pipelines.tts.base import TTSBackend, first_clause_split
+from pipelines.tts.base import TTSBackend, first_clause_split, speakable
 
 
 class PiperVoiceTTSService(TTSService):
@@ -44,7 +44,7 @@ class PiperVoiceTTSService(TTSService):
     async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame | None, None]:
         """Synthesise ``text`` clause by clause."""
         try:
-            for piece in first_clause_split(text.strip()):
+            for piece in first_clause_split(speakable(text)):
                 chunks = await asyncio.to_thread(self._synthesise, piece)
 
                 async def audio(chunks: list[bytes] = chunks) -> AsyncIterator[bytes]:

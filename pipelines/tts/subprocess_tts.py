@@ -17,7 +17,7 @@ from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import TTSService
 
-from pipelines.tts.base import first_clause_split, trim_leading_silence
+from pipelines.tts.base import first_clause_split, speakable, trim_leading_silence
 
 # A clause is urgent while less than this much of the answer's audio is still to play.
 URGENT_SECS = 0.3
@@ -115,7 +115,7 @@ class SubprocessTTSService(TTSService):
         """Synthesise ``text`` clause by clause and stream the audio."""
         await self.start_tts_usage_metrics(text)
         try:
-            for piece in first_clause_split(text.strip()):
+            for piece in first_clause_split(speakable(text)):
                 # Urgent unless the audio already handed on has more than URGENT_SECS still to play.
                 now = time.monotonic()
                 pcm, rate = await self.synthesise(piece, urgent=self._audio_until - now < URGENT_SECS)

@@ -11,7 +11,7 @@ from pipelines.brain.extractive import best_sentences, split_sentences
 from pipelines.contracts import Passage
 from pipelines.processors.bargein import BargeInPolicy
 from pipelines.registry import UnknownBackendError, resolve_backend
-from pipelines.tts.base import TTS_BACKENDS, TTSBackend, first_clause_split, trim_leading_silence
+from pipelines.tts.base import TTS_BACKENDS, TTSBackend, first_clause_split, speakable, trim_leading_silence
 
 pytestmark = pytest.mark.unit
 
@@ -231,3 +231,10 @@ def test_a_passage_body_leaves_out_its_heading_line_only() -> None:
     assert passage(f"{heading} extra\n{body}", heading).body == f"{heading} extra\n{body}"  # not the whole line
     spoken = best_sentences("how many users can I add", passage(f"{heading}\n{body}", heading).body)
     assert spoken == body
+
+
+def test_menu_paths_are_read_as_steps() -> None:
+    assert speakable(" Turn it on under Profile > Security > Two-step. ") == (
+        "Turn it on under Profile, then Security, then Two-step."
+    )
+    assert speakable("Speeds > 100 Mb/s and a->b stay as written") == "Speeds > 100 Mb/s and a->b stay as written"
