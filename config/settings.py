@@ -158,6 +158,11 @@ class VADSettings(BaseModel):
     smart_turn: bool = Field(default=False, description="Run Smart Turn v3 after VAD silence.")
 
 
+def missing_acoustic_model_files(directory: Path) -> list[str]:
+    """The files a pocketsphinx acoustic model directory needs that ``directory`` lacks."""
+    return [f for f in ("mdef", "means", "variances") if not (directory / f).is_file()]
+
+
 class ASRSettings(BaseModel):
     """Speech recognition backend."""
 
@@ -190,10 +195,8 @@ class ASRSettings(BaseModel):
     @field_validator("acoustic_model")
     @classmethod
     def _check_acoustic_model(cls, value: Path | None) -> Path | None:
-        if value is not None:
-            missing = [f for f in ("mdef", "means", "variances") if not (value / f).is_file()]
-            if missing:
-                raise ValueError(f"not a pocketsphinx acoustic model directory (no {', '.join(missing)})")
+        if value is not None and (missing := missing_acoustic_model_files(value)):
+            raise ValueError(f"not a pocketsphinx acoustic model directory (no {', '.join(missing)})")
         return value
 
 

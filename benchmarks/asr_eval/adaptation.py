@@ -7,9 +7,8 @@ voices it hears), and one per voice without that voice (how adaptation carries t
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from benchmarks.asr_eval.demo_kb import Section, corpus_text
@@ -17,10 +16,10 @@ from benchmarks.asr_eval.harness import read_pcm
 from benchmarks.asr_eval.render import render
 from pipelines.asr.acoustic_adaptation import (
     AdaptationStats,
-    Aligner,
-    AlignmentError,
+    Evidence,
     adapted_means,
     default_acoustic_model,
+    gather_evidence,
     transcript_words,
     write_adapted_model,
 )
@@ -41,35 +40,20 @@ def adaptation_sentences(sections: Sequence[Section], questions: Sequence[str], 
     return out[:limit]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class VoiceAdaptation:
-    """One voice's adaptation evidence."""
+def voice_evidence(model: SphinxAcousticModel, voice: str, sentences: Sequence[str], out: Path) -> Evidence:
+    """Render ``sentences`` in ``voice`` (cached under ``out``, keyed by their text) and gather their evidence."""
 
-    stats: AdaptationStats
-    sentences: int
-    skipped: int
-
-
-def voice_evidence(model: SphinxAcousticModel, voice: str, sentences: Sequence[str], out: Path) -> VoiceAdaptation:
-    """Render ``sentences`` in ``voice`` (cached under ``out``) and gather their MAP statistics."""
-    aligner = Aligner(model.directory)
-    stats = AdaptationStats.empty(model)
-    skipped = 0
-    try:
+    def recordings() -> Iterator[tuple[str, bytes, str]]:
         for i, text in enumerate(sentences):
-            path = out / voice / f"{i:03d}-{hashlib.sha1(text.encode()).hexdigest()[:10]}.wav"  # cache key: the text
+            path = out / voice / f"{i:03d}-{hashlib.sha1(text.encode()).hexdigest()[:10]}.wav"
             if not path.exists():
                 render(voice, text, path)
-            try:
-                stats.add(model, aligner.align(read_pcm(path), text.split()))
-            except AlignmentError:
-                skipped += 1
-    finally:
-        aligner.close()
-    return VoiceAdaptation(stats, len(sentences), skipped)
+            yield path.name, read_pcm(path), text
+
+    return gather_evidence(model, recordings())
 
 
-def build_models(evidence: dict[str, VoiceAdaptation], out: Path, *, tau: float) -> tuple[Path, dict[str, Path]]:
+def build_models(evidence: dict[str, Evidence], out: Path, *, tau: float) -> tuple[Path, dict[str, Path]]:
     """The model adapted on every voice, and per voice the model adapted on all the others."""
     base = default_acoustic_model()
     model = SphinxAcousticModel.load(base)

@@ -41,9 +41,12 @@ __all__ = [
     "AlignedUtterance",
     "Aligner",
     "AlignmentError",
+    "Evidence",
     "adapt_acoustic_model",
     "adapted_means",
     "default_acoustic_model",
+    "fit",
+    "gather_evidence",
     "transcript_words",
     "write_adapted_model",
 ]
@@ -158,7 +161,6 @@ class AdaptationStats:
     sums: list[Floats]  # (codebook, density, dim)
     utterances: int = 0
     frames: int = 0
-    log_likelihood: float = 0.0  # of the aligned frames under the model the stats were gathered with
 
     @classmethod
     def empty(cls, model: SphinxAcousticModel) -> AdaptationStats:
@@ -169,10 +171,9 @@ class AdaptationStats:
         """Accumulate one aligned utterance."""
         codebooks = model.senone_codebook[utterance.senones]
         for stream, x in enumerate(utterance.features):
-            posteriors, log_likelihood = model.posteriors(stream, utterance.senones, x)
+            posteriors, _ = model.posteriors(stream, utterance.senones, x)
             np.add.at(self.occupancy[stream], codebooks, posteriors)
             np.add.at(self.sums[stream], codebooks, posteriors[:, :, None] * x[:, None, :])
-            self.log_likelihood += float(log_likelihood.sum())
         self.utterances += 1
         self.frames += len(utterance.senones)
 
@@ -183,8 +184,66 @@ class AdaptationStats:
             [a + b for a, b in zip(self.sums, other.sums, strict=True)],
             self.utterances + other.utterances,
             self.frames + other.frames,
-            self.log_likelihood + other.log_likelihood,
         )
+
+
+def fit(model: SphinxAcousticModel, utterances: Iterable[AlignedUtterance]) -> float:
+    """Mean log-likelihood per frame and stream of aligned utterances under ``model``: higher fits better."""
+    total, count = 0.0, 0
+    for utterance in utterances:
+        for stream, x in enumerate(utterance.features):
+            total += float(model.posteriors(stream, utterance.senones, x)[1].sum())
+            count += len(x)
+    return total / count if count else float("nan")
+
+
+@dataclass(slots=True)
+class Evidence:
+    """What a set of recordings says about the model: MAP statistics, and what was skipped and why.
+
+    The first ``FIT_SAMPLE`` aligned utterances are kept to measure the fit before and after adaptation (all of
+    them would hold every frame's features in memory).
+    """
+
+    stats: AdaptationStats
+    audio_secs: float = 0.0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    sample: list[AlignedUtterance] = field(default_factory=list)
+
+
+FIT_SAMPLE = 200
+
+
+def gather_evidence(
+    model: SphinxAcousticModel,
+    recordings: Iterable[tuple[str, bytes, str]],
+    *,
+    on_progress: Callable[[str, str | None], None] | None = None,
+) -> Evidence:
+    """Align each ``(name, pcm, transcript)`` with ``model`` and accumulate its statistics.
+
+    Recordings that cannot be aligned are skipped, with the reason.
+    """
+    aligner = Aligner(model.directory)
+    evidence = Evidence(AdaptationStats.empty(model))
+    try:
+        for name, pcm, transcript in recordings:
+            try:
+                utterance = aligner.align(pcm, transcript_words(transcript))
+            except AlignmentError as exc:
+                evidence.skipped.append((name, str(exc)))
+                if on_progress is not None:
+                    on_progress(name, str(exc))
+                continue
+            evidence.stats.add(model, utterance)
+            evidence.audio_secs += len(pcm) / (2 * SAMPLE_RATE)
+            if len(evidence.sample) < FIT_SAMPLE:
+                evidence.sample.append(utterance)
+            if on_progress is not None:
+                on_progress(name, None)
+    finally:
+        aligner.close()
+    return evidence
 
 
 def adapted_means(model: SphinxAcousticModel, stats: AdaptationStats, *, tau: float = DEFAULT_TAU) -> list[Floats]:
@@ -231,8 +290,9 @@ class AdaptationReport:
     audio_secs: float = 0.0
     frames: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
-    log_likelihood_before: float = 0.0  # mean per frame and stream, base model
-    log_likelihood_after: float = 0.0  # same frames and alignment, adapted means
+    # Mean per frame and stream on (up to) the first FIT_SAMPLE aligned recordings: base model, adapted means.
+    log_likelihood_before: float = 0.0
+    log_likelihood_after: float = 0.0
 
 
 def adapt_acoustic_model(
@@ -257,37 +317,20 @@ def adapt_acoustic_model(
     """
     base = base_dir or default_acoustic_model()
     model = SphinxAcousticModel.load(base)
-    aligner = Aligner(base)
-    stats = AdaptationStats.empty(model)
-    report = AdaptationReport(out_dir)
-    aligned: list[AlignedUtterance] = []
-    try:
-        for name, pcm, transcript in recordings:
-            try:
-                utterance = aligner.align(pcm, transcript_words(transcript))
-            except AlignmentError as exc:
-                report.skipped.append((name, str(exc)))
-                if on_progress is not None:
-                    on_progress(name, str(exc))
-                continue
-            stats.add(model, utterance)
-            aligned.append(utterance)
-            report.audio_secs += len(pcm) / (2 * SAMPLE_RATE)
-            if on_progress is not None:
-                on_progress(name, None)
-    finally:
-        aligner.close()
+    evidence = gather_evidence(model, recordings, on_progress=on_progress)
+    stats = evidence.stats
     if not stats.utterances:
         raise AlignmentError("no recording could be aligned with its transcript")
     means = adapted_means(model, stats, tau=tau)
-    after = AdaptationStats.empty(model)
-    adapted = dataclasses.replace(model, means=means)
-    for utterance in aligned:
-        after.add(adapted, utterance)
-    report.utterances, report.frames = stats.utterances, stats.frames
-    streams = len(model.means)
-    report.log_likelihood_before = stats.log_likelihood / (stats.frames * streams)
-    report.log_likelihood_after = after.log_likelihood / (after.frames * streams)
+    report = AdaptationReport(
+        out_dir,
+        utterances=stats.utterances,
+        audio_secs=evidence.audio_secs,
+        frames=stats.frames,
+        skipped=evidence.skipped,
+        log_likelihood_before=fit(model, evidence.sample),
+        log_likelihood_after=fit(dataclasses.replace(model, means=means), evidence.sample),
+    )
     write_adapted_model(
         base,
         out_dir,

@@ -43,6 +43,7 @@ from pipecat.services.settings import STTSettings
 from pipecat.services.stt_service import STTService
 from pipecat.utils.time import time_now_iso8601
 
+from config.settings import missing_acoustic_model_files
 from pipelines.asr.base import ASRBackend, ASRResult
 from pipelines.asr.pocketsphinx_worker import Kind, UtteranceDecoder, read_message, write_message
 from pipelines.metrics import ASR_WORKER_EXITS
@@ -64,13 +65,9 @@ class PocketsphinxBackend(ASRBackend):
     name = "pocketsphinx"
 
     def __init__(self, options: ASROptions) -> None:
-        if options.acoustic_model is not None:
-            missing = [f for f in ("mdef", "means", "variances") if not (options.acoustic_model / f).is_file()]
-            if missing:
-                raise ValueError(
-                    f"acoustic model {options.acoustic_model} is not a pocketsphinx model directory "
-                    f"(no {', '.join(missing)})"
-                )
+        if options.acoustic_model is not None and (missing := missing_acoustic_model_files(options.acoustic_model)):
+            where = options.acoustic_model
+            raise ValueError(f"acoustic model {where} is not a pocketsphinx model directory (no {', '.join(missing)})")
         self._options = options
         self._lock = threading.Lock()
         self._config = _DecoderConfig(0, self._decoder_kwargs(options.lm_path, options.dict_path))

@@ -6,11 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.voxdesk_cli import run_voxdesk
+from tests.voxdesk_cli import run_voxdesk as _run
 
 pytestmark = pytest.mark.integration
-
-_run = run_voxdesk
 
 
 @pytest.mark.parametrize(
