@@ -39,6 +39,8 @@ __all__ = ["ExtractiveBackend", "ExtractiveBrain", "best_sentences", "split_sent
 
 NOT_FOUND = "I'm sorry, I couldn't find that in our help center. Would you like me to connect you with a person?"
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])|\n+")
+_FAQ_QUESTION = re.compile(r"^\s*Q:\s.*$", re.MULTILINE)
+_FAQ_ANSWER = re.compile(r"^\s*A:\s+", re.MULTILINE)
 _MARKDOWN = re.compile(r"^\s*(?:#{1,6}\s+|[-*+]\s+|\d+[.)]\s+|>\s*)")
 _LINK = re.compile(r"\[([^\]]+)\]\([^)]+\)")
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
@@ -135,8 +137,13 @@ _NEGATIVE = frozenset(["no", "nope", "not", "don't", "never"])
 
 
 def split_sentences(text: str) -> list[str]:
-    """Split passage text into speakable sentences (markdown markers and link targets removed)."""
-    text = _LINK.sub(r"\1", text)
+    """Split passage text into speakable sentences (markdown markers and link targets removed).
+
+    In a question-and-answer entry (``Q: …`` / ``A: …``, as FAQ spreadsheets are stored) the question is left
+    out (the caller has just asked it) and the answer is said without its label.
+    """
+    text = _FAQ_QUESTION.sub("", _LINK.sub(r"\1", text))
+    text = _FAQ_ANSWER.sub("", text)
     out = []
     for raw in _SENTENCE.split(text):
         sentence = _MARKDOWN.sub("", raw).replace("**", "").replace("`", "").strip()

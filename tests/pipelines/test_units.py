@@ -238,3 +238,12 @@ def test_menu_paths_are_read_as_steps() -> None:
         "Turn it on under Profile, then Security, then Two-step."
     )
     assert speakable("Speeds > 100 Mb/s and a->b stay as written") == "Speeds > 100 Mb/s and a->b stay as written"
+
+
+def test_faq_entries_are_answered_without_repeating_the_question() -> None:
+    entry = "Q: Can I get a faster upload speed?\nA: Upload speed depends on your plan. Upgrade in the app."
+    assert split_sentences(entry) == ["Upload speed depends on your plan.", "Upgrade in the app."]
+    assert best_sentences("can I get a faster upload speed", entry) == (
+        "Upload speed depends on your plan. Upgrade in the app."
+    )
+    assert split_sentences("Quality: A: grade") == ["Quality: A: grade"]  # labels only at a line's start
