@@ -9,7 +9,8 @@ callers speaking flite questions from ``benchmarks/kb/questions.jsonl``:
   of the answer received), p50/p95, plus the server's own per-turn stage split from the ``call_events`` it stored
   (VAD stop / ASR / retrieval / LLM / TTS);
 - **barge-in**: the caller starts speaking over an answer; reaction = speech onset sent → agent audio quiet
-  (first ≥ 250 ms unvoiced run), p50/p95;
+  (first ≥ 250 ms unvoiced run), p50/p95; a trial where the agent was already silent at the onset (its answer
+  ended or paused just before) is not timed;
 - **concurrency**: N simultaneous callers for each level; the most calls carried with p95 latency ≤ 1 s.
 
 ``--chromium-smoke`` also makes one call from headless Chromium through ``/call`` and reports its latencies.
@@ -102,13 +103,17 @@ async def barge_in(caller: WebRTCCaller, question: bytes, interruption: bytes) -
     if spoke is None:
         return None
     quiet = await caller.received.wait(lambda: caller.received.quiet_from(spoke, hold=0.25), within=10)
+    # The agent must be heard as the caller starts: an answer that ended, or paused between clauses, just
+    # before is no barge-in to time (its "reaction" would be ~0 ms).
+    at_onset = [r for t, r in caller.received.frames if spoke - 0.1 <= t <= spoke]
+    audible = bool(at_onset) and max(at_onset) >= VOICED_RMS
     await said.wait()
     # Let the agent answer the interruption, and finish.
     after = caller.speaker.last_voiced_sent or spoke
     reply = await caller.received.wait(lambda: caller.received.first_voiced_after(after), within=15)
     if reply is not None:
         await caller.wait_quiet(since=reply, hold=1.0, within=60)
-    return None if quiet is None else (quiet - spoke) * 1000
+    return None if quiet is None or not audible else (quiet - spoke) * 1000
 
 
 async def one_caller(
