@@ -11,12 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 from fastapi import FastAPI
 from loguru import logger as loguru_logger
 
-from agent.knowledge_adapter import KnowledgeRetriever
-from agent.transcribe import transcribe_router
-from agent.voice import VoiceService
-from agent.voice_pipelines import StageOptions, VoiceStages
-from agent.webrtc import webrtc_router
-from agent.ws_stream import ws_stream_router
+from agent.calls.service import VoiceService
+from agent.transports.transcribe import transcribe_router
+from agent.transports.webrtc import webrtc_router
+from agent.transports.websocket import ws_stream_router
+from agent.wiring.knowledge import KnowledgeRetriever
+from agent.wiring.pipelines import StageOptions, VoiceStages
 from config import Settings
 from control_api.app import create_app
 from control_api.logging_setup import configure_logging

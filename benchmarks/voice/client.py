@@ -24,7 +24,7 @@ import numpy as np
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from agent.webrtc_media import (
+from agent.transports.webrtc_media import (
     OPUS_SILENCE,
     VoiceOpusEncoder,
     install_quiet_encoder,

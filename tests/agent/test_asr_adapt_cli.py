@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.voice_pipelines import StageOptions
+from agent.wiring.pipelines import StageOptions
 from benchmarks.asr_eval.render import render
 from config import load_settings
 from tests.voxdesk_cli import run_voxdesk

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.knowledge_adapter import KnowledgeRetriever
+from agent.wiring.knowledge import KnowledgeRetriever
 from config import Settings
 from control_api.db.engine import create_engine, session_factory
 from control_api.db.migrate import upgrade

@@ -1,4 +1,4 @@
-"""libopus through ctypes (``agent.opus``): real encode and decode of a flite voice at the pipeline's rate."""
+"""libopus through ctypes (``agent.transports.opus``): real encode and decode of a flite voice at the pipeline rate."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from aiortc.codecs.opus import OpusEncoder
 from av import AudioFrame
 
-from agent.opus import OpusError, OpusFrameDecoder, OpusFrameEncoder
+from agent.transports.opus import OpusError, OpusFrameDecoder, OpusFrameEncoder
 from tests.agent.test_webrtc_media import RATE, _envelope, _speech
 
 

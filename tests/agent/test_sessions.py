@@ -12,8 +12,9 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from agent.sessions import CallRegistry, CapacityError
-from agent.tools import HandoffOpener, TicketRecorder
+from agent.calls.consent import RecordingConsent
+from agent.calls.registry import CallRegistry, CapacityError
+from agent.calls.tools import HandoffOpener, TicketRecorder
 from config import Settings
 from control_api.db.engine import create_engine, session_factory
 from control_api.db.migrate import upgrade
@@ -164,8 +165,7 @@ async def test_consent_stored_once_the_notice_was_heard(
 ) -> None:
     calls = registry(engine)
     call = await calls.open(channel="webrtc")
-    call.sink.consent_notice = "This call is recorded."
-    call.sink.record_calls = True
+    call.sink.consent = RecordingConsent(notice="This call is recorded.", record_calls=True)
     now = datetime.now(UTC)
     greeting = "Hi, this is Ava. This call is recorded."
     await call.sink.turn(

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from agent.transcribe import transcribe_router
+from agent.transports.transcribe import transcribe_router
 from config import Settings
 from control_api.app import create_app
 from control_api.rbac import Role

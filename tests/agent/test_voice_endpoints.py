@@ -15,10 +15,10 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from starlette.websockets import WebSocketDisconnect
 
-from agent.sessions import CallSession
-from agent.voice import CallPlan, VoiceService
-from agent.webrtc import STATIC_DIR, webrtc_router
-from agent.ws_stream import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED, ws_stream_router
+from agent.calls.service import CallPlan, VoiceService
+from agent.calls.session import CallSession
+from agent.transports.webrtc import STATIC_DIR, webrtc_router
+from agent.transports.websocket import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED, ws_stream_router
 from config import Settings
 from control_api.app import create_app
 from control_api.rbac import Role

@@ -24,7 +24,7 @@ from pipecat.frames.frames import InputAudioRawFrame
 from pipecat.transports.smallwebrtc.transport import RawAudioTrack, SmallWebRTCTransport
 from prometheus_client import REGISTRY
 
-from agent.webrtc_media import (
+from agent.transports.webrtc_media import (
     MAX_INPUT_BATCH,
     OPUS_SILENCE,
     VOICE_TAIL_FRAMES,

@@ -8,7 +8,7 @@ import random
 import av
 import numpy as np
 
-from agent.webrtc_media import OPUS_SILENCE
+from agent.transports.webrtc_media import OPUS_SILENCE
 from benchmarks.voice.client import FRAME_BYTES, VOICED_RMS, Received, SpeakerTrack
 
 

@@ -180,7 +180,7 @@ async def test_lean_worker_observer_queues_only_the_frames_an_observer_reads() -
     from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
     from pipecat.utils.asyncio.task_manager import TaskManager
 
-    from agent.call_runner import LiveCallObserver
+    from agent.calls.runner import LiveCallObserver
     from pipelines.build import LeanWorkerObserver
     from pipelines.processors.latency import LatencyMeter
 

@@ -20,10 +20,10 @@ from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.call_runner import SAMPLE_RATE, run_call
-from agent.sessions import CallSession
-from agent.voice import VoiceService
-from agent.webrtc_media import VoxdeskWebRTCConnection, batch_audio_input
+from agent.calls.runner import SAMPLE_RATE, run_call
+from agent.calls.service import VoiceService
+from agent.calls.session import CallSession
+from agent.transports.webrtc_media import VoxdeskWebRTCConnection, batch_audio_input
 from control_api.problems import ProblemError
 
 log = structlog.get_logger(__name__)

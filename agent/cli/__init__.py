@@ -117,7 +117,7 @@ def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files or directories to add to the knowledge base.")],
 ) -> None:
     """Add documents to the knowledge base and process them now."""
-    from agent.ingest_cli import run_ingest
+    from agent.cli.ingest import run_ingest
 
     settings = _settings()
     code = asyncio.run(run_ingest(settings, paths))
@@ -136,7 +136,7 @@ def asr_adapt(
     tau: Annotated[float, typer.Option(help="Prior weight in frames: higher moves the model less.")] = 10.0,
 ) -> None:
     """Adapt the speech recogniser's acoustic model to transcribed recordings of your line."""
-    from agent.asr_adapt_cli import run_adapt
+    from agent.cli.asr_adapt import run_adapt
 
     settings = _settings()
     code = run_adapt(
@@ -148,7 +148,7 @@ def asr_adapt(
 @app.command()
 def doctor() -> None:
     """Print what is configured, what is reachable, which models load and which optional backends are missing."""
-    from agent.doctor import run_doctor
+    from agent.cli.doctor import run_doctor
 
     settings = _settings()
     ok = asyncio.run(run_doctor(settings, typer.echo))

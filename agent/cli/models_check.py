@@ -29,7 +29,7 @@ async def _timed(what: str, load: Callable[[], object]) -> tuple[object | None, 
 
 async def check_models(settings: Settings, echo: Callable[[str], None]) -> bool:
     """Load each configured offline model once and report it; returns False on failure."""
-    from agent.voice_pipelines import StageOptions
+    from agent.wiring.pipelines import StageOptions
     from pipelines.build import build_stages
 
     options = StageOptions.from_settings(settings)

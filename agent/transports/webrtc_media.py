@@ -36,7 +36,7 @@ from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 from pipecat.transports.smallwebrtc.transport import RawAudioTrack, SmallWebRTCTransport
 
 from agent.metrics import WEBRTC_INPUT_BATCH
-from agent.opus import OPUS_RATES, OpusError, OpusFrameDecoder, OpusFrameEncoder
+from agent.transports.opus import OPUS_RATES, OpusError, OpusFrameDecoder, OpusFrameEncoder
 
 log = structlog.get_logger(__name__)
 
@@ -131,7 +131,7 @@ class InlineAudioDecoding:
     aiortc hands every encoded frame to a decoder thread per receiver, which decodes Opus at 48 kHz stereo and
     hands each decoded frame back to the event loop as a new task (``run_coroutine_threadsafe``); the reader
     then resampled it to the pipeline's 16 kHz mono. Here the frame is decoded where aiortc completes it, straight
-    to the pipeline's rate (:class:`agent.opus.OpusFrameDecoder`, about 30 µs, the GIL released meanwhile), and
+    to the pipeline's rate (:class:`~.opus.OpusFrameDecoder`, about 30 µs, the GIL released meanwhile), and
     put on the track's queue: no thread hop, no task, no resampling. Other codecs (G.711) keep aiortc's decoder,
     run inline too.
 
@@ -246,7 +246,7 @@ class VoiceOpusEncoder:
     aiortc's encoder upsamples every frame to 48 kHz stereo at 96 kbit/s on its thread pool, and the sender
     then measures each frame's level sample by sample in Python on the event loop (RFC 6465's header
     extension, which only mixers read). Encoding the synthesised voice as it is, straight through libopus
-    (:class:`agent.opus.OpusFrameEncoder`, complexity 1), costs about 50 µs a frame, a third of PyAV's encoder at
+    (:class:`~.opus.OpusFrameEncoder`, complexity 1), costs about 50 µs a frame, a third of PyAV's encoder at
     complexity 3, and makes packets of about 80 bytes instead of 250; the receiver decodes Opus at any rate it
     likes.
 

@@ -22,8 +22,8 @@ from pipecat.serializers.base_serializer import FrameSerializer
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
 from starlette.websockets import WebSocketState
 
-from agent.call_runner import SAMPLE_RATE, run_call
-from agent.voice import VoiceService
+from agent.calls.runner import SAMPLE_RATE, run_call
+from agent.calls.service import VoiceService
 from control_api.db.models import User
 from control_api.problems import ProblemError
 from control_api.rbac import Permission, has_permission

@@ -21,7 +21,7 @@ from pipecat.observers.base_observer import BaseObserver, FramePushed
 from pipecat.pipeline.worker import PipelineWorker
 from pipecat.workers.runner import WorkerRunner
 
-from agent.sessions import CallSession
+from agent.calls.session import CallSession
 
 log = structlog.get_logger(__name__)
 SAMPLE_RATE = 16000

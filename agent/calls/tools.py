@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import structlog
 
-from agent.sessions import CallSession, Sessions
+from agent.calls.session import CallSession
+from agent.calls.sink import Sessions
 from control_api.db.models import Handoff, IntegrationRun
 from control_api.services import calls as call_service
 from pipelines.contracts import HandoffRequest, TicketRequest

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from agent.transcribe import decode_to_pcm
+from agent.transports.transcribe import decode_to_pcm
 from config import Settings
 from pipelines.asr.acoustic_adaptation import AlignmentError, adapt_acoustic_model
 from pipelines.asr.sphinx_model import ModelFormatError

@@ -17,8 +17,11 @@ from pipecat.frames.frames import Frame, TTSSpeakFrame
 from pipecat.pipeline.worker import PipelineWorker
 from pipecat.transports.base_transport import BaseTransport
 
+from agent.calls.channels import ClientChannel
+from agent.calls.consent import RecordingConsent
+from agent.calls.registry import CallRegistry
+from agent.calls.session import CallSession
 from agent.metrics import CALLS_REJECTED
-from agent.sessions import CallRegistry, CallSession, ClientChannel
 from control_api import ratelimit
 from control_api.problems import ProblemError
 from control_api.services import calls as call_service
@@ -177,8 +180,7 @@ class VoiceService:
         call = await self.registry.open(
             channel=channel, client=client, persona_id=persona.persona_id, created_by=created_by, meta=meta
         )
-        call.sink.consent_notice = persona.spec.consent_notice
-        call.sink.record_calls = self.record_calls
+        call.sink.consent = RecordingConsent(notice=persona.spec.consent_notice, record_calls=self.record_calls)
         return call
 
     def greeting_frames(self, persona: PersonaSpec) -> list[Frame]:

@@ -91,7 +91,7 @@ async def run_doctor(settings: Settings, echo: Echo) -> bool:
     for module, purpose, install in OPTIONAL_BACKENDS:
         present = importlib.util.find_spec(module.split(".")[0]) is not None
         _line(echo, present, f"optional {module}", purpose + ("" if present else " (not installed)"), install)
-    from agent.models_check import check_models
+    from agent.cli.models_check import check_models
 
     ok = await check_models(settings, echo) and ok
     echo("result: " + ("healthy" if ok else "problems found (see FAIL lines)"))

@@ -20,10 +20,11 @@ import structlog
 from pipecat.transports.base_transport import BaseTransport
 from sqlalchemy import func, select
 
-from agent.call_runner import AgentCaptions
-from agent.sessions import CallSession, Sessions
-from agent.tools import HandoffOpener, TicketRecorder
-from agent.voice import CallPlan
+from agent.calls.runner import AgentCaptions
+from agent.calls.service import CallPlan
+from agent.calls.session import CallSession
+from agent.calls.sink import Sessions
+from agent.calls.tools import HandoffOpener, TicketRecorder
 from config import Settings
 from control_api.db.models import KnowledgeChunk, KnowledgeDocument
 from pipelines.build import Stages, build_pipeline, build_stages

@@ -1,0 +1,1 @@
+"""Transports' endpoints: each turns its media into pipeline frames and back (WebRTC, WebSocket, HTTP transcription)."""

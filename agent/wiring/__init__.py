@@ -1,0 +1,1 @@
+"""Wiring: the voice stages chosen from settings and the knowledge service behind the pipeline's Retriever."""
