@@ -12,25 +12,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Annotated
 
-import jwt
 from fastapi import Depends, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from control_api.authn import Credentials, authenticate
 from control_api.db.models import User
-from control_api.problems import ProblemError
 from control_api.ratelimit import hit
 from control_api.rbac import Permission, ensure
-from control_api.security import decode_access_token
 from control_api.services import audit
-from control_api.services.auth import (
-    CSRF_HEADER,
-    REVOKED_FAMILY_PREFIX,
-    SESSION_COOKIE,
-    AuthPolicy,
-    csrf_valid,
-    session_user,
-)
+from control_api.services.auth import CSRF_HEADER, REVOKED_FAMILY_PREFIX, SESSION_COOKIE, AuthPolicy
 from control_api.services.mail import MailConfig
 from control_api.state import AppState
 
@@ -95,10 +86,6 @@ def get_mail_config(state: StateDep) -> MailConfig:
 MailConfigDep = Annotated[MailConfig, Depends(get_mail_config)]
 
 
-def _unauthenticated(detail: str = "Authentication required.", type_: str = "unauthenticated") -> ProblemError:
-    return ProblemError(401, detail, type_=type_, headers={"WWW-Authenticate": "Bearer"})
-
-
 async def get_current_user(
     request: Request,
     state: StateDep,
@@ -107,32 +94,17 @@ async def get_current_user(
     cookie: Annotated[str | None, Depends(_cookie)],
 ) -> User:
     """The authenticated, active user (bearer token first, then the cookie session); 401 otherwise."""
-    secret = state.settings.auth.secret_key.get_secret_value()
-    user: User | None
-    if bearer is not None and bearer.scheme.lower() == "bearer" and bearer.credentials:
-        try:
-            claims = decode_access_token(bearer.credentials, secret=secret)
-        except jwt.InvalidTokenError:
-            raise _unauthenticated("The access token is invalid or expired.", "invalid-token") from None
-        family = claims.get("fam")
-        if isinstance(family, str) and await state.cache.get(REVOKED_FAMILY_PREFIX + family) is not None:
-            raise _unauthenticated("This session has been signed out.", "invalid-token")
-        user = await session.get(User, str(claims["sub"]))
-        request.state.auth_family = family
-    elif cookie:
-        found = await session_user(session, cookie)
-        if found is None:
-            raise _unauthenticated("The session has expired or was signed out.", "invalid-session")
-        user, token_row = found
-        if request.method not in SAFE_METHODS and not csrf_valid(
-            cookie, request.headers.get(CSRF_HEADER), secret=secret
-        ):
-            raise ProblemError(403, f"A valid {CSRF_HEADER} header is required.", type_="csrf-failed")
-        request.state.auth_family = token_row.family_id
-    else:
-        raise _unauthenticated()
-    if user is None or not user.is_active:
-        raise ProblemError(401, "The account is not active.", type_="inactive-account")
+    credentials = Credentials(
+        bearer=bearer.credentials if bearer is not None and bearer.scheme.lower() == "bearer" else None,
+        cookie=cookie,
+        csrf=request.headers.get(CSRF_HEADER),
+        needs_csrf=request.method not in SAFE_METHODS,
+    )
+    principal = await authenticate(
+        session, state.cache, credentials, secret=state.settings.auth.secret_key.get_secret_value()
+    )
+    user = principal.user
+    request.state.auth_family = principal.family
     request.state.user_id = user.id
     request.state.user_role = user.role
     await hit(state.limiter, "api", "user:" + user.id)

@@ -15,11 +15,13 @@ HOW TO ADD AN ENTRY (one line per route, keyed by method and the path template e
     ("POST", "/api/things"): Access(MANAGERS),                   # admin + supervisor
     ("DELETE", "/api/things/{thing_id}"): Access(ADMIN),
     ("POST", "/api/public/hook"): Access(EVERYONE, public=True),
-    ("GET", "/ws/call"): Access(EVERYONE, public=True, probe=False, note="WebSocket: tested in tests/agent"),
+    ("WS", "/api/things/live"): Access(STAFF),                   # WebSocket: probed with each role's token
 
 Path parameters are filled with a random UUID (override with ``params={"name": "value"}``). POST/PUT/PATCH send
-``body`` as JSON (default ``{}``), or ``form`` as a form when given. ``probe=False`` only checks that
-the entry exists (WebSockets, mounts, streams that need a live call): say why in ``note``. Object-level
+``body`` as JSON (default ``{}``), or ``form`` as a form when given. WebSocket routes are probed too: each role
+connects with its bearer token; anonymous must be closed with 4401, a role not let in with 4403, and an allowed
+role must get past authentication (its first message, or a close code other than 4401/4403). ``probe=False`` only
+checks that the entry exists (mounts, streams that need a live call): say why in ``note``. Object-level
 rules (an agent sees only their own calls: BOLA) are not this table's job; they have their own tests.
 Mounted sub-applications are listed as ``("MOUNT", "/path")``; WebSocket routes as ``("WS", "/path")``.
 """
@@ -153,7 +155,5 @@ ROUTE_ROLES: dict[tuple[str, str], Access] = {
     ("POST", "/api/voice/transcribe"): Access(
         frozenset({"admin", "supervisor", "agent"}), status=422, note="no file: validation error"
     ),
-    ("WS", "/api/voice/stream"): Access(
-        frozenset({"admin", "supervisor", "agent"}), probe=False, note="WebSocket: tests/agent/test_ws_stream.py"
-    ),
+    ("WS", "/api/voice/stream"): Access(frozenset({"admin", "supervisor", "agent"}), note="allowed: a call opens"),
 }

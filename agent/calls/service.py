@@ -19,7 +19,9 @@ from pipecat.transports.base_transport import BaseTransport
 
 from agent.calls.channels import ClientChannel
 from agent.calls.consent import RecordingConsent
+from agent.calls.media import CallControls, CallMedia, CallRequest, StartedCall
 from agent.calls.registry import CallRegistry
+from agent.calls.runner import run_call
 from agent.calls.session import CallSession
 from agent.metrics import CALLS_REJECTED
 from control_api import ratelimit
@@ -182,6 +184,46 @@ class VoiceService:
         )
         call.sink.consent = RecordingConsent(notice=persona.spec.consent_notice, record_calls=self.record_calls)
         return call
+
+    async def start_call(self, request: CallRequest, media: CallMedia) -> StartedCall:
+        """Set up one call for ``media``: the one call setup every transport uses.
+
+        The caller must have been admitted (:meth:`admit`) first: admission comes before anything a transport
+        checks of its own, so that every attempt counts. This stores the call record, takes a line, binds the
+        transport, builds the pipeline and returns the coroutine that runs it; the transport runs it inline
+        (a WebSocket handler) or spawns it (:meth:`spawn`, a signalling request that must answer now).
+
+        Raises:
+            ProblemError: 503 when no line is free.
+
+        """
+        persona = await self.active_persona(request.persona)
+        call = await self.open_call(
+            channel=request.channel,
+            client=media.client,
+            persona=persona,
+            created_by=request.created_by,
+            meta=dict(request.meta),
+        )
+        controls = CallControls(call=call, voice=self)
+        try:
+            transport = media.bind(call, controls)
+            call.on_stop(media.close)
+            plan = self.pipeline_factory(transport=transport, call=call, persona=persona.spec)
+            media.attach(plan)
+        except Exception:
+            await call.end("pipeline_error", failed=True)
+            raise
+        if media.connected_on_answer:
+            await controls.connected()
+        run = run_call(
+            call,
+            plan.worker,
+            initial_frames=self.greeting_frames(persona.spec),
+            client_ready=controls.media_ready,
+            end_reason=plan.end_reason,
+        )
+        return StartedCall(call=call, run=run)
 
     def greeting_frames(self, persona: PersonaSpec) -> list[Frame]:
         """What the agent says first: the greeting, then the recording/consent notice."""

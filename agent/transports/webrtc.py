@@ -7,7 +7,7 @@ and the end of the call reach the page as JSON over the WebRTC data channel.
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,13 +15,14 @@ import structlog
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import FileResponse, HTMLResponse
-from pipecat.transports.base_transport import TransportParams
+from pipecat.transports.base_transport import BaseTransport, TransportParams
 from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.calls.runner import SAMPLE_RATE, run_call
-from agent.calls.service import VoiceService
+from agent.calls.media import CallControls, CallRequest
+from agent.calls.runner import SAMPLE_RATE
+from agent.calls.service import CallPlan, VoiceService
 from agent.calls.session import CallSession
 from agent.transports.webrtc_media import VoxdeskWebRTCConnection, batch_audio_input
 from control_api.problems import ProblemError
@@ -91,10 +92,74 @@ class DataChannelClient:
             log.debug("data_channel_send_failed", error_type=type(exc).__name__)
 
 
+class WebRTCMedia:
+    """A SmallWebRTC peer connection's side of a call (a :class:`~agent.calls.media.CallMedia`).
+
+    Args:
+        connection: The initialised peer connection (its SDP answer is ready).
+        on_closed: Called with the connection once the call has ended (the router forgets it).
+
+    """
+
+    connected_on_answer = False
+
+    def __init__(self, connection: VoxdeskWebRTCConnection, *, on_closed: Callable[[str], None]) -> None:
+        self._connection = connection
+        self._on_closed = on_closed
+        self.client = DataChannelClient(connection)
+
+    def bind(self, call: CallSession, controls: CallControls) -> BaseTransport:
+        """A pipecat SmallWebRTC transport on the connection; ICE, hangup and disconnect drive the call."""
+        del call
+        transport = SmallWebRTCTransport(
+            webrtc_connection=self._connection,
+            params=TransportParams(
+                audio_in_enabled=True,
+                audio_out_enabled=True,
+                audio_in_sample_rate=SAMPLE_RATE,
+                audio_out_sample_rate=SAMPLE_RATE,
+                # pipecat writes the agent's audio 80 ms at a time (each write is pushed on through the taps after
+                # the output): a quarter of the per-frame work of 20 ms. The track still plays it 20 ms a frame,
+                # and lets pipecat write the next chunk once the last 60 ms of this one are queued (AHEAD_SECS).
+                audio_out_10ms_chunks=8,
+            ),
+        )
+        batch_audio_input(transport)
+
+        @transport.event_handler("on_client_connected")  # type: ignore[untyped-decorator]
+        async def on_connected(_transport: Any, _client: Any) -> None:
+            await controls.connected()
+
+        @transport.event_handler("on_client_disconnected")  # type: ignore[untyped-decorator]
+        async def on_disconnected(_transport: Any, _client: Any) -> None:
+            controls.hang_up("caller_disconnected")
+
+        @transport.event_handler("on_app_message")  # type: ignore[untyped-decorator]
+        async def on_message(_transport: Any, message: Any, _sender: Any) -> None:
+            if isinstance(message, dict) and message.get("type") == "hangup":
+                controls.hang_up("caller_hangup")
+
+        return transport
+
+    def attach(self, plan: CallPlan) -> None:
+        """Let the echo-aware gate hold the track's look-ahead too."""
+        if plan.gate is not None:
+            plan.gate.add_listener(self._connection.on_gate)
+
+    async def close(self, reason: str) -> None:
+        """Close the peer connection."""
+        del reason
+        self._on_closed(self._connection.pc_id)
+        await self._connection.disconnect()  # type: ignore[no-untyped-call]  # pipecat is untyped
+
+
 def webrtc_router(voice: VoiceService) -> APIRouter:
     """The caller page and the WebRTC signalling endpoints of ``voice``."""
     router = APIRouter(tags=["voice"])
     connections: dict[str, tuple[SmallWebRTCConnection, CallSession]] = {}
+
+    def forget(pc_id: str) -> None:
+        connections.pop(pc_id, None)
 
     @router.get("/call", response_class=HTMLResponse, include_in_schema=False)
     async def call_page() -> FileResponse:
@@ -134,74 +199,23 @@ def webrtc_router(voice: VoiceService) -> APIRouter:
 
         voice.check_embed_key(body.embed_key or x_voxdesk_embed_key, channel="webrtc")
         ip = request.client.host if request.client else "unknown"
-        await voice.admit(rate_key=f"ip:{ip}", channel="webrtc")  # every attempt counts, well-formed or not
+        call_request = CallRequest(channel="webrtc", rate_key=f"ip:{ip}", meta={"transport": "smallwebrtc"})
+        await voice.admit(rate_key=call_request.rate_key, channel=call_request.channel)  # every attempt counts
         _check_offer_sdp(body.sdp)
-        persona = await voice.active_persona()
         connection = VoxdeskWebRTCConnection(ice_servers=None, audio_in_rate=SAMPLE_RATE)
         try:
             await connection.initialize(sdp=body.sdp, type=body.type)
         except Exception as exc:  # a malformed offer is the client's error
             await connection.disconnect()  # type: ignore[no-untyped-call]  # pipecat is untyped
             raise ProblemError(400, "The SDP offer could not be used.", type_="bad-sdp") from exc
-        call = await voice.open_call(
-            channel="webrtc", client=DataChannelClient(connection), persona=persona, meta={"transport": "smallwebrtc"}
-        )
-        transport = SmallWebRTCTransport(
-            webrtc_connection=connection,
-            params=TransportParams(
-                audio_in_enabled=True,
-                audio_out_enabled=True,
-                audio_in_sample_rate=SAMPLE_RATE,
-                audio_out_sample_rate=SAMPLE_RATE,
-                # pipecat writes the agent's audio 80 ms at a time (each write is pushed on through the taps after
-                # the output): a quarter of the per-frame work of 20 ms. The track still plays it 20 ms a frame,
-                # and lets pipecat write the next chunk once the last 60 ms of this one are queued (AHEAD_SECS).
-                audio_out_10ms_chunks=8,
-            ),
-        )
-        batch_audio_input(transport)
-        client_ready = asyncio.Event()
-
-        @transport.event_handler("on_client_connected")  # type: ignore[untyped-decorator]
-        async def on_connected(_transport: Any, _client: Any) -> None:
-            await call.activate()
-            client_ready.set()
-
-        @transport.event_handler("on_client_disconnected")  # type: ignore[untyped-decorator]
-        async def on_disconnected(_transport: Any, _client: Any) -> None:
-            voice.spawn(call.end("caller_disconnected"), name=f"end-{call.call_id}")
-
-        @transport.event_handler("on_app_message")  # type: ignore[untyped-decorator]
-        async def on_message(_transport: Any, message: Any, _sender: Any) -> None:
-            if isinstance(message, dict) and message.get("type") == "hangup":
-                voice.spawn(call.end("caller_hangup"), name=f"end-{call.call_id}")
-
-        async def close_connection(_reason: str) -> None:
-            connections.pop(connection.pc_id, None)
-            await connection.disconnect()  # type: ignore[no-untyped-call]  # pipecat is untyped
-
-        call.on_stop(close_connection)
-        try:
-            plan = voice.pipeline_factory(transport=transport, call=call, persona=persona.spec)
-        except Exception:
-            await call.end("pipeline_error", failed=True)
-            raise
-        if plan.gate is not None:
-            plan.gate.add_listener(connection.on_gate)
-        voice.spawn(
-            run_call(
-                call,
-                plan.worker,
-                initial_frames=voice.greeting_frames(persona.spec),
-                client_ready=client_ready,
-                end_reason=plan.end_reason,
-            ),
-            name=f"call-{call.call_id}",
-        )
+        started = await voice.start_call(call_request, WebRTCMedia(connection, on_closed=forget))
+        call = started.call
         answer = connection.get_answer()  # type: ignore[no-untyped-call]  # pipecat is untyped
         if answer is None:
+            started.run.close()
             await call.end("signalling_failed", failed=True)
             raise ProblemError(400, "No SDP answer could be made for this offer.", type_="bad-sdp")
+        voice.spawn(started.run, name=f"call-{call.call_id}")
         connections[answer["pc_id"]] = (connection, call)
         return WebRTCAnswer(call_id=call.call_id, **answer)
 

@@ -14,20 +14,22 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-import jwt
 import structlog
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pipecat.frames.frames import Frame, InputAudioRawFrame, InterruptionFrame, OutputAudioRawFrame
 from pipecat.serializers.base_serializer import FrameSerializer
+from pipecat.transports.base_transport import BaseTransport
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
 from starlette.websockets import WebSocketState
 
-from agent.calls.runner import SAMPLE_RATE, run_call
-from agent.calls.service import VoiceService
+from agent.calls.media import CallControls, CallRequest
+from agent.calls.runner import SAMPLE_RATE
+from agent.calls.service import CallPlan, VoiceService
+from agent.calls.session import CallSession
+from control_api.authn import Credentials, authenticate
 from control_api.db.models import User
 from control_api.problems import ProblemError
-from control_api.rbac import Permission, has_permission
-from control_api.security import decode_access_token
+from control_api.rbac import Permission, ensure
 
 log = structlog.get_logger(__name__)
 FRAME_BYTES = SAMPLE_RATE // 50 * 2  # 20 ms of 16-bit mono
@@ -86,11 +88,61 @@ class WebSocketClient:
             log.debug("ws_event_send_failed", error_type=type(exc).__name__)
 
 
-def _token(websocket: WebSocket) -> str | None:
+def _bearer(websocket: WebSocket) -> str | None:
     scheme, _, token = websocket.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token:
         return token
     return websocket.query_params.get("access_token") or None
+
+
+class WebSocketMedia:
+    """The WebSocket's side of a call (a :class:`~agent.calls.media.CallMedia`): PCM frames and JSON events.
+
+    Args:
+        websocket: The accepted socket.
+
+    """
+
+    connected_on_answer = True
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self._websocket = websocket
+        self.client = WebSocketClient(websocket)
+
+    def bind(self, call: CallSession, controls: CallControls) -> BaseTransport:
+        """A pipecat WebSocket transport over the socket; hangup and disconnect end the call."""
+        transport = FastAPIWebsocketTransport(
+            self._websocket,
+            FastAPIWebsocketParams(
+                audio_in_enabled=True,
+                audio_out_enabled=True,
+                audio_in_sample_rate=SAMPLE_RATE,
+                audio_out_sample_rate=SAMPLE_RATE,
+                audio_out_10ms_chunks=2,
+                add_wav_header=False,
+                serializer=PcmJsonSerializer(on_hangup=lambda: controls.hang_up("caller_hangup")),
+                allowed_origins=[],
+            ),
+        )
+
+        @transport.event_handler("on_client_disconnected")  # type: ignore[untyped-decorator]
+        async def on_disconnected(_transport: Any, _ws: Any) -> None:
+            controls.hang_up("caller_disconnected")
+
+        return transport
+
+    def attach(self, plan: CallPlan) -> None:
+        """Nothing to attach: the client drops queued audio on a ``clear`` event."""
+        del plan
+
+    async def close(self, reason: str) -> None:
+        """Close the socket normally (the ``end`` event has been sent)."""
+        del reason
+        if self._websocket.application_state == WebSocketState.CONNECTED:
+            try:
+                await self._websocket.close(code=1000)
+            except (RuntimeError, WebSocketDisconnect):
+                return
 
 
 def ws_stream_router(voice: VoiceService) -> APIRouter:
@@ -102,83 +154,42 @@ def ws_stream_router(voice: VoiceService) -> APIRouter:
         await websocket.accept()
         await websocket.close(code=code, reason=reason)
 
-    async def authenticate(websocket: WebSocket) -> User | None:
-        token = _token(websocket)
-        if token is None:
-            await refuse(websocket, CLOSE_UNAUTHENTICATED, "authentication required")
-            return None
+    async def authenticate_socket(websocket: WebSocket) -> User | None:
+        state = voice.state
         try:
-            claims = decode_access_token(token, secret=voice.state.settings.auth.secret_key.get_secret_value())
-        except jwt.InvalidTokenError:
-            await refuse(websocket, CLOSE_UNAUTHENTICATED, "invalid or expired token")
+            async with state.sessions() as session:
+                principal = await authenticate(
+                    session,
+                    state.cache,
+                    Credentials(bearer=_bearer(websocket)),
+                    secret=state.settings.auth.secret_key.get_secret_value(),
+                )
+            ensure(principal.user.role, Permission.VOICE_CALL)
+        except ProblemError as problem:
+            code = CLOSE_FORBIDDEN if problem.status == 403 else CLOSE_UNAUTHENTICATED
+            await refuse(websocket, code, problem.detail[:120])
             return None
-        async with voice.state.sessions() as session:
-            user = await session.get(User, str(claims["sub"]))
-        if user is None or not user.is_active:
-            await refuse(websocket, CLOSE_UNAUTHENTICATED, "account not active")
-            return None
-        if not has_permission(user.role, Permission.VOICE_CALL):
-            await refuse(websocket, CLOSE_FORBIDDEN, "role may not place calls")
-            return None
-        return user
+        return principal.user
 
     @router.websocket("/api/voice/stream")
     async def stream(websocket: WebSocket) -> None:
         """One call over this WebSocket (see the module docstring for the protocol)."""
-        user = await authenticate(websocket)
+        user = await authenticate_socket(websocket)
         if user is None:
             return
+        request = CallRequest(
+            channel="websocket", rate_key=f"user:{user.id}", created_by=user.id, meta={"transport": "ws"}
+        )
         try:
-            await voice.admit(rate_key=f"user:{user.id}", channel="websocket")
+            await voice.admit(rate_key=request.rate_key, channel=request.channel)
         except ProblemError as problem:
             code = CLOSE_RATE_LIMITED if problem.status == 429 else CLOSE_BUSY
             await refuse(websocket, code, problem.detail[:120])
             return
         await websocket.accept()
-        client = WebSocketClient(websocket)
-        persona = await voice.active_persona()
-        call = await voice.open_call(
-            channel="websocket", client=client, persona=persona, created_by=user.id, meta={"transport": "ws"}
-        )
-        await client.send({"type": "call", "call_id": call.call_id})
-
-        def hangup() -> None:
-            voice.spawn(call.end("caller_hangup"), name=f"end-{call.call_id}")
-
-        transport = FastAPIWebsocketTransport(
-            websocket,
-            FastAPIWebsocketParams(
-                audio_in_enabled=True,
-                audio_out_enabled=True,
-                audio_in_sample_rate=SAMPLE_RATE,
-                audio_out_sample_rate=SAMPLE_RATE,
-                audio_out_10ms_chunks=2,
-                add_wav_header=False,
-                serializer=PcmJsonSerializer(on_hangup=hangup),
-                allowed_origins=[],
-            ),
-        )
-
-        @transport.event_handler("on_client_disconnected")  # type: ignore[untyped-decorator]
-        async def on_disconnected(_transport: Any, _ws: Any) -> None:
-            voice.spawn(call.end("caller_disconnected"), name=f"end-{call.call_id}")
-
-        async def close_socket(_reason: str) -> None:
-            if websocket.application_state == WebSocketState.CONNECTED:
-                try:
-                    await websocket.close(code=1000)
-                except (RuntimeError, WebSocketDisconnect):
-                    return
-
-        await call.activate()
-        try:
-            plan = voice.pipeline_factory(transport=transport, call=call, persona=persona.spec)
-        except Exception:
-            await call.end("pipeline_error", failed=True)
-            raise
-        call.on_stop(close_socket)
-        await run_call(
-            call, plan.worker, initial_frames=voice.greeting_frames(persona.spec), end_reason=plan.end_reason
-        )
+        media = WebSocketMedia(websocket)
+        started = await voice.start_call(request, media)
+        await media.client.send({"type": "call", "call_id": started.call.call_id})
+        await started.run
 
     return router

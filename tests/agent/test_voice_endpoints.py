@@ -137,3 +137,19 @@ def test_ws_stream_authentication(client: TestClient) -> None:
     _, viewer = make_token(client, Role.VIEWER)
     assert _ws_close_code(client, f"/api/voice/stream?access_token={viewer}") == CLOSE_FORBIDDEN
     assert _ws_close_code(client, "/api/voice/stream", headers={"Authorization": f"Bearer {viewer}"}) == CLOSE_FORBIDDEN
+
+
+def test_ws_stream_refuses_a_signed_out_token(client: TestClient) -> None:
+    # The WebSocket and the HTTP API share one token check: a token signed out over HTTP opens no call.
+    make_token(client, Role.AGENT, email="signed.out@example.com")
+    login = client.post(
+        "/api/auth/login", data={"username": "signed.out@example.com", "password": "correct-horse-battery"}
+    )
+    assert login.status_code == 200, login.text
+    token = login.json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get("/api/auth/me", headers=headers).status_code == 200
+    assert client.post("/api/auth/logout", headers=headers).status_code == 204
+    assert client.get("/api/auth/me", headers=headers).status_code == 401
+    assert _ws_close_code(client, f"/api/voice/stream?access_token={token}") == CLOSE_UNAUTHENTICATED
+    assert _ws_close_code(client, "/api/voice/stream", headers=headers) == CLOSE_UNAUTHENTICATED

@@ -7,6 +7,8 @@ should get in).
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import re
 import uuid
 from collections.abc import Iterator
@@ -17,6 +19,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIWebSocketRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 from starlette.routing import Mount, WebSocketRoute
+from starlette.websockets import WebSocketDisconnect
 
 from tests.control_api.conftest import Accounts, api_settings, email_of, sign_in_everyone
 from tests.route_roles import ROLES, ROUTE_ROLES, Access
@@ -77,7 +80,10 @@ def _call(client: TestClient, method: str, path: str, access: Access, headers: d
     return client.request(method, _url(path, access), **kwargs)
 
 
-PROBED = sorted(k for k, v in ROUTE_ROLES.items() if v.probe)
+PROBED = sorted(k for k, v in ROUTE_ROLES.items() if v.probe and k[0] != "WS")
+PROBED_WS = sorted(k for k, v in ROUTE_ROLES.items() if v.probe and k[0] == "WS")
+# WebSocket close codes mirroring 401 and 403 (agent/transports/websocket.py).
+WS_UNAUTHENTICATED, WS_FORBIDDEN = 4401, 4403
 
 
 @pytest.mark.parametrize(("method", "path"), PROBED, ids=[f"{m} {p}" for m, p in PROBED])
@@ -113,3 +119,44 @@ def test_the_table_uses_known_roles() -> None:
     for key, access in ROUTE_ROLES.items():
         assert access.roles <= set(ROLES), key
         assert access.probe or access.note, f"{key}: say why it is not probed"
+
+
+def _ws_outcome(client: TestClient, path: str, headers: dict[str, str]) -> int:
+    """The close code the server ends the socket with (after a hangup when it let the caller in)."""
+    code = 1000
+    try:
+        # The test client cancels an endpoint still winding its call down when the session closes; that
+        # cancellation (a CancelledError out of the session's exit) is the test client's, not the route's.
+        with (
+            contextlib.suppress(concurrent.futures.CancelledError),
+            client.websocket_connect(path, headers=headers) as ws,
+        ):
+            message = ws.receive()
+            if message["type"] != "websocket.close":
+                ws.send_json({"type": "hangup"})
+                while message["type"] != "websocket.close":
+                    message = ws.receive()
+            code = int(message.get("code", 1000))
+    except WebSocketDisconnect as closed:
+        code = closed.code
+    return code
+
+
+@pytest.mark.parametrize(("method", "path"), PROBED_WS, ids=[f"{m} {p}" for m, p in PROBED_WS])
+def test_websocket_route_against_every_role(
+    server: tuple[FastAPI, TestClient, Accounts], method: str, path: str
+) -> None:
+    _, client, accounts = server
+    access = ROUTE_ROLES[(method, path)]
+    outcomes: dict[str, int] = {}
+    for role in (None, *ROLES):
+        headers = {} if role is None else accounts.headers(role)
+        name = role or "anonymous"
+        outcomes[name] = code = _ws_outcome(client, _url(path, access), headers)
+        allowed = access.public if role is None else role in access.roles
+        if allowed:
+            assert code not in (WS_UNAUTHENTICATED, WS_FORBIDDEN), f"WS {path}: {name} kept out: {outcomes}"
+        elif role is None:
+            assert code == WS_UNAUTHENTICATED, f"WS {path}: anonymous let in: {outcomes}"
+        else:
+            assert code == WS_FORBIDDEN, f"WS {path}: {name} let in: {outcomes}"
