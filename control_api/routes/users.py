@@ -112,6 +112,7 @@ async def update_user(
             role=body.role,
             is_active=body.is_active,
             password=body.password,
+            current_password=body.current_password,
         )
     except ProblemError as err:
         if err.status == 403:
@@ -126,9 +127,26 @@ async def update_user(
             )
         raise
     if {"role", "is_active", "password"} & set(changed):
-        families = await auth_service.revoke_user(session, updated.id) if "is_active" in changed else []
+        families: list[str] = []
+        if "is_active" in changed:
+            families = await auth_service.revoke_user(session, updated.id)
+        elif "password" in changed:
+            # Every other session of the account ends (a password change is how a stolen session is cut off);
+            # the one changing its own password stays signed in.
+            own = updated.id == user.id
+            keep = getattr(request.state, "auth_family", None) if own else None
+            families = await auth_service.revoke_user(session, updated.id, keep_family=keep)
         await session.commit()
         await mark_families_revoked(state, families)
+        if "password" in changed:
+            await audit.record(
+                session,
+                actor_for(request, user),
+                "users.password_changed",
+                target_type="user",
+                target_id=updated.id,
+                detail={"sessions_ended": len(families), "by": "self" if updated.id == user.id else "admin"},
+            )
     await audit.record(
         session,
         actor_for(request, user),

@@ -32,6 +32,9 @@ class UserUpdate(BaseModel):
     role: Role | None = None
     is_active: bool | None = None
     password: str | None = Field(default=None, min_length=1, max_length=256, description="A new password.")
+    current_password: str | None = Field(
+        default=None, max_length=256, description="Your current password: required to change your own password."
+    )
 
 
 class UserPublic(BaseModel):

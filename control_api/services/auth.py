@@ -211,22 +211,15 @@ async def revoke_family(session: AsyncSession, family_id: str) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-async def revoke_user(session: AsyncSession, user_id: str) -> list[str]:
-    """Revoke every token of a user (password reset, deactivation). Returns the families. Does not commit."""
-    families = list(
-        (
-            await session.execute(
-                select(RefreshToken.family_id)
-                .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
-                .distinct()
-            )
-        ).scalars()
-    )
-    await session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
-    )
+async def revoke_user(session: AsyncSession, user_id: str, *, keep_family: str | None = None) -> list[str]:
+    """Revoke every token of a user (password change or reset, deactivation), except ``keep_family``'s.
+
+    Returns the revoked families. Does not commit.
+    """
+    live = (RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
+    kept = (RefreshToken.family_id != keep_family,) if keep_family is not None else ()
+    families = list((await session.execute(select(RefreshToken.family_id).where(*live, *kept).distinct())).scalars())
+    await session.execute(update(RefreshToken).where(*live, *kept).values(revoked_at=utcnow()))
     return families
 
 

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from control_api.db.models import User
 from control_api.problems import ProblemError
 from control_api.rbac import Permission, Role, has_permission
-from control_api.security import hash_password
+from control_api.security import hash_password, verify_password
 
 MIN_PASSWORD_LENGTH = 10
 
@@ -89,12 +89,15 @@ async def update_user(
     role: Role | None = None,
     is_active: bool | None = None,
     password: str | None = None,
+    current_password: str | None = None,
 ) -> tuple[User, list[str]]:
     """Change an account. Returns it and the names of the changed fields. Commits.
 
     Administrators may change any account; others only their own name and password. Setting ``role`` or
     ``is_active`` without ``users:manage`` is refused (403), so a client cannot grant itself a role.
-    The last active administrator cannot be demoted or deactivated (409).
+    The last active administrator cannot be demoted or deactivated (409). Changing one's own password needs
+    the current one (403 ``wrong-password`` otherwise), administrators included: a stolen session alone must
+    not be able to lock the owner out. The caller ends the account's other sessions after a password change.
     """
     manager = has_permission(actor.role, Permission.USERS_MANAGE)
     if not manager and actor.id != user_id:
@@ -120,6 +123,8 @@ async def update_user(
         user.is_active = is_active
         changed.append("is_active")
     if password is not None:
+        if actor.id == user.id and not verify_password(current_password or "", user.password_hash):
+            raise ProblemError(403, "Changing your password needs your current password.", type_="wrong-password")
         check_password_policy(password)
         user.password_hash = hash_password(password)
         changed.append("password")

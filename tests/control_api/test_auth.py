@@ -219,3 +219,47 @@ def test_users_admin_flows_and_mass_assignment(accounts: Accounts) -> None:
     assert r.status_code == 409
     listing = c.get("/api/users", headers=accounts.headers("admin")).json()
     assert listing["count"] == 4
+
+
+def test_own_password_change_needs_the_current_one_and_ends_other_sessions(accounts: Accounts) -> None:
+    c = accounts.client
+    me = accounts.ids["agent"]
+    here = accounts.login(email_of("agent")).json()
+    elsewhere = accounts.login(email_of("agent")).json()  # e.g. a stolen session
+    h_here = {"Authorization": f"Bearer {here['access_token']}"}
+    h_elsewhere = {"Authorization": f"Bearer {elsewhere['access_token']}"}
+    new_password = "a brand new passphrase 42"
+
+    r = c.patch(f"/api/users/{me}", json={"password": new_password}, headers=h_here)
+    assert r.status_code == 403 and r.json()["type"].endswith("wrong-password")
+    r = c.patch(f"/api/users/{me}", json={"password": new_password, "current_password": "wrong"}, headers=h_here)
+    assert r.status_code == 403
+    assert accounts.login(email_of("agent"), new_password).status_code == 401  # nothing changed
+
+    r = c.patch(f"/api/users/{me}", json={"password": new_password, "current_password": PASSWORD}, headers=h_here)
+    assert r.status_code == 200, r.text
+    # The other session is cut off (access and refresh tokens); this one stays signed in.
+    assert c.get("/api/auth/me", headers=h_elsewhere).status_code == 401
+    assert c.post("/api/auth/refresh", json={"refresh_token": elsewhere["refresh_token"]}).status_code == 401
+    assert c.get("/api/auth/me", headers=h_here).status_code == 200
+    assert accounts.login(email_of("agent"), new_password).status_code == 200
+    audit = c.get("/api/audit", params={"action": "users.password_changed"}, headers=accounts.headers("admin"))
+    assert audit.status_code == 200
+    assert any(item["target_id"] == me for item in audit.json()["items"])
+    # Put the shared fixture's password back (the current one is needed for that too).
+    r = c.patch(f"/api/users/{me}", json={"password": PASSWORD, "current_password": new_password}, headers=h_here)
+    assert r.status_code == 200
+
+
+def test_admin_password_reset_ends_every_session_of_the_account(accounts: Accounts) -> None:
+    c = accounts.client
+    target = accounts.ids["viewer"]
+    attacker = accounts.login(email_of("viewer")).json()
+    h_attacker = {"Authorization": f"Bearer {attacker['access_token']}"}
+    assert c.get("/api/auth/me", headers=h_attacker).status_code == 200
+    r = c.patch(f"/api/users/{target}", json={"password": PASSWORD}, headers=accounts.headers("admin"))
+    assert r.status_code == 200, r.text
+    assert c.get("/api/auth/me", headers=h_attacker).status_code == 401
+    assert c.post("/api/auth/refresh", json={"refresh_token": attacker["refresh_token"]}).status_code == 401
+    # The shared fixture's viewer token is one of those sessions: sign it in again for later tests.
+    accounts.tokens["viewer"] = accounts.login(email_of("viewer")).json()
