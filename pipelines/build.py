@@ -15,10 +15,9 @@ from typing import Any
 from pipecat.audio.vad.silero import SileroOnnxModel
 from pipecat.audio.vad.vad_analyzer import VADParams
 from pipecat.frames.frames import Frame, InputAudioRawFrame, TTSSpeakFrame
-from pipecat.observers.base_observer import BaseObserver, FrameProcessed, FramePushed
+from pipecat.observers.base_observer import BaseObserver
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
-from pipecat.pipeline.worker_observer import WorkerObserver
 from pipecat.processors.aggregators.llm_context import LLMContext, LLMContextMessage
 from pipecat.processors.aggregators.llm_response_universal import (
     LLMAssistantAggregatorParams,
@@ -33,6 +32,9 @@ from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
 from pipelines.asr.base import ASR_BACKENDS, ASRBackend
 from pipelines.brain.base import BRAIN_BACKENDS, BrainBackend, Prefetching, system_prompt
+from pipelines.compat import LeanWorkerObserver as LeanWorkerObserver  # where tests/pipelines/test_units.py looks
+from pipelines.compat import apply_all as apply_library_patches
+from pipelines.compat import lean_observer, push_audio_directly
 from pipelines.contracts import (
     CallSink,
     HandoffHandler,
@@ -42,9 +44,7 @@ from pipelines.contracts import (
     TextEmbedder,
     TicketHandler,
 )
-from pipelines.input_audio import push_audio_directly
 from pipelines.options import ASROptions, BrainOptions, TTSOptions, VADOptions
-from pipelines.output_queue import install as install_output_queue
 from pipelines.processors.audio_gate import AgentAudioGate
 from pipelines.processors.bargein import BargeInPolicy
 from pipelines.processors.latency import LatencyMeter
@@ -56,51 +56,6 @@ from pipelines.tts.base import TTS_BACKENDS, TTSBackend
 from pipelines.vad import EchoReference, SharedSileroVADAnalyzer, load_silero
 
 __all__ = ["CallPipeline", "Stages", "build_pipeline", "build_stages"]
-
-
-class LeanWorkerObserver(WorkerObserver):
-    """pipecat's worker observer, queueing to each observer only the events it reads.
-
-    pipecat queues one "frame processed" event per frame per processor to every observer, whether it reads them
-    or not, and every frame's first push: with audio flowing both ways that is a hundred or more hops a second
-    through each observer's queue, per call, almost all of them audio frames nobody looks at. Here:
-
-    - "frame processed" events go only to observers that override ``on_process_frame``;
-    - pushes go only to observers whose ``observed_frames`` (a tuple of frame classes, when the observer has
-      one) matches the frame; an observer without it gets every push, as with pipecat's.
-    """
-
-    async def on_process_frame(self, data: FrameProcessed) -> None:
-        """Queue ``data`` for the observers that override ``on_process_frame``."""
-        for proxy in (self._proxies or {}).values():
-            if type(proxy.observer).on_process_frame is not BaseObserver.on_process_frame:
-                await proxy.queue.put(data)
-
-    async def on_push_frame(self, data: FramePushed) -> None:
-        """Queue ``data`` for the observers that want this frame (first push, or every push if they ask)."""
-        if not self._proxies:
-            return
-        frame = data.frame
-        wanting = [
-            proxy
-            for proxy in self._proxies.values()
-            if (wanted := getattr(proxy.observer, "observed_frames", None)) is None or isinstance(frame, wanted)
-        ]
-        if not wanting:
-            return
-        data.first_push = frame.id not in self._frames_pushed
-        if data.first_push:
-            self._frames_pushed[frame.id] = frame
-        for proxy in wanting:
-            if data.first_push or proxy.observer.observe_every_push:
-                await proxy.queue.put(data)
-
-
-def lean_observer(worker: PipelineWorker) -> None:
-    """Give ``worker`` a :class:`LeanWorkerObserver` (before it runs) with the observers it was built with."""
-    current = worker._observer
-    if not isinstance(current, LeanWorkerObserver):
-        worker._observer = LeanWorkerObserver(observers=list(current._observers))
 
 
 @dataclass
@@ -154,8 +109,8 @@ def build_stages(
     Returns:
         The stages, to pass to every :func:`build_pipeline` call.
     """
-    # Process-wide, like the stages: every call's output transport reads its queue this way.
-    install_output_queue()
+    # Process-wide, like the stages: the library patches the installed versions allow (pipelines/compat).
+    apply_library_patches()
     asr = asr or ASROptions()
     brain = brain or BrainOptions()
     tts = tts or TTSOptions()

@@ -30,6 +30,7 @@ import numpy as np
 from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADParams, VADState
 
+from pipelines.compat import usable
 from pipelines.metrics import VAD_FAST_ONSETS
 
 __all__ = ["QUIET_PEAK", "DoubleTalkDetector", "EchoReference", "SharedSileroVADAnalyzer", "level_dbfs", "load_silero"]
@@ -38,6 +39,11 @@ __all__ = ["QUIET_PEAK", "DoubleTalkDetector", "EchoReference", "SharedSileroVAD
 # it. Digital silence (a muted or DTX microphone, a quiet line) then costs a buffer append, not a model call.
 QUIET_PEAK = 64
 QUIET_RESET_WINDOWS = 10
+
+# The library patches (pipelines/compat) SharedSileroVADAnalyzer applies; each steps aside on its own.
+SHARED_SESSION = "pipecat.silero_shared_session"
+QUIET_WINDOWS_INLINE = "pipecat.vad_quiet_windows_inline"
+ECHO_AWARE_GATE = "pipecat.vad_echo_aware_gate"
 
 
 def load_silero() -> SileroOnnxModel:
@@ -189,6 +195,12 @@ class SharedSileroVADAnalyzer(SileroVADAnalyzer):
     pipecat hands every 20 ms frame to a thread; here a frame goes to the thread only when it completes a
     window that is not silence (:data:`QUIET_PEAK`), everything else is analysed inline.
 
+    The shared session, the inline analysis and the echo-aware gate reach into pipecat's analyser; each is a
+    patch of :mod:`pipelines.compat` (:data:`SHARED_SESSION`, :data:`QUIET_WINDOWS_INLINE`,
+    :data:`ECHO_AWARE_GATE`) and steps aside on its own when pipecat differs from what it was written against:
+    the analyser then behaves as pipecat's in that respect (its own session, every frame on the thread, the
+    smoothed gate only).
+
     Args:
         model: The process-wide model (only its session is shared).
         sample_rate: Audio sample rate.
@@ -206,20 +218,28 @@ class SharedSileroVADAnalyzer(SileroVADAnalyzer):
         reference: EchoReference | None = None,
         echo_margin_db: float = 6.0,
     ) -> None:
-        # Skip SileroVADAnalyzer.__init__ (it loads a new ONNX session per instance); set up what it would.
-        super(SileroVADAnalyzer, self).__init__(sample_rate=sample_rate, params=params)
-        self._model = copy.copy(model)
-        self._model.reset_states()  # type: ignore[no-untyped-call]  # pipecat's SileroOnnxModel is untyped
-        self._windows_since_reset = 0
-        self._low_confidence_windows = 0
+        if usable(SHARED_SESSION):
+            # SileroVADAnalyzer.__init__ loads a new ONNX session per instance: set up what it would instead.
+            super(SileroVADAnalyzer, self).__init__(sample_rate=sample_rate, params=params)
+            self._model = copy.copy(model)
+            self._model.reset_states()  # type: ignore[no-untyped-call]  # pipecat's SileroOnnxModel is untyped
+            self._windows_since_reset = 0
+            self._low_confidence_windows = 0
+        else:
+            super().__init__(sample_rate=sample_rate, params=params)
+        self._inline = usable(QUIET_WINDOWS_INLINE)
         self._quiet_windows = 0
         self._double_talk = (
-            DoubleTalkDetector(reference, echo_margin_db=echo_margin_db) if reference is not None else None
+            DoubleTalkDetector(reference, echo_margin_db=echo_margin_db)
+            if reference is not None and usable(ECHO_AWARE_GATE)
+            else None
         )
         self.fast_onsets = 0
 
     async def analyze_audio(self, buffer: bytes) -> VADState:
         """The VAD state after ``buffer``; the model runs on the analyser's thread, the rest inline."""
+        if not self._inline:
+            return await super().analyze_audio(buffer)
         window_bytes = self._vad_frames_num_bytes
         pending = len(self._vad_buffer) + len(buffer)
         if pending < window_bytes or _is_quiet(self._vad_buffer + buffer):

@@ -11,7 +11,10 @@ event loop has fallen behind catches up instead of queueing in aiortc.
 
 aiortc and pipecat have no setting for any of this: the track is swapped when pipecat installs its own
 (:class:`VoxdeskWebRTCConnection`), the sender's encoder is replaced before its first frame
-(:func:`install_quiet_encoder`) so that every packet shares one RTP clock, and the transport's reader is replaced.
+(:func:`install_quiet_encoder`) so that every packet shares one RTP clock, the receivers' jitter buffer and decoder
+queue are replaced (:func:`tune_audio_receivers`), and the transport's reader is replaced (:func:`batch_audio_input`).
+Each is a patch of :mod:`pipelines.compat`, named below, and steps aside on its own (one log line, the library's
+behaviour kept) when the installed pipecat or aiortc differs from what it was written against.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from pipecat.transports.smallwebrtc.transport import RawAudioTrack, SmallWebRTCT
 
 from agent.metrics import WEBRTC_INPUT_BATCH
 from agent.transports.opus import OPUS_RATES, OpusError, OpusFrameDecoder, OpusFrameEncoder
+from pipelines.compat import usable
 
 log = structlog.get_logger(__name__)
 
@@ -52,6 +56,13 @@ __all__ = [
     "install_quiet_encoder",
     "tune_audio_receivers",
 ]
+
+# The library patches (pipelines/compat) this module applies.
+BATCHED_READER = "pipecat.smallwebrtc_batched_reader"
+QUIET_TRACK = "pipecat.smallwebrtc_quiet_track"
+JITTER_PREFETCH = "aiortc.receiver_jitter_prefetch"
+INLINE_DECODING = "aiortc.receiver_inline_decoding"
+SHARED_CLOCK_ENCODER = "aiortc.sender_shared_clock_encoder"
 
 # One 20 ms Opus frame (CELT, fullband, mono) that decodes to digital silence (RFC 6716 §3.1 TOC 0xF8).
 OPUS_SILENCE = b"\xf8\xff\xfe"
@@ -71,7 +82,7 @@ AUDIO_JITTER_PREFETCH = 1
 MAX_INPUT_BATCH = 5
 
 
-def batch_audio_input(transport: SmallWebRTCTransport, *, max_frames: int = MAX_INPUT_BATCH) -> None:
+def batch_audio_input(transport: SmallWebRTCTransport, *, max_frames: int = MAX_INPUT_BATCH) -> bool:
     """Make ``transport`` hand on the caller's audio frames that are already waiting as one frame.
 
     pipecat reads aiortc's decoded frames one at a time, and each one then travels the pipeline on its own (a
@@ -81,7 +92,12 @@ def batch_audio_input(transport: SmallWebRTCTransport, *, max_frames: int = MAX_
     per-frame work is paid once per batch: a call that keeps up sees 20 ms frames as before (nothing waits to
     be batched), and one that has fallen behind catches up. pipecat 1.14's reader, otherwise unchanged, is
     replaced on the transport's client (it has no setting for this).
+
+    Returns:
+        Whether the reader was replaced (``False``: the patch steps aside and pipecat's reader is kept).
     """
+    if not usable(BATCHED_READER):
+        return False
     client = transport._client
 
     async def read_audio_frame() -> AsyncIterator[InputAudioRawFrame]:
@@ -123,6 +139,7 @@ def batch_audio_input(transport: SmallWebRTCTransport, *, max_frames: int = MAX_
             yield audio
 
     client.read_audio_frame = read_audio_frame  # type: ignore[method-assign]  # pipecat has no hook for its reader
+    return True
 
 
 class InlineAudioDecoding:
@@ -192,17 +209,19 @@ def tune_audio_receivers(pc: Any, *, sample_rate: int, prefetch: int = AUDIO_JIT
     4), and its frames are decoded on the event loop (:class:`InlineAudioDecoding`). Call after the answer,
     before media flows. aiortc has no setting for either: the receiver's buffer and decoder queue are replaced,
     the queue only while the receiver's decoder thread has not started (that thread keeps the queue it started
-    with).
+    with). Each of the two steps aside on its own (:data:`JITTER_PREFETCH`, :data:`INLINE_DECODING`).
 
     Returns:
         How many receivers now decode inline.
     """
+    short_buffer, decode_inline = usable(JITTER_PREFETCH), usable(INLINE_DECODING)
     inline = 0
     for receiver in pc.getReceivers():
         if getattr(receiver, "_RTCRtpReceiver__kind", None) != "audio":
             continue
-        receiver._RTCRtpReceiver__jitter_buffer = JitterBuffer(capacity=16, prefetch=prefetch)
-        if getattr(receiver, "_RTCRtpReceiver__decoder_thread", True) is None:
+        if short_buffer:
+            receiver._RTCRtpReceiver__jitter_buffer = JitterBuffer(capacity=16, prefetch=prefetch)
+        if decode_inline and getattr(receiver, "_RTCRtpReceiver__decoder_thread", True) is None:
             receiver._RTCRtpReceiver__decoder_queue = InlineAudioDecoding(receiver, sample_rate=sample_rate)
             inline += 1
     return inline
@@ -284,8 +303,10 @@ def install_quiet_encoder(pc: Any) -> bool:
 
     Returns:
         Whether every audio sender negotiated Opus and got one; tracks must not send pre-encoded silence
-        otherwise.
+        otherwise (nor when the patch steps aside).
     """
+    if not usable(SHARED_CLOCK_ENCODER):
+        return False
     installed = False
     for transceiver in pc.getTransceivers():
         if transceiver.kind != "audio" or transceiver.sender is None:
@@ -423,8 +444,8 @@ class VoxdeskWebRTCConnection(SmallWebRTCConnection):
         self.opus_silence = install_quiet_encoder(self.pc)
 
     def replace_audio_track(self, track: Any) -> None:
-        """Send pipecat's track through a :class:`QuietAudioTrack`."""
-        if isinstance(track, RawAudioTrack):
+        """Send pipecat's track through a :class:`QuietAudioTrack` (pipecat's own when that patch steps aside)."""
+        if isinstance(track, RawAudioTrack) and usable(QUIET_TRACK):
             track = QuietAudioTrack(track, sample_rate=track._sample_rate, opus_silence=self.opus_silence)
             self.audio_track = track
         super().replace_audio_track(track)  # type: ignore[no-untyped-call]  # pipecat is untyped

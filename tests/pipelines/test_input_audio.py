@@ -1,4 +1,4 @@
-"""The input transport pushes the caller's audio from the reader's task (``pipelines.input_audio``)."""
+"""The input transport pushes the caller's audio from the reader's task (``pipelines.compat.input_push``)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pipecat.transports.base_input import BaseInputTransport
 from pipecat.transports.base_transport import TransportParams
 from pipecat.workers.runner import WorkerRunner
 
-from pipelines.input_audio import push_audio_directly
+from pipelines.compat import push_audio_directly
 
 
 class _Input(BaseInputTransport):

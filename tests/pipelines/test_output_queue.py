@@ -8,7 +8,7 @@ from typing import Any
 from pipecat.frames.frames import Frame, TextFrame
 from pipecat.utils.frame_queue import FrameQueue
 
-import pipelines.output_queue as output_queue
+import pipelines.compat.output_reader as output_queue
 
 
 class Sender:
@@ -62,7 +62,7 @@ def test_queued_frames_come_out_in_order_without_giving_the_loop_away() -> None:
     ours, order = asyncio.run(run(output_queue._MediaSender._next_frame))
     assert order == ["0", "1", "2", "3", "4"]
     assert ours == 0
-    pipecats, _ = asyncio.run(run(output_queue._MediaSender._next_frame.__wrapped_original__))
+    pipecats, _ = asyncio.run(run(output_queue._MediaSender._next_frame.__wrapped__))
     assert pipecats >= 2 * 5  # what it replaces: several loop turns per frame already queued
 
 

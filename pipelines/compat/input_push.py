@@ -1,4 +1,4 @@
-"""The input transport hands the caller's audio on as it is read, without a queue and a task in between.
+"""Patch ``pipecat.input_pushes_from_reader``: the input transport hands the caller's audio on as it is read.
 
 pipecat's input transport puts every audio frame its reader produces on a queue, and a second task takes it off
 with ``asyncio.wait_for(queue.get(), timeout)`` and pushes it on. With no audio filter that task only hands the
@@ -18,19 +18,24 @@ from pipecat.frames.frames import InputAudioRawFrame
 from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.transports.base_input import BaseInputTransport
 
-__all__ = ["push_audio_directly"]
+from pipelines.compat.registry import usable
+
+__all__ = ["PATCH", "push_audio_directly"]
+
+PATCH = "pipecat.input_pushes_from_reader"
 
 
 def push_audio_directly(transport_input: FrameProcessor) -> bool:
     """Make ``transport_input`` push the caller's audio from its reader's task (module docstring).
 
     Returns:
-        Whether it now does (only pipecat input transports without an audio filter, with audio passthrough).
+        Whether it now does: only pipecat input transports without an audio filter, with audio passthrough,
+        while the registry allows the patch (otherwise pipecat's queue is kept).
     """
     if not isinstance(transport_input, BaseInputTransport):
         return False
     params = transport_input._params
-    if params.audio_in_filter is not None or not params.audio_in_passthrough:
+    if params.audio_in_filter is not None or not params.audio_in_passthrough or not usable(PATCH):
         return False
     queued = transport_input.push_audio_frame
     target: Any = transport_input
