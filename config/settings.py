@@ -68,6 +68,13 @@ class ServerSettings(BaseModel):
     port: int = Field(default=8000, ge=1, le=65535, description="Bind port of `voxdesk serve`.")
     public_url: str | None = Field(default=None, description="URL users reach (used in e-mails and links).")
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Largest JSON request body accepted.")
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Addresses or networks of reverse proxies whose X-Forwarded-For/-Proto are believed (like uvicorn's "
+            "forwarded_allow_ips); empty: forwarded headers are ignored and the peer address is the client's."
+        ),
+    )
     cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS.")
 
 

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import APIRouter, FastAPI
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from config import Settings
 from control_api.cache import create_cache
@@ -137,6 +138,9 @@ def create_app(
         max_body_bytes=settings.server.max_body_bytes,
         max_upload_bytes=settings.knowledge.max_upload_bytes,
     )
+    if settings.server.trusted_proxies:
+        # Outermost, so that every layer (limits, audit, logs) sees the client a trusted proxy forwarded for.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.server.trusted_proxies)
     app.include_router(health.router)
     docs.mount_docs(app)
     for router in (*ROUTERS, *routers):

@@ -50,7 +50,7 @@ SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
 def client_ip(request: Request) -> str | None:
-    """The client's address (uvicorn resolves trusted proxy headers)."""
+    """The client's address: the peer's, or the one a trusted proxy forwarded (``server.trusted_proxies``)."""
     return request.client.host if request.client else None
 
 

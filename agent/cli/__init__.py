@@ -6,7 +6,7 @@ import asyncio
 import getpass
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -25,6 +25,21 @@ def _settings(**overrides: object) -> Settings:
         raise typer.Exit(EXIT_BAD_SETTINGS) from None
 
 
+def uvicorn_config(application: Any, *, host: str, port: int) -> Any:
+    """The uvicorn configuration ``serve`` runs with (a ``uvicorn.Config``)."""
+    import uvicorn
+
+    return uvicorn.Config(
+        application,
+        host=host,
+        port=port,
+        log_config=None,
+        # Forwarded headers are resolved by the app, only from settings.server.trusted_proxies.
+        proxy_headers=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default from settings).")] = None,
@@ -37,14 +52,8 @@ def serve(
 
     settings = _settings()
     application = build_app(settings)
-    uvicorn.run(
-        application,
-        host=host or settings.server.host,
-        port=port or settings.server.port,
-        log_config=None,
-        proxy_headers=True,
-        timeout_graceful_shutdown=10,
-    )
+    config = uvicorn_config(application, host=host or settings.server.host, port=port or settings.server.port)
+    uvicorn.Server(config).run()
 
 
 @app.command()

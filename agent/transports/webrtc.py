@@ -25,6 +25,7 @@ from agent.calls.runner import SAMPLE_RATE
 from agent.calls.service import CallPlan, VoiceService
 from agent.calls.session import CallSession
 from agent.transports.webrtc_media import VoxdeskWebRTCConnection, batch_audio_input
+from control_api.deps import client_ip
 from control_api.problems import ProblemError
 
 log = structlog.get_logger(__name__)
@@ -198,7 +199,7 @@ def webrtc_router(voice: VoiceService) -> APIRouter:
             return WebRTCAnswer(call_id=call.call_id, **answer)
 
         voice.check_embed_key(body.embed_key or x_voxdesk_embed_key, channel="webrtc")
-        ip = request.client.host if request.client else "unknown"
+        ip = client_ip(request) or "unknown"
         call_request = CallRequest(channel="webrtc", rate_key=f"ip:{ip}", meta={"transport": "smallwebrtc"})
         await voice.admit(rate_key=call_request.rate_key, channel=call_request.channel)  # every attempt counts
         _check_offer_sdp(body.sdp)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from control_api.app import create_app
+from tests.conftest import make_settings
 from tests.control_api.conftest import PASSWORD, Accounts, SMTPServer, api_settings, email_of
 
 pytestmark = pytest.mark.integration
@@ -263,3 +266,45 @@ def test_admin_password_reset_ends_every_session_of_the_account(accounts: Accoun
     assert c.post("/api/auth/refresh", json={"refresh_token": attacker["refresh_token"]}).status_code == 401
     # The shared fixture's viewer token is one of those sessions: sign it in again for later tests.
     accounts.tokens["viewer"] = accounts.login(email_of("viewer")).json()
+
+
+def _from_loopback(settings_path: Path, **server: Any) -> TestClient:
+    settings = api_settings(settings_path, server={"host": "127.0.0.1", **server})
+    return TestClient(create_app(settings), client=("127.0.0.1", 50000))
+
+
+def test_forwarded_for_from_an_untrusted_peer_is_ignored(tmp_path: Path) -> None:
+    # Loopback is no proxy unless configured: rotating X-Forwarded-For does not dodge the per-IP login limit.
+    with _from_loopback(tmp_path) as c:
+        for i in range(5):
+            r = c.post(
+                "/api/auth/login",
+                data={"username": f"guess{i}@voxdesk.example", "password": "wrong password!"},
+                headers={"X-Forwarded-For": f"203.0.113.{i}"},
+            )
+            assert r.status_code == 401
+        r = c.post(
+            "/api/auth/login",
+            data={"username": "guess9@voxdesk.example", "password": "wrong password!"},
+            headers={"X-Forwarded-For": "198.51.100.7"},
+        )
+        assert r.status_code == 429
+
+
+def test_forwarded_for_from_a_trusted_proxy_names_the_client(tmp_path: Path) -> None:
+    with _from_loopback(tmp_path, trusted_proxies=["127.0.0.1"]) as c:
+        for i in range(6):
+            r = c.post(
+                "/api/auth/login",
+                data={"username": f"guess{i}@voxdesk.example", "password": "wrong password!"},
+                headers={"X-Forwarded-For": f"203.0.113.{i}"},
+            )
+            assert r.status_code == 401  # six different clients behind the proxy, one attempt each
+
+
+def test_serve_leaves_forwarded_headers_to_the_app() -> None:
+    # uvicorn's own proxy handling trusts 127.0.0.1 by default; the app's middleware follows the settings instead.
+    from agent.cli import uvicorn_config
+
+    config = uvicorn_config(create_app(make_settings(Path("/tmp/voxdesk-unused"))), host="127.0.0.1", port=8000)
+    assert config.proxy_headers is False
