@@ -18,7 +18,16 @@ from collections.abc import Callable
 
 from pipelines.compat import output_reader
 from pipelines.compat.input_push import push_audio_directly
-from pipelines.compat.registry import PATCHES, LibraryPatch, Original, check, resolve, source_sha256, usable
+from pipelines.compat.registry import (
+    PATCHES,
+    LibraryPatch,
+    Original,
+    check,
+    resolve,
+    source_sha256,
+    substitute,
+    usable,
+)
 from pipelines.compat.worker_observer import LeanWorkerObserver, lean_observer
 
 __all__ = [
@@ -32,6 +41,7 @@ __all__ = [
     "push_audio_directly",
     "resolve",
     "source_sha256",
+    "substitute",
     "usable",
 ]
 

@@ -13,16 +13,15 @@ import hashlib
 import importlib
 import importlib.metadata
 import inspect
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
 
 import structlog
 
-log = structlog.get_logger(__name__)
-
-__all__ = ["PATCHES", "LibraryPatch", "Original", "check", "resolve", "source_sha256", "usable"]
+__all__ = ["PATCHES", "LibraryPatch", "Original", "check", "resolve", "source_sha256", "substitute", "usable"]
 
 PIPECAT = ("pipecat-ai", "1.14.0")
 AIORTC = ("aiortc", "1.16.0")
@@ -108,6 +107,7 @@ def check(patch: LibraryPatch) -> str | None:
 
 
 _checked: dict[LibraryPatch, bool] = {}
+_substitutes: dict[str, LibraryPatch] = {}
 
 
 def usable(name_or_patch: str | LibraryPatch) -> bool:
@@ -119,15 +119,39 @@ def usable(name_or_patch: str | LibraryPatch) -> bool:
     Args:
         name_or_patch: A key of :data:`PATCHES`, or a record (a test's altered copy of one).
     """
-    patch = PATCHES[name_or_patch] if isinstance(name_or_patch, str) else name_or_patch
+    if isinstance(name_or_patch, str):
+        patch = _substitutes.get(name_or_patch) or PATCHES[name_or_patch]
+    else:
+        patch = name_or_patch
     known = _checked.get(patch)
     if known is not None:
         return known
     reason = check(patch)
     if reason is not None:
-        log.warning("library_patch_skipped", patch=patch.name, reason=reason)
+        # Bound here, not at import: the line goes through the logging configured when it is written (once).
+        structlog.get_logger(__name__).warning("library_patch_skipped", patch=patch.name, reason=reason)
     _checked[patch] = reason is None
     return reason is None
+
+
+@contextmanager
+def substitute(patch: LibraryPatch) -> Iterator[None]:
+    """Check ``patch`` in place of the registered record of the same name while the context lasts.
+
+    For trying a record against another library release (an altered version or source hash) without editing
+    :data:`PATCHES`; what is applied meanwhile is decided by ``patch``'s check.
+    """
+    if patch.name not in PATCHES:
+        raise KeyError(f"no registered patch named {patch.name!r}")
+    previous = _substitutes.get(patch.name)
+    _substitutes[patch.name] = patch
+    try:
+        yield
+    finally:
+        if previous is None:
+            del _substitutes[patch.name]
+        else:
+            _substitutes[patch.name] = previous
 
 
 def _patches(*patches: LibraryPatch) -> Mapping[str, LibraryPatch]:
