@@ -12,6 +12,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from control_api.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from control_api.problems import problem_response
+from control_api.security_headers import DEFAULT_HEADERS
+
+access_log = structlog.get_logger("voxdesk.access")
+_DEFAULT_HEADERS = [(k.lower().encode(), v.encode()) for k, v in DEFAULT_HEADERS.items()]
 
 
 class BodyTooLargeError(Exception):
@@ -32,6 +36,9 @@ class RequestContextMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI connection."""
+        if scope["type"] == "websocket":
+            # The access line names the path only: a WebSocket's query may carry its access token.
+            access_log.info("websocket", path=scope.get("path", ""))
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -68,10 +75,10 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
                 message.setdefault("headers", [])
+                present = {bytes(k).lower() for k, _ in message["headers"]}
                 extra = [(b"x-request-id", request_id.encode())]
-                if not any(k.lower() == b"x-content-type-options" for k, _ in message["headers"]):
-                    # Browsers must not sniff a JSON answer (with an attacker's text in it) into HTML.
-                    extra.append((b"x-content-type-options", b"nosniff"))
+                # Headers a response did not set itself: nothing loads, nothing frames it, nothing sniffs it.
+                extra += [(name, value) for name, value in _DEFAULT_HEADERS if name not in present]
                 message["headers"] = [*message["headers"], *extra]
             await send(message)
 
@@ -98,5 +105,8 @@ class RequestContextMiddleware:
         route: Any = scope.get("route")
         template = getattr(route, "path", None) or "<unmatched>"
         method = scope.get("method", "GET")
+        elapsed = time.perf_counter() - start
         HTTP_REQUESTS.labels(method=method, route=template, status=str(status)).inc()
-        HTTP_LATENCY.labels(method=method, route=template).observe(time.perf_counter() - start)
+        HTTP_LATENCY.labels(method=method, route=template).observe(elapsed)
+        # The access line: the route's template, never the query string (tokens, search terms, caller data).
+        access_log.info("http", method=method, route=template, status=status, ms=round(elapsed * 1000, 1))

@@ -34,6 +34,9 @@ def uvicorn_config(application: Any, *, host: str, port: int) -> Any:
         host=host,
         port=port,
         log_config=None,
+        # The app writes the access lines itself (control_api.middleware): without query strings, so a
+        # WebSocket's access_token never reaches a log.
+        access_log=False,
         # Forwarded headers are resolved by the app, only from settings.server.trusted_proxies.
         proxy_headers=False,
         timeout_graceful_shutdown=10,

@@ -27,10 +27,13 @@ from agent.calls.session import CallSession
 from agent.transports.webrtc_media import VoxdeskWebRTCConnection, batch_audio_input
 from control_api.deps import client_ip
 from control_api.problems import ProblemError
+from control_api.security_headers import page_headers
 
 log = structlog.get_logger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 _STATIC_FILES = {"call.js": "text/javascript", "call.css": "text/css"}
+# The caller page asks for the microphone; otherwise it is as strict as every page (same origin, never framed).
+_PAGE_HEADERS = page_headers(microphone=True)
 
 
 class WebRTCOffer(BaseModel):
@@ -165,7 +168,7 @@ def webrtc_router(voice: VoiceService) -> APIRouter:
     @router.get("/call", response_class=HTMLResponse, include_in_schema=False)
     async def call_page() -> FileResponse:
         """The public caller page."""
-        return FileResponse(STATIC_DIR / "call.html", media_type="text/html")
+        return FileResponse(STATIC_DIR / "call.html", media_type="text/html", headers=_PAGE_HEADERS)
 
     @router.get("/call/{name}", include_in_schema=False)
     async def call_asset(name: str) -> FileResponse:

@@ -33,6 +33,7 @@ from control_api.schemas.users import MePublic, UserPublic
 from control_api.services import audit
 from control_api.services import auth as service
 from control_api.services.mail import MailError
+from control_api.state import AppState
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 _COOKIE_PATH = "/"
@@ -68,6 +69,12 @@ def _set_session_cookies(response: Response, opened: service.IssuedSession, *, s
         httponly=False,
         samesite="strict",
     )
+
+
+def _cookies_secure(request: Request, state: AppState) -> bool:
+    """Session cookies are ``Secure`` when configured, in production, or whenever the client came over HTTPS."""
+    settings = state.settings
+    return settings.auth.cookie_secure or settings.env == "production" or request.url.scheme == "https"
 
 
 @router.post("/signup", response_model=UserPublic, status_code=201, responses={403: {"description": "Sign-up closed"}})
@@ -131,7 +138,7 @@ async def login(
             ip=client_ip(request),
             user_agent=request.headers.get("user-agent"),
         )
-        _set_session_cookies(response, opened, secure=state.settings.auth.cookie_secure)
+        _set_session_cookies(response, opened, secure=_cookies_secure(request, state))
         csrf = opened.csrf_token
     response.headers["Cache-Control"] = "no-store"
     await audit.record(

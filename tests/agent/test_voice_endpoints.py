@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog.testing
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from starlette.websockets import WebSocketDisconnect
@@ -153,3 +154,12 @@ def test_ws_stream_refuses_a_signed_out_token(client: TestClient) -> None:
     assert client.get("/api/auth/me", headers=headers).status_code == 401
     assert _ws_close_code(client, f"/api/voice/stream?access_token={token}") == CLOSE_UNAUTHENTICATED
     assert _ws_close_code(client, "/api/voice/stream", headers=headers) == CLOSE_UNAUTHENTICATED
+
+
+def test_ws_access_token_never_reaches_the_logs(client: TestClient) -> None:
+    _, token = make_token(client, Role.VIEWER, email="logged@example.com")
+    with structlog.testing.capture_logs() as events:
+        assert _ws_close_code(client, f"/api/voice/stream?access_token={token}") == CLOSE_FORBIDDEN
+        client.get(f"/health/live?access_token={token}")
+    assert any(event.get("path") == "/api/voice/stream" for event in events), events
+    assert token not in repr(events)

@@ -353,3 +353,25 @@ def test_knowledge_upload_question_and_delete(live_server: LiveServer, browser: 
     assert watch.foreign_requests() == []
     unexpected = [e for e in watch.errors if "status of 401" not in e]
     assert unexpected == []
+
+
+def test_every_page_renders_under_its_strict_policy(
+    browser: BrowserContext, live_server: LiveServer, shots: Path
+) -> None:
+    # The API docs and the caller page run with a same-origin, never-framed CSP: a violation would be a console error.
+    page, watch = _open(browser)
+    for path in ("/api/docs", "/call"):
+        response = page.goto(f"{live_server.base_url}{path}")
+        assert response is not None
+        headers = response.headers
+        assert "frame-ancestors 'none'" in headers["content-security-policy"], path
+        assert headers["x-frame-options"] == "DENY" and headers["x-content-type-options"] == "nosniff", path
+        assert headers["referrer-policy"] == "no-referrer", path
+        if path == "/api/docs":
+            expect(page.locator(".swagger-ui .info .title")).to_contain_text("Voxdesk")
+        else:
+            expect(page.get_by_role("button", name="Call")).to_be_visible()
+            assert "microphone=(self)" in headers["permissions-policy"]
+        page.screenshot(path=str(shots / f"policy{path.replace('/', '-')}.png"))
+    assert not watch.errors, watch.errors
+    assert not watch.foreign_requests(), watch.foreign_requests()

@@ -119,6 +119,7 @@ def test_cookie_session_needs_csrf_on_unsafe_methods(accounts: Accounts) -> None
     session_cookie = next(v for v in set_cookie if v.startswith("voxdesk_session="))
     assert "HttpOnly" in session_cookie
     assert "SameSite=lax" in session_cookie
+    assert "Secure" not in session_cookie  # plain http on loopback in development
     csrf = r.json()["csrf_token"]
     assert c.cookies.get("voxdesk_csrf") == csrf
     # Reads work with the cookie alone.
@@ -308,3 +309,15 @@ def test_serve_leaves_forwarded_headers_to_the_app() -> None:
 
     config = uvicorn_config(create_app(make_settings(Path("/tmp/voxdesk-unused"))), host="127.0.0.1", port=8000)
     assert config.proxy_headers is False
+    assert config.access_log is False  # the app's own access lines carry no query string (tokens)
+
+
+def test_session_cookie_is_secure_over_https(accounts: Accounts) -> None:
+    c = accounts.client
+    r = c.post(
+        f"{str(c.base_url).replace('http://', 'https://')}/api/auth/login",
+        data={"username": email_of("admin"), "password": PASSWORD, "cookie_session": "true"},
+    )
+    assert r.status_code == 200
+    session_cookie = next(v for v in r.headers.get_list("set-cookie") if v.startswith("voxdesk_session="))
+    assert "Secure" in session_cookie

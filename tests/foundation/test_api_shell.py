@@ -148,3 +148,13 @@ def test_internal_errors_leak_nothing(echo_client: TestClient) -> None:
     assert r.headers["content-type"] == PROBLEM
     assert "SELECT" not in r.text
     assert "secret internals" not in r.text
+
+
+def test_every_response_carries_the_security_headers(client: TestClient) -> None:
+    for path in ("/health/live", "/api/openapi.json", "/api/no-such-route", "/api/docs"):
+        response = client.get(path)
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"], path
+        assert response.headers["x-frame-options"] == "DENY", path
+        assert response.headers["x-content-type-options"] == "nosniff", path
+        assert response.headers["referrer-policy"] == "no-referrer", path
+    assert client.get("/health/live").headers["content-security-policy"].startswith("default-src 'none'")
