@@ -61,6 +61,8 @@ def build_app(settings: Settings) -> FastAPI:
         pipeline_factory=stages,
         record_calls=settings.voice.record_calls,
         node=settings.voice.node_id or socket.gethostname(),
+        connect_timeout_secs=settings.voice.connect_timeout_secs,
+        max_connecting_per_address=settings.voice.max_connecting_per_address,
     )
 
     async def start_voice(state: AppState) -> Callable[[], Awaitable[None]]:

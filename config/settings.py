@@ -75,7 +75,6 @@ class ServerSettings(BaseModel):
             "forwarded_allow_ips); empty: forwarded headers are ignored and the peer address is the client's."
         ),
     )
-    cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS.")
 
 
 class AuthSettings(BaseModel):
@@ -95,8 +94,9 @@ class RateLimitSettings(BaseModel):
     api: str = Field(default="100/minute", description="API requests per user.")
     login: str = Field(default="5/15minutes", description="Login attempts per account and per IP.")
     voice: str = Field(default="10/hour", description="Calls started per user or per IP (anonymous callers).")
+    ice: str = Field(default="60/minute", description="Trickled ICE candidate requests per IP.")
 
-    @field_validator("api", "login", "voice")
+    @field_validator("api", "login", "voice", "ice")
     @classmethod
     def _check_limit(cls, value: str) -> str:
         from limits import parse  # local: keep config import-light
@@ -125,7 +125,6 @@ class KnowledgeSettings(BaseModel):
     reranker_path: Path | None = Field(default=None, description="Local cross-encoder model directory (optional).")
     max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1024, description="Largest uploaded file.")
     allow_private_urls: bool = Field(default=False, description="Let import-url fetch private/loopback addresses.")
-    demo_dir: Path | None = Field(default=None, description="Directory of demo documents loaded by `voxdesk run`.")
 
 
 class VADSettings(BaseModel):
@@ -255,32 +254,21 @@ class VoiceSettings(BaseModel):
     embed_key: SecretStr | None = Field(default=None, description="Key required by the public caller page if set.")
     silence_timeout_secs: float = Field(default=60.0, ge=5.0, description="End a call after this much silence.")
     max_call_secs: float = Field(default=3600.0, ge=30.0, description="Hard limit on a call's length.")
+    connect_timeout_secs: float = Field(
+        default=10.0,
+        ge=1.0,
+        le=120.0,
+        description="Release a call whose caller's media has not connected this long after the answer.",
+    )
+    max_connecting_per_address: int = Field(
+        default=2, ge=1, le=100, description="Calls still connecting (no media yet) one address may hold at once."
+    )
     record_calls: bool = Field(default=True, description="Record calls (only with the caller's consent).")
     node_id: str | None = Field(
         default=None,
         description="Identity of this voice process (default: host name); calls it left open are closed as failed "
         "when it restarts. Give each replica sharing a database its own.",
     )
-
-
-class TelephonySettings(BaseModel):
-    """SIP, telephony media WebSockets and LiveKit."""
-
-    sip_enabled: bool = Field(default=False, description="Listen for SIP INVITEs on UDP.")
-    sip_host: str = Field(default="127.0.0.1", description="SIP bind address.")
-    sip_port: int = Field(default=5060, ge=1, le=65535, description="SIP UDP port.")
-    rtp_port_min: int = Field(default=20000, ge=1024, le=65535, description="Lowest RTP port.")
-    rtp_port_max: int = Field(default=20999, ge=1024, le=65535, description="Highest RTP port.")
-    livekit_url: str | None = Field(default=None, description="LiveKit server URL (ws:// or wss://).")
-    livekit_api_key: str | None = Field(default=None, description="LiveKit API key.")
-    livekit_api_secret: SecretStr | None = Field(default=None, description="LiveKit API secret.")
-    twilio_auth_token: SecretStr | None = Field(default=None, description="Twilio auth token (signature checks).")
-
-    @model_validator(mode="after")
-    def _check_rtp_range(self) -> TelephonySettings:
-        if self.rtp_port_min > self.rtp_port_max:
-            raise ValueError("rtp_port_min must not exceed rtp_port_max")
-        return self
 
 
 class RetentionSettings(BaseModel):
@@ -290,14 +278,6 @@ class RetentionSettings(BaseModel):
     transcripts_days: int = Field(default=365, ge=1, description="Days transcripts are kept.")
     purge_interval_minutes: int = Field(default=60, ge=1, description="How often the purge job runs.")
     redact_pii: bool = Field(default=True, description="Redact PII in stored transcripts.")
-
-
-class AlertSettings(BaseModel):
-    """Operational alerts."""
-
-    webhook_url: str | None = Field(default=None, description="POST alerts here (JSON).")
-    latency_p95_ms: int = Field(default=1000, ge=50, description="Alert when voice p95 latency exceeds this.")
-    error_rate: float = Field(default=0.05, ge=0.0, le=1.0, description="Alert when call error rate exceeds this.")
 
 
 class SMTPSettings(BaseModel):
@@ -339,9 +319,7 @@ class Settings(BaseSettings):
     knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
     voice: VoiceSettings = Field(default_factory=VoiceSettings)
-    telephony: TelephonySettings = Field(default_factory=TelephonySettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
-    alerts: AlertSettings = Field(default_factory=AlertSettings)
     smtp: SMTPSettings = Field(default_factory=SMTPSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
 

@@ -79,6 +79,10 @@ class CallRegistry:
         """The live calls."""
         return list(self._calls.values())
 
+    def connecting(self, rate_key: str) -> int:
+        """How many of this process's calls admitted under ``rate_key`` have no media yet."""
+        return sum(1 for call in self._calls.values() if call.rate_key == rate_key and not call.media_connected)
+
     def check_capacity(self, channel: str) -> None:
         """Raise 503 problem JSON when no line is free (without taking one)."""
         if len(self._calls) + self._reserved >= self.max_calls:

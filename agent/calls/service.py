@@ -33,6 +33,8 @@ from pipelines.contracts import PersonaSpec
 from pipelines.processors.audio_gate import AgentAudioGate
 
 log = structlog.get_logger(__name__)
+# The outcome of a call whose caller's media never connected: a line taken, no conversation.
+NOT_CONNECTED = "not_connected"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,9 @@ class VoiceService:
         embed_key: When set, the public caller page must present it.
         pipeline_factory: Builds a call's pipeline.
         record_calls: Record calls whose caller heard the recording notice (their consent is stored).
+        node: This process's identity, stamped on every call it opens.
+        connect_timeout_secs: A call whose media has not connected this long after its answer is released.
+        max_connecting_per_address: Calls one rate key (an address, a user) may hold while they connect.
 
     """
 
@@ -83,6 +88,8 @@ class VoiceService:
         pipeline_factory: PipelineFactory,
         record_calls: bool = True,
         node: str = "local",
+        connect_timeout_secs: float = 10.0,
+        max_connecting_per_address: int = 2,
     ) -> None:
         self.node = node
         self.max_calls = max_calls
@@ -91,6 +98,8 @@ class VoiceService:
         self._embed_key = embed_key
         self.pipeline_factory = pipeline_factory
         self.record_calls = record_calls
+        self.connect_timeout_secs = connect_timeout_secs
+        self.max_connecting_per_address = max_connecting_per_address
         self._state: AppState | None = None
         self._registry: CallRegistry | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -145,8 +154,20 @@ class VoiceService:
             raise ProblemError(403, "A valid embed key is required to place a call.", type_="embed-key-required")
 
     async def admit(self, *, rate_key: str, channel: str) -> None:
-        """Count one call against the voice rate limit and check for a free line (429 / 503 problems)."""
+        """Count one call against the voice rate limit and check for a free line (429 / 503 problems).
+
+        A caller may hold only a few lines whose media has not connected yet: offers that never connect would
+        otherwise take every line until they time out.
+        """
         self.registry.check_capacity(channel)
+        if self.registry.connecting(rate_key) >= self.max_connecting_per_address:
+            CALLS_REJECTED.labels(channel=channel, reason="connecting").inc()
+            raise ProblemError(
+                429,
+                "Too many calls from this address are still connecting; try again shortly.",
+                type_="calls-connecting",
+                headers={"Retry-After": str(max(1, round(self.connect_timeout_secs)))},
+            )
         try:
             await ratelimit.hit(self.state.limiter, "voice", rate_key)
         except ProblemError:
@@ -205,6 +226,7 @@ class VoiceService:
             created_by=request.created_by,
             meta=dict(request.meta),
         )
+        call.rate_key = request.rate_key
         controls = CallControls(call=call, voice=self)
         try:
             transport = media.bind(call, controls)
@@ -216,6 +238,8 @@ class VoiceService:
             raise
         if media.connected_on_answer:
             await controls.connected()
+        else:
+            self.spawn(self._release_unconnected(call, controls), name=f"connect-{call.call_id}")
         run = run_call(
             call,
             plan.worker,
@@ -224,6 +248,14 @@ class VoiceService:
             end_reason=plan.end_reason,
         )
         return StartedCall(call=call, run=run)
+
+    async def _release_unconnected(self, call: CallSession, controls: CallControls) -> None:
+        # A line answered whose media never arrives (an unreachable ICE candidate, a caller gone) is freed soon.
+        try:
+            await asyncio.wait_for(controls.media_ready.wait(), timeout=self.connect_timeout_secs)
+        except TimeoutError:
+            log.info("call_media_timeout", call_id=call.call_id, timeout_s=self.connect_timeout_secs)
+            await call.end("media_timeout", outcome=NOT_CONNECTED)
 
     def greeting_frames(self, persona: PersonaSpec) -> list[Frame]:
         """What the agent says first: the greeting, then the recording/consent notice."""

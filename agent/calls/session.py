@@ -77,6 +77,9 @@ class CallSession:
         self.outcome_hint: str | None = None
         self.end_reason: str | None = None
         self.persona_id: str | None = None
+        # Whose voice limit admitted the call (``ip:...``, ``user:...``); the registry caps calls still connecting.
+        self.rate_key: str | None = None
+        self.media_connected = False
 
     @property
     def ended(self) -> bool:
@@ -110,6 +113,7 @@ class CallSession:
 
     async def activate(self) -> None:
         """The caller's media is connected: the call is ``active``."""
+        self.media_connected = True
         self.touch()
         try:
             async with self._sessions() as session:

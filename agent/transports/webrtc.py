@@ -25,6 +25,7 @@ from agent.calls.runner import SAMPLE_RATE
 from agent.calls.service import CallPlan, VoiceService
 from agent.calls.session import CallSession
 from agent.transports.webrtc_media import VoxdeskWebRTCConnection, batch_audio_input
+from control_api import ratelimit
 from control_api.deps import client_ip
 from control_api.problems import ProblemError
 from control_api.security_headers import page_headers
@@ -224,8 +225,9 @@ def webrtc_router(voice: VoiceService) -> APIRouter:
         return WebRTCAnswer(call_id=call.call_id, **answer)
 
     @router.patch("/api/voice/webrtc/offer", status_code=204)
-    async def ice_candidates(body: IcePatch) -> None:
+    async def ice_candidates(body: IcePatch, request: Request) -> None:
         """Add trickled ICE candidates to an existing peer connection."""
+        await ratelimit.hit(voice.state.limiter, "ice", f"ip:{client_ip(request) or 'unknown'}")
         existing = connections.get(body.pc_id)
         if existing is None:
             raise ProblemError(404, "No peer connection with this id.", type_="not-found")

@@ -7,13 +7,19 @@ The refusals all happen before a pipeline is built, so the app here mounts the v
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import structlog.testing
+from aiortc import RTCPeerConnection
 from fastapi.testclient import TestClient
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineWorker
+from pipecat.transports.base_transport import BaseTransport
 from pydantic import SecretStr
+from sqlalchemy import select
 from starlette.websockets import WebSocketDisconnect
 
 from agent.calls.service import CallPlan, VoiceService
@@ -22,6 +28,7 @@ from agent.transports.webrtc import STATIC_DIR, webrtc_router
 from agent.transports.websocket import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED, ws_stream_router
 from config import Settings
 from control_api.app import create_app
+from control_api.db.models import Call
 from control_api.rbac import Role
 from pipelines.contracts import PersonaSpec
 from tests.agent.conftest import make_token
@@ -163,3 +170,67 @@ def test_ws_access_token_never_reaches_the_logs(client: TestClient) -> None:
         client.get(f"/health/live?access_token={token}")
     assert any(event.get("path") == "/api/voice/stream" for event in events), events
     assert token not in repr(events)
+
+
+def _passthrough(*, transport: BaseTransport, call: CallSession, persona: PersonaSpec) -> CallPlan:
+    # The smallest real pipeline: the call's media in and out (these calls never connect).
+    return CallPlan(worker=PipelineWorker(Pipeline([transport.input(), transport.output()])))
+
+
+async def _unreachable_offer() -> str:
+    # A real browser-like offer whose only ICE candidate is a closed loopback port: the media never connects.
+    peer = RTCPeerConnection()
+    peer.addTransceiver("audio", direction="sendrecv")
+    await peer.setLocalDescription(await peer.createOffer())
+    sdp = peer.localDescription.sdp
+    await peer.close()
+    lines = [line for line in sdp.splitlines() if not line.startswith("a=candidate:")]
+    at = next(i for i, line in enumerate(lines) if line.startswith("a=end-of-candidates") or line.startswith("m=audio"))
+    lines.insert(at + 1, "a=candidate:1 1 UDP 2130706431 127.0.0.1 9 typ host")
+    return "\r\n".join(lines) + "\r\n"
+
+
+def test_calls_that_never_connect_are_released_and_capped_per_address(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    voice = VoiceService(
+        max_calls=16,
+        silence_timeout_secs=60,
+        max_call_secs=600,
+        embed_key=None,
+        pipeline_factory=_passthrough,
+        connect_timeout_secs=1.5,
+        max_connecting_per_address=2,
+    )
+    app = create_app(settings, routers=[webrtc_router(voice)], startup_hooks=[voice.startup])
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.portal is not None
+        offers = [client.portal.call(_unreachable_offer) for _ in range(3)]
+        first, second, third = (client.post("/api/voice/webrtc/offer", json={"sdp": sdp}) for sdp in offers)
+        assert first.status_code == 200 and second.status_code == 200, (first.text, second.text)
+        # A third line held by the same address while two still connect is refused; other callers keep theirs.
+        assert third.status_code == 429 and third.json()["type"].endswith("/calls-connecting")
+        deadline = time.monotonic() + 15
+        while len(voice.registry) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(voice.registry) == 0  # both lines released, not held for a minute
+
+        async def outcomes() -> list[tuple[str | None, str | None]]:
+            async with voice.state.sessions() as session:
+                rows = (await session.execute(select(Call.outcome, Call.end_reason))).all()
+            return [(row[0], row[1]) for row in rows]
+
+        assert sorted(client.portal.call(outcomes)) == [("not_connected", "media_timeout")] * 2
+        # The address may call again once its stale lines are gone.
+        again = client.post("/api/voice/webrtc/offer", json={"sdp": client.portal.call(_unreachable_offer)})
+        assert again.status_code == 200, again.text
+
+
+def test_ice_candidate_patches_are_rate_limited(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    settings.rate_limits.ice = "3/minute"
+    with _client(settings) as client:
+        codes = [
+            client.patch("/api/voice/webrtc/offer", json={"pc_id": "nope", "candidates": []}).status_code
+            for _ in range(4)
+        ]
+        assert codes == [404, 404, 404, 429]
