@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
@@ -12,6 +11,7 @@ from control_api.deps import SessionDep, require
 from control_api.problems import ProblemError
 from control_api.rbac import Permission
 from control_api.schemas.analytics import CallsReport, PerformanceReport, SentimentReport
+from control_api.schemas.common import InputDateTime
 from control_api.services import analytics as service
 
 router = APIRouter(prefix="/api/analytics", tags=["analytics"])
@@ -21,8 +21,8 @@ MAX_WINDOW_DAYS = 366
 
 
 def window(
-    since: Annotated[datetime | None, Query(description="From (default: 30 days before until)")] = None,
-    until: Annotated[datetime | None, Query(description="Before (default: now)")] = None,
+    since: Annotated[InputDateTime | None, Query(description="From (default: 30 days before until)")] = None,
+    until: Annotated[InputDateTime | None, Query(description="Before (default: now)")] = None,
 ) -> service.Window:
     """The time window of a report."""
     result = service.default_window(since, until)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
@@ -11,7 +10,7 @@ from control_api.db.models import User
 from control_api.deps import SessionDep, require
 from control_api.rbac import Permission
 from control_api.schemas.audit import AuditEntryPublic, AuditPagePublic
-from control_api.schemas.common import decode_cursor, encode_cursor
+from control_api.schemas.common import InputDateTime, decode_cursor, encode_cursor
 from control_api.services import audit as service
 
 router = APIRouter(prefix="/api/audit", tags=["audit"])
@@ -29,8 +28,8 @@ async def list_audit(
     target_type: Annotated[str | None, Query(max_length=40)] = None,
     target_id: Annotated[str | None, Query(max_length=64)] = None,
     outcome: Annotated[str | None, Query(max_length=20)] = None,
-    since: Annotated[datetime | None, Query(description="From this time (inclusive)")] = None,
-    until: Annotated[datetime | None, Query(description="Before this time")] = None,
+    since: Annotated[InputDateTime | None, Query(description="From this time (inclusive)")] = None,
+    until: Annotated[InputDateTime | None, Query(description="Before this time")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> AuditPagePublic:

@@ -27,7 +27,7 @@ from control_api.schemas.calls import (
     TranscriptPublic,
     TurnPublic,
 )
-from control_api.schemas.common import decode_cursor, encode_cursor
+from control_api.schemas.common import InputDateTime, checked_input_time, decode_cursor, encode_cursor
 from control_api.services import audit
 from control_api.services import calls as service
 
@@ -62,8 +62,8 @@ MAX_EXPORT_ROWS = 100_000
 
 
 def call_filter(
-    since: Annotated[datetime | None, Query(description="Started at or after")] = None,
-    until: Annotated[datetime | None, Query(description="Started before")] = None,
+    since: Annotated[InputDateTime | None, Query(description="Started at or after")] = None,
+    until: Annotated[InputDateTime | None, Query(description="Started before")] = None,
     status: Annotated[str | None, Query(max_length=20)] = None,
     channel: Annotated[str | None, Query(max_length=20)] = None,
     outcome: Annotated[str | None, Query(max_length=20)] = None,
@@ -105,7 +105,7 @@ async def list_calls(
     if cursor:
         started, call_id = decode_cursor(cursor, size=2)
         try:
-            after = (datetime.fromisoformat(str(started)), str(call_id))
+            after = (checked_input_time(datetime.fromisoformat(str(started))), str(call_id))
         except ValueError:
             raise ProblemError(400, "The cursor is not valid.", type_="invalid-cursor") from None
     rows = await service.list_calls(session, user, filters, limit=limit + 1, after=after)

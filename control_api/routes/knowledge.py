@@ -257,7 +257,7 @@ async def list_documents(
     user: Reader,
     status: Annotated[DocumentStatus | None, Query(description="Only documents with this status.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> DocumentsPublic:
     """Documents, newest first."""
     del user

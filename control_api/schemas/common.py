@@ -36,3 +36,23 @@ def _as_utc(value: datetime) -> datetime:
 
 
 UTCDateTime = Annotated[datetime, AfterValidator(_as_utc)]
+
+# The times a client may send: wide enough for any real query, narrow enough that no date arithmetic on them
+# (a window of days before ``until``, a timezone shift) can leave Python's or the database's range.
+EARLIEST_INPUT = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST_INPUT = datetime(2999, 12, 31, 23, 59, 59, tzinfo=UTC)
+
+
+def checked_input_time(value: datetime) -> datetime:
+    """``value`` in UTC (naive: taken as UTC); ``ValueError`` when it lies outside the accepted range."""
+    try:
+        utc = value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    except OverflowError:
+        raise ValueError("the time is out of range") from None
+    if not EARLIEST_INPUT <= utc <= LATEST_INPUT:
+        raise ValueError(f"the time must lie between {EARLIEST_INPUT.date()} and {LATEST_INPUT.date()}")
+    return utc
+
+
+InputDateTime = Annotated[datetime, AfterValidator(checked_input_time)]
+"""A time a client sends (query or body): converted to UTC, 422 when out of the accepted range."""

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from control_api.schemas.common import UTCDateTime
+from control_api.schemas.common import InputDateTime, UTCDateTime
 
 Kind = Literal["operational", "security"]
 Severity = Literal["low", "medium", "high", "critical"]
@@ -24,7 +23,7 @@ class IncidentCreate(BaseModel):
     kind: Kind = "security"
     severity: Severity = "medium"
     personal_data_breach: bool = False
-    detected_at: datetime | None = Field(default=None, description="When it was detected (default: now)")
+    detected_at: InputDateTime | None = Field(default=None, description="When it was detected (default: now)")
 
 
 class IncidentUpdate(BaseModel):

@@ -254,3 +254,15 @@ def test_no_recording_kept_without_consent(accounts: Accounts) -> None:
     with pytest.raises(ProblemError) as err:
         run(c, add)
     assert err.value.status == 409
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["since=0001-01-01T00:00:00%2B14:00", "until=9999-12-31T23:59:59-14:00", "since=1066-10-14T09:00:00Z"],
+)
+def test_times_outside_the_accepted_range_are_422(accounts: Accounts, query: str) -> None:
+    # These overflowed datetime when converted to UTC: a 500 after seconds of logging, the loop stalled meanwhile.
+    r = accounts.client.get(f"/api/calls?{query}", headers=accounts.headers("admin"))
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert accounts.client.get("/health/live").status_code == 200

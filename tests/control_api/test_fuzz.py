@@ -8,6 +8,8 @@ may be a 500, every status must be documented, and every body must match its doc
 from __future__ import annotations
 
 import json
+import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -86,3 +88,60 @@ def test_api_fuzz(fuzz_target: tuple[TestClient, dict[str, str]]) -> None:
             failures.append(f"{operation.label}: {type(err).__name__}: {err}"[:1500])
     assert operations >= 30
     assert not failures, "\n\n".join(failures)
+
+
+# Values at Python's range limits: times whose UTC form leaves datetime's range, integers past 64 bits.
+EDGE_TIMES = ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00", "1-1-1")
+EDGE_INTEGERS = ("99999999999999999999999999999999", "-99999999999999999999999999999999", "9223372036854775808")
+DEEP_JSON = "[" * 100_000 + "]" * 100_000
+# Generous on a busy two-core CI box: the fault it guards against stalled the server for about 7 s.
+SLOWEST_ACCEPTABLE_S = 3.0
+
+
+def _kinds(schema: dict[str, Any]) -> set[str]:
+    options = [schema, *schema.get("anyOf", []), *schema.get("oneOf", [])]
+    kinds = {option.get("format") or option.get("type") for option in options}
+    return {kind for kind in kinds if isinstance(kind, str)}
+
+
+def _fill(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", "00000000-0000-0000-0000-000000000000", path)
+
+
+def test_range_limits_and_deep_json_over_every_operation(fuzz_target: tuple[TestClient, dict[str, str]]) -> None:
+    client, headers = fuzz_target
+    spec = client.get("/api/openapi.json").json()
+    failures: list[str] = []
+    slowest = (0.0, "")
+    probes = 0
+    for path, item in spec["paths"].items():
+        if path == "/api/auth/logout":
+            continue
+        for method, operation in item.items():
+            requests: list[dict[str, Any]] = []
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") != "query":
+                    continue
+                kinds = _kinds(parameter.get("schema", {}))
+                values = (EDGE_TIMES if "date-time" in kinds else ()) + (EDGE_INTEGERS if "integer" in kinds else ())
+                requests += [{"params": {parameter["name"]: value}} for value in values]
+            if method in {"post", "put", "patch"} and "application/json" in operation.get("requestBody", {}).get(
+                "content", {}
+            ):
+                requests.append({"content": DEEP_JSON, "headers": {"content-type": "application/json"}})
+            for extra in requests:
+                probes += 1
+                started = time.perf_counter()
+                response = client.request(
+                    method.upper(), _fill(path), headers={**headers, **extra.pop("headers", {})}, **extra
+                )
+                elapsed = time.perf_counter() - started
+                slowest = max(slowest, (elapsed, f"{method.upper()} {path}"))
+                what = f"{method.upper()} {path} {str(extra)[:80]}"
+                if response.status_code >= 500:
+                    failures.append(f"{what}: {response.status_code} {response.text[:200]}")
+                elif response.status_code >= 400 and "problem+json" not in response.headers.get("content-type", ""):
+                    failures.append(f"{what}: {response.status_code} without problem JSON")
+    assert probes >= 20
+    assert not failures, "\n".join(failures)
+    assert slowest[0] < SLOWEST_ACCEPTABLE_S, slowest
