@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from loguru import logger as loguru_logger
 
 from agent.calls.service import VoiceService
+from agent.transports.ice_policy import CandidatePolicy
 from agent.transports.transcribe import transcribe_router
 from agent.transports.webrtc import webrtc_router
 from agent.transports.websocket import ws_stream_router
@@ -87,7 +88,13 @@ def build_app(settings: Settings) -> FastAPI:
     return create_app(
         settings,
         routers=[
-            webrtc_router(voice),
+            webrtc_router(
+                voice,
+                candidates=CandidatePolicy(
+                    announce=frozenset(settings.voice.webrtc_announce_addresses),
+                    keep_private=settings.env != "production",
+                ),
+            ),
             ws_stream_router(voice),
             transcribe_router(stages.asr, language=settings.pipeline.asr.language),
         ],

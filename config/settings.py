@@ -263,6 +263,13 @@ class VoiceSettings(BaseModel):
     max_connecting_per_address: int = Field(
         default=2, ge=1, le=100, description="Calls still connecting (no media yet) one address may hold at once."
     )
+    webrtc_announce_addresses: list[str] = Field(
+        default_factory=list,
+        description=(
+            "The only addresses a WebRTC answer offers as ICE candidates (empty: every interface's, "
+            "less private and loopback ones when env is production)."
+        ),
+    )
     record_calls: bool = Field(default=True, description="Record calls (only with the caller's consent).")
     node_id: str | None = Field(
         default=None,

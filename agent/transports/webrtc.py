@@ -24,6 +24,7 @@ from agent.calls.media import CallControls, CallRequest
 from agent.calls.runner import SAMPLE_RATE
 from agent.calls.service import CallPlan, VoiceService
 from agent.calls.session import CallSession
+from agent.transports.ice_policy import CandidatePolicy
 from agent.transports.webrtc_media import VoxdeskWebRTCConnection, batch_audio_input
 from control_api import ratelimit
 from control_api.deps import client_ip
@@ -158,8 +159,22 @@ class WebRTCMedia:
         await self._connection.disconnect()  # type: ignore[no-untyped-call]  # pipecat is untyped
 
 
-def webrtc_router(voice: VoiceService) -> APIRouter:
-    """The caller page and the WebRTC signalling endpoints of ``voice``."""
+def webrtc_router(voice: VoiceService, *, candidates: CandidatePolicy | None = None) -> APIRouter:
+    """The caller page and the WebRTC signalling endpoints of ``voice``.
+
+    Args:
+        voice: The voice service calls are set up through.
+        candidates: Which server addresses answers may announce (default: every one).
+
+    """
+    policy = candidates or CandidatePolicy()
+
+    def answer_of(connection: SmallWebRTCConnection, call_id: str) -> WebRTCAnswer | None:
+        answer = connection.get_answer()  # type: ignore[no-untyped-call]  # pipecat is untyped
+        if answer is None:
+            return None
+        return WebRTCAnswer(call_id=call_id, **{**answer, "sdp": policy.filter_sdp(answer["sdp"])})
+
     router = APIRouter(tags=["voice"])
     connections: dict[str, tuple[SmallWebRTCConnection, CallSession]] = {}
 
@@ -199,8 +214,10 @@ def webrtc_router(voice: VoiceService) -> APIRouter:
                 raise ProblemError(404, "No peer connection with this id.", type_="not-found")
             connection, call = existing
             await connection.renegotiate(sdp=body.sdp, type=body.type, restart_pc=body.restart_pc)
-            answer = connection.get_answer()  # type: ignore[no-untyped-call]  # pipecat is untyped
-            return WebRTCAnswer(call_id=call.call_id, **answer)
+            renegotiated = answer_of(connection, call.call_id)
+            if renegotiated is None:
+                raise ProblemError(400, "No SDP answer could be made for this offer.", type_="bad-sdp")
+            return renegotiated
 
         voice.check_embed_key(body.embed_key or x_voxdesk_embed_key, channel="webrtc")
         ip = client_ip(request) or "unknown"
@@ -215,14 +232,14 @@ def webrtc_router(voice: VoiceService) -> APIRouter:
             raise ProblemError(400, "The SDP offer could not be used.", type_="bad-sdp") from exc
         started = await voice.start_call(call_request, WebRTCMedia(connection, on_closed=forget))
         call = started.call
-        answer = connection.get_answer()  # type: ignore[no-untyped-call]  # pipecat is untyped
+        answer = answer_of(connection, call.call_id)
         if answer is None:
             started.run.close()
             await call.end("signalling_failed", failed=True)
             raise ProblemError(400, "No SDP answer could be made for this offer.", type_="bad-sdp")
         voice.spawn(started.run, name=f"call-{call.call_id}")
-        connections[answer["pc_id"]] = (connection, call)
-        return WebRTCAnswer(call_id=call.call_id, **answer)
+        connections[answer.pc_id] = (connection, call)
+        return answer
 
     @router.patch("/api/voice/webrtc/offer", status_code=204)
     async def ice_candidates(body: IcePatch, request: Request) -> None:
