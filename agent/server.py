@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import sys
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from fastapi import FastAPI
-from loguru import logger as loguru_logger
 
 from agent.calls.service import VoiceService
 from agent.transports.ice_policy import CandidatePolicy
@@ -25,13 +23,6 @@ from control_api.services.knowledge import KnowledgeService
 from control_api.state import AppState
 from pipelines.contracts import Retriever, TextEmbedder
 
-
-def _quiet_pipecat(level: str) -> None:
-    # pipecat logs through loguru, with transcripts at DEBUG: keep it at WARNING unless debugging.
-    loguru_logger.remove()
-    loguru_logger.add(sys.stderr, level="DEBUG" if level == "DEBUG" else "WARNING")
-
-
 # Threads of the event loop's default pool in a voice process (see start_voice).
 VOICE_THREADS = 32
 
@@ -39,7 +30,6 @@ VOICE_THREADS = 32
 def build_app(settings: Settings) -> FastAPI:
     """Build the whole server from ``settings``: API, console, voice endpoints, prewarmed voice stages."""
     configure_logging(level=settings.logging.level, json_logs=settings.logging.json_logs)
-    _quiet_pipecat(settings.logging.level)
     state_holder: dict[str, AppState] = {}
 
     def knowledge_service() -> KnowledgeService | None:

@@ -9,6 +9,7 @@ import time
 
 import pytest
 import structlog
+from loguru import logger as loguru_logger
 
 from control_api.logging_setup import configure_logging
 from control_api.looplag import LoopLagProbe
@@ -31,6 +32,33 @@ def test_json_logs_carry_context_and_mask_pii(capsys: pytest.CaptureFixture[str]
     assert record["request_id"] == "req-9"
     assert record["pii_text"] == "<redacted>"
     assert "4111" not in line
+
+
+def test_loguru_records_join_the_structured_stream(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(level="INFO", json_logs=True)
+    structlog.contextvars.bind_contextvars(call_id="call-456")
+    try:
+        # As pipecat logs: loguru, from a module of its own, inside a call's context.
+        loguru_logger.bind(stage="tts").warning("TTS stage failed")
+        loguru_logger.info("below the loguru threshold outside DEBUG")
+        try:
+            raise RuntimeError("synthetic")
+        except RuntimeError:
+            loguru_logger.exception("pipeline error")
+    finally:
+        structlog.contextvars.clear_contextvars()
+        logging.getLogger().handlers.clear()
+    lines = capsys.readouterr().err.strip().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert [r["event"] for r in records] == ["TTS stage failed", "pipeline error"]
+    warning, error = records
+    assert warning["call_id"] == "call-456"
+    assert warning["level"] == "warning"
+    assert warning["logger"] == __name__
+    assert warning["stage"] == "tts"
+    assert error["level"] == "error"
+    assert error["call_id"] == "call-456"
+    assert "RuntimeError: synthetic" in error["exception"]
 
 
 async def test_loop_lag_probe_sees_a_blocked_loop() -> None:
