@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from loguru import logger
+import structlog
 from pipecat.frames.frames import (
     EndTaskFrame,
     Frame,
@@ -34,6 +34,8 @@ from pipelines.contracts import Passage, PersonaSpec, Retrieval, TextEmbedder
 from pipelines.frames import AnswerMetaFrame, KnowledgeFrame
 from pipelines.options import BrainOptions
 from pipelines.tools import END, SEARCH, TICKET, TOOLS, TRANSFER, CallTools
+
+log = structlog.stdlib.get_logger(__name__)
 
 __all__ = ["ExtractiveBackend", "ExtractiveBrain", "best_sentences", "split_sentences"]
 
@@ -281,7 +283,7 @@ class ExtractiveBrain(FrameProcessor):
         self._knowledge: KnowledgeFrame | None = None
         self._scores: OrderedDict[str, asyncio.Task[dict[str, float]]] = OrderedDict()
         self._offered_human = False
-        self._log = logger.bind(call_id=call_id)
+        self._log = log.bind(call_id=call_id)
 
     def prefetch(self, text: str) -> None:
         """Start matching ``text`` to the tools while the caller finishes the turn."""
@@ -334,7 +336,7 @@ class ExtractiveBrain(FrameProcessor):
         try:
             text, citations, tool = await self._decide(question)
         except Exception as exc:  # noqa: BLE001 - reported, and the caller hears an apology instead of silence
-            self._log.exception("extractive brain failed")
+            self._log.exception("extractive_brain_failed")
             await self.push_error(f"extractive brain failed: {exc}", exception=exc)
             text, citations, tool = "Sorry, something went wrong on my side. Could you say that again?", (), None
         brain_ms = (time.perf_counter() - t0) * 1000

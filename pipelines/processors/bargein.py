@@ -21,7 +21,7 @@ import asyncio
 import re
 import time
 
-from loguru import logger
+import structlog
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
@@ -40,6 +40,8 @@ from pipecat.turns.user_start import BaseUserTurnStartStrategy
 
 from pipelines.metrics import BARGE_IN_IGNORED
 from pipelines.processors.audio_gate import AgentAudioGate
+
+log = structlog.stdlib.get_logger(__name__)
 
 __all__ = ["BACKCHANNELS", "BargeInPolicy"]
 
@@ -209,7 +211,7 @@ class BargeInPolicy(BaseUserTurnStartStrategy):
             if final:
                 if verdict in ("backchannel", "echo"):
                     BARGE_IN_IGNORED.labels(reason=verdict).inc()
-                    logger.bind(call_id=self._call_id, reason=verdict).debug("caller speech did not interrupt")
+                    log.debug("barge_in_ignored", call_id=self._call_id, reason=verdict)
                 await self._clear()
                 self._resume()
                 await self.trigger_reset_aggregation()  # type: ignore[no-untyped-call]  # untyped in pipecat

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from loguru import logger
+import structlog
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
@@ -41,6 +41,8 @@ from pipelines.contracts import CallEventRecord, CallSink, LatencyRecord
 from pipelines.frames import KnowledgeFrame
 from pipelines.metrics import BARGE_IN_REACTION, TURN_LATENCY
 from pipelines.processors.audio_gate import AgentAudioGate
+
+log = structlog.stdlib.get_logger(__name__)
 
 __all__ = ["LatencyMeter"]
 
@@ -176,5 +178,5 @@ class LatencyMeter(BaseObserver):
             value = getattr(record, f"{stage}_ms")
             if value is not None:
                 TURN_LATENCY.labels(stage=stage).observe(value / 1000)
-        logger.bind(call_id=self._call_id, total_ms=record.total_ms).debug("turn latency")
+        log.debug("turn_latency", call_id=self._call_id, total_ms=record.total_ms)
         await self._sink.latency(record)

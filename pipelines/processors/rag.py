@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import cast
 
-from loguru import logger
+import structlog
 from pipecat.frames.frames import (
     CancelFrame,
     EndFrame,
@@ -30,6 +30,8 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipelines.contracts import Retrieval
 from pipelines.frames import KnowledgeFrame
 from pipelines.tools import CallTools
+
+log = structlog.stdlib.get_logger(__name__)
 
 __all__ = ["RAGContext"]
 
@@ -84,7 +86,7 @@ class RAGContext:
         try:
             return await self.tools.search(text, record=False)
         except Exception as exc:  # noqa: BLE001 - a failing retriever must not break the call
-            logger.bind(call_id=self.call_id).warning("retrieval failed")
+            log.warning("retrieval_failed", call_id=self.call_id, error_type=type(exc).__name__)
             await self.listener.push_error(f"retrieval failed: {exc}", exception=exc)
             return None
 

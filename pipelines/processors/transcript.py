@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from loguru import logger
+import structlog
 from pipecat.frames.frames import (
     AggregatedTextFrame,
     BotStartedSpeakingFrame,
@@ -48,6 +48,8 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipelines.asr.base import ASRResult
 from pipelines.contracts import CallSink, SpokenTextListener, TurnRecord
 from pipelines.frames import AnswerMetaFrame
+
+log = structlog.stdlib.get_logger(__name__)
 
 __all__ = ["CallRecorder"]
 
@@ -270,7 +272,7 @@ class _CallerTap(FrameProcessor):
                     )
                 )
         except OSError as exc:
-            logger.bind(call_id=r.call_id).error("call recording failed")
+            log.error("call_recording_failed", call_id=r.call_id, error_type=type(exc).__name__)
             r.recording_path = None
             await self.push_error(f"call recording failed: {exc}", exception=exc)
         await self.push_frame(frame, direction)

@@ -8,12 +8,14 @@ import subprocess
 from collections.abc import Sequence
 from typing import Any
 
-from loguru import logger
+import structlog
 
 from pipelines.options import TTSOptions
 from pipelines.tts.base import TTSBackend
 from pipelines.tts.flite_native import NATIVE_VOICES, FliteWorkerPool
 from pipelines.tts.subprocess_tts import SubprocessTTSService
+
+log = structlog.stdlib.get_logger(__name__)
 
 DEFAULT_VOICE = "slt"
 
@@ -94,7 +96,7 @@ class FliteBackend(TTSBackend):
             pool: FliteWorkerPool | None = FliteWorkerPool(sorted(voices & NATIVE_VOICES.keys()), size=size)
         except OSError as exc:
             # Same voices, same audio, a process per clause: slower, never silent.
-            logger.warning(f"resident flite unavailable, running the flite command per clause: {exc}")
+            log.warning("resident_flite_unavailable", fallback="flite command per clause", error=str(exc))
             pool = None
         return cls(binary, options, voices, pool)
 

@@ -9,13 +9,15 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import httpx
-from loguru import logger
+import structlog
 from pipecat.frames.frames import ErrorFrame, Frame
 from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import TTSService
 
 from pipelines.options import TTSOptions
 from pipelines.tts.base import TTSBackend
+
+log = structlog.stdlib.get_logger(__name__)
 
 OPENAI_PCM_RATE = 24000
 
@@ -97,7 +99,7 @@ class OpenAISpeechTTSService(TTSService):
                     await self.stop_ttfb_metrics()
                     yield frame
         except httpx.HTTPError as exc:
-            logger.bind(call_id=self._call_id).error("speech request failed")
+            log.error("speech_request_failed", call_id=self._call_id, error_type=type(exc).__name__)
             yield ErrorFrame(error=f"speech request failed: {type(exc).__name__}")
 
 

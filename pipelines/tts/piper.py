@@ -6,13 +6,15 @@ import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
-from loguru import logger
+import structlog
 from pipecat.frames.frames import ErrorFrame, Frame
 from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import TTSService
 
 from pipelines.options import TTSOptions
 from pipelines.tts.base import TTSBackend, first_clause_split, speakable
+
+log = structlog.stdlib.get_logger(__name__)
 
 
 class PiperVoiceTTSService(TTSService):
@@ -57,7 +59,7 @@ class PiperVoiceTTSService(TTSService):
                     await self.stop_ttfb_metrics()
                     yield frame
         except (OSError, RuntimeError, ValueError) as exc:
-            logger.bind(call_id=self._call_id).error("piper synthesis failed")
+            log.error("piper_synthesis_failed", call_id=self._call_id, error_type=type(exc).__name__)
             yield ErrorFrame(error=f"piper synthesis failed: {exc}")
 
 

@@ -11,13 +11,15 @@ from abc import abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 
-from loguru import logger
+import structlog
 from pipecat.frames.frames import ErrorFrame, Frame, InterruptionFrame
 from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import TTSService
 
 from pipelines.tts.base import first_clause_split, speakable, trim_leading_silence
+
+log = structlog.stdlib.get_logger(__name__)
 
 # A clause is urgent while less than this much of the answer's audio is still to play.
 URGENT_SECS = 0.3
@@ -132,7 +134,7 @@ class SubprocessTTSService(TTSService):
                     await self.stop_ttfb_metrics()
                     yield frame
         except (OSError, RuntimeError, wave.Error) as exc:
-            logger.bind(call_id=self._call_id).error("speech synthesis failed")
+            log.error("speech_synthesis_failed", call_id=self._call_id, error_type=type(exc).__name__)
             yield ErrorFrame(error=f"speech synthesis failed: {exc}")
         finally:
             await self.stop_ttfb_metrics()
