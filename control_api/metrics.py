@@ -17,11 +17,6 @@ HTTP_LATENCY = Histogram(
 CALLS_STARTED = Counter("voxdesk_calls_started_total", "Calls started.", ["channel"])
 CALLS_ENDED = Counter("voxdesk_calls_ended_total", "Calls ended.", ["channel", "outcome"])
 CALLS_ACTIVE = Gauge("voxdesk_calls_active", "Calls in progress in this process.", ["channel"])
-VOICE_LATENCY = Histogram(
-    "voxdesk_voice_latency_seconds",
-    "Voice-to-voice latency per turn (caller's last voiced frame to agent's first audio out).",
-    buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0, 5.0),
-)
 LOOP_LAG = Histogram(
     "voxdesk_event_loop_lag_seconds",
     "Event-loop scheduling lag measured by a periodic probe.",

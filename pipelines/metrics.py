@@ -6,7 +6,8 @@ from prometheus_client import Counter, Histogram
 
 TURN_LATENCY = Histogram(
     "voxdesk_pipeline_turn_latency_seconds",
-    "Per-turn voice-to-voice latency and its split: stage=total|vad|asr|retrieval|llm|tts.",
+    "Voice-to-voice latency per turn (caller's last voiced frame to the agent's first audio out) as stage=total, "
+    "and its split: stage=vad|asr|retrieval|llm|tts.",
     ["stage"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0, 5.0),
 )

@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from agent.calls.channels import ClientChannel
 from agent.calls.consent import ConsentDecision, RecordingConsent
 from agent.metrics import SINK_FAILURES
-from control_api.metrics import VOICE_LATENCY
 from control_api.problems import ProblemError
 from control_api.services import calls as call_service
 from control_api.services import privacy
@@ -155,7 +154,6 @@ class DbCallSink:
     async def latency(self, record: LatencyRecord) -> None:
         """Persist one turn's latency with its stage split."""
         self.counters.latencies_ms.append(record.total_ms)
-        VOICE_LATENCY.observe(record.total_ms / 1000.0)
         self._submit(lambda: self._write_latency(record))
 
     async def _write_latency(self, record: LatencyRecord) -> None:

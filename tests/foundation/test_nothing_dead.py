@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import tomllib
 from collections.abc import Iterator
 from functools import cache
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+from prometheus_client import REGISTRY
 from pydantic import BaseModel
 
 from config.reference import render_markdown
@@ -121,3 +123,14 @@ def test_every_direct_dependency_is_imported() -> None:
     assert unused == [], f"dependencies nothing imports (remove them, or say why they are needed): {unused}"
     stale = sorted(set(NOT_IMPORTED_BUT_NEEDED) - set(distributions))
     assert stale == [], f"NOT_IMPORTED_BUT_NEEDED names packages that are no longer dependencies: {stale}"
+
+
+def test_each_latency_is_one_histogram() -> None:
+    for module in ("agent.metrics", "control_api.metrics", "pipelines.metrics"):
+        importlib.import_module(module)  # each registers its metrics in the default registry
+    voice_to_voice = [
+        family.name
+        for family in REGISTRY.collect()
+        if family.type == "histogram" and "voice-to-voice" in family.documentation.lower()
+    ]
+    assert voice_to_voice == ["voxdesk_pipeline_turn_latency_seconds"]
