@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile
 
 from control_api.db.models import User
-from control_api.deps import SessionDep, StateDep, require
+from control_api.deps import SessionDep, StateDep, actor_for, require
 from control_api.problems import ProblemError
 from control_api.rbac import Permission
 from control_api.schemas.knowledge import (
@@ -34,15 +34,6 @@ router = APIRouter(prefix="/api/knowledge", tags=["knowledge"])
 Reader = Annotated[User, Depends(require(Permission.KNOWLEDGE_READ))]
 Writer = Annotated[User, Depends(require(Permission.KNOWLEDGE_WRITE))]
 READ_CHUNK = 1024 * 1024
-
-
-def _actor(request: Request, user: User) -> audit.Actor:
-    return audit.Actor(
-        user_id=user.id,
-        role=user.role,
-        ip=request.client.host if request.client else None,
-        request_id=getattr(request.state, "request_id", None),
-    )
 
 
 def knowledge_service(state: AppState) -> service.KnowledgeService:
@@ -102,7 +93,7 @@ async def upload(
         )
     await audit.record(
         session,
-        _actor(request, user),
+        actor_for(request, user),
         "knowledge.upload",
         target_type="knowledge_document",
         target_id=accepted[0].id if len(accepted) == 1 else None,
@@ -140,7 +131,7 @@ async def import_url(
     knowledge = knowledge_service(state)
     settings = state.settings.knowledge
     limit = settings.max_upload_bytes
-    actor = _actor(request, user)
+    actor = actor_for(request, user)
     try:
         page = await fetch(body.url, allow_private=settings.allow_private_urls, max_bytes=limit)
     except FetchError as exc:
@@ -221,7 +212,7 @@ async def process(
         await ingestion.requeue(session, document)
     await audit.record(
         session,
-        _actor(request, user),
+        actor_for(request, user),
         "knowledge.process",
         target_type="knowledge_document",
         detail={"document_ids": [d.id for d in documents][:200]},
@@ -276,7 +267,7 @@ async def delete_document(
     await service.delete_document(session, knowledge.kb, document)
     await audit.record(
         session,
-        _actor(request, user),
+        actor_for(request, user),
         "knowledge.delete",
         target_type="knowledge_document",
         target_id=document_id,

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 
 from control_api.db.models import User
-from control_api.deps import CurrentUser, SessionDep, require
+from control_api.deps import CurrentUser, SessionDep, actor_for, require
 from control_api.rbac import Permission
 from control_api.schemas.personas import PersonaCreate, PersonaPublic, PersonasPublic, PersonaUpdate
 from control_api.services import audit
@@ -16,15 +16,6 @@ from control_api.services import personas as service
 router = APIRouter(prefix="/api/personas", tags=["personas"])
 Manager = Annotated[User, Depends(require(Permission.PERSONAS_MANAGE))]
 _NULLABLE = frozenset({"voice"})
-
-
-def _actor(request: Request, user: User) -> audit.Actor:
-    return audit.Actor(
-        user_id=user.id,
-        role=user.role,
-        ip=request.client.host if request.client else None,
-        request_id=getattr(request.state, "request_id", None),
-    )
 
 
 @router.get("", response_model=PersonasPublic)
@@ -56,7 +47,7 @@ async def create_persona(body: PersonaCreate, request: Request, session: Session
     persona = await service.create(session, created_by=user.id, **body.model_dump())
     await audit.record(
         session,
-        _actor(request, user),
+        actor_for(request, user),
         "personas.create",
         target_type="persona",
         target_id=persona.id,
@@ -76,7 +67,7 @@ async def update_persona(
     persona = await service.new_version(session, name, changes=changes, created_by=user.id)
     await audit.record(
         session,
-        _actor(request, user),
+        actor_for(request, user),
         "personas.update",
         target_type="persona",
         target_id=persona.id,

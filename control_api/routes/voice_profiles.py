@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Path, Request
 
 from control_api.db.models import User, VoiceProfile
-from control_api.deps import CurrentUser, SessionDep
+from control_api.deps import CurrentUser, SessionDep, actor_for
 from control_api.rbac import Permission, ensure
 from control_api.schemas.voice_profiles import VoiceProfilePublic, VoiceProfileUpdate
 from control_api.services import audit
@@ -49,12 +49,7 @@ async def put_profile(
     profile = await service.put(session, user_id, **body.model_dump())
     await audit.record(
         session,
-        audit.Actor(
-            user_id=user.id,
-            role=user.role,
-            ip=request.client.host if request.client else None,
-            request_id=getattr(request.state, "request_id", None),
-        ),
+        actor_for(request, user),
         "voice_profiles.update",
         target_type="voice_profile",
         target_id=user_id,

@@ -134,3 +134,13 @@ def test_each_latency_is_one_histogram() -> None:
         if family.type == "histogram" and "voice-to-voice" in family.documentation.lower()
     ]
     assert voice_to_voice == ["voxdesk_pipeline_turn_latency_seconds"]
+
+
+def test_routes_build_audit_actors_through_deps_only() -> None:
+    # One rule for who did it and from where (client_ip believes forwarded headers only from trusted proxies).
+    copies = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "control_api" / "routes").rglob("*.py")
+        if "audit.Actor(" in path.read_text() or "request.client.host" in path.read_text()
+    ]
+    assert copies == [], f"routes building their own audit actor instead of control_api.deps.actor_for: {copies}"
