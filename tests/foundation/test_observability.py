@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
+from typing import Any
 
 import pytest
 import structlog
 from loguru import logger as loguru_logger
 
-from control_api.logging_setup import configure_logging
+from control_api.logging_setup import TRACEBACK_CHARS, configure_logging, flush_logs
 from control_api.looplag import LoopLagProbe
 
 pytestmark = pytest.mark.unit
@@ -24,6 +26,7 @@ def test_json_logs_carry_context_and_mask_pii(capsys: pytest.CaptureFixture[str]
         structlog.get_logger("voxdesk.test").info("turn_stored", pii_text="my card is 4111 1111 1111 1111", seq=3)
     finally:
         structlog.contextvars.clear_contextvars()
+        flush_logs()
         logging.getLogger().handlers.clear()
     line = capsys.readouterr().err.strip().splitlines()[-1]
     record = json.loads(line)
@@ -47,6 +50,7 @@ def test_loguru_records_join_the_structured_stream(capsys: pytest.CaptureFixture
             loguru_logger.exception("pipeline error")
     finally:
         structlog.contextvars.clear_contextvars()
+        flush_logs()
         logging.getLogger().handlers.clear()
     lines = capsys.readouterr().err.strip().splitlines()
     records = [json.loads(line) for line in lines]
@@ -70,3 +74,63 @@ async def test_loop_lag_probe_sees_a_blocked_loop() -> None:
     await probe.stop()
     assert probe.samples >= 2
     assert probe.max_lag >= 0.15
+
+
+def _deep(level: int, payload: str) -> None:
+    if level == 0:
+        raise OverflowError("date value out of range")
+    _deep(level - 1, payload)
+
+
+def test_an_unexpected_error_is_one_bounded_line_without_locals(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(level="INFO", json_logs=True)
+    secret_local = "caller-said-" + "x" * 50_000  # a local variable: never rendered
+    try:
+        try:
+            _deep(200, secret_local)
+        except OverflowError:
+            structlog.get_logger("voxdesk.test").exception("unhandled_error", path="/api/calls")
+    finally:
+        flush_logs()
+        logging.getLogger().handlers.clear()
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1
+    record = json.loads(lines[0])
+    assert record["event"] == "unhandled_error"
+    assert "OverflowError: date value out of range" in record["exception"]
+    assert "caller-said" not in lines[0]
+    assert len(record["exception"]) <= TRACEBACK_CHARS + 1
+
+
+class _StalledStream:
+    """A stderr whose writes wait until released (a full pipe, a slow terminal)."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.lines: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.release.wait(timeout=30)
+        self.lines.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        return None
+
+
+def test_logging_never_waits_on_the_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = _StalledStream()
+    monkeypatch.setattr("sys.stderr", stream)
+    configure_logging(level="INFO", json_logs=True)
+    try:
+        log: Any = structlog.get_logger("voxdesk.test")
+        for i in range(5):
+            log.error("call_pipeline_failed", seq=i)  # returns at once although the stream is stalled
+        assert not stream.lines
+        stream.release.set()
+        flush_logs()
+        assert sum('"call_pipeline_failed"' in line for line in stream.lines) == 5
+    finally:
+        stream.release.set()
+        flush_logs()
+        logging.getLogger().handlers.clear()
