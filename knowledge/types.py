@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+import numpy.typing as npt
+
 
 @dataclass(frozen=True, slots=True)
 class Section:
@@ -54,7 +57,8 @@ class StoredChunk:
         document_id: The owning document.
         seq: Position of the chunk in its document.
         text: The chunk text (with its heading line first, so keyword search sees headings too).
-        vector: Unit-normalised embedding; may be empty when a store returns hits without vectors.
+        vector: Unit-normalised embedding (a float32 array where it comes from bytes, e.g. the database); may
+            be empty when a store returns hits without vectors.
         title: Document title or file name, for citations.
         heading: Heading path, for citations.
         page: Page number, for citations.
@@ -65,7 +69,7 @@ class StoredChunk:
     document_id: str
     seq: int
     text: str
-    vector: Sequence[float] = ()
+    vector: Sequence[float] | npt.NDArray[np.float32] = ()
     title: str | None = None
     heading: str | None = None
     page: int | None = None

@@ -268,6 +268,8 @@ class KnowledgeDocument(Base):
     title: Mapped[str | None] = mapped_column(String(500))
     pages: Mapped[int | None] = mapped_column(Integer)
     chunk_count: Mapped[int] = mapped_column(Integer, default=0)
+    # The model that embedded the chunks; the vector index is rebuilt from these embeddings only while it is current.
+    embedding_model: Mapped[str | None] = mapped_column(String(200))
     created_by: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -275,7 +277,10 @@ class KnowledgeDocument(Base):
 
 
 class KnowledgeChunk(Base):
-    """A retrievable chunk of a document, with where it came from; the embedding is kept to rebuild indexes."""
+    """A retrievable chunk of a document: the one record of its text, citation fields and embedding.
+
+    The vector store is an index rebuilt from these rows (``control_api.services.ingestion_index``).
+    """
 
     __tablename__ = "knowledge_chunks"
     __table_args__ = (UniqueConstraint("document_id", "seq", name="uq_knowledge_chunks_doc_seq"),)

@@ -245,7 +245,7 @@ async def start(
     sessions: async_sessionmaker[AsyncSession],
     run_worker: bool = True,
 ) -> KnowledgeService:
-    """Build the knowledge base from settings, recover interrupted ingestion and start the worker.
+    """Build the knowledge base from settings, restore its index from the database, and start the worker.
 
     The embedding model loads once per process (module-level cache), so calling this for every app built in
     a test run costs the load only once.
@@ -267,12 +267,13 @@ async def start(
         models_dir=settings.models_dir,
     )
     worker = IngestionWorker(sessions=sessions, kb=kb)
-    if run_worker:
-        try:
+    try:
+        await worker.reconcile()  # every process that retrieves needs the index; the database holds the chunks
+        if run_worker:
             await worker.start()
-        except BaseException:
-            await kb.close()
-            raise
+    except BaseException:
+        await kb.close()
+        raise
     return KnowledgeService(
         kb=kb,
         sessions=sessions,

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from knowledge.stores.base import VectorStore, reciprocal_rank_fusion
+from knowledge.stores.base import RestoreReport, VectorStore
 
 BACKENDS: dict[str, str] = {
     "embedded": "knowledge.stores.embedded:EmbeddedStore",
     "weaviate": "knowledge.stores.weaviate:WeaviateStore",
 }
 
-__all__ = ["BACKENDS", "VectorStore", "reciprocal_rank_fusion"]
+__all__ = ["BACKENDS", "RestoreReport", "VectorStore"]

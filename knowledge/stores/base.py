@@ -1,32 +1,33 @@
-"""The vector store interface every backend implements, and the fusion they share.
+"""The vector store interface every backend implements.
 
-Stores hold :class:`knowledge.types.StoredChunk` objects (text, unit vector, citation fields) and answer three
-searches: by vector (cosine), by keywords (BM25) and hybrid (both, fused with reciprocal rank fusion). Chunk
-ids are stable (``<document_id>:<seq>``), so adding a chunk that is already there replaces it: re-running an
-interrupted ingestion never duplicates. One conformance suite (``tests/knowledge/test_store_conformance.py``)
-runs against every backend.
+Stores are indexes over :class:`knowledge.types.StoredChunk` objects (text, unit vector, citation fields); the
+application database keeps the record of every chunk and :meth:`VectorStore.restore` makes a store hold
+exactly those on start. Stores answer three searches: by vector (cosine), by keywords (BM25) and hybrid (both,
+fused by :func:`knowledge.fusion.fuse`). Chunk ids are stable (``<document_id>:<seq>``), so adding a chunk that
+is already there replaces it: re-running an interrupted ingestion never duplicates. One conformance suite
+(``tests/knowledge/test_store_conformance.py``) runs against every backend.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
+from knowledge.fusion import fuse, missing_cosines, with_cosines
 from knowledge.types import Hit, StoredChunk
 
-RRF_K = 60
 
+@dataclass(frozen=True, slots=True)
+class RestoreReport:
+    """What a restore did: chunks kept from what the store already held, chunks added, chunks removed."""
 
-def reciprocal_rank_fusion(rankings: Sequence[Sequence[str]], *, k: int = RRF_K) -> dict[str, float]:
-    """Fuse rankings of ids: each id scores the sum of ``1 / (k + rank)`` over the rankings it appears in."""
-    fused: dict[str, float] = {}
-    for ranking in rankings:
-        for rank, item in enumerate(ranking, start=1):
-            fused[item] = fused.get(item, 0.0) + 1.0 / (k + rank)
-    return fused
+    kept: int
+    added: int
+    removed: int
 
 
 class VectorStore(ABC):
@@ -36,8 +37,6 @@ class VectorStore(ABC):
     """
 
     name: str = "base"
-    # Set when the store found vectors of another embedding model and dropped them: re-embed every document.
-    needs_reindex: bool = False
 
     @abstractmethod
     async def add(self, chunks: Sequence[StoredChunk]) -> None:
@@ -57,7 +56,7 @@ class VectorStore(ABC):
 
     @abstractmethod
     async def document_counts(self) -> Mapping[str, int]:
-        """Chunks per document id (used to reconcile the store with the database on start)."""
+        """Chunks per document id."""
 
     @abstractmethod
     async def vector_search(self, vector: npt.NDArray[np.float32], *, top_k: int) -> list[Hit]:
@@ -77,27 +76,44 @@ class VectorStore(ABC):
         """
         by_vector = await self.vector_search(vector, top_k=candidates)
         by_keyword = await self.keyword_search(text, top_k=candidates)
-        fused = reciprocal_rank_fusion([[h.chunk.id for h in by_vector], [h.chunk.id for h in by_keyword]])
-        cosine = {h.chunk.id: h.score for h in by_vector}
-        chunks = {h.chunk.id: h.chunk for h in (*by_keyword, *by_vector)}
-        ranked = sorted(fused, key=lambda cid: (-fused[cid], cid))[:top_k]
-        missing = [cid for cid in ranked if cid not in cosine]
-        if missing:
-            for stored in await self.get(missing):
-                if len(stored.vector):
-                    cosine[stored.id] = float(np.dot(np.asarray(stored.vector, dtype=np.float32), vector))
-        vector_rank = {h.chunk.id: rank for rank, h in enumerate(by_vector, start=1)}
-        keyword_rank = {h.chunk.id: rank for rank, h in enumerate(by_keyword, start=1)}
-        return [
-            Hit(
-                chunk=chunks[cid],
-                score=fused[cid],
-                vector_score=cosine.get(cid),
-                vector_rank=vector_rank.get(cid),
-                keyword_rank=keyword_rank.get(cid),
-            )
-            for cid in ranked
-        ]
+        hits = fuse(by_vector, by_keyword, top_k=top_k)
+        missing = missing_cosines(hits)
+        if not missing:
+            return hits
+        query = np.asarray(vector, dtype=np.float32)
+        cosines = {
+            stored.id: float(np.dot(np.asarray(stored.vector, dtype=np.float32), query))
+            for stored in await self.get(missing)
+            if len(stored.vector)
+        }
+        return with_cosines(hits, cosines)
+
+    async def restore(self, chunks: Sequence[StoredChunk], *, keep_documents: Collection[str] = ()) -> RestoreReport:
+        """Make the store hold exactly ``chunks`` (the database's chunks of its ready documents).
+
+        ``keep_documents`` are documents being processed, perhaps by another process writing to the same
+        server store: whatever the store holds of them is left alone (their processing replaces it).
+
+        This default compares chunk counts per document: a document whose count differs is replaced, one the
+        store should not have is removed, the rest is kept as it is. A document's chunks only change by
+        re-processing it, which replaces all of them in the store before the database records the new count.
+        Stores that can compare content cheaply override this.
+        """
+        wanted: dict[str, list[StoredChunk]] = {}
+        for chunk in chunks:
+            wanted.setdefault(chunk.document_id, []).append(chunk)
+        present = dict(await self.document_counts())
+        removed = kept = added = 0
+        for document_id in set(present) - set(wanted) - set(keep_documents):
+            removed += await self.delete_document(document_id)
+        for document_id, group in wanted.items():
+            if present.get(document_id) == len(group):
+                kept += len(group)
+                continue
+            removed += await self.delete_document(document_id)
+            await self.add(group)
+            added += len(group)
+        return RestoreReport(kept=kept, added=added, removed=removed)
 
     @abstractmethod
     async def clear(self) -> None:

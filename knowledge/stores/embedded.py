@@ -4,13 +4,15 @@ Chosen by measurement on this 2-core machine (``benchmarks/retrieval.py``, ENVIR
 of 384-d, numpy brute force takes ~8-40 ms per query, hnswlib ~0.5 ms; SQLite FTS5 keyword queries with
 OR-ed terms ~14 ms p50 / 86 ms p95, bm25s ~1 ms.
 
-Persistence (under ``path``): ``chunks.sqlite3`` is the durable record of every chunk (text, citation fields,
-vector) and is written in one transaction per call; ``vectors.hnsw`` is a snapshot of the graph tagged with
-the SQLite write generation. On open, a snapshot whose generation differs (a crash between the two writes) is
-discarded and the graph is rebuilt from the SQLite vectors, so the store survives kill -9. The BM25 index is
-rebuilt from the chunk texts after each write (inline up to ``inline_rebuild_limit`` chunks, in a background
-thread above that: keyword results then lag a write by seconds while vector results are immediate) and saved
-under ``bm25/`` with its generation, so a restart loads it instead of re-tokenising every chunk.
+The store is an index, not a record: the application database holds every chunk (text, citation fields,
+embedding) and :meth:`EmbeddedStore.restore` fills the store from it on start. What the store writes under
+``path/index`` is a disposable snapshot that makes that start fast: the HNSW graph, the BM25 index, and a
+manifest of the chunk id and content digest behind each graph label. A restore reuses every saved label whose
+digest matches the chunk it is given, drops the others and inserts only what is new, so a snapshot that is
+missing, torn (kill -9 while writing) or out of date costs graph inserts, never a wrong answer. The snapshot
+directory is replaced atomically after each write (inline up to ``inline_rebuild_limit`` chunks, in a
+background thread above that: keyword results then lag a write by seconds while vector results are
+immediate).
 
 Thread safety: one lock serialises writes and graph access; searches run in worker threads.
 """
@@ -18,13 +20,13 @@ Thread safety: one lock serialises writes and graph access; searches run in work
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import shutil
-import sqlite3
 import threading
-from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import bm25s
@@ -34,27 +36,24 @@ import numpy.typing as npt
 import structlog
 
 from knowledge.errors import StoreError
-from knowledge.stores.base import VectorStore
+from knowledge.fusion import fuse, missing_cosines, with_cosines
+from knowledge.stores.base import RestoreReport, VectorStore
 from knowledge.text_tokens import keyword_tokens
 from knowledge.types import Hit, StoredChunk
 
 log = structlog.get_logger(__name__)
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS chunks (
-    label INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    document_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    text TEXT NOT NULL,
-    title TEXT,
-    heading TEXT,
-    page INTEGER,
-    vector BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS ix_chunks_document ON chunks(document_id);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
+# Files of the earlier layout, which kept a second durable copy of every chunk beside the database's.
+_LEGACY = ("chunks.sqlite3", "chunks.sqlite3-wal", "chunks.sqlite3-shm", "vectors.hnsw", "vectors.json", "bm25")
+
+
+def chunk_digest(chunk: StoredChunk) -> bytes:
+    """A 16-byte digest of everything the index derives from a chunk (text, citation fields, vector)."""
+    digest = hashlib.blake2b(digest_size=16)
+    fields = (chunk.id, chunk.document_id, str(chunk.seq), chunk.text, chunk.title, chunk.heading, chunk.page)
+    digest.update("\x1f".join("\x00" if f is None else str(f) for f in fields).encode())
+    digest.update(np.asarray(chunk.vector, dtype=np.float32).tobytes())
+    return digest.digest()
 
 
 class _Keyword:
@@ -72,31 +71,23 @@ class _Keyword:
             self.vocab = set(index.vocab_dict)
 
     def save(self, directory: Path) -> None:
-        """Write the index, its labels and its generation into ``directory`` (replaced atomically)."""
-        tmp = directory.with_name(directory.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+        """Write the index, its labels and its generation into the new directory ``directory``."""
+        directory.mkdir(parents=True)
         if self.index is not None:
-            self.index.save(str(tmp))
-        np.save(tmp / "labels.npy", self.labels)
-        (tmp / "generation.json").write_text(json.dumps({"generation": self.generation, "count": len(self.labels)}))
-        old = directory.with_name(directory.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        if directory.exists():
-            os.replace(directory, old)
-        os.replace(tmp, directory)
-        shutil.rmtree(old, ignore_errors=True)
+            self.index.save(str(directory))
+        np.save(directory / "labels.npy", self.labels)
+        (directory / "generation.json").write_text(json.dumps({"generation": self.generation}))
 
     @classmethod
-    def load(cls, directory: Path, generation: int, count: int) -> _Keyword | None:
-        """The saved index if it was built at ``generation`` over ``count`` chunks, else None."""
+    def load(cls, directory: Path, generation: int) -> _Keyword | None:
+        """The saved index if it was built at ``generation``, else None."""
         try:
             info = json.loads((directory / "generation.json").read_text())
-            if info.get("generation") != generation or info.get("count") != count:
+            if info.get("generation") != generation:
                 return None
             keyword = cls([], [], generation)
             keyword.labels = np.load(directory / "labels.npy")
-            if count:
+            if len(keyword.labels):
                 keyword.index = bm25s.BM25.load(str(directory))
                 keyword.vocab = set(keyword.index.vocab_dict)
             return keyword
@@ -116,19 +107,30 @@ class _Keyword:
         return [(int(self.labels[i]), float(scores[i])) for i in top if scores[i] > 0]
 
 
+@dataclass
+class _Snapshot:
+    """A saved graph with the chunk id and digest behind each of its labels."""
+
+    directory: Path
+    generation: int
+    index: hnswlib.Index
+    labels: npt.NDArray[np.int64]
+    ids: list[str]
+    digests: list[bytes]
+
+
 class EmbeddedStore(VectorStore):
-    """HNSW + BM25 in process, persisted under ``path`` (in memory only when ``path`` is None).
+    """HNSW + BM25 in process; with ``path``, a snapshot of the index under ``path/index`` speeds up restores.
 
     Args:
         dimension: Vector length.
-        path: Directory for the store's files, e.g. ``<data_dir>/knowledge/embedded``.
+        path: Directory for the snapshot, e.g. ``<data_dir>/knowledge/embedded``; None keeps nothing on disk.
         ef_search: HNSW search breadth (higher: better recall, slower).
         m: HNSW graph degree.
         ef_construction: HNSW build breadth.
-        inline_rebuild_limit: Up to this many chunks the BM25 index and graph snapshot are refreshed inside
+        inline_rebuild_limit: Up to this many chunks the BM25 index and the snapshot are refreshed inside
             each write; above it, in a background thread.
-        model_id: The embedding model's id. A store written by another model (or dimension) is emptied on
-            open and ``needs_reindex`` is set, so the documents are embedded again.
+        model_id: The embedding model's id. A snapshot written for another model (or dimension) is not reused.
 
     """
 
@@ -155,24 +157,21 @@ class EmbeddedStore(VectorStore):
         self._lock = threading.RLock()
         self._rows: dict[int, StoredChunk] = {}
         self._labels: dict[str, int] = {}
+        self._digests: dict[int, bytes] = {}
         self._by_doc: dict[str, set[int]] = {}
         self._tokens: dict[int, list[str]] = {}  # BM25 tokens per label: a rebuild tokenises only new chunks
         self._keyword = _Keyword([], [])
+        self._next_label = 0
         self._refresh_thread: threading.Thread | None = None
         self._refresh_again = False
         self._generation = 0
         self._saved_generation = -1
         self._closed = False
+        self._written = False  # once written or restored, this store's own state is what a restore compares with
+        self._index = self._new_index(1024)
         if path is not None:
             path.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path / "chunks.sqlite3", check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-        else:
-            self._db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
-        self._db.executescript(_SCHEMA)
-        self._index = self._new_index(1024)
-        self._load()
+            self._remove_legacy(path)
 
     @classmethod
     def from_options(
@@ -181,7 +180,19 @@ class EmbeddedStore(VectorStore):
         """Build from settings values (``url`` and ``api_key`` are for server stores and ignored here)."""
         return cls(dimension=dimension, path=path, model_id=model_id)
 
-    # -- lifecycle -------------------------------------------------------------------------------------------
+    # -- snapshot --------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _remove_legacy(path: Path) -> None:
+        found = [path / name for name in _LEGACY if (path / name).exists()]
+        if not found:
+            return
+        log.info("knowledge_store_legacy_files_removed", files=[p.name for p in found])
+        for item in found:
+            if item.is_dir():
+                shutil.rmtree(item, ignore_errors=True)
+            else:
+                item.unlink(missing_ok=True)
 
     def _new_index(self, capacity: int) -> hnswlib.Index:
         index = hnswlib.Index(space="ip", dim=self.dimension)
@@ -192,98 +203,86 @@ class EmbeddedStore(VectorStore):
         index.set_num_threads(1)
         return index
 
-    def _meta(self, key: str) -> str | None:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return str(row[0]) if row else None
+    def _snapshot_dir(self) -> Path | None:
+        return self.path / "index" if self.path is not None else None
 
-    def _load(self) -> None:
-        stored_dim, stored_model = self._meta("dimension"), self._meta("model")
-        changed = (stored_dim is not None and int(stored_dim) != self.dimension) or (
-            self.model_id is not None and stored_model is not None and stored_model != self.model_id
-        )
-        if changed:
-            # Vectors of another model are meaningless to this one: start empty and ask for re-indexing.
-            log.warning("knowledge_store_model_changed", old_model=stored_model, new_model=self.model_id)
-            self._db.execute("DELETE FROM chunks")
-            self.needs_reindex = True
-            snapshot = self._snapshot_path()
-            if snapshot is not None:
-                snapshot.unlink(missing_ok=True)
-        self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('dimension', ?)", (str(self.dimension),))
-        if self.model_id is not None:
-            self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('model', ?)", (self.model_id,))
-        self._generation = int(self._meta("generation") or 0)
-        labels: list[int] = []
-        vectors: list[bytes] = []
-        for label, cid, doc, seq, text, title, heading, page, blob in self._db.execute(
-            "SELECT label, id, document_id, seq, text, title, heading, page, vector FROM chunks ORDER BY label"
-        ):
-            self._remember(
-                StoredChunk(id=cid, document_id=doc, seq=seq, text=text, title=title, heading=heading, page=page), label
+    def _read_snapshot(self) -> _Snapshot | None:
+        directory = self._snapshot_dir()
+        if directory is None:
+            return None
+        if not directory.exists() and directory.with_name("index.old").exists():
+            directory = directory.with_name("index.old")  # the process died between the two renames of a save
+        try:
+            manifest = json.loads((directory / "manifest.json").read_text())
+            if manifest.get("dimension") != self.dimension or manifest.get("model") != self.model_id:
+                log.info("knowledge_store_snapshot_of_another_model", model=manifest.get("model"))
+                return None
+            labels = np.load(directory / "labels.npy")
+            digests = np.load(directory / "digests.npy")
+            ids = json.loads((directory / "ids.json").read_text())
+            if not len(labels) == len(digests) == len(ids) == manifest.get("count"):
+                return None
+            index = hnswlib.Index(space="ip", dim=self.dimension)
+            index.load_index(
+                str(directory / "graph.hnsw"), max_elements=max(1024, len(labels) * 2), allow_replace_deleted=True
             )
-            labels.append(label)
-            vectors.append(blob)
-        snapshot = self._snapshot_path()
-        loaded = False
-        if snapshot is not None and snapshot.exists() and labels:
-            try:
-                info = json.loads(snapshot.with_suffix(".json").read_text())
-                if info.get("generation") == self._generation and info.get("count") == len(labels):
-                    index = hnswlib.Index(space="ip", dim=self.dimension)
-                    index.load_index(str(snapshot), max_elements=max(1024, len(labels) * 2), allow_replace_deleted=True)
-                    index.set_ef(self._ef_search)
-                    index.set_num_threads(1)
-                    self._index = index
-                    self._saved_generation = self._generation
-                    loaded = True
-            except (OSError, ValueError, RuntimeError) as exc:
-                log.warning("knowledge_store_snapshot_unreadable", error=str(exc)[:200])
-        if not loaded and labels:
-            log.info("knowledge_store_rebuilding_graph", chunks=len(labels))
-            self._index = self._new_index(max(1024, len(labels) * 2))
-            matrix = np.frombuffer(b"".join(vectors), dtype=np.float32).reshape(len(labels), self.dimension)
-            self._index.set_num_threads(max(1, (os.cpu_count() or 1)))
-            self._index.add_items(matrix, np.asarray(labels, dtype=np.int64))
-            self._index.set_num_threads(1)
-            self._save_snapshot()
-        keyword = _Keyword.load(self.path / "bm25", self._generation, len(labels)) if self.path is not None else None
-        if keyword is not None:
-            self._keyword = keyword
-        else:
-            self._refresh_keyword()
-            self._save_keyword()
-
-    def _save_keyword(self) -> None:
-        if self.path is None:
-            return
-        keyword = self._keyword
-        if keyword.generation == self._generation:
-            keyword.save(self.path / "bm25")
-
-    def _snapshot_path(self) -> Path | None:
-        return self.path / "vectors.hnsw" if self.path is not None else None
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, RuntimeError, KeyError) as exc:
+            log.warning("knowledge_store_snapshot_unreadable", error=str(exc)[:200])
+            return None
+        index.set_ef(self._ef_search)
+        index.set_num_threads(1)
+        return _Snapshot(
+            directory=directory,
+            generation=int(manifest["generation"]),
+            index=index,
+            labels=labels.astype(np.int64),
+            ids=[str(i) for i in ids],
+            digests=[bytes(d) for d in digests],
+        )
 
     def _save_snapshot(self) -> None:
-        snapshot = self._snapshot_path()
-        if snapshot is None or self._saved_generation == self._generation:
+        """Replace ``path/index`` with the graph, manifest and (when current) BM25 index of this generation."""
+        directory = self._snapshot_dir()
+        if directory is None or self._saved_generation == self._generation:
             return
+        tmp = directory.with_name("index.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
         with self._lock:
-            generation, count = self._generation, len(self._rows)
-            tmp = snapshot.with_suffix(".hnsw.tmp")
-            self._index.save_index(str(tmp))
-        os.replace(tmp, snapshot)
-        sidecar = snapshot.with_suffix(".json")
-        sidecar.with_suffix(".json.tmp").write_text(json.dumps({"generation": generation, "count": count}))
-        os.replace(sidecar.with_suffix(".json.tmp"), sidecar)
+            generation = self._generation
+            labels = sorted(self._rows)
+            ids = [self._rows[label].id for label in labels]
+            digests = np.frombuffer(b"".join(self._digests[label] for label in labels), dtype=np.uint8)
+            self._index.save_index(str(tmp / "graph.hnsw"))
+        keyword = self._keyword
+        if keyword.generation == generation:
+            keyword.save(tmp / "bm25")
+        np.save(tmp / "labels.npy", np.asarray(labels, dtype=np.int64))
+        np.save(tmp / "digests.npy", digests.reshape(len(labels), 16))
+        (tmp / "ids.json").write_text(json.dumps(ids))
+        manifest = {"generation": generation, "count": len(labels), "dimension": self.dimension, "model": self.model_id}
+        (tmp / "manifest.json").write_text(json.dumps(manifest))
+        old = directory.with_name("index.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if directory.exists():
+            os.replace(directory, old)
+        os.replace(tmp, directory)
+        shutil.rmtree(old, ignore_errors=True)
         self._saved_generation = generation
 
-    def _remember(self, chunk: StoredChunk, label: int) -> None:
+    # -- in-memory state -------------------------------------------------------------------------------------
+
+    def _remember(self, chunk: StoredChunk, label: int, digest: bytes) -> None:
         self._rows[label] = chunk
         self._labels[chunk.id] = label
+        self._digests[label] = digest
         self._by_doc.setdefault(chunk.document_id, set()).add(label)
 
     def _forget(self, label: int) -> None:
         self._tokens.pop(label, None)
+        self._digests.pop(label, None)
         chunk = self._rows.pop(label)
         self._labels.pop(chunk.id, None)
         labels = self._by_doc.get(chunk.document_id)
@@ -292,6 +291,38 @@ class EmbeddedStore(VectorStore):
             if not labels:
                 del self._by_doc[chunk.document_id]
         self._index.mark_deleted(label)
+
+    def _reset(self, index: hnswlib.Index) -> None:
+        self._rows.clear()
+        self._labels.clear()
+        self._digests.clear()
+        self._by_doc.clear()
+        self._tokens.clear()
+        self._index = index
+        self._next_label = 0
+
+    def _insert(self, chunks: Sequence[StoredChunk], digests: Sequence[bytes]) -> None:
+        """Put new chunks in the graph under fresh labels (the lock is held)."""
+        if not chunks:
+            return
+        matrix = np.asarray([c.vector for c in chunks], dtype=np.float32)
+        if matrix.ndim != 2 or matrix.shape[1] != self.dimension:
+            raise StoreError(f"Vectors must be {self.dimension}-d.", retryable=False)
+        labels = np.arange(self._next_label, self._next_label + len(chunks), dtype=np.int64)
+        self._next_label += len(chunks)
+        needed = self._index.get_current_count() + len(chunks)
+        if needed > self._index.get_max_elements():
+            self._index.resize_index(max(needed, self._index.get_max_elements() * 2))
+        bulk = len(chunks) >= 1000
+        if bulk:
+            self._index.set_num_threads(max(1, os.cpu_count() or 1))
+        try:
+            self._index.add_items(matrix, labels, replace_deleted=True)
+        finally:
+            if bulk:
+                self._index.set_num_threads(1)
+        for chunk, label, digest in zip(chunks, labels, digests, strict=True):
+            self._remember(replace(chunk, vector=()), int(label), digest)
 
     def _refresh_keyword(self) -> None:
         with self._lock:
@@ -317,7 +348,6 @@ class EmbeddedStore(VectorStore):
             try:
                 self._refresh_keyword()
                 self._save_snapshot()
-                self._save_keyword()
             except (OSError, RuntimeError, ValueError) as exc:  # a failed refresh leaves the last good snapshot
                 log.warning("knowledge_store_refresh_failed", error=str(exc)[:200])
             with self._lock:
@@ -329,7 +359,6 @@ class EmbeddedStore(VectorStore):
         if len(self._rows) <= self._inline_limit:
             self._refresh_keyword()
             self._save_snapshot()
-            self._save_keyword()
             return
         with self._lock:
             if self._refresh_thread is not None:
@@ -340,54 +369,101 @@ class EmbeddedStore(VectorStore):
             )
             self._refresh_thread.start()
 
+    def _join_refresh(self) -> None:
+        thread = self._refresh_thread
+        if thread is not None:
+            thread.join()
+
     # -- writes ----------------------------------------------------------------------------------------------
 
-    def _bump_generation(self) -> None:
-        self._generation += 1
-        self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('generation', ?)", (str(self._generation),))
+    def restore_sync(self, chunks: Sequence[StoredChunk]) -> RestoreReport:
+        """Blocking :meth:`restore` (``keep_documents`` does not apply: this index is this process's own)."""
+        digests = [chunk_digest(c) for c in chunks]
+        self._join_refresh()
+        with self._lock:
+            saved, tokens, snapshot = self._restore_baseline(len(chunks))
+            fresh: list[StoredChunk] = []
+            fresh_digests: list[bytes] = []
+            removed = 0
+            for chunk, digest in zip(chunks, digests, strict=True):
+                kept = saved.pop(chunk.id, None)
+                if kept is not None and kept[1] == digest:
+                    self._remember(replace(chunk, vector=()), kept[0], digest)
+                    if kept[0] in tokens:
+                        self._tokens[kept[0]] = tokens[kept[0]]
+                    continue
+                if kept is not None:
+                    self._index.mark_deleted(kept[0])
+                    removed += 1
+                fresh.append(chunk)
+                fresh_digests.append(digest)
+            for label, _ in saved.values():
+                self._index.mark_deleted(label)
+            removed += len(saved)
+            self._insert(fresh, fresh_digests)
+            changed = bool(fresh) or removed > 0
+            if changed:
+                self._generation += 1
+            self._written = True
+        if snapshot is not None and not changed:
+            keyword = _Keyword.load(snapshot.directory / "bm25", self._generation)
+            if keyword is not None:
+                self._keyword = keyword
+                self._saved_generation = self._generation
+        if self._keyword.generation != self._generation:
+            self._refresh_keyword()
+        self._save_snapshot()
+        report = RestoreReport(kept=len(self._rows) - len(fresh), added=len(fresh), removed=removed)
+        log.info("knowledge_store_restored", kept=report.kept, added=report.added, removed=report.removed)
+        return report
+
+    def _restore_baseline(
+        self, expected: int
+    ) -> tuple[dict[str, tuple[int, bytes]], dict[int, list[str]], _Snapshot | None]:
+        """What a restore compares against (the lock is held).
+
+        That is this store's own chunks once it has been written or restored, else the saved snapshot. Returns
+        ``{chunk id: (label, digest)}``, the cached BM25 tokens and the snapshot used; the bookkeeping is
+        emptied and the graph kept, for the labels to reuse.
+        """
+        if self._written:
+            saved = {chunk.id: (label, self._digests[label]) for label, chunk in self._rows.items()}
+            tokens, next_label = dict(self._tokens), self._next_label
+            self._reset(self._index)
+            self._next_label = next_label
+            return saved, tokens, None
+        snapshot = self._read_snapshot()
+        if snapshot is None:
+            self._reset(self._new_index(max(1024, expected * 2)))
+            self._generation += 1  # nothing on disk describes this store yet
+            return {}, {}, None
+        self._reset(snapshot.index)
+        self._next_label = int(snapshot.labels.max()) + 1 if len(snapshot.labels) else 0
+        self._generation = snapshot.generation
+        saved = dict(zip(snapshot.ids, zip(snapshot.labels.tolist(), snapshot.digests, strict=True), strict=True))
+        return saved, {}, snapshot
+
+    async def restore(self, chunks: Sequence[StoredChunk], *, keep_documents: Collection[str] = ()) -> RestoreReport:
+        """Hold exactly ``chunks``, reusing the saved graph for every chunk that has not changed.
+
+        ``keep_documents`` does not apply: the index is this process's own, and the snapshot has no text to
+        keep a document's chunks with.
+        """
+        return await asyncio.to_thread(self.restore_sync, chunks)
 
     def add_sync(self, chunks: Sequence[StoredChunk]) -> None:
         """Blocking :meth:`add`."""
         if not chunks:
             return
-        matrix = np.asarray([c.vector for c in chunks], dtype=np.float32)
-        if matrix.ndim != 2 or matrix.shape[1] != self.dimension:
-            raise StoreError(f"Vectors must be {self.dimension}-d.", retryable=False)
+        digests = [chunk_digest(c) for c in chunks]
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                stale = [self._labels[c.id] for c in chunks if c.id in self._labels]
-                self._db.executemany("DELETE FROM chunks WHERE id = ?", [(c.id,) for c in chunks])
-                labels: list[int] = []
-                for chunk, vector in zip(chunks, matrix, strict=True):
-                    cursor = self._db.execute(
-                        "INSERT INTO chunks(id, document_id, seq, text, title, heading, page, vector) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            chunk.id,
-                            chunk.document_id,
-                            chunk.seq,
-                            chunk.text,
-                            chunk.title,
-                            chunk.heading,
-                            chunk.page,
-                            vector.tobytes(),
-                        ),
-                    )
-                    labels.append(int(cursor.lastrowid or 0))
-                self._bump_generation()
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self._db.execute("ROLLBACK")
-                raise StoreError(f"The knowledge store could not be written: {exc}") from exc
-            for label in stale:
+            if any(len(c.vector) != self.dimension for c in chunks):
+                raise StoreError(f"Vectors must be {self.dimension}-d.", retryable=False)
+            for label in [self._labels[c.id] for c in chunks if c.id in self._labels]:
                 self._forget(label)
-            needed = self._index.get_current_count() + len(labels)
-            if needed > self._index.get_max_elements():
-                self._index.resize_index(max(needed, self._index.get_max_elements() * 2))
-            self._index.add_items(matrix, np.asarray(labels, dtype=np.int64), replace_deleted=True)
-            for chunk, label in zip(chunks, labels, strict=True):
-                self._remember(replace(chunk, vector=()), label)
+            self._insert(chunks, digests)
+            self._generation += 1
+            self._written = True
         self._after_write()
 
     async def add(self, chunks: Sequence[StoredChunk]) -> None:
@@ -400,12 +476,10 @@ class EmbeddedStore(VectorStore):
             labels = list(self._by_doc.get(document_id, ()))
             if not labels:
                 return 0
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute("DELETE FROM chunks WHERE document_id = ?", (document_id,))
-            self._bump_generation()
-            self._db.execute("COMMIT")
             for label in labels:
                 self._forget(label)
+            self._generation += 1
+            self._written = True
         self._after_write()
         return len(labels)
 
@@ -418,12 +492,9 @@ class EmbeddedStore(VectorStore):
 
         def run() -> None:
             with self._lock:
-                self._db.execute("DELETE FROM chunks")
-                self._bump_generation()
-                self._rows.clear()
-                self._labels.clear()
-                self._by_doc.clear()
-                self._index = self._new_index(1024)
+                self._reset(self._new_index(1024))
+                self._generation += 1
+                self._written = True
             self._after_write()
 
         await asyncio.to_thread(run)
@@ -502,35 +573,21 @@ class EmbeddedStore(VectorStore):
         self, text: str, vector: npt.NDArray[np.float32], top_k: int, candidates: int = 50
     ) -> list[Hit]:
         """Blocking :meth:`hybrid_search`: both searches and the fusion in one worker-thread hop."""
-        from knowledge.stores.base import reciprocal_rank_fusion
-
-        by_vector = self.vector_search_sync(vector, candidates)
-        by_keyword = self.keyword_search_sync(text, candidates)
-        fused = reciprocal_rank_fusion([[h.chunk.id for h in by_vector], [h.chunk.id for h in by_keyword]])
-        cosine = {h.chunk.id: h.score for h in by_vector}
-        chunks = {h.chunk.id: h.chunk for h in (*by_keyword, *by_vector)}
-        ranked = sorted(fused, key=lambda cid: (-fused[cid], cid))[:top_k]
-        missing = [cid for cid in ranked if cid not in cosine]
-        if missing:
-            with self._lock:
-                present = [cid for cid in missing if cid in self._labels]
-                if present:
-                    vectors = self._index.get_items([self._labels[c] for c in present], return_type="numpy")
-                    query = np.asarray(vector, dtype=np.float32)
-                    for cid, v in zip(present, vectors, strict=True):
-                        cosine[cid] = float(np.dot(np.asarray(v, dtype=np.float32), query))
-        vector_rank = {h.chunk.id: rank for rank, h in enumerate(by_vector, start=1)}
-        keyword_rank = {h.chunk.id: rank for rank, h in enumerate(by_keyword, start=1)}
-        return [
-            Hit(
-                chunk=chunks[cid],
-                score=fused[cid],
-                vector_score=cosine.get(cid),
-                vector_rank=vector_rank.get(cid),
-                keyword_rank=keyword_rank.get(cid),
-            )
-            for cid in ranked
-        ]
+        hits = fuse(
+            self.vector_search_sync(vector, candidates), self.keyword_search_sync(text, candidates), top_k=top_k
+        )
+        missing = missing_cosines(hits)
+        if not missing:
+            return hits
+        cosines: dict[str, float] = {}
+        with self._lock:
+            present = [cid for cid in missing if cid in self._labels]
+            if present:
+                vectors = self._index.get_items([self._labels[c] for c in present], return_type="numpy")
+                query = np.asarray(vector, dtype=np.float32)
+                for cid, v in zip(present, vectors, strict=True):
+                    cosines[cid] = float(np.dot(np.asarray(v, dtype=np.float32), query))
+        return with_cosines(hits, cosines)
 
     async def hybrid_search(
         self, text: str, vector: npt.NDArray[np.float32], *, top_k: int, candidates: int = 50
@@ -541,30 +598,25 @@ class EmbeddedStore(VectorStore):
     # -- durability ------------------------------------------------------------------------------------------
 
     def flush_sync(self) -> None:
-        """Wait for a background refresh and write the graph snapshot."""
-        thread = self._refresh_thread
-        if thread is not None:
-            thread.join()
+        """Wait for a background refresh, then bring the BM25 index and the snapshot up to date."""
+        self._join_refresh()
         self._refresh_keyword()
         self._save_snapshot()
-        self._save_keyword()
 
     async def flush(self) -> None:
-        """Make every write searchable by keyword and snapshot the graph."""
+        """Make every write searchable by keyword and snapshot the index."""
         await asyncio.to_thread(self.flush_sync)
 
     def close_sync(self) -> None:
         """Blocking :meth:`close`."""
         if self._closed:
             return
-        thread = self._refresh_thread
-        if thread is not None:
-            thread.join()
+        self._join_refresh()
+        if self._keyword.generation != self._generation:
+            self._refresh_keyword()
         self._save_snapshot()
-        self._save_keyword()
-        self._db.close()
         self._closed = True
 
     async def close(self) -> None:
-        """Snapshot the graph and close the database."""
+        """Snapshot the index."""
         await asyncio.to_thread(self.close_sync)

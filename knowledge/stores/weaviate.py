@@ -1,9 +1,9 @@
 """Weaviate (weaviate-client v4, async) for large knowledge bases: native hybrid search (BM25 + vectors).
 
 The collection (default ``VoxdeskChunk``) holds one object per chunk with our own vectors (no Weaviate
-vectorizer) and a UUID derived from the chunk id, so re-adding a chunk replaces it. Hybrid search uses
-Weaviate's ranked fusion (reciprocal rank fusion, like the embedded store) and returns the stored vectors so
-the retriever computes the same cosine scores for its threshold.
+vectorizer) and a UUID derived from the chunk id, so re-adding a chunk replaces it. Hybrid search is the
+shared one (:meth:`VectorStore.hybrid_search`: Weaviate's vector and BM25 searches fused by
+:func:`knowledge.fusion.fuse`), so its ranks and cosine scores mean what they mean for the embedded store.
 
 Not exercised on this machine (no Weaviate server can run here); the shared conformance suite runs against
 it when ``VOXDESK_TEST_WEAVIATE_URL`` is set.
@@ -227,48 +227,6 @@ class WeaviateStore(VectorStore):
             return_metadata=MetadataQuery(score=True),
         )
         return [Hit(chunk=self._chunk(o), score=float(o.metadata.score or 0.0)) for o in response.objects]
-
-    async def hybrid_search(
-        self, text: str, vector: npt.NDArray[np.float32], *, top_k: int, candidates: int = 50
-    ) -> list[Hit]:
-        """Weaviate's hybrid search with ranked fusion; cosine computed from the returned vectors."""
-        from weaviate.classes.query import HybridFusion, MetadataQuery
-
-        coll = await self._coll()
-        query = np.asarray(vector, dtype=np.float32)
-        response = await coll.query.hybrid(
-            query=text,
-            vector=[float(x) for x in query],
-            alpha=0.5,
-            fusion_type=HybridFusion.RANKED,
-            limit=top_k,
-            include_vector=True,
-            return_metadata=MetadataQuery(score=True),
-        )
-        keyword_order = {
-            h.chunk.id: rank for rank, h in enumerate(await self.keyword_search(text, top_k=candidates), 1)
-        }
-        hits = []
-        for obj in response.objects:
-            chunk = self._chunk(obj, with_vector=True)
-            cosine = float(np.dot(np.asarray(chunk.vector, dtype=np.float32), query)) if chunk.vector else None
-            hits.append(
-                Hit(
-                    chunk=StoredChunk(
-                        id=chunk.id,
-                        document_id=chunk.document_id,
-                        seq=chunk.seq,
-                        text=chunk.text,
-                        title=chunk.title,
-                        heading=chunk.heading,
-                        page=chunk.page,
-                    ),
-                    score=float(obj.metadata.score or 0.0),
-                    vector_score=cosine,
-                    keyword_rank=keyword_order.get(chunk.id),
-                )
-            )
-        return hits
 
     async def clear(self) -> None:
         """Drop and recreate the collection."""

@@ -90,6 +90,14 @@ def start(settings: Settings) -> Iterator[KB]:
         yield KB(client=client, tokens=make_tokens(client))
 
 
+def restart(settings: Settings, tokens: dict[str, str]) -> Iterator[KB]:
+    """The app again on the same data (database, uploads, index), with the tokens of its first start."""
+    from control_api.app import create_app
+
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        yield KB(client=client, tokens=tokens)
+
+
 @pytest.fixture
 def kb(tmp_path: Path) -> Iterator[KB]:
     yield from start(kb_settings(tmp_path))

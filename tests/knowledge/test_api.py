@@ -296,3 +296,53 @@ def test_logged_questions_are_stored_pii_redacted(kb: KB) -> None:
     for stored in logged:
         assert "4111" not in stored and "jo@example.com" not in stored
         assert "[CARD]" in stored and "[EMAIL]" in stored
+
+
+def test_the_index_is_restored_from_the_database_on_restart(tmp_path: Path) -> None:
+    """The database holds the chunks; the vector index is rebuilt from it, never by embedding again."""
+    import shutil
+
+    from sqlalchemy import update
+
+    from control_api.db.models import IngestionJob
+    from tests.knowledge.conftest import kb_settings, restart, start
+
+    settings = kb_settings(tmp_path)
+    question = {"question": "How do I factory reset my router?"}
+
+    def answer(kb: KB) -> tuple[str, float]:
+        top = kb.client.post("/api/rag/query", json=question, headers=kb.headers()).json()["passages"][0]
+        return top["chunk_id"], top["score"]
+
+    def jobs(kb: KB) -> int:
+        return int(db(kb, select(func.count()).select_from(IngestionJob))[0][0])
+
+    for kb in start(settings):
+        kb.upload(*demo_files("router-setup-guide.pdf", "billing-faq.md"))
+        docs = {d["filename"]: d for d in kb.wait_settled()}
+        first = answer(kb)
+        tokens = kb.tokens
+    shutil.rmtree(settings.data_dir / "knowledge" / "embedded" / "index")  # the index is lost, the database kept
+
+    for kb in restart(settings, tokens):
+        assert answer(kb) == first and jobs(kb) == 2  # restored from the stored embeddings: no job ran
+        store = kb.state.knowledge.kb.store  # type: ignore[union-attr]
+        assert kb.client.portal is not None
+        assert kb.client.portal.call(store.count) == db(kb, select(func.count()).select_from(KnowledgeChunk))[0][0]
+        # As if the billing FAQ had been embedded by another model: its vectors cannot be restored.
+        billing = docs["billing-faq.md"]["id"]
+
+        async def mark(kb: KB = kb, billing: str = billing) -> None:
+            async with kb.state.sessions() as session:
+                stale = update(KnowledgeDocument).where(KnowledgeDocument.id == billing)
+                await session.execute(stale.values(embedding_model="other"))
+                await session.commit()
+
+        kb.client.portal.call(mark)
+
+    for kb in restart(settings, tokens):
+        kb.wait_settled()
+        assert jobs(kb) == 3  # only the billing FAQ was embedded again
+        status = kb.client.get(f"/api/knowledge/status/{billing}", headers=kb.headers()).json()
+        assert status["status"] == "ready"
+        assert answer(kb) == first

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import shutil
 import signal
@@ -13,8 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from control_api.db.engine import create_engine, session_factory
+from control_api.services.ingestion_index import indexable_chunks
 from knowledge.embedders.minilm import default_model_dir, load_model
 from knowledge.stores.embedded import EmbeddedStore
+from knowledge.types import StoredChunk
 from tests.knowledge.conftest import DEMO, ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -91,9 +96,24 @@ def test_kill_9_during_ingestion_then_resume(tmp_path: Path) -> None:
     assert {status for _, status, _ in rows} == {"ready"} and len(rows) == 17
     assert running == 0
     assert per_doc == {doc_id: count for doc_id, _, count in rows}  # no duplicated chunk in the database
-    store = EmbeddedStore(dimension=384, path=data_dir / "knowledge" / "embedded")
+    # The store keeps no chunks of its own: the index it saved must be exactly the database's chunks, so a
+    # restart restores it without inserting or dropping anything.
+    model = json.loads((data_dir / "knowledge" / "embedded" / "index" / "manifest.json").read_text())["model"]
+    store = EmbeddedStore(dimension=384, path=data_dir / "knowledge" / "embedded", model_id=model)
     try:
+        chunks, stale = asyncio.run(_indexable(db, model))
+        report = store.restore_sync(chunks)
         store_counts = store.document_counts_sync()
     finally:
         store.close_sync()
-    assert store_counts == per_doc  # nor in the vector store
+    assert stale == [] and (report.added, report.removed) == (0, 0) and report.kept == sum(per_doc.values())
+    assert store_counts == per_doc  # nor in the vector index
+
+
+async def _indexable(db: Path, model: str) -> tuple[list[StoredChunk], list[str]]:
+    engine = create_engine(f"sqlite+aiosqlite:///{db}")
+    try:
+        async with session_factory(engine)() as session:
+            return await indexable_chunks(session, dimension=384, model_id=model)
+    finally:
+        await engine.dispose()

@@ -144,15 +144,38 @@ async def test_wrong_dimension_is_refused(store: VectorStore) -> None:
         await store.add([StoredChunk(id="x:0", document_id="x", seq=0, text="x", vector=(1.0, 0.0))])
 
 
+async def test_restore_holds_exactly_the_given_chunks(store: VectorStore) -> None:
+    # The database is the record: after a restore the store holds its chunks, nothing more, nothing less.
+    await store.add([*CORPUS, chunk("gone", 0, "Kestrel TV has more than 80 channels.", unit(0, 0, 0, 1))])
+    wanted = [*CORPUS[:3], chunk("new", 0, "Voicemail > Setup\nDial 121 to set up voicemail.", unit(0, 0, 0, 0, 1))]
+    report = await store.restore(wanted)
+    assert (report.kept, report.added) == (3, 1) and report.removed >= 2
+    assert dict(await store.document_counts()) == {"billing": 2, "router": 1, "new": 1}
+    assert await store.keyword_search("how many channels", top_k=3) == []
+    assert [h.chunk.id for h in await store.keyword_search("set up voicemail", top_k=1)] == ["new:0"]
+    hits = await store.vector_search(np.asarray(unit(0, 0, 0, 0, 1), dtype=np.float32), top_k=1)
+    assert [h.chunk.id for h in hits] == ["new:0"]
+    assert (await store.restore(wanted)).added == 0  # nothing changed: nothing to do
+
+
+async def test_restore_into_an_empty_store(store: VectorStore) -> None:
+    report = await store.restore(CORPUS)
+    assert (report.kept, report.added, report.removed) == (0, 4, 0)
+    hits = await store.hybrid_search("late payment", np.asarray(unit(1, 0, 0), dtype=np.float32), top_k=1)
+    assert hits[0].chunk.id == "billing:0" and hits[0].chunk.title is None
+
+
 # The persistent backends only: the in-memory store keeps nothing across a restart, by design.
 @pytest.mark.parametrize("factory", ["embedded-disk", "weaviate"], indirect=True)
-async def test_survives_reopen(factory: Factory) -> None:
+async def test_reopen_and_restore_reuses_what_was_kept(factory: Factory) -> None:
     first = factory()
     await first.clear()
     await first.add(CORPUS)
     await first.close()
     second = factory()
     try:
+        report = await second.restore(CORPUS)
+        assert (report.kept, report.added, report.removed) == (4, 0, 0)  # nothing was inserted again
         assert await second.count() == 4
         hits = await second.hybrid_search("late payment", np.asarray(unit(1, 0, 0), dtype=np.float32), top_k=1)
         assert hits[0].chunk.id == "billing:0"
@@ -161,39 +184,81 @@ async def test_survives_reopen(factory: Factory) -> None:
         await second.close()
 
 
-async def test_embedded_rebuilds_a_stale_graph_snapshot(tmp_path: Path) -> None:
-    """A crash between the SQLite commit and the graph snapshot leaves them disagreeing: the graph is rebuilt."""
+async def test_embedded_keeps_no_chunks_of_its_own(tmp_path: Path) -> None:
+    """On disk the embedded store keeps an index snapshot, not a record: reopened, it holds what it is given."""
     path = tmp_path / "store"
+    (path).mkdir()
+    (path / "chunks.sqlite3").write_bytes(b"a copy of the chunks written by an earlier version")
     first = EmbeddedStore(dimension=DIM, path=path)
-    await first.add(CORPUS[:2])
-    snapshot = (path / "vectors.hnsw").read_bytes(), (path / "vectors.json").read_bytes()
-    await first.add(CORPUS[2:])
+    assert not (path / "chunks.sqlite3").exists()
+    await first.add(CORPUS)
     await first.close()
-    (path / "vectors.hnsw").write_bytes(snapshot[0])  # as if the process died before writing the new snapshot
-    (path / "vectors.json").write_bytes(snapshot[1])
+    assert sorted(p.name for p in path.iterdir()) == ["index"]
     second = EmbeddedStore(dimension=DIM, path=path)
     try:
-        hits = await second.vector_search(np.asarray(unit(0, 0, 1), dtype=np.float32), top_k=1)
-        assert hits[0].chunk.id == "hours:0"
+        assert await second.count() == 0
+        assert await second.keyword_search("late payment", top_k=1) == []
+    finally:
+        await second.close()
+
+
+async def test_embedded_restore_replaces_changed_chunks(tmp_path: Path) -> None:
+    path = tmp_path / "store"
+    first = EmbeddedStore(dimension=DIM, path=path)
+    await first.add(CORPUS)
+    await first.close()
+    changed = [chunk("billing", 0, "Billing FAQ > Late payment\nThe late fee is now $9.", unit(1, 0, 0)), *CORPUS[1:]]
+    second = EmbeddedStore(dimension=DIM, path=path)
+    try:
+        report = await second.restore(changed)
+        assert (report.kept, report.added, report.removed) == (3, 1, 1)
+        hits = await second.keyword_search("late fee", top_k=1)
+        assert hits[0].chunk.text.endswith("now $9.")
         assert await second.count() == 4
     finally:
         await second.close()
 
 
+@pytest.mark.parametrize("damage", ["torn-graph", "no-manifest", "between-renames"])
+async def test_embedded_survives_a_damaged_snapshot(tmp_path: Path, damage: str) -> None:
+    """kill -9 while the snapshot was written: a torn one is rebuilt from the chunks given, a whole one reused."""
+    path = tmp_path / "store"
+    first = EmbeddedStore(dimension=DIM, path=path)
+    await first.add(CORPUS)
+    await first.close()
+    index = path / "index"
+    if damage == "torn-graph":
+        (index / "graph.hnsw").write_bytes((index / "graph.hnsw").read_bytes()[:100])
+    elif damage == "no-manifest":
+        (index / "manifest.json").unlink()
+    else:
+        index.rename(path / "index.old")
+    second = EmbeddedStore(dimension=DIM, path=path)
+    try:
+        report = await second.restore(CORPUS)
+        assert report.added == (4 if damage != "between-renames" else 0)
+        hits = await second.vector_search(np.asarray(unit(0, 0, 1), dtype=np.float32), top_k=1)
+        assert hits[0].chunk.id == "hours:0"
+        assert [h.chunk.id for h in await second.keyword_search("reset pin", top_k=1)] == ["router:0"]
+    finally:
+        await second.close()
+
+
 @pytest.mark.parametrize(("dimension", "model"), [(DIM * 2, "model-a"), (DIM, "model-b")])
-async def test_embedded_drops_vectors_of_another_model(tmp_path: Path, dimension: int, model: str) -> None:
+async def test_embedded_does_not_reuse_a_snapshot_of_another_model(tmp_path: Path, dimension: int, model: str) -> None:
     store = EmbeddedStore(dimension=DIM, path=tmp_path / "store", model_id="model-a")
     await store.add(CORPUS)
     await store.close()
     reopened = EmbeddedStore(dimension=dimension, path=tmp_path / "store", model_id=model)
     try:
-        assert reopened.needs_reindex is True
-        assert await reopened.count() == 0
+        if dimension == DIM:
+            assert (await reopened.restore(CORPUS)).added == 4
+        else:
+            assert (await reopened.restore([])).removed == 0
+            with pytest.raises(StoreError):
+                await reopened.restore(CORPUS)
     finally:
         await reopened.close()
-    again = EmbeddedStore(dimension=dimension, path=tmp_path / "store", model_id=model)
-    assert again.needs_reindex is False
-    await again.close()
 
 
 async def test_embedded_loads_its_saved_keyword_index_and_rebuilds_a_stale_one(tmp_path: Path) -> None:
@@ -201,14 +266,17 @@ async def test_embedded_loads_its_saved_keyword_index_and_rebuilds_a_stale_one(t
     first = EmbeddedStore(dimension=DIM, path=path)
     await first.add(CORPUS)
     await first.close()
-    assert (path / "bm25" / "generation.json").exists()
+    assert (path / "index" / "bm25" / "generation.json").exists()
     second = EmbeddedStore(dimension=DIM, path=path)
+    await second.restore(CORPUS)
     assert [h.chunk.id for h in await second.keyword_search("reset pin", top_k=1)] == ["router:0"]
-    await second.add([chunk("extra", 0, "Kestrel TV has more than 80 channels.", unit(0, 0, 0, 1))])
+    extra = chunk("extra", 0, "Kestrel TV has more than 80 channels.", unit(0, 0, 0, 1))
+    await second.add([extra])
     await second.close()
-    (path / "bm25" / "generation.json").write_text('{"generation": 0, "count": 1}')  # as if a save was lost
+    (path / "index" / "bm25" / "generation.json").write_text('{"generation": 0}')  # as if a save was lost
     third = EmbeddedStore(dimension=DIM, path=path)
     try:
+        assert (await third.restore([*CORPUS, extra])).kept == 5
         assert [h.chunk.id for h in await third.keyword_search("how many channels", top_k=1)] == ["extra:0"]
     finally:
         await third.close()
