@@ -4,8 +4,10 @@ Pipeline: bytes → :mod:`knowledge.sniff` (type from content, zip-bomb guard) �
 (one module per format) → :mod:`knowledge.cleaning` → :mod:`knowledge.chunking` (structure-aware,
 token-bounded, overlap, headings carried) → :mod:`knowledge.embedders` (MiniLM on onnxruntime by default;
 OpenAI- or Ollama-served) → :mod:`knowledge.stores` (embedded HNSW + BM25 by default; Weaviate) →
-:mod:`knowledge.retrieval` (hybrid, reciprocal rank fusion, optional cross-encoder rerank, calibrated threshold,
-citations). Parsing of untrusted files runs in a memory- and time-capped child process (:mod:`knowledge.ingest`).
+:mod:`knowledge.retrieval` (hybrid, reciprocal rank fusion from :mod:`knowledge.fusion`, optional cross-encoder
+rerank, calibrated threshold, citations). Stores are indexes: the control plane's database keeps every chunk
+and fills a store with ``VectorStore.restore`` on start. Parsing of untrusted files runs in a memory- and
+time-capped child process (:mod:`knowledge.ingest`).
 
 Stable interfaces other rooms rely on:
 
@@ -18,8 +20,8 @@ Stable interfaces other rooms rely on:
 - ``await Embedder.embed(texts) -> list[list[float]]``: unit-normalised vectors
   (``pipelines.contracts.TextEmbedder``), e.g. ``KnowledgeService.embedder`` for tool matching.
 - ``await KnowledgeService.corpus_text() -> str``: every ready document's text (a domain language model).
-- ``VectorStore`` (:mod:`knowledge.stores.base`): the store interface; every backend passes
-  ``tests/knowledge/test_store_conformance.py``.
+- ``VectorStore`` (:mod:`knowledge.stores.base`): the store interface (``add``, ``delete_document``,
+  ``restore``, the three searches); every backend passes ``tests/knowledge/test_store_conformance.py``.
 
 This package imports nothing of ours but ``config`` (and only for types); composition roots pass plain values.
 """
