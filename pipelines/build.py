@@ -30,8 +30,8 @@ from pipecat.turns.user_stop import SpeechTimeoutUserTurnStopStrategy, TurnAnaly
 from pipecat.turns.user_stop.base_user_turn_stop_strategy import BaseUserTurnStopStrategy
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
-from pipelines.asr.base import ASR_BACKENDS, ASRBackend
-from pipelines.brain.base import BRAIN_BACKENDS, BrainBackend, Prefetching, system_prompt
+from pipelines.asr.base import ASRBackend
+from pipelines.brain.base import BrainBackend, Prefetching, system_prompt
 from pipelines.compat import LeanWorkerObserver as LeanWorkerObserver  # where tests/pipelines/test_units.py looks
 from pipelines.compat import apply_all as apply_library_patches
 from pipelines.compat import lean_observer, push_audio_directly
@@ -50,9 +50,9 @@ from pipelines.processors.bargein import BargeInPolicy
 from pipelines.processors.latency import LatencyMeter
 from pipelines.processors.rag import RAGContext
 from pipelines.processors.transcript import CallRecorder
-from pipelines.registry import resolve_backend
+from pipelines.registry import backend_class
 from pipelines.tools import CallTools, tools_schema
-from pipelines.tts.base import TTS_BACKENDS, TTSBackend
+from pipelines.tts.base import TTSBackend
 from pipelines.vad import EchoReference, SharedSileroVADAnalyzer, load_silero
 
 __all__ = ["CallPipeline", "Stages", "build_pipeline", "build_stages"]
@@ -98,10 +98,10 @@ def build_stages(
     """Load every stage's process-wide resources once (call at start-up, off the event loop).
 
     Args:
-        asr: Recogniser options (``backend`` picks from ``ASR_BACKENDS``; pocketsphinx by default). For the
+        asr: Recogniser options (``backend`` names one in ``pipelines.registry``; pocketsphinx by default). For the
             knowledge-base adaptation pass ``lm_path``/``dict_path`` from ``pipelines.asr.domain_lm``.
-        brain: Brain options (``backend`` picks from ``BRAIN_BACKENDS``; extractive by default).
-        tts: Synthesiser options (``backend`` picks from ``TTS_BACKENDS``; flite by default).
+        brain: Brain options (``backend`` names one in ``pipelines.registry``; extractive by default).
+        tts: Synthesiser options (``backend`` names one in ``pipelines.registry``; flite by default).
         vad: VAD and turn-taking options.
         embedder: Embeds short texts (the extractive brain matches tools with it); usually the knowledge
             base's embedder.
@@ -115,13 +115,12 @@ def build_stages(
     brain = brain or BrainOptions()
     tts = tts or TTSOptions()
     vad = vad or VADOptions()
-    brain_cls: type[BrainBackend] = resolve_backend(BRAIN_BACKENDS, brain.backend, BrainBackend)
-    brain_backend = brain_cls.prewarm(brain, embedder=embedder)
+    brain_backend = backend_class("brain", brain.backend).prewarm(brain, embedder=embedder)
     asr_backend: ASRBackend | None = None
     tts_backend: TTSBackend | None = None
-    if not brain_backend.speech_to_speech:
-        asr_cls: type[ASRBackend] = resolve_backend(ASR_BACKENDS, asr.backend, ASRBackend)
-        tts_cls: type[TTSBackend] = resolve_backend(TTS_BACKENDS, tts.backend, TTSBackend)
+    if not brain_backend.capabilities.speech_to_speech:
+        asr_cls = backend_class("asr", asr.backend)
+        tts_cls = backend_class("tts", tts.backend)
         asr_backend = asr_cls.prewarm(asr)
         tts_backend = tts_cls.prewarm(tts)
     silero = load_silero()
@@ -226,7 +225,7 @@ def build_pipeline(
     messages: list[LLMContextMessage] = [{"role": "system", "content": system_prompt(persona)}]
     context = (
         LLMContext(messages=messages, tools=tools_schema())
-        if brain_backend.wants_passages_in_context
+        if brain_backend.capabilities.passages_in_context
         else LLMContext(messages=messages)
     )
     recorder = CallRecorder(
@@ -280,7 +279,7 @@ def build_pipeline(
     rag = RAGContext(
         tools=tools,
         call_id=call_id,
-        inject_passages=brain_backend.wants_passages_in_context,
+        inject_passages=brain_backend.capabilities.passages_in_context,
         text_hooks=[brain.prefetch] if isinstance(brain, Prefetching) else [],
     )
 

@@ -1,20 +1,28 @@
-"""Speech recognition backends: process-wide resources, one STT processor per call."""
+"""Speech recognition backends: process-wide resources, one STT processor per call.
+
+Backends are named in ``pipelines.registry`` only; what one can do is declared here, on its class, as
+:class:`ASRCapabilities`, and callers ask that instead of the backend's name.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import ClassVar
 
 from pipecat.services.stt_service import STTService
 
 from pipelines.options import ASROptions
 
-# Backend name → "module:Class". One file per backend beside this one.
-ASR_BACKENDS: dict[str, str] = {
-    "pocketsphinx": "pipelines.asr.pocketsphinx:PocketsphinxBackend",
-    "faster-whisper": "pipelines.asr.faster_whisper:FasterWhisperBackend",
-    "openai": "pipelines.asr.openai:OpenAITranscriptionBackend",
-}
+__all__ = [
+    "ASRBackend",
+    "ASRCapabilities",
+    "ASRResult",
+    "FileTranscript",
+    "FileTranscriptionUnsupportedError",
+    "RecognitionServiceError",
+    "TimedWord",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,14 +39,70 @@ class ASRResult:
     confidence: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ASRCapabilities:
+    """What a recognition engine can do (declared on its class; callers ask this, never the backend's name).
+
+    Attributes:
+        interim_results: Interim hypotheses are pushed while the caller speaks (it decodes as audio arrives).
+        file_transcription: :meth:`ASRBackend.transcribe` turns a whole recording into text with word timings.
+        domain_lm: :meth:`ASRBackend.adapt` takes a domain language model and dictionary built from the
+            knowledge base (``pipelines.asr.domain_lm``).
+        hotwords: :meth:`ASRBackend.adapt` takes knowledge-base terms as hints.
+        acoustic_adaptation: Its acoustic model can be adapted to the line's recordings (``voxdesk asr-adapt``,
+            ``ASROptions.acoustic_model``).
+        offline: Needs no network service: it runs in this process or in processes it starts.
+    """
+
+    interim_results: bool = False
+    file_transcription: bool = False
+    domain_lm: bool = False
+    hotwords: bool = False
+    acoustic_adaptation: bool = False
+    offline: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TimedWord:
+    """One recognised word of a recording, with its start and end in seconds."""
+
+    word: str
+    start: float
+    end: float
+    confidence: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FileTranscript:
+    """The transcript of a whole recording (:meth:`ASRBackend.transcribe`)."""
+
+    text: str
+    words: tuple[TimedWord, ...] = ()
+
+
+class FileTranscriptionUnsupportedError(NotImplementedError):
+    """The backend does not declare ``file_transcription``."""
+
+
+class RecognitionServiceError(RuntimeError):
+    """The recognition service a backend relies on failed or could not be reached (worth retrying later)."""
+
+    retryable = True
+
+
 class ASRBackend(ABC):
     """A speech recognition engine, prewarmed once per process.
 
     ``prewarm`` loads whatever is heavy (models, decoders, HTTP clients' settings); ``create_service``
     is cheap and returns a fresh pipecat ``STTService`` for one call.
+
+    Attributes:
+        name: The name it is registered under in ``pipelines.registry`` (reported, never compared).
+        capabilities: What the engine can do.
     """
 
-    name: str = ""
+    name: ClassVar[str] = ""
+    capabilities: ClassVar[ASRCapabilities] = ASRCapabilities()
 
     @classmethod
     @abstractmethod
@@ -49,6 +113,22 @@ class ASRBackend(ABC):
     def create_service(self, *, call_id: str) -> STTService:
         """A recogniser for one call."""
 
+    async def transcribe(self, pcm: bytes, *, sample_rate: int) -> FileTranscript:
+        """Transcribe a whole recording with word timings (backends declaring ``file_transcription``).
+
+        Never holds the event loop: CPU work runs on a thread, network work is awaited.
+
+        Args:
+            pcm: 16-bit little-endian mono PCM.
+            sample_rate: Its sample rate in Hz.
+
+        Raises:
+            FileTranscriptionUnsupportedError: The backend does not transcribe files.
+            RecognitionServiceError: The service the backend relies on failed (vendor errors are translated
+                to this in the backend).
+        """
+        raise FileTranscriptionUnsupportedError(f"the {self.name} recogniser does not transcribe files")
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release what ``prewarm`` started (worker processes); calls must be over."""
 
@@ -56,7 +136,8 @@ class ASRBackend(ABC):
         """Adapt to a changed knowledge base (new calls use it; calls in progress keep theirs).
 
         Args:
-            lm_path: A domain ARPA language model (see ``pipelines.asr.domain_lm``).
+            lm_path: A domain ARPA language model (see ``pipelines.asr.domain_lm``); used where
+                ``capabilities.domain_lm``.
             dict_path: Its pronunciation dictionary.
-            hotwords: Knowledge-base terms, for engines that take hints instead of a language model.
+            hotwords: Knowledge-base terms, for engines with ``capabilities.hotwords``.
         """

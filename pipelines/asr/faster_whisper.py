@@ -7,12 +7,16 @@ Knowledge-base terms go in as ``hotwords`` and an ``initial_prompt``.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import numpy as np
 from pipecat.services.whisper.stt import WhisperSTTService
 
-from pipelines.asr.base import ASRBackend
+from pipelines.asr.base import ASRBackend, ASRCapabilities, FileTranscript, TimedWord
 from pipelines.options import ASROptions
+
+_WHISPER_RATE = 16000
 
 
 class _SharedWhisperSTTService(WhisperSTTService):
@@ -30,6 +34,7 @@ class FasterWhisperBackend(ASRBackend):
     """A CTranslate2 Whisper model loaded once from ``options.model_path``."""
 
     name = "faster-whisper"
+    capabilities = ASRCapabilities(file_transcription=True, hotwords=True, offline=True)
 
     def __init__(self, options: ASROptions, model: Any) -> None:
         self._options = options
@@ -52,6 +57,37 @@ class FasterWhisperBackend(ASRBackend):
         """Use new knowledge-base terms as hotwords for new calls."""
         if hotwords:
             self._hotwords = " ".join(hotwords)
+
+    async def transcribe(self, pcm: bytes, *, sample_rate: int) -> FileTranscript:
+        """Transcribe a whole recording with word timestamps on a worker thread (CTranslate2 releases the GIL)."""
+        if sample_rate != _WHISPER_RATE:
+            raise ValueError(f"Whisper takes {_WHISPER_RATE} Hz audio, not {sample_rate} Hz")
+        audio = np.frombuffer(pcm[: len(pcm) - len(pcm) % 2], dtype="<i2").astype(np.float32) / 32768.0
+
+        def run() -> FileTranscript:
+            segments, _info = self._model.transcribe(
+                audio,
+                language=self._options.language,
+                word_timestamps=True,
+                hotwords=self._hotwords,
+                initial_prompt=self._options.prompt,
+            )
+            texts: list[str] = []
+            words: list[TimedWord] = []
+            for segment in segments:  # a lazy generator: decoding happens while it is read
+                texts.append(segment.text.strip())
+                words.extend(
+                    TimedWord(
+                        word=w.word.strip(),
+                        start=round(float(w.start), 2),
+                        end=round(float(w.end), 2),
+                        confidence=round(float(w.probability), 3),
+                    )
+                    for w in segment.words or ()
+                )
+            return FileTranscript(text=" ".join(t for t in texts if t), words=tuple(words))
+
+        return await asyncio.to_thread(run)
 
     def create_service(self, *, call_id: str) -> WhisperSTTService:
         """A Whisper recogniser for one call over the shared model."""

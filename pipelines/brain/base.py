@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import ClassVar, Protocol, runtime_checkable
 
 from pipecat.processors.frame_processor import FrameProcessor
 
@@ -11,13 +12,21 @@ from pipelines.contracts import PersonaSpec, TextEmbedder
 from pipelines.options import BrainOptions
 from pipelines.tools import CallTools
 
-# Backend name → "module:Class". One file per backend beside this one.
-BRAIN_BACKENDS: dict[str, str] = {
-    "extractive": "pipelines.brain.extractive:ExtractiveBackend",
-    "ollama": "pipelines.brain.ollama:OllamaBackend",
-    "openai": "pipelines.brain.openai:OpenAIBackend",
-    "openai-realtime": "pipelines.brain.openai_realtime:OpenAIRealtimeBackend",
-}
+
+@dataclass(frozen=True, slots=True)
+class BrainCapabilities:
+    """What an answering engine does (declared on its class; callers ask this, never the backend's name).
+
+    Attributes:
+        speech_to_speech: The brain hears and speaks itself (no ASR/TTS stages).
+        passages_in_context: The RAG processor should add retrieved passages to the LLM context (and the
+            context carries the tools' schema).
+        offline: Needs no network service: it runs in this process or in processes it starts.
+    """
+
+    speech_to_speech: bool = False
+    passages_in_context: bool = True
+    offline: bool = False
 
 
 def system_prompt(persona: PersonaSpec) -> str:
@@ -47,13 +56,12 @@ class BrainBackend(ABC):
     """An answering engine, prewarmed once per process.
 
     Attributes:
-        speech_to_speech: The brain hears and speaks itself (no ASR/TTS stages).
-        wants_passages_in_context: The RAG processor should add retrieved passages to the LLM context.
+        name: The name it is registered under in ``pipelines.registry`` (reported, never compared).
+        capabilities: What the engine does.
     """
 
-    name: str = ""
-    speech_to_speech: bool = False
-    wants_passages_in_context: bool = True
+    name: ClassVar[str] = ""
+    capabilities: ClassVar[BrainCapabilities] = BrainCapabilities()
 
     @classmethod
     @abstractmethod

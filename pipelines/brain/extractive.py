@@ -29,7 +29,7 @@ from pipecat.frames.frames import (
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-from pipelines.brain.base import BrainBackend
+from pipelines.brain.base import BrainBackend, BrainCapabilities
 from pipelines.contracts import Passage, PersonaSpec, Retrieval, TextEmbedder
 from pipelines.frames import AnswerMetaFrame, KnowledgeFrame
 from pipelines.options import BrainOptions
@@ -213,7 +213,7 @@ class ExtractiveBackend(BrainBackend):
     """Process-wide resources of the extractive brain: the tools' example embeddings."""
 
     name = "extractive"
-    wants_passages_in_context = False
+    capabilities = BrainCapabilities(passages_in_context=False, offline=True)
 
     def __init__(self, options: BrainOptions, embedder: TextEmbedder | None) -> None:
         self.options = options

@@ -1,6 +1,6 @@
 """OpenAI Realtime (speech to speech): the model hears the caller and speaks itself, with the same tools.
 
-It replaces the recogniser, the brain and the synthesiser (``speech_to_speech``); the pipeline keeps the
+It replaces the recogniser, the brain and the synthesiser (``capabilities.speech_to_speech``); the pipeline keeps the
 transport, the user aggregator (local Silero VAD turn-taking), the taps and the latency meter.
 """
 
@@ -10,7 +10,7 @@ from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.services.openai.realtime import events
 from pipecat.services.openai.realtime.llm import OpenAIRealtimeLLMService
 
-from pipelines.brain.base import BrainBackend, system_prompt
+from pipelines.brain.base import BrainBackend, BrainCapabilities, system_prompt
 from pipelines.brain.llm_tools import register_tools
 from pipelines.contracts import PersonaSpec, TextEmbedder
 from pipelines.options import BrainOptions
@@ -21,7 +21,7 @@ class OpenAIRealtimeBackend(BrainBackend):
     """OpenAI's Realtime API over its WebSocket (``base_url`` may point at a compatible server)."""
 
     name = "openai-realtime"
-    speech_to_speech = True
+    capabilities = BrainCapabilities(speech_to_speech=True)
 
     def __init__(self, options: BrainOptions) -> None:
         self.options = options

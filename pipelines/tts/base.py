@@ -1,21 +1,33 @@
-"""Speech synthesis backends: process-wide resources, one TTS processor per call."""
+"""Speech synthesis backends: process-wide resources, one TTS processor per call.
+
+Backends are named in ``pipelines.registry`` only; what one needs and can do is declared on its class as
+:class:`TTSCapabilities`.
+"""
 
 from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
 
 from pipecat.services.tts_service import TTSService
 
 from pipelines.options import TTSOptions
 
-# Backend name → "module:Class". One file per backend beside this one.
-TTS_BACKENDS: dict[str, str] = {
-    "flite": "pipelines.tts.flite:FliteBackend",
-    "espeak-ng": "pipelines.tts.espeak:EspeakBackend",
-    "piper": "pipelines.tts.piper:PiperBackend",
-    "openai": "pipelines.tts.openai:OpenAITTSBackend",
-}
+
+@dataclass(frozen=True, slots=True)
+class TTSCapabilities:
+    """What a synthesis engine needs and can do (declared on its class; callers ask this, never the name).
+
+    Attributes:
+        offline: Needs no network service: it runs in this process or in processes it starts.
+        programs: Executables it runs, which must be on ``PATH`` (``voxdesk doctor`` checks them).
+    """
+
+    offline: bool = False
+    programs: tuple[str, ...] = ()
+
 
 _CLAUSE = re.compile(r"(?<=[,;:])\s+")
 # Where a long first sentence without punctuation can be cut with little harm to its prosody.
@@ -68,9 +80,15 @@ def trim_leading_silence(pcm: bytes, *, sample_rate: int, threshold: int = 200, 
 
 
 class TTSBackend(ABC):
-    """A speech synthesis engine, prewarmed once per process."""
+    """A speech synthesis engine, prewarmed once per process.
 
-    name: str = ""
+    Attributes:
+        name: The name it is registered under in ``pipelines.registry`` (reported, never compared).
+        capabilities: What the engine needs and can do.
+    """
+
+    name: ClassVar[str] = ""
+    capabilities: ClassVar[TTSCapabilities] = TTSCapabilities()
 
     @classmethod
     @abstractmethod

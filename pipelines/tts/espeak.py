@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pipelines.options import TTSOptions
-from pipelines.tts.base import TTSBackend
+from pipelines.tts.base import TTSBackend, TTSCapabilities
 from pipelines.tts.subprocess_tts import SubprocessTTSService
 
 
@@ -36,6 +36,7 @@ class EspeakBackend(TTSBackend):
     """Finds espeak-ng once per process."""
 
     name = "espeak-ng"
+    capabilities = TTSCapabilities(offline=True, programs=("espeak-ng",))
 
     def __init__(self, binary: str, options: TTSOptions) -> None:
         self._binary = binary

@@ -11,7 +11,7 @@ from typing import Any
 import structlog
 
 from pipelines.options import TTSOptions
-from pipelines.tts.base import TTSBackend
+from pipelines.tts.base import TTSBackend, TTSCapabilities
 from pipelines.tts.flite_native import NATIVE_VOICES, FliteWorkerPool
 from pipelines.tts.subprocess_tts import SubprocessTTSService
 
@@ -71,6 +71,7 @@ class FliteBackend(TTSBackend):
     """Checks that flite and the voice exist, once per process."""
 
     name = "flite"
+    capabilities = TTSCapabilities(offline=True, programs=("flite",))
 
     def __init__(
         self, binary: str, options: TTSOptions, voices: frozenset[str], pool: FliteWorkerPool | None = None

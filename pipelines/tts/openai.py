@@ -15,7 +15,7 @@ from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import TTSService
 
 from pipelines.options import TTSOptions
-from pipelines.tts.base import TTSBackend
+from pipelines.tts.base import TTSBackend, TTSCapabilities
 
 log = structlog.stdlib.get_logger(__name__)
 
@@ -107,6 +107,7 @@ class OpenAITTSBackend(TTSBackend):
     """An OpenAI-compatible speech endpoint, with one HTTP connection pool per process."""
 
     name = "openai"
+    capabilities = TTSCapabilities(offline=False)
 
     def __init__(self, options: TTSOptions) -> None:
         self._options = options

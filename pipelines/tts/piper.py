@@ -12,7 +12,7 @@ from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import TTSService
 
 from pipelines.options import TTSOptions
-from pipelines.tts.base import TTSBackend, first_clause_split, speakable
+from pipelines.tts.base import TTSBackend, TTSCapabilities, first_clause_split, speakable
 
 log = structlog.stdlib.get_logger(__name__)
 
@@ -67,6 +67,7 @@ class PiperBackend(TTSBackend):
     """A Piper voice loaded once from ``options.model_path`` (``.onnx`` with ``.onnx.json`` beside it)."""
 
     name = "piper"
+    capabilities = TTSCapabilities(offline=True)
 
     def __init__(self, options: TTSOptions, voice: Any) -> None:
         self._options = options

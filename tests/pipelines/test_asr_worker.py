@@ -94,7 +94,7 @@ def test_by_default_half_the_cpus_decode_at_least_two(monkeypatch: pytest.Monkey
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     backend = PocketsphinxBackend.prewarm(ASROptions(prewarm_decoders=0))
     try:
-        assert len(backend._workers) == 2 and backend.live_worker() is not None
+        assert len(backend.supervisor.workers) == 2 and backend.live_worker() is not None
     finally:
         backend.close()
 

@@ -10,8 +10,7 @@ import pytest
 from pipelines.brain.extractive import best_sentences, split_sentences
 from pipelines.contracts import Passage
 from pipelines.processors.bargein import BargeInPolicy
-from pipelines.registry import UnknownBackendError, resolve_backend
-from pipelines.tts.base import TTS_BACKENDS, TTSBackend, first_clause_split, speakable, trim_leading_silence
+from pipelines.tts.base import first_clause_split, speakable, trim_leading_silence
 
 pytestmark = pytest.mark.unit
 
@@ -75,11 +74,6 @@ def test_barge_in_verdicts(heard: str, verdict: str) -> None:
     policy = BargeInPolicy(call_id="t")
     policy.note_agent_text("We email you a prepaid returns label; drop the box at any parcel shop.", new_response=True)
     assert policy._judge(heard) == verdict
-
-
-def test_registry_names_the_choices() -> None:
-    with pytest.raises(UnknownBackendError, match="espeak-ng, flite, openai, piper"):
-        resolve_backend(TTS_BACKENDS, "festival", TTSBackend)
 
 
 async def test_agent_audio_gate_holds_resumes_and_drops_across_an_interruption() -> None:
