@@ -20,7 +20,8 @@ OPTIONAL_BACKENDS: list[tuple[str, str, str]] = [
     ("ollama", "LLM backend ollama (native client)", "pip install 'voxdesk[ollama]'"),
     ("openai", "LLM/ASR/TTS backend openai", "pip install 'voxdesk[openai]'"),
 ]
-# System programs: (binary, what needs it, Debian package).
+# System programs: (binary, what needs it, Debian package). Those the configured TTS backend runs
+# (``capabilities.programs``) are required; the others are reported.
 PROGRAMS: list[tuple[str, str, str]] = [
     ("flite", "TTS backend flite (default)", "flite"),
     ("espeak-ng", "TTS backend espeak-ng", "espeak-ng"),
@@ -71,6 +72,16 @@ async def _check_cache(settings: Settings, echo: Echo) -> bool:
     return True
 
 
+def _programs_needed(settings: Settings) -> frozenset[str]:
+    """The executables the configured TTS backend runs (none in speech-to-speech mode)."""
+    from pipelines.registry import backend_class
+
+    p = settings.pipeline
+    if backend_class("brain", p.llm.backend).capabilities.speech_to_speech:
+        return frozenset()
+    return frozenset(backend_class("tts", p.tts.backend).capabilities.programs)
+
+
 async def run_doctor(settings: Settings, echo: Echo) -> bool:
     """Print a diagnosis; returns False when something required is broken."""
     echo("Voxdesk doctor")
@@ -83,9 +94,10 @@ async def run_doctor(settings: Settings, echo: Echo) -> bool:
     echo(f"  knowledge: store={settings.knowledge.store} embedder={settings.knowledge.embedder}")
     ok = await _check_database(settings, echo)
     ok = await _check_cache(settings, echo) and ok
+    needed = _programs_needed(settings)
     for binary, purpose, package in PROGRAMS:
         found = shutil.which(binary)
-        required = purpose.endswith("(default)") and settings.pipeline.tts.backend == binary
+        required = binary in needed
         _line(echo, bool(found), f"program {binary}", purpose, f"apt-get install {package}")
         ok = ok and (bool(found) or not required)
     for module, purpose, install in OPTIONAL_BACKENDS:

@@ -30,7 +30,7 @@ async def _timed(what: str, load: Callable[[], object]) -> tuple[object | None, 
 async def check_models(settings: Settings, echo: Callable[[str], None]) -> bool:
     """Load each configured offline model once and report it; returns False on failure."""
     from agent.wiring.pipelines import StageOptions
-    from pipelines.build import build_stages
+    from pipelines.build import Stages, build_stages
 
     options = StageOptions.from_settings(settings)
     ok = True
@@ -83,7 +83,8 @@ async def check_models(settings: Settings, echo: Callable[[str], None]) -> bool:
     fix = "check VOXDESK_PIPELINE__* (model paths, server URLs) and run `voxdesk doctor` again"
     _line(echo, error is None, what, error or f"loaded in {secs:.2f} s", fix)
     ok = ok and built is not None
-    if settings.pipeline.asr.backend == "pocketsphinx":
+    asr = built.asr if isinstance(built, Stages) else None
+    if asr is not None and asr.capabilities.domain_lm and settings.pipeline.asr.domain_lm:
         lms = sorted(settings.models_dir.glob("domain-*.lm")) if settings.models_dir.exists() else []
         _line(
             echo,
@@ -91,7 +92,12 @@ async def check_models(settings: Settings, echo: Callable[[str], None]) -> bool:
             "domain language model",
             f"{lms[-1].name}" if lms else "none yet (built at start-up from the knowledge base)",
         )
+    if asr is not None and asr.capabilities.acoustic_adaptation:
         _line(echo, True, "acoustic model", _acoustic_model_summary(settings.pipeline.asr.acoustic_model))
+    if isinstance(built, Stages):  # stop the worker processes the check started
+        for stage in (built.asr, built.tts):
+            if stage is not None:
+                await asyncio.to_thread(stage.close)
     return ok
 
 

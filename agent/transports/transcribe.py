@@ -1,8 +1,8 @@
 """``POST /api/voice/transcribe``: an audio file in, text with word timings out, on the prewarmed recogniser.
 
-The file is decoded and resampled to 16 kHz mono with PyAV (any container/codec FFmpeg knows), then fed to
-a pooled pocketsphinx decoder in 20 ms pieces on a worker thread, so that the event loop, which carries every
-call's audio, is never held for more than a moment.
+The file is decoded and resampled to 16 kHz mono with PyAV (any container/codec FFmpeg knows), then handed to
+the process's recogniser, whichever backend it is, if it declares ``capabilities.file_transcription``; the
+backend keeps the event loop, which carries every call's audio, free (its CPU work runs on a thread).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import asyncio
 import io
 import time
 from collections.abc import Callable
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any
 
 import av
 import numpy as np
@@ -22,36 +22,23 @@ from control_api.db.models import User
 from control_api.deps import require
 from control_api.problems import ProblemError
 from control_api.rbac import Permission
+from pipelines.asr.base import ASRBackend, RecognitionServiceError
 
 SAMPLE_RATE = 16000
-FRAME_BYTES = SAMPLE_RATE // 50 * 2
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_AUDIO_SECS = 600.0
-FRAME_SECS = 0.01  # pocketsphinx's frame rate is 100 per second
 
 
 Caller = Annotated[User, Depends(require(Permission.VOICE_CALL))]
 
 
-class PooledDecoders(Protocol):
-    """A recogniser that lends out pocketsphinx decoders (``pipelines.asr.pocketsphinx.PocketsphinxBackend``)."""
-
-    def acquire(self) -> tuple[int, Any]:
-        """Take a decoder (off the event loop)."""
-        ...
-
-    def release(self, generation: int, decoder: Any) -> None:
-        """Give it back."""
-        ...
-
-
 class WordTiming(BaseModel):
-    """One recognised word with its start and end in seconds."""
+    """One recognised word with its start and end in seconds (and the recogniser's confidence, if it gives one)."""
 
     word: str
     start: float
     end: float
-    confidence: float
+    confidence: float | None
 
 
 class TranscriptionPublic(BaseModel):
@@ -89,49 +76,32 @@ def decode_to_pcm(data: bytes, *, max_secs: float = MAX_AUDIO_SECS) -> bytes:
     return bytes(out)
 
 
-def _decode_words(decoder: Any, pcm: bytes) -> tuple[str, list[WordTiming]]:
-    decoder.start_utt()
-    for i in range(0, len(pcm), FRAME_BYTES):
-        decoder.process_raw(pcm[i : i + FRAME_BYTES], False, False)
-        if i % (FRAME_BYTES * 50) == 0:
-            time.sleep(0)  # let the event loop's thread take the GIL between pieces
-    decoder.end_utt()
-    hyp = decoder.hyp()
-    words: list[WordTiming] = []
-    for seg in decoder.seg():
-        word = str(seg.word)
-        if word.startswith(("<", "[")) or word == "<sil>":
-            continue
-        words.append(
-            WordTiming(
-                word=word.split("(")[0],
-                start=round(seg.start_frame * FRAME_SECS, 2),
-                end=round((seg.end_frame + 1) * FRAME_SECS, 2),
-                confidence=round(float(seg.prob), 3),
-            )
-        )
-    text = hyp.hypstr if hyp is not None else ""
-    return text, words
-
-
-def transcribe_router(get_asr: Callable[[], Any | None], *, language: str) -> APIRouter:
+def transcribe_router(get_asr: Callable[[], ASRBackend | None], *, language: str) -> APIRouter:
     """The transcription endpoint over the process's prewarmed recogniser (``get_asr``)."""
     router = APIRouter(prefix="/api/voice", tags=["voice"])
 
     @router.post(
         "/transcribe",
         response_model=TranscriptionPublic,
-        responses={413: {"description": "File too large."}, 415: {"description": "Not audio."}},
+        responses={
+            413: {"description": "File too large."},
+            415: {"description": "Not audio."},
+            501: {"description": "The configured recogniser does not transcribe files."},
+            502: {"description": "The recognition service failed."},
+            503: {"description": "No recogniser is loaded (start-up, or speech-to-speech mode)."},
+        },
     )
     async def transcribe(user: Caller, file: Annotated[UploadFile, File(description="An audio file.")]) -> Any:
         """Transcribe an uploaded audio file (WAV, MP3, OGG, FLAC, ...) with word timings."""
         del user
         asr = get_asr()
-        if asr is None or not hasattr(asr, "acquire"):
+        if asr is None:
+            raise ProblemError(503, "No speech recogniser is loaded in this process.", type_="asr-unavailable")
+        if not asr.capabilities.file_transcription:
             raise ProblemError(
-                503,
-                "File transcription needs the pocketsphinx recogniser, loaded at start-up.",
-                type_="asr-unavailable",
+                501,
+                f"The configured recogniser ({asr.name}) does not transcribe files.",
+                type_="asr-no-file-transcription",
             )
         data = await file.read(MAX_UPLOAD_BYTES + 1)
         if len(data) > MAX_UPLOAD_BYTES:
@@ -140,23 +110,19 @@ def transcribe_router(get_asr: Callable[[], Any | None], *, language: str) -> AP
             pcm = await asyncio.to_thread(decode_to_pcm, data)
         except ValueError as exc:
             raise ProblemError(415, f"The upload is not usable audio: {exc}.", type_="not-audio") from None
-        decoders: PooledDecoders = asr
         start = time.perf_counter()
-
-        def run() -> tuple[str, list[WordTiming]]:
-            generation, decoder = decoders.acquire()
-            try:
-                return _decode_words(decoder, pcm)
-            finally:
-                decoders.release(generation, decoder)
-
-        text, words = await asyncio.to_thread(run)
+        try:
+            transcript = await asr.transcribe(pcm, sample_rate=SAMPLE_RATE)
+        except RecognitionServiceError as exc:
+            raise ProblemError(502, f"The recognition service failed: {exc}.", type_="asr-failed") from None
         return TranscriptionPublic(
-            text=text,
-            words=words,
+            text=transcript.text,
+            words=[
+                WordTiming(word=w.word, start=w.start, end=w.end, confidence=w.confidence) for w in transcript.words
+            ],
             duration_secs=round(len(pcm) / 2 / SAMPLE_RATE, 3),
             language=language,
-            backend=getattr(asr, "name", type(asr).__name__),
+            backend=asr.name,
             decode_ms=round((time.perf_counter() - start) * 1000, 1),
         )
 

@@ -1,9 +1,9 @@
 """The real voice pipeline for every call: stages prewarmed once per process, the KB-adapted recogniser.
 
 ``VoiceStages`` is the composition of ``pipelines`` for the server: it turns ``Settings`` into stage options,
-loads the stages once at start-up (off the event loop), keeps pocketsphinx's domain language model in step
-with the knowledge base, reports readiness, and builds each call's pipeline with the call's sink, the tools'
-database handlers and the knowledge retriever.
+loads the stages once at start-up (off the event loop), keeps the domain language model of a recogniser that
+takes one (``capabilities.domain_lm``) in step with the knowledge base, reports readiness, and builds each
+call's pipeline with the call's sink, the tools' database handlers and the knowledge retriever.
 """
 
 from __future__ import annotations
@@ -27,9 +27,11 @@ from agent.calls.sink import Sessions
 from agent.calls.tools import HandoffOpener, TicketRecorder
 from config import Settings
 from control_api.db.models import KnowledgeChunk, KnowledgeDocument
+from pipelines.asr.base import ASRBackend
 from pipelines.build import Stages, build_pipeline, build_stages
 from pipelines.contracts import PersonaSpec, Retriever, TextEmbedder
 from pipelines.options import ASROptions, BrainOptions, TTSOptions, VADOptions
+from pipelines.registry import backend_class
 
 log = structlog.get_logger(__name__)
 KB_POLL_SECS = 30.0
@@ -43,6 +45,7 @@ class StageOptions:
     brain: BrainOptions
     tts: TTSOptions
     vad: VADOptions
+    # Build a domain language model from the knowledge base, if the recogniser takes one.
     domain_lm: bool
     models_dir: Path
     recordings_dir: Path | None
@@ -91,7 +94,7 @@ class StageOptions:
                 echo_margin_db=p.vad.echo_margin_db if p.vad.echo_aware else None,
                 smart_turn=p.vad.smart_turn,
             ),
-            domain_lm=p.asr.domain_lm and p.asr.backend == "pocketsphinx",
+            domain_lm=p.asr.domain_lm,
             models_dir=settings.models_dir,
             recordings_dir=settings.recordings_dir if settings.voice.record_calls else None,
         )
@@ -148,7 +151,7 @@ class VoiceStages:
             raise RuntimeError("the voice stages are not loaded yet")
         return self._stages
 
-    def asr(self) -> Any | None:
+    def asr(self) -> ASRBackend | None:
         """The prewarmed recogniser backend (None before start-up or in speech-to-speech mode)."""
         return self._stages.asr if self._stages is not None else None
 
@@ -159,7 +162,8 @@ class VoiceStages:
         retriever, embedder = await self._knowledge()
         self._retriever = retriever
         asr = self.options.asr
-        if self.options.domain_lm:
+        follow_knowledge = self.options.domain_lm and self._takes_domain_lm()
+        if follow_knowledge:
             built = await self._build_domain_lm()
             if built is not None:
                 asr = ASROptions(**{**_fields(asr), "lm_path": built[0], "dict_path": built[1]})
@@ -174,8 +178,14 @@ class VoiceStages:
         await self._stages.warm()
         self.loaded_in_s = round(time.perf_counter() - started, 2)
         log.info("voice_stages_loaded", seconds=self.loaded_in_s, domain_lm=self._fingerprint is not None)
-        if self.options.domain_lm:
+        if follow_knowledge:
             self._watcher = asyncio.create_task(self._follow_knowledge(), name="voice-kb-watcher")
+
+    def _takes_domain_lm(self) -> bool:
+        """Whether the configured recogniser takes a domain language model (none in speech-to-speech mode)."""
+        if backend_class("brain", self.options.brain.backend).capabilities.speech_to_speech:
+            return False
+        return backend_class("asr", self.options.asr.backend).capabilities.domain_lm
 
     async def _build_domain_lm(self) -> tuple[Path, Path] | None:
         from pipelines.asr.domain_lm import build_domain_lm

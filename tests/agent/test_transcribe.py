@@ -1,4 +1,7 @@
-"""``POST /api/voice/transcribe`` on the real pocketsphinx recogniser: text, word timings, errors, roles."""
+"""``POST /api/voice/transcribe`` on the real pocketsphinx recogniser: text, word timings, errors, roles.
+
+The endpoint asks the recogniser's capabilities, never its name: one that does not transcribe files is a 501.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +12,13 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from pipecat.services.stt_service import STTService
 
 from agent.transports.transcribe import transcribe_router
 from config import Settings
 from control_api.app import create_app
 from control_api.rbac import Role
+from pipelines.asr.base import ASRBackend, ASRCapabilities
 from pipelines.asr.pocketsphinx import PocketsphinxBackend
 from pipelines.options import ASROptions
 from tests.agent.conftest import bearer, make_token
@@ -79,3 +84,33 @@ def test_refuses_non_audio_and_roles(client: TestClient) -> None:
     )
     assert junk.status_code == 415 and junk.headers["content-type"].startswith("application/problem+json")
     assert client.post("/api/voice/transcribe", headers=bearer(agent)).status_code == 422
+
+
+class StreamingOnly(ASRBackend):
+    """A recogniser that declares no file transcription (the capability, not a name, decides)."""
+
+    name = "streaming-only"
+    capabilities = ASRCapabilities(interim_results=True)
+
+    @classmethod
+    def prewarm(cls, options: ASROptions) -> StreamingOnly:
+        return cls()
+
+    def create_service(self, *, call_id: str) -> STTService:
+        raise NotImplementedError
+
+
+@pytest.mark.parametrize(
+    ("asr", "status", "slug"), [(StreamingOnly(), 501, "asr-no-file-transcription"), (None, 503, "asr-unavailable")]
+)
+def test_a_recogniser_that_cannot_transcribe_files_is_a_problem_not_a_500(
+    settings: Settings, asr: ASRBackend | None, status: int, slug: str
+) -> None:
+    app = create_app(settings, routers=[transcribe_router(lambda: asr, language="en")])
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        _, token = make_token(test_client, Role.AGENT)
+        files = {"file": ("q.wav", _flite_wav("Hello"), "audio/wav")}
+        response = test_client.post("/api/voice/transcribe", files=files, headers=bearer(token))
+    assert response.status_code == status
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["type"].endswith(slug)
