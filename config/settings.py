@@ -172,6 +172,7 @@ def missing_acoustic_model_files(directory: Path) -> list[str]:
 class ASRSettings(BaseModel):
     """Speech recognition backend."""
 
+    # The names registered in pipelines.registry (config may not import it; a test holds the two equal).
     backend: Literal["pocketsphinx", "faster-whisper", "openai"] = Field(
         default="pocketsphinx", description="Speech recognition engine."
     )
@@ -209,6 +210,7 @@ class ASRSettings(BaseModel):
 class LLMSettings(BaseModel):
     """The agent's brain."""
 
+    # The names registered in pipelines.registry (config may not import it; a test holds the two equal).
     backend: Literal["extractive", "ollama", "openai", "openai-realtime"] = Field(
         default="extractive", description="Answering engine."
     )
@@ -221,6 +223,7 @@ class LLMSettings(BaseModel):
 class TTSSettings(BaseModel):
     """Speech synthesis backend."""
 
+    # The names registered in pipelines.registry (config may not import it; a test holds the two equal).
     backend: Literal["flite", "espeak-ng", "piper", "openai"] = Field(
         default="flite", description="Speech synthesis engine."
     )
