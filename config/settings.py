@@ -9,15 +9,16 @@ fixtures) construct ``Settings``; library code receives plain values.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 # A development-only secret. ``Settings`` refuses it when ``env`` is ``production``.
 DEV_SECRET = "voxdesk-development-secret-change-me-0123456789"  # noqa: S105 - placeholder, refused in production
+DEV_INTEGRATIONS_SECRET = "voxdesk-development-integrations-key-change-me"  # noqa: S105 - refused in production
 _SUPPORTED_DB_DRIVERS = ("sqlite+aiosqlite", "postgresql+psycopg")
 
 
@@ -301,6 +302,38 @@ class SMTPSettings(BaseModel):
     sender: str = Field(default="voxdesk@localhost", description="From address.")
 
 
+class IntegrationsSettings(BaseModel):
+    """Integrations (tickets, webhooks): secret encryption, delivery retries, breakers and SSRF exceptions."""
+
+    secret_key: SecretStr = Field(
+        default=SecretStr(DEV_INTEGRATIONS_SECRET),
+        description="Key encrypting integration secrets at rest (≥32 chars); keep it apart from auth.secret_key.",
+    )
+    previous_secret_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="Earlier integration keys still accepted for decryption while secrets are re-encrypted.",
+    )
+    allowed_private_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated host names or addresses integrations may reach although they resolve to "
+        "private, loopback or link-local addresses (on-premise helpdesks, tests).",
+    )
+    delivery_timeout_secs: float = Field(default=10.0, gt=0.0, le=120.0, description="Timeout of one delivery.")
+    max_attempts: int = Field(default=10, ge=1, le=100, description="Attempts before a delivery is dead-lettered.")
+    retry_initial_secs: float = Field(default=2.0, gt=0.0, description="First retry delay (exponential, jittered).")
+    retry_max_secs: float = Field(default=600.0, gt=0.0, description="Longest delay between two attempts.")
+    breaker_failures: int = Field(default=5, ge=1, description="Failures in a row that open an integration's breaker.")
+    breaker_reset_secs: float = Field(default=30.0, gt=0.0, description="How long an open breaker refuses sends.")
+    poll_interval_secs: float = Field(default=1.0, gt=0.0, le=60.0, description="How often the outbox is polled.")
+
+    @field_validator("allowed_private_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip().lower() for part in value.split(",") if part.strip()]
+        return value
+
+
 class LoggingSettings(BaseModel):
     """Log output."""
 
@@ -331,6 +364,7 @@ class Settings(BaseSettings):
     voice: VoiceSettings = Field(default_factory=VoiceSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     smtp: SMTPSettings = Field(default_factory=SMTPSettings)
+    integrations: IntegrationsSettings = Field(default_factory=IntegrationsSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
 
     @model_validator(mode="after")
@@ -340,6 +374,13 @@ class Settings(BaseSettings):
             raise ValueError("auth.secret_key must be at least 32 characters")
         if self.env == "production" and secret == DEV_SECRET:
             raise ValueError("VOXDESK_AUTH__SECRET_KEY must be set to a real secret when VOXDESK_ENV=production")
+        integrations_key = self.integrations.secret_key.get_secret_value()
+        if len(integrations_key) < 32:
+            raise ValueError("integrations.secret_key must be at least 32 characters")
+        if self.env == "production" and integrations_key == DEV_INTEGRATIONS_SECRET:
+            raise ValueError(
+                "VOXDESK_INTEGRATIONS__SECRET_KEY must be set to a real secret when VOXDESK_ENV=production"
+            )
         return self
 
     @property

@@ -13,6 +13,9 @@ from config import Settings
 from control_api.cache import create_cache
 from control_api.db.engine import create_engine, session_factory
 from control_api.db.migrate import upgrade
+from control_api.integrations.dispatcher import Dispatcher, RetryPolicy
+from control_api.integrations.http import GuardedHttp
+from control_api.integrations.secrets import SecretBox
 from control_api.looplag import LoopLagProbe
 from control_api.middleware import RequestContextMiddleware
 from control_api.problems import install_problem_handlers
@@ -55,6 +58,32 @@ async def _start_knowledge(state: AppState) -> Callable[[], Awaitable[None]]:
         await knowledge_service.stop(service)
 
     return stop
+
+
+def _start_dispatcher(state: AppState) -> Callable[[], Awaitable[None]]:
+    """Start delivering the integrations outbox (deliveries left by an earlier process resume)."""
+    section = state.settings.integrations
+    dispatcher = Dispatcher(
+        sessions=state.sessions,
+        box=SecretBox(
+            section.secret_key.get_secret_value(), [k.get_secret_value() for k in section.previous_secret_keys]
+        ),
+        http=GuardedHttp(
+            allowed_private_hosts=section.allowed_private_hosts, timeout_secs=section.delivery_timeout_secs
+        ),
+        retry=RetryPolicy(
+            max_attempts=section.max_attempts,
+            initial_secs=section.retry_initial_secs,
+            max_secs=section.retry_max_secs,
+        ),
+        breaker_failures=section.breaker_failures,
+        breaker_reset_secs=section.breaker_reset_secs,
+        poll_interval_secs=section.poll_interval_secs,
+        # A claimed delivery whose process died is taken over once its request must have timed out.
+        lease_secs=section.delivery_timeout_secs * 2 + 5,
+    )
+    dispatcher.start()
+    return dispatcher.stop
 
 
 def create_app(
@@ -108,6 +137,7 @@ def create_app(
                 interval_seconds=settings.retention.purge_interval_minutes * 60,
             )
         )
+        cleanups.append(_start_dispatcher(state))
         cleanups.append(await _start_knowledge(state))
         try:
             for hook in startup_hooks:

@@ -30,6 +30,7 @@ class Permission(StrEnum):
     KNOWLEDGE_READ = "knowledge:read"
     KNOWLEDGE_WRITE = "knowledge:write"
     INTEGRATIONS_MANAGE = "integrations:manage"
+    INTEGRATIONS_OPERATE = "integrations:operate"
     ANALYTICS_READ = "analytics:read"
     HANDOFFS_MANAGE = "handoffs:manage"
     HANDOFFS_TAKE = "handoffs:take"
@@ -40,6 +41,7 @@ class Permission(StrEnum):
 
 
 # Issue wording: admin (everything); supervisor (calls, knowledge, integrations, analytics, handoffs);
+# integrations hold credentials: admins configure them, supervisors watch their deliveries and retry dead ones;
 # agent (their handoffs and the calls they took, read knowledge); viewer (read-only dashboards).
 _SUPERVISOR = {
     Permission.CALLS_READ_ALL,
@@ -49,7 +51,7 @@ _SUPERVISOR = {
     Permission.RECORDINGS_READ,
     Permission.KNOWLEDGE_READ,
     Permission.KNOWLEDGE_WRITE,
-    Permission.INTEGRATIONS_MANAGE,
+    Permission.INTEGRATIONS_OPERATE,
     Permission.ANALYTICS_READ,
     Permission.HANDOFFS_MANAGE,
     Permission.HANDOFFS_TAKE,
@@ -98,7 +100,8 @@ _DESCRIPTIONS: dict[Permission, str] = {
     Permission.RECORDINGS_READ: "Play any call recording",
     Permission.KNOWLEDGE_READ: "Search and read the knowledge base",
     Permission.KNOWLEDGE_WRITE: "Upload, import, re-index and delete documents",
-    Permission.INTEGRATIONS_MANAGE: "Configure ticketing, webhook and chat integrations",
+    Permission.INTEGRATIONS_MANAGE: "Configure ticketing, webhook and chat integrations and their secrets",
+    Permission.INTEGRATIONS_OPERATE: "See integrations, their runs and deliveries; retry dead-lettered deliveries",
     Permission.ANALYTICS_READ: "Dashboards and analytics",
     Permission.HANDOFFS_MANAGE: "See and reassign every handoff",
     Permission.HANDOFFS_TAKE: "Accept and complete handoffs offered to them",

@@ -139,6 +139,15 @@ ROUTE_ROLES: dict[tuple[str, str], Access] = {
     ("POST", "/api/rag/query"): Access(KNOWLEDGE_READERS, status=422, note="empty body"),
     ("GET", "/api/rag/context"): Access(KNOWLEDGE_READERS, status=422, note="no question"),
     ("GET", "/api/rag/unanswered"): Access(KNOWLEDGE_READERS, status=200),
+    # --- integrations (tests/integrations/): admins configure, supervisors watch and retry dead deliveries ---
+    ("GET", "/api/integrations"): Access(MANAGERS, status=200),
+    ("POST", "/api/integrations"): Access(ADMIN, status=422, note="empty body"),
+    ("PUT", "/api/integrations/{integration_id}"): Access(ADMIN, status=404),
+    ("DELETE", "/api/integrations/{integration_id}"): Access(ADMIN, status=404),
+    ("POST", "/api/integrations/{integration_id}/test"): Access(ADMIN, status=404),
+    ("GET", "/api/integrations/{integration_id}/runs"): Access(MANAGERS, status=404),
+    ("GET", "/api/integrations/deliveries"): Access(MANAGERS, status=200),
+    ("POST", "/api/integrations/deliveries/{delivery_id}/retry"): Access(MANAGERS, status=404),
     # --- voice side (agent/): personas, voice profiles, caller page, WebRTC signalling, WS stream ---
     ("GET", "/api/personas"): Access(STAFF, status=200),
     ("GET", "/api/personas/{name}"): Access(STAFF, params={"name": "default"}, status=200),

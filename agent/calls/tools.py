@@ -1,8 +1,11 @@
 """The database side of the agent's tools: ticket requests and handoffs of one call.
 
-``create_ticket`` records an ``integration_runs`` row (action ``create_ticket``, status ``pending``)
-until an integration files it; ``transfer_to_human`` opens a ``handoffs`` row and marks the call as
-handed off. The pipeline records the tool calls and results as call events.
+``create_ticket`` writes a ``ticket.create`` outbox delivery for every enabled ticketing integration
+(Freshdesk), in one transaction; the dispatcher files it, retrying until the helpdesk takes it. With no
+ticketing integration it records an ``integration_runs`` row (action ``create_ticket``, status ``pending``)
+for a person to file. Either way the ticket is queued, not yet confirmed, when the tool returns.
+``transfer_to_human`` opens a ``handoffs`` row and marks the call as handed off. The pipeline records the
+tool calls and results as call events.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ import structlog
 
 from agent.calls.session import CallSession
 from agent.calls.sink import Sessions
-from control_api.db.models import Handoff, IntegrationRun
+from control_api.db.models import Call, Handoff, IntegrationRun
+from control_api.integrations import outbox
 from control_api.services import calls as call_service
 from pipelines.contracts import HandoffRequest, TicketRequest
 
@@ -30,8 +34,24 @@ class TicketRecorder:
         self._sessions = sessions
 
     async def __call__(self, request: TicketRequest) -> str:
-        """Record ``request``; returns a reference the agent reads out (``T-`` and 6 characters)."""
+        """Queue ``request``; returns a reference the agent reads out (``T-`` and 6 characters)."""
         async with self._sessions() as session:
+            call = await session.get(Call, request.call_id)
+            payload = {
+                "subject": request.subject,
+                "description": request.description,
+                "priority": request.priority,
+                "call_id": request.call_id,
+                "email": call.caller_email if call else None,
+                "phone": call.caller_number if call else None,
+                "name": call.caller_name if call else None,
+            }
+            deliveries = await outbox.emit(session, "ticket.create", payload, call_id=request.call_id)
+            if deliveries:
+                await session.commit()
+                reference = "T-" + deliveries[0].id.replace("-", "")[:6].upper()
+                log.info("ticket_queued", call_id=request.call_id, deliveries=len(deliveries))
+                return reference
             run = IntegrationRun(
                 call_id=request.call_id,
                 action="create_ticket",

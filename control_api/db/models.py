@@ -354,6 +354,38 @@ class IntegrationRun(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
+    # The outbox delivery this attempt belongs to (None for runs recorded outside the outbox).
+    delivery_id: Mapped[str | None] = mapped_column(ForeignKey("outbox.id", ondelete="SET NULL"), index=True)
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+
+
+class OutboxDelivery(Base):
+    """A delivery owed to an integration, written in the transaction of the event that causes it.
+
+    The dispatcher claims ``pending`` rows whose ``next_attempt_at`` has come (and ``in_flight`` rows whose
+    lease ran out: their process died mid-send), sends them, and marks them ``delivered``, schedules a retry,
+    or moves them to ``dead`` after the last attempt.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    integration_id: Mapped[str] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"), index=True)
+    event: Mapped[str] = mapped_column(String(60))  # call.started | call.ended | ticket.create | ...
+    call_id: Mapped[str | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"), index=True)
+    idempotency_key: Mapped[str] = mapped_column(String(100), unique=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending|in_flight|delivered|dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # An earlier attempt may have reached the system: look for its result before creating again.
+    ambiguous: Mapped[bool] = mapped_column(Boolean, default=False)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    locked_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None]
 
 
 class Handoff(Base):

@@ -15,6 +15,7 @@ from control_api.routes import (
     calls,
     dashboard,
     incidents,
+    integrations,
     knowledge,
     personas,
     privacy,
@@ -36,5 +37,6 @@ ROUTERS: list[APIRouter] = [
     voice_profiles.router,
     knowledge.router,
     rag.router,
+    integrations.router,
 ]
 ROUTERS.append(console.router)  # the web console (/console), outside the OpenAPI schema

@@ -15,6 +15,7 @@ from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_api.db.models import Call, CallEvent, CallTurn, Recording, User, utcnow
+from control_api.integrations import outbox
 from control_api.problems import ProblemError
 from control_api.rbac import Permission, has_permission
 from control_api.services import redaction
@@ -56,8 +57,26 @@ async def create_call(
     if call_id is not None:
         call.id = call_id
     session.add(call)
+    await session.flush()
+    # Integrations learn of the call in the transaction that records it (transactional outbox).
+    await outbox.emit(session, "call.started", _call_event(call), call_id=call.id, key=call.id)
     await session.commit()
     return call
+
+
+def _call_event(call: Call) -> dict[str, Any]:
+    """What integrations are told about a call (no transcript, no caller details)."""
+    return {
+        "call_id": call.id,
+        "channel": call.channel,
+        "direction": call.direction,
+        "status": call.status,
+        "outcome": call.outcome,
+        "end_reason": call.end_reason,
+        "started_at": call.started_at.isoformat() if call.started_at else None,
+        "ended_at": call.ended_at.isoformat() if call.ended_at else None,
+        "duration_ms": call.duration_ms,
+    }
 
 
 async def get_call(session: AsyncSession, call_id: str) -> Call:
@@ -207,6 +226,7 @@ async def end_call(
         call.latency_p50_ms = latency_p50_ms
     if latency_p95_ms is not None:
         call.latency_p95_ms = latency_p95_ms
+    await outbox.emit(session, "call.ended", _call_event(call), call_id=call.id, key=call.id)
     await session.commit()
     return call
 

@@ -66,6 +66,9 @@ def test_production_refuses_the_development_secret(monkeypatch: pytest.MonkeyPat
     with pytest.raises(SettingsError, match="VOXDESK_AUTH__SECRET_KEY must be set"):
         load_settings(_env_file=None)
     monkeypatch.setenv("VOXDESK_AUTH__SECRET_KEY", "x" * 40)
+    with pytest.raises(SettingsError, match="VOXDESK_INTEGRATIONS__SECRET_KEY must be set"):
+        load_settings(_env_file=None)
+    monkeypatch.setenv("VOXDESK_INTEGRATIONS__SECRET_KEY", "y" * 40)
     assert load_settings(_env_file=None).auth.secret_key.get_secret_value() != DEV_SECRET
 
 

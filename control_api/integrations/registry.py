@@ -1,0 +1,24 @@
+"""The one lookup from an integration's stored ``kind`` to its connector."""
+
+from __future__ import annotations
+
+from control_api.integrations.base import Connector
+from control_api.integrations.errors import ConfigError
+from control_api.integrations.freshdesk import FreshdeskConnector
+from control_api.integrations.webhook import WebhookConnector
+
+CONNECTORS: dict[str, Connector] = {c.kind: c for c in (WebhookConnector(), FreshdeskConnector())}
+KINDS = tuple(CONNECTORS)
+
+
+def connector(kind: str) -> Connector:
+    """The connector of ``kind``.
+
+    Raises:
+        ConfigError: No connector of that kind.
+
+    """
+    try:
+        return CONNECTORS[kind]
+    except KeyError:
+        raise ConfigError(f"Unknown integration type {kind!r}; known: {', '.join(KINDS)}.") from None

@@ -1,0 +1,213 @@
+"""Integrations: list, create, edit, delete, test, runs, and retries of dead-lettered deliveries.
+
+Admins manage integrations (they hold the secrets); supervisors see them, their runs and deliveries, and
+retry dead-lettered ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from control_api.db.models import Integration, User
+from control_api.deps import ActorDep, SessionDep, StateDep, require
+from control_api.integrations.http import GuardedHttp
+from control_api.integrations.secrets import SecretBox
+from control_api.rbac import Permission
+from control_api.schemas.integrations import (
+    DeliveriesPublic,
+    DeliveryPublic,
+    IntegrationCreate,
+    IntegrationPublic,
+    IntegrationRunPublic,
+    IntegrationRunsPublic,
+    IntegrationsPublic,
+    IntegrationTestResult,
+    IntegrationUpdate,
+)
+from control_api.services import audit
+from control_api.services import integrations as service
+
+router = APIRouter(prefix="/api/integrations", tags=["integrations"])
+Manager = Annotated[User, Depends(require(Permission.INTEGRATIONS_MANAGE))]
+Operator = Annotated[User, Depends(require(Permission.INTEGRATIONS_OPERATE))]
+
+
+def secret_box(state: StateDep) -> SecretBox:
+    """The secret box keyed from ``integrations.secret_key`` (and the previous keys)."""
+    section = state.settings.integrations
+    return SecretBox(
+        section.secret_key.get_secret_value(), [k.get_secret_value() for k in section.previous_secret_keys]
+    )
+
+
+async def toolkit(state: StateDep) -> AsyncIterator[service.Toolkit]:
+    """The secret box and an SSRF-guarded HTTP client for one request."""
+    section = state.settings.integrations
+    http = GuardedHttp(allowed_private_hosts=section.allowed_private_hosts, timeout_secs=section.delivery_timeout_secs)
+    try:
+        yield service.Toolkit(box=secret_box(state), http=http)
+    finally:
+        await http.aclose()
+
+
+ToolkitDep = Annotated[service.Toolkit, Depends(toolkit)]
+BoxDep = Annotated[SecretBox, Depends(secret_box)]
+
+
+def _public(integration: Integration, box: SecretBox) -> IntegrationPublic:
+    return IntegrationPublic(
+        id=integration.id,
+        name=integration.name,
+        type=integration.kind,
+        config=dict(integration.config or {}),
+        enabled=integration.enabled,
+        secrets_set=service.secret_names(integration, box),
+        created_at=integration.created_at,
+        updated_at=integration.updated_at,
+    )
+
+
+@router.get("", response_model=IntegrationsPublic)
+async def list_integrations(session: SessionDep, box: BoxDep, user: Operator) -> IntegrationsPublic:
+    """Every integration (secrets are never returned: only which are set)."""
+    del user
+    rows = await service.list_all(session)
+    return IntegrationsPublic(data=[_public(i, box) for i in rows], count=len(rows))
+
+
+@router.post("", response_model=IntegrationPublic, status_code=201)
+async def create_integration(
+    body: IntegrationCreate, session: SessionDep, tools: ToolkitDep, actor: ActorDep, user: Manager
+) -> IntegrationPublic:
+    """Create an integration; its destination must pass the SSRF rule."""
+    integration = await service.create(
+        session,
+        tools,
+        name=body.name,
+        kind=body.type,
+        config=body.config,
+        secrets={k: v.get_secret_value() for k, v in body.secrets.items()},
+        enabled=body.enabled,
+        created_by=user.id,
+    )
+    await audit.record(
+        session,
+        actor,
+        "integrations.create",
+        target_type="integration",
+        target_id=integration.id,
+        detail={"name": integration.name, "type": integration.kind, "secrets": sorted(body.secrets)},
+    )
+    return _public(integration, tools.box)
+
+
+@router.put("/{integration_id}", response_model=IntegrationPublic)
+async def update_integration(
+    integration_id: str,
+    body: IntegrationUpdate,
+    session: SessionDep,
+    tools: ToolkitDep,
+    actor: ActorDep,
+    user: Manager,
+) -> IntegrationPublic:
+    """Edit an integration; each secret given replaces the stored one (secrets are never returned)."""
+    del user
+    integration, changed = await service.update(
+        session,
+        tools,
+        integration_id,
+        name=body.name,
+        config=body.config,
+        secrets={k: v.get_secret_value() for k, v in body.secrets.items()} if body.secrets else None,
+        enabled=body.enabled,
+    )
+    if changed:
+        await audit.record(
+            session,
+            actor,
+            "integrations.update",
+            target_type="integration",
+            target_id=integration.id,
+            detail={"fields": changed, "secrets": sorted(body.secrets or {})},
+        )
+    return _public(integration, tools.box)
+
+
+@router.delete("/{integration_id}", status_code=204, response_class=Response)
+async def delete_integration(integration_id: str, session: SessionDep, actor: ActorDep, user: Manager) -> Response:
+    """Delete an integration and its undelivered deliveries (its runs are kept)."""
+    del user
+    integration = await service.delete(session, integration_id)
+    await audit.record(
+        session,
+        actor,
+        "integrations.delete",
+        target_type="integration",
+        target_id=integration_id,
+        detail={"name": integration.name, "type": integration.kind},
+    )
+    return Response(status_code=204)
+
+
+@router.post("/{integration_id}/test", response_model=IntegrationTestResult)
+async def test_integration(
+    integration_id: str, session: SessionDep, tools: ToolkitDep, actor: ActorDep, user: Manager
+) -> IntegrationTestResult:
+    """Send the kind's test request (a signed test event, a credentials check)."""
+    del user
+    result = await service.test(session, tools, integration_id)
+    await audit.record(
+        session,
+        actor,
+        "integrations.test",
+        target_type="integration",
+        target_id=integration_id,
+        outcome="success" if result["ok"] else "failure",
+        detail={"status": result["status"]},
+    )
+    return IntegrationTestResult(**result)
+
+
+@router.get("/deliveries", response_model=DeliveriesPublic)
+async def list_deliveries(
+    session: SessionDep,
+    user: Operator,
+    status: Annotated[Literal["pending", "in_flight", "delivered", "dead"] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> DeliveriesPublic:
+    """Outbox deliveries, newest first (``status=dead``: the dead-letter queue)."""
+    del user
+    rows = await service.deliveries(session, status=status, limit=limit)
+    return DeliveriesPublic(data=[DeliveryPublic.model_validate(d) for d in rows], count=len(rows))
+
+
+@router.post("/deliveries/{delivery_id}/retry", response_model=DeliveryPublic)
+async def retry_delivery(delivery_id: str, session: SessionDep, actor: ActorDep, user: Operator) -> DeliveryPublic:
+    """Queue a dead-lettered delivery again with a fresh set of attempts."""
+    del user
+    delivery = await service.retry(session, delivery_id)
+    await audit.record(
+        session,
+        actor,
+        "integrations.delivery_retry",
+        target_type="outbox_delivery",
+        target_id=delivery.id,
+        detail={"integration_id": delivery.integration_id, "event": delivery.event},
+    )
+    return DeliveryPublic.model_validate(delivery)
+
+
+@router.get("/{integration_id}/runs", response_model=IntegrationRunsPublic)
+async def list_runs(
+    integration_id: str,
+    session: SessionDep,
+    user: Operator,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> IntegrationRunsPublic:
+    """The newest attempts of an integration: request summary, status, latency, attempts, error."""
+    del user
+    rows = await service.runs(session, integration_id, limit=limit)
+    return IntegrationRunsPublic(data=[IntegrationRunPublic.model_validate(r) for r in rows], count=len(rows))

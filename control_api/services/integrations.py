@@ -1,0 +1,190 @@
+"""Integrations: create, edit, delete, test, runs and dead-letter retries (no HTTP types here).
+
+Secrets are sealed with ``SecretBox`` before they reach the session and are never returned; an edit
+replaces the secrets it names and keeps the others. A destination is checked against the SSRF rule
+when it is saved (and again by the dispatcher at every send).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from control_api.db.models import Integration, IntegrationRun, OutboxDelivery, utcnow
+from control_api.integrations.errors import ConfigError, DestinationRefusedError, IntegrationError
+from control_api.integrations.http import GuardedHttp
+from control_api.integrations.registry import connector
+from control_api.integrations.secrets import SecretBox
+from control_api.problems import ProblemError
+
+
+@dataclass(frozen=True, slots=True)
+class Toolkit:
+    """What the service needs besides the session: the secret box and an SSRF-guarded HTTP client."""
+
+    box: SecretBox
+    http: GuardedHttp
+
+
+def _problem(exc: IntegrationError) -> ProblemError:
+    if isinstance(exc, DestinationRefusedError):
+        return ProblemError(422, exc.message, type_="destination-refused")
+    return ProblemError(422, exc.message, type_="invalid-integration")
+
+
+def secret_names(integration: Integration, box: SecretBox) -> list[str]:
+    """Names of the secrets set on ``integration`` (an undecryptable box reports none)."""
+    try:
+        return sorted(box.open(integration.secret))
+    except ConfigError:
+        return []
+
+
+async def _validated(tools: Toolkit, kind: str, config: dict[str, Any], secrets: dict[str, str]) -> dict[str, Any]:
+    try:
+        handler = connector(kind)
+        normalised = handler.check(config, secrets)
+        await tools.http.check_destination(handler.destination(normalised))
+    except IntegrationError as exc:
+        raise _problem(exc) from None
+    return normalised
+
+
+async def list_all(session: AsyncSession) -> list[Integration]:
+    """Every integration, by name."""
+    return list((await session.execute(select(Integration).order_by(Integration.name))).scalars())
+
+
+async def get(session: AsyncSession, integration_id: str) -> Integration:
+    """The integration; 404 problem when absent."""
+    integration = await session.get(Integration, integration_id)
+    if integration is None:
+        raise ProblemError(404, "No integration with this id.", type_="not-found")
+    return integration
+
+
+async def _flush_unique(session: AsyncSession) -> None:
+    try:
+        await session.flush()
+    except IntegrityError:
+        await session.rollback()
+        raise ProblemError(409, "An integration with this name exists.", type_="conflict") from None
+
+
+async def create(
+    session: AsyncSession,
+    tools: Toolkit,
+    *,
+    name: str,
+    kind: str,
+    config: dict[str, Any],
+    secrets: dict[str, str],
+    enabled: bool,
+    created_by: str | None,
+) -> Integration:
+    """Validate and store a new integration (flushed, not committed: the caller audits and commits)."""
+    normalised = await _validated(tools, kind, config, secrets)
+    integration = Integration(
+        kind=kind,
+        name=name,
+        enabled=enabled,
+        config=normalised,
+        secret=tools.box.seal(secrets),
+        created_by=created_by,
+    )
+    session.add(integration)
+    await _flush_unique(session)
+    return integration
+
+
+async def update(
+    session: AsyncSession,
+    tools: Toolkit,
+    integration_id: str,
+    *,
+    name: str | None = None,
+    config: dict[str, Any] | None = None,
+    secrets: dict[str, str] | None = None,
+    enabled: bool | None = None,
+) -> tuple[Integration, list[str]]:
+    """Apply an edit; returns the integration and the names of the changed fields (not committed)."""
+    integration = await get(session, integration_id)
+    changed: list[str] = []
+    stored = dict(tools.box.open(integration.secret)) if secrets else None
+    if config is not None or secrets:
+        merged = {**(stored or tools.box.open(integration.secret)), **(secrets or {})}
+        normalised = await _validated(tools, integration.kind, config or dict(integration.config), merged)
+        if config is not None:
+            integration.config = normalised
+            changed.append("config")
+        if secrets:
+            integration.secret = tools.box.seal(merged)
+            changed.append("secrets")
+    if name is not None and name != integration.name:
+        integration.name = name
+        changed.append("name")
+    if enabled is not None and enabled != integration.enabled:
+        integration.enabled = enabled
+        changed.append("enabled")
+    if changed:
+        integration.updated_at = utcnow()
+        await _flush_unique(session)
+    return integration, changed
+
+
+async def delete(session: AsyncSession, integration_id: str) -> Integration:
+    """Delete an integration with its pending deliveries; its runs are kept (not committed)."""
+    integration = await get(session, integration_id)
+    await session.delete(integration)
+    await session.flush()
+    return integration
+
+
+async def test(session: AsyncSession, tools: Toolkit, integration_id: str) -> dict[str, Any]:
+    """Send the kind's test request; returns ``ok``, ``status``, ``latency_ms`` and ``error``."""
+    integration = await get(session, integration_id)
+    try:
+        receipt = await connector(integration.kind).test(
+            tools.http, dict(integration.config), tools.box.open(integration.secret)
+        )
+    except IntegrationError as exc:
+        return {"ok": False, "status": exc.status, "latency_ms": None, "error": exc.message}
+    return {"ok": True, "status": receipt.status, "latency_ms": round(receipt.latency_ms, 2), "error": None}
+
+
+async def runs(session: AsyncSession, integration_id: str, *, limit: int = 50) -> Sequence[IntegrationRun]:
+    """The newest runs of an integration (404 when the integration does not exist)."""
+    await get(session, integration_id)
+    stmt = (
+        select(IntegrationRun)
+        .where(IntegrationRun.integration_id == integration_id)
+        .order_by(IntegrationRun.created_at.desc())
+        .limit(limit)
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+async def deliveries(session: AsyncSession, *, status: str | None = None, limit: int = 50) -> list[OutboxDelivery]:
+    """The newest outbox deliveries, optionally of one status."""
+    stmt = select(OutboxDelivery).order_by(OutboxDelivery.created_at.desc()).limit(limit)
+    if status is not None:
+        stmt = stmt.where(OutboxDelivery.status == status)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def retry(session: AsyncSession, delivery_id: str) -> OutboxDelivery:
+    """Put a dead-lettered delivery back in the queue with a fresh set of attempts (not committed)."""
+    delivery = await session.get(OutboxDelivery, delivery_id)
+    if delivery is None:
+        raise ProblemError(404, "No delivery with this id.", type_="not-found")
+    if delivery.status != "dead":
+        raise ProblemError(409, f"Only dead deliveries are retried; this one is {delivery.status}.", type_="conflict")
+    delivery.status, delivery.attempts, delivery.next_attempt_at = "pending", 0, utcnow()
+    delivery.locked_until = None
+    await session.flush()
+    return delivery
