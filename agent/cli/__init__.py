@@ -167,6 +167,29 @@ def doctor() -> None:
     raise typer.Exit(0 if ok else 1)
 
 
+@app.command()
+def backup(
+    out: Annotated[Path, typer.Option(help="New (or empty) directory the backup is written to.")],
+) -> None:
+    """Back up the database, the uploaded originals and the recordings, with a manifest of sha256 sums."""
+    from agent.cli.backup import run_backup
+
+    code = run_backup(_settings(), out, echo=typer.echo, fail=lambda s: typer.echo(s, err=True))
+    raise typer.Exit(code)
+
+
+@app.command()
+def restore(
+    source: Annotated[Path, typer.Option("--from", help="Directory written by `voxdesk backup`.")],
+    force: Annotated[bool, typer.Option(help="Replace a database and files that are already there.")] = False,
+) -> None:
+    """Restore a backup (verified against its manifest first), upgrade the schema and rebuild the index."""
+    from agent.cli.backup import run_restore
+
+    code = run_restore(_settings(), source, force=force, echo=typer.echo, fail=lambda s: typer.echo(s, err=True))
+    raise typer.Exit(code)
+
+
 @app.command("config-reference")
 def config_reference() -> None:
     """Print the configuration reference (Markdown table generated from ``Settings``)."""
