@@ -174,14 +174,15 @@ def configure_logging(*, level: str = "INFO", json_logs: bool = False) -> None:
         if json_logs
         else [structlog.dev.ConsoleRenderer(colors=False, exception_formatter=_console_traceback)]
     )
+    # filter_by_level first: a disabled debug call costs one level check, not the whole chain.
+    chain: list[Any] = [
+        structlog.stdlib.filter_by_level,
+        *shared,
+        _capture_exc_info,
+        structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+    ]
     structlog.configure(
-        # filter_by_level first: a disabled debug call costs one level check, not the whole chain.
-        processors=[
-            structlog.stdlib.filter_by_level,
-            *shared,
-            _capture_exc_info,
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
+        processors=chain,
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
