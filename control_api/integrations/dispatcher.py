@@ -52,7 +52,7 @@ class RetryPolicy:
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        wait = wait_exponential_jitter(initial=self.initial_secs, max=self.max_secs, jitter=self.initial_secs)
+        wait = wait_exponential_jitter(multiplier=self.initial_secs, max=self.max_secs, jitter=self.initial_secs)
         state = RetryCallState(retry_object=Retrying(), fn=None, args=(), kwargs={})
         state.attempt_number = attempt
         return float(wait(state))
@@ -166,8 +166,14 @@ class Dispatcher:
         if claimed:
             async with asyncio.TaskGroup() as group:
                 for delivery_id in claimed:
-                    group.create_task(self._deliver(delivery_id))
+                    group.create_task(self._deliver_guarded(delivery_id))
         return len(claimed)
+
+    async def _deliver_guarded(self, delivery_id: str) -> None:
+        try:
+            await self._deliver(delivery_id)
+        except Exception as exc:  # one broken delivery must not stop the others; its lease expires and it is retried
+            log.exception("integration_delivery_crashed", delivery_id=delivery_id, error_type=type(exc).__name__)
 
     async def _deliver(self, delivery_id: str) -> None:
         async with self._sessions() as session:
@@ -240,7 +246,7 @@ class Dispatcher:
                 "integration_delivered",
                 integration_id=integration.id,
                 delivery_id=delivery.id,
-                event=delivery.event,
+                event_name=delivery.event,
                 attempt=attempt,
             )
         else:
@@ -259,7 +265,7 @@ class Dispatcher:
                 "integration_delivery_failed",
                 integration_id=integration.id,
                 delivery_id=delivery.id,
-                event=delivery.event,
+                event_name=delivery.event,
                 attempt=attempt,
                 status=error.status,
                 retryable=error.retryable,
