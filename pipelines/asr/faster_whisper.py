@@ -14,6 +14,7 @@ import numpy as np
 from pipecat.services.whisper.stt import WhisperSTTService
 
 from pipelines.asr.base import ASRBackend, ASRCapabilities, FileTranscript, TimedWord
+from pipelines.compat import usable
 from pipelines.options import ASROptions
 
 _WHISPER_RATE = 16000
@@ -27,7 +28,12 @@ class _SharedWhisperSTTService(WhisperSTTService):
         super().__init__(**kwargs)
 
     def _load(self) -> None:
-        self._model = self._shared_model
+        # A private hook of pipecat's (pipelines.compat: pipecat.whisper_shared_model); when the installed pipecat
+        # differs from the one it was written for, the library loads its own model.
+        if usable("pipecat.whisper_shared_model"):
+            self._model = self._shared_model
+        else:
+            super()._load()  # type: ignore[no-untyped-call]  # pipecat is untyped
 
 
 class FasterWhisperBackend(ASRBackend):

@@ -33,6 +33,7 @@ from pipecat.frames.frames import (
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
+from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.settings import STTSettings
 from pipecat.services.stt_service import STTService
 from pipecat.utils.time import time_now_iso8601
@@ -239,8 +240,19 @@ class PocketsphinxSTTService(STTService):
                 self._preroll_bytes -= len(self._preroll.popleft())
         yield None
 
-    async def _handle_vad_user_started_speaking(self, frame: VADUserStartedSpeakingFrame) -> None:
-        await super()._handle_vad_user_started_speaking(frame)
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        """Open the decoder's utterance at the VAD's speech start and close it at its end, then as STTService.
+
+        The utterance is opened and closed before the base class passes the VAD frame on, so the final
+        hypothesis is being decoded by the time the user aggregator downstream sees the end of speech.
+        """
+        if isinstance(frame, VADUserStartedSpeakingFrame):
+            self._begin_utterance()
+        elif isinstance(frame, VADUserStoppedSpeakingFrame):
+            self._end_utterance()
+        await super().process_frame(frame, direction)
+
+    def _begin_utterance(self) -> None:
         if self._decoder is None or self._in_utterance:
             return
         self._in_utterance = True
@@ -248,8 +260,7 @@ class PocketsphinxSTTService(STTService):
         self._preroll.clear()
         self._preroll_bytes = 0
 
-    async def _handle_vad_user_stopped_speaking(self, frame: VADUserStoppedSpeakingFrame) -> None:
-        await super()._handle_vad_user_stopped_speaking(frame)
+    def _end_utterance(self) -> None:
         if self._decoder is None or not self._in_utterance:
             return
         self._in_utterance = False
