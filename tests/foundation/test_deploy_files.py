@@ -8,7 +8,6 @@ import pytest
 import yaml
 
 from config.loader import known_variables
-from config.reference import render_markdown
 
 pytestmark = pytest.mark.unit
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,26 +33,8 @@ def test_compose_uses_only_real_settings() -> None:
     assert sorted(set(env) - known) == []
 
 
-def test_readme_configuration_reference_is_generated() -> None:
-    readme = (ROOT / "README.md").read_text()
-    start = readme.index("<!-- config-reference:start -->") + len("<!-- config-reference:start -->")
-    end = readme.index("<!-- config-reference:end -->")
-    assert readme[start:end].strip() == render_markdown().strip(), (
-        "README configuration reference is stale: run `voxdesk config-reference` and paste it between the markers"
-    )
-
-
 def test_readme_starts_with_the_two_commands() -> None:
     head = (ROOT / "README.md").read_text()[:3000]
     assert "./scripts/run" in head
     assert "./scripts/test" in head
     assert "./scripts/test" in (ROOT / ".ci" / "run").read_text()
-
-
-def test_readme_role_matrix_is_generated() -> None:
-    from control_api.rbac import matrix_markdown
-
-    readme = (ROOT / "README.md").read_text()
-    start = readme.index("<!-- role-matrix:start -->") + len("<!-- role-matrix:start -->")
-    end = readme.index("<!-- role-matrix:end -->")
-    assert readme[start:end].strip() == matrix_markdown().strip(), "README role matrix is stale"
