@@ -8,6 +8,10 @@ Renders 60 caller questions with flite (slt, rms, awb, kal16) and espeak-ng into
   sentences, not the questions, spoken by every voice; and adapted on the other voices only (this voice unseen);
 - ``answers_offline``: per voice, the transcript → retriever → extractive answer, checked against the
   expected section and fact (domain LM, and domain LM with the adapted acoustic model);
+
+The knowledge base is the product's: the demo documents as ``voxdesk ingest`` stores them, searched by the
+shipped knowledge service through the server's retriever, the domain LM built from the text the server builds it
+from (``benchmarks.product_kb``).
 - ``answers_pipeline``: per chosen voice, the whole audio path in-process (memory transport at real time →
   Silero VAD → streaming pocketsphinx with the adapted model → RAG → extractive brain → flite), several
   calls at once.
@@ -23,6 +27,7 @@ import asyncio
 import json
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -35,10 +40,11 @@ import pocketsphinx  # noqa: E402
 from loguru import logger  # noqa: E402
 
 from benchmarks.asr_eval.adaptation import adaptation_sentences, build_models, voice_evidence  # noqa: E402
-from benchmarks.asr_eval.demo_kb import DemoRetriever, MiniLMEmbedder, corpus_text, load_sections  # noqa: E402
 from benchmarks.asr_eval.harness import ask, read_pcm  # noqa: E402
 from benchmarks.asr_eval.render import OUT, VOICES, questions, render_all  # noqa: E402
 from benchmarks.asr_eval.scoring import decode, edit_distance  # noqa: E402
+from benchmarks.product_kb import DemoKnowledge, cites, open_demo_knowledge  # noqa: E402
+from control_api.logging_setup import configure_logging  # noqa: E402
 from pipelines.asr.acoustic_adaptation import default_acoustic_model  # noqa: E402
 from pipelines.asr.acoustic_adaptation import transcript_words as words  # noqa: E402
 from pipelines.asr.domain_lm import build_domain_lm  # noqa: E402
@@ -49,9 +55,9 @@ from pipelines.options import ASROptions  # noqa: E402
 
 
 def correct(q: dict[str, str], citation: str | None, answer: str) -> dict[str, bool]:
-    """Right document, right section, and the expected fact in the spoken answer."""
-    right_doc = bool(citation) and citation.split("#", 1)[0] == q["document"]
-    right_section = citation == f"{q['document']}#{q['heading']}"
+    """Right document, right section (its last heading), and the expected fact in the spoken answer."""
+    right_doc = cites(citation, q["document"])
+    right_section = cites(citation, q["document"], q["heading"])
     return {
         "right_document": right_doc,
         "right_section": right_section,
@@ -65,7 +71,7 @@ def share(rows: list[dict[str, Any]], key: str) -> float:
 
 
 async def main() -> None:
-    """Run the evaluation and print JSON."""
+    """Run the evaluation on a private copy of the ingested demo knowledge base and print JSON."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--voices", default=",".join(VOICES))
     parser.add_argument("--pipeline-voices", default="slt,espeak-en-us")
@@ -74,15 +80,21 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=3)
     parser.add_argument("--limit", type=int, default=0, help="only the first N questions")
     args = parser.parse_args()
+    configure_logging(level="WARNING")  # on stderr: stdout carries the report
     logger.remove()
     logger.add(sys.stderr, level="ERROR")
+    with tempfile.TemporaryDirectory(prefix="asr-eval-") as tmp:
+        async with open_demo_knowledge(Path(tmp) / "data") as kb:
+            await evaluate(kb, args)
 
+
+async def evaluate(kb: DemoKnowledge, args: argparse.Namespace) -> None:
+    """Run the evaluation and print JSON."""
     voices = tuple(v for v in args.voices.split(",") if v)
     qs = questions()[: args.limit or None]
     files = render_all(voices)
-    sections = load_sections()
     t0 = time.perf_counter()
-    lm = build_domain_lm(corpus_text(sections), OUT / "models")
+    lm = build_domain_lm(await kb.corpus(), OUT / "models")
     lm_build_s = time.perf_counter() - t0
 
     adaptation: dict[str, Any] = {}
@@ -91,7 +103,8 @@ async def main() -> None:
     if args.adapt_sentences > 0:
         t0 = time.perf_counter()
         model = SphinxAcousticModel.load(default_acoustic_model())
-        sentences = adaptation_sentences(sections, [q["text"] for q in questions()], args.adapt_sentences)
+        statements = await kb.service.corpus_text()
+        sentences = adaptation_sentences(statements, [q["text"] for q in questions()], args.adapt_sentences)
         evidence = {v: voice_evidence(model, v, sentences, OUT / "adaptation") for v in voices}
         adapted, held_out = build_models(evidence, OUT / "acoustic", tau=args.tau)
         adaptation = {
@@ -114,8 +127,7 @@ async def main() -> None:
     decoders = {"general": decoder(general=True), "domain": decoder()}
     if adapted is not None:
         decoders["adapted"] = decoder(adapted)
-    embedder = MiniLMEmbedder()
-    retriever = DemoRetriever(sections, embedder)
+    retriever = kb.retriever
 
     wer: dict[str, Any] = {}
     offline: dict[str, Any] = {}
@@ -140,9 +152,9 @@ async def main() -> None:
                 errs[name] += edit_distance(ref, words(text))
                 cpu[name] += seconds
             for name in (n for n in rows if n in hyps):
-                retrieval = await retriever.retrieve(hyps[name], top_k=3)
+                retrieval = await retriever.retrieve(hyps[name], top_k=3, log=False)
                 top = retrieval.passages[0] if retrieval.passages and retrieval.found else None
-                answer = best_sentences(hyps[name], top.text) if top else ""
+                answer = best_sentences(hyps[name], top.body) if top else ""
                 rows[name].append({"id": q["id"], **correct(q, top.citation if top else None, answer)})
         labels = {
             "general": "general_lm",
@@ -160,7 +172,7 @@ async def main() -> None:
         }
 
     asr_options = ASROptions(lm_path=lm.lm_path, dict_path=lm.dict_path, acoustic_model=adapted)
-    stages = build_stages(asr=asr_options, embedder=embedder)
+    stages = build_stages(asr=asr_options, embedder=kb.embedder)
     await stages.warm()
     pipeline: dict[str, Any] = {}
     for voice in (v for v in args.pipeline_voices.split(",") if v):
@@ -170,7 +182,13 @@ async def main() -> None:
 
         async def one(q: dict[str, str], voice: str = voice, sem: asyncio.Semaphore = sem) -> dict[str, Any]:
             async with sem:
-                got = await ask(stages, retriever, read_pcm(files[voice][q["id"]]), call_id=f"eval-{voice}-{q['id']}")
+                got = await ask(
+                    stages,
+                    retriever,
+                    read_pcm(files[voice][q["id"]]),
+                    call_id=f"eval-{voice}-{q['id']}",
+                    open_call=retriever.open_call,
+                )
             ref = words(q["text"])
             return {
                 "id": q["id"],
@@ -180,15 +198,15 @@ async def main() -> None:
                 **correct(q, got.citations[0] if got.citations else None, got.answer),
             }
 
-        rows = list(await asyncio.gather(*(one(q) for q in qs)))
-        totals = [r["total_ms"] for r in rows if r["total_ms"] is not None]
+        spoken = list(await asyncio.gather(*(one(q) for q in qs)))
+        totals = [r["total_ms"] for r in spoken if r["total_ms"] is not None]
         pipeline[voice] = {
-            "questions": len(rows),
-            "wer": round(sum(r["errors"] for r in rows) / max(1, sum(r["ref_words"] for r in rows)), 3),
-            **{k: share(rows, k) for k in ("right_document", "right_section", "right_answer")},
+            "questions": len(spoken),
+            "wer": round(sum(r["errors"] for r in spoken) / max(1, sum(r["ref_words"] for r in spoken)), 3),
+            **{k: share(spoken, k) for k in ("right_document", "right_section", "right_answer")},
             "latency_p50_ms": round(statistics.median(totals), 1) if totals else None,
             "concurrent_calls": args.concurrency,
-            "wrong": [r["id"] for r in rows if not r["right_answer"]],
+            "wrong": [r["id"] for r in spoken if not r["right_answer"]],
         }
 
     print(
@@ -203,7 +221,8 @@ async def main() -> None:
                     "build_s": round(lm_build_s, 2),
                 },
                 "acoustic_adaptation": adaptation or None,
-                "retriever": "benchmarks.asr_eval.demo_kb.DemoRetriever (MiniLM cosine over demo sections)",
+                "retriever": "the shipped knowledge service over the ingested demo KB, through the server's "
+                "KnowledgeRetriever (benchmarks.product_kb)",
                 "wer": wer,
                 "answers_offline": offline,
                 "answers_pipeline": pipeline,

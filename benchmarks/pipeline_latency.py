@@ -1,8 +1,9 @@
 """In-process voice-to-voice latency and barge-in reaction of the offline stack (no WebRTC).
 
 Real models and real time: flite-rendered questions are played into the memory transport at real time,
-through Silero VAD, streaming pocketsphinx with the demo KB's domain LM, RAG (MiniLM retriever over the demo
-sections), the extractive brain and flite, and the agent's audio is "played" at real time.
+through Silero VAD, streaming pocketsphinx with the demo KB's domain LM, RAG (the shipped knowledge service over
+the ingested demo KB, through the server's retriever: ``benchmarks.product_kb``), the extractive brain and flite,
+and the agent's audio is "played" at real time.
 
 - latency: per turn, the caller's last voiced frame → the agent's first audio frame out, as the pipeline's own
   latency meter records it (with its split), and as the transport sees it (last voiced input frame → first
@@ -21,6 +22,7 @@ import asyncio
 import itertools
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -33,9 +35,10 @@ from loguru import logger  # noqa: E402
 from pipecat.frames.frames import CancelFrame  # noqa: E402
 from pipecat.workers.runner import WorkerRunner  # noqa: E402
 
-from benchmarks.asr_eval.demo_kb import DemoRetriever, MiniLMEmbedder, corpus_text, load_sections  # noqa: E402
 from benchmarks.asr_eval.harness import MemorySink, memory_call, read_pcm  # noqa: E402
 from benchmarks.asr_eval.render import OUT, questions, render, render_all  # noqa: E402
+from benchmarks.product_kb import CallsOnRecord, DemoKnowledge, open_demo_knowledge  # noqa: E402
+from control_api.logging_setup import configure_logging  # noqa: E402
 from pipelines.asr.domain_lm import build_domain_lm  # noqa: E402
 from pipelines.build import Stages, build_stages  # noqa: E402
 from pipelines.options import ASROptions  # noqa: E402
@@ -58,8 +61,9 @@ def summary(values: list[float]) -> dict[str, float | None]:
     return {"p50": pct(values, 0.5), "p95": pct(values, 0.95), "max": pct(values, 1.0), "n": len(values)}
 
 
-async def one_turn(stages: Stages, retriever: DemoRetriever, pcm: bytes, call_id: str) -> dict[str, Any]:
+async def one_turn(stages: Stages, retriever: CallsOnRecord, pcm: bytes, call_id: str) -> dict[str, Any]:
     """One call, one question; the latency as metered and as seen by the transport."""
+    await retriever.open_call(call_id)
     transport, sink = MemoryTransport(), MemorySink()
     call = memory_call(transport, stages, retriever, sink, call_id)
     runner = WorkerRunner(handle_sigint=False)
@@ -87,9 +91,10 @@ async def one_turn(stages: Stages, retriever: DemoRetriever, pcm: bytes, call_id
 
 
 async def one_barge_in(
-    stages: Stages, retriever: DemoRetriever, ask: bytes, cut: bytes, call_id: str
+    stages: Stages, retriever: CallsOnRecord, ask: bytes, cut: bytes, call_id: str
 ) -> dict[str, Any]:
     """One call: a long answer, cut in 2.5 s after it starts."""
+    await retriever.open_call(call_id)
     transport, sink = MemoryTransport(), MemorySink()
     call = memory_call(transport, stages, retriever, sink, call_id)
     runner = WorkerRunner(handle_sigint=False)
@@ -132,15 +137,20 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=1, help="calls in flight at once")
     parser.add_argument("--voice", default="slt")
     args = parser.parse_args()
+    configure_logging(level="WARNING")  # on stderr: stdout carries the report
     logger.remove()
     logger.add(sys.stderr, level="ERROR")
+    with tempfile.TemporaryDirectory(prefix="pipeline-latency-") as tmp:
+        async with open_demo_knowledge(Path(tmp) / "data") as kb:
+            await measure(kb, args)
 
+
+async def measure(kb: DemoKnowledge, args: argparse.Namespace) -> None:
+    """Run both scenarios on ``kb`` and print JSON."""
     files = render_all((args.voice,))[args.voice]
-    sections = load_sections()
-    lm = build_domain_lm(corpus_text(sections), OUT / "models")
-    embedder = MiniLMEmbedder()
-    retriever = DemoRetriever(sections, embedder)
-    stages = build_stages(asr=ASROptions(lm_path=lm.lm_path, dict_path=lm.dict_path), embedder=embedder)
+    lm = build_domain_lm(await kb.corpus(), OUT / "models")
+    retriever = kb.retriever
+    stages = build_stages(asr=ASROptions(lm_path=lm.lm_path, dict_path=lm.dict_path), embedder=kb.embedder)
     await stages.warm()
     sem = asyncio.Semaphore(args.concurrency)
 
@@ -171,7 +181,7 @@ async def main() -> None:
         json.dumps(
             {
                 "stack": "memory transport (real time) → Silero VAD → streaming pocketsphinx + domain LM → RAG "
-                "(MiniLM demo retriever) → extractive brain → flite slt",
+                "(knowledge service over the ingested demo KB) → extractive brain → flite slt",
                 "voice": args.voice,
                 "concurrency": args.concurrency,
                 "turns": len(turns),

@@ -11,7 +11,6 @@ import hashlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from benchmarks.asr_eval.demo_kb import Section, corpus_text
 from benchmarks.asr_eval.harness import read_pcm
 from benchmarks.asr_eval.render import render
 from pipelines.asr.acoustic_adaptation import (
@@ -27,12 +26,16 @@ from pipelines.asr.domain_lm import load_pronunciations, tokenise_sentences
 from pipelines.asr.sphinx_model import SphinxAcousticModel
 
 
-def adaptation_sentences(sections: Sequence[Section], questions: Sequence[str], limit: int) -> list[str]:
-    """Up to ``limit`` knowledge-base sentences of 4-20 dictionary words that are not evaluation questions."""
+def adaptation_sentences(corpus: str, questions: Sequence[str], limit: int) -> list[str]:
+    """Up to ``limit`` sentences of ``corpus`` of 4-20 dictionary words that are not evaluation questions.
+
+    ``corpus`` is the knowledge base's text in a stable order (``KnowledgeService.corpus_text``: documents in
+    the order they were ingested).
+    """
     known = set(load_pronunciations())
     excluded = {" ".join(transcript_words(q)) for q in questions}
     out: list[str] = []
-    for sentence in tokenise_sentences(corpus_text(sections)):
+    for sentence in tokenise_sentences(corpus):
         words = [w.replace("-", "") for w in sentence]
         text = " ".join(words)
         if 4 <= len(words) <= 20 and all(w in known for w in words) and text not in excluded and text not in out:

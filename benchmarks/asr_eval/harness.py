@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import wave
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,8 +95,22 @@ class Answered:
     heard_agent: bool
 
 
-async def ask(stages: Stages, retriever: Retriever, pcm: bytes, *, call_id: str, wait_s: float = 10.0) -> Answered:
-    """Play ``pcm`` into a fresh call, wait for the agent's first audio, and end the call."""
+async def ask(
+    stages: Stages,
+    retriever: Retriever,
+    pcm: bytes,
+    *,
+    call_id: str,
+    wait_s: float = 10.0,
+    open_call: Callable[[str], Awaitable[None]] | None = None,
+) -> Answered:
+    """Play ``pcm`` into a fresh call, wait for the agent's first audio, and end the call.
+
+    ``open_call`` runs before the call starts (e.g. ``CallsOnRecord.open_call``: the server records a call
+    before its pipeline runs).
+    """
+    if open_call is not None:
+        await open_call(call_id)
     transport = MemoryTransport()
     sink = MemorySink()
     catcher = AnswerCatcher()

@@ -1,18 +1,33 @@
-"""Fixtures for the voice pipeline: the demo knowledge base, its domain LM, real stages, audio helpers."""
+"""Fixtures for the voice pipeline: the demo knowledge base on the product's stack, its domain LM, audio helpers.
+
+The knowledge base is what ``./scripts/run`` ingests, served by the shipped knowledge service through the
+server's retriever (``benchmarks.product_kb``); each test gets a private copy of the once-ingested database.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import subprocess
 import wave
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from benchmarks.asr_eval.demo_kb import DemoRetriever, MiniLMEmbedder, Section, corpus_text, load_sections
+from benchmarks.product_kb import (
+    CallsOnRecord,
+    DemoKnowledge,
+    demo_corpus,
+    demo_data_dir_sync,
+    open_demo_knowledge,
+    open_knowledge,
+    service_embedder,
+)
+from config import Settings
+from knowledge.embedders.base import Embedder
 from pipelines.asr.domain_lm import DomainLM, build_domain_lm
 from pipelines.contracts import CallEventRecord, LatencyRecord, TurnRecord
 
@@ -52,23 +67,47 @@ class RecordingSink:
 
 
 @pytest.fixture(scope="session")
-def demo_sections() -> list[Section]:
-    return load_sections()
+def demo_kb_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings of a session-wide copy of the ingested demo knowledge base (read it, don't change it)."""
+    return demo_data_dir_sync(tmp_path_factory.mktemp("demo-kb") / "data")
 
 
 @pytest.fixture(scope="session")
-def domain_lm(demo_sections: list[Section], tmp_path_factory: pytest.TempPathFactory) -> DomainLM:
-    return build_domain_lm(corpus_text(demo_sections), tmp_path_factory.mktemp("models"))
+def domain_lm(demo_kb_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> DomainLM:
+    """The domain LM the server builds from the demo knowledge base."""
+    return build_domain_lm(asyncio.run(demo_corpus(demo_kb_settings)), tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="session")
-def embedder() -> MiniLMEmbedder:
-    return MiniLMEmbedder()
+def demo_statements(demo_kb_settings: Settings) -> str:
+    """The demo knowledge base's text, documents in ingestion order (``KnowledgeService.corpus_text``)."""
+
+    async def read() -> str:
+        async with open_knowledge(demo_kb_settings) as kb:
+            return await kb.service.corpus_text()
+
+    return asyncio.run(read())
 
 
 @pytest.fixture(scope="session")
-def demo_retriever(demo_sections: list[Section], embedder: MiniLMEmbedder) -> DemoRetriever:
-    return DemoRetriever(demo_sections, embedder)
+def embedder(demo_kb_settings: Settings) -> Embedder:
+    """The knowledge service's embedder, which the server gives the brain for tool matching."""
+    embedder = service_embedder(demo_kb_settings)
+    asyncio.run(embedder.warm())
+    return embedder
+
+
+@pytest.fixture
+async def demo_kb(tmp_path: Path) -> AsyncIterator[DemoKnowledge]:
+    """The shipped knowledge service on a private copy of the ingested demo knowledge base."""
+    async with open_demo_knowledge(tmp_path / "demo-kb") as kb:
+        yield kb
+
+
+@pytest.fixture
+def demo_retriever(demo_kb: DemoKnowledge) -> CallsOnRecord:
+    """The server's retriever over ``demo_kb``."""
+    return demo_kb.retriever
 
 
 @pytest.fixture

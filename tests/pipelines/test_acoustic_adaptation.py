@@ -13,7 +13,6 @@ import pocketsphinx
 import pytest
 
 from benchmarks.asr_eval.adaptation import adaptation_sentences
-from benchmarks.asr_eval.demo_kb import Section
 from benchmarks.asr_eval.harness import read_pcm
 from benchmarks.asr_eval.render import questions, render
 from benchmarks.asr_eval.scoring import decode, edit_distance
@@ -173,12 +172,10 @@ def test_not_a_model_directory_is_refused_clearly(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_adapting_to_espeak_cuts_its_word_errors(
-    demo_sections: list[Section], domain_lm: DomainLM, tmp_path: Path
-) -> None:
+def test_adapting_to_espeak_cuts_its_word_errors(demo_statements: str, domain_lm: DomainLM, tmp_path: Path) -> None:
     """Adapted on knowledge-base statements, tested on caller questions: different sentences, same voice."""
     asked = questions()
-    statements = adaptation_sentences(demo_sections, [q["text"] for q in asked], 16)
+    statements = adaptation_sentences(demo_statements, [q["text"] for q in asked], 16)
     recordings = []
     for i, text in enumerate(statements):
         recordings.append((f"s{i}", read_pcm(render("espeak-en-us", text, tmp_path / f"s{i}.wav")), text))

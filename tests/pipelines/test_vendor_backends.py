@@ -26,8 +26,9 @@ from aiohttp import BodyPartReader, web
 from pipecat.frames.frames import EndFrame
 from pipecat.workers.runner import WorkerRunner
 
-from benchmarks.asr_eval.demo_kb import DemoRetriever, MiniLMEmbedder
 from benchmarks.asr_eval.harness import memory_call
+from benchmarks.product_kb import CallsOnRecord
+from knowledge.embedders.base import Embedder
 from pipelines.asr.domain_lm import DomainLM
 from pipelines.build import CallPipeline, build_pipeline, build_stages
 from pipelines.contracts import PersonaSpec
@@ -185,7 +186,7 @@ async def until(predicate: Any, seconds: float) -> bool:
 
 
 async def test_openai_compatible_transcription_chat_with_tools_and_speech(
-    demo_retriever: DemoRetriever, embedder: MiniLMEmbedder, sink: RecordingSink
+    demo_retriever: CallsOnRecord, embedder: Embedder, sink: RecordingSink
 ) -> None:
     fake = FakeOpenAI(tool_call=True)
     async with serve(fake.app) as base_url:
@@ -216,7 +217,7 @@ async def test_openai_compatible_transcription_chat_with_tools_and_speech(
 
 
 async def test_ollama_brain_streams_through_its_openai_compatible_api(
-    domain_lm: DomainLM, demo_retriever: DemoRetriever, sink: RecordingSink
+    domain_lm: DomainLM, demo_retriever: CallsOnRecord, sink: RecordingSink
 ) -> None:
     fake = FakeOpenAI(tool_call=False)
     async with serve(fake.app) as base_url:
@@ -240,7 +241,7 @@ async def test_ollama_brain_streams_through_its_openai_compatible_api(
 
 
 async def test_openai_realtime_session_follows_the_documented_events(
-    demo_retriever: DemoRetriever, sink: RecordingSink
+    demo_retriever: CallsOnRecord, sink: RecordingSink
 ) -> None:
     from websockets.asyncio.server import ServerConnection
     from websockets.asyncio.server import serve as ws_serve
@@ -304,7 +305,7 @@ PIPER_VOICE = os.environ.get("VOXDESK_TEST_PIPER_VOICE")
     reason="no CTranslate2 Whisper model on this machine: set VOXDESK_TEST_WHISPER_MODEL_DIR to a local model dir",
 )
 async def test_faster_whisper_transcribes_with_a_local_model(
-    demo_retriever: DemoRetriever, sink: RecordingSink
+    demo_retriever: CallsOnRecord, sink: RecordingSink
 ) -> None:
     stages = build_stages(asr=ASROptions(backend="faster-whisper", model_path=Path(str(WHISPER_DIR))))
     transport = MemoryTransport()
@@ -321,7 +322,7 @@ async def test_faster_whisper_transcribes_with_a_local_model(
     reason="no Piper voice on this machine: set VOXDESK_TEST_PIPER_VOICE to a local .onnx with its .onnx.json",
 )
 async def test_piper_speaks_with_a_local_voice(
-    domain_lm: DomainLM, demo_retriever: DemoRetriever, sink: RecordingSink
+    domain_lm: DomainLM, demo_retriever: CallsOnRecord, sink: RecordingSink
 ) -> None:
     stages = build_stages(
         asr=ASROptions(lm_path=domain_lm.lm_path, dict_path=domain_lm.dict_path),

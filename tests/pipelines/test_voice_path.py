@@ -18,8 +18,9 @@ from pipecat.frames.frames import EndFrame, Frame, OutputAudioRawFrame
 from pipecat.processors.frame_processor import FrameDirection
 from pipecat.workers.runner import WorkerRunner
 
-from benchmarks.asr_eval.demo_kb import DemoRetriever, MiniLMEmbedder
 from benchmarks.asr_eval.harness import memory_call
+from benchmarks.product_kb import CallsOnRecord, DemoKnowledge, cites
+from knowledge.embedders.base import Embedder
 from pipelines.asr.domain_lm import DomainLM
 from pipelines.build import CallPipeline, Stages, build_stages
 from pipelines.contracts import HandoffRequest
@@ -33,7 +34,7 @@ LONG_QUESTION = "Do I have to return the router when I leave?"
 
 
 @pytest.fixture(scope="module")
-def stages(domain_lm: DomainLM, embedder: MiniLMEmbedder) -> Stages:
+def stages(domain_lm: DomainLM, embedder: Embedder) -> Stages:
     stages = build_stages(asr=ASROptions(lm_path=domain_lm.lm_path, dict_path=domain_lm.dict_path), embedder=embedder)
     asyncio.run(stages.warm())
     return stages
@@ -66,7 +67,7 @@ async def wait_for(predicate: object, seconds: float) -> bool:
 
 
 async def test_spoken_question_is_answered_from_the_right_passage(
-    stages: Stages, demo_retriever: DemoRetriever, sink: RecordingSink, tmp_path: Path
+    stages: Stages, demo_kb: DemoKnowledge, sink: RecordingSink, tmp_path: Path
 ) -> None:
     transport = MemoryTransport()
     captions: list[tuple[float, str]] = []
@@ -74,8 +75,9 @@ async def test_spoken_question_is_answered_from_the_right_passage(
     async def caption(text: str) -> None:
         captions.append((time.monotonic(), text))
 
-    call = memory_call(transport, stages, demo_retriever, sink, "answer", recording_dir=tmp_path, on_agent_text=caption)
-    logged_before = len(demo_retriever.logged)
+    call = memory_call(
+        transport, stages, demo_kb.retriever, sink, "answer", recording_dir=tmp_path, on_agent_text=caption
+    )
     async with running(call):
         clip = transport.say(flite_pcm("How long is the password reset link valid?"))
         await clip.done.wait()
@@ -90,12 +92,12 @@ async def test_spoken_question_is_answered_from_the_right_passage(
     first_audio, last_audio = transport.first_voiced_output_after(clip.queued_at), transport.last_voiced_output()
     assert first_audio is not None and last_audio is not None
     assert first_audio + 0.5 < captions[0][0] and last_audio < captions[-1][0]  # (a clause plays first)
-    assert agent.citations and agent.citations[0].startswith("account-and-security.md#Resetting your password")
+    assert agent.citations and cites(agent.citations[0], "account-and-security.md", "Resetting your password")
     assert assistant_texts(call) == [agent.text]
     search = [e for e in sink.events if e.kind == "tool_result"]
     assert search and search[0].data["found"] is True
     # Retrievals prefetched on interim text are speculative: only the answered question reaches the query log.
-    assert demo_retriever.logged[logged_before:] == [caller.text]
+    assert await demo_kb.logged_questions() == [caller.text]
 
     # Latency: one record for the answered turn, with a split that adds up to about the total.
     (latency,) = sink.latencies
@@ -117,7 +119,7 @@ async def test_spoken_question_is_answered_from_the_right_passage(
 
 
 async def test_caller_barges_in_and_the_context_keeps_only_what_was_spoken(
-    stages: Stages, demo_retriever: DemoRetriever, sink: RecordingSink
+    stages: Stages, demo_retriever: CallsOnRecord, sink: RecordingSink
 ) -> None:
     transport = MemoryTransport()
     call = memory_call(transport, stages, demo_retriever, sink, "barge")
@@ -150,7 +152,7 @@ async def test_caller_barges_in_and_the_context_keeps_only_what_was_spoken(
 
 
 async def test_a_backchannel_does_not_interrupt(
-    stages: Stages, demo_retriever: DemoRetriever, sink: RecordingSink
+    stages: Stages, demo_retriever: CallsOnRecord, sink: RecordingSink
 ) -> None:
     transport = MemoryTransport()
     call = memory_call(transport, stages, demo_retriever, sink, "backchannel")
@@ -172,7 +174,7 @@ async def test_a_backchannel_does_not_interrupt(
 
 
 async def test_echo_of_the_agent_does_not_interrupt(
-    stages: Stages, demo_retriever: DemoRetriever, sink: RecordingSink
+    stages: Stages, demo_retriever: CallsOnRecord, sink: RecordingSink
 ) -> None:
     transport = MemoryTransport(echo_gain=0.3)
     call = memory_call(transport, stages, demo_retriever, sink, "echo")
@@ -186,7 +188,7 @@ async def test_echo_of_the_agent_does_not_interrupt(
 
 
 async def test_asking_for_a_human_opens_a_handoff(
-    stages: Stages, demo_retriever: DemoRetriever, sink: RecordingSink
+    stages: Stages, demo_retriever: CallsOnRecord, sink: RecordingSink
 ) -> None:
     handoffs: list[HandoffRequest] = []
 
@@ -211,7 +213,7 @@ async def test_asking_for_a_human_opens_a_handoff(
 
 
 async def test_event_loop_stays_responsive_while_decoding(
-    stages: Stages, demo_retriever: DemoRetriever, sink: RecordingSink
+    stages: Stages, demo_retriever: CallsOnRecord, sink: RecordingSink
 ) -> None:
     """Loop lag while three calls decode at once (numbers printed; the bound is deliberately loose)."""
     lags: list[float] = []
@@ -265,7 +267,7 @@ PASS_THROUGH_ROLES = (
 
 
 async def test_light_processors_hand_frames_on_without_a_queue_hop(
-    stages: Stages, demo_retriever: DemoRetriever, sink: RecordingSink
+    stages: Stages, demo_retriever: CallsOnRecord, sink: RecordingSink
 ) -> None:
     """Every 20 ms caller frame crossed each of these through its own queue and task: loop turns per frame."""
     call = memory_call(MemoryTransport(), stages, demo_retriever, sink, "direct")
