@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -39,14 +40,14 @@ def client(settings: Settings) -> Iterator[TestClient]:
         yield test_client
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database on the real server (dropped afterwards).
+@contextmanager
+def fresh_postgres_database(prefix: str = "voxdesk_test") -> Iterator[str]:
+    """A fresh, empty PostgreSQL database on the real server, dropped afterwards; yields its SQLAlchemy URL.
 
     Fails, rather than skips, when the server is not up: ``./scripts/test`` starts it.
     """
     admin = make_url(POSTGRES_URL)
-    name = f"voxdesk_test_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -55,6 +56,13 @@ def postgres_url() -> Iterator[str]:
     finally:
         with psycopg.connect(conninfo, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database on the real server (dropped afterwards)."""
+    with fresh_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture

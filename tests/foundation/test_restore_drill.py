@@ -12,20 +12,17 @@ import hashlib
 import io
 import json
 import shutil
-import uuid
 import wave
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
 
 from agent.cli.backup import BackupError, create_backup, restore_backup
 from config import Settings
-from tests.conftest import POSTGRES_URL, make_settings
+from tests.conftest import fresh_postgres_database, make_settings
 from tests.voxdesk_cli import run_voxdesk
 
 pytestmark = pytest.mark.integration
@@ -177,16 +174,8 @@ def test_a_damaged_backup_is_refused_before_anything_changes(tmp_path: Path) -> 
 @pytest.fixture
 def second_postgres_url() -> Iterator[str]:
     """Another fresh PostgreSQL database: the server the backup is restored onto."""
-    admin = make_url(POSTGRES_URL)
-    name = f"voxdesk_restore_{uuid.uuid4().hex[:12]}"
-    conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield admin.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_postgres_database("voxdesk_restore") as url:
+        yield url
 
 
 def test_postgres_round_trip_onto_another_database_and_data_dir(
