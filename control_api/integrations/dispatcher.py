@@ -20,12 +20,14 @@ from datetime import datetime, timedelta
 import structlog
 from purgatory import AsyncCircuitBreakerFactory
 from purgatory.domain.model import OpenedState
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, event, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 from tenacity import RetryCallState, Retrying, wait_exponential_jitter
 
 from control_api.db.models import Integration, IntegrationRun, OutboxDelivery, utcnow
+from control_api.integrations import outbox
 from control_api.integrations.base import Job, Receipt
 from control_api.integrations.errors import IntegrationError
 from control_api.integrations.http import GuardedHttp
@@ -104,14 +106,23 @@ class Dispatcher:
         self._batch = batch
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._loop_ref: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> None:
-        """Start the delivery loop (idempotent)."""
+        """Start the delivery loop (idempotent); commits that add deliveries in this process wake it."""
         if self._task is None:
+            self._loop_ref = asyncio.get_running_loop()
+            event.listen(Session, "after_commit", self._after_commit)
             self._task = asyncio.create_task(self._loop(), name="integrations-dispatcher")
+
+    def _after_commit(self, session: Session) -> None:
+        if session.info.pop(outbox.ENQUEUED, False) and self._loop_ref is not None:
+            self._loop_ref.call_soon_threadsafe(self._wake.set)
 
     async def stop(self) -> None:
         """Stop the loop and close the HTTP client; claimed deliveries are resumed by the next start."""
+        if event.contains(Session, "after_commit", self._after_commit):
+            event.remove(Session, "after_commit", self._after_commit)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

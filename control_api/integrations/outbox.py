@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from control_api.db.models import Integration, OutboxDelivery, new_id
 from control_api.integrations.registry import CONNECTORS
 
+ENQUEUED = "voxdesk_outbox_enqueued"
+
 
 async def subscribers(session: AsyncSession, event: str) -> list[Integration]:
     """The enabled integrations that want ``event``."""
@@ -57,6 +59,8 @@ def enqueue(
         ambiguous=False,
     )
     session.add(delivery)
+    # Read by the dispatcher's after-commit hook: a commit that carried deliveries wakes it at once.
+    session.info[ENQUEUED] = True
     return delivery
 
 
