@@ -147,6 +147,7 @@ ROUTE_ROLES: dict[tuple[str, str], Access] = {
     ("POST", "/api/integrations/{integration_id}/test"): Access(ADMIN, status=404),
     ("GET", "/api/integrations/{integration_id}/runs"): Access(MANAGERS, status=404),
     ("GET", "/api/integrations/deliveries"): Access(MANAGERS, status=200),
+    ("POST", "/api/integrations/freshdesk/create-ticket"): Access(MANAGERS, status=422, note="empty body"),
     ("POST", "/api/integrations/deliveries/{delivery_id}/retry"): Access(MANAGERS, status=404),
     # --- voice side (agent/): personas, voice profiles, caller page, WebRTC signalling, WS stream ---
     ("GET", "/api/personas"): Access(STAFF, status=200),

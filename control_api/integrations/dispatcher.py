@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 import structlog
 from purgatory import AsyncCircuitBreakerFactory
 from purgatory.domain.model import OpenedState
-from sqlalchemy import and_, event, or_, select, update
+from sqlalchemy import and_, case, event, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
@@ -163,7 +163,12 @@ class Dispatcher:
                 result = await session.execute(
                     update(OutboxDelivery)
                     .where(OutboxDelivery.id == delivery_id, _due(now))  # type: ignore[arg-type]  # as above
-                    .values(status="in_flight", locked_until=now + self._lease)
+                    .values(
+                        status="in_flight",
+                        locked_until=now + self._lease,
+                        # A lease that ran out means its process died mid-send: the request may have arrived.
+                        ambiguous=case((OutboxDelivery.status == "in_flight", True), else_=OutboxDelivery.ambiguous),
+                    )
                     .execution_options(synchronize_session=False)
                 )
                 if getattr(result, "rowcount", 0) == 1:

@@ -26,6 +26,7 @@ from control_api.schemas.integrations import (
     IntegrationsPublic,
     IntegrationTestResult,
     IntegrationUpdate,
+    TicketCreate,
 )
 from control_api.services import audit
 from control_api.services import integrations as service
@@ -169,6 +170,22 @@ async def test_integration(
         detail={"status": result["status"]},
     )
     return IntegrationTestResult(**result)
+
+
+@router.post("/freshdesk/create-ticket", response_model=DeliveriesPublic, status_code=202)
+async def create_ticket(body: TicketCreate, session: SessionDep, actor: ActorDep, user: Operator) -> DeliveriesPublic:
+    """Queue a ticket for the enabled ticketing integrations; 202: it is filed (and retried) by the outbox."""
+    del user
+    queued = await service.queue_ticket(session, body.model_dump())
+    await audit.record(
+        session,
+        actor,
+        "integrations.ticket_queue",
+        target_type="outbox_delivery",
+        target_id=queued[0].id,
+        detail={"deliveries": [d.id for d in queued], "call_id": body.call_id},
+    )
+    return DeliveriesPublic(data=[DeliveryPublic.model_validate(d) for d in queued], count=len(queued))
 
 
 @router.get("/deliveries", response_model=DeliveriesPublic)

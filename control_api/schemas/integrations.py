@@ -68,6 +68,20 @@ class IntegrationTestResult(BaseModel):
     error: str | None = None
 
 
+class TicketCreate(BaseModel):
+    """A ticket to file in the enabled ticketing integrations (queued in the outbox, filed by the dispatcher)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subject: str = Field(min_length=1, max_length=255)
+    description: str = Field(min_length=1, max_length=20_000)
+    priority: Literal["low", "normal", "high", "urgent"] = "normal"
+    email: str | None = Field(default=None, max_length=320, description="Requester's e-mail.")
+    phone: str | None = Field(default=None, max_length=64, description="Requester's phone number.")
+    name: str | None = Field(default=None, max_length=200, description="Requester's name.")
+    call_id: str | None = Field(default=None, max_length=36, description="The call the ticket is about.")
+
+
 class IntegrationRunPublic(BaseModel):
     """One attempt to deliver to an integration (secrets redacted)."""
 

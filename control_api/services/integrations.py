@@ -15,7 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_api.db.models import Integration, IntegrationRun, OutboxDelivery, utcnow
+from control_api.db.models import Call, Integration, IntegrationRun, OutboxDelivery, utcnow
+from control_api.integrations import outbox
 from control_api.integrations.errors import ConfigError, DestinationRefusedError, IntegrationError
 from control_api.integrations.http import GuardedHttp
 from control_api.integrations.registry import connector
@@ -175,6 +176,17 @@ async def deliveries(session: AsyncSession, *, status: str | None = None, limit:
     if status is not None:
         stmt = stmt.where(OutboxDelivery.status == status)
     return list((await session.execute(stmt)).scalars())
+
+
+async def queue_ticket(session: AsyncSession, payload: dict[str, Any]) -> list[OutboxDelivery]:
+    """Queue a ticket for every enabled ticketing integration (not committed); 409 when there is none."""
+    call_id = payload.get("call_id")
+    if call_id is not None and await session.get(Call, call_id) is None:
+        raise ProblemError(404, "No call with this id.", type_="not-found")
+    queued = await outbox.emit(session, "ticket.create", payload, call_id=call_id)
+    if not queued:
+        raise ProblemError(409, "No ticketing integration is enabled.", type_="no-integration")
+    return queued
 
 
 async def retry(session: AsyncSession, delivery_id: str) -> OutboxDelivery:

@@ -133,6 +133,7 @@ class FreshdeskStandIn(ThreadedServer):
         self.requests: list[tuple[str, str]] = []
         self.violations: list[str] = []
         self.fail_after_create = 0  # answer 500 after storing this many more tickets (an ambiguous failure)
+        self.hang_after_create = 0.0  # seconds to wait after storing a ticket before answering
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/api/v2/tickets", self._create_ticket)
@@ -186,6 +187,8 @@ class FreshdeskStandIn(ThreadedServer):
             fail = self.fail_after_create > 0
             if fail:
                 self.fail_after_create -= 1
+        if self.hang_after_create:
+            await asyncio.sleep(self.hang_after_create)
         if fail:
             return web.json_response({"description": "Internal error"}, status=500)
         return web.json_response(ticket, status=201)

@@ -166,3 +166,26 @@ def test_without_a_ticketing_integration_the_request_is_recorded(client: TestCli
     assert client.portal is not None
     [run] = client.portal.call(runs)
     assert (run.action, run.status) == ("create_ticket", "pending")
+
+
+def test_create_ticket_route_queues_through_the_outbox(
+    client: TestClient, accounts: Accounts, freshdesk: FreshdeskStandIn
+) -> None:
+    body = {"subject": "Callback please", "description": "Wants a call back.", "phone": "+911234567890"}
+    supervisor = accounts.headers("supervisor")
+    r = client.post("/api/integrations/freshdesk/create-ticket", json=body, headers=supervisor)
+    assert r.status_code == 409 and r.json()["type"].endswith("/no-integration")
+    _create(client, accounts, freshdesk.url)
+    r = client.post(
+        "/api/integrations/freshdesk/create-ticket", json={**body, "priority": "urgent"}, headers=supervisor
+    )
+    assert r.status_code == 202, r.text
+    wait_for(lambda: _delivered(client, accounts), what="the ticket delivery")
+    [ticket] = freshdesk.tickets
+    assert ticket["requester_id"] == 7001 and ticket["priority"] == 4
+    assert (
+        client.post(
+            "/api/integrations/freshdesk/create-ticket", json=body, headers=accounts.headers("agent")
+        ).status_code
+        == 403
+    )

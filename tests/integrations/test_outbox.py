@@ -131,5 +131,9 @@ async def test_a_lost_claim_is_resumed_after_its_lease(tmp_path: Path, receiver:
         assert await survivor.run_once() == 1
         await survivor.stop()
         assert len(receiver.events()) == 1
+        async with session_factory(engine)() as session:
+            delivery = (await session.execute(select(OutboxDelivery))).scalar_one()
+        # The first send may have arrived: the next attempt is marked to look before re-creating.
+        assert delivery.status == "delivered" and delivery.ambiguous is True
     finally:
         await engine.dispose()
