@@ -53,6 +53,7 @@ CACHE_ROOT = Path(tempfile.gettempdir()) / "voxdesk-demo-kb"
 # What an ingested database depends on besides the demo files and the knowledge settings.
 CODE = ("knowledge", "control_api/services", "control_api/db", "agent/cli/ingest.py")
 READY = "ingest.log"  # written last: an entry without it is incomplete
+STALE_S = 86400.0  # entries of other keys this much older than a new one are removed when it is built
 _built: dict[str, Path] = {}  # knowledge settings -> ingested data dir, for the life of the process
 
 # ``knowledge.retrieval.citation``: 'Title (file.md), section "Heading", page 2, chunk 3' ('file.md, ...' untitled).
@@ -108,8 +109,18 @@ async def ingested_demo(settings: Settings | None = None) -> Path:
                     raise
         finally:
             shutil.rmtree(build, ignore_errors=True)
+        _prune(keep=entry)
     _built[memo] = entry / "data"
     return _built[memo]
+
+
+def _prune(*, keep: Path) -> None:
+    """Remove the entries of other keys built more than ``STALE_S`` before ``keep``."""
+    cutoff = (keep / READY).stat().st_mtime - STALE_S
+    for other in CACHE_ROOT.iterdir():
+        ready = other / READY
+        if other != keep and ready.is_file() and ready.stat().st_mtime < cutoff:
+            shutil.rmtree(other, ignore_errors=True)
 
 
 async def demo_data_dir(data_dir: Path, **overrides: Any) -> Settings:
