@@ -57,7 +57,11 @@ class KnowledgeRetriever:
     async def retrieve(
         self, question: str, *, top_k: int = 5, call_id: str | None = None, log: bool = True
     ) -> Retrieval:
-        """Retrieve passages for ``question`` (logged unless ``log`` is False)."""
+        """Retrieve passages for ``question`` (logged unless ``log`` is False).
+
+        The query log is written after the answer, as a task of its own: a busy or failing database delays the
+        log, never the answer, and never turns a found answer into "not found".
+        """
         started = time.perf_counter()
         service = self._search()
         if service is None:
@@ -65,7 +69,7 @@ class KnowledgeRetriever:
             return Retrieval(found=False, passages=(), latency_ms=0.0)
         try:
             async with asyncio.timeout(self._timeout):
-                result = await service.retrieve(question, top_k=top_k, call_id=call_id, log=log)
+                result = await service.retrieve(question, top_k=top_k, call_id=call_id, log=False)
         except Exception as exc:  # noqa: BLE001 - a failed search must not break the call
             logger.warning("retrieval_failed", call_id=call_id, error_type=type(exc).__name__)
             return Retrieval(found=False, passages=(), latency_ms=(time.perf_counter() - started) * 1000)
@@ -81,7 +85,10 @@ class KnowledgeRetriever:
             for p in result.passages
         )
         latency = getattr(result, "latency_ms", None) or (time.perf_counter() - started) * 1000
-        return Retrieval(found=bool(result.found), passages=passages, latency_ms=float(latency))
+        retrieval = Retrieval(found=bool(result.found), passages=passages, latency_ms=float(latency))
+        if log:
+            await self.log(question, retrieval, call_id=call_id)
+        return retrieval
 
     async def log(self, question: str, retrieval: Retrieval, *, call_id: str | None = None) -> None:
         """Log a question the agent answered from a speculative retrieval, off the answer's path.

@@ -26,7 +26,8 @@ from agent.calls.session import CallSession
 from agent.calls.sink import Sessions
 from agent.calls.tools import HandoffOpener, TicketRecorder
 from config import Settings
-from control_api.db.models import KnowledgeChunk, KnowledgeDocument
+from control_api.db.models import KnowledgeDocument
+from control_api.services.knowledge import corpus_text
 from pipelines.asr.base import ASRBackend
 from pipelines.build import Stages, build_pipeline, build_stages
 from pipelines.contracts import PersonaSpec, Retriever, TextEmbedder
@@ -113,14 +114,7 @@ async def knowledge_corpus(sessions: Sessions) -> tuple[str, str]:
             )
         )
         count, updated = stats.one()
-        rows = await session.execute(
-            select(KnowledgeChunk.heading, KnowledgeChunk.text)
-            .join(KnowledgeDocument, KnowledgeDocument.id == KnowledgeChunk.document_id)
-            .where(KnowledgeDocument.status == "ready")
-            .order_by(KnowledgeChunk.document_id, KnowledgeChunk.seq)
-        )
-        parts = [f"{heading or ''}\n{text}" for heading, text in rows.all()]
-    corpus = "\n\n".join(parts)
+        corpus = await corpus_text(session)
     fingerprint = hashlib.sha256(f"{count}|{updated}|{len(corpus)}".encode()).hexdigest()[:16]
     return corpus, fingerprint
 
