@@ -365,7 +365,9 @@ class ExtractiveBrain(FrameProcessor):
                 return "I'm sorry, I couldn't create a ticket right now. Please try again later.", (), TICKET
             spoken_ref = " ".join(ref)
             return (
-                f"I've created a ticket for you. Your reference is {spoken_ref}. Our team will follow up.",
+                # The request is queued for the helpdesk, not yet confirmed by it: say what is true.
+                f"I've passed your request on, and a ticket will be opened for you. Your reference is {spoken_ref}. "
+                "Our team will follow up.",
                 (),
                 TICKET,
             )

@@ -31,7 +31,10 @@ def register_tools(llm: LLMService[Any], tools: CallTools, persona: PersonaSpec)
             subject=str(params.arguments.get("subject", "Caller request"))[:120],
             description=str(params.arguments.get("description", "")),
         )
-        await params.result_callback({"ok": ref is not None, "reference": ref})
+        # Queued for the helpdesk, not yet confirmed: the model is told so, so that it does not say "created".
+        await params.result_callback(
+            {"ok": ref is not None, "reference": ref, "status": "queued" if ref is not None else "failed"}
+        )
 
     async def transfer(params: FunctionCallParams) -> None:
         ref = await tools.transfer(

@@ -23,7 +23,7 @@ from benchmarks.product_kb import CallsOnRecord, DemoKnowledge, cites
 from knowledge.embedders.base import Embedder
 from pipelines.asr.domain_lm import DomainLM
 from pipelines.build import CallPipeline, Stages, build_stages
-from pipelines.contracts import HandoffRequest
+from pipelines.contracts import HandoffRequest, TicketRequest
 from pipelines.options import ASROptions
 from pipelines.transports.memory import MemoryTransport
 from tests.pipelines.conftest import RecordingSink, flite_pcm
@@ -210,6 +210,28 @@ async def test_asking_for_a_human_opens_a_handoff(
         "ok": True,
         "reference": "H-1",
     }
+
+
+async def test_a_ticket_is_promised_as_queued_not_as_created(
+    stages: Stages, demo_retriever: CallsOnRecord, sink: RecordingSink
+) -> None:
+    # The ticket is queued for the helpdesk when the agent answers: it must not say it was created.
+    tickets: list[TicketRequest] = []
+
+    async def create_ticket(request: TicketRequest) -> str:
+        tickets.append(request)
+        return "T-ABC123"
+
+    transport = MemoryTransport()
+    call = memory_call(transport, stages, demo_retriever, sink, "ticket", create_ticket=create_ticket)
+    async with running(call):
+        clip = transport.say(flite_pcm("Please open a support ticket for me."))
+        await clip.done.wait()
+        assert await wait_for(lambda: bool(tickets) and any(t.role == "agent" for t in sink.turns), 15)
+    answer = next(t.text for t in sink.turns if t.role == "agent")
+    assert "ticket will be opened" in answer and "created" not in answer
+    results = [e.data for e in sink.events if e.kind == "tool_result"]
+    assert results[0]["tool"] == "create_ticket" and results[0]["reference"] == "T-ABC123"
 
 
 async def test_event_loop_stays_responsive_while_decoding(
