@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from loguru import logger
+import structlog
 from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
 from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 
@@ -27,6 +27,7 @@ from pipelines.contracts import (
     TicketRequest,
 )
 
+log = structlog.get_logger(__name__)
 SEARCH, TICKET, TRANSFER, END = "search_knowledge_base", "create_ticket", "transfer_to_human", "end_call"
 
 
@@ -213,7 +214,7 @@ class CallTools:
         try:
             ref = await self._create_ticket(TicketRequest(self.call_id, subject, description))
         except Exception as exc:  # noqa: BLE001 - a handler failure becomes an event and a spoken apology
-            logger.bind(call_id=self.call_id).warning("create_ticket handler failed")
+            log.warning("tool_handler_failed", call_id=self.call_id, tool=TICKET, error_type=type(exc).__name__)
             await self._event("tool_result", {"tool": TICKET, "ok": False, "error": type(exc).__name__})
             return None
         await self._event("tool_result", {"tool": TICKET, "ok": True, "reference": ref})
@@ -227,7 +228,7 @@ class CallTools:
         try:
             ref = await self._transfer(HandoffRequest(self.call_id, reason, summary))
         except Exception as exc:  # noqa: BLE001 - a handler failure becomes an event and a spoken apology
-            logger.bind(call_id=self.call_id).warning("transfer_to_human handler failed")
+            log.warning("tool_handler_failed", call_id=self.call_id, tool=TRANSFER, error_type=type(exc).__name__)
             await self._event("tool_result", {"tool": TRANSFER, "ok": False, "error": type(exc).__name__})
             return None
         await self._event("tool_result", {"tool": TRANSFER, "ok": True, "reference": ref})

@@ -22,7 +22,7 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 import pocketsphinx
-from loguru import logger
+import structlog
 from pipecat.frames.frames import (
     CancelFrame,
     EndFrame,
@@ -49,6 +49,8 @@ from pipelines.asr.sphinx.worker_supervisor import WorkerSupervisor
 from pipelines.options import ASROptions
 
 __all__ = ["PocketsphinxBackend", "PocketsphinxSTTService"]
+
+log = structlog.get_logger(__name__)
 
 
 class PocketsphinxBackend(ASRBackend):
@@ -270,7 +272,7 @@ class PocketsphinxSTTService(STTService):
         while True:
             kind, text, decode_ms, audio_ms, finalize_ms = await self._results.get()
             if kind == "error":
-                logger.bind(call_id=self._call_id).error("pocketsphinx decoder failed")
+                log.error("asr_decoder_failed", call_id=self._call_id, backend="pocketsphinx")
                 await self.push_error(f"pocketsphinx decoder failed: {text}")
                 continue
             result = ASRResult(

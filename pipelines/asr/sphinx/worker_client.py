@@ -17,13 +17,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from loguru import logger
+import structlog
 
 from pipelines.asr.pocketsphinx_worker import Kind, read_message, write_message
 from pipelines.asr.sphinx.results import ResultCallback, to_result
 from pipelines.worker_process import ModuleWorker
 
 __all__ = ["WorkerClient", "WorkerStream"]
+
+log = structlog.get_logger(__name__)
 
 # pipes default to 64 KiB; 1 MiB holds ~30 s of one call's speech if the worker falls behind (Linux only).
 _F_SETPIPE_SZ = 1031
@@ -120,7 +122,7 @@ class WorkerClient:
                 if self._started is not None:
                     self._started.put(result.get("error"))
                 elif result.get("error"):
-                    logger.error(f"pocketsphinx worker kept its previous model: {result['error']}")
+                    log.error("asr_worker_model_swap_failed", kept="previous model", error=str(result["error"])[:200])
                 continue
             with self._lock:
                 callback = self._callbacks.get(stream_id)

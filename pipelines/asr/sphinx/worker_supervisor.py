@@ -10,12 +10,15 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from loguru import logger
+import structlog
 
 from pipelines.asr.sphinx.worker_client import WorkerClient
 from pipelines.metrics import ASR_WORKER_EXITS
 
 __all__ = ["WorkerSupervisor"]
+
+
+log = structlog.get_logger(__name__)
 
 
 class WorkerSupervisor:
@@ -47,7 +50,7 @@ class WorkerSupervisor:
         try:
             return WorkerClient(self._decoder_kwargs(), on_exit=self._on_worker_exit)
         except OSError as exc:
-            logger.error(f"pocketsphinx worker process did not start, decoding on threads instead: {exc}")
+            log.error("asr_worker_start_failed", fallback="threads", error_type=type(exc).__name__)
             return None
 
     def _on_worker_exit(self, dead: WorkerClient) -> None:
@@ -55,7 +58,7 @@ class WorkerSupervisor:
         if self._closed:
             return
         ASR_WORKER_EXITS.inc()
-        logger.error("pocketsphinx worker process exited; its utterances in progress failed, starting another")
+        log.error("asr_worker_exited", action="replaced", note="utterances in progress failed")
         fresh = self._spawn()
         with self._lock:
             self._workers = [fresh if w is dead else w for w in self._workers]
