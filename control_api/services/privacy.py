@@ -30,6 +30,7 @@ from control_api.db.models import (
     DataSubjectRequest,
     Handoff,
     IntegrationRun,
+    OutboxDelivery,
     RagQuery,
     Recording,
     utcnow,
@@ -39,6 +40,8 @@ from control_api.services.calls import get_call
 
 log = structlog.get_logger(__name__)
 ERASED = "[erased]"
+# The status of a delivery cancelled by an erasure request (the dispatcher never claims it, nothing retries it).
+ERASED_DELIVERY = "erased"
 REQUEST_KINDS = ("export", "correction", "erasure")
 CORRECTABLE = ("caller_name", "caller_number", "caller_email")
 
@@ -320,6 +323,15 @@ async def erase_subject(session: AsyncSession, subject: Subject, *, recordings_d
             update(IntegrationRun).where(IntegrationRun.call_id.in_(ids)).values(request={}, response={})
         )
         await session.execute(update(RagQuery).where(RagQuery.call_id.in_(ids)).values(question=ERASED))
+        # Deliveries owed to integrations carry the caller's details (a ticket's requester): delivered ones keep
+        # only their status; those not yet sent are not sent at all.
+        outbox = await session.execute(
+            update(OutboxDelivery)
+            .where(OutboxDelivery.call_id.in_(ids), OutboxDelivery.status.in_(("pending", "in_flight", "dead")))
+            .values(payload={}, status=ERASED_DELIVERY, last_error="erased at the caller's request")
+        )
+        summary["deliveries_cancelled"] = int(getattr(outbox, "rowcount", 0) or 0)
+        await session.execute(update(OutboxDelivery).where(OutboxDelivery.call_id.in_(ids)).values(payload={}))
     now = utcnow()
     for call in calls:
         call.caller_name = None

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
+from control_api.db.models import Integration, OutboxDelivery
 from control_api.services import calls as calls_service
 from control_api.services import privacy, retention
 from tests.control_api.conftest import Accounts
@@ -114,13 +116,44 @@ def test_erasure_removes_transcripts_and_recordings_and_keeps_the_audit(accounts
     other = _seed_subject(c, number="+91 90000 00004")
     recording_file = state.settings.recordings_dir / f"{call_id}.wav"
     assert recording_file.exists()
+    requester = {"email": "erase.me@example.in", "phone": "+91 90000 00003"}
+
+    async def owe_deliveries(session: Any) -> None:
+        # A ticket already delivered and one that failed for good, both carrying the caller's details.
+        hook = Integration(kind="freshdesk", name="helpdesk", enabled=False, config={})
+        session.add(hook)
+        await session.flush()
+        for status in ("delivered", "dead"):
+            session.add(
+                OutboxDelivery(
+                    integration_id=hook.id,
+                    event="ticket.create",
+                    call_id=call_id,
+                    idempotency_key=f"erase-{status}",
+                    payload={"requester": requester},
+                    status=status,
+                )
+            )
+        await session.commit()
+
+    run(c, owe_deliveries)
     result = _request(accounts, {"kind": "erasure", "subject_email": "erase.me@example.in"})["result"]
     assert result == {
         "calls_anonymised": 1,
         "turns_deleted": 2,
         "recordings_deleted": 1,
+        "deliveries_cancelled": 1,
         "consents_anonymised": 1,
     }
+
+    async def deliveries(session: Any) -> list[tuple[str, dict[str, Any]]]:
+        rows = await session.execute(
+            select(OutboxDelivery.status, OutboxDelivery.payload).order_by(OutboxDelivery.status)
+        )
+        return [(row[0], row[1]) for row in rows]
+
+    # Nothing of the caller is left to send, and the failed one cannot be retried into the helpdesk.
+    assert run(c, deliveries) == [("delivered", {}), ("erased", {})]
     assert not recording_file.exists()
     call = c.get(f"/api/calls/{call_id}", headers=accounts.headers("admin")).json()
     assert (call["caller_number"], call["caller_email"], call["caller_name"]) == (None, None, None)
