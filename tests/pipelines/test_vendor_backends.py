@@ -34,7 +34,7 @@ from pipelines.build import CallPipeline, build_pipeline, build_stages
 from pipelines.contracts import PersonaSpec
 from pipelines.options import ASROptions, BrainOptions, TTSOptions
 from pipelines.transports.memory import MemoryTransport
-from tests.pipelines.conftest import RecordingSink, flite_pcm
+from tests.pipelines.conftest import RecordingSink, flite_pcm, whisper_model_dir
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -296,18 +296,13 @@ async def test_openai_realtime_session_follows_the_documented_events(
     assert all(base64.b64decode(e["audio"]) for e in appended)
 
 
-WHISPER_DIR = os.environ.get("VOXDESK_TEST_WHISPER_MODEL_DIR")
 PIPER_VOICE = os.environ.get("VOXDESK_TEST_PIPER_VOICE")
 
 
-@pytest.mark.skipif(
-    not WHISPER_DIR,
-    reason="no CTranslate2 Whisper model on this machine: set VOXDESK_TEST_WHISPER_MODEL_DIR to a local model dir",
-)
 async def test_faster_whisper_transcribes_with_a_local_model(
     demo_retriever: CallsOnRecord, sink: RecordingSink
 ) -> None:
-    stages = build_stages(asr=ASROptions(backend="faster-whisper", model_path=Path(str(WHISPER_DIR))))
+    stages = build_stages(asr=ASROptions(backend="faster-whisper", model_path=whisper_model_dir()))
     transport = MemoryTransport()
     call = memory_call(transport, stages, demo_retriever, sink, "whisper")
     async with running(call):
