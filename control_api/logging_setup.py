@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import logging
 import queue
+import re
 import sys
 import traceback
 from logging.handlers import QueueHandler, QueueListener
@@ -87,6 +88,26 @@ class _ContextQueueHandler(QueueHandler):
         """Keep the record whole (the formatter runs in the writer thread), plus the caller's context."""
         setattr(record, _CONTEXT, structlog.contextvars.get_contextvars())
         return record
+
+
+_QUERY = re.compile(r"\?[^\s\"]*")
+
+
+class _NoQueryStrings(logging.Filter):
+    """Drops the query string from the request paths uvicorn logs (``"WebSocket /api/voice/stream?access_token=…"``).
+
+    A WebSocket's token travels in its query; uvicorn writes the path with it on every connection, whatever
+    ``access_log`` says. The app's own access lines carry only the route.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite path-shaped string arguments without their query; always keep the record."""
+        if isinstance(record.args, tuple) and record.args:
+            record.args = tuple(
+                _QUERY.sub("?<redacted>", arg) if isinstance(arg, str) and arg.startswith("/") else arg
+                for arg in record.args
+            )
+        return True
 
 
 def flush_logs() -> None:
@@ -199,6 +220,9 @@ def configure_logging(*, level: str = "INFO", json_logs: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [_ContextQueueHandler(_queue)]
     root.setLevel(level)
+    uvicorn_error = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _NoQueryStrings) for f in uvicorn_error.filters):
+        uvicorn_error.addFilter(_NoQueryStrings())
     for noisy in ("aioice", "aiortc", "httpx", "multipart"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
     _route_loguru(level)

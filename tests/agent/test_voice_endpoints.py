@@ -6,13 +6,21 @@ The refusals all happen before a pipeline is built, so the app here mounts the v
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import io
+import logging
 import re
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import structlog.testing
+import uvicorn
+import websockets
 from aiortc import RTCPeerConnection
 from fastapi.testclient import TestClient
 from pipecat.pipeline.pipeline import Pipeline
@@ -24,11 +32,13 @@ from starlette.websockets import WebSocketDisconnect
 
 from agent.calls.service import CallPlan, VoiceService
 from agent.calls.session import CallSession
+from agent.cli import uvicorn_config
 from agent.transports.webrtc import STATIC_DIR, webrtc_router
 from agent.transports.websocket import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED, ws_stream_router
 from config import Settings
 from control_api.app import create_app
 from control_api.db.models import Call
+from control_api.logging_setup import configure_logging, flush_logs
 from control_api.rbac import Role
 from pipelines.contracts import PersonaSpec
 from tests.agent.conftest import make_token
@@ -234,3 +244,39 @@ def test_ice_candidate_patches_are_rate_limited(tmp_path: Path) -> None:
             for _ in range(4)
         ]
         assert codes == [404, 404, 404, 429]
+
+
+def test_a_websocket_token_stays_out_of_the_server_logs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Through real uvicorn: it logs every WebSocket's path with its query ("WebSocket /...?access_token=...").
+    stream = io.StringIO()
+    monkeypatch.setattr("sys.stderr", stream)
+    configure_logging(level="INFO", json_logs=True)
+    settings = make_settings(tmp_path)
+    app = _client_and_voice(settings)[0].app
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn_config(app, host="127.0.0.1", port=port))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    secret = "eyJhbGciOiJIUzI1NiJ9.not-a-real-token.secret-part"
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+        async def connect() -> int | None:
+            async with websockets.connect(f"ws://127.0.0.1:{port}/api/voice/stream?access_token={secret}") as ws:
+                with contextlib.suppress(websockets.ConnectionClosed):
+                    await ws.recv()
+                return ws.close_code
+
+        assert asyncio.run(connect()) == CLOSE_UNAUTHENTICATED
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        flush_logs()
+        logging.getLogger().handlers.clear()
+    text = stream.getvalue()
+    assert "/api/voice/stream?<redacted>" in text, text[-2000:]
+    assert secret not in text and "not-a-real-token" not in text
