@@ -51,9 +51,13 @@ def serve(
     """Run the API, the console, the voice endpoints and the call pipelines in one process."""
     import uvicorn
 
-    from agent.server import build_app
+    from control_api.logging_setup import configure_logging
 
     settings = _settings()
+    # Before pipecat is imported: it logs at import time, and those lines belong in the one stream too.
+    configure_logging(level=settings.logging.level, json_logs=settings.logging.json_logs)
+    from agent.server import build_app
+
     application = build_app(settings)
     config = uvicorn_config(application, host=host or settings.server.host, port=port or settings.server.port)
     uvicorn.Server(config).run()
