@@ -9,15 +9,25 @@ import { renderKnowledge } from "./views/knowledge.js";
 import { renderUsers } from "./views/users.js";
 import { renderAudit } from "./views/audit.js";
 
-// view name -> [permission needed, render function, page title]
+// view name -> [permission needed, render function, page title, shown in the main navigation].
+// The navigation is built from this table, in this order: a page is added here and nowhere else.
 const VIEWS = {
-  dashboard: ["analytics:read", renderDashboard, "Dashboard"],
-  calls: ["calls:read_own", renderCalls, "Calls"],
-  call: ["calls:read_own", renderCallDetail, "Call"],
-  knowledge: ["knowledge:read", renderKnowledge, "Knowledge"],
-  users: ["users:manage", renderUsers, "Users"],
-  audit: ["audit:read", renderAudit, "Audit log"],
+  dashboard: ["analytics:read", renderDashboard, "Dashboard", true],
+  calls: ["calls:read_own", renderCalls, "Calls", true],
+  call: ["calls:read_own", renderCallDetail, "Call", false],
+  knowledge: ["knowledge:read", renderKnowledge, "Knowledge", true],
+  users: ["users:manage", renderUsers, "Users", true],
+  audit: ["audit:read", renderAudit, "Audit log", true],
 };
+
+/** Fill the main navigation from VIEWS (items the role cannot open are hidden by updateChrome). */
+function buildNav() {
+  const list = document.querySelector("#nav ul");
+  list.replaceChildren(...Object.entries(VIEWS)
+    .filter(([, view]) => view[3])
+    .map(([name, [permission, , title]]) => h("li", { "data-permission": permission },
+      h("a", { href: `#/${name}`, "data-view": name, text: title }))));
+}
 
 const main = document.getElementById("view");
 const notices = document.getElementById("notices");
@@ -57,8 +67,8 @@ export function showError(error) {
 }
 
 function landingView() {
-  for (const name of ["dashboard", "calls", "knowledge", "users", "audit"]) {
-    if (can(VIEWS[name][0])) return name;
+  for (const [name, [permission, , , inNav]] of Object.entries(VIEWS)) {
+    if (inNav && can(permission)) return name;
   }
   return null;
 }
@@ -175,6 +185,7 @@ async function signOut() {
 }
 
 async function boot() {
+  buildNav();
   setUnauthenticatedHandler(() => {
     if (!currentUser) return;
     currentUser = null;
