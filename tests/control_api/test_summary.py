@@ -1,0 +1,55 @@
+"""The extractive call summary: questions paired with replies, answered only when a reply cites the base."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from control_api.services.summary import summarize
+
+pytestmark = pytest.mark.unit
+
+
+@dataclass
+class Turn:
+    role: str
+    text: str
+    citations: list[str] = field(default_factory=list)
+
+
+def test_a_cited_reply_answers_the_question_and_an_uncited_one_does_not() -> None:
+    summary = summarize(
+        [
+            Turn("agent", "Hello, how can I help?"),
+            Turn("caller", "How do I reset my password?"),
+            Turn("agent", "Tap Forgot password on the sign-in screen.", ["c1"]),
+            Turn("caller", "Do you sell gift cards?"),
+            Turn("agent", "I couldn't find that in our help articles."),
+        ]
+    )
+    assert [(e.question, e.answered) for e in summary.exchanges] == [
+        ("How do I reset my password?", True),
+        ("Do you sell gift cards?", False),
+    ]
+    assert summary.unanswered == ["Do you sell gift cards?"]
+    assert summary.text == (
+        'The caller asked 2 questions. Answered: "How do I reset my password?". '
+        'Not answered: "Do you sell gift cards?".'
+    )
+
+
+def test_split_caller_turns_are_one_question_and_a_human_reply_counts_as_answered() -> None:
+    summary = summarize(
+        [Turn("caller", "I want to"), Turn("caller", "cancel my plan"), Turn("human", "I can do that for you.")]
+    )
+    assert [(e.question, e.answered) for e in summary.exchanges] == [("I want to cancel my plan", True)]
+
+
+def test_a_question_left_hanging_at_hang_up_is_unanswered_and_long_ones_are_cut() -> None:
+    long = "word " * 60
+    summary = summarize([Turn("caller", long)])
+    assert summary.unanswered == [long.strip()]
+    assert summary.text.endswith('…".')
+    assert len(summary.text) < 220
+    assert summarize([]).text == "The caller asked no question."
