@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 from purgatory import AsyncCircuitBreakerFactory
@@ -27,6 +28,7 @@ from sqlalchemy.orm import Session
 from tenacity import RetryCallState, Retrying, wait_exponential_jitter
 
 from control_api.db.models import Integration, IntegrationRun, OutboxDelivery, utcnow
+from control_api.integrations import events as ev
 from control_api.integrations import outbox
 from control_api.integrations.base import Job, Receipt
 from control_api.integrations.errors import IntegrationError
@@ -58,6 +60,21 @@ class RetryPolicy:
         state = RetryCallState(retry_object=Retrying(), fn=None, args=(), kwargs={})
         state.attempt_number = attempt
         return float(wait(state))
+
+
+def ticket_created_payload(delivery: OutboxDelivery, integration: Integration) -> dict[str, Any]:
+    """The ``ticket.created`` event of a delivered ticket (no caller details: the helpdesk holds them)."""
+    payload = delivery.payload or {}
+    return {
+        "ticket_id": delivery.external_id,
+        "integration_id": integration.id,
+        "integration_type": integration.kind,
+        "integration_name": integration.name,
+        "delivery_id": delivery.id,
+        "call_id": delivery.call_id,
+        "subject": payload.get("subject"),
+        "priority": payload.get("priority"),
+    }
 
 
 def _due(now: datetime) -> object:
@@ -258,6 +275,16 @@ class Dispatcher:
             run.status, run.request, run.response = "succeeded", receipt.summary, {"status": receipt.status}
             run.external_id, run.response_status = receipt.external_id, receipt.status
             run.latency_ms = receipt.latency_ms
+            if delivery.event == ev.TICKET_CREATE:
+                # Subscribers learn of the ticket in the transaction that records its delivery (exactly once:
+                # the key is the delivery's).
+                await outbox.emit(
+                    session,
+                    ev.TICKET_CREATED,
+                    ticket_created_payload(delivery, integration),
+                    call_id=delivery.call_id,
+                    key=delivery.id,
+                )
             log.info(
                 "integration_delivered",
                 integration_id=integration.id,

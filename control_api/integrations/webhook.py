@@ -13,11 +13,14 @@ from typing import Any
 
 from standardwebhooks.webhooks import Webhook
 
+from control_api.integrations import events as ev
 from control_api.integrations.base import Job, Receipt
 from control_api.integrations.errors import ConfigError, from_status
 from control_api.integrations.http import GuardedHttp, check_url, redact_url
 
-EVENTS = ("call.started", "call.ended")
+EVENTS = ev.WEBHOOK_EVENTS
+# A webhook may also pick the operator alerts (a handoff waiting, an integration failing) by name.
+PICKABLE = ev.SUBSCRIBABLE
 
 
 def _signer(secret: str) -> Webhook:
@@ -40,8 +43,8 @@ class WebhookConnector:
             raise ConfigError("config.url is required (the receiver's https:// URL).")
         check_url(url)
         events = config.get("events", [])
-        if not isinstance(events, list) or any(e not in EVENTS for e in events):
-            raise ConfigError(f"config.events must be a list of: {', '.join(EVENTS)} (empty: all).")
+        if not isinstance(events, list) or any(e not in PICKABLE for e in events):
+            raise ConfigError(f"config.events must be a list of: {', '.join(PICKABLE)} (empty: {', '.join(EVENTS)}).")
         unknown = set(config) - {"url", "events"}
         if unknown:
             raise ConfigError(f"Unknown webhook config fields: {', '.join(sorted(unknown))}.")
@@ -55,7 +58,7 @@ class WebhookConnector:
         return str(config["url"])
 
     def subscribes(self, config: dict[str, Any], event: str) -> bool:
-        """Call events this integration asked for (all of them when ``events`` is empty)."""
+        """The events this integration asked for (every ``EVENTS`` one when ``events`` is empty)."""
         events = config.get("events") or EVENTS
         return event in events
 
