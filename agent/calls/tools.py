@@ -14,9 +14,10 @@ import structlog
 
 from agent.calls.session import CallSession
 from agent.calls.sink import Sessions
-from control_api.db.models import Call, Handoff, IntegrationRun
+from control_api.db.models import Handoff, IntegrationRun
 from control_api.integrations import outbox
 from control_api.services import calls as call_service
+from control_api.services import integrations as integration_service
 from pipelines.contracts import HandoffRequest, TicketRequest
 
 log = structlog.get_logger(__name__)
@@ -36,16 +37,14 @@ class TicketRecorder:
     async def __call__(self, request: TicketRequest) -> str:
         """Queue ``request``; returns a reference the agent reads out (``T-`` and 6 characters)."""
         async with self._sessions() as session:
-            call = await session.get(Call, request.call_id)
-            payload = {
-                "subject": request.subject,
-                "description": request.description,
-                "priority": request.priority,
-                "call_id": request.call_id,
-                "email": call.caller_email if call else None,
-                "phone": call.caller_number if call else None,
-                "name": call.caller_name if call else None,
-            }
+            # The request with the call's summary and the caller's details (one builder: the integrations service).
+            payload = await integration_service.ticket_payload(
+                session,
+                subject=request.subject,
+                description=request.description,
+                priority=request.priority,
+                call_id=request.call_id,
+            )
             deliveries = await outbox.emit(session, "ticket.create", payload, call_id=request.call_id)
             if deliveries:
                 await session.commit()

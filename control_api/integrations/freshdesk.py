@@ -5,7 +5,11 @@ ticket lands on their contact. Every ticket carries a tag derived from its outbo
 attempt that may have reached Freshdesk (a timeout, a 5xx) the next attempt searches for that tag
 (``GET /api/v2/search/tickets``) before creating anything, so one request never makes two tickets.
 Config: ``domain`` (``acme`` → ``https://acme.freshdesk.com``) or ``base_url`` (a sandbox, a stand-in),
-optional ``fallback_email`` (requester when the caller left no e-mail or phone). Secret: ``api_key``.
+optional ``fallback_email`` (requester when the caller left no e-mail or phone), optional ``console_url``
+(Voxdesk's public base URL: each ticket links to its call at ``{console_url}/console#/calls/{id}``; the API
+fills it from ``server.public_url`` when the integration is saved without one). Secret: ``api_key``.
+
+A ticket's description is the request, the call's extractive summary, the caller's details and the link.
 """
 
 from __future__ import annotations
@@ -33,6 +37,26 @@ def ticket_tag(delivery_id: str) -> str:
     return "vx-" + delivery_id.replace("-", "")[:20]
 
 
+def _html(text: str) -> str:
+    return html.escape(text).replace("\n", "<br>")
+
+
+def ticket_description(payload: dict[str, Any], console_url: str | None) -> str:
+    """The ticket's HTML description: the request, the call's summary, the caller and a link to the call."""
+    parts = [_html(str(payload.get("description") or payload.get("subject") or "Support request from a call."))]
+    if payload.get("summary"):
+        parts.append("<b>Call summary:</b> " + _html(str(payload["summary"])))
+    caller = [str(payload[f]) for f in ("name", "phone", "email") if payload.get(f)]
+    if caller:
+        parts.append("<b>Caller:</b> " + _html(" · ".join(caller)))
+    link = payload.get("call_url")
+    if not link and console_url and payload.get("call_id"):
+        link = f"{console_url}/console#/calls/{payload['call_id']}"
+    if link:
+        parts.append(f'<b>Call:</b> <a href="{html.escape(str(link))}">transcript and recording</a>')
+    return "<br><br>".join(parts)
+
+
 class FreshdeskConnector:
     """The ``freshdesk`` kind."""
 
@@ -41,7 +65,7 @@ class FreshdeskConnector:
 
     def check(self, config: dict[str, Any], secrets: dict[str, str]) -> dict[str, Any]:
         """Validate ``domain``/``base_url``, ``fallback_email`` and the API key."""
-        unknown = set(config) - {"domain", "base_url", "fallback_email"}
+        unknown = set(config) - {"domain", "base_url", "fallback_email", "console_url"}
         if unknown:
             raise ConfigError(f"Unknown Freshdesk config fields: {', '.join(sorted(unknown))}.")
         domain, base_url = config.get("domain"), config.get("base_url")
@@ -62,6 +86,11 @@ class FreshdeskConnector:
             if not isinstance(fallback, str) or "@" not in fallback:
                 raise ConfigError("config.fallback_email must be an e-mail address.")
             out["fallback_email"] = fallback
+        console = config.get("console_url")
+        if console is not None:
+            if not isinstance(console, str) or not console.startswith(("http://", "https://")):
+                raise ConfigError("config.console_url must be Voxdesk's public http(s) URL.")
+            out["console_url"] = console.strip().rstrip("/")
         if not secrets.get("api_key"):
             raise ConfigError("secrets.api_key is required (Profile settings → Your API key).")
         return out
@@ -134,12 +163,10 @@ class FreshdeskConnector:
         requester, looked_up = await self._requester(http, base, job)
         spent += looked_up
         payload = job.payload
-        description = html.escape(str(payload.get("description") or payload.get("subject") or "")).replace("\n", "<br>")
-        if payload.get("call_url"):
-            description += f'<br><br>Call: <a href="{html.escape(str(payload["call_url"]))}">transcript</a>'
+        description = ticket_description(payload, job.config.get("console_url"))
         body = {
             "subject": str(payload.get("subject") or "Support request from a call")[:255],
-            "description": description or "Support request from a call.",
+            "description": description,
             "status": STATUS_OPEN,
             "priority": PRIORITIES.get(str(payload.get("priority", "normal")).lower(), 2),
             "source": SOURCE_PHONE,

@@ -44,12 +44,18 @@ def secret_box(state: StateDep) -> SecretBox:
     )
 
 
+def public_url(state: StateDep) -> str:
+    """Voxdesk's public base URL (``server.public_url``, else the bind address) for links to calls."""
+    server = state.settings.server
+    return (server.public_url or f"http://{server.host}:{server.port}").rstrip("/")
+
+
 async def toolkit(state: StateDep) -> AsyncIterator[service.Toolkit]:
     """The secret box and an SSRF-guarded HTTP client for one request."""
     section = state.settings.integrations
     http = GuardedHttp(allowed_private_hosts=section.allowed_private_hosts, timeout_secs=section.delivery_timeout_secs)
     try:
-        yield service.Toolkit(box=secret_box(state), http=http)
+        yield service.Toolkit(box=secret_box(state), http=http, public_url=public_url(state))
     finally:
         await http.aclose()
 

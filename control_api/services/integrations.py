@@ -15,13 +15,14 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_api.db.models import Call, Integration, IntegrationRun, OutboxDelivery, utcnow
+from control_api.db.models import Call, CallTurn, Integration, IntegrationRun, OutboxDelivery, utcnow
 from control_api.integrations import outbox
 from control_api.integrations.errors import ConfigError, DestinationRefusedError, IntegrationError
 from control_api.integrations.http import GuardedHttp
 from control_api.integrations.registry import connector
 from control_api.integrations.secrets import SecretBox
 from control_api.problems import ProblemError
+from control_api.services.summary import summarize
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,8 @@ class Toolkit:
 
     box: SecretBox
     http: GuardedHttp
+    # Voxdesk's public base URL (links to calls in tickets and notifications).
+    public_url: str | None = None
 
 
 def _problem(exc: IntegrationError) -> ProblemError:
@@ -89,6 +92,8 @@ async def create(
     created_by: str | None,
 ) -> Integration:
     """Validate and store a new integration (flushed, not committed: the caller audits and commits)."""
+    if kind == "freshdesk" and "console_url" not in config and tools.public_url:
+        config = {**config, "console_url": tools.public_url}
     normalised = await _validated(tools, kind, config, secrets)
     integration = Integration(
         kind=kind,
@@ -178,11 +183,53 @@ async def deliveries(session: AsyncSession, *, status: str | None = None, limit:
     return list((await session.execute(stmt)).scalars())
 
 
-async def queue_ticket(session: AsyncSession, payload: dict[str, Any]) -> list[OutboxDelivery]:
+async def ticket_payload(
+    session: AsyncSession,
+    *,
+    subject: str,
+    description: str,
+    priority: str = "normal",
+    call_id: str | None = None,
+    email: str | None = None,
+    phone: str | None = None,
+    name: str | None = None,
+) -> dict[str, Any]:
+    """The ``ticket.create`` payload: the request, the call's summary so far and the caller's details.
+
+    The summary is the one extractive summary (``services.summary.summarize``) of the turns stored when the
+    ticket is asked for; the caller's details come from the call unless given. The helpdesk connector writes
+    them, with a link to the call in the console, into the ticket's description.
+    """
+    payload: dict[str, Any] = {
+        "subject": subject,
+        "description": description,
+        "priority": priority,
+        "call_id": call_id,
+        "email": email,
+        "phone": phone,
+        "name": name,
+    }
+    if call_id is None:
+        return payload
+    call = await session.get(Call, call_id)
+    if call is None:
+        return payload
+    payload["email"] = email or call.caller_email
+    payload["phone"] = phone or call.caller_number
+    payload["name"] = name or call.caller_name
+    turns = (
+        await session.execute(select(CallTurn).where(CallTurn.call_id == call_id).order_by(CallTurn.seq))
+    ).scalars()
+    payload["summary"] = summarize(list(turns)).text
+    return payload
+
+
+async def queue_ticket(session: AsyncSession, request: dict[str, Any]) -> list[OutboxDelivery]:
     """Queue a ticket for every enabled ticketing integration (not committed); 409 when there is none."""
-    call_id = payload.get("call_id")
+    call_id = request.get("call_id")
     if call_id is not None and await session.get(Call, call_id) is None:
         raise ProblemError(404, "No call with this id.", type_="not-found")
+    payload = await ticket_payload(session, **request)
     queued = await outbox.emit(session, "ticket.create", payload, call_id=call_id)
     if not queued:
         raise ProblemError(409, "No ticketing integration is enabled.", type_="no-integration")

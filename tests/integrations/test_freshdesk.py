@@ -189,3 +189,46 @@ def test_create_ticket_route_queues_through_the_outbox(
         ).status_code
         == 403
     )
+
+
+def test_description_holds_the_call_summary_caller_and_link(
+    client: TestClient, accounts: Accounts, freshdesk: FreshdeskStandIn
+) -> None:
+    integration = _create(client, accounts, freshdesk.url)
+    config = client.get("/api/integrations", headers=accounts.headers("admin")).json()["data"][0]["config"]
+    assert config["console_url"] == "http://127.0.0.1:8000"  # server.public_url unset: the bind address
+    assert integration
+    sessions = client.app.state.voxdesk.sessions  # type: ignore[attr-defined]
+
+    async def run() -> str:
+        async with sessions() as session:
+            call = await call_service.create_call(
+                session, channel="webrtc", caller_email="new@caller.example", caller_name="Asha"
+            )
+            await call_service.append_turn(
+                session, call.id, seq=1, role="caller", text="How do I reset my router?", score_sentiment=False
+            )
+            await call_service.append_turn(
+                session, call.id, seq=2, role="agent", text="Hold the reset button.", citations=["c1"],
+                score_sentiment=False,
+            )  # fmt: skip
+            await call_service.append_turn(
+                session, call.id, seq=3, role="caller", text="Is there an outage in Pune?", score_sentiment=False
+            )
+        await TicketRecorder(sessions=sessions)(
+            TicketRequest(call_id=call.id, subject="Outage question", description="Caller asked for a follow-up.")
+        )
+        return call.id
+
+    assert client.portal is not None
+    call_id = client.portal.call(run)
+    wait_for(lambda: _delivered(client, accounts), what="the ticket delivery")
+    [ticket] = freshdesk.tickets
+    description = ticket["description"]
+    assert description.startswith("Caller asked for a follow-up.")
+    assert "<b>Call summary:</b> The caller asked 2 questions." in description
+    assert "Answered: &quot;How do I reset my router?&quot;" in description
+    assert "Not answered: &quot;Is there an outage in Pune?&quot;" in description
+    assert "<b>Caller:</b> Asha · new@caller.example" in description
+    assert f'href="http://127.0.0.1:8000/console#/calls/{call_id}"' in description
+    assert freshdesk.violations == []
