@@ -282,6 +282,23 @@ class VoiceSettings(BaseModel):
     )
 
 
+class HandoffSettings(BaseModel):
+    """Warm handoff of a call to a human agent (issue 19); per-persona triggers live on the persona."""
+
+    accept_timeout_s: float = Field(
+        default=60.0,
+        ge=1.0,
+        le=3600.0,
+        description="A queued handoff nobody accepts this long is taken back by the AI (apology, callback offer).",
+    )
+    waiting_alert_s: float = Field(
+        default=20.0,
+        ge=1.0,
+        le=3600.0,
+        description="A handoff still queued this long emits handoff.waiting (webhooks, chat).",
+    )
+
+
 class RetentionSettings(BaseModel):
     """How long personal data is kept."""
 
@@ -366,6 +383,7 @@ class Settings(BaseSettings):
     smtp: SMTPSettings = Field(default_factory=SMTPSettings)
     integrations: IntegrationsSettings = Field(default_factory=IntegrationsSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    handoff: HandoffSettings = Field(default_factory=HandoffSettings)
 
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> Settings:

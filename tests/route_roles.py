@@ -122,6 +122,19 @@ ROUTE_ROLES: dict[tuple[str, str], Access] = {
     ("POST", "/api/incidents"): Access(ADMIN, status=422),
     ("GET", "/api/incidents/{incident_id}"): Access(ADMIN, status=404),
     ("PATCH", "/api/incidents/{incident_id}"): Access(ADMIN, status=404),
+    # --- handoffs and the desk (issue 19; object-level rules in tests/handoff/test_handoff_api.py) ---
+    ("GET", "/api/handoffs"): Access(CALL_READERS, status=200),
+    ("GET", "/api/handoffs/events"): Access(CALL_READERS, probe=False, note="an endless event stream"),
+    ("GET", "/api/handoffs/callbacks"): Access(MANAGERS, status=200),
+    ("GET", "/api/handoffs/policies/{persona_name}"): Access(MANAGERS, status=200),
+    ("PUT", "/api/handoffs/policies/{persona_name}"): Access(MANAGERS, status=200),
+    ("GET", "/api/handoffs/{handoff_id}"): Access(CALL_READERS, status=404),
+    ("POST", "/api/handoffs/{handoff_id}/accept"): Access(CALL_READERS, status=404),
+    ("POST", "/api/handoffs/{handoff_id}/decline"): Access(CALL_READERS, status=404),
+    ("POST", "/api/handoffs/{handoff_id}/media"): Access(CALL_READERS, status=422, note="empty body"),
+    ("POST", "/api/handoffs/{handoff_id}/complete"): Access(CALL_READERS, status=422, note="empty body"),
+    ("PUT", "/api/agents/me/presence"): Access(CALL_READERS, status=422, note="empty body"),
+    ("GET", "/api/agents/presence"): Access(MANAGERS, status=200),
     # --- web console (control_api/console): public page and files; its data comes from the API routes ---
     ("GET", "/"): Access(EVERYONE, public=True, note="redirects to /console"),
     ("GET", "/console"): Access(EVERYONE, public=True, status=200),
@@ -129,6 +142,7 @@ ROUTE_ROLES: dict[tuple[str, str], Access] = {
     ("GET", "/console/static/{asset_path:path}"): Access(
         EVERYONE, public=True, status=200, params={"asset_path": "app.js"}
     ),
+    ("GET", "/console/vendor/{name}"): Access(EVERYONE, public=True, status=200, params={"name": "plotly.min.js"}),
     # --- knowledge base and RAG (tests/knowledge/test_api.py) ---
     ("POST", "/api/knowledge/upload"): Access(MANAGERS, status=422, note="no files: validation error"),
     ("POST", "/api/knowledge/import-url"): Access(MANAGERS, status=422, note="empty body"),

@@ -403,6 +403,53 @@ class Handoff(Base):
     requested_at: Mapped[datetime] = mapped_column(default=utcnow)
     accepted_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
+    # --- live handoff (issue 19, migration 0006); statuses then: queued | accepted | completed | timed_out |
+    # declined | no_agents | abandoned | failed (``requested`` remains for rows written before it) ---
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    source: Mapped[str | None] = mapped_column(String(20))  # phrase | tool | not_found | sentiment | dtmf | api
+    briefing: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    offered_to: Mapped[list[str]] = mapped_column(default=list)
+    declined_by: Mapped[list[str]] = mapped_column(default=list)
+    timeline: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    notes: Mapped[str | None] = mapped_column(Text)
+    disposition: Mapped[str | None] = mapped_column(String(100))
+    node: Mapped[str | None] = mapped_column(String(200))
+
+
+# --- live handoff (issue 19): agents' presence, callback requests, per-persona trigger policy ---
+
+
+class AgentPresence(Base):
+    """Whether a human agent takes handoffs now (``available``), is on one (``busy``) or is away."""
+
+    __tablename__ = "agent_presence"
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    status: Mapped[str] = mapped_column(String(10), default="away")  # available | busy | away
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CallbackRequest(Base):
+    """A caller to call back: nobody took their handoff (timeout, every agent declined, nobody available)."""
+
+    __tablename__ = "callback_requests"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    call_id: Mapped[str | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"), index=True)
+    handoff_id: Mapped[str | None] = mapped_column(ForeignKey("handoffs.id", ondelete="SET NULL"), index=True)
+    phone: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(20))  # timed_out | declined | no_agents
+    briefing: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open | done
+    ticket_delivery_id: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class HandoffPolicy(Base):
+    """One persona's handoff triggers: which are on and their thresholds (JSON; defaults when absent)."""
+
+    __tablename__ = "handoff_policies"
+    persona_name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    policy: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class AuditLog(Base):

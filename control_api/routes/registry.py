@@ -9,11 +9,13 @@ from fastapi import APIRouter
 
 from control_api.console import routes as console
 from control_api.routes import (
+    agents,
     analytics,
     audit,
     auth,
     calls,
     dashboard,
+    handoffs,
     incidents,
     integrations,
     knowledge,
@@ -38,5 +40,7 @@ ROUTERS: list[APIRouter] = [
     knowledge.router,
     rag.router,
     integrations.router,
+    handoffs.router,  # issue 19: the handoff queue and the desk
+    agents.router,  # issue 19: agents' presence
 ]
 ROUTERS.append(console.router)  # the web console (/console), outside the OpenAPI schema

@@ -1,0 +1,163 @@
+"""Request and response shapes of the handoff queue, the desk and agents' presence (issue 19)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+HandoffStatus = Literal[
+    "requested", "queued", "accepted", "completed", "timed_out", "declined", "no_agents", "abandoned", "failed"
+]
+PresenceStatus = Literal["available", "busy", "away"]
+
+
+class HandoffPolicyModel(BaseModel):
+    """One persona's handoff triggers: each can be switched off; thresholds per trigger.
+
+    Attributes:
+        enabled: Handoffs at all (off: the AI keeps every call; ``transfer_to_human`` is refused).
+        phrases: The caller asks for a person in words containing one of these (lower-case, whole words).
+        phrase_trigger: Whether the phrases trigger a handoff (the brain's tool still does).
+        tool_trigger: Whether the brain's ``transfer_to_human`` tool hands over.
+        not_found_trigger / not_found_threshold: Hand over after this many "not found" answers in one call.
+        sentiment_trigger / sentiment_threshold: Hand over when a caller turn's VADER compound score is at or
+            below this (strongly negative).
+        dtmf_trigger: Whether a keypad 0 hands over (phone calls).
+        priority: Queue priority of this persona's handoffs (higher first).
+        queue: The queue (skill) they go to.
+
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    phrases: list[str] = Field(
+        default_factory=lambda: [
+            "human",
+            "person",
+            "real person",
+            "someone",
+            "representative",
+            "operator",
+            "agent",
+            "manager",
+        ],
+        max_length=50,
+    )
+    phrase_trigger: bool = True
+    tool_trigger: bool = True
+    not_found_trigger: bool = True
+    not_found_threshold: int = Field(default=3, ge=1, le=20)
+    sentiment_trigger: bool = True
+    sentiment_threshold: float = Field(default=-0.6, ge=-1.0, le=0.0)
+    dtmf_trigger: bool = True
+    priority: int = Field(default=0, ge=-100, le=100)
+    queue: str = Field(default="default", min_length=1, max_length=50)
+
+
+class HandoffPublic(BaseModel):
+    """A handoff in the queue (no briefing)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    call_id: str
+    status: str
+    reason: str | None
+    source: str | None
+    queue: str
+    priority: int
+    agent_user_id: str | None
+    offered_to: list[str]
+    declined_by: list[str]
+    requested_at: datetime
+    accepted_at: datetime | None
+    ended_at: datetime | None
+    wait_s: float = Field(description="Seconds queued (until accepted or ended, or until now).")
+
+
+class HandoffDetail(HandoffPublic):
+    """A handoff with its briefing, timeline and wrap-up."""
+
+    briefing: dict[str, Any]
+    timeline: list[dict[str, Any]]
+    notes: str | None
+    disposition: str | None
+
+
+class HandoffsPublic(BaseModel):
+    """A page of the handoff queue."""
+
+    items: list[HandoffPublic]
+
+
+class HandoffComplete(BaseModel):
+    """The human agent's wrap-up."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    notes: str = Field(default="", max_length=20_000)
+    disposition: str = Field(min_length=1, max_length=100)
+
+
+class DeskOffer(BaseModel):
+    """The desk's SDP offer: the human agent's browser joins the call's audio."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sdp: str = Field(min_length=10, max_length=100_000)
+    type: Literal["offer"] = "offer"
+
+
+class DeskAnswer(BaseModel):
+    """The server's SDP answer for the desk's audio."""
+
+    sdp: str
+    type: Literal["answer"] = "answer"
+
+
+class PresenceIn(BaseModel):
+    """An agent's new presence."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: PresenceStatus
+
+
+class PresencePublic(BaseModel):
+    """One agent's presence."""
+
+    user_id: str
+    email: str | None = None
+    full_name: str | None = None
+    status: str
+    updated_at: datetime
+
+
+class PresenceList(BaseModel):
+    """Every agent's presence (supervisors)."""
+
+    items: list[PresencePublic]
+
+
+class CallbackPublic(BaseModel):
+    """A callback request left by a handoff nobody took."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    call_id: str | None
+    handoff_id: str | None
+    phone: str | None
+    reason: str
+    status: str
+    ticket_delivery_id: str | None
+    created_at: datetime
+
+
+class CallbacksPublic(BaseModel):
+    """Open callback requests."""
+
+    items: list[CallbackPublic]
