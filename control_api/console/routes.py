@@ -8,6 +8,7 @@ so an injected string in any call transcript or document name can never run as c
 from __future__ import annotations
 
 from functools import lru_cache
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Final
 
@@ -29,6 +30,12 @@ MEDIA_TYPES: Final[dict[str, str]] = {
     ".svg": "image/svg+xml",
     ".png": "image/png",
     ".json": "application/json",
+}
+# Third-party browser files, served from the installed Python package that ships them (no CDN, no copy in
+# this repository): the name in the URL -> (package, file inside it). plotly.js draws the Analytics charts.
+VENDOR_PREFIX: Final = "/console/vendor"
+VENDOR_FILES: Final[dict[str, tuple[str, str]]] = {
+    "plotly.min.js": ("plotly", "package_data/plotly.min.js"),
 }
 router = APIRouter(include_in_schema=False, tags=["console"])
 
@@ -89,4 +96,28 @@ async def console_asset(asset_path: str) -> Response:
     """One console file (JavaScript module, stylesheet, icon); revalidated on every load."""
     path = resolve_asset(asset_path)
     headers = {**SECURITY_HEADERS, "Cache-Control": "no-cache"}
+    return FileResponse(path, media_type=MEDIA_TYPES[path.suffix], headers=headers)
+
+
+@lru_cache(maxsize=len(VENDOR_FILES))
+def vendor_file(name: str) -> Path | None:
+    """The installed file behind ``/console/vendor/{name}``; ``None`` when unknown or not installed."""
+    entry = VENDOR_FILES.get(name)
+    if entry is None:
+        return None
+    package, relative = entry
+    spec = find_spec(package)
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / relative
+    return path if path.is_file() else None
+
+
+@router.get(VENDOR_PREFIX + "/{name}")
+async def console_vendor_file(name: str) -> Response:
+    """A third-party script from its installed package (plotly.js); cached for a day, it changes with the pin."""
+    path = vendor_file(name)
+    if path is None:
+        raise ProblemError(404, "No console file at this path.", type_="not-found")
+    headers = {**SECURITY_HEADERS, "Cache-Control": "public, max-age=86400"}
     return FileResponse(path, media_type=MEDIA_TYPES[path.suffix], headers=headers)

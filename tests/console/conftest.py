@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import threading
 import time
@@ -32,6 +33,7 @@ ADMIN_EMAIL = "admin@example.com"
 ADMIN_PASSWORD = "console-admin-pass-1"
 AGENT_EMAIL = "agent@example.com"
 VIEWER_EMAIL = "viewer@example.com"
+SUPERVISOR_EMAIL = "supervisor@example.com"
 OTHER_PASSWORD = "console-other-pass-1"
 OLD_CALLS = 30
 
@@ -150,6 +152,13 @@ async def _seed(settings: Settings) -> Seeded:
             await users.create_user(
                 session, email=VIEWER_EMAIL, password=OTHER_PASSWORD, role=Role.VIEWER, full_name="Vera Viewer"
             )
+            await users.create_user(
+                session,
+                email=SUPERVISOR_EMAIL,
+                password=OTHER_PASSWORD,
+                role=Role.SUPERVISOR,
+                full_name="Sam Supervisor",
+            )
             taken = await calls.create_call(
                 session, channel="sip", caller_name="Meera Shah", agent_user_id=agent.id, status="active"
             )
@@ -205,3 +214,11 @@ def browser_dir(tmp_path: Path) -> Path:
     profile = tmp_path / "chromium-profile"
     profile.mkdir()
     return profile
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    """Where screenshots go: ``$VOXDESK_CONSOLE_SHOTS`` when set (for a person to look at), else a temp dir."""
+    folder = Path(os.environ.get("VOXDESK_CONSOLE_SHOTS") or tmp_path / "shots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -59,14 +59,6 @@ class PageWatch:
 
 
 @pytest.fixture
-def shots(tmp_path: Path) -> Path:
-    """Where screenshots go."""
-    folder = Path(os.environ.get("VOXDESK_CONSOLE_SHOTS") or tmp_path / "shots")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-@pytest.fixture
 def browser(browser_dir: Path) -> Iterator[BrowserContext]:
     """Headless Chromium (the Debian build; never a downloaded one) at 1280×800."""
     with sync_playwright() as playwright:

@@ -1,6 +1,6 @@
 // Console shell: session, permissions, hash routing, notices.
 import { api, ApiError, rememberCsrf, request, setUnauthenticatedHandler } from "./api.js";
-import { h, replace } from "./dom.js";
+import { h, label, replace } from "./dom.js";
 import { renderLogin, renderResetPassword } from "./views/login.js";
 import { renderDashboard } from "./views/dashboard.js";
 import { renderCalls } from "./views/calls.js";
@@ -85,11 +85,20 @@ export function navigate(hash) {
   else location.hash = hash;
 }
 
+const menuToggle = document.getElementById("menu-toggle");
+
+/** Open or close the collapsed menu (narrow screens; on wide ones the menu is always shown and the button hidden). */
+function setMenu(open) {
+  menuToggle.setAttribute("aria-expanded", String(open));
+  topbar.classList.toggle("menu-open", open);
+}
+
 function updateChrome(viewName) {
+  setMenu(false);
   topbar.hidden = !currentUser;
   if (!currentUser) return;
   const who = document.getElementById("who");
-  who.textContent = `${currentUser.full_name || currentUser.email} · ${currentUser.role}`;
+  who.textContent = `${currentUser.full_name || currentUser.email} · ${label("role", currentUser.role)}`;
   for (const item of document.querySelectorAll("#nav li[data-permission]")) {
     item.hidden = !can(item.dataset.permission);
   }
@@ -194,6 +203,17 @@ async function boot() {
     notify("Your session has ended. Please sign in again.", "info");
   });
   document.getElementById("signout").addEventListener("click", signOut);
+  menuToggle.addEventListener("click", () => setMenu(menuToggle.getAttribute("aria-expanded") !== "true"));
+  // Escape closes the open menu and gives the focus back to its button.
+  topbar.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && topbar.classList.contains("menu-open")) {
+      setMenu(false);
+      menuToggle.focus();
+    }
+  });
+  document.getElementById("nav").addEventListener("click", (event) => {
+    if (event.target.closest("a")) setMenu(false);
+  });
   // The skip link must not change the hash (the hash is the router's).
   document.querySelector(".skip-link").addEventListener("click", (event) => {
     event.preventDefault();

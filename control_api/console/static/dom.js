@@ -162,9 +162,102 @@ export function fmtBytes(bytes) {
   return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
 }
 
-/** A small coloured status pill. */
-export function pill(text, kind) {
-  const label = text === null || text === undefined || text === "" ? "—" : String(text);
+/**
+ * A small coloured status pill.
+ * @param {string} text - the code (its tone) or words
+ * @param {string} [kind] - the tone class; defaults to the code
+ * @param {string} [words] - what to show; defaults to the code made readable
+ */
+export function pill(text, kind, words) {
+  const shown = words || (text === null || text === undefined || text === "" ? "—" : String(text).replace(/_/g, " "));
   const tone = kind || String(text || "").toLowerCase().replace(/[^a-z_]/g, "");
-  return h("span", { class: `pill pill-${tone}`, text: label.replace(/_/g, " ") });
+  return h("span", { class: `pill pill-${tone}`, text: shown });
+}
+
+/** A pill for an enum: its tone from the code, its words from label(kind, code). */
+export function codePill(kind, code, tone) {
+  return pill(code, tone, label(kind, code));
+}
+
+/**
+ * Make a table readable on a phone: below 640 px each row becomes a card whose cells carry their column's name
+ * (`data-label`, from the header). Rows added later (paging) are labelled as they arrive.
+ * @param {HTMLTableElement} table
+ * @returns {HTMLTableElement}
+ */
+export function cardTable(table) {
+  table.classList.add("cards");
+  const names = [...table.querySelectorAll("thead th")].map((th) => th.textContent.trim());
+  const labelRow = (row) => {
+    [...row.children].forEach((cell, index) => {
+      if (cell.tagName !== "TD" || !names[index] || cell.hasAttribute("colspan")) return;
+      cell.dataset.label = names[index];
+      const text = cell.textContent.trim();
+      if (!text || text === "—") cell.classList.add("card-empty"); // nothing to say: no line on the card
+    });
+  };
+  const body = table.tBodies[0];
+  if (body) {
+    [...body.rows].forEach(labelRow);
+    new MutationObserver((changes) => {
+      for (const change of changes) change.addedNodes.forEach((node) => node.tagName === "TR" && labelRow(node));
+    }).observe(body, { childList: true });
+  }
+  return table;
+}
+
+// ---- words, not codes ---------------------------------------------------------------------------
+// Every stored enum the console shows goes through label(kind, value); an unknown value is made readable
+// ("some_code" -> "Some code") rather than shown raw.
+
+const LABELS = {
+  channel: {
+    webrtc: "Browser (WebRTC)", sip: "Phone (SIP)", telephony: "Phone line", websocket: "Audio stream (WebSocket)",
+    livekit: "LiveKit room", twilio: "Phone (Twilio)", unknown: "Unknown",
+  },
+  direction: { inbound: "Incoming", outbound: "Outgoing", unknown: "Unknown" },
+  status: {
+    ringing: "Ringing", active: "In progress", on_hold: "On hold", transferred: "Transferred", handed_off: "Handed off",
+    ended: "Ended", failed: "Failed",
+  },
+  outcome: {
+    resolved: "Answered by the agent", contained: "Answered by the agent", unanswered: "Question not answered",
+    handed_off: "Passed to a person", callback: "Callback needed", abandoned: "Caller left early",
+    not_connected: "Never connected", failed: "Failed (technical)", none: "Still open", live: "In progress",
+  },
+  end_reason: {
+    caller_hangup: "Caller hung up", caller_disconnected: "Caller's connection dropped", agent_ended: "Agent ended the call",
+    handed_off: "Passed to a person", silence_timeout: "Caller went silent", max_duration: "Reached the time limit",
+    media_timeout: "Caller's audio never connected", pipeline_error: "Technical fault", signalling_failed: "Connection set-up failed",
+    pipeline_finished: "Conversation finished", shutdown: "Server shutting down",
+  },
+  role: { admin: "Administrator", supervisor: "Supervisor", agent: "Agent", viewer: "Viewer" },
+  sentiment: { positive: "Positive", neutral: "Neutral", negative: "Negative" },
+  speaker: { caller: "Caller", agent: "Voice agent", human: "Human agent", system: "System" },
+  audit_outcome: { success: "Done", failure: "Failed", denied: "Refused (no permission)", rate_limited: "Refused (too many requests)" },
+  document_status: { pending: "Waiting", processing: "Being read", ready: "Ready", failed: "Failed" },
+  handoff_status: {
+    requested: "Requested", ringing: "Ringing", accepted: "Accepted", connected: "Connected", completed: "Completed",
+    declined: "Declined", timed_out: "Nobody answered", cancelled: "Cancelled",
+  },
+  privacy_kind: { export: "Export of their data", correction: "Correction", erasure: "Erasure" },
+  privacy_status: { received: "Received", in_progress: "In progress", completed: "Completed", rejected: "Rejected" },
+  severity: { low: "Low", medium: "Medium", high: "High", critical: "Critical" },
+  incident_status: { open: "Open", mitigated: "Mitigated", resolved: "Resolved" },
+  incident_kind: { operational: "Operational", security: "Security" },
+};
+
+/** The words for a stored code: label("channel", "webrtc") -> "Browser (WebRTC)". */
+export function label(kind, value) {
+  if (value === null || value === undefined || value === "") return "—";
+  const known = LABELS[kind] && LABELS[kind][value];
+  if (known) return known;
+  const text = String(value).replace(/[_.]+/g, " ").trim();
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+/** [value, label] pairs of a kind, for a <select> (with an "Any" first when `any` is given). */
+export function labelOptions(kind, values, any) {
+  const pairs = values.map((value) => [value, label(kind, value)]);
+  return any ? [["", any], ...pairs] : pairs;
 }

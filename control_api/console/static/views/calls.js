@@ -1,15 +1,15 @@
 // Calls list: filters, cursor pagination ("Load more") and a CSV export of the same filter.
 import { api, queryString } from "../api.js";
-import { field, fmtDateTime, fmtDuration, fmtMs, h, pill, replace, select } from "../dom.js";
+import { cardTable, codePill, field, fmtDateTime, fmtDuration, fmtMs, h, label, labelOptions, replace, select } from "../dom.js";
 
 export const CALLS_PATH = "/api/calls";
 export const CSV_PATH = "/api/calls/export.csv";
 const PAGE_SIZE = 25;
 
-const STATUSES = [["", "Any"], ["ringing", "Ringing"], ["active", "Active"], ["on_hold", "On hold"], ["handed_off", "Handed off"], ["ended", "Ended"], ["failed", "Failed"]];
-const CHANNELS = [["", "Any"], ["webrtc", "Web (WebRTC)"], ["sip", "SIP"], ["telephony", "Telephony"], ["websocket", "WebSocket"], ["livekit", "LiveKit"]];
-const OUTCOMES = [["", "Any"], ["resolved", "Resolved"], ["handed_off", "Handed off"], ["abandoned", "Abandoned"], ["failed", "Failed"]];
-const SENTIMENTS = [["", "Any"], ["positive", "Positive"], ["neutral", "Neutral"], ["negative", "Negative"]];
+const STATUSES = labelOptions("status", ["ringing", "active", "on_hold", "handed_off", "ended", "failed"], "Any");
+const CHANNELS = labelOptions("channel", ["webrtc", "sip", "telephony", "websocket", "livekit"], "Any");
+const OUTCOMES = labelOptions("outcome", ["resolved", "handed_off", "abandoned", "not_connected", "failed"], "Any");
+const SENTIMENTS = labelOptions("sentiment", ["positive", "neutral", "negative"], "Any");
 
 function dayStart(value) {
   return value ? new Date(`${value}T00:00:00`).toISOString() : "";
@@ -26,13 +26,13 @@ function callerOf(call) {
 function row(call) {
   const link = h("a", { href: `#/calls/${encodeURIComponent(call.id)}`, text: callerOf(call) });
   return h("tr", { dataset: { callId: call.id } },
-    h("td", {}, link, h("div", { class: "muted small mono", text: call.id.slice(0, 8) })),
+    h("td", {}, link, call.caller_name && call.caller_number ? h("div", { class: "muted small", text: call.caller_number }) : null),
     h("td", { text: fmtDateTime(call.started_at) }),
-    h("td", { text: call.channel || "—" }),
-    h("td", {}, pill(call.status)),
-    h("td", {}, call.outcome ? pill(call.outcome) : "—"),
+    h("td", { text: label("channel", call.channel) }),
+    h("td", {}, codePill("status", call.status)),
+    h("td", {}, call.outcome ? codePill("outcome", call.outcome) : "—"),
     h("td", { class: "num", text: fmtDuration(call.duration_ms) }),
-    h("td", {}, call.sentiment_label ? pill(call.sentiment_label) : "—"),
+    h("td", {}, call.sentiment_label ? codePill("sentiment", call.sentiment_label) : "—"),
     h("td", { class: "num", text: fmtMs(call.latency_p95_ms) }),
     h("td", {}, (call.tags || []).map((tag) => h("span", { class: "tag", text: tag }))));
 }
@@ -71,11 +71,11 @@ export async function renderCalls(main, ctx) {
   const status = h("p", { class: "muted small", role: "status" });
   const more = h("button", { type: "button", class: "button secondary", text: "Load more", hidden: true });
   const exportLink = h("a", { class: "button secondary", download: "calls.csv", text: "Export CSV" });
-  const table = h("table", { class: "table" },
+  const table = cardTable(h("table", { class: "table" },
     h("caption", { class: "visually-hidden", text: "Calls, newest first" }),
     h("thead", {}, h("tr", {}, ["Caller", "Started", "Channel", "Status", "Outcome", "Duration", "Sentiment", "p95 latency", "Tags"]
       .map((title) => h("th", { scope: "col", class: ["Duration", "p95 latency"].includes(title) ? "num" : null, text: title })))),
-    tbody);
+    tbody));
 
   replace(main,
     h("div", { class: "page-head" }, h("h1", { text: "Calls" }), ctx.can("calls:read_all") ? exportLink : null),

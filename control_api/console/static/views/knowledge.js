@@ -1,7 +1,7 @@
 // Knowledge base: documents with their ingestion status, multi-file upload, delete,
 // a "test a question" box over the retrieval API, and the questions the desk could not answer.
 import { api, ApiError } from "../api.js";
-import { field, fmtBytes, fmtDateTime, fmtMs, h, pill, replace } from "../dom.js";
+import { cardTable, codePill, field, fmtBytes, fmtDateTime, fmtMs, h, replace } from "../dom.js";
 
 export const DOCUMENTS_PATH = "/api/knowledge/documents";
 export const UPLOAD_PATH = "/api/knowledge/upload";
@@ -19,7 +19,7 @@ function listOf(answer) {
 
 function documentRow(doc, ctx, reload) {
   const name = doc.title && doc.title !== doc.filename ? [h("div", { text: doc.title }), h("div", { class: "muted small", text: doc.filename })] : h("div", { text: doc.filename });
-  const statusCell = h("td", {}, pill(doc.status), doc.error ? h("div", { class: "error-text small", text: doc.error }) : null);
+  const statusCell = h("td", {}, codePill("document_status", doc.status), doc.error ? h("div", { class: "error-text small", text: doc.error }) : null);
   let actions = null;
   if (ctx.can("knowledge:write")) {
     const remove = h("button", { type: "button", class: "button danger small", text: "Delete", "aria-label": `Delete ${doc.filename}` });
@@ -207,8 +207,8 @@ export async function renderKnowledge(main, ctx) {
       : null,
     h("section", { class: "panel flush", "aria-labelledby": "docs-title" },
       h("h2", { id: "docs-title", class: "panel-title", text: "Documents" }),
-      h("div", { class: "table-wrap" }, h("table", { class: "table" },
-        h("thead", {}, h("tr", {}, columns.map((t) => h("th", { scope: "col", class: ["Chunks", "Size"].includes(t) ? "num" : null, text: t })))), tbody)),
+      h("div", { class: "table-wrap" }, cardTable(h("table", { class: "table" },
+        h("thead", {}, h("tr", {}, columns.map((t) => h("th", { scope: "col", class: ["Chunks", "Size"].includes(t) ? "num" : null, text: t })))), tbody))),
       h("div", { class: "table-foot" }, status)),
     h("section", { class: "panel", "aria-labelledby": "ask-title" },
       h("h2", { id: "ask-title", text: "Test a question" }),

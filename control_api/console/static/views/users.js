@@ -1,8 +1,8 @@
 // Users (admin): invite, change role, deactivate / reactivate.
 import { api } from "../api.js";
-import { field, fmtDateTime, h, pill, replace, select } from "../dom.js";
+import { cardTable, field, fmtDateTime, h, label, labelOptions, pill, replace, select } from "../dom.js";
 
-const ROLES = [["admin", "Admin"], ["supervisor", "Supervisor"], ["agent", "Agent"], ["viewer", "Viewer"]];
+const ROLES = labelOptions("role", ["admin", "supervisor", "agent", "viewer"]);
 
 function inviteForm(ctx, onCreated) {
   const email = h("input", { type: "email", name: "email", required: true, autocomplete: "off" });
@@ -39,7 +39,7 @@ function userRow(user, ctx, reload) {
     role.disabled = true;
     try {
       await api.patch(`/api/users/${encodeURIComponent(user.id)}`, { role: role.value });
-      ctx.notify(`${user.email} is now ${role.value}.`, "success");
+      ctx.notify(`${user.email} is now ${label("role", role.value).toLowerCase()}.`, "success");
       user.role = role.value;
     } catch (error) {
       role.value = user.role;
@@ -96,9 +96,9 @@ export async function renderUsers(main, ctx) {
     h("section", { class: "panel", "aria-labelledby": "invite-title" }, h("h2", { id: "invite-title", text: "Invite someone" }), inviteForm(ctx, load)),
     h("section", { class: "panel flush", "aria-labelledby": "accounts-title" },
       h("h2", { id: "accounts-title", class: "panel-title", text: "Accounts" }),
-      h("div", { class: "table-wrap" }, h("table", { class: "table" },
+      h("div", { class: "table-wrap" }, cardTable(h("table", { class: "table" },
         h("thead", {}, h("tr", {}, ["Name", "Role", "State", "Last sign-in", "Created", ""].map((t) => h("th", { scope: "col", text: t })))),
-        tbody)),
+        tbody))),
       h("div", { class: "table-foot" }, count)));
   await load();
   return undefined;
