@@ -336,6 +336,9 @@ class Integration(Base):
     created_by: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Issue 18 (revision 0007): when the current outage began (a delivery went dead or the breaker opened);
+    # None while deliveries succeed. ``integration.failing`` is emitted once per outage, when it is set.
+    failing_since: Mapped[datetime | None]
 
 
 class IntegrationRun(Base):

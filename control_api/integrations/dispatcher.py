@@ -243,11 +243,47 @@ class Dispatcher:
                 delivery.status, delivery.locked_until = "pending", None
                 delivery.next_attempt_at = utcnow() + timedelta(seconds=wait)
                 delivery.last_error = "Circuit open: the integration failed repeatedly; waiting before trying again."
+                await self._failing(session, integration, delivery, reason="breaker_open")
                 await session.commit()
                 return
             except IntegrationError as exc:
                 error = exc
             await self._settle(session, delivery, integration, attempt, receipt, error)
+
+    async def _failing(
+        self, session: AsyncSession, integration: Integration, delivery: OutboxDelivery, *, reason: str
+    ) -> None:
+        """Mark ``integration`` failing and alert the other integrations, once per outage (not committed).
+
+        The conditional update lets one transaction win when several deliveries fail at once (on PostgreSQL the
+        others wait for its commit and then match no row).
+        """
+        now = utcnow()
+        result = await session.execute(
+            update(Integration)
+            .where(Integration.id == integration.id, Integration.failing_since.is_(None))
+            .values(failing_since=now)
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(result, "rowcount", 0) != 1:
+            return
+        integration.failing_since = now
+        payload = {
+            "integration_id": integration.id,
+            "integration_name": integration.name,
+            "integration_type": integration.kind,
+            "reason": reason,
+            "error": delivery.last_error,
+            "delivery_id": delivery.id,
+            "event": delivery.event,
+            "since": now.isoformat(),
+        }
+        # A failing integration is not told of its own failure (it would only fail again). Once per outage is
+        # the conditional update's doing: each alert gets a fresh key.
+        for target in await outbox.subscribers(session, ev.INTEGRATION_FAILING):
+            if target.id != integration.id:
+                outbox.enqueue(session, target, ev.INTEGRATION_FAILING, payload)
+        log.warning("integration_failing", integration_id=integration.id, reason=reason)
 
     async def _settle(
         self,
@@ -270,6 +306,9 @@ class Dispatcher:
             finished_at=now,
         )
         if receipt is not None:
+            if integration.failing_since is not None:  # the outage is over: the next one alerts again
+                integration.failing_since = None
+                log.info("integration_recovered", integration_id=integration.id)
             delivery.status, delivery.delivered_at, delivery.last_error = "delivered", now, None
             delivery.external_id = receipt.external_id
             run.status, run.request, run.response = "succeeded", receipt.summary, {"status": receipt.status}
@@ -304,6 +343,7 @@ class Dispatcher:
                 delivery.status, delivery.next_attempt_at = "pending", now + timedelta(seconds=delay)
             else:
                 delivery.status = "dead"
+                await self._failing(session, integration, delivery, reason="dead_letter")
             log.warning(
                 "integration_delivery_failed",
                 integration_id=integration.id,

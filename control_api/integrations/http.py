@@ -86,6 +86,7 @@ class GuardedHttp:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._allowed = frozenset(h.lower() for h in allowed_private_hosts)
+        self._timeout = timeout_secs
         self._client = httpx.AsyncClient(timeout=timeout_secs, follow_redirects=False, transport=transport)
 
     async def aclose(self) -> None:
@@ -100,8 +101,26 @@ class GuardedHttp:
             DestinationRefusedError: The host resolves to a private address, or does not resolve.
 
         """
+        parts = urlsplit(url.strip())
+        if parts.scheme == "smtp" and parts.hostname:  # an SMTP server (e-mail notifications)
+            await self.resolve(parts.hostname.lower(), parts.port or 25)
+            return
         _, host, port = check_url(url)
         await self._resolve(host, port)
+
+    @property
+    def timeout_secs(self) -> float:
+        """The timeout of one request (other protocols' connections use it too)."""
+        return self._timeout
+
+    async def resolve(self, host: str, port: int) -> str:
+        """The address to connect to for ``host`` (a non-HTTP destination), checked against the SSRF rule.
+
+        Raises:
+            DestinationRefusedError: The host resolves to a private address, or does not resolve.
+
+        """
+        return await self._resolve(host.lower(), port)
 
     async def _resolve(self, host: str, port: int) -> str:
         try:

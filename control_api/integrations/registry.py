@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from control_api.integrations.base import Connector
+from control_api.integrations.email import EmailConnector
 from control_api.integrations.errors import ConfigError
 from control_api.integrations.freshdesk import FreshdeskConnector
+from control_api.integrations.slack import SlackConnector
 from control_api.integrations.webhook import WebhookConnector
 
-CONNECTORS: dict[str, Connector] = {c.kind: c for c in (WebhookConnector(), FreshdeskConnector())}
+CONNECTORS: dict[str, Connector] = {
+    c.kind: c for c in (WebhookConnector(), FreshdeskConnector(), SlackConnector(), EmailConnector())
+}
 KINDS = tuple(CONNECTORS)
 
 

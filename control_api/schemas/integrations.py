@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-IntegrationType = Literal["webhook", "freshdesk"]
+IntegrationType = Literal["webhook", "freshdesk", "slack", "email"]
 DeliveryStatus = Literal["pending", "in_flight", "delivered", "dead"]
 
 

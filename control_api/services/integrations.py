@@ -24,6 +24,9 @@ from control_api.integrations.secrets import SecretBox
 from control_api.problems import ProblemError
 from control_api.services.summary import summarize
 
+# Kinds whose messages link to the call in the console (``config.console_url``, filled on save).
+LINKING_KINDS = ("freshdesk", "slack", "email")
+
 
 @dataclass(frozen=True, slots=True)
 class Toolkit:
@@ -92,7 +95,7 @@ async def create(
     created_by: str | None,
 ) -> Integration:
     """Validate and store a new integration (flushed, not committed: the caller audits and commits)."""
-    if kind == "freshdesk" and "console_url" not in config and tools.public_url:
+    if kind in LINKING_KINDS and "console_url" not in config and tools.public_url:
         config = {**config, "console_url": tools.public_url}
     normalised = await _validated(tools, kind, config, secrets)
     integration = Integration(

@@ -218,3 +218,76 @@ class FreshdeskStandIn(ThreadedServer):
         if not self._authorised(request):
             return web.json_response({"code": "invalid_credentials"}, status=401)
         return web.json_response({"id": 1, "contact": {"email": "agent@acme.example"}})
+
+
+class SlackStandIn(ThreadedServer):
+    """A Slack incoming webhook (``POST /services/T…/B…/…``), checked against Slack's documented contract.
+
+    Contract: ``POST`` with ``Content-Type: application/json``; a JSON object with ``text`` (a string, the
+    notification fallback) and optional ``blocks`` (a list of at most 50 Block Kit blocks, each with a known
+    ``type``; a ``header`` takes ``plain_text`` of at most 150 characters, a ``section`` text at most 3000).
+    Answers: ``200 ok``; ``400 invalid_payload``; ``404 no_service`` (unknown webhook); ``410
+    channel_is_archived``; ``403 invalid_token``; ``429`` with ``Retry-After`` when rate limited.
+    """
+
+    PATH = "/services/T0001/B0001/abcdefghijklmnopqrstuvwx"
+    BLOCK_TYPES = frozenset({"header", "section", "divider", "context", "actions", "image", "rich_text"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[dict[str, Any]] = []
+        self.violations: list[str] = []
+        self.mode = "ok"  # ok | archived | revoked | rate_limited_once
+        self.rate_limited = 0
+
+    @property
+    def webhook_url(self) -> str:
+        return self.url + self.PATH
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_route("*", "/services/{team}/{bot}/{token}", self._handle)
+
+    def _invalid(self, why: str) -> web.Response:
+        self.violations.append(why)
+        return web.Response(status=400, text="invalid_payload")
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if request.path != self.PATH:
+            return web.Response(status=404, text="no_service")
+        if request.method != "POST":
+            return web.Response(status=405, text="invalid_method")
+        if self.mode == "archived":
+            return web.Response(status=410, text="channel_is_archived")
+        if self.mode == "revoked":
+            return web.Response(status=403, text="invalid_token")
+        if self.mode == "rate_limited_once" and self.rate_limited == 0:
+            self.rate_limited += 1
+            return web.Response(status=429, text="rate_limited", headers={"Retry-After": "1"})
+        if not request.headers.get("Content-Type", "").startswith("application/json"):
+            return self._invalid("Content-Type must be application/json")
+        try:
+            body = await request.json()
+        except ValueError:
+            return self._invalid("body is not JSON")
+        if not isinstance(body, dict) or not isinstance(body.get("text"), str) or not body["text"]:
+            return self._invalid("text (the fallback) is required")
+        blocks = body.get("blocks", [])
+        if not isinstance(blocks, list) or len(blocks) > 50:
+            return self._invalid("blocks must be a list of at most 50")
+        for block in blocks:
+            if not isinstance(block, dict) or block.get("type") not in self.BLOCK_TYPES:
+                return self._invalid(f"unknown block {block!r}")
+            text = block.get("text")
+            if block["type"] == "header" and (
+                not isinstance(text, dict) or text.get("type") != "plain_text" or len(text.get("text", "")) > 150
+            ):
+                return self._invalid("header text must be plain_text of at most 150 characters")
+            if block["type"] == "section" and (
+                not isinstance(text, dict)
+                or text.get("type") not in ("plain_text", "mrkdwn")
+                or not 1 <= len(text.get("text", "")) <= 3000
+            ):
+                return self._invalid("section text must be plain_text/mrkdwn of 1..3000 characters")
+        with self.lock:
+            self.messages.append(body)
+        return web.Response(status=200, text="ok", content_type="text/plain")

@@ -1,0 +1,176 @@
+"""E-mail notifications over SMTP (the standard library's ``smtplib``, run in a worker thread).
+
+The SMTP host passes the SSRF rule like every other destination: it is resolved and checked when the
+integration is saved and again at each send, and the connection goes to the checked address (the host name
+is kept for TLS certificate checks). ``security``: ``starttls`` (default, port 587), ``tls`` (implicit TLS,
+port 465) or ``none`` (a local relay only). Certificates are always verified against the system's CAs.
+Each message's ``Message-ID`` comes from its outbox delivery, the same on every retry (receivers can
+de-duplicate).
+Config: ``host``, ``port``, ``security``, ``sender``, ``recipients``, ``events`` (default: the alert events),
+``console_url``. Secrets (optional): ``username``, ``password``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import smtplib
+import socket
+import ssl
+import time
+from email.message import EmailMessage
+from email.utils import formataddr
+from typing import Any
+
+from control_api.integrations.base import Job, Receipt
+from control_api.integrations.errors import ConfigError, DeliveryError
+from control_api.integrations.http import GuardedHttp
+from control_api.integrations.notify import check_console_url, check_events, notice
+
+SECURITY = ("starttls", "tls", "none")
+_DEFAULT_PORT = {"starttls": 587, "tls": 465, "none": 25}
+WHAT = "The SMTP server"
+_HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}")
+
+
+def _address(value: object, field: str) -> str:
+    if not isinstance(value, str) or "@" not in value or any(c in value for c in "\r\n,;<>") or len(value) > 320:
+        raise ConfigError(f"config.{field} must be one e-mail address.")
+    return value.strip()
+
+
+class _Pinned:
+    """Connects to the address checked by the SSRF rule while TLS checks the certificate against the host name."""
+
+    _pinned_address: str
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        del host
+        return super()._get_socket(self._pinned_address, port, timeout)  # type: ignore[misc, no-any-return]
+
+
+class _PinnedSMTP(_Pinned, smtplib.SMTP):
+    pass
+
+
+class _PinnedSMTPSSL(_Pinned, smtplib.SMTP_SSL):
+    pass
+
+
+def _send(config: dict[str, Any], secrets: dict[str, str], address: str, message: EmailMessage, timeout: float) -> None:
+    host, port, security = str(config["host"]), int(config["port"]), str(config["security"])
+    context = ssl.create_default_context()
+    smtp = _PinnedSMTPSSL(timeout=timeout, context=context) if security == "tls" else _PinnedSMTP(timeout=timeout)
+    smtp._pinned_address = address
+    with smtp:
+        smtp.connect(host, port)  # the host name is kept for the certificate check; the socket goes to ``address``
+        if security == "starttls":
+            smtp.starttls(context=context)
+        if secrets.get("username"):
+            smtp.login(secrets["username"], secrets.get("password", ""))
+        smtp.send_message(message)
+
+
+def _failure(exc: BaseException) -> DeliveryError:
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return DeliveryError(f"{WHAT} refused the username or password ({exc.smtp_code}).", status=exc.smtp_code)
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return DeliveryError(f"{WHAT} refused every recipient.")
+    if isinstance(exc, smtplib.SMTPResponseException):
+        # 4xx replies are transient by RFC 5321; 5xx are permanent.
+        transient = 400 <= exc.smtp_code < 500
+        verb = "deferred" if transient else "refused"
+        return DeliveryError(f"{WHAT} {verb} the message ({exc.smtp_code}).", retryable=transient, status=exc.smtp_code)
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        return DeliveryError(f"{WHAT} does not support what the config asks (STARTTLS or AUTH).")
+    if isinstance(exc, ssl.SSLError):
+        return DeliveryError(
+            f"TLS with {WHAT.lower()} failed ({type(exc).__name__}); check security and the certificate."
+        )
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return DeliveryError(f"{WHAT} closed the connection.", retryable=True, ambiguous=True)
+    return DeliveryError(f"{WHAT} could not be reached ({type(exc).__name__}).", retryable=True)
+
+
+class EmailConnector:
+    """The ``email`` kind."""
+
+    kind: str = "email"
+    secret_fields: tuple[str, ...] = ("username", "password")
+
+    def check(self, config: dict[str, Any], secrets: dict[str, str]) -> dict[str, Any]:
+        """Validate the SMTP server, addresses, events and ``console_url``."""
+        unknown = set(config) - {"host", "port", "security", "sender", "recipients", "events", "console_url"}
+        if unknown:
+            raise ConfigError(f"Unknown e-mail config fields: {', '.join(sorted(unknown))}.")
+        host = config.get("host")
+        if not isinstance(host, str) or not _HOST.fullmatch(host.strip()):
+            raise ConfigError("config.host is the SMTP server's host name.")
+        security = config.get("security", "starttls")
+        if security not in SECURITY:
+            raise ConfigError(f"config.security must be one of: {', '.join(SECURITY)}.")
+        port = config.get("port", _DEFAULT_PORT[security])
+        if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+            raise ConfigError("config.port must be a port number.")
+        recipients = config.get("recipients")
+        if not isinstance(recipients, list) or not recipients or len(recipients) > 50:
+            raise ConfigError("config.recipients must be a list of 1 to 50 e-mail addresses.")
+        if secrets.get("password") and not secrets.get("username"):
+            raise ConfigError("secrets.password needs secrets.username.")
+        out: dict[str, Any] = {
+            "host": host.strip().lower(),
+            "port": port,
+            "security": security,
+            "sender": _address(config.get("sender"), "sender"),
+            "recipients": [_address(r, "recipients") for r in recipients],
+            "events": check_events(config, "an e-mail integration"),
+        }
+        console = check_console_url(config)
+        if console:
+            out["console_url"] = console
+        return out
+
+    def destination(self, config: dict[str, Any]) -> str:
+        """``smtp://host:port`` (checked against the SSRF rule)."""
+        return f"smtp://{config['host']}:{config['port']}"
+
+    def subscribes(self, config: dict[str, Any], event: str) -> bool:
+        """The events this integration picked."""
+        return event in (config.get("events") or ())
+
+    async def _deliver(
+        self, http: GuardedHttp, config: dict[str, Any], secrets: dict[str, str], message: EmailMessage, event: str
+    ) -> Receipt:
+        address = await http.resolve(str(config["host"]), int(config["port"]))
+        started = time.perf_counter()
+        try:
+            await asyncio.to_thread(_send, config, secrets, address, message, http.timeout_secs)
+        except (OSError, smtplib.SMTPException) as exc:
+            raise _failure(exc) from None
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        summary = {"smtp": self.destination(config), "event": event, "recipients": len(config["recipients"])}
+        return Receipt(status=250, latency_ms=latency_ms, summary=summary)
+
+    @staticmethod
+    def _message(config: dict[str, Any], event: str, payload: dict[str, Any], message_id: str) -> EmailMessage:
+        note = notice(event, payload, config.get("console_url"))
+        message = EmailMessage()
+        message["From"] = formataddr(("Voxdesk", str(config["sender"])))
+        message["To"] = ", ".join(config["recipients"])
+        message["Subject"] = f"[Voxdesk] {note.title}"
+        message["Message-ID"] = f"<{message_id}@voxdesk>"
+        message.set_content(note.plain())
+        return message
+
+    async def deliver(self, http: GuardedHttp, job: Job) -> Receipt:
+        """Mail the notice of the job's event to the recipients."""
+        message = self._message(job.config, job.event, job.payload, job.delivery_id)
+        return await self._deliver(http, job.config, job.secrets, message, job.event)
+
+    async def test(self, http: GuardedHttp, config: dict[str, Any], secrets: dict[str, str]) -> Receipt:
+        """Mail a test message."""
+        message_id = "test-" + str(time.time_ns())
+        message = self._message(
+            config, "integration.test", {"message": "Voxdesk can send you notifications."}, message_id
+        )
+        return await self._deliver(http, config, secrets, message, "integration.test")
