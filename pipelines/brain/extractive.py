@@ -29,6 +29,7 @@ from pipecat.frames.frames import (
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
+from pipelines.brain.answer_type import AnswerType, fits, question_type
 from pipelines.brain.base import BrainBackend, BrainCapabilities
 from pipelines.contracts import Passage, PersonaSpec, Retrieval, TextEmbedder
 from pipelines.frames import AnswerMetaFrame, KnowledgeFrame
@@ -132,6 +133,9 @@ _STOP = frozenset(
         "all",
     ]
 )
+# What holding the asked-for kind of answer adds to a sentence's score, as a share of the question's rarest
+# word's weight (chosen on the team's own questions, benchmarks/asr_eval and benchmarks/kb, never on held-out ones).
+TYPE_BONUS = 0.5
 _AFFIRMATIVE = frozenset(
     ["yes", "yeah", "yep", "sure", "please", "okay", "ok", "alright", "correct", "right", "absolutely"]
 )
@@ -173,6 +177,12 @@ def best_sentences(question: str, passage: str, *, max_sentences: int = 3, max_w
     the others, plus a bonus for starting at the top of the passage, because a help-centre section usually
     answers its heading straight away. Runs stop at ``max_words`` (a run always
     has at least one sentence). Headings (short lines without final punctuation) are skipped.
+
+    The kind of answer the question asks for (:func:`pipelines.brain.answer_type.question_type`: a time for
+    "when", an amount for "how much", a permission or step for "can I", a place for "where", a person or team
+    for "who") adds to each sentence that holds it about what one of the question's words would, and half that
+    to a sentence that shares none of its words; when no sentence holds it the choice is the usual one, which
+    leans to the passage's lead.
     """
     sentences = [s for s in split_sentences(passage) if s[-1] in ".!?" or len(s.split()) > 6] or split_sentences(
         passage
@@ -186,6 +196,12 @@ def best_sentences(question: str, passage: str, *, max_sentences: int = 3, max_w
     scores = [
         sum(weight[w] for w in q & c) / (1.0 + 0.02 * len(s.split())) for s, c in zip(sentences, contents, strict=True)
     ]
+    kind = question_type(question)
+    if kind is not AnswerType.OTHER and weight:
+        bonus = TYPE_BONUS * max(weight.values())
+        for i, (sentence, c) in enumerate(zip(sentences, contents, strict=True)):
+            if fits(sentence, kind):
+                scores[i] += bonus if q & c else bonus / 2
     start_bonus = (0.6, 0.25)
     best: tuple[float, int, int] = (-1.0, 0, 1)
     for start in range(len(sentences)):
