@@ -163,6 +163,8 @@ ROUTE_ROLES: dict[tuple[str, str], Access] = {
     ("GET", "/api/integrations/deliveries"): Access(MANAGERS, status=200),
     ("POST", "/api/integrations/freshdesk/create-ticket"): Access(MANAGERS, status=422, note="empty body"),
     ("POST", "/api/integrations/deliveries/{delivery_id}/retry"): Access(MANAGERS, status=404),
+    ("POST", "/api/integrations/dry-run"): Access(ADMIN, status=422, note="empty body"),
+    ("POST", "/api/integrations/{integration_id}/dry-run"): Access(ADMIN, status=404),
     # --- voice side (agent/): personas, voice profiles, caller page, WebRTC signalling, WS stream ---
     ("GET", "/api/personas"): Access(STAFF, status=200),
     ("GET", "/api/personas/{name}"): Access(STAFF, params={"name": "default"}, status=200),

@@ -109,6 +109,11 @@ class GuardedHttp:
         await self._resolve(host, port)
 
     @property
+    def allowed_private_hosts(self) -> frozenset[str]:
+        """The hosts exempt from the private-address rule."""
+        return self._allowed
+
+    @property
     def timeout_secs(self) -> float:
         """The timeout of one request (other protocols' connections use it too)."""
         return self._timeout

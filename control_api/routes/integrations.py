@@ -15,10 +15,13 @@ from control_api.db.models import Integration, User
 from control_api.deps import ActorDep, SessionDep, StateDep, require
 from control_api.integrations.http import GuardedHttp
 from control_api.integrations.secrets import SecretBox
+from control_api.problems import ProblemError
 from control_api.rbac import Permission
 from control_api.schemas.integrations import (
     DeliveriesPublic,
     DeliveryPublic,
+    DryRunRequest,
+    DryRunResult,
     IntegrationCreate,
     IntegrationPublic,
     IntegrationRunPublic,
@@ -176,6 +179,31 @@ async def test_integration(
         detail={"status": result["status"]},
     )
     return IntegrationTestResult(**result)
+
+
+@router.post("/dry-run", response_model=DryRunResult)
+async def dry_run_config(body: DryRunRequest, session: SessionDep, user: Manager) -> DryRunResult:
+    """Render a custom API request from an unsaved config without sending it (the Studio's live preview).
+
+    Secrets are shown as ``‹secret NAME›``; nothing is sent and nothing is stored.
+    """
+    del user
+    if body.config is None:
+        raise ProblemError(
+            422, "config is required here (or use /api/integrations/{id}/dry-run).", type_="validation-error"
+        )
+    result = await service.dry_run(session, arguments=body.arguments, config=body.config, call_id=body.call_id)
+    return DryRunResult.model_validate(result)
+
+
+@router.post("/{integration_id}/dry-run", response_model=DryRunResult)
+async def dry_run_stored(integration_id: str, body: DryRunRequest, session: SessionDep, user: Manager) -> DryRunResult:
+    """Render a stored custom API's request for the given arguments without sending it (secrets masked)."""
+    del user
+    result = await service.dry_run(
+        session, arguments=body.arguments, config=body.config, integration_id=integration_id, call_id=body.call_id
+    )
+    return DryRunResult.model_validate(result)
 
 
 @router.post("/freshdesk/create-ticket", response_model=DeliveriesPublic, status_code=202)

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-IntegrationType = Literal["webhook", "freshdesk", "slack", "email"]
+IntegrationType = Literal["webhook", "freshdesk", "slack", "email", "custom_api"]
 DeliveryStatus = Literal["pending", "in_flight", "delivered", "dead"]
 
 
@@ -133,3 +133,33 @@ class DeliveriesPublic(BaseModel):
 
     data: list[DeliveryPublic]
     count: int
+
+
+class DryRunRequest(BaseModel):
+    """A custom API request to render without sending it: the (possibly unsaved) config and tool arguments."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    config: dict[str, Any] | None = Field(
+        default=None, description="The custom API config (``POST /api/integrations/dry-run``); omitted: the stored one."
+    )
+    arguments: dict[str, Any] = Field(default_factory=dict, description="The tool's arguments.")
+    call_id: str | None = Field(default=None, max_length=36, description="A call whose caller and summary to use.")
+
+
+class RenderedRequestPublic(BaseModel):
+    """A rendered request (secrets masked as ``‹secret NAME›``)."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: str | None
+
+
+class DryRunResult(BaseModel):
+    """The outcome of a dry run: the request that would be sent, or why none could be."""
+
+    ok: bool
+    request: RenderedRequestPublic | None = None
+    error: str | None = None
+    tool: dict[str, Any] | None = Field(default=None, description="The tool as agents see it.")

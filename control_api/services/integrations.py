@@ -17,9 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_api.db.models import Call, CallTurn, Integration, IntegrationRun, OutboxDelivery, utcnow
 from control_api.integrations import outbox
+from control_api.integrations.custom_api import ToolResult
 from control_api.integrations.errors import ConfigError, DestinationRefusedError, IntegrationError
 from control_api.integrations.http import GuardedHttp
-from control_api.integrations.registry import connector
+from control_api.integrations.registry import connector, custom_api
 from control_api.integrations.secrets import SecretBox
 from control_api.problems import ProblemError
 from control_api.services.summary import summarize
@@ -250,3 +251,105 @@ async def retry(session: AsyncSession, delivery_id: str) -> OutboxDelivery:
     delivery.locked_until = None
     await session.flush()
     return delivery
+
+
+async def _call_context(session: AsyncSession, call_id: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A custom API's ``caller`` and ``call`` template variables."""
+    if call_id is None:
+        return {}, {}
+    call = await session.get(Call, call_id)
+    if call is None:
+        raise ProblemError(404, "No call with this id.", type_="not-found")
+    turns = (
+        await session.execute(select(CallTurn).where(CallTurn.call_id == call_id).order_by(CallTurn.seq))
+    ).scalars()
+    caller = {"name": call.caller_name, "phone": call.caller_number, "email": call.caller_email}
+    return caller, {"id": call.id, "summary": summarize(list(turns)).text}
+
+
+async def dry_run(
+    session: AsyncSession,
+    *,
+    arguments: dict[str, Any],
+    config: dict[str, Any] | None = None,
+    integration_id: str | None = None,
+    call_id: str | None = None,
+) -> dict[str, Any]:
+    """Render a custom API request without sending it (secrets masked); returns ``ok``/``request``/``error``/``tool``.
+
+    ``config`` is an unsaved config (the Studio's live preview); ``integration_id`` uses the stored one.
+    """
+    handler = custom_api()
+    if config is None:
+        if integration_id is None:
+            raise ProblemError(422, "Give config or an integration id.", type_="invalid-integration")
+        integration = await get(session, integration_id)
+        if integration.kind != handler.kind:
+            raise ProblemError(409, "Only custom API integrations have a dry run.", type_="conflict")
+        config = dict(integration.config)
+    caller, call = await _call_context(session, call_id)
+    try:
+        normalised = handler.check(config, {})
+        request = handler.render(normalised, None, arguments=arguments, caller=caller, call=call)
+    except IntegrationError as exc:
+        return {"ok": False, "request": None, "error": exc.message, "tool": None}
+    return {"ok": True, "request": request.public(), "error": None, "tool": normalised["tool"]}
+
+
+async def custom_tools(session: AsyncSession) -> list[dict[str, Any]]:
+    """The enabled custom API tools as agents see them: ``name``, ``description``, ``parameters``, ``examples``."""
+    rows = (
+        await session.execute(
+            select(Integration).where(Integration.kind == custom_api().kind, Integration.enabled.is_(True))
+        )
+    ).scalars()
+    return [dict(row.config["tool"]) for row in rows if isinstance((row.config or {}).get("tool"), dict)]
+
+
+async def invoke_tool(
+    session: AsyncSession, tools: Toolkit, *, name: str, arguments: dict[str, Any], call_id: str | None
+) -> ToolResult:
+    """Call the enabled custom API tool ``name`` for a call and record the attempt as a run (committed).
+
+    The request goes through the SSRF-guarded client with the tool's own short timeout; the result carries the
+    mapped values and the sentence to speak. Unknown or disabled tools come back as ``ok=False``.
+    """
+    handler = custom_api()
+    rows = (
+        await session.execute(
+            select(Integration).where(Integration.kind == handler.kind, Integration.enabled.is_(True))
+        )
+    ).scalars()
+    integration = next((r for r in rows if (r.config or {}).get("tool", {}).get("name") == name), None)
+    if integration is None:
+        return ToolResult(ok=False, status=None, error=f"No enabled custom API tool named {name!r}.")
+    caller, call = await _call_context(session, call_id)
+    config = dict(integration.config)
+    try:
+        secrets = tools.box.open(integration.secret)
+    except ConfigError as exc:
+        return ToolResult(ok=False, status=None, error=exc.message)
+    http = GuardedHttp(
+        allowed_private_hosts=tools.http.allowed_private_hosts, timeout_secs=float(config.get("timeout_secs", 4.0))
+    )
+    try:
+        result = await handler.call(http, config, secrets, arguments=arguments, caller=caller, call=call)
+    finally:
+        await http.aclose()
+    session.add(
+        IntegrationRun(
+            integration_id=integration.id,
+            call_id=call_id,
+            action=f"tool:{name}"[:40],
+            status="succeeded" if result.ok else "failed",
+            attempts=1,
+            request={"method": config.get("method"), "url": handler.destination(config), "tool": name},
+            response={"status": result.status, "values": sorted(result.values)},
+            response_status=result.status,
+            latency_ms=result.latency_ms,
+            error=result.error,
+            finished_at=utcnow(),
+        )
+    )
+    await session.commit()
+    return result
