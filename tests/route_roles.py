@@ -108,6 +108,8 @@ ROUTE_ROLES: dict[tuple[str, str], Access] = {
     ("GET", "/api/analytics/calls"): Access(ANALYTICS, status=200),
     ("GET", "/api/analytics/sentiment"): Access(ANALYTICS, status=200),
     ("GET", "/api/analytics/performance"): Access(ANALYTICS, status=200),
+    ("GET", "/api/analytics/trends"): Access(ANALYTICS, status=200),
+    ("GET", "/api/analytics/calls/{call_id}/outcome"): Access(CALL_READERS, status=404),
     # --- personal data and incidents ---
     ("GET", "/api/privacy/consents"): Access(ADMIN, status=200),
     ("POST", "/api/privacy/consents"): Access(ADMIN, status=422),

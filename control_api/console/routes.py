@@ -8,7 +8,6 @@ so an injected string in any call transcript or document name can never run as c
 from __future__ import annotations
 
 from functools import lru_cache
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Final
 
@@ -22,7 +21,8 @@ PACKAGE_DIR: Final = Path(__file__).resolve().parent
 STATIC_DIR: Final = PACKAGE_DIR / "static"
 STATIC_PREFIX: Final = "/console/static"
 
-SECURITY_HEADERS: Final[dict[str, str]] = page_headers()
+# The desk (views/desk.js) talks with callers: the console may ask for the microphone.
+SECURITY_HEADERS: Final[dict[str, str]] = page_headers(microphone=True)
 # Only these file types are served; anything else under static/ is a 404.
 MEDIA_TYPES: Final[dict[str, str]] = {
     ".js": "text/javascript; charset=utf-8",
@@ -32,11 +32,9 @@ MEDIA_TYPES: Final[dict[str, str]] = {
     ".json": "application/json",
 }
 # Third-party browser files, served from the installed Python package that ships them (no CDN, no copy in
-# this repository): the name in the URL -> (package, file inside it). plotly.js draws the Analytics charts.
+# this repository): the name in the URL -> the file inside the package. plotly.js draws the Analytics charts.
 VENDOR_PREFIX: Final = "/console/vendor"
-VENDOR_FILES: Final[dict[str, tuple[str, str]]] = {
-    "plotly.min.js": ("plotly", "package_data/plotly.min.js"),
-}
+VENDOR_FILES: Final[dict[str, str]] = {"plotly.min.js": "package_data/plotly.min.js"}
 router = APIRouter(include_in_schema=False, tags=["console"])
 
 
@@ -102,14 +100,13 @@ async def console_asset(asset_path: str) -> Response:
 @lru_cache(maxsize=len(VENDOR_FILES))
 def vendor_file(name: str) -> Path | None:
     """The installed file behind ``/console/vendor/{name}``; ``None`` when unknown or not installed."""
-    entry = VENDOR_FILES.get(name)
-    if entry is None:
+    relative = VENDOR_FILES.get(name)
+    if relative is None:
         return None
-    package, relative = entry
-    spec = find_spec(package)
-    if spec is None or spec.origin is None:
-        return None
-    path = Path(spec.origin).parent / relative
+    # The package is only a file source here: imported on the first request, not at start-up.
+    import plotly  # type: ignore[import-untyped]
+
+    path = Path(plotly.__file__).parent / relative
     return path if path.is_file() else None
 
 

@@ -530,3 +530,23 @@ class VoiceProfile(Base):
     voice: Mapped[str | None] = mapped_column(String(100))
     speaking_rate: Mapped[float] = mapped_column(Float, default=1.0)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+# --- console analytics (issue 21, migration 0009): each ended call's outcome, by the one containment rule ---
+
+
+class CallOutcome(Base):
+    """An ended call's outcome as the analytics read it (``control_api.services.analytics.classify``).
+
+    A cache of the one rule, written once per ended call (a minute after its end, when its last turn is stored),
+    so reports over 100 000 calls do not re-read every transcript. ``questions``/``unanswered`` count the caller's
+    questions and those no agent turn answered from the knowledge base (``services.summary.exchanges``).
+    """
+
+    __tablename__ = "call_outcomes"
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(20))  # resolved|unanswered|handed_off|callback|abandoned|...
+    questions: Mapped[int] = mapped_column(Integer, default=0)
+    unanswered: Mapped[int] = mapped_column(Integer, default=0)
+    # False while the call ended less than a minute before: its last turns may not be stored yet (read again).
+    settled: Mapped[bool] = mapped_column(Boolean, default=False)
+    computed_at: Mapped[datetime] = mapped_column(default=utcnow)

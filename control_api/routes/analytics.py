@@ -10,12 +10,20 @@ from control_api.db.models import User
 from control_api.deps import SessionDep, require
 from control_api.problems import ProblemError
 from control_api.rbac import Permission
-from control_api.schemas.analytics import CallsReport, PerformanceReport, SentimentReport
+from control_api.schemas.analytics import (
+    CallOutcomeReport,
+    CallsReport,
+    PerformanceReport,
+    SentimentReport,
+    TrendsReport,
+)
 from control_api.schemas.common import InputDateTime
 from control_api.services import analytics as service
+from control_api.services import calls as call_service
 
 router = APIRouter(prefix="/api/analytics", tags=["analytics"])
 Analyst = Annotated[User, Depends(require(Permission.ANALYTICS_READ))]
+CallReader = Annotated[User, Depends(require(Permission.CALLS_READ_OWN))]
 BucketQuery = Annotated[service.Bucket, Query(description="Group by hour or day (UTC)")]
 MAX_WINDOW_DAYS = 366
 
@@ -61,3 +69,23 @@ async def performance_report(session: SessionDep, user: Analyst, span: WindowDep
     """Latency per stage (p50/p95), barge-ins, ASR confidence, answer coverage, first-contact resolution."""
     del user
     return PerformanceReport.model_validate(await service.performance_report(session, span))
+
+
+@router.get("/trends", response_model=TrendsReport)
+async def trends_report(
+    session: SessionDep,
+    user: Analyst,
+    span: WindowDep,
+    bucket: BucketQuery = "day",
+    top: Annotated[int, Query(ge=1, le=50, description="How many topics to list")] = 10,
+) -> TrendsReport:
+    """Voice latency per stage over time, unanswered questions over time, handoff reasons, top topics."""
+    del user
+    return TrendsReport.model_validate(await service.trends_report(session, span, bucket=bucket, top=top))
+
+
+@router.get("/calls/{call_id}/outcome", response_model=CallOutcomeReport)
+async def call_outcome(call_id: str, session: SessionDep, user: CallReader) -> CallOutcomeReport:
+    """One call's outcome by the containment rule: contained only if every question was answered, no handoff."""
+    call = await call_service.get_call_for(session, user, call_id)
+    return CallOutcomeReport.model_validate(await service.call_outcome(session, call))

@@ -33,8 +33,12 @@ class DashboardStats(BaseModel):
     live_calls: int
     calls_today: int
     ended_today: int
-    containment_rate: float | None = Field(description="Ended calls not handed to a human / ended calls")
-    handoff_rate: float | None = Field(description="Ended calls handed to a human / ended calls")
+    contained_today: int = Field(description="Ended calls whose every question was answered, with no handoff")
+    unanswered_today: int = Field(description="Ended calls with a question the knowledge base did not answer")
+    containment_rate: float | None = Field(
+        description="Contained calls / ended calls (every question answered from the base, no handoff or callback)"
+    )
+    handoff_rate: float | None = Field(description="Ended calls handed to a person or left for a callback / ended")
     average_handle_time_ms: float | None
     latency_p50_ms: float | None = Field(description="Voice-to-voice latency per turn, median")
     latency_p95_ms: float | None
@@ -47,8 +51,9 @@ class VolumeBucket(BaseModel):
 
     bucket: str
     calls: int
-    handed_off: int
-    resolved: int
+    handed_off: int = Field(description="Handed to a person or left for a callback")
+    resolved: int = Field(description="Contained: every question answered from the base, no handoff")
+    outcomes: dict[str, int] = Field(default_factory=dict, description="Calls per outcome (live: not ended)")
 
 
 class DurationHistogram(BaseModel):
@@ -70,6 +75,7 @@ class CallsReport(BaseModel):
     bucket: str
     total: int
     volume: list[VolumeBucket]
+    by_hour_of_day: list[int] = Field(description="Calls started in each UTC hour of the day, 0 to 23")
     by_channel: dict[str, int]
     by_direction: dict[str, int]
     by_outcome: dict[str, int]
@@ -136,3 +142,62 @@ class PerformanceReport(BaseModel):
     answer_coverage: float | None = Field(description="Knowledge queries answered above the score threshold")
     first_contact_resolution: float | None = Field(description="Resolved calls without a repeat call within 7 days")
     resolved_calls_with_caller_id: int
+
+
+class LatencyBucket(BaseModel):
+    """Mean voice latency per stage of the turns in one hour or day (ms)."""
+
+    bucket: str
+    turns: int
+    total: float | None
+    vad: float | None
+    asr: float | None
+    retrieval: float | None
+    llm: float | None
+    tts: float | None
+
+
+class UnansweredBucket(BaseModel):
+    """Questions asked and not answered in one hour or day."""
+
+    bucket: str
+    questions: int = Field(description="Caller questions on ended calls started in the bucket")
+    unanswered: int = Field(description="Of those, the ones no agent turn answered from the knowledge base")
+    calls_with_unanswered: int
+    queries_not_found: int = Field(description="Knowledge queries (spoken or typed) that found nothing")
+
+
+class HandoffReason(BaseModel):
+    """Handoffs asked for by one trigger."""
+
+    source: str = Field(description="phrase | tool | not_found | sentiment | dtmf | api | unknown")
+    count: int
+
+
+class Topic(BaseModel):
+    """A knowledge section that answered queries."""
+
+    topic: str
+    document: str
+    count: int
+
+
+class TrendsReport(BaseModel):
+    """Latency per stage and unanswered questions over time, handoff reasons, top topics."""
+
+    since: UTCDateTime
+    until: UTCDateTime
+    bucket: str
+    latency: list[LatencyBucket]
+    unanswered: list[UnansweredBucket]
+    handoff_reasons: list[HandoffReason]
+    top_topics: list[Topic]
+
+
+class CallOutcomeReport(BaseModel):
+    """A call's outcome by the containment rule and the counts behind it (no transcript text: that read is audited)."""
+
+    call_id: str
+    outcome: str | None = Field(description="null while the call is live")
+    questions: int = Field(description="Questions the caller asked (consecutive caller turns are one)")
+    unanswered: int = Field(description="Of those, the ones no agent turn answered from the knowledge base")

@@ -1,5 +1,10 @@
 """Dashboard and analytics aggregations, computed in SQL and identical on SQLite and PostgreSQL.
 
+Outcomes come from one rule, :func:`classify`: a call is contained (``resolved``) only when every question the
+caller asked was answered from the knowledge base (``services.summary.exchanges``, the one rule for "answered")
+and no handoff or callback was needed. Each ended call's outcome is written once to ``call_outcomes`` (and
+re-read while the call's last turns may still be arriving), so reports never re-read transcripts.
+
 Percentiles use the nearest-rank definition (the p-th percentile is the smallest value with at least p of the
 values at or below it), read from a histogram that one grouped scan builds in the database at a fixed
 resolution (1 ms for latencies, 1 s for handle times, 0.001 for recogniser confidence). Time buckets are
@@ -9,21 +14,41 @@ formatted as UTC strings (``2026-11-26T14:00:00`` / ``2026-11-26``) by a per-dia
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Float, Integer, and_, case, cast, func, literal, select, union_all
+from sqlalchemy import ColumnElement, Float, Integer, and_, case, cast, func, literal, or_, select, union_all
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_api.db.models import Call, CallEvent, CallTurn, RagQuery
+from control_api.db.models import (
+    Call,
+    CallbackRequest,
+    CallEvent,
+    CallOutcome,
+    CallTurn,
+    Handoff,
+    KnowledgeChunk,
+    KnowledgeDocument,
+    RagQuery,
+)
+from control_api.services.summary import Exchange, exchanges
 
 LIVE_STATUSES = ("ringing", "active", "on_hold")
 ENDED_STATUSES = ("ended", "failed")
 HANDED_OFF = "handed_off"
-RESOLVED = "resolved"
+RESOLVED = "resolved"  # contained: every question answered from the base, no handoff, no callback
+UNANSWERED = "unanswered"
+CALLBACK = "callback"
+# Stored outcomes that say the conversation never really happened or broke: kept as they are.
+KEPT_AS_STORED = ("failed", "abandoned", "not_connected")
+# A call's last turns are stored just after its end; an outcome computed sooner than this is read again.
+SETTLE = timedelta(seconds=60)
+OUTCOME_BATCH = 500
 STAGES = ("total", "vad", "asr", "retrieval", "llm", "tts")
 SENTIMENT_LABELS = ("positive", "neutral", "negative")
 REPEAT_WINDOW = timedelta(days=7)
@@ -148,28 +173,158 @@ async def _percentiles(
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class _Turn:
+    """The fields of a transcript turn that ``summary.exchanges`` reads."""
+
+    role: str
+    text: str
+    citations: Sequence[str] = field(default_factory=tuple)
+
+
+def classify(*, stored: str | None, asked: Sequence[Exchange], handed_off: bool, callback: bool) -> str:
+    """The outcome of an ended call: the one containment rule of the analytics.
+
+    Args:
+        stored: The outcome the voice side stored when the call ended.
+        asked: The call's exchanges (``services.summary.exchanges`` of its transcript).
+        handed_off: Whether a handoff row exists for the call (asked for, whatever came of it).
+        callback: Whether a callback request exists for the call.
+
+    Returns:
+        ``callback`` or ``handed_off`` when a person was needed; a stored ``failed``/``abandoned``/
+        ``not_connected`` as it is; ``unanswered`` when any question went without an answer from the base;
+        otherwise ``resolved`` (contained).
+
+    """
+    if callback:
+        return CALLBACK
+    if handed_off or stored == HANDED_OFF:
+        return HANDED_OFF
+    if stored in KEPT_AS_STORED:
+        return stored
+    if not asked:
+        return stored or "abandoned"
+    if any(not exchange.answered for exchange in asked):
+        return UNANSWERED
+    return RESOLVED
+
+
+@dataclass(slots=True)
+class Classified:
+    """One call's outcome with the questions behind it."""
+
+    outcome: str
+    asked: list[Exchange]
+
+
+async def classify_calls(session: AsyncSession, calls: Sequence[tuple[str, str | None]]) -> dict[str, Classified]:
+    """Outcomes of ``(call_id, stored_outcome)`` calls, from their transcripts, handoffs and callbacks."""
+    ids = [call_id for call_id, _ in calls]
+    if not ids:
+        return {}
+    turns: dict[str, list[_Turn]] = defaultdict(list)
+    rows = await session.execute(
+        select(CallTurn.call_id, CallTurn.role, CallTurn.text, CallTurn.citations)
+        .where(CallTurn.call_id.in_(ids))
+        .order_by(CallTurn.call_id, CallTurn.seq)
+    )
+    for call_id, role, text, citations in rows.all():
+        turns[str(call_id)].append(_Turn(str(role), str(text or ""), tuple(citations or ())))
+    handed = set((await session.execute(select(Handoff.call_id).where(Handoff.call_id.in_(ids)))).scalars())
+    called_back = set(
+        (await session.execute(select(CallbackRequest.call_id).where(CallbackRequest.call_id.in_(ids)))).scalars()
+    )
+    out: dict[str, Classified] = {}
+    for call_id, stored in calls:
+        asked = exchanges(turns.get(call_id, []))
+        outcome = classify(stored=stored, asked=asked, handed_off=call_id in handed, callback=call_id in called_back)
+        out[call_id] = Classified(outcome, asked)
+    return out
+
+
+async def refresh_outcomes(session: AsyncSession, where: ColumnElement[bool], *, now: datetime | None = None) -> int:
+    """Write ``call_outcomes`` for the ended calls matching ``where`` that lack one or got it too early.
+
+    Returns how many rows were written. Safe to run concurrently (insert-or-update on the call id).
+    """
+    current = _utc(now or datetime.now(UTC))
+    dialect = _dialect(session)
+    # A row computed less than SETTLE after the call's end is computed again on the next report (a handful of
+    # calls at most: those that ended in the last minute).
+    stale = or_(CallOutcome.call_id.is_(None), CallOutcome.settled.is_(False))
+    stmt = (
+        select(Call.id, Call.outcome, Call.ended_at)
+        .outerjoin(CallOutcome, CallOutcome.call_id == Call.id)
+        .where(where, Call.status.in_(ENDED_STATUSES), stale)
+        .order_by(Call.id)
+    )
+    rows = (await session.execute(stmt)).all()
+    pending = [(str(i), o) for i, o, _ in rows]
+    settled = {str(i) for i, _, ended in rows if ended is None or _utc(ended) + SETTLE <= current}
+    written = 0
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    for start in range(0, len(pending), OUTCOME_BATCH):
+        batch = pending[start : start + OUTCOME_BATCH]
+        found = await classify_calls(session, batch)
+        values = [
+            {
+                "call_id": call_id,
+                "outcome": result.outcome,
+                "questions": len(result.asked),
+                "unanswered": sum(1 for e in result.asked if not e.answered),
+                "settled": call_id in settled,
+                "computed_at": current,
+            }
+            for call_id, result in found.items()
+        ]
+        upsert = insert(CallOutcome).values(values)
+        upsert = upsert.on_conflict_do_update(
+            index_elements=[CallOutcome.call_id],
+            set_={k: upsert.excluded[k] for k in ("outcome", "questions", "unanswered", "settled", "computed_at")},
+        )
+        await session.execute(upsert)
+        written += len(values)
+    if written:
+        await session.commit()
+    return written
+
+
+def outcome_expr() -> ColumnElement[str]:
+    """A call's outcome in a query joined to ``call_outcomes``: the rule's, else (live calls) the stored one."""
+    return func.coalesce(CallOutcome.outcome, Call.outcome)
+
+
 async def dashboard(session: AsyncSession, *, now: datetime | None = None) -> dict[str, Any]:
     """Live calls and today's (UTC) volume, containment, handoffs, handle time, voice latency and sentiment."""
     current = _utc(now or datetime.now(UTC))
     today = current.replace(hour=0, minute=0, second=0, microsecond=0)
     in_today = and_(Call.started_at >= today, Call.started_at < current + timedelta(seconds=1))
+    await refresh_outcomes(session, in_today, now=current)
     ended = Call.status.in_(ENDED_STATUSES)
+    outcome = outcome_expr()
     row = (
         await session.execute(
             select(
                 func.count(),
                 func.coalesce(func.sum(case((ended, 1), else_=0)), 0),
-                func.coalesce(func.sum(case((and_(ended, Call.outcome == HANDED_OFF), 1), else_=0)), 0),
+                func.coalesce(func.sum(case((and_(ended, outcome.in_((HANDED_OFF, CALLBACK))), 1), else_=0)), 0),
                 func.avg(case((ended, Call.duration_ms))),
+                func.coalesce(func.sum(case((and_(ended, outcome == RESOLVED), 1), else_=0)), 0),
+                func.coalesce(func.sum(case((and_(ended, outcome == UNANSWERED), 1), else_=0)), 0),
                 *[
                     func.coalesce(func.sum(case((Call.sentiment_label == lab, 1), else_=0)), 0)
                     for lab in SENTIMENT_LABELS
                 ],
-            ).where(in_today)
+            )
+            .select_from(Call)
+            .outerjoin(CallOutcome, CallOutcome.call_id == Call.id)
+            .where(in_today)
         )
     ).one()
     total, n_ended, n_handoff, aht = int(row[0]), int(row[1]), int(row[2]), row[3]
-    mix = {lab: int(row[4 + i]) for i, lab in enumerate(SENTIMENT_LABELS)}
+    n_contained, n_unanswered = int(row[4]), int(row[5])
+    mix = {lab: int(row[6 + i]) for i, lab in enumerate(SENTIMENT_LABELS)}
     mix["unscored"] = total - sum(mix.values())
     live = int(
         (
@@ -188,7 +343,9 @@ async def dashboard(session: AsyncSession, *, now: datetime | None = None) -> di
         "live_calls": live,
         "calls_today": total,
         "ended_today": n_ended,
-        "containment_rate": _rate(n_ended - n_handoff, n_ended),
+        "contained_today": n_contained,
+        "unanswered_today": n_unanswered,
+        "containment_rate": _rate(n_contained, n_ended),
         "handoff_rate": _rate(n_handoff, n_ended),
         "average_handle_time_ms": _num(aht),
         "latency_p50_ms": latency["total"]["p50"],
@@ -206,7 +363,10 @@ async def calls_report(session: AsyncSession, window: Window, *, bucket: Bucket)
     """
     dialect = _dialect(session)
     where = and_(Call.started_at >= window.since, Call.started_at < window.until)
+    await refresh_outcomes(session, where)
     label = bucket_expr(dialect, Call.started_at, bucket).label("bucket")
+    hour = hour_of_day_expr(dialect, Call.started_at).label("hour")
+    outcome = outcome_expr().label("outcome")
     band = case(
         (Call.duration_ms.is_(None), None),
         (Call.duration_ms < 60_000, "<1m"),
@@ -215,26 +375,34 @@ async def calls_report(session: AsyncSession, window: Window, *, bucket: Bucket)
         else_=">10m",
     ).label("band")
     stmt = (
-        select(label, Call.channel, Call.direction, Call.outcome, band, func.count())
+        select(label, hour, Call.channel, Call.direction, outcome, band, func.count())
+        .select_from(Call)
+        .outerjoin(CallOutcome, CallOutcome.call_id == Call.id)
         .where(where)
-        .group_by(label, Call.channel, Call.direction, Call.outcome, band)
+        .group_by(label, hour, Call.channel, Call.direction, outcome, band)
     )
     volume: dict[str, dict[str, Any]] = {}
+    by_hour = [0] * 24
     by_channel: Counter[str] = Counter()
     by_direction: Counter[str] = Counter()
     by_outcome: Counter[str] = Counter()
     histogram: Counter[str] = Counter()
-    for key, channel, direction, outcome, duration_band, n in (await session.execute(stmt)).all():
+    for key, hour_of_day, channel, direction, call_outcome, duration_band, n in (await session.execute(stmt)).all():
         count = int(n)
-        slot = volume.setdefault(str(key), {"bucket": str(key), "calls": 0, "handed_off": 0, "resolved": 0})
+        slot = volume.setdefault(
+            str(key), {"bucket": str(key), "calls": 0, "handed_off": 0, "resolved": 0, "outcomes": Counter()}
+        )
         slot["calls"] += count
-        if outcome == HANDED_OFF:
+        if call_outcome in (HANDED_OFF, CALLBACK):
             slot["handed_off"] += count
-        elif outcome == RESOLVED:
+        elif call_outcome == RESOLVED:
             slot["resolved"] += count
+        slot["outcomes"][call_outcome or "live"] += count
+        if hour_of_day is not None:
+            by_hour[int(hour_of_day) % 24] += count
         by_channel[channel or "unknown"] += count
         by_direction[direction or "unknown"] += count
-        by_outcome[outcome or "none"] += count
+        by_outcome[call_outcome or "live"] += count
         if duration_band is not None:
             histogram[str(duration_band)] += count
     durations = await _percentiles(session, [("duration", Call.duration_ms, DURATION_RESOLUTION)], [where], Call)
@@ -243,12 +411,125 @@ async def calls_report(session: AsyncSession, window: Window, *, bucket: Bucket)
         "until": window.until,
         "bucket": bucket,
         "total": sum(by_outcome.values()),
-        "volume": [volume[k] for k in sorted(volume)],
+        "volume": [{**volume[k], "outcomes": dict(volume[k]["outcomes"])} for k in sorted(volume)],
+        "by_hour_of_day": by_hour,
         "by_channel": dict(sorted(by_channel.items())),
         "by_direction": dict(sorted(by_direction.items())),
         "by_outcome": dict(sorted(by_outcome.items())),
         "duration_ms": durations["duration"],
         "duration_histogram": {k: histogram.get(k, 0) for k in ("<1m", "1-3m", "3-10m", ">10m")},
+    }
+
+
+def hour_of_day_expr(dialect: str, column: Any) -> ColumnElement[int]:
+    """The UTC hour (0-23) of a timestamp column."""
+    if dialect == "postgresql":
+        return cast(func.extract("hour", func.timezone("UTC", column)), Integer)
+    return cast(func.strftime("%H", column), Integer)
+
+
+async def trends_report(session: AsyncSession, window: Window, *, bucket: Bucket, top: int = 10) -> dict[str, Any]:
+    """Voice latency per stage over time, unanswered questions over time, handoff reasons and top topics.
+
+    Latency is the mean per stage per bucket (percentiles per stage are in the performance report); unanswered
+    questions are those of ended calls (the one rule, ``call_outcomes``) plus typed or spoken knowledge queries
+    that found nothing; topics are the knowledge sections that answered most queries.
+    """
+    dialect = _dialect(session)
+    call_where = and_(Call.started_at >= window.since, Call.started_at < window.until)
+    await refresh_outcomes(session, call_where)
+    event_label = bucket_expr(dialect, CallEvent.at, bucket).label("bucket")
+    latency = [
+        {
+            "bucket": str(b),
+            "turns": int(n),
+            **{stage: _num(value, 1) for stage, value in zip(STAGES, means, strict=True)},
+        }
+        for b, n, *means in (
+            await session.execute(
+                select(
+                    event_label,
+                    func.count(),
+                    *[func.avg(getattr(CallEvent, "total_ms" if st == "total" else f"{st}_ms")) for st in STAGES],
+                )
+                .where(CallEvent.kind == "latency", CallEvent.at >= window.since, CallEvent.at < window.until)
+                .group_by(event_label)
+                .order_by(event_label)
+            )
+        ).all()
+    ]
+    call_label = bucket_expr(dialect, Call.started_at, bucket).label("bucket")
+    unanswered: dict[str, dict[str, Any]] = {}
+    for b, questions, missed, calls_missing in (
+        await session.execute(
+            select(
+                call_label,
+                func.coalesce(func.sum(CallOutcome.questions), 0),
+                func.coalesce(func.sum(CallOutcome.unanswered), 0),
+                func.coalesce(func.sum(case((CallOutcome.unanswered > 0, 1), else_=0)), 0),
+            )
+            .join(CallOutcome, CallOutcome.call_id == Call.id)
+            .where(call_where)
+            .group_by(call_label)
+        )
+    ).all():
+        unanswered[str(b)] = {
+            "bucket": str(b),
+            "questions": int(questions),
+            "unanswered": int(missed),
+            "calls_with_unanswered": int(calls_missing),
+            "queries_not_found": 0,
+        }
+    rag_label = bucket_expr(dialect, RagQuery.created_at, bucket).label("bucket")
+    for b, n in (
+        await session.execute(
+            select(rag_label, func.count())
+            .where(RagQuery.found.is_(False), RagQuery.created_at >= window.since, RagQuery.created_at < window.until)
+            .group_by(rag_label)
+        )
+    ).all():
+        slot = unanswered.setdefault(
+            str(b),
+            {"bucket": str(b), "questions": 0, "unanswered": 0, "calls_with_unanswered": 0, "queries_not_found": 0},
+        )
+        slot["queries_not_found"] = int(n)
+    reasons = [
+        {"source": source or "unknown", "count": int(n)}
+        for source, n in (
+            await session.execute(
+                select(Handoff.source, func.count())
+                .where(Handoff.requested_at >= window.since, Handoff.requested_at < window.until)
+                .group_by(Handoff.source)
+                .order_by(func.count().desc(), Handoff.source)
+            )
+        ).all()
+    ]
+    topic = func.coalesce(KnowledgeChunk.heading, KnowledgeDocument.title, KnowledgeDocument.filename)
+    topics = [
+        {"topic": str(name), "document": str(doc), "count": int(n)}
+        for name, doc, n in (
+            await session.execute(
+                select(topic, func.coalesce(KnowledgeDocument.title, KnowledgeDocument.filename), func.count())
+                .select_from(RagQuery)
+                .join(KnowledgeChunk, KnowledgeChunk.id == RagQuery.top_chunk_id)
+                .join(KnowledgeDocument, KnowledgeDocument.id == KnowledgeChunk.document_id)
+                .where(
+                    RagQuery.found.is_(True), RagQuery.created_at >= window.since, RagQuery.created_at < window.until
+                )
+                .group_by(topic, KnowledgeDocument.title, KnowledgeDocument.filename)
+                .order_by(func.count().desc(), topic)
+                .limit(top)
+            )
+        ).all()
+    ]
+    return {
+        "since": window.since,
+        "until": window.until,
+        "bucket": bucket,
+        "latency": latency,
+        "unanswered": [unanswered[k] for k in sorted(unanswered)],
+        "handoff_reasons": reasons,
+        "top_topics": topics,
     }
 
 
@@ -373,8 +654,11 @@ async def performance_report(session: AsyncSession, window: Window) -> dict[str,
     # First-contact resolution: resolved calls whose caller did not call again within 7 days
     # (the caller's next call, found with one sorted pass: lead() over the caller's calls).
     next_call = func.lead(Call.started_at).over(partition_by=Call.caller_number, order_by=(Call.started_at, Call.id))
+    await refresh_outcomes(session, and_(call_where, Call.caller_number.is_not(None)))
     callers = (
-        select(Call.outcome, Call.started_at, next_call.label("next_at"))
+        select(outcome_expr().label("outcome"), Call.started_at, next_call.label("next_at"))
+        .select_from(Call)
+        .outerjoin(CallOutcome, CallOutcome.call_id == Call.id)
         .where(Call.caller_number.is_not(None), Call.started_at >= window.since)
         .subquery("callers")
     )
@@ -408,4 +692,16 @@ async def performance_report(session: AsyncSession, window: Window) -> dict[str,
         "answer_coverage": _rate(int(rag_found), int(rag_total)),
         "first_contact_resolution": _rate(int(first_contact), int(resolved_identified)),
         "resolved_calls_with_caller_id": int(resolved_identified),
+    }
+
+
+async def call_outcome(session: AsyncSession, call: Call) -> dict[str, Any]:
+    """One call's outcome by the rule (``None`` while live) and how many of its questions went unanswered."""
+    live = call.status not in ENDED_STATUSES
+    found = (await classify_calls(session, [(call.id, call.outcome)]))[call.id]
+    return {
+        "call_id": call.id,
+        "outcome": None if live else found.outcome,
+        "questions": len(found.asked),
+        "unanswered": sum(1 for e in found.asked if not e.answered),
     }

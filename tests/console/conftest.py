@@ -111,7 +111,9 @@ async def _seed(settings: Settings) -> Seeded:
             seq = 0
             for caller_text, agent_text in zip(seeded.caller_lines, seeded.agent_lines, strict=True):
                 await calls.append_turn(session, call.id, seq=seq, role="caller", text=caller_text)
-                await calls.append_turn(session, call.id, seq=seq + 1, role="agent", text=agent_text)
+                await calls.append_turn(
+                    session, call.id, seq=seq + 1, role="agent", text=agent_text, citations=["router-tips.md"]
+                )
                 await calls.add_event(
                     session,
                     call.id,

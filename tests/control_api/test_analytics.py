@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from control_api.db.engine import create_engine, session_factory
@@ -122,6 +123,7 @@ async def _seed(session: AsyncSession) -> None:
                 role="agent",
                 text="hello",
                 interrupted=True,
+                citations=["chunk-1"],  # answered from the knowledge base
                 ended_at=TODAY + timedelta(hours=9),
             ),
             CallTurn(call_id=rows[0].id, seq=3, role="agent", text="bye", ended_at=TODAY + timedelta(hours=9)),
@@ -154,7 +156,10 @@ async def test_aggregations_are_exact_on_both_databases(engine: AsyncEngine) -> 
         assert dash["calls_today"] == 5
         assert dash["ended_today"] == 4
         assert dash["handoff_rate"] == 0.25
-        assert dash["containment_rate"] == 0.75
+        # Contained: calls 1 (its question answered from the base) and 3 (no question); not the handoff (2) nor
+        # the abandoned call (4).
+        assert dash["containment_rate"] == 0.5
+        assert (dash["contained_today"], dash["unanswered_today"]) == (2, 0)
         assert dash["average_handle_time_ms"] == pytest.approx((30_000 + 120_000 + 300_000 + 700_000) / 4)
         assert (dash["latency_p50_ms"], dash["latency_p95_ms"], dash["latency_turns"]) == (500.0, 1000.0, 10)
         assert dash["sentiment_mix"] == {"positive": 1, "neutral": 1, "negative": 1, "unscored": 2}
@@ -163,14 +168,27 @@ async def test_aggregations_are_exact_on_both_databases(engine: AsyncEngine) -> 
         calls = await analytics.calls_report(session, window, bucket="day")
         assert calls["total"] == 7
         assert calls["volume"] == [
-            {"bucket": (TODAY - timedelta(days=1)).strftime("%Y-%m-%d"), "calls": 2, "handed_off": 0, "resolved": 2},
-            {"bucket": TODAY.strftime("%Y-%m-%d"), "calls": 5, "handed_off": 1, "resolved": 2},
+            {
+                "bucket": (TODAY - timedelta(days=1)).strftime("%Y-%m-%d"),
+                "calls": 2,
+                "handed_off": 0,
+                "resolved": 2,
+                "outcomes": {"resolved": 2},
+            },
+            {
+                "bucket": TODAY.strftime("%Y-%m-%d"),
+                "calls": 5,
+                "handed_off": 1,
+                "resolved": 2,
+                "outcomes": {"resolved": 2, "handed_off": 1, "abandoned": 1, "live": 1},
+            },
         ]
+        assert calls["by_hour_of_day"][9] == 2 and calls["by_hour_of_day"][4] == 1 and sum(calls["by_hour_of_day"]) == 7
         hourly = await analytics.calls_report(session, window, bucket="hour")
         assert hourly["volume"][0]["bucket"] == (TODAY - timedelta(hours=20)).strftime("%Y-%m-%dT%H:00:00")
         assert sum(v["calls"] for v in hourly["volume"]) == 7
         assert calls["by_channel"] == {"sip": 1, "webrtc": 6}
-        assert calls["by_outcome"] == {"abandoned": 1, "handed_off": 1, "none": 1, "resolved": 4}
+        assert calls["by_outcome"] == {"abandoned": 1, "handed_off": 1, "live": 1, "resolved": 4}
         assert calls["duration_ms"]["count"] == 6
         assert calls["duration_ms"]["p50"] == 60_000.0  # sorted: 30k 50k 60k 120k 300k 700k
         assert calls["duration_ms"]["p95"] == 700_000.0
@@ -195,3 +213,83 @@ async def test_aggregations_are_exact_on_both_databases(engine: AsyncEngine) -> 
         # Resolved with a caller id: calls 1, 3, 6, 7; call 6's caller called again (call 1) within 7 days.
         assert perf["resolved_calls_with_caller_id"] == 4
         assert perf["first_contact_resolution"] == 0.75
+
+
+async def test_containment_counts_only_answered_calls_without_a_handoff(engine: AsyncEngine) -> None:
+    """The one rule: every question answered from the base and no handoff or callback, else not contained."""
+    from control_api.db.models import CallbackRequest, CallOutcome, Handoff, KnowledgeChunk, KnowledgeDocument
+
+    ended = NOW - timedelta(hours=1)
+    async with session_factory(engine)() as session:
+        rows = {
+            "answered": _call(11, started_at=ended, ended_at=ended, status="ended", outcome="resolved"),
+            "unanswered": _call(12, started_at=ended, ended_at=ended, status="ended", outcome="resolved"),
+            "handoff": _call(13, started_at=ended, ended_at=ended, status="ended", outcome="resolved"),
+            "callback": _call(14, started_at=ended, ended_at=ended, status="ended", outcome="resolved"),
+            # Ended seconds ago: its outcome is provisional until the last turn has surely been stored.
+            "just_ended": _call(
+                15, started_at=NOW - timedelta(minutes=2), ended_at=NOW, status="ended", outcome="resolved"
+            ),
+        }
+        session.add_all(rows.values())
+        session.add(KnowledgeDocument(id="d1", filename="plans.md", title="Plans", sha256="x" * 64, storage_path="p"))
+        await session.flush()
+        session.add(KnowledgeChunk(id="c1", document_id="d1", seq=0, text="Plans cost 10.", heading="Prices"))
+        await session.flush()
+        for name, call in rows.items():
+            session.add(CallTurn(call_id=call.id, seq=0, role="caller", text="How much is the plan?", ended_at=ended))
+            cited = [] if name == "unanswered" else ["c1"]
+            reply = "Sorry, I couldn't find that." if not cited else "It costs 10."
+            session.add(CallTurn(call_id=call.id, seq=1, role="agent", text=reply, citations=cited, ended_at=ended))
+        handoff = Handoff(call_id=rows["handoff"].id, source="phrase", requested_at=ended)
+        session.add(handoff)
+        cb_handoff = Handoff(call_id=rows["callback"].id, source="not_found", requested_at=ended)
+        session.add(cb_handoff)
+        await session.flush()
+        session.add(CallbackRequest(call_id=rows["callback"].id, handoff_id=cb_handoff.id, reason="no_agents"))
+        session.add(RagQuery(question="How much?", found=True, top_chunk_id="c1", created_at=ended))
+        session.add(RagQuery(question="Do you sell boats?", found=False, created_at=ended))
+        await session.commit()
+
+        dash = await analytics.dashboard(session, now=NOW)
+        assert (dash["ended_today"], dash["contained_today"], dash["unanswered_today"]) == (5, 2, 1)
+        assert dash["containment_rate"] == 0.4
+        assert dash["handoff_rate"] == 0.4  # a callback counts: a person was needed
+
+        # The provisional row is recomputed once a late turn arrives and the call has settled.
+        just_ended = "00000000-0000-0000-0000-000000000015"
+        stored = {o.call_id: o for o in (await session.execute(select(CallOutcome))).scalars()}
+        assert stored[just_ended].settled is False
+        assert stored["00000000-0000-0000-0000-000000000011"].settled is True
+        session.add(CallTurn(call_id=just_ended, seq=2, role="caller", text="And boats?", ended_at=NOW))
+        await session.commit()
+        later = NOW + timedelta(minutes=5)
+        await analytics.refresh_outcomes(session, Call.id == just_ended, now=later)
+        session.expire_all()
+        row = await session.get(CallOutcome, just_ended)
+        assert row is not None and (row.outcome, row.questions, row.unanswered, row.settled) == (
+            "unanswered",
+            2,
+            1,
+            True,
+        )
+
+        window = analytics.Window(NOW - timedelta(days=1), NOW + timedelta(seconds=1))
+        report = await analytics.calls_report(session, window, bucket="day")
+        assert report["by_outcome"] == {"callback": 1, "handed_off": 1, "resolved": 1, "unanswered": 2}
+
+        unanswered_call = await session.get(Call, "00000000-0000-0000-0000-000000000012")
+        assert unanswered_call is not None
+        one = await analytics.call_outcome(session, unanswered_call)
+        assert one == {"call_id": unanswered_call.id, "outcome": "unanswered", "questions": 1, "unanswered": 1}
+
+        trends = await analytics.trends_report(session, window, bucket="day")
+        assert trends["handoff_reasons"] == [{"source": "not_found", "count": 1}, {"source": "phrase", "count": 1}]
+        assert trends["top_topics"] == [{"topic": "Prices", "document": "Plans", "count": 1}]
+        day = trends["unanswered"][-1]
+        assert (day["questions"], day["unanswered"], day["calls_with_unanswered"], day["queries_not_found"]) == (
+            6,
+            2,
+            2,
+            1,
+        )

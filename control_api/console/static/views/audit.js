@@ -1,26 +1,90 @@
 // Audit log (admin): filters and cursor pagination over GET /api/audit. Read-only by design.
 import { api, queryString } from "../api.js";
-import { field, fmtDateTime, h, pill, replace, select } from "../dom.js";
+import { cardTable, field, fmtDateTime, h, label, labelOptions, pill, replace, select } from "../dom.js";
 
 const PAGE_SIZE = 50;
-const OUTCOMES = [["", "Any"], ["success", "Success"], ["failure", "Failure"], ["denied", "Denied"], ["rate_limited", "Rate limited"]];
+const OUTCOMES = labelOptions("audit_outcome", ["success", "failure", "denied", "rate_limited"], "Any");
 
+// What each audited action did, as the verb phrase of a sentence ("Asha Admin <phrase> <target>").
+const ACTIONS = {
+  "auth.login": "signed in", "auth.logout": "signed out", "auth.password_reset": "reset a password",
+  "auth.reset_requested": "asked for a password-reset link", "auth.refresh_reuse": "reused an old sign-in token (blocked)",
+  "users.create": "created an account", "users.invite": "invited someone", "users.update": "changed an account",
+  "users.deactivate": "deactivated an account", "users.password_changed": "changed a password", "users.signup": "signed up",
+  "calls.create": "created a call", "calls.update": "updated a call's notes", "calls.export": "exported calls as CSV",
+  "transcripts.read": "read a call's transcript", "recordings.read": "played a call's recording",
+  "knowledge.upload": "uploaded documents", "knowledge.delete": "deleted a document", "knowledge.import_url": "imported a web page",
+  "knowledge.ingest": "finished reading a document", "knowledge.process": "re-queued documents",
+  "personas.create": "created a persona", "personas.update": "changed the persona",
+  "privacy.request_created": "logged a privacy request", "privacy.request_rejected": "rejected a privacy request",
+  "privacy.export_read": "downloaded a privacy export", "consents.create": "recorded a caller's consent",
+  "retention.purge": "ran the retention purge", "incidents.create": "opened an incident", "incidents.update": "updated an incident",
+  "integrations.create": "added an integration", "integrations.update": "changed an integration",
+  "integrations.delete": "removed an integration", "integrations.test": "tested an integration",
+  "integrations.delivery_retry": "retried a delivery", "integrations.ticket_queue": "queued a helpdesk ticket",
+  "handoffs.accept": "accepted a handoff", "handoffs.decline": "declined a handoff", "handoffs.complete": "completed a handoff",
+  "handoffs.policy": "changed the handoff policy", "voice_profiles.update": "changed voice preferences",
+};
+const TARGETS = { call: "call", user: "account", account: "account", document: "document", persona: "persona", incident: "incident", integration: "integration" };
+const FIELD_WORDS = { full_name: "name", is_active: "active", password: "password", role: "role", tags: "tags", notes: "notes", disposition: "disposition" };
+
+function words(key) {
+  return FIELD_WORDS[key] || key.replace(/_/g, " ");
+}
+
+function valueWords(key, value) {
+  if (Array.isArray(value)) return value.length > 4 ? `${value.length} items` : value.map((v) => (key === "fields" ? words(String(v)) : String(v))).join(", ");
+  if (typeof value === "boolean") return value ? "yes" : "no";
+  if (value && typeof value === "object") return Object.entries(value).filter(([, v]) => v !== null && v !== "").map(([k, v]) => `${words(k)} ${v}`).join(", ");
+  if (key === "role") return label("role", value);
+  return String(value);
+}
+
+/** The entry's details as a readable phrase: "fields changed: role; role: Supervisor". */
 function detailText(detail) {
-  if (!detail || typeof detail !== "object" || !Object.keys(detail).length) return "";
-  return Object.entries(detail).filter(([, v]) => v !== "" && v !== null && v !== undefined).map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(" · ");
+  if (!detail || typeof detail !== "object") return "";
+  const parts = [];
+  for (const [key, value] of Object.entries(detail)) {
+    if (value === "" || value === null || value === undefined || (Array.isArray(value) && !value.length)) continue;
+    if (/(^|_)ids?$/.test(key) && key !== "call_id") continue; // raw identifiers say nothing to a person
+    if (key === "fields") parts.push(`changed: ${valueWords(key, value)}`);
+    else if (key === "call_id") continue;
+    else parts.push(`${words(key)}: ${valueWords(key, value)}`);
+  }
+  return parts.join("; ");
+}
+
+/** One entry as a sentence: who did what to which, and how it went. */
+export function describe(entry, people) {
+  const who = people.get(entry.actor_user_id) || (entry.actor_user_id ? `An ${label("role", entry.actor_role).toLowerCase() || "account"}` : "The system");
+  const did = ACTIONS[entry.action] || `did ${entry.action.replace(/[._]/g, " ")}`;
+  let target = "";
+  if (entry.target_type === "user" || entry.target_type === "account") {
+    const name = people.get(entry.target_id);
+    if (name && entry.target_id !== entry.actor_user_id) target = ` (${name})`;
+  }
+  const detail = detailText(entry.detail);
+  const outcome = entry.outcome === "success" ? "" : ` — ${label("audit_outcome", entry.outcome).toLowerCase()}`;
+  return `${who} ${did}${target}${outcome}.${detail ? ` ${detail.charAt(0).toUpperCase()}${detail.slice(1)}.` : ""}`;
+}
+
+function targetCell(entry, people) {
+  if (!entry.target_type) return h("td", { text: "—" });
+  const kind = TARGETS[entry.target_type] || entry.target_type.replace(/_/g, " ");
+  const callId = entry.target_type === "call" ? entry.target_id : entry.detail && entry.detail.call_id;
+  if (callId) return h("td", {}, h("a", { href: `#/calls/${encodeURIComponent(callId)}`, text: "Open the call" }));
+  const name = people.get(entry.target_id);
+  return h("td", { text: name ? `${kind}: ${name}` : kind.charAt(0).toUpperCase() + kind.slice(1) });
 }
 
 function row(entry, people) {
-  return h("tr", {},
+  return h("tr", { dataset: { action: entry.action } },
     h("td", { class: "nowrap", text: fmtDateTime(entry.at) }),
-    h("td", {}, h("div", { class: "small", text: people.get(entry.actor_user_id) || (entry.actor_user_id ? entry.actor_user_id.slice(0, 8) : "—") }),
-      h("div", { class: "muted small", text: entry.actor_role || "" })),
-    h("td", { class: "mono", text: entry.action }),
-    h("td", {}, entry.target_type ? h("span", { text: `${entry.target_type} ` }) : "—",
-      entry.target_id ? h("span", { class: "mono muted small", text: String(entry.target_id).slice(0, 12) }) : null),
-    h("td", {}, pill(entry.outcome, entry.outcome === "success" ? "good" : "bad")),
-    h("td", { class: "mono small", text: entry.ip || "—" }),
-    h("td", { class: "small wrap", text: detailText(entry.detail) }));
+    h("td", { class: "wrap", text: describe(entry, people) }),
+    targetCell(entry, people),
+    h("td", {}, pill(entry.outcome, entry.outcome === "success" ? "good" : "bad", label("audit_outcome", entry.outcome))),
+    h("td", { class: "small", text: entry.ip || "—" }),
+    h("td", { class: "mono small muted", text: entry.action }));
 }
 
 export async function renderAudit(main, ctx) {
@@ -45,17 +109,17 @@ export async function renderAudit(main, ctx) {
     h("div", { class: "page-head" }, h("h1", { text: "Audit log" }),
       h("p", { class: "muted", text: "Every change and every sensitive read. Entries cannot be edited or deleted." })),
     h("section", { class: "panel" }, form),
-    h("section", { class: "panel flush" }, h("div", { class: "table-wrap" }, h("table", { class: "table" },
-      h("thead", {}, h("tr", {}, ["When", "Actor", "Action", "Target", "Outcome", "IP", "Detail"].map((t) => h("th", { scope: "col", text: t })))),
-      tbody)), h("div", { class: "table-foot" }, status, more)));
+    h("section", { class: "panel flush" }, h("div", { class: "table-wrap" }, cardTable(h("table", { class: "table" },
+      h("thead", {}, h("tr", {}, ["When", "What happened", "Concerning", "Result", "From address", "Code"].map((t) => h("th", { scope: "col", text: t })))),
+      tbody))), h("div", { class: "table-foot" }, status, more)));
 
   // Actor names: the audit log keeps ids; an administrator may list the accounts.
   const people = new Map();
   try {
     const accounts = await api.get("/api/users", { query: { limit: 500 } });
     for (const person of (accounts && accounts.items) || []) {
-      people.set(person.id, person.email);
-      controls.actor.append(h("option", { value: person.id, text: person.email, selected: person.id === q.get("actor") }));
+      people.set(person.id, person.full_name || person.email);
+      controls.actor.append(h("option", { value: person.id, text: person.full_name ? `${person.full_name} (${person.email})` : person.email, selected: person.id === q.get("actor") }));
     }
   } catch (error) {
     ctx.showError(error);
@@ -86,7 +150,7 @@ export async function renderAudit(main, ctx) {
       shown += items.length;
       cursor = page ? page.next_cursor || null : null;
       more.hidden = !cursor;
-      if (!shown) tbody.append(h("tr", {}, h("td", { colspan: 7, class: "empty", text: "No entries match." })));
+      if (!shown) tbody.append(h("tr", {}, h("td", { colspan: 6, class: "empty", text: "No entries match." })));
       status.textContent = `${shown} entr${shown === 1 ? "y" : "ies"} shown${cursor ? " — more available" : ""}.`;
     } catch (error) {
       ctx.showError(error);

@@ -1,9 +1,8 @@
 // One call: summary, transcript (both sides) with latency per turn, recording, notes/disposition/tags.
 import { api } from "../api.js";
 import { bars, legend } from "../charts.js";
-import { field, fmtDateTime, fmtDuration, fmtMs, fmtTime, h, pill, replace } from "../dom.js";
+import { codePill, field, fmtDateTime, fmtDuration, fmtMs, fmtTime, h, label, pill, replace } from "../dom.js";
 
-const SPEAKERS = { caller: "Caller", agent: "Voice agent", human: "Human agent", system: "System" };
 const STAGES = [["vad_ms", "Turn end (VAD)", "vad"], ["asr_ms", "ASR", "asr"], ["retrieval_ms", "Retrieval", "retrieval"], ["llm_ms", "LLM", "llm"], ["tts_ms", "TTS", "tts"]];
 
 function pickList(answer, ...names) {
@@ -44,15 +43,16 @@ function transcriptView(turns, latency) {
     const side = turn.role === "caller" ? "caller" : turn.role === "system" ? "system" : "agent";
     return h("li", { class: `turn turn-${side}`, dataset: { role: turn.role, seq: turn.seq } },
       h("div", { class: "turn-meta" },
-        h("strong", { text: SPEAKERS[turn.role] || turn.role }),
+        h("strong", { text: label("speaker", turn.role) }),
         h("span", { class: "muted", text: fmtTime(turn.ended_at || turn.started_at) }),
-        turn.interrupted ? pill("interrupted", "warn") : null,
-        turn.sentiment !== null && turn.sentiment !== undefined && turn.role === "caller"
-          ? h("span", { class: "muted", text: `sentiment ${Number(turn.sentiment).toFixed(2)}` }) : null,
+        turn.interrupted ? pill("interrupted", "warn", "Cut short by the caller") : null,
+        turn.sentiment !== null && turn.sentiment !== undefined && turn.role === "caller" && Math.abs(turn.sentiment) >= 0.05
+          ? h("span", { class: "muted", text: turn.sentiment > 0 ? "sounded positive" : "sounded negative" }) : null,
         turnLatency(turn, latency)),
       h("p", { class: "turn-text", text: turn.text }),
       (turn.citations || []).length
-        ? h("p", { class: "muted small", text: `Sources: ${turn.citations.join(", ")}` }) : null);
+        ? h("p", { class: "muted small", text: `Answered from: ${turn.citations.join("; ")}` })
+        : turn.role === "agent" && turn.seq > 0 ? h("p", { class: "muted small", text: "Not from the knowledge base." }) : null);
   }));
 }
 
@@ -111,25 +111,50 @@ function annotationForm(call, ctx, onSaved) {
   return form;
 }
 
-function summary(call) {
+/**
+ * Recording consent as what happened (agent/calls/consent.py): the greeting's first agent turn is the notice;
+ * recording is agreed only when it was heard whole, and only when this desk records at all.
+ */
+export function consentWords(call, turns) {
+  if (call.consent_recording === true) return "Recorded: the caller heard the whole recording notice";
+  const greeting = turns.find((turn) => turn.role === "agent");
+  if (call.consent_recording === false) {
+    if (greeting && greeting.interrupted) return "Not recorded: notice not heard in full (the caller spoke over the greeting)";
+    return "Not recorded: recording is switched off for this desk";
+  }
+  return greeting ? "Not decided (no recording notice was given)" : "Not decided (the call ended before the greeting)";
+}
+
+function summary(call, turns, outcome) {
+  const asked = outcome && outcome.questions
+    ? `${outcome.questions - outcome.unanswered} of ${outcome.questions} answered from the knowledge base`
+    : outcome ? "No question asked" : null;
   const facts = [
     ["Caller", call.caller_name || call.caller_number || call.caller_email || "Unknown"],
-    ["Channel", call.channel],
-    ["Direction", call.direction],
+    call.caller_name && call.caller_number ? ["Number", call.caller_number] : null,
+    ["Channel", label("channel", call.channel)],
+    ["Direction", label("direction", call.direction)],
+    ["Outcome", outcome && outcome.outcome ? label("outcome", outcome.outcome) : label("outcome", call.outcome || (["ended", "failed"].includes(call.status) ? "none" : "live"))],
+    asked ? ["Questions", asked] : null,
     ["Started", fmtDateTime(call.started_at)],
     ["Ended", call.ended_at ? fmtTime(call.ended_at) : "—"],
     ["Duration", fmtDuration(call.duration_ms)],
-    ["End reason", call.end_reason || "—"],
+    ["How it ended", label("end_reason", call.end_reason)],
     ["Latency p50 / p95", `${fmtMs(call.latency_p50_ms)} / ${fmtMs(call.latency_p95_ms)}`],
-    ["Recording consent", call.consent_recording === true ? "Yes" : call.consent_recording === false ? "Declined" : "—"],
-  ];
+    ["Recording", consentWords(call, turns)],
+  ].filter(Boolean);
   return h("dl", { class: "facts" }, facts.map(([term, value]) => [h("dt", { text: term }), h("dd", { text: value ?? "—" })]));
 }
 
 export async function renderCallDetail(main, ctx) {
   const callId = ctx.params[0];
   const path = `/api/calls/${encodeURIComponent(callId)}`;
-  const [call, transcript] = await Promise.all([api.get(path), api.get(`${path}/transcript`)]);
+  const [call, transcript, outcome] = await Promise.all([
+    api.get(path),
+    api.get(`${path}/transcript`),
+    // The outcome by the containment rule (every question answered, no handoff); the page works without it.
+    api.get(`/api/analytics/calls/${encodeURIComponent(callId)}/outcome`).catch(() => null),
+  ]);
   if (!ctx.isCurrent()) return undefined;
   const turns = pickList(transcript, "turns", "items", "data").slice().sort((a, b) => a.seq - b.seq);
   const latency = latencyByTurn(transcript, call);
@@ -138,15 +163,16 @@ export async function renderCallDetail(main, ctx) {
   const live = !["ended", "failed"].includes(call.status);
   const refresh = live ? h("button", { type: "button", class: "button secondary small", text: "Refresh transcript" }) : null;
   refresh?.addEventListener("click", () => ctx.navigate(location.hash));
-  const badges = h("div", { class: "badges" }, pill(call.status), call.outcome ? pill(call.outcome) : null,
-    call.sentiment_label ? pill(call.sentiment_label) : null, refresh);
+  const shownOutcome = (outcome && outcome.outcome) || call.outcome;
+  const badges = h("div", { class: "badges" }, codePill("status", call.status), shownOutcome ? codePill("outcome", shownOutcome) : null,
+    call.sentiment_label ? codePill("sentiment", call.sentiment_label) : null, refresh);
   const annotations = h("div");
   const fill = (current) => replace(annotations, annotationForm(current, ctx, fill));
   fill(call);
 
   replace(main,
     h("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, h("a", { href: "#/calls", text: "Calls" }), " / ",
-      h("span", { class: "mono", text: callId.slice(0, 8) })),
+      h("span", { text: fmtDateTime(call.started_at) })),
     h("div", { class: "page-head" }, h("h1", { text: `Call with ${call.caller_name || call.caller_number || call.caller_email || "unknown caller"}` }), badges),
     h("div", { class: "detail-grid" },
       h("div", { class: "detail-main" },
@@ -155,7 +181,7 @@ export async function renderCallDetail(main, ctx) {
           transcriptView(turns, latency)),
         latencyChart(latency)),
       h("aside", { class: "detail-side" },
-        h("section", { class: "panel", "aria-labelledby": "summary-title" }, h("h2", { id: "summary-title", text: "Summary" }), summary(call)),
+        h("section", { class: "panel", "aria-labelledby": "summary-title" }, h("h2", { id: "summary-title", text: "Summary" }), summary(call, turns, outcome)),
         h("section", { class: "panel", "aria-labelledby": "recording-title" }, h("h2", { id: "recording-title", text: "Recording" }), recordingView(call)),
         h("section", { class: "panel", "aria-labelledby": "notes-title" }, h("h2", { id: "notes-title", text: "Notes and disposition" }), annotations))));
   return undefined;

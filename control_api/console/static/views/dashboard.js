@@ -39,14 +39,14 @@ function volumeChart(report) {
     data.push({
       label: hour % 3 === 0 ? String(hour).padStart(2, "0") : "",
       segments: [
-        { name: "Resolved", tone: "good", value: bucket.resolved },
-        { name: "Handed off", tone: "warn", value: bucket.handed_off },
+        { name: "Answered", tone: "good", value: bucket.resolved },
+        { name: "Passed to a person", tone: "warn", value: bucket.handed_off },
         { name: "Other", tone: "other", value: other },
       ],
     });
   }
   return [bars(data, { title: "Calls per hour today (UTC), by outcome", height: 150 }),
-    legend([["Resolved", "good"], ["Handed off", "warn"], ["Live or other", "other"]])];
+    legend([["Answered by the agent", "good"], ["Passed to a person", "warn"], ["Unanswered, live or other", "other"]])];
 }
 
 /** p50 and p95 of each voice stage today. */
@@ -73,8 +73,8 @@ function renderStats(container, stats, volume, performance) {
     h("div", { class: "tiles" },
       tile("Live calls", fmtNumber(pick(stats, "live_calls")), { id: "live_calls", sub: "in progress now" }),
       tile("Calls today", fmtNumber(pick(stats, "calls_today")), { id: "calls_today", sub: `${fmtNumber(pick(stats, "ended_today"))} ended · since 00:00 UTC` }),
-      tile("Containment", fmtPercent(containment), { id: "containment_rate", gauge: meter(containment, "good"), sub: "ended without a human" }),
-      tile("Handoff rate", fmtPercent(handoff), { id: "handoff_rate", gauge: meter(handoff, "warn"), sub: "passed to a human agent" }),
+      tile("Containment", fmtPercent(containment), { id: "containment_rate", gauge: meter(containment, "good"), sub: `${fmtNumber(pick(stats, "contained_today"))} fully answered, no handoff` }),
+      tile("Handoff rate", fmtPercent(handoff), { id: "handoff_rate", gauge: meter(handoff, "warn"), sub: "passed to a person or callback" }),
       tile("Avg handle time", fmtDuration(pick(stats, "average_handle_time_ms")), { id: "aht", sub: "ended calls today" }),
       tile("Voice latency p50", fmtMs(p50), { id: "latency", sub: `p95 ${fmtMs(p95)} · ${fmtNumber(pick(stats, "latency_turns"))} turns` })),
     h("div", { class: "grid-3" },
