@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from fastapi import FastAPI
 
+from agent.calls.handoff import HandoffDesk, HandoffOptions
 from agent.calls.service import VoiceService
 from agent.transports.ice_policy import CandidatePolicy
 from agent.transports.transcribe import transcribe_router
@@ -44,6 +45,17 @@ def build_app(settings: Settings) -> FastAPI:
 
     stages = VoiceStages(options=StageOptions.from_settings(settings), knowledge=knowledge)
     embed_key = settings.voice.embed_key.get_secret_value() if settings.voice.embed_key else None
+    candidates = CandidatePolicy(
+        announce=frozenset(settings.voice.webrtc_announce_addresses),
+        keep_private=settings.env != "production",
+    )
+    handoffs = HandoffDesk(
+        options=HandoffOptions(
+            accept_timeout_s=settings.handoff.accept_timeout_s, waiting_alert_s=settings.handoff.waiting_alert_s
+        ),
+        asr=stages.asr,
+        filter_sdp=candidates.filter_sdp,
+    )
     voice = VoiceService(
         max_calls=settings.voice.max_concurrent_calls,
         silence_timeout_secs=settings.voice.silence_timeout_secs,
@@ -54,6 +66,7 @@ def build_app(settings: Settings) -> FastAPI:
         node=settings.voice.node_id or socket.gethostname(),
         connect_timeout_secs=settings.voice.connect_timeout_secs,
         max_connecting_per_address=settings.voice.max_connecting_per_address,
+        handoffs=handoffs,
     )
 
     async def start_voice(state: AppState) -> Callable[[], Awaitable[None]]:
@@ -78,13 +91,7 @@ def build_app(settings: Settings) -> FastAPI:
     return create_app(
         settings,
         routers=[
-            webrtc_router(
-                voice,
-                candidates=CandidatePolicy(
-                    announce=frozenset(settings.voice.webrtc_announce_addresses),
-                    keep_private=settings.env != "production",
-                ),
-            ),
+            webrtc_router(voice, candidates=candidates),
             ws_stream_router(voice),
             transcribe_router(stages.asr, language=settings.pipeline.asr.language),
         ],

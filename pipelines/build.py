@@ -47,6 +47,7 @@ from pipelines.contracts import (
 from pipelines.options import ASROptions, BrainOptions, TTSOptions, VADOptions
 from pipelines.processors.audio_gate import AgentAudioGate
 from pipelines.processors.bargein import BargeInPolicy
+from pipelines.processors.handoff_gate import HandoffGate
 from pipelines.processors.latency import LatencyMeter
 from pipelines.processors.rag import RAGContext
 from pipelines.processors.transcript import CallRecorder
@@ -154,6 +155,7 @@ class CallPipeline:
     barge_in: BargeInPolicy
     gate: AgentAudioGate
     processors: dict[str, FrameProcessor] = field(default_factory=dict)
+    handoff: HandoffGate | None = None
 
 
 class CallerAudioEnd(FrameProcessor):
@@ -195,13 +197,15 @@ def build_pipeline(
     greet: bool = True,
     observers: Sequence[BaseObserver] = (),
     on_agent_text: SpokenTextListener | None = None,
+    hold_pcm: bytes = b"",
 ) -> CallPipeline:
     """Build one call's voice pipeline. The stage order is decided here and only here.
 
-    ``transport.input() → ASR → caller tap (transcript, recording) → RAG listener → user aggregator (Silero VAD,
-    barge-in policy, VAD-silence turn end or Smart Turn v3) → RAG context → brain (tools) → agent text tap →
-    TTS → transport.output() (its writes held by the agent audio gate) → gate tap → agent tap (transcript, live
-    captions, recording) → assistant aggregator``, with the latency meter as an observer.
+    ``transport.input() → handoff caller tap → ASR → caller tap (transcript, recording) → RAG listener → user
+    aggregator (Silero VAD, barge-in policy, VAD-silence turn end or Smart Turn v3) → handoff brain tap → RAG
+    context → brain (tools) → agent text tap → TTS → handoff mixer → transport.output() (its writes held by the
+    agent audio gate) → gate tap → agent tap (transcript, live captions, recording) → assistant aggregator``,
+    with the latency meter as an observer.
 
     Args:
         transport: The call's transport (its input and output are used once each). Audio is 16 kHz mono.
@@ -217,6 +221,8 @@ def build_pipeline(
         observers: Extra pipecat observers for the worker.
         on_agent_text: Told each piece of the agent's text as the output transport passes it on, i.e. once its
             audio has been played (the caller's live captions); ``None``: nobody.
+        hold_pcm: The hold audio a warm handoff loops (16-bit mono PCM at the stages' rate; see
+            ``pipelines.processors.handoff_gate``).
 
     Returns:
         The call's pipeline; run it with ``WorkerRunner(handle_sigint=False).run(call.worker)``.
@@ -283,8 +289,12 @@ def build_pipeline(
         text_hooks=[brain.prefetch] if isinstance(brain, Prefetching) else [],
     )
 
+    handoff = HandoffGate(
+        call_id=call_id, sample_rate=stages.sample_rate, hold_pcm=hold_pcm, audio_gate=gate, next_seq=recorder.next_seq
+    )
     processors: dict[str, FrameProcessor] = {"input": transport.input()}
     push_audio_directly(processors["input"])
+    processors["handoff_caller_tap"] = handoff.caller_tap
     if stages.asr is not None:
         processors["asr"] = stages.asr.create_service(call_id=call_id)
     processors["caller_tap"] = recorder.caller_tap
@@ -293,6 +303,7 @@ def build_pipeline(
     if stages.asr is not None:
         # A speech-to-speech brain (no ASR stage) listens to the caller's audio itself: keep it flowing there.
         processors["caller_audio_end"] = CallerAudioEnd(name=f"CallerAudioEnd#{call_id}", enable_direct_mode=True)
+    processors["handoff_brain_tap"] = handoff.brain_tap
     processors["rag"] = rag.processor
     processors["brain"] = brain
     processors["agent_text_tap"] = policy.text_tap
@@ -300,6 +311,7 @@ def build_pipeline(
         processors["tts"] = stages.tts.create_service(
             call_id=call_id, voice=persona.voice, speaking_rate=persona.speaking_rate
         )
+    processors["handoff_mixer"] = handoff.mixer
     processors["output"] = output
     processors["audio_gate"] = gate.tap
     processors["agent_tap"] = recorder.agent_tap
@@ -342,4 +354,5 @@ def build_pipeline(
         barge_in=policy,
         gate=gate,
         processors=processors,
+        handoff=handoff,
     )

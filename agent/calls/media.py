@@ -63,6 +63,17 @@ class CallControls:
         await self._call.activate()
         self.media_ready.set()
 
+    async def request_handoff(self, reason: str, *, source: str = "dtmf") -> str | None:
+        """Hand the call to a human agent (a transport's own trigger: DTMF 0 on phone lines, ``source="dtmf"``).
+
+        The AI goes silent, tells the caller it is connecting them and plays hold audio; the handoff is queued for
+        the desk (docs/handoff.md). Returns the handoff's id, or ``None`` when the persona's policy turns this
+        trigger (or handoffs) off, or the process runs no handoff desk.
+        """
+        if self._call.handoff is None:
+            return None
+        return await self._call.handoff.request(reason, source=source)
+
     def hang_up(self, reason: str) -> None:
         """End the call (``caller_hangup``, ``caller_disconnected`` ...) without waiting for it."""
         self._voice.spawn(self._call.end(reason), name=f"end-{self._call.call_id}")

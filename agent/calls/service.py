@@ -19,6 +19,7 @@ from pipecat.transports.base_transport import BaseTransport
 
 from agent.calls.channels import ClientChannel
 from agent.calls.consent import RecordingConsent
+from agent.calls.handoff import HandoffDesk
 from agent.calls.media import CallControls, CallMedia, CallRequest, StartedCall
 from agent.calls.registry import CallRegistry
 from agent.calls.runner import run_call
@@ -31,6 +32,7 @@ from control_api.services import personas as persona_service
 from control_api.state import AppState
 from pipelines.contracts import PersonaSpec
 from pipelines.processors.audio_gate import AgentAudioGate
+from pipelines.processors.handoff_gate import HandoffGate
 
 log = structlog.get_logger(__name__)
 # The outcome of a call whose caller's media never connected: a line taken, no conversation.
@@ -44,6 +46,7 @@ class CallPlan:
     worker: PipelineWorker
     end_reason: Callable[[], str | None] | None = None
     gate: AgentAudioGate | None = None
+    handoff: HandoffGate | None = None
 
 
 class PipelineFactory(Protocol):
@@ -75,6 +78,7 @@ class VoiceService:
         node: This process's identity, stamped on every call it opens.
         connect_timeout_secs: A call whose media has not connected this long after its answer is released.
         max_connecting_per_address: Calls one rate key (an address, a user) may hold while they connect.
+        handoffs: The warm-handoff desk (``None``: calls are never handed to a person live).
 
     """
 
@@ -90,6 +94,7 @@ class VoiceService:
         node: str = "local",
         connect_timeout_secs: float = 10.0,
         max_connecting_per_address: int = 2,
+        handoffs: HandoffDesk | None = None,
     ) -> None:
         self.node = node
         self.max_calls = max_calls
@@ -103,6 +108,7 @@ class VoiceService:
         self._state: AppState | None = None
         self._registry: CallRegistry | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.handoffs = handoffs
 
     @property
     def state(self) -> AppState:
@@ -133,10 +139,14 @@ class VoiceService:
             orphaned = await call_service.fail_orphaned_calls(session, node=self.node)
         if orphaned:
             log.warning("orphaned_calls_closed", count=len(orphaned), node=self.node)
+        if self.handoffs is not None:
+            self.handoffs.start(state.sessions, node=self.node)
         return self.shutdown
 
     async def shutdown(self) -> None:
         """End every call and wait for their pipelines."""
+        if self.handoffs is not None:
+            self.handoffs.stop()
         if self._registry is not None:
             await self._registry.close_all("server_shutdown")
         tasks = list(self._tasks)
@@ -233,6 +243,9 @@ class VoiceService:
             call.on_stop(media.close)
             plan = self.pipeline_factory(transport=transport, call=call, persona=persona.spec)
             media.attach(plan)
+            if self.handoffs is not None and plan.handoff is not None:
+                policy = await self.handoffs.policy(request.persona)
+                call.handoff = self.handoffs.attach(call=call, gate=plan.handoff, worker=plan.worker, policy=policy)
         except Exception:
             await call.end("pipeline_error", failed=True)
             raise

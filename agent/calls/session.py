@@ -11,6 +11,7 @@ import asyncio
 import statistics
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import structlog
 
@@ -22,6 +23,14 @@ from control_api.services import calls as call_service
 log = structlog.get_logger(__name__)
 
 Stopper = Callable[[str], Awaitable[None]]
+
+
+class HandoffEntry(Protocol):
+    """The call's warm handoff (``agent.calls.handoff.CallHandoff``): the one way any trigger hands over."""
+
+    async def request(self, reason: str, *, source: str = "api", speak: bool = True) -> str | None:
+        """Hand the call to a person; the handoff id, or ``None`` when handoffs are off for it."""
+        ...
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -80,6 +89,8 @@ class CallSession:
         # Whose voice limit admitted the call (``ip:...``, ``user:...``); the registry caps calls still connecting.
         self.rate_key: str | None = None
         self.media_connected = False
+        # The call's warm handoff (set by the call setup when the process runs a handoff desk).
+        self.handoff: HandoffEntry | None = None
 
     @property
     def ended(self) -> bool:

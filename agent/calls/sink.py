@@ -75,6 +75,8 @@ class DbCallSink:
         self.failures = 0
         # What the greeting told the caller about recording; stored as their consent once it has been spoken.
         self.consent = RecordingConsent(notice=None, record_calls=False)
+        # Told each call event as it is handed over (the handoff's "not found" trigger); must not raise or block.
+        self.event_listeners: list[Callable[[CallEventRecord], None]] = []
 
     def _submit(self, job: Callable[[], Awaitable[None]]) -> None:
         self._jobs.append(job)
@@ -188,6 +190,8 @@ class DbCallSink:
 
     async def event(self, record: CallEventRecord) -> None:
         """Persist one call event (barge-in, tool call, handoff, error, status)."""
+        for listener in self.event_listeners:
+            listener(record)
         self._submit(lambda: self._write_event(record))
 
     async def _write_event(self, record: CallEventRecord) -> None:

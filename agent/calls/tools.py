@@ -82,7 +82,16 @@ class HandoffOpener:
         self._call = call
 
     async def __call__(self, request: HandoffRequest) -> str:
-        """Open the handoff; returns its id."""
+        """Hand the call over live when it has a handoff desk (docs/handoff.md); otherwise only open the row.
+
+        Returns the handoff's id; raises when the persona's policy turns the tool off (the brain apologises).
+        """
+        live = self._call.handoff
+        if live is not None:
+            handoff_id = await live.request(request.reason, source="tool", speak=False)
+            if handoff_id is None:
+                raise RuntimeError("handoffs are off for this call")
+            return handoff_id
         async with self._sessions() as session:
             handoff = Handoff(
                 call_id=request.call_id, status="requested", reason=request.reason, summary=request.summary

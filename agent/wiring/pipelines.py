@@ -20,6 +20,7 @@ import structlog
 from pipecat.transports.base_transport import BaseTransport
 from sqlalchemy import func, select
 
+from agent.calls.handoff import load_hold_pcm
 from agent.calls.runner import AgentCaptions
 from agent.calls.service import CallPlan
 from agent.calls.session import CallSession
@@ -137,6 +138,8 @@ class VoiceStages:
         self._fingerprint: str | None = None
         self._watcher: asyncio.Task[None] | None = None
         self.loaded_in_s: float | None = None
+        # The hold audio of a warm handoff (agent/assets/hold.wav), read once.
+        self.hold_pcm = load_hold_pcm()
 
     @property
     def stages(self) -> Stages:
@@ -237,12 +240,14 @@ class VoiceStages:
             recording_dir=self.options.recordings_dir,
             greet=False,  # the call runner greets once the caller's media is connected
             on_agent_text=AgentCaptions(call=call),
+            hold_pcm=self.hold_pcm,
         )
         tools = built.tools
         return CallPlan(
             worker=built.worker,
             end_reason=lambda: "agent_ended" if tools.end_requested else None,
             gate=built.gate,
+            handoff=built.handoff,
         )
 
 

@@ -75,7 +75,7 @@ class HandoffPublic(BaseModel):
     requested_at: datetime
     accepted_at: datetime | None
     ended_at: datetime | None
-    wait_s: float = Field(description="Seconds queued (until accepted or ended, or until now).")
+    wait_s: float = Field(default=0.0, description="Seconds queued (until accepted or ended, or until now).")
 
 
 class HandoffDetail(HandoffPublic):

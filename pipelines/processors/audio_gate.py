@@ -46,6 +46,7 @@ class AgentAudioGate:
         self._open = asyncio.Event()
         self._open.set()
         self._generation = 0
+        self._held_open = False  # see hold_open
         self.last_paused_at_ns: int | None = None
         self.pauses = 0
         self._listeners: list[Callable[[GateState], None]] = []
@@ -78,8 +79,16 @@ class AgentAudioGate:
         """Whether the agent's audio is being held."""
         return not self._open.is_set()
 
+    def hold_open(self, on: bool) -> None:
+        """Keep the gate open whatever the barge-in policy asks (a handoff: hold audio, the human's voice)."""
+        self._held_open = on
+        if on and not self._open.is_set():
+            self.resume()
+
     def pause(self) -> None:
         """Hold the agent's audio from the next chunk on."""
+        if self._held_open:
+            return
         if self._open.is_set():
             self._open.clear()
             self.last_paused_at_ns = time.monotonic_ns()

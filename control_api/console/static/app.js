@@ -8,6 +8,7 @@ import { renderCallDetail } from "./views/call_detail.js";
 import { renderKnowledge } from "./views/knowledge.js";
 import { renderUsers } from "./views/users.js";
 import { renderAudit } from "./views/audit.js";
+import { renderDesk } from "./views/desk.js";
 
 // view name -> [permission needed, render function, page title, shown in the main navigation].
 // The navigation is built from this table, in this order: a page is added here and nowhere else.
@@ -18,6 +19,7 @@ const VIEWS = {
   knowledge: ["knowledge:read", renderKnowledge, "Knowledge", true],
   users: ["users:manage", renderUsers, "Users", true],
   audit: ["audit:read", renderAudit, "Audit log", true],
+  desk: ["handoffs:take", renderDesk, "Desk", true],
 };
 
 /** Fill the main navigation from VIEWS (items the role cannot open are hidden by updateChrome). */
