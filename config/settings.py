@@ -351,6 +351,30 @@ class IntegrationsSettings(BaseModel):
         return value
 
 
+class AnalysisSettings(BaseModel):
+    """Post-call analysis and autonomous learning (issue 20)."""
+
+    delay_secs: float = Field(
+        default=5.0, ge=0.0, le=3600.0, description="Wait this long after a call ends before analysing it."
+    )
+    poll_interval_secs: float = Field(
+        default=2.0, gt=0.0, le=300.0, description="How often the analysis queue is polled when idle."
+    )
+    max_attempts: int = Field(default=3, ge=1, le=20, description="Attempts before a call's analysis is failed.")
+    low_confidence_score: float = Field(
+        default=0.55,
+        ge=0.0,
+        le=1.0,
+        description="An answered question whose best passage scored below this is logged as a knowledge gap.",
+    )
+    cluster_similarity: float = Field(
+        default=0.6,
+        ge=0.0,
+        le=1.0,
+        description="Cosine similarity at which a question joins an existing knowledge gap (same meaning).",
+    )
+
+
 class LoggingSettings(BaseModel):
     """Log output."""
 
@@ -384,6 +408,7 @@ class Settings(BaseSettings):
     integrations: IntegrationsSettings = Field(default_factory=IntegrationsSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     handoff: HandoffSettings = Field(default_factory=HandoffSettings)
+    analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)
 
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> Settings:

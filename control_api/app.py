@@ -23,8 +23,8 @@ from control_api.ratelimit import build_limiter
 from control_api.ratelimit import close as close_limiter
 from control_api.routes import docs, health
 from control_api.routes.registry import ROUTERS
+from control_api.services import analysis_jobs, retention
 from control_api.services import knowledge as knowledge_service
-from control_api.services import retention
 from control_api.state import AppState, ReadinessCheck
 
 log = structlog.get_logger(__name__)
@@ -139,6 +139,7 @@ def create_app(
         )
         cleanups.append(_start_dispatcher(state))
         cleanups.append(await _start_knowledge(state))
+        cleanups.append(await analysis_jobs.start_worker(state))  # issue 20: post-call analysis queue
         try:
             for hook in startup_hooks:
                 cleanup = await hook(state)

@@ -38,6 +38,8 @@ class Permission(StrEnum):
     PRIVACY_MANAGE = "privacy:manage"
     INCIDENTS_MANAGE = "incidents:manage"
     VOICE_CALL = "voice:call"
+    LEARNING_MANAGE = "learning:manage"  # issue 20: knowledge gaps, analysis fields
+    SOPS_MANAGE = "sops:manage"  # issue 20: the SOP generator
 
 
 # Issue wording: admin (everything); supervisor (calls, knowledge, integrations, analytics, handoffs);
@@ -57,6 +59,8 @@ _SUPERVISOR = {
     Permission.HANDOFFS_TAKE,
     Permission.PERSONAS_MANAGE,
     Permission.VOICE_CALL,
+    Permission.LEARNING_MANAGE,
+    Permission.SOPS_MANAGE,
 }
 _AGENT = {
     Permission.CALLS_READ_OWN,
@@ -109,6 +113,11 @@ _DESCRIPTIONS: dict[Permission, str] = {
     Permission.PRIVACY_MANAGE: "Consents, data-subject requests (export, correction, erasure), retention purge",
     Permission.INCIDENTS_MANAGE: "Record security incidents and their 72-hour notification",
     Permission.VOICE_CALL: "Place test calls from the console",
+    Permission.LEARNING_MANAGE: (
+        "See knowledge gaps from calls, approve them into the knowledge base or dismiss them; "
+        "define the fields post-call analysis extracts"
+    ),
+    Permission.SOPS_MANAGE: "Generate, edit and approve standard operating procedures drafted from calls",
 }
 
 

@@ -550,3 +550,105 @@ class CallOutcome(Base):
     # False while the call ended less than a minute before: its last turns may not be stored yet (read again).
     settled: Mapped[bool] = mapped_column(Boolean, default=False)
     computed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- post-call analysis, autonomous learning and SOPs (issue 20, migration 0005) ---
+
+
+class CallAnalysis(Base):
+    """The analysis of one ended call; the row is also its durable job (``queued`` until a worker takes it).
+
+    ``due_at`` leaves the call's last turns time to be stored; a ``running`` row left by a dead process is
+    queued again on the next start (``control_api.services.analysis_jobs``).
+    """
+
+    __tablename__ = "call_analyses"
+    __table_args__ = (Index("ix_call_analyses_status_due_at", "status", "due_at"),)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), primary_key=True)
+    status: Mapped[str] = mapped_column(String(20), default="queued")  # queued | running | done | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    due_at: Mapped[datetime] = mapped_column(default=utcnow)
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    analysed_at: Mapped[datetime | None]
+    runs: Mapped[int] = mapped_column(Integer, default=0)
+    generator: Mapped[str] = mapped_column(String(20), default="extractive")
+    summary: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[str | None] = mapped_column(String(30), index=True)
+    exchanges: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    topics: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    unanswered: Mapped[list[str]] = mapped_column(default=list)
+    sentiment: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class AnalysisField(Base):
+    """An operator-defined field extracted from each call of a persona (``order number``, ``wants to cancel``)."""
+
+    __tablename__ = "analysis_fields"
+    __table_args__ = (UniqueConstraint("persona_name", "name", name="uq_analysis_fields_persona_name"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    persona_name: Mapped[str] = mapped_column(String(100), index=True)
+    name: Mapped[str] = mapped_column(String(60))
+    kind: Mapped[str] = mapped_column(String(10))  # text | number | boolean | choice
+    description: Mapped[str] = mapped_column(Text, default="")
+    patterns: Mapped[list[str]] = mapped_column(default=list)
+    choices: Mapped[list[str]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class KnowledgeGap(Base):
+    """A cluster of questions the agent could not answer (or answered weakly, or handed off), by meaning."""
+
+    __tablename__ = "knowledge_gaps"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    status: Mapped[str] = mapped_column(String(20), default="open", index=True)  # open | approved | dismissed
+    centroid: Mapped[bytes] = mapped_column(LargeBinary)  # float32 unit vector of the embedder
+    draft_answer: Mapped[str | None] = mapped_column(Text)
+    draft_sources: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    final_question: Mapped[str | None] = mapped_column(Text)
+    final_answer: Mapped[str | None] = mapped_column(Text)
+    document_id: Mapped[str | None] = mapped_column(ForeignKey("knowledge_documents.id", ondelete="SET NULL"))
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    decided_by: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    decided_at: Mapped[datetime | None]
+    coverage: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class GapQuestion(Base):
+    """One logged question of a knowledge gap, with the call it came from."""
+
+    __tablename__ = "gap_questions"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    gap_id: Mapped[str] = mapped_column(ForeignKey("knowledge_gaps.id", ondelete="CASCADE"), index=True)
+    call_id: Mapped[str | None] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    question: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(String(20))  # unanswered | low_confidence | handed_off
+    score: Mapped[float | None] = mapped_column(Float)
+    asked_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class Sop(Base):
+    """A standard operating procedure drafted from calls about one need; approved, it becomes a document."""
+
+    __tablename__ = "sops"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    title: Mapped[str] = mapped_column(String(200))
+    topic: Mapped[str] = mapped_column(Text)
+    gap_id: Mapped[str | None] = mapped_column(ForeignKey("knowledge_gaps.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(20), default="draft")  # draft | approved
+    generator: Mapped[str] = mapped_column(String(20), default="offline")
+    steps: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    passages: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    tools: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    escalations: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    call_ids: Mapped[list[str]] = mapped_column(default=list)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    document_id: Mapped[str | None] = mapped_column(ForeignKey("knowledge_documents.id", ondelete="SET NULL"))
+    created_by: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    approved_by: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    approved_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -28,6 +28,7 @@ from control_api.schemas.calls import (
     TurnPublic,
 )
 from control_api.schemas.common import InputDateTime, checked_input_time, decode_cursor, encode_cursor
+from control_api.services import analysis as analysis_service
 from control_api.services import audit
 from control_api.services import calls as service
 
@@ -70,6 +71,10 @@ def call_filter(
     agent_user_id: Annotated[str | None, Query(max_length=36, description="The human agent")] = None,
     sentiment: Annotated[str | None, Query(pattern="^(positive|neutral|negative)$")] = None,
     q: Annotated[str | None, Query(min_length=1, max_length=200, description="Words in the transcript")] = None,
+    field: Annotated[
+        list[str] | None,
+        Query(description="Post-call analysis field, ``name:value`` (repeatable, all must hold)"),
+    ] = None,
 ) -> service.CallFilter:
     """The filters shared by the listing and the CSV export."""
     return service.CallFilter(
@@ -81,6 +86,7 @@ def call_filter(
         agent_user_id=agent_user_id,
         sentiment=sentiment,
         q=q,
+        fields=tuple(analysis_service.field_filter(f) for f in field[:10]) if field else None,
     )
 
 

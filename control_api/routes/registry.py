@@ -19,9 +19,11 @@ from control_api.routes import (
     incidents,
     integrations,
     knowledge,
+    learning,
     personas,
     privacy,
     rag,
+    sops,
     users,
     voice_profiles,
 )
@@ -42,5 +44,7 @@ ROUTERS: list[APIRouter] = [
     integrations.router,
     handoffs.router,  # issue 19: the handoff queue and the desk
     agents.router,  # issue 19: agents' presence
+    learning.router,  # issue 20: post-call analysis, analysis fields, knowledge gaps
+    sops.router,  # issue 20: the SOP generator
 ]
 ROUTERS.append(console.router)  # the web console (/console), outside the OpenAPI schema

@@ -18,7 +18,7 @@ from control_api.db.models import Call, CallEvent, CallTurn, Recording, User, ut
 from control_api.integrations import outbox
 from control_api.problems import ProblemError
 from control_api.rbac import Permission, has_permission
-from control_api.services import redaction
+from control_api.services import analysis, redaction
 from control_api.services import sentiment as sentiment_analysis
 
 TERMINAL_STATUSES = frozenset({"ended", "failed"})
@@ -227,6 +227,7 @@ async def end_call(
     if latency_p95_ms is not None:
         call.latency_p95_ms = latency_p95_ms
     await outbox.emit(session, "call.ended", _call_event(call), call_id=call.id, key=call.id)
+    await analysis.enqueue(session, call.id)  # post-call analysis: a durable job, committed with the call's end
     await session.commit()
     return call
 
@@ -290,6 +291,8 @@ class CallFilter:
     agent_user_id: str | None = None
     sentiment: str | None = None
     q: str | None = None
+    # Post-call analysis fields (issue 20): ``(name, value)`` pairs the call's analysis must hold.
+    fields: tuple[tuple[str, str], ...] | None = None
 
     def describe(self) -> dict[str, str]:
         """The filters in use, as text (for the audit log)."""
@@ -324,6 +327,8 @@ def _filtered(stmt: Select[Any], filters: CallFilter) -> Select[Any]:
         # Bound parameter with LIKE wildcards escaped: the text is data, never SQL or a pattern.
         matching = select(CallTurn.call_id).where(CallTurn.text.icontains(filters.q, autoescape=True))
         stmt = stmt.where(Call.id.in_(matching))
+    for name, wanted in filters.fields or ():
+        stmt = stmt.where(Call.id.in_(analysis.field_match(name, wanted)))
     return stmt
 
 
