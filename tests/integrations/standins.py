@@ -291,3 +291,30 @@ class SlackStandIn(ThreadedServer):
         with self.lock:
             self.messages.append(body)
         return web.Response(status=200, text="ok", content_type="text/plain")
+
+
+ORDERS_TOKEN = "orders-api-token-77aa"
+
+
+class OrdersApi(ThreadedServer):
+    """An order-status API: ``POST /v1/orders/{id}/status`` with a bearer token and a JSON body."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[dict[str, Any]] = []
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/v1/orders/{order_id}/status", self._status)
+
+    async def _status(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        with self.lock:
+            self.requests.append({"headers": dict(request.headers), "body": body, "query": dict(request.query)})
+        if request.headers.get("Authorization") != f"Bearer {ORDERS_TOKEN}":
+            return web.json_response({"error": "unauthorised"}, status=401)
+        order = request.match_info["order_id"]
+        if order == "404":
+            return web.json_response({"error": "no such order"}, status=404)
+        return web.json_response(
+            {"order": {"id": order, "status": "shipped", "items": [{"name": "Router X2"}]}, "eta/date": "Friday"}
+        )

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -19,34 +18,10 @@ from control_api.services import calls as call_service
 from control_api.services import integrations as service
 from tests.control_api.conftest import Accounts, sign_in_everyone
 from tests.integrations.conftest import make_client
-from tests.integrations.standins import ThreadedServer
+from tests.integrations.standins import ORDERS_TOKEN as TOKEN
+from tests.integrations.standins import OrdersApi
 
 pytestmark = pytest.mark.integration
-TOKEN = "orders-api-token-77aa"
-
-
-class OrdersApi(ThreadedServer):
-    """An order-status API: ``POST /v1/orders/{id}/status`` with a bearer token and a JSON body."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.requests: list[dict[str, Any]] = []
-
-    def routes(self, app: web.Application) -> None:
-        app.router.add_post("/v1/orders/{order_id}/status", self._status)
-
-    async def _status(self, request: web.Request) -> web.StreamResponse:
-        body = await request.json()
-        with self.lock:
-            self.requests.append({"headers": dict(request.headers), "body": body, "query": dict(request.query)})
-        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
-            return web.json_response({"error": "unauthorised"}, status=401)
-        order = request.match_info["order_id"]
-        if order == "404":
-            return web.json_response({"error": "no such order"}, status=404)
-        return web.json_response(
-            {"order": {"id": order, "status": "shipped", "items": [{"name": "Router X2"}]}, "eta/date": "Friday"}
-        )
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import { renderCallDetail } from "./views/call_detail.js";
 import { renderKnowledge } from "./views/knowledge.js";
 import { renderUsers } from "./views/users.js";
 import { renderAudit } from "./views/audit.js";
+import { renderIntegrations } from "./views/integrations.js";
 import { renderDesk } from "./views/desk.js";
 
 // view name -> [permission needed, render function, page title, shown in the main navigation].
@@ -19,6 +20,7 @@ const VIEWS = {
   knowledge: ["knowledge:read", renderKnowledge, "Knowledge", true],
   users: ["users:manage", renderUsers, "Users", true],
   audit: ["audit:read", renderAudit, "Audit log", true],
+  integrations: ["integrations:operate", renderIntegrations, "Integrations", true],
   desk: ["handoffs:take", renderDesk, "Desk", true],
 };
 
