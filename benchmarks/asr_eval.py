@@ -42,8 +42,8 @@ from loguru import logger  # noqa: E402
 from benchmarks.asr_eval.adaptation import adaptation_sentences, build_models, voice_evidence  # noqa: E402
 from benchmarks.asr_eval.harness import ask, read_pcm  # noqa: E402
 from benchmarks.asr_eval.render import OUT, VOICES, questions, render_all  # noqa: E402
-from benchmarks.asr_eval.scoring import decode, edit_distance  # noqa: E402
-from benchmarks.product_kb import DemoKnowledge, cites, open_demo_knowledge  # noqa: E402
+from benchmarks.asr_eval.scoring import correct, decode, edit_distance, share  # noqa: E402
+from benchmarks.product_kb import DemoKnowledge, open_demo_knowledge  # noqa: E402
 from control_api.logging_setup import configure_logging  # noqa: E402
 from pipelines.asr.acoustic_adaptation import default_acoustic_model  # noqa: E402
 from pipelines.asr.acoustic_adaptation import transcript_words as words  # noqa: E402
@@ -52,22 +52,6 @@ from pipelines.asr.sphinx_model import SphinxAcousticModel  # noqa: E402
 from pipelines.brain.extractive import best_sentences  # noqa: E402
 from pipelines.build import build_stages  # noqa: E402
 from pipelines.options import ASROptions  # noqa: E402
-
-
-def correct(q: dict[str, str], citation: str | None, answer: str) -> dict[str, bool]:
-    """Right document, right section (its last heading), and the expected fact in the spoken answer."""
-    right_doc = cites(citation, q["document"])
-    right_section = cites(citation, q["document"], q["heading"])
-    return {
-        "right_document": right_doc,
-        "right_section": right_section,
-        "right_answer": right_doc and q["expect"].lower() in answer.lower(),
-    }
-
-
-def share(rows: list[dict[str, Any]], key: str) -> float:
-    """Share of rows where ``key`` is true."""
-    return round(sum(bool(r[key]) for r in rows) / max(1, len(rows)), 3)
 
 
 async def main() -> None:

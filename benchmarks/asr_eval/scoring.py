@@ -1,12 +1,17 @@
-"""Scoring the recogniser: decode as a call does, and count word errors."""
+"""Scoring spoken evaluations: decode as a call does, count word errors, check an answer against its key.
+
+Shared by ``benchmarks/asr_eval.py`` and ``benchmarks/heldout_eval.py`` (one implementation of each rule)."""
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pocketsphinx
 
-__all__ = ["decode", "edit_distance"]
+from benchmarks.product_kb import cites
+
+__all__ = ["correct", "decode", "edit_distance", "share"]
 
 
 def decode(decoder: pocketsphinx.Decoder, pcm: bytes) -> tuple[str, float]:
@@ -28,3 +33,19 @@ def edit_distance(ref: list[str], hyp: list[str]) -> int:
         for j, h in enumerate(hyp, start=1):
             prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
     return row[-1]
+
+
+def correct(q: dict[str, str], citation: str | None, answer: str) -> dict[str, bool]:
+    """Right document, right section (its last heading), and the expected fact in the spoken answer."""
+    right_doc = cites(citation, q["document"])
+    right_section = cites(citation, q["document"], q["heading"])
+    return {
+        "right_document": right_doc,
+        "right_section": right_section,
+        "right_answer": right_doc and q["expect"].lower() in answer.lower(),
+    }
+
+
+def share(rows: list[dict[str, Any]], key: str) -> float:
+    """Share of rows where ``key`` is true."""
+    return round(sum(bool(r[key]) for r in rows) / max(1, len(rows)), 3)

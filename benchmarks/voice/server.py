@@ -46,8 +46,14 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start(data_dir: Path, *, extra_env: dict[str, str] | None = None, ready_timeout: float = 300.0) -> RunningServer:
-    """Seed, ingest the demo KB and start the server; returns once ``/health/ready`` answers 200."""
+def start(
+    data_dir: Path,
+    *,
+    extra_env: dict[str, str] | None = None,
+    ready_timeout: float = 300.0,
+    knowledge: Path = DEMO_KB,
+) -> RunningServer:
+    """Seed, ingest ``knowledge`` (the demo KB) and start the server; returns once ``/health/ready`` answers 200."""
     port = _free_port()
     env = {
         **os.environ,
@@ -61,7 +67,7 @@ def start(data_dir: Path, *, extra_env: dict[str, str] | None = None, ready_time
     env.pop("VOXDESK_DATABASE__URL", None)
     subprocess.run([sys.executable, "-m", "benchmarks.voice.server", "seed"], env=env, cwd=REPO, check=True)
     subprocess.run(
-        [sys.executable, "-m", "agent", "ingest", str(DEMO_KB)], env=env, cwd=REPO, check=True, capture_output=True
+        [sys.executable, "-m", "agent", "ingest", str(knowledge)], env=env, cwd=REPO, check=True, capture_output=True
     )
     log_path = data_dir.parent / "server.log"
     process = subprocess.Popen(

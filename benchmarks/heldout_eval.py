@@ -1,0 +1,524 @@
+"""Held-out evaluation beside the team's own: right answers through the whole audio path, per set and per voice.
+
+Prints one JSON object. Run::
+
+    .venv/bin/python -m benchmarks.heldout_eval                        # everything (see docs/measurements.md)
+    .venv/bin/python -m benchmarks.heldout_eval --typed-only           # typed questions only (a minute)
+    .venv/bin/python -m benchmarks.heldout_eval --sets riverbend --voices kal --limit 2
+
+Question sets (``sets`` in the report says where each comes from and which knowledge base answers it):
+
+- ``team``: the team's own spoken questions (``benchmarks/asr_eval/questions.json``) and unanswerable questions
+  (``benchmarks/kb/unanswerable.jsonl``) over the demo knowledge base; the defaults were tuned on these;
+- ``riverbend``: held out, a water utility the team never saw (``benchmarks/heldout/riverbend``), its own
+  knowledge base ingested from ``docs/``;
+- ``demo_callers``: held out, plain-words caller questions about the demo company
+  (``benchmarks/heldout/demo_callers``), over the demo knowledge base.
+
+For each set:
+
+- ``typed``: the question as text through the server's retriever (the shipped knowledge service on the data
+  directory the server used): right passage first (top passage from the keyed document, holding the key phrase,
+  and above the threshold), right passage in the top 3, and honest "not found" (``found`` false) on the
+  unanswerable ones;
+- ``spoken``, per voice: each question rendered by that voice (``benchmarks.asr_eval.render``), spoken as one
+  call over ``WS /api/voice/stream`` to ``python -m agent serve`` (``benchmarks.voice.server``) in real time, the
+  caller's final transcript and the agent's first answer taken from the socket's events, the citation from the
+  call's ``tool_result`` event in the server's database. Right answer: the cited document is the keyed one and
+  the spoken answer holds the key phrase (``benchmarks.asr_eval.scoring.correct``, the spoken benchmark's own
+  rule). Honest "not found": an unanswerable question answered with the brain's not-found sentence. WER of the
+  caller transcripts (``scoring.edit_distance`` over ``transcript_words``). Confirmation rate: the share of
+  turns where the agent asked a confirming question instead of answering (see ``CONFIRMATION``); the scripted
+  caller then says "yes" and the answer after it is scored.
+
+Voices: ``used_in_development`` in the report says which were used while the defaults were built
+(``benchmarks/asr_eval`` measured slt, rms, awb, kal16, espeak-ng en-us and en-us+f3; the server's own voice and
+the tests' is slt).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import websockets  # noqa: E402
+from loguru import logger  # noqa: E402
+
+from benchmarks.asr_eval.harness import read_pcm  # noqa: E402
+from benchmarks.asr_eval.render import render  # noqa: E402
+from benchmarks.asr_eval.scoring import correct, edit_distance, share  # noqa: E402
+from benchmarks.product_kb import DemoKnowledge, cites, demo_data_dir, demo_settings, open_knowledge  # noqa: E402
+from benchmarks.voice.server import DEMO_KB, RunningServer, start  # noqa: E402
+from control_api.logging_setup import configure_logging  # noqa: E402
+from pipelines.asr.acoustic_adaptation import transcript_words  # noqa: E402
+from pipelines.brain.extractive import NOT_FOUND  # noqa: E402
+
+HELDOUT = ROOT / "benchmarks" / "heldout"
+RIVERBEND_KB = HELDOUT / "riverbend" / "docs"
+OUT = ROOT / "benchmarks" / "out" / "heldout"
+FRAME = 640  # 20 ms of 16 kHz 16-bit mono, both ways on the socket
+# The brain's "not found" answers all begin with this sentence (with or without the offer of a person).
+NOT_FOUND_LEAD = NOT_FOUND.split(".")[0]
+# A confirming question ("Do you mean ...?") is recognised by a call event of one of these kinds in the call's
+# ``call_events`` (database) or a socket event ``{"type": "event", "kind": ...}``; none is emitted by today's
+# code, so the rate is 0 until the confirmation turn exists and names itself so.
+CONFIRMATION = ("confirm", "confirmation")
+# Voices: the engine and whether the defaults were developed with it.
+VOICES: dict[str, bool] = {
+    "slt": True,
+    "rms": True,
+    "awb": True,
+    "kal16": True,
+    "kal": False,
+    "espeak-en-us": True,
+    "espeak-en-us+f3": True,
+    "espeak-en-us+m3": False,
+    "espeak-en-us-nyc": False,
+    "espeak-en-gb-scotland": False,
+}
+DEFAULT_VOICES = "kal,awb,espeak-en-us+m3"
+
+
+@dataclass(frozen=True)
+class Question:
+    """One question of a set: what the caller says, and the keys a right answer matches (none: unanswerable)."""
+
+    id: str
+    text: str
+    keys: tuple[dict[str, Any], ...]  # {"document", "heading" (or None), "expect"}
+
+    @property
+    def answerable(self) -> bool:
+        """Whether the knowledge base answers it."""
+        return bool(self.keys)
+
+
+@dataclass(frozen=True)
+class QuestionSet:
+    """A named set of questions, where it comes from, and the knowledge base that answers it."""
+
+    name: str
+    source: str
+    knowledge: Path
+    held_out: bool
+    questions: tuple[Question, ...]
+
+
+def _heldout_questions(path: Path) -> list[Question]:
+    rows = json.loads(path.read_text(encoding="utf-8"))
+    out = []
+    for r in rows:
+        keys = (
+            [{"document": r["document"], "heading": r.get("heading"), "expect": r["expect"]}] if r["answerable"] else []
+        )
+        keys += [{"document": a["document"], "heading": None, "expect": a["expect"]} for a in r.get("also", ())]
+        out.append(Question(r["id"], r["text"], tuple(keys)))
+    return out
+
+
+def _limited(questions: Sequence[Question], answerable: int, unanswerable: int) -> tuple[Question, ...]:
+    yes = [q for q in questions if q.answerable]
+    no = [q for q in questions if not q.answerable]
+    return tuple(yes[: answerable or None] + no[: unanswerable or None])
+
+
+def question_sets(names: Sequence[str], *, limit: int = 0, team_limit: tuple[int, int] = (0, 0)) -> list[QuestionSet]:
+    """The question sets named (``limit``: the first N answerable and N // 3 (at least 1) unanswerable of each)."""
+    lim = (limit, max(1, limit // 3)) if limit else (0, 0)
+    sets = []
+    for name in names:
+        if name == "team":
+            spoken = json.loads((ROOT / "benchmarks" / "asr_eval" / "questions.json").read_text(encoding="utf-8"))
+            unanswerable = (ROOT / "benchmarks" / "kb" / "unanswerable.jsonl").read_text(encoding="utf-8")
+            qs = [Question(q["id"], q["text"], ({k: q[k] for k in ("document", "heading", "expect")},)) for q in spoken]
+            qs += [Question(r["id"], r["question"], ()) for r in map(json.loads, unanswerable.splitlines()) if r]
+            team = _limited(qs, *(lim if limit else team_limit))
+            src = "benchmarks/asr_eval/questions.json + benchmarks/kb/unanswerable.jsonl (tuned on)"
+            sets.append(QuestionSet("team", src, DEMO_KB, False, team))
+        elif name == "riverbend":
+            qs = _heldout_questions(HELDOUT / "riverbend" / "questions.json")
+            src = "benchmarks/heldout/riverbend/questions.json (held out)"
+            sets.append(QuestionSet("riverbend", src, RIVERBEND_KB, True, _limited(qs, *lim)))
+        elif name == "demo_callers":
+            qs = _heldout_questions(HELDOUT / "demo_callers" / "questions.json")
+            src = "benchmarks/heldout/demo_callers/questions.json (held out)"
+            sets.append(QuestionSet("demo_callers", src, DEMO_KB, True, _limited(qs, *lim)))
+        else:
+            raise SystemExit(f"unknown question set {name!r} (team, riverbend, demo_callers)")
+    return sets
+
+
+def right(q: Question, citation: str | None, answer: str) -> bool:
+    """Whether ``answer`` (citing ``citation``) is a right answer to ``q`` under any of its keys."""
+    return any(correct(key, citation, answer)["right_answer"] for key in q.keys)
+
+
+def not_found(answer: str) -> bool:
+    """Whether ``answer`` is the brain's "not found" answer."""
+    return NOT_FOUND_LEAD.lower() in answer.lower()
+
+
+# ---------------------------------------------------------------------------------------------- typed questions
+
+
+async def typed(kb: DemoKnowledge, qs: Sequence[Question]) -> dict[str, Any]:
+    """Typed questions through the server's retriever: right passage first / in the top 3, honest not found."""
+    rows = []
+    for q in qs:
+        retrieval = await kb.retriever.retrieve(q.text, top_k=3, log=False)
+        hits = [
+            any(cites(p.citation, k["document"]) and k["expect"].lower() in p.body.lower() for k in q.keys)
+            for p in retrieval.passages[:3]
+        ]
+        rows.append(
+            {
+                "id": q.id,
+                "answerable": q.answerable,
+                "first": retrieval.found and bool(hits) and hits[0],
+                "top3": any(hits),
+                "found": retrieval.found,
+            }
+        )
+    yes = [r for r in rows if r["answerable"]]
+    no = [r for r in rows if not r["answerable"]]
+    return {
+        "answerable": len(yes),
+        "unanswerable": len(no),
+        "right_passage_first": share(yes, "first"),
+        "right_passage_top3": share(yes, "top3"),
+        "honest_not_found": round(sum(not r["found"] for r in no) / max(1, len(no)), 3),
+        "missed": [r["id"] for r in yes if not r["first"]],
+        "false_found": [r["id"] for r in no if r["found"]],
+    }
+
+
+# ----------------------------------------------------------------------------------------------- spoken questions
+
+
+def audio(voice: str, set_name: str, q_id: str, text: str) -> bytes:
+    """``text`` spoken by ``voice`` (16 kHz mono PCM), rendered once into ``benchmarks/out/heldout``."""
+    digest = hashlib.sha1(text.encode()).hexdigest()[:8]  # a cache key
+    path = OUT / voice / f"{set_name}-{q_id}-{digest}.wav"
+    if not path.exists():
+        render(voice, text, path)
+    return read_pcm(path)
+
+
+@dataclass
+class Turn:
+    """What one call over the socket gave: the caller's words, the agent's answer, what the server recorded."""
+
+    call_id: str = ""
+    transcript: str = ""
+    answer: str = ""
+    confirmations: int = 0
+    latency_ms: float | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _is_confirmation(event: dict[str, Any]) -> bool:
+    return event.get("type") == "event" and event.get("kind") in CONFIRMATION
+
+
+async def ws_call(base_url: str, token: str, question: bytes, yes: bytes, *, within_s: float = 40.0) -> Turn:
+    """One call: wait for the greeting, say ``question`` in real time, and take the agent's first answer.
+
+    A confirming question from the agent is answered with ``yes`` and the answer after it is taken.
+    """
+    turn = Turn()
+    url = base_url.replace("http://", "ws://") + "/api/voice/stream"
+    outbox: asyncio.Queue[bytes] = asyncio.Queue()
+    done = asyncio.Event()
+    caller: list[str] = []
+    greeted = asyncio.Event()
+    asked = False
+    async with websockets.connect(url, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+
+        async def speak() -> None:
+            # A live caller: 20 ms frames in real time, silence when there is nothing to say.
+            next_at = time.monotonic()
+            while not done.is_set():
+                frame = outbox.get_nowait() if not outbox.empty() else bytes(FRAME)
+                await ws.send(frame)
+                next_at += 0.02
+                await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+
+        def say(pcm: bytes) -> None:
+            for i in range(0, len(pcm), FRAME):
+                outbox.put_nowait(pcm[i : i + FRAME].ljust(FRAME, b"\0"))
+
+        async def greeting_then_question() -> None:
+            nonlocal asked
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(greeted.wait(), 8.0)
+            await asyncio.sleep(0.3)
+            asked = True
+            say(question)
+
+        speaker = asyncio.create_task(speak())
+        asking = asyncio.create_task(greeting_then_question())
+        try:
+            async with asyncio.timeout(within_s):
+                async for message in ws:
+                    if isinstance(message, bytes):
+                        continue
+                    event = json.loads(message)
+                    turn.events.append(event)
+                    kind = event.get("type")
+                    if kind == "call":
+                        turn.call_id = event["call_id"]
+                    elif _is_confirmation(event):
+                        turn.confirmations += 1
+                    elif kind == "latency" and asked and turn.latency_ms is None and caller:
+                        turn.latency_ms = float(event["total_ms"])
+                    elif kind == "transcript" and event.get("final"):
+                        if event["role"] == "agent" and not asked:
+                            greeted.set()
+                        elif event["role"] == "caller" and asked:
+                            caller.append(event["text"])
+                        elif event["role"] == "agent" and caller:
+                            if turn.confirmations and not turn.answer and event["text"].rstrip().endswith("?"):
+                                turn.answer = " "  # the confirming question: say yes, take the next answer
+                                say(yes)
+                                continue
+                            turn.answer = event["text"]
+                            break
+        except TimeoutError:
+            pass
+        finally:
+            done.set()
+            asking.cancel()
+            with contextlib.suppress(Exception):
+                await ws.send(json.dumps({"type": "hangup"}))
+            speaker.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await speaker
+    turn.transcript = " ".join(caller)
+    turn.answer = turn.answer.strip()
+    return turn
+
+
+def recorded(data_dir: Path, call_id: str) -> tuple[str | None, int]:
+    """The citation of the call's search that found something (its last), and its confirmation events."""
+    citation: str | None = None
+    confirmations = 0
+    with sqlite3.connect(data_dir / "voxdesk.db") as db:
+        rows = db.execute("SELECT kind, data FROM call_events WHERE call_id = ? ORDER BY id", (call_id,)).fetchall()
+    for kind, data in rows:
+        payload = json.loads(data) if isinstance(data, str) else (data or {})
+        if kind in CONFIRMATION or payload.get("tool") in CONFIRMATION:
+            confirmations += 1
+        if kind == "tool_result" and payload.get("tool") == "search" and payload.get("found"):
+            citation = (payload.get("citations") or [None])[0]
+    return citation, confirmations
+
+
+def token(data_dir: Path) -> str:
+    """A bearer token for a new agent account on the server of ``data_dir`` (``tests/e2e/seed.py``'s minting)."""
+    env = {**os.environ, "VOXDESK_ENV": "test", "VOXDESK_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"}
+    env.pop("VOXDESK_DATABASE__URL", None)
+    email = f"heldout-{time.monotonic_ns()}@example.com"
+    out = subprocess.run(
+        [sys.executable, "-m", "tests.e2e.seed", "token", email, "agent"],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+async def spoken(
+    server: RunningServer, bearer: str, qset: QuestionSet, voice: str, concurrency: int
+) -> tuple[dict[str, Any], tuple[int, int]]:
+    """Every question of ``qset`` spoken by ``voice``, ``concurrency`` calls at a time; returns the figures and
+    (word errors, reference words)."""
+    sem = asyncio.Semaphore(concurrency)
+    yes = audio(voice, "reply", "yes", "Yes, that's right.")
+
+    async def one(q: Question) -> dict[str, Any]:
+        pcm = audio(voice, qset.name, q.id, q.text)
+        async with sem:
+            turn = await ws_call(server.base_url, bearer, pcm, yes)
+        citation, confirmations = None, 0
+        for _ in range(20):  # the server writes call events after the turn, off the audio path
+            citation, confirmations = recorded(server.data_dir, turn.call_id)
+            if citation or not turn.answer or not_found(turn.answer):
+                break
+            await asyncio.sleep(0.25)
+        ref = transcript_words(q.text)
+        return {
+            "id": q.id,
+            "answerable": q.answerable,
+            "transcript": turn.transcript,
+            "answer": turn.answer,
+            "errors": edit_distance(ref, transcript_words(turn.transcript)),
+            "ref_words": len(ref),
+            "right": q.answerable and right(q, citation, turn.answer),
+            "not_found": not_found(turn.answer),
+            "confirmed": max(turn.confirmations, confirmations) > 0,
+            "no_answer": not turn.answer,
+            "latency_ms": turn.latency_ms,
+        }
+
+    rows = list(await asyncio.gather(*(one(q) for q in qset.questions)))
+    yes_rows = [r for r in rows if r["answerable"]]
+    no_rows = [r for r in rows if not r["answerable"]]
+    errors, words = sum(r["errors"] for r in rows), sum(r["ref_words"] for r in rows)
+    latencies = [r["latency_ms"] for r in rows if r["latency_ms"] is not None]
+    return {
+        "questions": len(rows),
+        "right_answers": share(yes_rows, "right"),
+        "honest_not_found": share(no_rows, "not_found"),
+        "not_found_on_answerable": share(yes_rows, "not_found"),
+        "confirmation_rate": share(rows, "confirmed"),
+        "wer": round(errors / max(1, words), 3),
+        "latency_p50_ms": round(statistics.median(latencies), 1) if latencies else None,
+        "no_answer": [r["id"] for r in rows if r["no_answer"]],
+        "wrong": [
+            {"id": r["id"], "heard": r["transcript"], "answer": r["answer"][:160]}
+            for r in rows
+            if (r["answerable"] and not r["right"]) or (not r["answerable"] and not r["not_found"])
+        ],
+    }, (errors, words)
+
+
+# --------------------------------------------------------------------------------------------------------- main
+
+
+async def run_base(
+    knowledge: Path, sets: list[QuestionSet], voices: list[str], args: argparse.Namespace, workdir: Path
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]], dict[str, tuple[int, int]]]:
+    """One server on ``knowledge``: the spoken sets per voice, then the typed questions on its data directory."""
+    data_dir = workdir / knowledge.parent.name / "data"
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    spoken_out: dict[str, dict[str, Any]] = {}
+    wer_totals: dict[str, tuple[int, int]] = {}
+    if args.typed_only:
+        if knowledge == DEMO_KB:
+            await demo_data_dir(data_dir)  # the ingested demo, cached (benchmarks.product_kb)
+        else:
+            from agent.cli.ingest import run_ingest
+
+            if await run_ingest(demo_settings(data_dir), [knowledge], out=sys.stderr) != 0:
+                raise RuntimeError(f"ingesting {knowledge} failed")
+    else:
+        server = start(data_dir, knowledge=knowledge)
+        try:
+            bearer = token(data_dir)
+            for voice in voices:
+                for qset in sets:
+                    figures, (errors, words) = await spoken(server, bearer, qset, voice, args.concurrency)
+                    spoken_out.setdefault(voice, {})[qset.name] = figures
+                    e0, w0 = wer_totals.get(voice, (0, 0))
+                    wer_totals[voice] = (e0 + errors, w0 + words)
+        finally:
+            server.stop()
+    typed_out: dict[str, Any] = {}
+    async with open_knowledge(demo_settings(data_dir)) as kb:
+        for qset in sets:
+            typed_out[qset.name] = await typed(kb, qset.questions)
+    typed_out["_seconds"] = round(time.monotonic() - t0, 1)
+    return typed_out, spoken_out, wer_totals
+
+
+def _commit() -> str:
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False)
+    return out.stdout.strip() or "unknown"
+
+
+async def evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the evaluation and return the report."""
+    started = time.monotonic()
+    team_limit = (args.team_answerable, args.team_unanswerable)
+    sets = question_sets([s for s in args.sets.split(",") if s], limit=args.limit, team_limit=team_limit)
+    voices = [] if args.typed_only else [v for v in args.voices.split(",") if v]
+    for voice in voices:  # render everything first: the calls should not wait on the synthesiser
+        for qset in sets:
+            for q in qset.questions:
+                audio(voice, qset.name, q.id, q.text)
+    report: dict[str, Any] = {
+        "benchmark": "heldout_eval",
+        "commit": args.commit or _commit(),
+        "sets": {
+            s.name: {
+                "source": s.source,
+                "knowledge_base": str(s.knowledge.relative_to(ROOT)),
+                "held_out": s.held_out,
+                "answerable": sum(q.answerable for q in s.questions),
+                "unanswerable": sum(not q.answerable for q in s.questions),
+            }
+            for s in sets
+        },
+        "voices": {
+            v: {"engine": "espeak-ng" if v.startswith("espeak-") else "flite", "used_in_development": VOICES.get(v)}
+            for v in voices
+        },
+        "typed": {},
+        "spoken": {},
+        "wer_all_sets": {},
+    }
+    totals: dict[str, tuple[int, int]] = {}
+    with tempfile.TemporaryDirectory(prefix="heldout-eval-") as tmp:
+        for knowledge in dict.fromkeys(s.knowledge for s in sets):
+            on_base = [s for s in sets if s.knowledge == knowledge]
+            typed_out, spoken_out, wer_totals = await run_base(knowledge, on_base, voices, args, Path(tmp))
+            typed_out.pop("_seconds")
+            report["typed"].update(typed_out)
+            for voice, per_set in spoken_out.items():
+                report["spoken"].setdefault(voice, {}).update(per_set)
+            for voice, (e, w) in wer_totals.items():
+                e0, w0 = totals.get(voice, (0, 0))
+                totals[voice] = (e0 + e, w0 + w)
+    report["wer_all_sets"] = {v: round(e / max(1, w), 3) for v, (e, w) in totals.items()}
+    report["confirmation_marker"] = (
+        f"a call event of kind {' or '.join(CONFIRMATION)} (database or socket); counted as a confirmation turn"
+    )
+    report["targets_heldout"] = {"right_answers": 0.85, "honest_not_found": 0.9, "confirmation_rate_max": 0.15}
+    report["concurrent_calls"] = args.concurrency
+    report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    report["wall_s"] = round(time.monotonic() - started, 1)
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Parse arguments, run, print the JSON report."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sets", default="team,riverbend,demo_callers")
+    parser.add_argument("--voices", default=DEFAULT_VOICES, help=f"flite voices and espeak-<voice>; known: {VOICES}")
+    parser.add_argument("--concurrency", type=int, default=4, help="Calls at once.")
+    parser.add_argument("--limit", type=int, default=0, help="Per set: the first N answerable, N//3 unanswerable.")
+    parser.add_argument("--team-answerable", type=int, default=0, help="The team set's first N answerable (0: all).")
+    parser.add_argument("--team-unanswerable", type=int, default=0, help="... and first N unanswerable (0: all).")
+    parser.add_argument("--commit", default="", help="The commit measured (default: git's HEAD here).")
+    parser.add_argument("--typed-only", action="store_true", help="Typed questions only (no server, no audio).")
+    args = parser.parse_args(argv)
+    configure_logging(level="WARNING")  # on stderr: stdout carries the report
+    logger.remove()
+    logger.add(sys.stderr, level="ERROR")
+    report = asyncio.run(evaluate(args))
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
