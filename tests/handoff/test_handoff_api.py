@@ -1,0 +1,214 @@
+"""The handoff queue over the real API, on SQLite and on the real PostgreSQL server.
+
+Object-level rules: an agent sees and accepts only handoffs offered to them, reads only the calls they took,
+completes only what they accepted; the first accept wins; going available offers what is waiting; a callback
+request carries the caller's number and the briefing; the policy of a persona round-trips.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from control_api.db.engine import create_engine, session_factory
+from control_api.services import calls as call_service
+from control_api.services import handoffs as service
+from tests.control_api.conftest import PASSWORD, Accounts, api_settings, sign_in_everyone
+
+pytestmark = [pytest.mark.integration]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | None]:
+    if request.param == "sqlite":
+        yield None
+    else:
+        yield request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def api(tmp_path: Path, database_url: str | None) -> Iterator[TestClient]:
+    from control_api.app import create_app
+
+    overrides: dict[str, Any] = {"database": {"url": database_url}} if database_url else {}
+    settings = api_settings(tmp_path, **overrides)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        client.app_settings = settings  # type: ignore[attr-defined]
+        yield client
+
+
+def _db_url(api: TestClient) -> str:
+    return str(api.app_settings.database_url)  # type: ignore[attr-defined]
+
+
+def _queue(api: TestClient, *, number: str = "+15550100") -> tuple[str, str]:
+    """A call with two turns and its handoff, queued the way the voice side queues it; returns (call, handoff)."""
+
+    async def run() -> tuple[str, str]:
+        engine = create_engine(_db_url(api))
+        try:
+            async with session_factory(engine)() as session:
+                call = await call_service.create_call(session, channel="webrtc", caller_number=number)
+                await call_service.append_turn(session, call.id, seq=1, role="agent", text="Hi, this is Ava.")
+                await call_service.append_turn(
+                    session, call.id, seq=2, role="caller", text="I want to talk to a person please"
+                )
+                briefing = await service.build_briefing(session, call.id, reason="caller asked for a person")
+                handoff = await service.queue_handoff(
+                    session, call_id=call.id, reason="caller asked for a person", source="phrase", briefing=briefing
+                )
+                return call.id, handoff.id
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def _second_agent(api: TestClient, accounts: Accounts) -> dict[str, str]:
+    r = api.post(
+        "/api/users",
+        json={"email": "agent2@voxdesk.example", "role": "agent", "password": PASSWORD},
+        headers=accounts.headers("admin"),
+    )
+    assert r.status_code == 201, r.text
+    accounts.ids["agent2"] = r.json()["id"]
+    token = accounts.login("agent2@voxdesk.example").json()["access_token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_an_agent_takes_only_what_is_offered_to_them(api: TestClient) -> None:
+    accounts = sign_in_everyone(api)
+    agent, supervisor = accounts.headers("agent"), accounts.headers("supervisor")
+    other = _second_agent(api, accounts)
+    assert api.put("/api/agents/me/presence", json={"status": "available"}, headers=agent).status_code == 200
+    call_id, handoff_id = _queue(api)
+
+    # Offered to the available agent only; the other agent (away) neither sees nor takes it.
+    listed = api.get("/api/handoffs", params={"status": "queued"}, headers=agent).json()["items"]
+    assert [h["id"] for h in listed] == [handoff_id]
+    assert listed[0]["offered_to"] == [accounts.ids["agent"]]
+    assert api.get("/api/handoffs", headers=other).json()["items"] == []
+    assert api.get(f"/api/handoffs/{handoff_id}", headers=other).status_code == 404
+    assert api.post(f"/api/handoffs/{handoff_id}/accept", headers=other).status_code == 404
+    assert api.get("/api/handoffs", headers=accounts.headers("viewer")).status_code == 403
+
+    detail = api.get(f"/api/handoffs/{handoff_id}", headers=agent).json()
+    briefing = detail["briefing"]
+    assert "person" in briefing["summary"] and briefing["caller"]["number"] == "+15550100"
+    assert [t["role"] for t in briefing["transcript"]] == ["agent", "caller"]
+    assert briefing["reason"] == "caller asked for a person"
+    assert [s["status"] for s in detail["timeline"]] == ["queued", "offered"]
+
+    # Before the accept the agent cannot read the call; after it, the call is theirs.
+    assert api.get(f"/api/calls/{call_id}", headers=agent).status_code == 404
+    accepted = api.post(f"/api/handoffs/{handoff_id}/accept", headers=agent)
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["status"] == "accepted"
+    assert api.post(f"/api/handoffs/{handoff_id}/accept", headers=supervisor).status_code == 409
+    assert api.get(f"/api/calls/{call_id}", headers=agent).status_code == 200
+    assert api.get(f"/api/calls/{call_id}", headers=other).status_code == 404
+    presence = {p["user_id"]: p["status"] for p in api.get("/api/agents/presence", headers=supervisor).json()["items"]}
+    assert presence[accounts.ids["agent"]] == "busy"
+
+    # Only the person who accepted completes it; the wrap-up lands on the call too.
+    assert api.post(f"/api/handoffs/{handoff_id}/complete", json={"disposition": "x"}, headers=other).status_code == 404
+    done = api.post(
+        f"/api/handoffs/{handoff_id}/complete",
+        json={"notes": "Refund issued.", "disposition": "resolved"},
+        headers=agent,
+    )
+    assert done.status_code == 200, done.text
+    assert [s["status"] for s in done.json()["timeline"]] == ["queued", "offered", "accepted", "completed"]
+    call = api.get(f"/api/calls/{call_id}", headers=agent).json()
+    assert call["notes"] == "Refund issued." and call["disposition"] == "resolved"
+    presence = {p["user_id"]: p["status"] for p in api.get("/api/agents/presence", headers=supervisor).json()["items"]}
+    assert presence[accounts.ids["agent"]] == "available"
+    # No live call in this process: joining the audio says so instead of failing.
+    joined = api.post(f"/api/handoffs/{handoff_id}/media", json={"sdp": "v=0 offer sdp"}, headers=agent)
+    assert joined.status_code == 409
+
+
+def test_decline_going_available_and_callbacks(api: TestClient) -> None:
+    accounts = sign_in_everyone(api)
+    agent, supervisor = accounts.headers("agent"), accounts.headers("supervisor")
+    other = _second_agent(api, accounts)
+    # Nobody available: the handoff ends at once as no_agents.
+    _, nobody = _queue(api)
+    assert api.get(f"/api/handoffs/{nobody}", headers=supervisor).json()["status"] == "no_agents"
+
+    api.put("/api/agents/me/presence", json={"status": "available"}, headers=agent)
+    _, handoff_id = _queue(api, number="+15550199")
+    # Going available offers what is waiting.
+    api.put("/api/agents/me/presence", json={"status": "available"}, headers=other)
+    detail = api.get(f"/api/handoffs/{handoff_id}", headers=other).json()
+    assert set(detail["offered_to"]) == {accounts.ids["agent"], accounts.ids["agent2"]}
+    assert api.post(f"/api/handoffs/{handoff_id}/decline", headers=agent).status_code == 200
+    assert api.post(f"/api/handoffs/{handoff_id}/decline", headers=other).status_code == 200
+
+    # The voice side then ends it and records the callback (here directly, as it does).
+    async def give_back() -> None:
+        engine = create_engine(_db_url(api))
+        try:
+            async with session_factory(engine)() as session:
+                ended = await service.end_unaccepted(session, handoff_id, "declined")
+                assert ended is not None
+                await service.record_callback(session, ended, reason="declined")
+                assert await service.end_unaccepted(session, handoff_id, "timed_out") is None
+        finally:
+            await engine.dispose()
+
+    asyncio.run(give_back())
+    callbacks = api.get("/api/handoffs/callbacks", headers=supervisor).json()["items"]
+    assert [(c["handoff_id"], c["phone"], c["reason"]) for c in callbacks] == [(handoff_id, "+15550199", "declined")]
+    assert api.get("/api/handoffs/callbacks", headers=agent).status_code == 403
+    assert api.post(f"/api/handoffs/{handoff_id}/accept", headers=agent).status_code == 409
+
+
+def test_the_first_accept_wins(api: TestClient) -> None:
+    accounts = sign_in_everyone(api)
+    agent = accounts.headers("agent")
+    other = _second_agent(api, accounts)
+    api.put("/api/agents/me/presence", json={"status": "available"}, headers=agent)
+    api.put("/api/agents/me/presence", json={"status": "available"}, headers=other)
+    _, handoff_id = _queue(api)
+
+    async def race() -> list[int]:
+        engine = create_engine(_db_url(api))
+        try:
+            factory = session_factory(engine)
+
+            async def take(email: str) -> int:
+                async with factory() as session:
+                    from sqlalchemy import select
+
+                    from control_api.db.models import User
+
+                    user = (await session.execute(select(User).where(User.email == email))).scalar_one()
+                    try:
+                        await service.accept(session, handoff_id, user)
+                    except Exception as exc:  # the loser's 409
+                        return int(getattr(exc, "status", 500))
+                    return 200
+
+            return sorted(await asyncio.gather(take("agent@voxdesk.example"), take("agent2@voxdesk.example")))
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(race()) == [200, 409]
+
+
+def test_a_persona_policy_round_trips(api: TestClient) -> None:
+    accounts = sign_in_everyone(api)
+    supervisor = accounts.headers("supervisor")
+    default = api.get("/api/handoffs/policies/default", headers=supervisor).json()
+    assert default["enabled"] and default["not_found_threshold"] == 3
+    changed = {**default, "phrases": ["human"], "sentiment_trigger": False, "priority": 5}
+    assert api.put("/api/handoffs/policies/default", json=changed, headers=supervisor).status_code == 200
+    assert api.get("/api/handoffs/policies/default", headers=supervisor).json() == changed
+    bad = api.put("/api/handoffs/policies/default", json={**default, "not_found_threshold": 0}, headers=supervisor)
+    assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")
