@@ -122,7 +122,19 @@ class KnowledgeSettings(BaseModel):
     chunk_tokens: int = Field(default=180, ge=32, le=2048, description="Target chunk size in tokens.")
     chunk_overlap: int = Field(default=30, ge=0, le=512, description="Token overlap between chunks.")
     top_k: int = Field(default=5, ge=1, le=50, description="Passages returned per query.")
-    score_threshold: float = Field(default=0.47, ge=0.0, le=1.0, description="Below this, an answer is 'not found'.")
+    score_threshold: float = Field(
+        default=0.47,
+        ge=0.0,
+        le=1.0,
+        description="Below this, an answer is 'not found' (with calibrate on: only for a base too small to calibrate).",
+    )
+    calibrate: bool = Field(
+        default=True,
+        description=(
+            "Derive the 'not found' threshold from the knowledge base itself whenever it changes "
+            "(knowledge/calibration.py); off: score_threshold always."
+        ),
+    )
     reranker_path: Path | None = Field(default=None, description="Local cross-encoder model directory (optional).")
     max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1024, description="Largest uploaded file.")
     allow_private_urls: bool = Field(default=False, description="Let import-url fetch private/loopback addresses.")
@@ -299,6 +311,62 @@ class HandoffSettings(BaseModel):
     )
 
 
+class SipTrunk(BaseModel):
+    """A carrier trunk or PBX allowed to send calls (issue 17): matched by source address and/or digest login."""
+
+    name: str = Field(min_length=1, max_length=64, description="The trunk's name (calls store it in their metadata).")
+    addresses: list[str] = Field(
+        default_factory=list, description="Source addresses or networks (CIDR) whose INVITEs belong to this trunk."
+    )
+    username: str | None = Field(default=None, description="Digest user name (RFC 8760/2617) the trunk logs in with.")
+    password: SecretStr | None = Field(default=None, description="Digest password of `username`.")
+    max_calls: int = Field(default=10, ge=1, le=10_000, description="Concurrent calls; one more is answered 486.")
+
+    @model_validator(mode="after")
+    def _needs_a_match(self) -> SipTrunk:
+        if not self.addresses and not (self.username and self.password):
+            raise ValueError(f"trunk {self.name!r} needs addresses, or a username and password, or both")
+        return self
+
+
+class TelephonySettings(BaseModel):
+    """Phone calls (issue 17): the SIP endpoint of `voxdesk serve`, its trunks and routes; Twilio Media Streams."""
+
+    sip_host: str = Field(default="127.0.0.1", description="Address the SIP endpoint (UDP) and its RTP bind to.")
+    sip_port: int = Field(default=5060, ge=0, le=65535, description="SIP UDP port; 0 turns SIP off.")
+    sip_advertised_host: str | None = Field(
+        default=None, description="Address put in Contact and SDP when it differs from sip_host (NAT)."
+    )
+    rtp_port_min: int = Field(default=20000, ge=1024, le=65534, description="Lowest RTP port (even).")
+    rtp_port_max: int = Field(default=30000, ge=1025, le=65535, description="Highest RTP port.")
+    max_message_bytes: int = Field(
+        default=8192, ge=1024, le=65535, description="Larger SIP datagrams are dropped before parsing."
+    )
+    trunks: list[SipTrunk] = Field(default_factory=list, description="Trunks and PBXs allowed to send calls.")
+    loopback_without_trunk: bool = Field(
+        default=True, description="Outside production, INVITEs from 127.0.0.0/8 and ::1 need no trunk entry."
+    )
+    routes: dict[str, str] = Field(
+        default_factory=dict, description="Dialled number (request-URI user) -> persona name; others: default."
+    )
+    transfer_target: str | None = Field(
+        default=None,
+        description="SIP URI or number a DTMF 0 cold-transfers to (REFER) when no live handoff takes the call.",
+    )
+    twilio_auth_token: SecretStr | None = Field(
+        default=None, description="Twilio auth token: checks X-Twilio-Signature; unset: Twilio webhooks get 403."
+    )
+    twilio_account_sid: str | None = Field(
+        default=None, description="Twilio account SID: with the token, calls are hung up through Twilio's REST API."
+    )
+
+    @model_validator(mode="after")
+    def _check_rtp_range(self) -> TelephonySettings:
+        if self.rtp_port_max - self.rtp_port_min < 2:
+            raise ValueError("rtp_port_max must be at least rtp_port_min + 2")
+        return self
+
+
 class RetentionSettings(BaseModel):
     """How long personal data is kept."""
 
@@ -408,6 +476,7 @@ class Settings(BaseSettings):
     integrations: IntegrationsSettings = Field(default_factory=IntegrationsSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     handoff: HandoffSettings = Field(default_factory=HandoffSettings)
+    telephony: TelephonySettings = Field(default_factory=TelephonySettings)
     analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)
 
     @model_validator(mode="after")

@@ -10,20 +10,34 @@ The interface the agent wraps into ``pipelines.contracts.Retriever``::
 Scores: a passage's ``score`` is its cosine similarity to the question (MiniLM: unrelated text ~0.0-0.3,
 a passage that answers the question typically 0.45-0.8), raised slightly when the keyword search also ranks
 it, so it means the same thing whatever the size of the knowledge base; with a reranker configured it is the
-reranker's probability instead. ``found`` compares the best score with ``score_threshold``, which is
-calibrated on the labelled evaluation set (``benchmarks/retrieval.py``).
+reranker's probability instead. ``found`` compares the best score with ``score_threshold``: the configured
+value (``knowledge.score_threshold``, tuned on the team's labelled set, ``benchmarks/retrieval.py``) until
+:meth:`HybridRetriever.enable_calibration` is called; from then on the threshold the base derives for itself
+(:mod:`knowledge.calibration`), re-derived in the background whenever the base's passages change. Every search
+of the base (calls, the API's typed test queries, the CLI) goes through :meth:`HybridRetriever.retrieve`, so
+one threshold rules them all.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import structlog
 
 from knowledge.embedders.base import Embedder
 from knowledge.rerank import CrossEncoderReranker
 from knowledge.stores.base import VectorStore
 from knowledge.types import Hit, Passage, Retrieval
+
+if TYPE_CHECKING:
+    from knowledge.calibration import Calibration
+
+log = structlog.get_logger(__name__)
+CHANGE_CHECK_S = 15.0  # how often a retrieval may look whether the base's passages changed (a cheap count)
 
 
 def citation(chunk_title: str | None, heading: str | None, page: int | None, seq: int) -> str:
@@ -78,6 +92,75 @@ class HybridRetriever:
         self.store = store
         self.config = config or RetrievalConfig()
         self.reranker = reranker
+        self.configured_threshold = self.config.score_threshold
+        self.calibration: Calibration | None = None
+        self._calibration_dir: Path | None = None
+        self._counts_key: tuple[tuple[str, int], ...] | None = None
+        self._checked_at = 0.0
+        self._calibrating: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    async def enable_calibration(self, directory: Path) -> Calibration:
+        """Derive the threshold from the base (or load the stored one that still matches it) and keep it current.
+
+        ``directory`` holds ``calibration.json`` beside the index. Returns the calibration now in force.
+        """
+        self._calibration_dir = directory
+        return await self.recalibrate()
+
+    async def recalibrate(self) -> Calibration:
+        """Calibrate now: reuse the stored calibration when the base and the model are unchanged."""
+        from knowledge import calibration as calib  # local: calibration imports this module
+
+        async with self._lock:
+            self._checked_at = time.monotonic()
+            counts = await self.store.document_counts()
+            chunks = await calib.all_chunks(self.store)
+            model_id = str(getattr(self.embedder, "model_id", "unknown"))
+            print_ = calib.fingerprint(chunks, model_id)
+            stored = calib.load(self._calibration_dir) if self._calibration_dir else None
+            if stored is not None and stored.fingerprint == print_ and stored.model_id == model_id:
+                result = stored
+            else:
+                result = await calib.calibrate(
+                    self, model_id=model_id, fallback=self.configured_threshold, chunks=chunks
+                )
+                if self._calibration_dir is not None:
+                    await asyncio.to_thread(calib.save, self._calibration_dir, result)
+                log.info(
+                    "knowledge_calibrated",
+                    threshold=result.threshold,
+                    source=result.source,
+                    chunks=result.chunks,
+                    seconds=result.seconds,
+                )
+            self.calibration = result
+            self.config = replace(self.config, score_threshold=result.threshold)
+            self._counts_key = tuple(sorted(counts.items()))
+            return result
+
+    def _maybe_recalibrate(self) -> None:
+        """Look (at most every ``CHANGE_CHECK_S``) whether the base changed; re-derive the threshold off the path."""
+        if self._calibration_dir is None or (self._calibrating is not None and not self._calibrating.done()):
+            return
+        now = time.monotonic()
+        if now - self._checked_at < CHANGE_CHECK_S:
+            return
+        self._checked_at = now
+        self._calibrating = asyncio.create_task(self._check_changed(), name="knowledge-calibration")
+
+    async def _check_changed(self) -> None:
+        try:
+            counts = tuple(sorted((await self.store.document_counts()).items()))
+            if counts != self._counts_key:
+                await self.recalibrate()
+        except Exception:  # the previous threshold stays; retried at the next check
+            log.exception("knowledge_calibration_failed")
+
+    async def calibration_settled(self) -> None:
+        """Wait for a background re-calibration in progress (tests, the CLI)."""
+        if self._calibrating is not None:
+            await asyncio.gather(self._calibrating, return_exceptions=True)
 
     def _score(self, hit: Hit) -> float:
         cosine = hit.vector_score if hit.vector_score is not None else 0.0
@@ -87,6 +170,7 @@ class HybridRetriever:
     async def retrieve(self, question: str, *, top_k: int = 5) -> Retrieval:
         """Retrieve up to ``top_k`` passages for ``question``, best first."""
         started = time.perf_counter()
+        self._maybe_recalibrate()
         question = question.strip()
         if not question:
             return Retrieval(found=False, passages=(), latency_ms=0.0, top_score=None)

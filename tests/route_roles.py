@@ -166,6 +166,7 @@ ROUTE_ROLES: dict[tuple[str, str], Access] = {
     ("POST", "/api/knowledge/process"): Access(MANAGERS, status=202, note="no ids: requeues failed documents"),
     ("GET", "/api/knowledge/status/{document_id}"): Access(KNOWLEDGE_READERS, status=404),
     ("GET", "/api/knowledge/documents"): Access(KNOWLEDGE_READERS, status=200),
+    ("GET", "/api/knowledge/calibration"): Access(KNOWLEDGE_READERS, status=200),
     ("DELETE", "/api/knowledge/documents/{document_id}"): Access(MANAGERS, status=404),
     ("POST", "/api/rag/query"): Access(KNOWLEDGE_READERS, status=422, note="empty body"),
     ("GET", "/api/rag/context"): Access(KNOWLEDGE_READERS, status=422, note="no question"),

@@ -82,6 +82,27 @@ def _programs_needed(settings: Settings) -> frozenset[str]:
     return frozenset(backend_class("tts", p.tts.backend).capabilities.programs)
 
 
+def _calibration_line(settings: Settings) -> str:
+    """The "not found" threshold the knowledge base uses, as the server last derived it."""
+    from knowledge.calibration import directory_for, load
+
+    ks = settings.knowledge
+    if not ks.calibrate:
+        return f"not-found threshold: {ks.score_threshold} (configured; knowledge.calibrate is off)"
+    cal = load(directory_for(settings.data_dir))
+    if cal is None:
+        return (
+            f"not-found threshold: not calibrated yet (derived when the server starts; until then {ks.score_threshold})"
+        )
+    detail = f"{cal.chunks} passages, model {cal.model_id}, base {cal.fingerprint[:12]}, {cal.calibrated_at}"
+    if cal.source == "configured":
+        return f"not-found threshold: {cal.threshold} (configured: base too small to calibrate; {detail})"
+    return (
+        f"not-found threshold: {cal.threshold} (calibrated on the base: own questions median {cal.positive_median}, "
+        f"off-topic p95 {cal.negative_p95}; {detail})"
+    )
+
+
 async def run_doctor(settings: Settings, echo: Echo) -> bool:
     """Print a diagnosis; returns False when something required is broken."""
     echo("Voxdesk doctor")
@@ -92,6 +113,7 @@ async def run_doctor(settings: Settings, echo: Echo) -> bool:
         f"VAD stop={p.vad.stop_secs}s smart_turn={p.vad.smart_turn}"
     )
     echo(f"  knowledge: store={settings.knowledge.store} embedder={settings.knowledge.embedder}")
+    echo("  " + _calibration_line(settings))
     ok = await _check_database(settings, echo)
     ok = await _check_cache(settings, echo) and ok
     needed = _programs_needed(settings)

@@ -17,6 +17,7 @@ from control_api.schemas.knowledge import (
     DocumentStatus,
     DocumentStatusPublic,
     ImportUrlRequest,
+    KnowledgeCalibrationPublic,
     ProcessRequest,
     ProcessResult,
     RejectedFile,
@@ -274,3 +275,10 @@ async def delete_document(
         detail=detail,
     )
     return Response(status_code=204)
+
+
+@router.get("/calibration", response_model=KnowledgeCalibrationPublic)
+async def calibration(state: StateDep, user: Reader) -> KnowledgeCalibrationPublic:
+    """The "not found" threshold in force and how the base derived it (calls and typed queries share it)."""
+    del user
+    return KnowledgeCalibrationPublic.model_validate(service.calibration_payload(knowledge_service(state)))

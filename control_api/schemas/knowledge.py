@@ -149,3 +149,30 @@ class UnansweredList(BaseModel):
 
     data: list[UnansweredPublic]
     count: int
+
+
+class KnowledgeCalibrationPublic(BaseModel):
+    """The knowledge base's "not found" threshold and how it was derived (``knowledge/calibration.py``).
+
+    ``source`` is ``calibrated`` when the threshold was derived from the base itself (questions made from its
+    own passages against everyday off-topic questions), ``configured`` when the base is too small to calibrate
+    or calibration is off (``knowledge.calibrate``): then ``knowledge.score_threshold`` applies.
+    """
+
+    threshold: float = Field(description="Below this best passage score a question is 'not found'.")
+    source: Literal["calibrated", "configured"]
+    configured_threshold: float = Field(description="knowledge.score_threshold (the fallback).")
+    fingerprint: str | None = Field(
+        default=None, description="Hash of the passages and embedding model it was derived from."
+    )
+    model_id: str | None = Field(default=None, description="The embedding model that scored it.")
+    chunks: int | None = Field(default=None, description="Passages in the base when it was derived.")
+    positives: int | None = Field(default=None, description="Questions made from the base's own passages.")
+    negatives: int | None = Field(default=None, description="Off-topic questions.")
+    positive_median: float | None = Field(default=None, description="Median score of the base's own questions.")
+    negative_p95: float | None = Field(default=None, description="95th percentile score of the off-topic questions.")
+    positive_rate: float | None = Field(
+        default=None, description="Share of the base's own questions at or above the threshold."
+    )
+    negative_rate: float | None = Field(default=None, description="Share of the off-topic questions below it.")
+    calibrated_at: str | None = Field(default=None, description="When it was derived (ISO 8601, UTC).")

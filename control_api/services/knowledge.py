@@ -25,6 +25,8 @@ from control_api.db.models import IngestionJob, KnowledgeChunk, KnowledgeDocumen
 from control_api.problems import ProblemError
 from control_api.services import redaction
 from control_api.services.ingestion import IngestionWorker
+from knowledge.calibration import Calibration
+from knowledge.calibration import directory_for as calibration_directory
 from knowledge.embedders.base import Embedder
 from knowledge.kb import KnowledgeBase, build_knowledge_base
 from knowledge.types import Retrieval
@@ -215,11 +217,29 @@ class KnowledgeService:
         async with self.sessions() as session:
             return await corpus_text(session)
 
+    def calibration(self) -> Calibration | None:
+        """The "not found" calibration in force (None when calibration is off: the configured threshold rules)."""
+        return self.kb.retriever.calibration
+
     async def ready(self) -> None:
         """Readiness: the embedder answers and the ingestion worker runs."""
         await self.kb.embedder.embed_array(["ready?"])
         if self.worker is not None and not self.worker.running:
             raise RuntimeError("the knowledge ingestion worker is not running")
+
+
+def calibration_payload(service: KnowledgeService) -> dict[str, object]:
+    """The calibration in force as plain values (``KnowledgeCalibrationPublic``)."""
+    retriever = service.kb.retriever
+    calibration = service.calibration()
+    payload: dict[str, object] = {
+        "threshold": retriever.config.score_threshold,
+        "source": "configured",
+        "configured_threshold": retriever.configured_threshold,
+    }
+    if calibration is not None:
+        payload.update(calibration.to_dict())
+    return payload
 
 
 def passages_payload(retrieval: Retrieval) -> Sequence[dict[str, object]]:
@@ -269,6 +289,9 @@ async def start(
     worker = IngestionWorker(sessions=sessions, kb=kb)
     try:
         await worker.reconcile()  # every process that retrieves needs the index; the database holds the chunks
+        if ks.calibrate:
+            # The "not found" threshold of this base (stored beside the index; re-derived when the base changes).
+            await kb.retriever.enable_calibration(calibration_directory(settings.data_dir))
         if run_worker:
             await worker.start()
     except BaseException:
