@@ -80,7 +80,7 @@ async def _seed(settings: Settings) -> Seeded:
     """Migrate, then create the admin and two calls (one ended with a transcript, one live)."""
     from control_api.db.engine import create_engine, session_factory
     from control_api.db.migrate import upgrade
-    from control_api.db.models import utcnow
+    from control_api.db.models import Handoff, utcnow
     from control_api.rbac import Role
     from control_api.services import calls, users
 
@@ -166,6 +166,8 @@ async def _seed(settings: Settings) -> Seeded:
             )
             await calls.append_turn(session, taken.id, seq=0, role="caller", text="I need a person, please.")
             await calls.end_call(session, taken.id, reason="handed_off", outcome="handed_off")
+            # The handoff behind it (the caller asked for a person), as the live-handoff service records it.
+            session.add(Handoff(call_id=taken.id, source="phrase", status="completed", reason="asked for a person"))
             seeded.agent_call_id = taken.id
             # Yesterday's failed calls: enough for a second page of the list, none counted in today's figures.
             yesterday = utcnow() - timedelta(days=1)

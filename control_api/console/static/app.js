@@ -3,6 +3,7 @@ import { api, ApiError, rememberCsrf, request, setUnauthenticatedHandler } from 
 import { h, label, replace } from "./dom.js";
 import { renderLogin, renderResetPassword } from "./views/login.js";
 import { renderDashboard } from "./views/dashboard.js";
+import { renderAnalytics } from "./views/analytics.js";
 import { renderCalls } from "./views/calls.js";
 import { renderCallDetail } from "./views/call_detail.js";
 import { renderKnowledge } from "./views/knowledge.js";
@@ -15,6 +16,7 @@ import { renderDesk } from "./views/desk.js";
 // The navigation is built from this table, in this order: a page is added here and nowhere else.
 const VIEWS = {
   dashboard: ["analytics:read", renderDashboard, "Dashboard", true],
+  analytics: ["analytics:read", renderAnalytics, "Analytics", true],
   calls: ["calls:read_own", renderCalls, "Calls", true],
   call: ["calls:read_own", renderCallDetail, "Call", false],
   knowledge: ["knowledge:read", renderKnowledge, "Knowledge", true],

@@ -39,6 +39,8 @@ function row(call) {
 
 export async function renderCalls(main, ctx) {
   const q = ctx.query;
+  // An exact UTC range from an Analytics drill-down (a chart point); the date fields replace it when set.
+  let drill = q.get("since") || q.get("until") ? { since: q.get("since") || "", until: q.get("until") || "" } : null;
   const controls = {
     q: h("input", { type: "search", name: "q", value: q.get("q") || "", placeholder: "Words said" }),
     status: select({ name: "status" }, STATUSES, q.get("status")),
@@ -77,8 +79,12 @@ export async function renderCalls(main, ctx) {
       .map((title) => h("th", { scope: "col", class: ["Duration", "p95 latency"].includes(title) ? "num" : null, text: title })))),
     tbody));
 
+  const drillNote = h("p", { class: "form-ok", hidden: !drill },
+    drill ? `Calls from ${fmtDateTime(drill.since)} to ${fmtDateTime(drill.until)} (from Analytics). ` : "",
+    h("a", { href: "#/calls", text: "Show all calls" }));
   replace(main,
     h("div", { class: "page-head" }, h("h1", { text: "Calls" }), ctx.can("calls:read_all") ? exportLink : null),
+    drillNote,
     h("section", { class: "panel" }, filterForm),
     h("section", { class: "panel flush" }, h("div", { class: "table-wrap" }, table),
       h("div", { class: "table-foot" }, status, more)));
@@ -91,8 +97,8 @@ export async function renderCalls(main, ctx) {
       outcome: controls.outcome.value,
       sentiment: controls.sentiment.value,
       agent_user_id: controls.agent ? controls.agent.value : "",
-      since: dayStart(controls.from.value),
-      until: dayEnd(controls.to.value),
+      since: dayStart(controls.from.value) || (drill ? drill.since : ""),
+      until: dayEnd(controls.to.value) || (drill ? drill.until : ""),
     };
   }
 
@@ -130,7 +136,9 @@ export async function renderCalls(main, ctx) {
   }
 
   function syncUrlAndExport() {
-    const shownQuery = { q: controls.q.value.trim(), status: controls.status.value, channel: controls.channel.value, outcome: controls.outcome.value, sentiment: controls.sentiment.value, agent: controls.agent ? controls.agent.value : "", from: controls.from.value, to: controls.to.value };
+    if (controls.from.value || controls.to.value) drill = null;
+    drillNote.hidden = !drill;
+    const shownQuery = { q: controls.q.value.trim(), status: controls.status.value, channel: controls.channel.value, outcome: controls.outcome.value, sentiment: controls.sentiment.value, agent: controls.agent ? controls.agent.value : "", from: controls.from.value, to: controls.to.value, since: drill ? drill.since : "", until: drill ? drill.until : "" };
     history.replaceState(null, "", `#/calls${queryString(shownQuery)}`);
     exportLink.href = `${CSV_PATH}${queryString(apiQuery())}`;
   }
@@ -142,6 +150,7 @@ export async function renderCalls(main, ctx) {
   });
   filterForm.addEventListener("reset", () => {
     setTimeout(() => {
+      drill = null;
       for (const control of Object.values(controls)) control.value = "";
       syncUrlAndExport();
       load(true);
