@@ -1,0 +1,109 @@
+"""The pieces of a handoff without a server: the phrase rule, the hold audio, the gate's taps, the segmenter."""
+
+from __future__ import annotations
+
+import wave
+
+import numpy as np
+import pytest
+from pipecat.frames.frames import (
+    InterruptionFrame,
+    LLMContextFrame,
+    LLMContextUserTurnFrame,
+    OutputAudioRawFrame,
+    TTSAudioRawFrame,
+)
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.tests.utils import run_test
+
+from agent.calls.handoff import HOLD_AUDIO, asks_for_person, load_hold_pcm
+from agent.calls.handoff_media import SpeechSegmenter
+from benchmarks.handoff import flite_pcm, speechlike
+from control_api.schemas.handoffs import HandoffPolicyModel
+from pipelines.processors.handoff_gate import HandoffGate
+
+pytestmark = [pytest.mark.unit]
+PHRASES = HandoffPolicyModel().phrases
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("I want to talk to a person please", True),
+        ("Can I speak to a HUMAN?", True),
+        ("get me a real person", True),
+        ("connect me to an operator", True),
+        ("what are your opening hours", False),
+        ("my personal details changed", False),  # whole words only
+        ("the humanities department", False),
+    ],
+)
+def test_the_policy_phrases_match_whole_words(text: str, expected: bool) -> None:
+    assert asks_for_person(text, PHRASES) is expected
+
+
+def test_the_shipped_hold_audio_is_a_short_tone_loop_and_not_speech() -> None:
+    assert HOLD_AUDIO.stat().st_size <= 200_000
+    with wave.open(str(HOLD_AUDIO)) as handle:
+        assert (handle.getnchannels(), handle.getsampwidth(), handle.getframerate()) == (1, 2, 16000)
+    pcm = np.frombuffer(load_hold_pcm(), dtype=np.int16)
+    assert 3.0 <= len(pcm) / 16000 <= 10.0
+    frames = pcm[: len(pcm) // 320 * 320].reshape(-1, 320)
+    rms = np.sqrt((frames.astype(np.float32) ** 2).mean(axis=1))
+    assert (rms > 300).mean() > 0.8 and np.abs(pcm).max() < 16000  # audible, well below full scale
+    assert not any(speechlike(f) for f in frames)  # what the tests tell apart from a voice
+    voice = np.frombuffer(flite_pcm("Hello, this is Sam from the support team."), dtype=np.int16)
+    assert np.mean([speechlike(f) for f in voice[: len(voice) // 320 * 320].reshape(-1, 320)]) > 0.4
+
+
+async def test_out_of_ai_mode_the_brain_gets_no_turn_and_no_interruption() -> None:
+    gate = HandoffGate(call_id="t", sample_rate=16000)
+    heard: list[str] = []
+
+    def listener(text: str) -> None:
+        heard.append(text)
+        if "person" in text:
+            gate.mode = "hold"  # what the trigger does, synchronously, before the context frame arrives
+
+    gate.turn_listeners.append(listener)
+    context = LLMContext()
+    await run_test(
+        gate.brain_tap,
+        frames_to_send=[
+            LLMContextUserTurnFrame(text="what are your hours", timestamp=""),
+            LLMContextFrame(context=context),
+            LLMContextUserTurnFrame(text="I want a person", timestamp=""),
+            LLMContextFrame(context=context),
+            InterruptionFrame(),
+        ],
+        expected_down_frames=[LLMContextUserTurnFrame, LLMContextFrame, LLMContextUserTurnFrame],
+    )
+    assert heard == ["what are your hours", "I want a person"]
+
+
+async def test_with_a_human_on_the_call_nothing_synthesised_reaches_the_caller() -> None:
+    gate = HandoffGate(call_id="t", sample_rate=16000)
+    gate.mode = "human"
+    await run_test(
+        gate.mixer,
+        frames_to_send=[
+            TTSAudioRawFrame(audio=bytes(640), sample_rate=16000, num_channels=1),
+            OutputAudioRawFrame(audio=bytes(640), sample_rate=16000, num_channels=1),
+        ],
+        expected_down_frames=[OutputAudioRawFrame],
+    )
+
+
+def test_the_segmenter_cuts_the_human_speech_into_utterances() -> None:
+    speech = flite_pcm("Hello, this is Sam from the support team.")
+    quiet = bytes(16000 * 2)  # one second of silence
+    segmenter = SpeechSegmenter()
+    done = []
+    for pcm in (quiet, speech, quiet, speech, quiet):
+        for i in range(0, len(pcm), 640):  # 20 ms at a time, as the leg delivers it
+            done += segmenter.feed(pcm[i : i + 640])
+    assert len(done) == 2
+    for utterance, _ in done:
+        assert 0.8 * len(speech) <= len(utterance) <= len(speech) + 16000 * 2
+    noise = (np.random.default_rng(1).normal(0, 50, 16000 * 3)).astype(np.int16).tobytes()
+    assert SpeechSegmenter().feed(noise) == []
