@@ -1,9 +1,11 @@
 """Dashboard and analytics endpoints at 100 000 seeded calls, on SQLite and PostgreSQL: p50/p95 per endpoint.
 
-Seeds calls over the last 90 days (bulk inserts: each call with 4 transcript turns, 2 latency events, some
-barge-ins and a knowledge query), starts the real API in-process, signs in as the admin and times each
-endpoint through HTTP (routing, auth, SQL and JSON included). Prints one JSON document and writes it to
-``--out``.
+Seeds calls over the last 90 days (bulk inserts: each call with 4 transcript turns, about half of the agent
+turns answered from the knowledge base, 2 latency events, some barge-ins, handoffs and a knowledge query),
+starts the real API in-process, signs in as the admin and times each endpoint through HTTP (routing, auth, SQL
+and JSON included). ``first_ms`` is each endpoint's first call: the reports write each ended call's outcome
+(``call_outcomes``, the containment rule) once, so the first report over a window pays for reading its
+transcripts. Prints one JSON document and writes it to ``--out``.
 
     .venv/bin/python -m benchmarks.api_analytics                      # both databases, 100 000 calls
     .venv/bin/python -m benchmarks.api_analytics --backend sqlite --calls 20000 --iterations 10
@@ -39,7 +41,7 @@ from config import Settings
 from control_api.app import create_app
 from control_api.db.engine import create_engine
 from control_api.db.migrate import upgrade
-from control_api.db.models import Call, CallEvent, CallTurn, RagQuery
+from control_api.db.models import Call, CallEvent, CallTurn, Handoff, RagQuery
 
 DEFAULT_PG = os.environ.get("VOXDESK_TEST_POSTGRES_URL", "postgresql+psycopg://voxdesk:voxdesk@127.0.0.1:5432/postgres")
 ENDPOINTS: list[tuple[str, str, dict[str, str]]] = [
@@ -50,6 +52,8 @@ ENDPOINTS: list[tuple[str, str, dict[str, str]]] = [
     ("analytics_sentiment_30d", "/api/analytics/sentiment", {}),
     ("analytics_performance_30d", "/api/analytics/performance", {}),
     ("analytics_performance_90d", "/api/analytics/performance", {"since": "{d90}"}),
+    ("analytics_trends_30d_by_day", "/api/analytics/trends", {"bucket": "day"}),
+    ("analytics_trends_90d_by_day", "/api/analytics/trends", {"bucket": "day", "since": "{d90}"}),
     ("calls_list_first_page", "/api/calls", {"limit": "50"}),
     ("calls_search_transcripts", "/api/calls", {"q": "refund", "limit": "50"}),
 ]
@@ -72,6 +76,7 @@ def _rows(n_calls: int, now: datetime, seed: int = 7) -> tuple[list[dict[str, An
     turns: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     queries: list[dict[str, Any]] = []
+    handoffs: list[dict[str, Any]] = []
     numbers = [f"+9198{rng.randrange(10**8):08d}" for _ in range(max(1, n_calls // 3))]
     for i in range(n_calls):
         started = now - timedelta(seconds=rng.uniform(0, 90 * 86400))
@@ -110,7 +115,7 @@ def _rows(n_calls: int, now: datetime, seed: int = 7) -> tuple[list[dict[str, An
                     "interrupted": (not caller) and rng.random() < 0.1,
                     "asr_confidence": round(rng.uniform(0.5, 1.0), 3) if caller else None,
                     "sentiment": sentiment if caller else None,
-                    "citations": [],
+                    "citations": [] if caller or rng.random() < 0.3 else ["chunk-1"],
                 }
             )
         for turn in (2, 4):
@@ -136,7 +141,18 @@ def _rows(n_calls: int, now: datetime, seed: int = 7) -> tuple[list[dict[str, An
         queries.append(
             {"question": "q", "found": rng.random() < 0.8, "top_score": 0.5, "call_id": call_id, "created_at": started}
         )
-    return calls, turns, events, queries
+        if calls[-1]["outcome"] == "handed_off":
+            source = rng.choice(["phrase", "tool", "not_found", "sentiment"])
+            handoffs.append(
+                {
+                    "id": str(uuid.UUID(int=rng.getrandbits(128))),
+                    "call_id": call_id,
+                    "source": source,
+                    "status": "completed",
+                    "requested_at": started + timedelta(seconds=30),
+                }
+            )
+    return calls, turns, events, queries, handoffs
 
 
 def seed(url: str, n_calls: int, now: datetime) -> dict[str, float]:
@@ -144,11 +160,12 @@ def seed(url: str, n_calls: int, now: datetime) -> dict[str, float]:
     start = time.perf_counter()
     engine = create_engine(url)
     asyncio.run(_migrate(engine))
-    calls, turns, events, queries = _rows(n_calls, now)
+    calls, turns, events, queries, handoffs = _rows(n_calls, now)
     generated = time.perf_counter()
     sync_engine = create_sync_engine(url.replace("+aiosqlite", ""))
     with sync_engine.begin() as conn:
-        for model, rows in ((Call, calls), (CallTurn, turns), (CallEvent, events), (RagQuery, queries)):
+        tables = ((Call, calls), (CallTurn, turns), (CallEvent, events), (RagQuery, queries), (Handoff, handoffs))
+        for model, rows in tables:
             for i in range(0, len(rows), BATCH):
                 conn.execute(insert(model), rows[i : i + BATCH])
     inserted = time.perf_counter()
@@ -159,7 +176,7 @@ def seed(url: str, n_calls: int, now: datetime) -> dict[str, float]:
     return {
         "generate_s": round(generated - start, 2),
         "insert_s": round(inserted - generated, 2),
-        "rows": len(calls) + len(turns) + len(events) + len(queries),
+        "rows": len(calls) + len(turns) + len(events) + len(queries) + len(handoffs),
     }
 
 
@@ -181,7 +198,9 @@ def measure(settings: Settings, iterations: int, now: datetime) -> dict[str, Any
         headers = {"Authorization": f"Bearer {token}"}
         for name, path, params in ENDPOINTS:
             query = {k: v.format(**stamps) for k, v in params.items()}
+            t0 = time.perf_counter()
             warm = client.get(path, params=query, headers=headers)
+            first_ms = (time.perf_counter() - t0) * 1000
             if warm.status_code != 200:
                 raise RuntimeError(f"{name}: {warm.status_code} {warm.text[:300]}")
             samples = []
@@ -195,6 +214,7 @@ def measure(settings: Settings, iterations: int, now: datetime) -> dict[str, Any
                 "p50_ms": round(statistics.median(samples), 1),
                 "p95_ms": round(samples[min(len(samples) - 1, int(0.95 * len(samples)))], 1),
                 "max_ms": round(samples[-1], 1),
+                "first_ms": round(first_ms, 1),
                 "n": iterations,
             }
     return results
