@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from agent.calls.handoff import HandoffDesk, HandoffOptions
 from agent.calls.service import VoiceService
+from agent.calls.tools import CustomApiCaller
 from agent.transports.ice_policy import CandidatePolicy
 from agent.transports.transcribe import transcribe_router
 from agent.transports.webrtc import webrtc_router
@@ -19,6 +20,7 @@ from agent.wiring.knowledge import KnowledgeRetriever
 from agent.wiring.pipelines import StageOptions, VoiceStages
 from config import Settings
 from control_api.app import create_app
+from control_api.integrations.secrets import box_from_settings
 from control_api.logging_setup import configure_logging
 from control_api.services.knowledge import KnowledgeService
 from control_api.state import AppState
@@ -43,7 +45,12 @@ def build_app(settings: Settings) -> FastAPI:
         service = knowledge_service()
         return retriever, (service.embedder if service is not None else None)
 
-    stages = VoiceStages(options=StageOptions.from_settings(settings), knowledge=knowledge)
+    # The operator's custom API tools (Integration Studio), called during calls through the SSRF guard.
+    custom_tools = CustomApiCaller(
+        box=box_from_settings(settings.integrations),
+        allowed_private_hosts=settings.integrations.allowed_private_hosts,
+    )
+    stages = VoiceStages(options=StageOptions.from_settings(settings), knowledge=knowledge, custom_tools=custom_tools)
     embed_key = settings.voice.embed_key.get_secret_value() if settings.voice.embed_key else None
     candidates = CandidatePolicy(
         announce=frozenset(settings.voice.webrtc_announce_addresses),

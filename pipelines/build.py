@@ -52,7 +52,7 @@ from pipelines.processors.latency import LatencyMeter
 from pipelines.processors.rag import RAGContext
 from pipelines.processors.transcript import CallRecorder
 from pipelines.registry import backend_class
-from pipelines.tools import CallTools, tools_schema
+from pipelines.tools import CallTools, CustomToolHandler, ToolSpec, tools_schema
 from pipelines.tts.base import TTSBackend
 from pipelines.vad import EchoReference, SharedSileroVADAnalyzer, load_silero
 
@@ -198,6 +198,8 @@ def build_pipeline(
     observers: Sequence[BaseObserver] = (),
     on_agent_text: SpokenTextListener | None = None,
     hold_pcm: bytes = b"",
+    custom_tools: Sequence[ToolSpec] = (),
+    call_custom: CustomToolHandler | None = None,
 ) -> CallPipeline:
     """Build one call's voice pipeline. The stage order is decided here and only here.
 
@@ -223,6 +225,9 @@ def build_pipeline(
             audio has been played (the caller's live captions); ``None``: nobody.
         hold_pcm: The hold audio a warm handoff loops (16-bit mono PCM at the stages' rate; see
             ``pipelines.processors.handoff_gate``).
+        custom_tools: The operator's custom API tools (Integration Studio), offered to LLM brains by function
+            calling (the extractive brain matches only the built-in tools).
+        call_custom: Runs a custom API tool; ``None`` offers none.
 
     Returns:
         The call's pipeline; run it with ``WorkerRunner(handle_sigint=False).run(call.worker)``.
@@ -230,7 +235,7 @@ def build_pipeline(
     brain_backend = stages.brain
     messages: list[LLMContextMessage] = [{"role": "system", "content": system_prompt(persona)}]
     context = (
-        LLMContext(messages=messages, tools=tools_schema())
+        LLMContext(messages=messages, tools=tools_schema(custom_tools if call_custom is not None else ()))
         if brain_backend.capabilities.passages_in_context
         else LLMContext(messages=messages)
     )
@@ -249,6 +254,8 @@ def build_pipeline(
         create_ticket=create_ticket,
         transfer_to_human=transfer_to_human,
         turn_seq=lambda: recorder.last_caller_seq,
+        custom_tools=custom_tools,
+        call_custom=call_custom,
     )
     output = transport.output()
     # The agent's audio as it goes to the line: the VAD tells the caller's voice from its echo against it.

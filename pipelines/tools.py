@@ -8,9 +8,9 @@ result is a call event (``CallSink.event``) with kinds ``tool_call`` and ``tool_
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
@@ -116,14 +116,26 @@ TOOLS: tuple[ToolSpec, ...] = (
 )
 
 
-def tools_schema() -> ToolsSchema:
-    """The tools as pipecat function schemas (for LLM backends with function calling)."""
+def tools_schema(extra: Sequence[ToolSpec] = ()) -> ToolsSchema:
+    """The tools as pipecat function schemas (for LLM backends with function calling), with ``extra`` ones."""
     return ToolsSchema(
         standard_tools=[
             FunctionSchema(name=t.name, description=t.description, properties=t.parameters, required=list(t.required))
-            for t in TOOLS
+            for t in (*TOOLS, *extra)
         ]
     )
+
+
+class CustomToolHandler(Protocol):
+    """Runs one of the operator's custom API tools (Integration Studio) for a call; returns its JSON result.
+
+    The result has ``ok``, ``values`` (named values mapped from the API's answer), ``say`` (the sentence to speak,
+    or None) and ``error``.
+    """
+
+    async def __call__(self, call_id: str, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        """Call the tool ``name`` with ``arguments``."""
+        ...
 
 
 class CallTools:
@@ -149,6 +161,8 @@ class CallTools:
         transfer_to_human: HandoffHandler | None,
         turn_seq: Callable[[], int | None] = lambda: None,
         top_k: int = 3,
+        custom_tools: Sequence[ToolSpec] = (),
+        call_custom: CustomToolHandler | None = None,
     ) -> None:
         self.call_id = call_id
         self._retriever = retriever
@@ -158,6 +172,9 @@ class CallTools:
         self._turn_seq = turn_seq
         self._top_k = top_k
         self.end_requested = False
+        # The operator's custom API tools (offered to LLM brains by function calling); none without a handler.
+        self.custom_tools: tuple[ToolSpec, ...] = tuple(custom_tools) if call_custom is not None else ()
+        self._call_custom = call_custom
 
     @property
     def available(self) -> tuple[str, ...]:
@@ -167,6 +184,7 @@ class CallTools:
             names.append(TICKET)
         if self._transfer is not None:
             names.append(TRANSFER)
+        names.extend(t.name for t in self.custom_tools)
         return tuple(names)
 
     async def _event(self, kind: str, data: dict[str, Any]) -> None:
@@ -233,6 +251,22 @@ class CallTools:
             return None
         await self._event("tool_result", {"tool": TRANSFER, "ok": True, "reference": ref})
         return ref
+
+    async def custom(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        """Run the custom API tool ``name``; its result (``ok``, ``values``, ``say``, ``error``) is recorded too."""
+        if self._call_custom is None or name not in {t.name for t in self.custom_tools}:
+            return {"ok": False, "values": {}, "say": None, "error": f"No tool named {name}."}
+        await self._event("tool_call", {"tool": name, "arguments": arguments})
+        try:
+            result = await self._call_custom(self.call_id, name, arguments)
+        except Exception as exc:  # noqa: BLE001 - a handler failure becomes an event and a spoken apology
+            log.warning("tool_handler_failed", call_id=self.call_id, tool=name, error_type=type(exc).__name__)
+            result = {"ok": False, "values": {}, "say": None, "error": type(exc).__name__}
+        # The event keeps whether it worked and which values came back, not the values (they may be personal).
+        await self._event(
+            "tool_result", {"tool": name, "ok": bool(result.get("ok")), "values": sorted(result.get("values") or {})}
+        )
+        return result
 
     async def end_call(self) -> None:
         """Mark the call to end once the goodbye has been spoken."""

@@ -10,15 +10,23 @@ tool calls and results as call events.
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Collection
+from typing import Any
+
 import structlog
 
 from agent.calls.session import CallSession
 from agent.calls.sink import Sessions
 from control_api.db.models import Handoff, IntegrationRun
 from control_api.integrations import outbox
+from control_api.integrations.http import GuardedHttp
+from control_api.integrations.secrets import SecretBox
 from control_api.services import calls as call_service
 from control_api.services import integrations as integration_service
 from pipelines.contracts import HandoffRequest, TicketRequest
+from pipelines.tools import ToolSpec
 
 log = structlog.get_logger(__name__)
 
@@ -105,3 +113,78 @@ class HandoffOpener:
         self._call.outcome_hint = "handed_off"
         log.info("handoff_requested", call_id=request.call_id, handoff_id=handoff_id)
         return handoff_id
+
+
+class CustomApiCaller:
+    """``pipelines.tools.CustomToolHandler``: the operator's custom API tools (Integration Studio) for calls.
+
+    Keeps the enabled tools' specs (refreshed in the background when older than ``refresh_secs``, so building a
+    call's pipeline never waits on the database) and runs a tool through ``services.integrations.invoke_tool``:
+    the SSRF-guarded client with the tool's own short timeout, a run recorded per call.
+
+    Args:
+        box: Decrypts the integrations' secrets.
+        allowed_private_hosts: Hosts exempt from the SSRF rule (``integrations.allowed_private_hosts``).
+        refresh_secs: How old the cached tool list may get.
+
+    """
+
+    def __init__(self, *, box: SecretBox, allowed_private_hosts: Collection[str], refresh_secs: float = 30.0) -> None:
+        self._box = box
+        self._http = GuardedHttp(allowed_private_hosts=allowed_private_hosts)
+        self._refresh_secs = refresh_secs
+        self._sessions: Sessions | None = None
+        self._specs: tuple[ToolSpec, ...] = ()
+        self._loaded_at = 0.0
+        self._refreshing: asyncio.Task[None] | None = None
+
+    async def refresh(self, sessions: Sessions | None = None) -> tuple[ToolSpec, ...]:
+        """Load the enabled tools now (``sessions`` binds the database on the first call)."""
+        self._sessions = sessions or self._sessions
+        if self._sessions is None:
+            return self._specs
+        async with self._sessions() as session:
+            tools = await integration_service.custom_tools(session)
+        self._specs = tuple(
+            ToolSpec(
+                name=str(t["name"]),
+                description=str(t["description"]),
+                examples=tuple(t.get("examples") or ()),
+                parameters=dict((t.get("parameters") or {}).get("properties") or {}),
+                required=tuple((t.get("parameters") or {}).get("required") or ()),
+            )
+            for t in tools
+        )
+        self._loaded_at = time.monotonic()
+        return self._specs
+
+    async def _refresh_quietly(self) -> None:
+        try:
+            await self.refresh()
+        except Exception as exc:  # noqa: BLE001 - the previous list stays in use
+            log.warning("custom_tools_refresh_failed", error_type=type(exc).__name__)
+
+    def snapshot(self) -> tuple[ToolSpec, ...]:
+        """The enabled tools as last loaded; starts a background refresh when the list is stale."""
+        stale = time.monotonic() - self._loaded_at > self._refresh_secs
+        if stale and self._sessions is not None and (self._refreshing is None or self._refreshing.done()):
+            self._refreshing = asyncio.get_running_loop().create_task(self._refresh_quietly())
+        return self._specs
+
+    async def __call__(self, call_id: str, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        """Run the tool ``name`` for ``call_id``; returns ``ok``, ``status``, ``values``, ``say``, ``error``."""
+        if self._sessions is None:
+            return {"ok": False, "status": None, "values": {}, "say": None, "error": "Custom tools are not loaded."}
+        toolkit = integration_service.Toolkit(box=self._box, http=self._http)
+        async with self._sessions() as session:
+            result = await integration_service.invoke_tool(
+                session, toolkit, name=name, arguments=arguments, call_id=call_id
+            )
+        log.info("custom_tool_called", call_id=call_id, tool=name, ok=result.ok, status=result.status)
+        return result.public()
+
+    async def aclose(self) -> None:
+        """Stop a refresh in progress and close the HTTP client."""
+        if self._refreshing is not None:
+            self._refreshing.cancel()
+        await self._http.aclose()

@@ -25,7 +25,7 @@ from agent.calls.runner import AgentCaptions
 from agent.calls.service import CallPlan
 from agent.calls.session import CallSession
 from agent.calls.sink import Sessions
-from agent.calls.tools import HandoffOpener, TicketRecorder
+from agent.calls.tools import CustomApiCaller, HandoffOpener, TicketRecorder
 from config import Settings
 from control_api.db.models import KnowledgeDocument
 from control_api.services.knowledge import corpus_text
@@ -126,12 +126,16 @@ class VoiceStages:
     Args:
         options: Stage options from the settings.
         knowledge: Gives the retriever and the embedder once the knowledge service is up.
+        custom_tools: The operator's custom API tools (Integration Studio), offered to LLM brains; None: none.
 
     """
 
-    def __init__(self, *, options: StageOptions, knowledge: KnowledgeProvider) -> None:
+    def __init__(
+        self, *, options: StageOptions, knowledge: KnowledgeProvider, custom_tools: CustomApiCaller | None = None
+    ) -> None:
         self.options = options
         self._knowledge = knowledge
+        self._custom = custom_tools
         self._stages: Stages | None = None
         self._retriever: Retriever | None = None
         self._sessions: Sessions | None = None
@@ -156,6 +160,11 @@ class VoiceStages:
         """Load every stage once (off the event loop) and start following knowledge-base changes."""
         started = time.perf_counter()
         self._sessions = sessions
+        if self._custom is not None:
+            try:
+                await self._custom.refresh(sessions)
+            except Exception as exc:  # noqa: BLE001 - calls still work without the custom tools; retried later
+                log.warning("custom_tools_load_failed", error_type=type(exc).__name__)
         retriever, embedder = await self._knowledge()
         self._retriever = retriever
         asr = self.options.asr
@@ -215,6 +224,8 @@ class VoiceStages:
         """Stop following the knowledge base; stop the recogniser's and synthesiser's worker processes."""
         if self._watcher is not None:
             self._watcher.cancel()
+        if self._custom is not None:
+            await self._custom.aclose()
         if self._stages is not None and self._stages.asr is not None:
             await asyncio.to_thread(self._stages.asr.close)
         if self._stages is not None and self._stages.tts is not None:
@@ -241,6 +252,8 @@ class VoiceStages:
             greet=False,  # the call runner greets once the caller's media is connected
             on_agent_text=AgentCaptions(call=call),
             hold_pcm=self.hold_pcm,
+            custom_tools=self._custom.snapshot() if self._custom is not None else (),
+            call_custom=self._custom,
         )
         tools = built.tools
         return CallPlan(

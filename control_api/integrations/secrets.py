@@ -15,6 +15,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from config.settings import IntegrationsSettings
 from control_api.integrations.errors import ConfigError
 
 _INFO = b"voxdesk integrations secrets v1"
@@ -64,3 +65,10 @@ class SecretBox:
     def rotate(self, sealed: str | None) -> str | None:
         """``sealed`` re-encrypted with the current key."""
         return self._fernet.rotate(sealed.encode()).decode() if sealed else None
+
+
+def box_from_settings(section: IntegrationsSettings) -> SecretBox:
+    """The secret box keyed from ``integrations.secret_key`` and the previous keys."""
+    return SecretBox(
+        section.secret_key.get_secret_value(), [k.get_secret_value() for k in section.previous_secret_keys]
+    )

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from control_api.db.models import Integration, User
 from control_api.deps import ActorDep, SessionDep, StateDep, require
 from control_api.integrations.http import GuardedHttp
-from control_api.integrations.secrets import SecretBox
+from control_api.integrations.secrets import SecretBox, box_from_settings
 from control_api.problems import ProblemError
 from control_api.rbac import Permission
 from control_api.schemas.integrations import (
@@ -41,10 +41,7 @@ Operator = Annotated[User, Depends(require(Permission.INTEGRATIONS_OPERATE))]
 
 def secret_box(state: StateDep) -> SecretBox:
     """The secret box keyed from ``integrations.secret_key`` (and the previous keys)."""
-    section = state.settings.integrations
-    return SecretBox(
-        section.secret_key.get_secret_value(), [k.get_secret_value() for k in section.previous_secret_keys]
-    )
+    return box_from_settings(state.settings.integrations)
 
 
 def public_url(state: StateDep) -> str:

@@ -49,6 +49,10 @@ def register_tools(llm: LLMService[Any], tools: CallTools, persona: PersonaSpec)
         await params.llm.push_frame(TTSSpeakFrame(f"Thank you for calling. Goodbye from {persona.name}!"))
         await params.llm.push_frame(EndTaskFrame(reason="caller ended the call"), FrameDirection.UPSTREAM)
 
+    async def custom(params: FunctionCallParams) -> None:
+        # The operator's custom API tool: the model gets the mapped values and the sentence to say.
+        await params.result_callback(await tools.custom(params.function_name, dict(params.arguments)))
+
     handlers = {SEARCH: search, TICKET: ticket, TRANSFER: transfer, END: end_call}
     for name in tools.available:
-        llm.register_function(name, handlers[name])
+        llm.register_function(name, handlers.get(name, custom))
