@@ -240,10 +240,11 @@ class Dispatcher:
             except OpenedState as opened:
                 # Nothing was sent: not an attempt. Try again when the breaker lets one request through.
                 wait = max(0.0, opened.opened_at + float(self._breakers.default_ttl) - utcnow().timestamp())
+                cause = delivery.last_error  # the failure that opened the breaker, for the alert
                 delivery.status, delivery.locked_until = "pending", None
                 delivery.next_attempt_at = utcnow() + timedelta(seconds=wait)
                 delivery.last_error = "Circuit open: the integration failed repeatedly; waiting before trying again."
-                await self._failing(session, integration, delivery, reason="breaker_open")
+                await self._failing(session, integration, delivery, reason="breaker_open", error=cause)
                 await session.commit()
                 return
             except IntegrationError as exc:
@@ -251,7 +252,13 @@ class Dispatcher:
             await self._settle(session, delivery, integration, attempt, receipt, error)
 
     async def _failing(
-        self, session: AsyncSession, integration: Integration, delivery: OutboxDelivery, *, reason: str
+        self,
+        session: AsyncSession,
+        integration: Integration,
+        delivery: OutboxDelivery,
+        *,
+        reason: str,
+        error: str | None,
     ) -> None:
         """Mark ``integration`` failing and alert the other integrations, once per outage (not committed).
 
@@ -273,7 +280,7 @@ class Dispatcher:
             "integration_name": integration.name,
             "integration_type": integration.kind,
             "reason": reason,
-            "error": delivery.last_error,
+            "error": error,
             "delivery_id": delivery.id,
             "event": delivery.event,
             "since": now.isoformat(),
@@ -343,7 +350,7 @@ class Dispatcher:
                 delivery.status, delivery.next_attempt_at = "pending", now + timedelta(seconds=delay)
             else:
                 delivery.status = "dead"
-                await self._failing(session, integration, delivery, reason="dead_letter")
+                await self._failing(session, integration, delivery, reason="dead_letter", error=error.message)
             log.warning(
                 "integration_delivery_failed",
                 integration_id=integration.id,

@@ -72,6 +72,7 @@ def _public(integration: Integration, box: SecretBox) -> IntegrationPublic:
         config=dict(integration.config or {}),
         enabled=integration.enabled,
         secrets_set=service.secret_names(integration, box),
+        failing_since=integration.failing_since,
         created_at=integration.created_at,
         updated_at=integration.updated_at,
     )

@@ -48,6 +48,9 @@ class IntegrationPublic(BaseModel):
     config: dict[str, Any]
     enabled: bool
     secrets_set: list[str] = Field(description="Names of the secrets that are set (never their values).")
+    failing_since: datetime | None = Field(
+        default=None, description="Start of the current outage (a dead delivery or an open breaker); null: healthy."
+    )
     created_at: datetime
     updated_at: datetime
 

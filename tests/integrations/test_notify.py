@@ -209,3 +209,28 @@ def test_notification_destinations_pass_the_ssrf_rule(tmp_path: Any) -> None:
         for body in (slack, mail):
             r = client.post("/api/integrations", json=body, headers=admin)
             assert r.status_code == 422 and r.json()["type"].endswith("/destination-refused"), r.text
+
+
+def test_an_open_breaker_alerts_once_per_outage(
+    client: TestClient, accounts: Accounts, slack: SlackStandIn, smtp: tuple[Controller, Mailbox]
+) -> None:
+    controller, mailbox = smtp
+    integration = _slack(client, accounts, slack.webhook_url, ["handoff.waiting"])
+    _mail(client, accounts, controller.port, events=["integration.failing"])
+
+    def failing_since() -> str | None:
+        rows = client.get("/api/integrations", headers=accounts.headers("admin")).json()["data"]
+        return next(r["failing_since"] for r in rows if r["id"] == integration)
+
+    for outage in (1, 2):
+        slack.stop()  # Slack unreachable: retried, until the breaker (3 failures in a row) opens
+        _emit(client, ev.HANDOFF_WAITING, {**WAITING, "handoff_id": f"h-{outage}"}, f"h-{outage}")
+        wait_for(lambda n=outage: len(mailbox.messages) == n, what=f"the alert of outage {outage}")  # type: ignore[misc]
+        assert failing_since() is not None
+        body = mailbox.messages[-1][0].get_payload(decode=True).decode()
+        assert "Reason: breaker_open" in body and "could not be reached" in body
+        slack.start()
+        wait_for(lambda n=outage: len(slack.messages) == n, what="the message once Slack is back")  # type: ignore[misc]
+        wait_for(lambda: failing_since() is None, what="the outage to end")
+    assert len(mailbox.messages) == 2  # one alert per outage, not one per failed attempt
+    assert slack.violations == []

@@ -351,7 +351,8 @@ export async function renderIntegrations(main, ctx) {
     return h("tr", { dataset: { integrationId: integration.id } },
       h("td", {}, h("div", { text: integration.name }), h("div", { class: "muted small mono", text: detail })),
       h("td", { text: KIND_NAMES[integration.type] || integration.type }),
-      h("td", {}, integration.enabled ? pill("enabled", "ready", "Enabled") : pill("disabled", "neutral", "Disabled")),
+      h("td", {}, integration.enabled ? pill("enabled", "ready", "Enabled") : pill("disabled", "neutral", "Disabled"),
+        integration.failing_since ? [" ", pill("failing", "failed", `Failing since ${fmtDateTime(integration.failing_since)}`)] : null),
       h("td", { class: "small", text: integration.secrets_set.join(", ") || "—" }),
       h("td", {}, h("div", { class: "row-actions" }, buttons)));
   }
