@@ -13,6 +13,7 @@ from agent.calls.handoff import HandoffDesk, HandoffOptions
 from agent.calls.service import VoiceService
 from agent.calls.tools import CustomApiCaller
 from agent.transports.ice_policy import CandidatePolicy
+from agent.transports.sip import SipEndpoint
 from agent.transports.transcribe import transcribe_router
 from agent.transports.webrtc import webrtc_router
 from agent.transports.websocket import ws_stream_router
@@ -87,8 +88,13 @@ def build_app(settings: Settings) -> FastAPI:
         )
         await stages.prewarm(state.sessions)
         close_voice = await voice.startup(state)
+        # Phone lines open once the models are warm (port 0: no SIP); a SIP port in use is logged, not fatal.
+        sip = SipEndpoint(voice, settings.telephony, production=settings.env == "production")
+        if settings.telephony.sip_port:
+            await sip.start()
 
         async def stop() -> None:
+            await sip.stop()
             await close_voice()
             await retriever.drain()
             await stages.close()

@@ -436,10 +436,11 @@ class AnalysisSettings(BaseModel):
         description="An answered question whose best passage scored below this is logged as a knowledge gap.",
     )
     cluster_similarity: float = Field(
-        default=0.6,
+        default=0.5,
         ge=0.0,
         le=1.0,
-        description="Cosine similarity at which a question joins an existing knowledge gap (same meaning).",
+        description="Cosine similarity at which a question joins an existing knowledge gap (same meaning); "
+        "recognition errors pull paraphrases down to about 0.55.",
     )
 
 

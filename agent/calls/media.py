@@ -32,6 +32,7 @@ class CallRequest:
         created_by: The signed-in user placing the call, if any.
         persona: The persona that answers (a dialled number's route picks it on phone lines).
         meta: Transport details stored with the call (never caller data).
+        caller_number: The caller's number (a phone line's caller ID), stored in the call's own column.
 
     """
 
@@ -40,6 +41,7 @@ class CallRequest:
     created_by: str | None = None
     persona: str = DEFAULT_PERSONA
     meta: Mapping[str, Any] = field(default_factory=dict)
+    caller_number: str | None = None
 
 
 class CallControls:

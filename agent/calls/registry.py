@@ -98,6 +98,7 @@ class CallRegistry:
         created_by: str | None = None,
         caller_name: str | None = None,
         meta: dict[str, Any] | None = None,
+        caller_number: str | None = None,
     ) -> CallSession:
         """Take a line and store the call record (status ``ringing``); 503 problem when full."""
         self.check_capacity(channel)
@@ -110,6 +111,7 @@ class CallRegistry:
                     persona_id=persona_id,
                     created_by=created_by,
                     caller_name=caller_name,
+                    caller_number=caller_number,
                     meta={**(meta or {}), "node": self.node},
                 )
                 call_id = call.id

@@ -208,10 +208,16 @@ class VoiceService:
         persona: ActivePersona,
         created_by: str | None = None,
         meta: dict[str, Any] | None = None,
+        caller_number: str | None = None,
     ) -> CallSession:
         """Store the call record (its first packet has arrived) and take a line."""
         call = await self.registry.open(
-            channel=channel, client=client, persona_id=persona.persona_id, created_by=created_by, meta=meta
+            channel=channel,
+            client=client,
+            persona_id=persona.persona_id,
+            created_by=created_by,
+            meta=meta,
+            caller_number=caller_number,
         )
         call.sink.consent = RecordingConsent(notice=persona.spec.consent_notice, record_calls=self.record_calls)
         return call
@@ -235,6 +241,7 @@ class VoiceService:
             persona=persona,
             created_by=request.created_by,
             meta=dict(request.meta),
+            caller_number=request.caller_number,
         )
         call.rate_key = request.rate_key
         controls = CallControls(call=call, voice=self)

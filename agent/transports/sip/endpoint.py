@@ -1,0 +1,502 @@
+"""The SIP endpoint of ``voxdesk serve``: a UAS (aiosipua over UDP) that answers trunks and PBXs.
+
+Each INVITE is admitted per trunk (source address and/or digest login, a call limit per trunk: 486 over it),
+routed to a persona by the dialled number, admitted by the voice service like any call (``VoiceService.admit``),
+then set up by ``VoiceService.start_call`` with :class:`SipMedia` (channel ``sip``, the caller ID stored in the
+call's ``caller_number``, never logged). The caller's ACK connects the media (the greeting starts); the caller's
+BYE ends the call (``caller_hangup``); a call ended here (``end_call``, timeouts) sends BYE. CANCEL before the
+answer gets 487 and frees everything; re-INVITE holds and resumes; DTMF (RFC 4733 or SIP INFO) "0" asks for a
+person (the live handoff), and, where no handoff takes the call and a transfer target is configured, the call
+is cold-transferred with REFER. What is not supported is refused: 488 for an offer without a common codec (or
+without SDP), 405 with ``Allow`` for other methods, 603 for a caller's REFER, 415 for an INFO body other than
+DTMF. Oversized datagrams are dropped before parsing; a request missing mandatory headers gets 400 (aiosipua).
+
+Gaps aiosipua leaves, filled here small: no ACK callback (the ACK handler is wrapped), no INFO handler, no
+server-side digest (``trunks.py``), and a Python 3.11 ``assert`` in its UDP protocol (its own protocol class is
+replaced by one without it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import structlog
+from aiosipua import IncomingCall, SipRequest, SipUAC, SipUAS
+from aiosipua.rtp_bridge import CallSession as RtpSession
+from aiosipua.sdp_negotiate import SdpNegotiationError, negotiate_sdp
+from aiosipua.transport import UdpSipTransport
+
+from agent.calls.media import CallRequest
+from agent.calls.service import VoiceService
+from agent.transports.sip.media import SipMedia
+from agent.transports.sip.metrics import SIP_DROPPED, SIP_LISTENING, SIP_REFUSED, SIP_REQUESTS, SIP_TRUNK_CALLS
+from agent.transports.sip.trunks import Trunk, TrunkTable, parse_networks
+from config.settings import TelephonySettings
+from control_api.problems import ProblemError
+from control_api.services import calls as call_service
+from control_api.services.personas import DEFAULT_PERSONA
+
+log = structlog.get_logger(__name__)
+CODECS = [0, 8]  # PCMU, PCMA (G.722 is offered by aiortp but the pipeline runs at 16 kHz either way)
+HANDOFF_DIGIT = "0"
+ALLOWED = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, PRACK, NOTIFY"
+_INFO_TYPES = ("application/dtmf-relay", "application/dtmf")
+_DTMF_DIGITS = frozenset("0123456789*#ABCD")
+
+
+class _Datagrams(asyncio.DatagramProtocol):
+    """UDP protocol of the SIP transport: oversized datagrams dropped unparsed, the rest to aiosipua."""
+
+    def __init__(self, owner: BoundedUdpTransport) -> None:
+        self._owner = owner
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        if len(data) > self._owner.max_bytes:
+            SIP_DROPPED.inc()
+            return
+        if not data.strip():
+            return  # a keep-alive (RFC 5626 CRLF)
+        self._owner._dispatch(data, (str(addr[0]), int(addr[1])))
+
+
+@dataclass
+class BoundedUdpTransport(UdpSipTransport):
+    """aiosipua's UDP transport with a size limit on what it parses."""
+
+    max_bytes: int = 8192
+
+    async def start(self) -> None:
+        """Bind (raises OSError when the port is taken)."""
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(lambda: _Datagrams(self), local_addr=self.local_addr)
+        self._udp_transport = transport
+
+
+class VoxdeskUAS(SipUAS):
+    """aiosipua's UAS with an ACK callback, INFO, a caller's REFER declined and 405 carrying ``Allow``."""
+
+    def __init__(
+        self, *args: Any, on_ack: Callable[[str], None], on_info: Callable[[SipRequest], None], **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        ack = self._handlers["ACK"]
+
+        def acked(request: SipRequest, addr: tuple[str, int]) -> None:
+            ack(request, addr)
+            on_ack(request.call_id or "")
+
+        self._handlers["ACK"] = acked
+        self._handlers["INFO"] = partial(self._in_dialog, on_info)
+        self._handlers["REFER"] = partial(self._in_dialog, self._decline)
+
+    def _in_dialog(self, handler: Callable[[SipRequest], None], request: SipRequest, addr: tuple[str, int]) -> None:
+        del addr
+        _call, dialog = self._find_dialog(request.call_id or "")
+        if dialog is None:
+            self._send_error(request, 481, "Call/Transaction Does Not Exist")
+            return
+        if not self._validate_in_dialog(dialog, request):
+            return
+        handler(request)
+
+    def _decline(self, request: SipRequest) -> None:
+        # A caller may not steer the agent into dialling out (toll fraud): transfers go one way only.
+        self._send_error(request, 603, "Decline")
+
+    def _handle_request(self, request: SipRequest, addr: tuple[str, int]) -> None:
+        SIP_REQUESTS.labels(method=request.method.upper()[:16]).inc()
+        if request.method.upper() not in self._handlers and request.via and request.call_id:
+            self._send_error(request, 405, "Method Not Allowed", extra_headers={"Allow": ALLOWED})
+            return
+        super()._handle_request(request, addr)
+
+    def reply(self, request: SipRequest, status: int, reason: str, headers: dict[str, str] | None = None) -> None:
+        """Answer ``request`` outside the call flow (INFO's 200/415)."""
+        self._send_error(request, status, reason, extra_headers=headers)
+
+
+@dataclass
+class SipCall:
+    """A SIP dialog and what it holds: the trunk line, the RTP port, the call once set up."""
+
+    invite: IncomingCall
+    trunk: str
+    port: int
+    rtp: RtpSession | None = None
+    media: SipMedia | None = None
+    cancelled: bool = False
+    caller_hung_up: bool = False
+    released: bool = False
+    transferred: bool = False
+    digits: list[str] = field(default_factory=list)
+
+
+class PortPool:
+    """Even RTP ports from a range (RTCP takes the odd one above)."""
+
+    def __init__(self, low: int, high: int) -> None:
+        self._free = list(range(low + (low % 2), high - 1, 2))
+        self._next = 0
+
+    def take(self) -> int:
+        """A free port (503 when the range is exhausted)."""
+        if not self._free:
+            raise ProblemError(503, "No RTP port is free.", type_="rtp-ports-exhausted")
+        return self._free.pop(0)
+
+    def give(self, port: int) -> None:
+        """Give ``port`` back (used last: a late packet of the old call does not reach the next one)."""
+        self._free.append(port)
+
+
+def _user(message: SipRequest, header: str) -> str | None:
+    """The user part of the From/To URI (a number), or ``None``."""
+    try:
+        address = message.from_addr if header == "from" else message.to_addr
+    except (ValueError, AttributeError, IndexError):
+        return None
+    return (address.uri.user or None) if address is not None else None
+
+
+class SipEndpoint:
+    """The SIP UAS of one process, starting calls through ``voice``.
+
+    Args:
+        voice: The voice service (admission, call setup).
+        settings: The telephony settings.
+        production: In production, loopback callers need a trunk like anyone.
+
+    """
+
+    def __init__(self, voice: VoiceService, settings: TelephonySettings, *, production: bool) -> None:
+        self._voice = voice
+        self._settings = settings
+        trunks = [
+            Trunk(
+                name=trunk.name,
+                networks=parse_networks(trunk.addresses),
+                username=trunk.username,
+                password=trunk.password.get_secret_value() if trunk.password else None,
+                max_calls=trunk.max_calls,
+            )
+            for trunk in settings.trunks
+        ]
+        self.trunks = TrunkTable(trunks, loopback_ok=settings.loopback_without_trunk and not production)
+        self._ports = PortPool(settings.rtp_port_min, settings.rtp_port_max)
+        self._calls: dict[str, SipCall] = {}
+        self._transport: BoundedUdpTransport | None = None
+        self._uas: VoxdeskUAS | None = None
+        self._uac: SipUAC | None = None
+        self._media_host = settings.sip_advertised_host or settings.sip_host
+
+    @property
+    def listening(self) -> tuple[str, int] | None:
+        """The bound address, once started."""
+        return self._transport.local_addr if self._transport is not None else None
+
+    @property
+    def calls(self) -> dict[str, SipCall]:
+        """Dialogs in progress by Call-ID (read-only use)."""
+        return self._calls
+
+    async def start(self) -> None:
+        """Listen on UDP ``sip_host:sip_port``; a port in use is logged and SIP stays off (the API still serves)."""
+        settings = self._settings
+        transport = BoundedUdpTransport(
+            local_addr=(settings.sip_host, settings.sip_port), max_bytes=settings.max_message_bytes
+        )
+        advertised = (settings.sip_advertised_host, settings.sip_port) if settings.sip_advertised_host else None
+        uac = SipUAC(transport)
+        uas = VoxdeskUAS(
+            transport,
+            user_agent="Voxdesk",
+            uac=uac,
+            advertised_addr=advertised,
+            on_ack=self._acked,
+            on_info=self._info,
+        )
+        uas.on_invite = self._invited
+        uas.on_bye = self._bye
+        uas.on_cancel = self._cancelled
+        uas.on_reinvite = self._reinvited
+        uas.on_transfer_progress = self._transfer_progress
+        uas.on_ack_timeout = lambda call: self._end(call.call_id, "ack_timeout")
+        uas.on_session_expired = lambda call: self._end(call.call_id, "session_expired")
+        try:
+            await uas.start()
+        except OSError as exc:
+            log.error("sip_bind_failed", host=settings.sip_host, port=settings.sip_port, error=str(exc))
+            return
+        self._transport, self._uas, self._uac = transport, uas, uac
+        SIP_LISTENING.set(1)
+        log.info("sip_listening", host=settings.sip_host, port=settings.sip_port, trunks=len(settings.trunks))
+
+    async def stop(self) -> None:
+        """Hang up what is left and close the socket."""
+        for sip_call in list(self._calls.values()):
+            if sip_call.media is not None and sip_call.media.call is not None:
+                await sip_call.media.call.end("server_shutdown")
+        if self._uas is not None:
+            await self._uas.stop()
+        SIP_LISTENING.set(0)
+        self._transport = self._uas = self._uac = None
+
+    # --- INVITE to answered call ---
+
+    def _invited(self, invite: IncomingCall) -> None:
+        self._voice.spawn(self._answer(invite), name=f"sip-invite-{invite.call_id[:32]}")
+
+    def _refuse(self, invite: IncomingCall, status: int, reason: str, headers: dict[str, str] | None = None) -> None:
+        SIP_REFUSED.labels(status=str(status)).inc()
+        if headers:
+            invite._send_response(status, reason, extra_headers=headers)
+            invite.dialog.terminate()
+        else:
+            invite.reject(status, reason)
+
+    async def _answer(self, invite: IncomingCall) -> None:
+        request = invite.invite
+        authorization = request.get_header("authorization") or request.get_header("proxy-authorization")
+        verdict = self.trunks.admit(invite.source_addr[0], authorization)
+        if verdict.trunk is None:
+            headers = {"WWW-Authenticate": verdict.challenge} if verdict.challenge else None
+            self._refuse(invite, verdict.status, verdict.reason, headers)
+            return
+        trunk = verdict.trunk
+        if invite.sdp_offer is None:
+            self._refuse(invite, 488, "Not Acceptable Here")  # no late offer (INVITE without SDP)
+            return
+        if not self.trunks.acquire(trunk):
+            self._refuse(invite, 486, "Busy Here")
+            return
+        SIP_TRUNK_CALLS.labels(trunk=trunk).set(self.trunks.active(trunk))
+        try:
+            port = self._ports.take()
+        except ProblemError:
+            self._release_trunk(trunk)
+            self._refuse(invite, 503, "Service Unavailable")
+            return
+        sip_call = SipCall(invite=invite, trunk=trunk, port=port)
+        self._calls[invite.call_id] = sip_call
+        try:
+            await self._set_up(sip_call)
+        except Exception:
+            log.exception("sip_setup_failed", sip_call_id=invite.call_id[:32])
+            if not invite._answered and not sip_call.cancelled:
+                self._refuse(invite, 500, "Server Internal Error")
+            await self._release(sip_call)
+
+    async def _set_up(self, sip_call: SipCall) -> None:
+        invite = sip_call.invite
+        offer = invite.sdp_offer
+        assert offer is not None
+        dialled = _user(invite.invite, "to") or ""
+        caller = _user(invite.invite, "from")
+        persona = self._settings.routes.get(dialled)
+        try:
+            await self._voice.admit(rate_key=f"trunk:{sip_call.trunk}", channel="sip")
+        except ProblemError as problem:
+            status, reason = (503, "Service Unavailable") if problem.status == 503 else (486, "Busy Here")
+            self._refuse(invite, status, reason, {"Retry-After": "5"} if status == 503 else None)
+            await self._release(sip_call)
+            return
+        try:
+            rtp = RtpSession(
+                local_ip=self._settings.sip_host,
+                rtp_port=sip_call.port,
+                offer=offer,
+                advertised_ip=self._settings.sip_advertised_host,
+                supported_codecs=CODECS,
+                symmetric_rtp=False,  # trunks and PBXs announce where they listen; latching is for NATed phones
+            )
+        except (SdpNegotiationError, ValueError):
+            self._refuse(invite, 488, "Not Acceptable Here")
+            await self._release(sip_call)
+            return
+        sip_call.rtp = rtp
+        await rtp.start()
+        if sip_call.cancelled:
+            await self._release(sip_call)
+            return
+        invite.ringing()
+        media = SipMedia(rtp, on_close=partial(self._closed, sip_call), on_digit=self._digit)
+        sip_call.media = media
+        request = CallRequest(
+            channel="sip",
+            rate_key=f"trunk:{sip_call.trunk}",
+            persona=persona or DEFAULT_PERSONA,
+            meta={"transport": "sip", "trunk": sip_call.trunk, "codec": rtp.chosen_payload_type},
+            caller_number=caller,
+        )
+        try:
+            started = await self._voice.start_call(request, media)
+        except ProblemError:
+            self._refuse(invite, 503, "Service Unavailable", {"Retry-After": "5"})
+            await self._release(sip_call)
+            return
+        call = started.call
+        if sip_call.cancelled:
+            started.run.close()
+            await call.end("caller_cancelled", outcome="not_connected")
+            return
+        invite.accept(rtp.sdp_answer)
+        log.info("sip_call_answered", call_id=call.call_id, trunk=sip_call.trunk, persona=persona or "default")
+        self._voice.spawn(started.run, name=f"call-{call.call_id}")
+
+    def _acked(self, sip_call_id: str) -> None:
+        sip_call = self._calls.get(sip_call_id)
+        if sip_call is None or sip_call.media is None or sip_call.media.controls is None:
+            return
+        controls = sip_call.media.controls
+        if not controls.media_ready.is_set():
+            self._voice.spawn(controls.connected(), name=f"sip-ack-{sip_call_id[:32]}")
+
+    # --- ending ---
+
+    def _bye(self, invite: IncomingCall, request: SipRequest) -> None:
+        del request
+        sip_call = self._calls.get(invite.call_id)
+        if sip_call is None:
+            return
+        sip_call.caller_hung_up = True
+        if sip_call.media is not None and sip_call.media.controls is not None:
+            sip_call.media.controls.hang_up("caller_hangup")
+
+    def _cancelled(self, request: SipRequest, addr: tuple[str, int]) -> None:
+        del addr
+        sip_call = self._calls.get(request.call_id or "")
+        if sip_call is None:
+            return
+        # aiosipua has answered 200 to the CANCEL and 487 to the INVITE (unless it was already answered).
+        sip_call.cancelled = True
+        sip_call.caller_hung_up = True
+        if sip_call.media is not None and sip_call.media.controls is not None:
+            sip_call.media.controls.hang_up("caller_cancelled")
+
+    def _end(self, sip_call_id: str, reason: str) -> None:
+        sip_call = self._calls.get(sip_call_id)
+        if sip_call is not None and sip_call.media is not None and sip_call.media.controls is not None:
+            sip_call.media.controls.hang_up(reason)
+
+    async def _closed(self, sip_call: SipCall, reason: str) -> None:
+        """The call ended (any reason): BYE unless the caller is gone, then free its line and port."""
+        if not sip_call.caller_hung_up and sip_call.invite._answered:
+            sip_call.invite.hangup()
+            log.info("sip_bye_sent", sip_reason=reason, trunk=sip_call.trunk)
+        await self._release(sip_call)
+
+    def _release_trunk(self, trunk: str) -> None:
+        self.trunks.release(trunk)
+        SIP_TRUNK_CALLS.labels(trunk=trunk).set(self.trunks.active(trunk))
+
+    async def _release(self, sip_call: SipCall) -> None:
+        if sip_call.released:
+            return
+        sip_call.released = True
+        self._calls.pop(sip_call.invite.call_id, None)
+        if self._uas is not None:
+            self._uas._calls.pop(sip_call.invite.call_id, None)
+        if sip_call.rtp is not None:
+            await sip_call.rtp.close()
+        self._ports.give(sip_call.port)
+        self._release_trunk(sip_call.trunk)
+
+    # --- mid-call ---
+
+    def _reinvited(self, invite: IncomingCall) -> None:
+        """Hold (sendonly/inactive offer) and resume (sendrecv): answer with the mirrored direction."""
+        sip_call = self._calls.get(invite.call_id)
+        if sip_call is None or sip_call.rtp is None or sip_call.media is None:
+            self._refuse(invite, 481, "Call/Transaction Does Not Exist")
+            return
+        offer = invite.sdp_offer
+        if offer is None:
+            invite.accept(sip_call.rtp.sdp_answer)
+            return
+        try:
+            answer, _pt = negotiate_sdp(
+                offer=offer,
+                local_ip=self._media_host,
+                rtp_port=sip_call.port,
+                supported_codecs=[sip_call.rtp.chosen_payload_type],
+            )
+        except SdpNegotiationError:
+            invite._send_response(488, "Not Acceptable Here")
+            return
+        audio = offer.audio
+        direction = audio.direction if audio is not None else "sendrecv"
+        sip_call.media.held = direction in ("sendonly", "inactive")
+        if offer.rtp_address is not None and offer.rtp_address != sip_call.rtp.remote_addr:
+            sip_call.rtp.update_remote(offer.rtp_address)
+        invite.accept(answer)
+        call_id = sip_call.media.call.call_id if sip_call.media.call is not None else None
+        log.info("sip_hold" if sip_call.media.held else "sip_resume", call_id=call_id)
+
+    def _info(self, request: SipRequest) -> None:
+        """SIP INFO DTMF (``application/dtmf-relay`` ``Signal=5`` or ``application/dtmf`` ``5``)."""
+        assert self._uas is not None
+        content_type = (request.content_type or "").split(";")[0].strip().lower()
+        if content_type not in _INFO_TYPES:
+            self._uas.reply(request, 415, "Unsupported Media Type", {"Accept": ", ".join(_INFO_TYPES)})
+            return
+        body = request.text.strip()
+        digit = body
+        for line in body.splitlines():
+            key, _, value = line.partition("=")
+            if key.strip().lower() == "signal":
+                digit = value.strip()
+        digit = digit.upper()
+        if digit not in _DTMF_DIGITS:
+            self._uas.reply(request, 400, "Bad DTMF")
+            return
+        self._uas.reply(request, 200, "OK")
+        sip_call = self._calls.get(request.call_id or "")
+        if sip_call is not None and sip_call.media is not None:
+            sip_call.media.digit(digit, "info")
+
+    def _digit(self, media: SipMedia, digit: str) -> None:
+        call = media.call
+        if call is None:
+            return
+        self._voice.spawn(self._record_digit(media, digit), name=f"sip-dtmf-{call.call_id}")
+
+    async def _record_digit(self, media: SipMedia, digit: str) -> None:
+        call, controls = media.call, media.controls
+        if call is None or controls is None:
+            return
+        # The digit is stored with the call (an account number may be typed): never logged.
+        async with self._voice.state.sessions() as session:
+            await call_service.add_event(session, call.call_id, kind="dtmf", data={"digit": digit})
+        if digit != HANDOFF_DIGIT:
+            return
+        handoff_id = await controls.request_handoff("caller pressed 0", source="dtmf")
+        log.info("sip_dtmf_handoff", call_id=call.call_id, handoff=handoff_id is not None)
+        if handoff_id is None and self._settings.transfer_target:
+            self.transfer(media, self._settings.transfer_target)
+
+    def transfer(self, media: SipMedia, target: str) -> bool:
+        """Cold-transfer the call (REFER, RFC 3515) to a SIP URI or number; the caller's NOTIFY 200 ends it."""
+        sip_call = next((c for c in self._calls.values() if c.media is media), None)
+        if sip_call is None or self._uac is None or sip_call.caller_hung_up:
+            return False
+        host = self._settings.sip_advertised_host or self._settings.sip_host
+        uri = target if target.startswith(("sip:", "sips:", "tel:")) else f"sip:{target}@{host}"
+        self._uac.send_refer(sip_call.invite.dialog, uri, sip_call.invite.source_addr)
+        sip_call.transferred = True
+        call_id = media.call.call_id if media.call is not None else None
+        log.info("sip_refer_sent", call_id=call_id)
+        return True
+
+    def _transfer_progress(self, sip_call_id: str, status: int, reason: str) -> None:
+        del reason
+        sip_call = self._calls.get(sip_call_id)
+        if sip_call is None or not sip_call.transferred:
+            return
+        if 200 <= status < 300:
+            if sip_call.media is not None and sip_call.media.call is not None:
+                sip_call.media.call.outcome_hint = "handed_off"
+            self._end(sip_call_id, "transferred")

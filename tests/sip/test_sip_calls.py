@@ -1,0 +1,209 @@
+"""Real SIP calls from sipp to ``voxdesk serve``: a spoken question answered as RTP, DTMF, CANCEL, BYE, hold,
+malformed INVITEs, trunk limits and digest login. One server for the package (``conftest.sip_server``)."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.sip.conftest import (
+    CALLER,
+    LIMITED_TRUNK_IP,
+    RtpCapture,
+    SipServer,
+    free_udp_port,
+    question_ulaw,
+    run_sipp,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def _calls(server: SipServer) -> list[tuple[str, ...]]:
+    return server.voice.query(
+        "SELECT id, channel, status, end_reason, outcome, caller_number FROM calls WHERE channel = 'sip' "
+        "ORDER BY started_at"
+    )
+
+
+def _wait_for(predicate: object, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.2)  # polling a separate process's database: nothing to await
+    raise AssertionError("condition not met in time")
+
+
+def _statuses(messages: str) -> list[int]:
+    return [int(m) for m in re.findall(r"^SIP/2\.0 (\d{3})", messages, flags=re.MULTILINE)]
+
+
+def _speech_frames(pcm: np.ndarray) -> int:
+    """20 ms frames loud enough to be speech (the agent's silence is sent as nothing or near zero)."""
+    frames = pcm[: len(pcm) // 160 * 160].reshape(-1, 160).astype(np.float64)
+    return int((np.sqrt((frames**2).mean(axis=1)) > 300).sum())
+
+
+def _syllable_onsets(pcm: np.ndarray) -> int:
+    """Quiet-to-loud transitions: speech has many, a tone or noise burst has one."""
+    frames = pcm[: len(pcm) // 160 * 160].reshape(-1, 160).astype(np.float64)
+    loud = np.sqrt((frames**2).mean(axis=1)) > 300
+    return int((loud[1:] & ~loud[:-1]).sum())
+
+
+def test_spoken_question_is_answered_over_rtp(sip_server: SipServer, rtp_capture: RtpCapture, tmp_path: Path) -> None:
+    question_ulaw(tmp_path, "How do I reset my password?")
+    before = len(_calls(sip_server))
+    run = run_sipp(sip_server, "question", tmp_path, rtp_port=rtp_capture.port, stay_ms=22_000)
+    assert run.returncode == 0, run.stdout
+    assert _statuses(run.messages)[-2:] == [200, 200]  # the INVITE answered, then our BYE
+    calls = _calls(sip_server)
+    assert len(calls) == before + 1
+    call_id, channel, status, reason, _outcome, number = calls[-1]
+    assert (channel, status, reason, number) == ("sip", "ended", "caller_hangup", CALLER)
+    # The agent's voice came back as PCMU RTP: the greeting and the answer, seconds of syllables.
+    assert rtp_capture.payload_types == {0}
+    pcm = rtp_capture.pcm()
+    assert _speech_frames(pcm) > 150, _speech_frames(pcm)  # > 3 s of speech
+    assert _syllable_onsets(pcm) > 10
+    turns = sip_server.voice.query("SELECT role, text FROM call_turns WHERE call_id = ? ORDER BY seq", call_id)
+    caller = [text for role, text in turns if role == "caller"]
+    agent = [text.lower() for role, text in turns if role == "agent"]
+    assert any("password" in text for text in caller), turns
+    assert any("password" in text or "reset link" in text for text in agent[1:]), turns
+    # The caller ID is stored, never logged.
+    assert CALLER not in sip_server.voice.log_path.read_text()
+    latency = sip_server.voice.query("SELECT latency_p50_ms FROM calls WHERE id = ?", call_id)
+    assert latency[0][0] is not None
+
+
+def test_dtmf_zero_requests_a_handoff(sip_server: SipServer, rtp_capture: RtpCapture, tmp_path: Path) -> None:
+    run = run_sipp(sip_server, "dtmf", tmp_path, rtp_port=rtp_capture.port, stay_ms=4000)
+    assert run.returncode == 0, run.stdout
+    call_id = _calls(sip_server)[-1][0]
+    events = sip_server.voice.query("SELECT kind, data FROM call_events WHERE call_id = ?", call_id)
+    assert ("dtmf", '{"digit": "0"}') in [(k, d) for k, d in events], events
+    _wait_for(lambda: sip_server.voice.query("SELECT source FROM handoffs WHERE call_id = ?", call_id))
+    assert sip_server.voice.query("SELECT source FROM handoffs WHERE call_id = ?", call_id) == [("dtmf",)]
+
+
+def test_sip_info_dtmf_requests_a_handoff(sip_server: SipServer, rtp_capture: RtpCapture, tmp_path: Path) -> None:
+    run = run_sipp(sip_server, "dtmf_info", tmp_path, rtp_port=rtp_capture.port, stay_ms=3000)
+    assert run.returncode == 0, run.stdout
+    call_id = _calls(sip_server)[-1][0]
+    _wait_for(lambda: sip_server.voice.query("SELECT source FROM handoffs WHERE call_id = ?", call_id))
+
+
+def test_cancel_before_answer(sip_server: SipServer, rtp_capture: RtpCapture, tmp_path: Path) -> None:
+    run = run_sipp(sip_server, "cancel", tmp_path, rtp_port=rtp_capture.port)
+    assert run.returncode == 0, run.stdout
+    assert 487 in _statuses(run.messages)
+    # Nothing is left holding the line: the next call is answered.
+    run = run_sipp(sip_server, "hold", tmp_path, rtp_port=rtp_capture.port)
+    assert run.returncode == 0, run.stdout
+
+
+def test_hold_and_resume_with_reinvite(sip_server: SipServer, rtp_capture: RtpCapture, tmp_path: Path) -> None:
+    run = run_sipp(sip_server, "hold", tmp_path, rtp_port=rtp_capture.port, extra=("-trace_logs",))
+    assert run.returncode == 0, run.stdout
+    logs = "".join(p.read_text() for p in tmp_path.glob("*_logs.log"))
+    assert "answer2 recvonly" in logs and "answer3 sendrecv" in logs, logs
+
+
+def test_agent_hangs_up_with_bye(sip_server: SipServer, rtp_capture: RtpCapture, tmp_path: Path) -> None:
+    # Nobody speaks: the silence timeout (8 s here) ends the call from the agent's side with a BYE.
+    run = run_sipp(sip_server, "agent_bye", tmp_path, rtp_port=rtp_capture.port, timeout_s=60)
+    assert run.returncode == 0, run.stdout
+    assert _calls(sip_server)[-1][3] == "silence_timeout"
+
+
+def test_malformed_invite_gets_400_and_the_next_call_works(
+    sip_server: SipServer, rtp_capture: RtpCapture, tmp_path: Path
+) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(3)
+        port = sock.getsockname()[1]
+        # No CSeq, no Max-Forwards, no To (RFC 3261 8.1.1): 400.
+        bad = (
+            "INVITE sip:+15550100@127.0.0.1 SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKbad1\r\n"
+            "From: <sip:x@127.0.0.1>;tag=1\r\nCall-ID: bad-1\r\nContent-Length: 0\r\n\r\n"
+        )
+        sock.sendto(bad.encode(), ("127.0.0.1", sip_server.sip_port))
+        assert sock.recv(4096).startswith(b"SIP/2.0 400 ")
+        # Garbage and an oversized datagram are dropped without an answer.
+        sock.sendto(b"\x00\xffnot sip at all", ("127.0.0.1", sip_server.sip_port))
+        sock.sendto(
+            b"OPTIONS sip:x SIP/2.0\r\n" + b"X: " + b"a" * 20_000 + b"\r\n\r\n", ("127.0.0.1", sip_server.sip_port)
+        )
+        with pytest.raises(TimeoutError):
+            sock.recv(4096)
+        # An unknown method: 405 with Allow.
+        options = (
+            "SUBSCRIBE sip:+15550100@127.0.0.1 SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKsub1\r\n"
+            "From: <sip:x@127.0.0.1>;tag=2\r\nTo: <sip:+15550100@127.0.0.1>\r\nCall-ID: sub-1\r\n"
+            "CSeq: 1 SUBSCRIBE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        )
+        sock.sendto(options.encode(), ("127.0.0.1", sip_server.sip_port))
+        reply = sock.recv(4096).decode()
+        assert reply.startswith("SIP/2.0 405 ") and "Allow: INVITE" in reply
+    run = run_sipp(sip_server, "hold", tmp_path, rtp_port=rtp_capture.port)
+    assert run.returncode == 0, run.stdout
+
+
+def test_trunk_over_its_limit_gets_486(sip_server: SipServer, rtp_capture: RtpCapture, tmp_path: Path) -> None:
+    # The "small" trunk (127.0.0.2) carries one call: a first call holds it, a second is refused 486.
+    first_dir = tmp_path / "first"
+    first_dir.mkdir()
+    question_ulaw(first_dir, "Hello.")
+    holder = subprocess.Popen(
+        [
+            "sipp",
+            f"127.0.0.1:{sip_server.sip_port}",
+            "-sf",
+            str(Path(__file__).parent / "scenarios" / "question.xml"),
+            "-i",
+            LIMITED_TRUNK_IP,
+            "-mi",
+            LIMITED_TRUNK_IP,
+            "-p",
+            str(free_udp_port()),
+            "-mp",
+            str(free_udp_port() & ~1),
+            "-set",
+            "caller",
+            CALLER,
+            "-set",
+            "dialled",
+            "+15550100",
+            "-set",
+            "rtp_port",
+            str(rtp_capture.port),
+            "-d",
+            "6000",
+            "-m",
+            "1",
+            "-nostdin",
+            "-timeout",
+            "60s",
+        ],
+        cwd=first_dir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for(lambda: any(c[2] == "active" for c in _calls(sip_server)), timeout_s=20)
+        run = run_sipp(sip_server, "refused", tmp_path, rtp_port=rtp_capture.port, local_ip=LIMITED_TRUNK_IP)
+        assert run.returncode == 0, run.stdout
+        assert 486 in _statuses(run.messages)
+    finally:
+        assert holder.wait(timeout=60) == 0
