@@ -11,7 +11,7 @@ shorter passages, another vocabulary). :func:`calibrate` measures the base it se
   keyword search gives that passage; the reranker's probability when one is configured).
 - **negatives** are questions the base does not answer: a fixed list of everyday off-topic questions
   (:data:`OFF_TOPIC`), each sent through the real retriever over the whole base (its best score, keyword bonus
-  included).
+  included; without the sound-alike second try, which would rewrite an off-topic word into the base's own).
 
 The threshold is halfway between the negatives' 95th percentile and the positives' median, kept within
 :data:`BOUNDS` (see :func:`_threshold`). A base too small to measure (fewer than
@@ -254,7 +254,7 @@ async def calibrate(
     positives = await _positive_scores(retriever, probes)
     negatives = [
         float(r.top_score) if r.top_score is not None else 0.0
-        for r in [await retriever.retrieve(q, top_k=1) for q in OFF_TOPIC]
+        for r in [await retriever.retrieve(q, top_k=1, sound_alike=False) for q in OFF_TOPIC]
     ]
     threshold, tpr, tnr = _threshold(positives, negatives)
     return Calibration(

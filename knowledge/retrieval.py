@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from knowledge.embedders.base import Embedder
+from knowledge.phonetic import SoundAlike
 from knowledge.rerank import CrossEncoderReranker
 from knowledge.stores.base import VectorStore
 from knowledge.types import Hit, Passage, Retrieval
@@ -99,6 +101,7 @@ class HybridRetriever:
         self._checked_at = 0.0
         self._calibrating: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self.sound_alike: SoundAlike | None = None
 
     async def enable_calibration(self, directory: Path) -> Calibration:
         """Derive the threshold from the base (or load the stored one that still matches it) and keep it current.
@@ -116,6 +119,7 @@ class HybridRetriever:
             self._checked_at = time.monotonic()
             counts = await self.store.document_counts()
             chunks = await calib.all_chunks(self.store)
+            self.use_vocabulary([c.text for c in chunks])
             model_id = str(getattr(self.embedder, "model_id", "unknown"))
             print_ = calib.fingerprint(chunks, model_id)
             stored = calib.load(self._calibration_dir) if self._calibration_dir else None
@@ -167,13 +171,50 @@ class HybridRetriever:
         bonus = self.config.keyword_bonus / hit.keyword_rank if hit.keyword_rank else 0.0
         return max(0.0, min(1.0, cosine + bonus))
 
-    async def retrieve(self, question: str, *, top_k: int = 5) -> Retrieval:
-        """Retrieve up to ``top_k`` passages for ``question``, best first."""
+    async def retrieve(self, question: str, *, top_k: int = 5, sound_alike: bool = True) -> Retrieval:
+        """Retrieve up to ``top_k`` passages for ``question``, best first.
+
+        When nothing is found and the base's vocabulary is known (:meth:`use_vocabulary`), the question is
+        tried once more with its sound-alikes of the base's words replaced (:mod:`knowledge.phonetic`: "caster
+        all" -> "kestrel"), and the better of the two is returned (``sound_alike=False``: the question as given
+        only, as the calibration scores it).
+        """
         started = time.perf_counter()
         self._maybe_recalibrate()
         question = question.strip()
         if not question:
             return Retrieval(found=False, passages=(), latency_ms=0.0, top_score=None)
+        scored = await self._search(question, top_k)
+        if sound_alike and self.sound_alike is not None and (not scored or scored[0][0] < self.config.score_threshold):
+            heard = self.sound_alike.rewrite(question)
+            if heard is not None:
+                again = await self._search(heard, top_k)
+                if again and (not scored or again[0][0] > scored[0][0]):
+                    scored = again
+        passages = tuple(
+            Passage(
+                text=hit.chunk.text,
+                score=round(score, 4),
+                document_id=hit.chunk.document_id,
+                chunk_id=hit.chunk.id,
+                citation=citation(hit.chunk.title, hit.chunk.heading, hit.chunk.page, hit.chunk.seq),
+                title=hit.chunk.title,
+                heading=hit.chunk.heading,
+                page=hit.chunk.page,
+            )
+            for score, hit in scored[:top_k]
+        )
+        top = passages[0].score if passages else None
+        found = top is not None and top >= self.config.score_threshold
+        return Retrieval(
+            found=found, passages=passages, latency_ms=(time.perf_counter() - started) * 1000.0, top_score=top
+        )
+
+    def use_vocabulary(self, texts: Sequence[str]) -> None:
+        """Match the base's own words by sound as well as by spelling (built from its passages' text)."""
+        self.sound_alike = SoundAlike(texts)
+
+    async def _search(self, question: str, top_k: int) -> list[tuple[float, Hit]]:
         pool = max(top_k, 10) if self.reranker else top_k * 2
         encode = getattr(self.embedder, "encode", None)
         search = getattr(self.store, "hybrid_search_sync", None)
@@ -193,21 +234,4 @@ class HybridRetriever:
             rerank = await self.reranker.score(question, [hit.chunk.text for _, hit in scored])
             scored = [(s, hit) for s, (_, hit) in zip(rerank, scored, strict=True)]
         scored.sort(key=lambda pair: -pair[0])
-        passages = tuple(
-            Passage(
-                text=hit.chunk.text,
-                score=round(score, 4),
-                document_id=hit.chunk.document_id,
-                chunk_id=hit.chunk.id,
-                citation=citation(hit.chunk.title, hit.chunk.heading, hit.chunk.page, hit.chunk.seq),
-                title=hit.chunk.title,
-                heading=hit.chunk.heading,
-                page=hit.chunk.page,
-            )
-            for score, hit in scored[:top_k]
-        )
-        top = passages[0].score if passages else None
-        found = top is not None and top >= self.config.score_threshold
-        return Retrieval(
-            found=found, passages=passages, latency_ms=(time.perf_counter() - started) * 1000.0, top_score=top
-        )
+        return scored

@@ -10,6 +10,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar
 
+from pipecat.frames.frames import DataFrame
 from pipecat.services.stt_service import STTService
 
 from pipelines.options import ASROptions
@@ -20,6 +21,7 @@ __all__ = [
     "ASRResult",
     "FileTranscript",
     "FileTranscriptionUnsupportedError",
+    "RecognitionEvidenceFrame",
     "RecognitionServiceError",
     "TimedWord",
 ]
@@ -36,6 +38,21 @@ class ASRResult:
     # Recogniser CPU time for the utterance so far.
     decode_ms: float = 0.0
     audio_ms: float = 0.0
+    confidence: float | None = None
+    # Other hypotheses of the recogniser's N-best list, best first (final results of engines that have one).
+    alternatives: tuple[str, ...] = ()
+
+
+@dataclass
+class RecognitionEvidenceFrame(DataFrame):
+    """What the recogniser knew beyond a final transcript's text, pushed right after it.
+
+    The user aggregator consumes transcription frames; this one passes it on to the brain, which retrieves
+    over the other hypotheses and asks the caller to confirm when the evidence is weak.
+    """
+
+    text: str = ""
+    alternatives: tuple[str, ...] = ()
     confidence: float | None = None
 
 

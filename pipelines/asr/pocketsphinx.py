@@ -39,7 +39,7 @@ from pipecat.services.stt_service import STTService
 from pipecat.utils.time import time_now_iso8601
 
 from config.settings import missing_acoustic_model_files
-from pipelines.asr.base import ASRBackend, ASRCapabilities, ASRResult, FileTranscript
+from pipelines.asr.base import ASRBackend, ASRCapabilities, ASRResult, FileTranscript, RecognitionEvidenceFrame
 from pipelines.asr.sphinx.decoder_pool import DecoderPool
 from pipelines.asr.sphinx.file_decoder import decode_file
 from pipelines.asr.sphinx.results import DecoderResult, DecoderStream, ResultCallback
@@ -270,13 +270,19 @@ class PocketsphinxSTTService(STTService):
 
     async def _read_results(self) -> None:
         while True:
-            kind, text, decode_ms, audio_ms, finalize_ms = await self._results.get()
+            kind, text, decode_ms, audio_ms, finalize_ms, alternatives, confidence = await self._results.get()
             if kind == "error":
                 log.error("asr_decoder_failed", call_id=self._call_id, backend="pocketsphinx")
                 await self.push_error(f"pocketsphinx decoder failed: {text}")
                 continue
             result = ASRResult(
-                text=text, final=kind == "final", finalize_ms=finalize_ms, decode_ms=decode_ms, audio_ms=audio_ms
+                text=text,
+                final=kind == "final",
+                finalize_ms=finalize_ms,
+                decode_ms=decode_ms,
+                audio_ms=audio_ms,
+                confidence=confidence,
+                alternatives=alternatives,
             )
             if kind == "interim":
                 await self.push_frame(InterimTranscriptionFrame(text, self._user_id, time_now_iso8601(), result=result))
@@ -284,5 +290,8 @@ class PocketsphinxSTTService(STTService):
                 transcript = TranscriptionFrame(text, self._user_id, time_now_iso8601(), result=result)
                 transcript.finalized = True
                 await self.push_frame(transcript)
+                await self.push_frame(
+                    RecognitionEvidenceFrame(text=text, alternatives=alternatives, confidence=confidence)
+                )
             else:
                 await self.stop_ttfb_metrics()

@@ -11,7 +11,9 @@ Wire format, both ways big-endian: ``u8 kind, u32 stream, u32 length`` + payload
   (``u32 interim_every_frames`` + pre-roll PCM), ``AUDIO`` (PCM), ``END``, ``ABORT``, ``CLOSE`` (the stream
   is over: its decoder goes back to the worker's pool).
 - Worker → server: ``READY`` (stream 0, JSON ``{"error": null | str}``: a ``CONFIG`` was applied, or not),
-  ``INTERIM`` / ``FINAL`` (JSON ``{"text", "decode_ms", "audio_bytes"}``), ``ERROR`` (JSON ``{"error"}``).
+  ``INTERIM`` / ``FINAL`` (JSON ``{"text", "decode_ms", "audio_bytes"}``; a final also ``"alternatives"``:
+  other N-best hypotheses, and ``"confidence"``: the best one's mean word posterior), ``ERROR`` (JSON
+  ``{"error"}``).
 
 Run as ``python -m pipelines.asr.pocketsphinx_worker`` (the server does); it imports nothing of ours but this
 module.
@@ -32,6 +34,8 @@ HEADER = struct.Struct(">BII")
 # 20 ms at 16 kHz: the decoder is fed in these pieces (each call into it holds this process for ~1 ms).
 PIECE_BYTES = 640
 MAX_IDLE_DECODERS = 64
+MAX_ALTERNATIVES = 4  # other hypotheses a final result carries
+NBEST_SCAN = 30  # N-best entries read to find them (many differ only in fillers and pronunciations)
 
 
 class Kind:
@@ -132,8 +136,12 @@ class UtteranceDecoder:
         self.decoder.end_utt()
         hyp = self.decoder.hyp()
         self.in_utt = False
+        text = hyp.hypstr if hyp is not None else ""
+        alternatives, confidence = evidence(self.decoder, text) if text else ((), None)
         self.decode_s += time.perf_counter() - t0
-        self.results.append((Kind.FINAL, self._result(hyp.hypstr if hyp is not None else "")))
+        result = self._result(text)
+        result["alternatives"], result["confidence"] = list(alternatives), confidence
+        self.results.append((Kind.FINAL, result))
 
     def abort(self) -> None:
         """Drop the utterance in progress, if any."""
@@ -143,6 +151,36 @@ class UtteranceDecoder:
 
     def _result(self, text: str) -> dict[str, Any]:
         return {"text": text, "decode_ms": self.decode_s * 1000, "audio_bytes": self.audio_bytes}
+
+
+def evidence(decoder: Any, best: str, *, alternatives: int = MAX_ALTERNATIVES) -> tuple[tuple[str, ...], float | None]:
+    """What the recogniser knows beyond its best guess, at the end of an utterance (about half a millisecond).
+
+    Returns up to ``alternatives`` other hypotheses of the N-best list (distinct texts, best first; pocketsphinx
+    lists many that differ only in fillers) and the mean posterior probability of the best hypothesis' words
+    (``seg().prob``, from the lattice of the best-path pass; None when it has no words).
+    """
+    others: list[str] = []
+    try:
+        for n, hyp in enumerate(decoder.nbest()):
+            text = " ".join(hyp.hypstr.split())
+            if text and text != best and text not in others:
+                others.append(text)
+            if len(others) >= alternatives or n >= NBEST_SCAN:
+                break
+    except Exception:  # noqa: BLE001 - no lattice (e.g. an empty utterance): only the best guess is known
+        others = []
+    probs: list[float] = []
+    try:
+        for seg in decoder.seg():
+            word = str(seg.word)
+            if word.startswith(("<", "[", "+")):
+                continue
+            probs.append(float(seg.prob))
+    except Exception:  # noqa: BLE001 - as above
+        probs = []
+    confidence = round(sum(probs) / len(probs), 4) if probs else None
+    return tuple(others), confidence
 
 
 def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:

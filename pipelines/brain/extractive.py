@@ -29,6 +29,7 @@ from pipecat.frames.frames import (
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
+from pipelines.asr.base import RecognitionEvidenceFrame
 from pipelines.brain.answer_type import AnswerType, fits, question_type
 from pipelines.brain.base import BrainBackend, BrainCapabilities
 from pipelines.contracts import Passage, PersonaSpec, Retrieval, TextEmbedder
@@ -38,9 +39,18 @@ from pipelines.tools import END, SEARCH, TICKET, TOOLS, TRANSFER, CallTools
 
 log = structlog.stdlib.get_logger(__name__)
 
-__all__ = ["ExtractiveBackend", "ExtractiveBrain", "best_sentences", "split_sentences"]
+__all__ = ["CONFIRM", "CONFIRM_PREFIX", "ExtractiveBackend", "ExtractiveBrain", "best_sentences", "split_sentences"]
 
 NOT_FOUND = "I'm sorry, I couldn't find that in our help center. Would you like me to connect you with a person?"
+# A confirming question is marked on its turn: ``AnswerMetaFrame.tool == CONFIRM`` (no citations), and its
+# spoken text starts with CONFIRM_PREFIX (benchmarks count the confirmation rate by either).
+CONFIRM = "confirm"
+CONFIRM_PREFIX = "Do you mean"
+DENIED = "Sorry I got that wrong. Would you like me to connect you with a person?"
+# Below this mean word posterior of the recogniser's best hypothesis, a found answer is confirmed before it is
+# given (pocketsphinx ``seg().prob``; a clear recognition is 0.8-1.0).
+LOW_CONFIDENCE = 0.35
+MAX_ALTERNATIVES = 3  # other recogniser hypotheses searched when the best one finds nothing
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])|\n+")
 _FAQ_QUESTION = re.compile(r"^\s*Q:\s.*$", re.MULTILINE)
 _FAQ_ANSWER = re.compile(r"^\s*A:\s+", re.MULTILINE)
@@ -139,7 +149,7 @@ TYPE_BONUS = 0.5
 _AFFIRMATIVE = frozenset(
     ["yes", "yeah", "yep", "sure", "please", "okay", "ok", "alright", "correct", "right", "absolutely"]
 )
-_NEGATIVE = frozenset(["no", "nope", "not", "don't", "never"])
+_NEGATIVE = frozenset(["no", "nope", "not", "don't", "never", "wrong"])
 
 
 def split_sentences(text: str) -> list[str]:
@@ -225,6 +235,18 @@ def _is_affirmative(text: str) -> bool:
     return bool(words & _AFFIRMATIVE) and not words & _NEGATIVE
 
 
+def _is_negative(text: str) -> bool:
+    words = set(_WORD.findall(text.lower()))
+    return bool(words & _NEGATIVE) and not words & _AFFIRMATIVE
+
+
+def confirming_question(passage: Passage) -> str:
+    """The short question that checks what the caller meant: the passage's section, as its heading says it."""
+    topic = (passage.heading or "").split(" > ")[-1].strip().rstrip("?.!:") or passage.citation.split(",")[0]
+    topic = topic[0].lower() + topic[1:] if topic[:2] != topic[:2].upper() else topic
+    return f"{CONFIRM_PREFIX}: {topic}?"
+
+
 class ExtractiveBackend(BrainBackend):
     """Process-wide resources of the extractive brain: the tools' example embeddings."""
 
@@ -299,7 +321,15 @@ class ExtractiveBrain(FrameProcessor):
         self._knowledge: KnowledgeFrame | None = None
         self._scores: OrderedDict[str, asyncio.Task[dict[str, float]]] = OrderedDict()
         self._offered_human = False
+        self._evidence: OrderedDict[str, RecognitionEvidenceFrame] = OrderedDict()
+        self._confirming: tuple[str, Passage] | None = None
         self._log = log.bind(call_id=call_id)
+
+    def hear(self, evidence: RecognitionEvidenceFrame) -> None:
+        """Keep what the recogniser knew about a final transcript for the turn it belongs to (matched by text)."""
+        self._evidence[" ".join(evidence.text.lower().split())] = evidence
+        while len(self._evidence) > 4:
+            self._evidence.popitem(last=False)
 
     def prefetch(self, text: str) -> None:
         """Start matching ``text`` to the tools while the caller finishes the turn."""
@@ -326,6 +356,9 @@ class ExtractiveBrain(FrameProcessor):
         await super().process_frame(frame, direction)
         if isinstance(frame, LLMContextFrame) and direction == FrameDirection.DOWNSTREAM:
             await self._answer(frame)
+            return
+        if isinstance(frame, RecognitionEvidenceFrame):
+            self.hear(frame)  # it goes no further
             return
         if isinstance(frame, KnowledgeFrame):
             self._knowledge = frame
@@ -367,6 +400,18 @@ class ExtractiveBrain(FrameProcessor):
         offered, self._offered_human = self._offered_human, False
         if offered and _is_affirmative(question) and TRANSFER in self._tools.available:
             return await self._transfer(question)
+        confirming, self._confirming = self._confirming, None
+        if confirming is not None:
+            asked, passage = confirming
+            if _is_affirmative(question):
+                answer = best_sentences(asked, passage.body, max_sentences=self._options.max_sentences)
+                return answer or NOT_FOUND, (passage.citation,), SEARCH
+            if _is_negative(question):
+                self._offered_human = TRANSFER in self._tools.available
+                if self._offered_human:
+                    return DENIED, (), SEARCH
+                return "Sorry I got that wrong. Could you ask it another way?", (), SEARCH
+            # Neither: the caller asked something else; answer that.
         scores = await self._tool_scores(question)
         action = SEARCH
         if scores:
@@ -410,8 +455,21 @@ class ExtractiveBrain(FrameProcessor):
             await self._tools.record_search(question, retrieval)
         else:
             retrieval, _ = await self._tools.search(question)
+        evidence = self._evidence.pop(" ".join(question.lower().split()), None)
+        self._evidence.clear()
         top: Passage | None = retrieval.passages[0] if retrieval.passages else None
         threshold = self._options.answer_threshold
+        if self._answers(retrieval, top) and top is not None:
+            if evidence is not None and evidence.confidence is not None and evidence.confidence < LOW_CONFIDENCE:
+                return self._confirm(question, top)
+        elif evidence is not None and evidence.alternatives:
+            # What the recogniser heard second-best may be what the caller said: an answer found that way is
+            # confirmed with the caller before it is given.
+            for alternative in evidence.alternatives[:MAX_ALTERNATIVES]:
+                other, _ = await self._tools.search(alternative, record=False)
+                other_top = other.passages[0] if other.passages else None
+                if self._answers(other, other_top) and other_top is not None:
+                    return self._confirm(question, other_top)
         if top is None or not retrieval.found or (threshold is not None and top.score < threshold):
             self._offered_human = TRANSFER in self._tools.available
             if self._offered_human:
@@ -419,3 +477,13 @@ class ExtractiveBrain(FrameProcessor):
             return "I'm sorry, I couldn't find that in our help center.", (), SEARCH
         answer = best_sentences(question, top.body, max_sentences=self._options.max_sentences)
         return answer or NOT_FOUND, (top.citation,), SEARCH
+
+    def _answers(self, retrieval: Retrieval, top: Passage | None) -> bool:
+        threshold = self._options.answer_threshold
+        return top is not None and retrieval.found and (threshold is None or top.score >= threshold)
+
+    def _confirm(self, question: str, passage: Passage) -> tuple[str, Sequence[str], str | None]:
+        """Ask whether ``passage`` is what the caller meant; the next turn's yes answers from it."""
+        self._confirming = (question, passage)
+        self._log.info("confirmation_asked", score=passage.score)
+        return confirming_question(passage), (), CONFIRM

@@ -75,8 +75,11 @@ def test_a_worker_process_hears_what_a_thread_hears(domain_lm: ASROptions) -> No
             stream = Stream(backend)
             stream.say(pcm)
             stream.decoder.end_utterance()
-            kind, text, decode_ms, audio_ms, finalize_ms = stream.final()
+            kind, text, decode_ms, audio_ms, finalize_ms, alternatives, confidence = stream.final()
             assert kind == "final", text
+            # What the recogniser knows beyond its best guess: other N-best hypotheses, word posteriors.
+            assert alternatives and text not in alternatives and len(set(alternatives)) == len(alternatives)
+            assert confidence is not None and 0.0 < confidence <= 1.0
             assert decode_ms > 0 and audio_ms == pytest.approx(len(pcm) / 32, rel=0.05)
             assert finalize_ms is not None and finalize_ms >= 0
             heard[name] = text

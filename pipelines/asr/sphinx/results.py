@@ -10,8 +10,9 @@ from pipelines.asr.pocketsphinx_worker import Kind
 
 __all__ = ["DecoderResult", "DecoderStream", "ResultCallback", "to_result"]
 
-# kind ("interim", "final" or "error"), text (the error's reason for "error"), decode_ms, audio_ms, finalize_ms
-DecoderResult = tuple[str, str, float, float, float | None]
+# kind ("interim", "final" or "error"), text (the error's reason for "error"), decode_ms, audio_ms, finalize_ms,
+# the other N-best hypotheses and the best one's mean word posterior (finals only)
+DecoderResult = tuple[str, str, float, float, float | None, tuple[str, ...], float | None]
 ResultCallback = Callable[[DecoderResult], None]
 
 
@@ -20,8 +21,19 @@ def to_result(kind: int, result: dict[str, Any], bytes_per_ms: float, end_stamp:
     text, decode_ms = str(result.get("text", "")), float(result.get("decode_ms", 0.0))
     audio_ms = float(result.get("audio_bytes", 0)) / bytes_per_ms
     if kind == Kind.FINAL:
-        return ("final", text, decode_ms, audio_ms, (time.perf_counter() - end_stamp) * 1000)
-    return ("interim", text, decode_ms, audio_ms, None)
+        alternatives = tuple(str(a) for a in result.get("alternatives") or ())
+        confidence = result.get("confidence")
+        finalize_ms = (time.perf_counter() - end_stamp) * 1000
+        return (
+            "final",
+            text,
+            decode_ms,
+            audio_ms,
+            finalize_ms,
+            alternatives,
+            float(confidence) if confidence is not None else None,
+        )
+    return ("interim", text, decode_ms, audio_ms, None, (), None)
 
 
 class DecoderStream(Protocol):

@@ -85,7 +85,7 @@ class ThreadDecoderStream:
                     self._on_result(to_result(result_kind, result, self._bytes_per_ms, end_stamp))
                 utterance.results.clear()
         except Exception as exc:  # noqa: BLE001 - reported to the pipeline, the thread must not die silently
-            self._on_result(("error", repr(exc), 0.0, 0.0, None))
+            self._on_result(("error", repr(exc), 0.0, 0.0, None, (), None))
         finally:
             try:
                 utterance.abort()

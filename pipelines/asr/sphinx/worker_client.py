@@ -190,7 +190,7 @@ class WorkerStream:
     def _fail(self, reason: str) -> None:
         if not self._failed:
             self._failed = True
-            self._on_result(("error", reason, 0.0, 0.0, None))
+            self._on_result(("error", reason, 0.0, 0.0, None, (), None))
 
     def _send(self, kind: int, payload: bytes = b"") -> None:
         if self._failed:
