@@ -109,6 +109,24 @@ def asks_for_person(text: str, phrases: list[str]) -> bool:
     return any(_words(phrase) in words for phrase in phrases if phrase.strip())
 
 
+def caller_turn_trigger(text: str, policy: HandoffPolicyModel) -> tuple[tuple[str, Source] | None, float | None]:
+    """Whether a caller turn hands the call over (reason, source), and its sentiment score when it was scored.
+
+    The policy's phrases come first (a request for a person); then strong negative sentiment (VADER compound at
+    or below the threshold).
+    """
+    if not policy.enabled:
+        return None, None
+    if policy.phrase_trigger and asks_for_person(text, policy.phrases):
+        return ("caller asked for a person", "phrase"), None
+    if not policy.sentiment_trigger:
+        return None, None
+    score = sentiment.score(text)
+    if score <= policy.sentiment_threshold:
+        return ("strongly negative sentiment", "sentiment"), score
+    return None, score
+
+
 @dataclass
 class _Timing:
     """Moments of one handoff (monotonic), for the benchmark and the metrics."""
@@ -167,17 +185,13 @@ class CallHandoff:
         """A caller turn, before the brain sees it: the phrase and sentiment triggers; the desk's live transcript."""
         if self.state in ("accepted", "human"):
             self._publish_transcript("caller", text)
-        policy = self.policy
-        if self.state != "idle" or not policy.enabled:
+        if self.state != "idle" or not self.policy.enabled:
             return
-        if policy.phrase_trigger and asks_for_person(text, policy.phrases):
-            self.trigger("caller asked for a person", "phrase")
-            return
-        if policy.sentiment_trigger:
-            score = sentiment.score(text)
+        decision, score = caller_turn_trigger(text, self.policy)
+        if score is not None:
             self._last_sentiment = score
-            if score <= policy.sentiment_threshold:
-                self.trigger("strongly negative sentiment", "sentiment")
+        if decision is not None:
+            self.trigger(*decision)
 
     def _on_event(self, record: CallEventRecord) -> None:
         """A call event: counts the knowledge base's "not found" answers."""

@@ -279,3 +279,50 @@ def test_caller_hangs_up_while_queued_the_handoff_is_abandoned(server: VoiceServ
     assert any(e.get("id") == handoff_id and e.get("status") == "abandoned" for e in feed)
     assert server.query("SELECT status FROM handoffs WHERE id = ?", handoff_id)[0][0] == "abandoned"
     assert not server.query("SELECT id FROM callback_requests WHERE handoff_id = ?", handoff_id)
+
+
+OFF_TOPIC = "Can you recommend a good pizza recipe?"
+
+
+def _handoff_after(
+    server: VoiceServer, policy: dict[str, Any], line: str, *, within: float = 20
+) -> dict[str, Any] | None:
+    """Set the default persona's policy, call, say ``line``; the call's handoff once queued (None: none)."""
+    _, supervisor = _account(server, "supervisor")
+
+    async def scenario() -> dict[str, Any] | None:
+        headers = {"Authorization": f"Bearer {supervisor}"}
+        async with httpx.AsyncClient(base_url=server.base_url, headers=headers, timeout=30) as http:
+            default = (await http.get("/api/handoffs/policies/default")).json()
+            put = await http.put("/api/handoffs/policies/default", json={**default, **policy})
+            assert put.status_code == 200, put.text
+            await _available_agent(server)
+            caller = HandoffCaller(server.base_url)
+            try:
+                await caller.connect()
+                await caller.wait_quiet(since=time.monotonic() + 1.0, hold=0.8, within=30)
+                done = caller.speaker.say(flite_pcm(line))
+                await asyncio.wait_for(done.wait(), timeout=30)
+                assert caller.call_id is not None
+                return await queued_handoff(http, caller.call_id, within=within)
+            finally:
+                await caller.close()
+                await http.put("/api/handoffs/policies/default", json=default)
+
+    return asyncio.run(asyncio.wait_for(scenario(), timeout=120))
+
+
+def test_a_not_found_answer_hands_over_when_the_policy_says_one_is_enough(server: VoiceServer) -> None:
+    handoff = _handoff_after(server, {"phrase_trigger": False, "not_found_threshold": 1}, OFF_TOPIC)
+    assert handoff is not None and handoff["source"] == "not_found", handoff
+
+
+def test_with_its_triggers_off_a_request_for_a_person_is_not_handed_over(server: VoiceServer) -> None:
+    # Phrases off: the extractive brain's transfer_to_human tool would hand over; with it off too, nothing does.
+    off = {"phrase_trigger": False, "tool_trigger": False, "not_found_trigger": False, "sentiment_trigger": False}
+    assert _handoff_after(server, off, ASK, within=12) is None
+    refused = [
+        json.loads(data)
+        for (data,) in server.query("SELECT data FROM call_events WHERE kind = 'tool_result' ORDER BY id")
+    ]
+    assert {"tool": "transfer_to_human", "ok": False, "error": "RuntimeError"} in refused, refused
