@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Final
+from typing import Annotated, Final
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field
 
+from control_api.db.models import User
+from control_api.deps import StateDep, require
 from control_api.problems import ProblemError
+from control_api.rbac import Permission
 from control_api.security_headers import page_headers
 
 PACKAGE_DIR: Final = Path(__file__).resolve().parent
@@ -118,3 +122,54 @@ async def console_vendor_file(name: str) -> Response:
         raise ProblemError(404, "No console file at this path.", type_="not-found")
     headers = {**SECURITY_HEADERS, "Cache-Control": "public, max-age=86400"}
     return FileResponse(path, media_type=MEDIA_TYPES[path.suffix], headers=headers)
+
+
+class Backend(BaseModel):
+    """One stage of the voice pipeline or knowledge base and the backend configured for it."""
+
+    stage: str = Field(description="vad | asr | brain | tts | embedder | vector_store")
+    backend: str
+    detail: str | None = Field(default=None, description="Model or voice, where one is named")
+
+
+class ConsoleSettings(BaseModel):
+    """What the Settings page shows of the running configuration (read-only; no secret is included)."""
+
+    backends: list[Backend]
+    rate_limits: dict[str, str] = Field(description="api, login, voice: 'N/period'")
+    retention: dict[str, int | bool] = Field(description="Days recordings and transcripts are kept; PII redaction")
+    knowledge_score_threshold: float = Field(description="Below this best score a question is 'not found'")
+
+
+settings_router = APIRouter(prefix="/api/console", tags=["console"])
+
+
+@settings_router.get("/settings", response_model=ConsoleSettings)
+async def console_settings(
+    state: StateDep, user: Annotated[User, Depends(require(Permission.ANALYTICS_READ))]
+) -> ConsoleSettings:
+    """The pipeline backends in use, rate limits and retention, as configured (change them in the settings)."""
+    del user
+    settings = state.settings
+    pipeline, knowledge = settings.pipeline, settings.knowledge
+    return ConsoleSettings(
+        backends=[
+            Backend(stage="vad", backend="silero", detail=f"speech probability ≥ {pipeline.vad.confidence}"),
+            Backend(stage="asr", backend=pipeline.asr.backend, detail=pipeline.asr.model),
+            Backend(stage="brain", backend=pipeline.llm.backend, detail=pipeline.llm.model),
+            Backend(stage="tts", backend=pipeline.tts.backend, detail=pipeline.tts.voice or pipeline.tts.model),
+            Backend(stage="embedder", backend=knowledge.embedder, detail=knowledge.embedder_model),
+            Backend(stage="vector_store", backend=knowledge.store, detail=None),
+        ],
+        rate_limits={
+            "api": settings.rate_limits.api,
+            "login": settings.rate_limits.login,
+            "voice": settings.rate_limits.voice,
+        },
+        retention={
+            "recordings_days": settings.retention.recordings_days,
+            "transcripts_days": settings.retention.transcripts_days,
+            "redact_pii": settings.retention.redact_pii,
+        },
+        knowledge_score_threshold=knowledge.score_threshold,
+    )

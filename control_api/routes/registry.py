@@ -46,5 +46,6 @@ ROUTERS: list[APIRouter] = [
     agents.router,  # issue 19: agents' presence
     learning.router,  # issue 20: post-call analysis, analysis fields, knowledge gaps
     sops.router,  # issue 20: the SOP generator
+    console.settings_router,  # issue 21: what the console's Settings page shows of the configuration
 ]
 ROUTERS.append(console.router)  # the web console (/console), outside the OpenAPI schema

@@ -82,7 +82,7 @@ async def _seed(settings: Settings) -> Seeded:
     from control_api.db.migrate import upgrade
     from control_api.db.models import Handoff, utcnow
     from control_api.rbac import Role
-    from control_api.services import calls, users
+    from control_api.services import calls, personas, users
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_engine(settings.database_url)
@@ -103,6 +103,14 @@ async def _seed(settings: Settings) -> Seeded:
                 session, email=ADMIN_EMAIL, password=ADMIN_PASSWORD, role=Role.ADMIN, full_name="Asha Admin"
             )
             seeded.admin_id = admin.id
+            await personas.create(
+                session,
+                name=personas.DEFAULT_PERSONA,
+                display_name="Ava",
+                greeting="Hi, this is Ava from Kestrel Broadband.",
+                consent_notice="This call is recorded.",
+                created_by=admin.id,
+            )
             call = await calls.create_call(
                 session, channel="webrtc", caller_name="Ravi Kumar", caller_number="+919812345678"
             )

@@ -266,7 +266,7 @@ def test_roles_see_only_their_pages(live_server: LiveServer, browser: BrowserCon
     _sign_out(page)
 
     _sign_in(page, live_server, VIEWER_EMAIL, OTHER_PASSWORD, landing="Dashboard")
-    assert _nav_links(page) == ["Dashboard"]
+    assert _nav_links(page) == ["Dashboard", "Analytics", "Settings"]
     expect(page.locator('[data-stat="calls_today"] .tile-value')).to_have_text("3")
     page.goto(f"{live_server.base_url}/console#/calls")
     expect(page.get_by_role("heading", name="Not available")).to_be_visible()

@@ -4,6 +4,7 @@ import { h, label, replace } from "./dom.js";
 import { renderLogin, renderResetPassword } from "./views/login.js";
 import { renderDashboard } from "./views/dashboard.js";
 import { renderAnalytics } from "./views/analytics.js";
+import { renderSettings } from "./views/settings.js";
 import { renderCalls } from "./views/calls.js";
 import { renderCallDetail } from "./views/call_detail.js";
 import { renderKnowledge } from "./views/knowledge.js";
@@ -22,6 +23,7 @@ const VIEWS = {
   knowledge: ["knowledge:read", renderKnowledge, "Knowledge", true],
   users: ["users:manage", renderUsers, "Users", true],
   audit: ["audit:read", renderAudit, "Audit log", true],
+  settings: ["analytics:read", renderSettings, "Settings", true],
   integrations: ["integrations:operate", renderIntegrations, "Integrations", true],
   desk: ["handoffs:take", renderDesk, "Desk", true],
 };
@@ -104,7 +106,9 @@ function updateChrome(viewName) {
   topbar.hidden = !currentUser;
   if (!currentUser) return;
   const who = document.getElementById("who");
-  who.textContent = `${currentUser.full_name || currentUser.email} · ${label("role", currentUser.role)}`;
+  who.replaceChildren(h("span", { text: currentUser.full_name || currentUser.email }),
+    h("span", { class: "who-role", text: ` · ${label("role", currentUser.role)}` }));
+  who.title = `${currentUser.email} · ${label("role", currentUser.role)}`;
   for (const item of document.querySelectorAll("#nav li[data-permission]")) {
     item.hidden = !can(item.dataset.permission);
   }

@@ -245,6 +245,7 @@ const LABELS = {
   severity: { low: "Low", medium: "Medium", high: "High", critical: "Critical" },
   incident_status: { open: "Open", mitigated: "Mitigated", resolved: "Resolved" },
   incident_kind: { operational: "Operational", security: "Security" },
+  check: { database: "Database", cache: "Cache", knowledge: "Knowledge base", asr: "Speech recognition", tts: "Voice", vad: "Turn detection", brain: "Answering" },
 };
 
 /** The words for a stored code: label("channel", "webrtc") -> "Browser (WebRTC)". */
