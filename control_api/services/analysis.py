@@ -41,6 +41,7 @@ from control_api.db.models import (
 from control_api.integrations import outbox
 from control_api.problems import ProblemError
 from control_api.services import sentiment as sentiment_analysis
+from control_api.services.ingestion_pipeline import display_title
 from control_api.services.summary import Exchange, summarize
 from knowledge.types import Retrieval
 
@@ -213,24 +214,66 @@ async def persona_name(session: AsyncSession, call: Call) -> str:
     return DEFAULT_PERSONA
 
 
+_CITATION = re.compile(r"^(?P<title>.*?)(?:, section \"(?P<section>.*)\")?(?:, page \d+)?, chunk (?P<n>\d+)$")
+
+
+async def resolve_citations(
+    session: AsyncSession, citations: Sequence[str]
+) -> dict[str, tuple[str, str | None, str, str | None, str]]:
+    """Map turn citations to ``(chunk_id, heading, document_id, document title, text)``.
+
+    A turn cites either a chunk id or the retriever's readable citation (``Title, section "S", chunk N``, see
+    ``knowledge.retrieval.citation``); the latter is resolved by the document's title and the chunk's number.
+    """
+    wanted = set(citations)
+    if not wanted:
+        return {}
+    columns = (
+        KnowledgeChunk.id,
+        KnowledgeChunk.heading,
+        KnowledgeChunk.document_id,
+        KnowledgeDocument.title,
+        KnowledgeChunk.text,
+        KnowledgeChunk.seq,
+    )
+    joined = select(*columns).join(KnowledgeDocument, KnowledgeDocument.id == KnowledgeChunk.document_id)
+    found: dict[str, tuple[str, str | None, str, str | None, str]] = {}
+    for cid, heading, doc, title, text, _ in (await session.execute(joined.where(KnowledgeChunk.id.in_(wanted)))).all():
+        found[cid] = (cid, heading, doc, title, text)
+    parsed = {c: m for c in wanted - found.keys() if (m := _CITATION.match(c))}
+    if parsed:
+        documents: dict[str, str] = {}
+        for doc_id, title, filename in (
+            await session.execute(
+                select(KnowledgeDocument.id, KnowledgeDocument.title, KnowledgeDocument.filename)
+                .where(KnowledgeDocument.status == "ready")
+                .order_by(KnowledgeDocument.created_at)
+            )
+        ).all():
+            documents[display_title(title, filename)] = doc_id  # the newest document of a title wins
+        keys = {c: (documents.get(m["title"]), int(m["n"]) - 1) for c, m in parsed.items()}
+        doc_ids = {doc for doc, _ in keys.values() if doc}
+        by_key: dict[tuple[str, int], tuple[str, str | None, str, str | None, str]] = {}
+        if doc_ids:
+            for cid, heading, doc, title, text, seq in (
+                await session.execute(joined.where(KnowledgeChunk.document_id.in_(doc_ids)))
+            ).all():
+                by_key[(str(doc), int(seq))] = (cid, heading, doc, title, text)
+        for citation, (owner, number) in keys.items():
+            if owner is not None and (owner, number) in by_key:
+                found[citation] = by_key[(owner, number)]
+    return found
+
+
 async def _topics(session: AsyncSession, asked: Sequence[Exchange], retrieve: Retrieve | None) -> list[dict[str, Any]]:
     """Each question mapped to the knowledge-base section it was answered from (citation) or came nearest."""
-    cited = {c for e in asked for c in e.citations}
-    chunks: dict[str, tuple[str | None, str, str | None]] = {}
-    if cited:
-        rows = await session.execute(
-            select(KnowledgeChunk.id, KnowledgeChunk.heading, KnowledgeChunk.document_id, KnowledgeDocument.title)
-            .join(KnowledgeDocument, KnowledgeDocument.id == KnowledgeChunk.document_id)
-            .where(KnowledgeChunk.id.in_(cited))
-        )
-        chunks = {cid: (heading, doc, title) for cid, heading, doc, title in rows.all()}
+    chunks = await resolve_citations(session, [c for e in asked for c in e.citations])
     topics: list[dict[str, Any]] = []
     for exchange in asked:
         topic: dict[str, Any] = {"question": exchange.question, "answered": exchange.answered}
         known = [chunks[c] for c in exchange.citations if c in chunks]
         if known:
-            heading, doc, title = known[0]
-            chunk_id = next(c for c in exchange.citations if c in chunks)
+            chunk_id, heading, doc, title, _ = known[0]
             topic.update(heading=heading, document_id=doc, title=title, chunk_id=chunk_id, via="citation", score=None)
         elif retrieve is not None:
             found = await retrieve(exchange.question)

@@ -113,7 +113,7 @@ class AnalysisWorker:
         max_attempts: int = 3,
         poll_interval_s: float = 2.0,
         low_confidence: float = 0.55,
-        cluster_similarity: float = 0.6,
+        cluster_similarity: float = 0.5,
     ) -> None:
         self.sessions = sessions
         self._knowledge = knowledge

@@ -35,7 +35,7 @@ from control_api.db.models import (
     utcnow,
 )
 from control_api.problems import ProblemError
-from control_api.services import audit, learning
+from control_api.services import analysis, audit, learning
 from knowledge.embedders.base import Embedder
 
 MAX_STEPS = 12
@@ -132,9 +132,11 @@ async def _steps_of_call(session: AsyncSession, call_id: str, question: str, fou
             step.positions.append(((seq if seq is not None else last) - start) / max(last - start, 1))
         step.turns.append({"call_id": call_id, "seq": seq})
 
+    resolved = await analysis.resolve_citations(session, [c for t in after for c in (t.citations or [])[:1]])
     for turn in after:
         if turn.role == "agent" and turn.citations:
-            add(f"answer:{turn.citations[0]}", "answer", "", turn.seq, chunk_id=turn.citations[0])
+            chunk_id = resolved[turn.citations[0]][0] if turn.citations[0] in resolved else turn.citations[0]
+            add(f"answer:{chunk_id}", "answer", "", turn.seq, chunk_id=chunk_id)
         elif turn.role == "agent" and turn.seq > start and any(t.role == "caller" for t in after if t.seq < turn.seq):
             previous = [t for t in after if t.seq < turn.seq]
             if previous and previous[-1].role == "caller":

@@ -12,6 +12,8 @@ import { renderUsers } from "./views/users.js";
 import { renderAudit } from "./views/audit.js";
 import { renderIntegrations } from "./views/integrations.js";
 import { renderDesk } from "./views/desk.js";
+import { renderLearning } from "./views/learning.js";
+import { renderSops } from "./views/sops.js";
 
 // view name -> [permission needed, render function, page title, shown in the main navigation].
 // The navigation is built from this table, in this order: a page is added here and nowhere else.
@@ -26,6 +28,8 @@ const VIEWS = {
   settings: ["analytics:read", renderSettings, "Settings", true],
   integrations: ["integrations:operate", renderIntegrations, "Integrations", true],
   desk: ["handoffs:take", renderDesk, "Desk", true],
+  learning: ["learning:manage", renderLearning, "Autonomous learning", true],
+  sops: ["sops:manage", renderSops, "SOP generator", true],
 };
 
 /** Fill the main navigation from VIEWS (items the role cannot open are hidden by updateChrome). */

@@ -3,6 +3,7 @@ import { api } from "../api.js";
 import { bars, legend } from "../charts.js";
 import { codePill, field, fmtDateTime, fmtDuration, fmtMs, fmtTime, h, label, pill, replace } from "../dom.js";
 import { renderCallHandoff } from "./call_handoff.js";
+import { renderCallAnalysis } from "./call_analysis.js";
 
 const STAGES = [["vad_ms", "Turn end (VAD)", "vad"], ["asr_ms", "ASR", "asr"], ["retrieval_ms", "Retrieval", "retrieval"], ["llm_ms", "LLM", "llm"], ["tts_ms", "TTS", "tts"]];
 
@@ -181,6 +182,7 @@ export async function renderCallDetail(main, ctx) {
           h("h2", { id: "transcript-title", text: `Transcript (${turns.length} turn${turns.length === 1 ? "" : "s"})` }),
           transcriptView(turns, latency)),
         renderCallHandoff(callId),
+        renderCallAnalysis(h("section"), call, ctx),
         latencyChart(latency)),
       h("aside", { class: "detail-side" },
         h("section", { class: "panel", "aria-labelledby": "summary-title" }, h("h2", { id: "summary-title", text: "Summary" }), summary(call, turns, outcome)),

@@ -1,0 +1,206 @@
+"""The analysis job survives a crash, its rules (outcome, fields, clustering), and the calls list's field filter.
+
+Real SQLite and PostgreSQL; no knowledge base (the analysis without one skips retrieval and gap intake, which
+the end-to-end tests cover with the real one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from control_api.db.engine import create_engine, session_factory
+from control_api.db.migrate import upgrade
+from control_api.db.models import AnalysisField, Call, CallAnalysis, CallbackRequest, Handoff, OutboxDelivery
+from control_api.problems import ProblemError
+from control_api.rbac import Role
+from control_api.services import analysis, analysis_jobs, learning
+from control_api.services import calls as calls_service
+from control_api.services.summary import Exchange
+from control_api.services.users import create_user
+from tests.conftest import fresh_postgres_database
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """A migrated database of each kind."""
+    if request.param == "sqlite":
+        engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'analysis.db'}")
+        await upgrade(engine)
+        yield session_factory(engine)
+        await engine.dispose()
+        return
+    with fresh_postgres_database("voxdesk_analysis") as url:
+        engine = create_engine(url)
+        await upgrade(engine)
+        yield session_factory(engine)
+        await engine.dispose()
+
+
+async def _call(sessions: async_sessionmaker[AsyncSession], lines: list[tuple[str, str, list[str]]]) -> str:
+    async with sessions() as session:
+        call = await calls_service.create_call(session, channel="websocket", status="active")
+        for seq, (role, text, citations) in enumerate(lines):
+            await calls_service.append_turn(session, call.id, seq=seq, role=role, text=text, citations=citations)
+        await calls_service.end_call(session, call.id, reason="caller_hangup")
+        return call.id
+
+
+async def test_a_crash_mid_analysis_is_resumed_on_restart(sessions: async_sessionmaker[AsyncSession]) -> None:
+    async with sessions() as session:
+        session.add(AnalysisField(persona_name="default", name="order number", kind="number"))
+        session.add(AnalysisField(persona_name="default", name="wants to cancel", kind="boolean"))
+        session.add(AnalysisField(persona_name="default", name="plan", kind="choice", choices=["Basic", "Plus"]))
+        await session.commit()
+    call_id = await _call(
+        sessions,
+        [
+            ("caller", "I want to cancel order number 48213 on the Plus plan, I am annoyed.", []),
+            ("agent", "You can cancel within 14 days.", ["chunk-1"]),
+        ],
+    )
+    other = await _call(sessions, [("caller", "What are your opening hours?", [])])
+    async with sessions() as session:
+        queued = (await session.scalars(select(CallAnalysis.status).order_by(CallAnalysis.call_id))).all()
+    assert queued == ["queued", "queued"]  # queued in the transaction that ended each call
+
+    # A worker claims one and dies before finishing (nothing more happens in this process).
+    claim = await analysis_jobs.claim_next(sessions, settle=timedelta(0))
+    assert claim is not None and claim[1] == 1
+    async with sessions() as session:
+        assert (await session.get(CallAnalysis, claim[0])).status == "running"  # type: ignore[union-attr]
+
+    # The next process's worker puts it back and runs both.
+    worker = analysis_jobs.AnalysisWorker(sessions=sessions, knowledge=lambda: None, settle=timedelta(0))
+    assert await analysis_jobs.requeue_interrupted(sessions) == 1
+    await worker.drain()
+    async with sessions() as session:
+        done = await session.get(CallAnalysis, call_id)
+        unanswered = await session.get(CallAnalysis, other)
+        assert done is not None and unanswered is not None
+        assert done.status == "done" and done.outcome == "resolved_by_ai" and done.runs == 1
+        assert done.fields == {"order number": 48213, "wants to cancel": True, "plan": "Plus"}
+        assert done.sentiment["label"] == "negative" and done.sentiment["turns"][0]["seq"] == 0
+        assert (done.summary or "").startswith("The caller asked 1 question.")
+        assert unanswered.outcome == "abandoned" and unanswered.unanswered == ["What are your opening hours?"]
+
+        # The calls list filters on the analysis's fields (JSON read differently by each database).
+        admin = await create_user(session, email="a@example.com", password="correct-horse-battery", role=Role.ADMIN)
+        found = await calls_service.list_calls(
+            session, admin, calls_service.CallFilter(fields=(("wants to cancel", "true"), ("order number", "48213")))
+        )
+        assert [c.id for c in found] == [call_id]
+        found = await calls_service.list_calls(session, admin, calls_service.CallFilter(fields=(("plan", "basic"),)))
+        assert found == []
+        # No integration is configured: call.analysed reached no outbox (emitted in the analysis's transaction).
+        assert (await session.scalars(select(OutboxDelivery))).all() == []
+
+    # Re-runnable: the same call again, one run more; a handoff recorded since changes the outcome.
+    async with sessions() as session:
+        session.add(Handoff(call_id=call_id, status="completed"))
+        await session.commit()
+        await analysis.request(session, call_id, settle=timedelta(0))
+    await worker.drain()
+    async with sessions() as session:
+        again = await session.get(CallAnalysis, call_id, populate_existing=True)
+        assert again is not None and again.runs == 2 and again.outcome == "handed_off"
+
+
+async def test_a_failing_analysis_is_retried_then_failed(sessions: async_sessionmaker[AsyncSession]) -> None:
+    call_id = await _call(sessions, [("caller", "Hello?", [])])
+    async with sessions() as session:
+        call = await session.get(Call, call_id)
+        assert call is not None
+        session.add(CallbackRequest(call_id=call_id, reason="no_agents"))
+        await session.commit()
+
+    async def broken() -> None:
+        raise RuntimeError("the knowledge base broke")
+
+    class Broken:
+        """A knowledge service whose embedder fails."""
+
+        embedder = None
+
+        async def retrieve(self, question: str, *, log: bool = True) -> None:
+            await broken()
+
+    worker = analysis_jobs.AnalysisWorker(
+        sessions=sessions,
+        knowledge=lambda: Broken(),
+        settle=timedelta(0),
+        max_attempts=1,  # type: ignore[arg-type, return-value]
+    )
+    await worker.drain()
+    async with sessions() as session:
+        row = await session.get(CallAnalysis, call_id)
+        assert row is not None and row.status == "failed" and "knowledge base broke" in (row.error or "")
+    healthy = analysis_jobs.AnalysisWorker(sessions=sessions, knowledge=lambda: None, settle=timedelta(0))
+    async with sessions() as session:
+        await analysis.request(session, call_id, settle=timedelta(0))
+    await healthy.drain()
+    async with sessions() as session:
+        row = await session.get(CallAnalysis, call_id, populate_existing=True)
+        assert row is not None and row.status == "done" and row.outcome == "callback_requested"
+
+
+@pytest.mark.unit
+def test_outcome_rule() -> None:
+    call = Call(channel="websocket", status="ended", outcome="resolved")
+    yes, no = Exchange("q", True, "a", ("c",)), Exchange("q", False, None, ())
+    assert analysis.outcome_of(call=call, asked=[yes], handed_off=False, callback=False) == "resolved_by_ai"
+    assert analysis.outcome_of(call=call, asked=[yes, no], handed_off=False, callback=False) == "abandoned"
+    assert analysis.outcome_of(call=call, asked=[], handed_off=False, callback=False) == "abandoned"
+    assert analysis.outcome_of(call=call, asked=[no], handed_off=True, callback=False) == "handed_off"
+    assert analysis.outcome_of(call=call, asked=[no], handed_off=True, callback=True) == "callback_requested"
+    broken = Call(channel="websocket", status="failed", outcome="failed")
+    assert analysis.outcome_of(call=broken, asked=[yes], handed_off=False, callback=False) == "failed"
+
+
+@pytest.mark.unit
+def test_field_extraction_by_kind() -> None:
+    def field(kind: str, name: str, **kw: object) -> AnalysisField:
+        return AnalysisField(
+            persona_name="default", name=name, kind=kind, patterns=kw.get("patterns", []), choices=kw.get("choices", [])
+        )
+
+    text = "Hi, my account is KB-7781 and I think the router is broken. Can you send an engineer?"
+    assert analysis.extract_field(field("text", "account", patterns=[r"\b([A-Z]{2}-\d{4})\b"]), text, []) == "KB-7781"
+    assert analysis.extract_field(field("number", "order number"), text, []) is None
+    assert analysis.extract_field(field("boolean", "engineer visit"), text, []) is False
+    assert analysis.extract_field(field("boolean", "engineer"), text, []) is True
+    assert (
+        analysis.extract_field(field("choice", "topic"), text, ["Billing", "Router setup", "Moving home"])
+        == "Router setup"
+    )
+    assert (
+        analysis.extract_field(field("text", "router"), text, [])
+        == "Hi, my account is KB-7781 and I think the router is broken."
+    )
+    with pytest.raises(ProblemError):
+        analysis.field_filter("no separator")
+
+
+@pytest.mark.unit
+def test_leader_clustering_keeps_meanings_apart() -> None:
+    rng = np.random.default_rng(1)
+    centres = rng.standard_normal((5, 384)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    truth = rng.integers(0, 5, size=400)
+    vectors = centres[truth] + rng.standard_normal((400, 384)).astype(np.float32) * (0.5 / np.sqrt(384))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    labels, found, counts = learning.cluster(vectors, 0.5, block=64)
+    assert len(found) == 5 and counts.sum() == 400
+    for label in range(5):
+        assert len(set(truth[labels == label].tolist())) == 1
+    # Existing clusters are kept and joined; nothing new is led.
+    again, kept, _ = learning.cluster(vectors[:10], 0.5, centroids=found)
+    assert len(kept) == 5 and (again == labels[:10]).all()
