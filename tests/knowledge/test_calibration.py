@@ -119,3 +119,26 @@ def test_the_knowledge_api_shows_the_calibration(kb: KB) -> None:
     # Typed test queries are judged by the same threshold as calls.
     answer = kb.client.post("/api/rag/query", json={"question": "Can I change my appointment?"}, headers=kb.headers())
     assert answer.json()["found"] is (answer.json()["passages"][0]["score"] >= body["threshold"])
+
+
+def test_doctor_shows_the_calibration(tmp_path: Path) -> None:
+    from agent.cli.doctor import _calibration_line
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path)
+    assert "not calibrated yet" in _calibration_line(settings)
+    cal = calib.Calibration(
+        threshold=0.512,
+        source="calibrated",
+        fingerprint="0123456789abcdef",
+        model_id="minilm@int8",
+        chunks=40,
+        positive_median=0.63,
+        negative_p95=0.39,
+        calibrated_at="2026-12-04T18:00:00+00:00",
+    )
+    calib.save(calib.directory_for(settings.data_dir), cal)
+    line = _calibration_line(settings)
+    assert "0.512 (calibrated" in line and "40 passages" in line and "0123456789ab" in line
+    off = make_settings(tmp_path, knowledge={"calibrate": False, "score_threshold": 0.5})
+    assert _calibration_line(off).startswith("not-found threshold: 0.5 (configured")
