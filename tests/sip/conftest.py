@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from tests.e2e.conftest import VoiceServer, start_server, stop_server
+from tests.pipelines.conftest import whisper_model_dir
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 CALLER = "+15551230000"
@@ -46,7 +47,7 @@ def ulaw_to_pcm(payload: bytes) -> np.ndarray:
     return np.where(sign != 0, -samples, samples).astype(np.int16)
 
 
-def question_ulaw(directory: Path, text: str, *, voice: str = "rms", lead_s: float = 3.0, tail_s: float = 3.0) -> Path:
+def question_ulaw(directory: Path, text: str, *, voice: str = "slt", lead_s: float = 3.0, tail_s: float = 3.0) -> Path:
     """``text`` spoken by flite as headerless 8 kHz μ-law (what sipp's rtp_stream plays), silence around it."""
     wav = directory / "question.wav"
     subprocess.run(["flite", "-voice", voice, "-t", text, "-o", str(wav)], check=True)
@@ -212,7 +213,11 @@ def sip_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SipServer]:
             "VOXDESK_TELEPHONY__SIP_PORT": str(sip_port),
             "VOXDESK_TELEPHONY__TRUNKS": json.dumps(trunks),
             "VOXDESK_TELEPHONY__ROUTES": json.dumps({DIALLED: "default"}),
-            "VOXDESK_VOICE__SILENCE_TIMEOUT_SECS": "8",
+            "VOXDESK_VOICE__SILENCE_TIMEOUT_SECS": "12",
+            # Phone audio is 8 kHz: pocketsphinx's bundled model is wideband (16 kHz) and mishears it (see
+            # docs/telephony.md); Whisper tiny.en (installed by ./scripts/bootstrap) hears it well.
+            "VOXDESK_PIPELINE__ASR__BACKEND": "faster-whisper",
+            "VOXDESK_PIPELINE__ASR__MODEL_PATH": str(whisper_model_dir()),
         },
     )
     try:
