@@ -192,11 +192,12 @@ def measure(settings: Settings, iterations: int, now: datetime) -> dict[str, Any
     with TestClient(create_app(settings)) as client:
         password = "benchmark password 1"
         client.post("/api/auth/signup", json={"email": "bench@voxdesk.example", "password": password})
-        token = client.post("/api/auth/login", data={"username": "bench@voxdesk.example", "password": password}).json()[
-            "access_token"
-        ]
-        headers = {"Authorization": f"Bearer {token}"}
         for name, path, params in ENDPOINTS:
+            # A fresh access token per endpoint: a slow run outlives one token's lifetime.
+            token = client.post(
+                "/api/auth/login", data={"username": "bench@voxdesk.example", "password": password}
+            ).json()["access_token"]
+            headers = {"Authorization": f"Bearer {token}"}
             query = {k: v.format(**stamps) for k, v in params.items()}
             t0 = time.perf_counter()
             warm = client.get(path, params=query, headers=headers)
