@@ -92,6 +92,8 @@ def _nav_items(page: Page) -> list[tuple[str, str]]:
 
 def _check_page(page: Page, problems: list[str], where: str) -> None:
     page.wait_for_load_state("networkidle")
+    # Pages mark what is still loading with aria-busy (the analytics charts, the dashboard's figures).
+    page.wait_for_function("() => !document.querySelector('main [aria-busy=\"true\"]')", timeout=30_000)
     page.wait_for_timeout(150)  # charts lay out after their data arrives
     if (extra := _overflow(page)) > 0:
         problems.append(f"{where}: page is {extra}px wider than the window")

@@ -169,7 +169,7 @@ export async function renderAnalytics(main, ctx) {
         return preset;
       })));
   const tiles = h("div", { class: "tiles" });
-  const grid = h("div", { class: "chart-grid" });
+  const grid = h("div", { class: "chart-grid", "aria-busy": "true" });
   const status = h("p", { class: "muted small", role: "status" });
   replace(main,
     h("div", { class: "page-head" }, h("h1", { text: "Analytics" }), exportButton),
@@ -215,6 +215,7 @@ export async function renderAnalytics(main, ctx) {
     const window = { since: since.toISOString(), until: until.toISOString(), bucket };
     status.textContent = "Loading…";
     exportButton.disabled = true;
+    grid.setAttribute("aria-busy", "true");
     let calls, sentiment, performance, trends;
     try {
       const signal = controller.signal;
@@ -227,6 +228,7 @@ export async function renderAnalytics(main, ctx) {
     } catch (error) {
       if (error.name === "AbortError") return;
       status.textContent = "";
+      grid.setAttribute("aria-busy", "false");
       ctx.showError(error);
       return;
     }
@@ -385,6 +387,7 @@ export async function renderAnalytics(main, ctx) {
     }
     status.textContent = `${from.value} to ${to.value} (UTC), grouped by ${bucket}.`;
     exportButton.disabled = false;
+    grid.setAttribute("aria-busy", "false");
   }
 
   function tile(name, value, sub) {
