@@ -15,6 +15,7 @@ from agent.calls.tools import CustomApiCaller
 from agent.transports.ice_policy import CandidatePolicy
 from agent.transports.sip import SipEndpoint
 from agent.transports.transcribe import transcribe_router
+from agent.transports.twilio import twilio_router
 from agent.transports.webrtc import webrtc_router
 from agent.transports.websocket import ws_stream_router
 from agent.wiring.knowledge import KnowledgeRetriever
@@ -106,6 +107,7 @@ def build_app(settings: Settings) -> FastAPI:
         routers=[
             webrtc_router(voice, candidates=candidates),
             ws_stream_router(voice),
+            twilio_router(voice, settings.telephony, public_url=settings.server.public_url),
             transcribe_router(stages.asr, language=settings.pipeline.asr.language),
         ],
         readiness_checks={"voice_models": stages.ready},

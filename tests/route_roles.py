@@ -201,4 +201,7 @@ ROUTE_ROLES: dict[tuple[str, str], Access] = {
         frozenset({"admin", "supervisor", "agent"}), status=422, note="no file: validation error"
     ),
     ("WS", "/api/voice/stream"): Access(frozenset({"admin", "supervisor", "agent"}), note="allowed: a call opens"),
+    # Twilio (issue 17): signed by Twilio (X-Twilio-Signature), not by a role; tests/telephony checks 403 unsigned.
+    ("POST", "/api/telephony/twilio/voice"): Access(EVERYONE, public=True, probe=False, note="Twilio signature"),
+    ("WS", "/api/telephony/twilio/stream"): Access(EVERYONE, public=True, probe=False, note="Twilio signature"),
 }

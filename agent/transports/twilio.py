@@ -1,0 +1,185 @@
+"""Twilio Media Streams (issue 17): the voice webhook answering with TwiML, and the media WebSocket.
+
+``POST /api/telephony/twilio/voice`` is the number's voice webhook: it answers
+``<Connect><Stream url="wss://.../api/telephony/twilio/stream">`` with the caller's and the dialled number as
+stream parameters. ``WS /api/telephony/twilio/stream`` carries the call (Twilio's ``connected``, ``start``,
+``media`` with base64 8 kHz μ-law, ``stop`` events) through pipecat's ``FastAPIWebsocketTransport`` and
+``TwilioFrameSerializer``; the call is set up by ``VoiceService.start_call`` like any other (channel
+``telephony``). Both requests must carry a valid ``X-Twilio-Signature`` (Twilio's documented algorithm:
+base64 of HMAC-SHA1, keyed with the auth token, over the URL Twilio requested followed by each POST parameter's
+name and value in name order; the WebSocket handshake is signed over its URL alone): otherwise 403. Without an
+auth token every Twilio request is refused. With the account SID too, the serializer hangs the call up through
+Twilio's REST API when the agent ends it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Mapping
+from typing import Any
+from xml.sax.saxutils import quoteattr
+
+import structlog
+from fastapi import APIRouter, Request, Response, WebSocket
+from pipecat.runner.utils import parse_telephony_websocket
+from pipecat.serializers.twilio import TwilioFrameSerializer
+from pipecat.transports.base_transport import BaseTransport
+from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from agent.calls.channels import NullChannel
+from agent.calls.media import CallControls, CallRequest
+from agent.calls.runner import SAMPLE_RATE
+from agent.calls.service import CallPlan, VoiceService
+from agent.calls.session import CallSession
+from config.settings import TelephonySettings
+from control_api.problems import ProblemError
+
+log = structlog.get_logger(__name__)
+VOICE_PATH = "/api/telephony/twilio/voice"
+STREAM_PATH = "/api/telephony/twilio/stream"
+CLOSE_FORBIDDEN, CLOSE_BUSY = 4403, 4503
+
+
+def twilio_signature(auth_token: str, url: str, params: Mapping[str, str] | None = None) -> str:
+    """Twilio's request signature: base64(HMAC-SHA1(token, url + name1 + value1 + ... in name order))."""
+    payload = url + "".join(f"{name}{value}" for name, value in sorted((params or {}).items()))
+    digest = hmac.new(auth_token.encode(), payload.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
+def signature_valid(auth_token: str | None, url: str, params: Mapping[str, str] | None, presented: str | None) -> bool:
+    """Whether ``presented`` is Twilio's signature of the request (constant-time compare)."""
+    if not auth_token or not presented:
+        return False
+    expected = twilio_signature(auth_token, url, params)
+    return hmac.compare_digest(expected.encode(), presented.encode())
+
+
+def _public_url(base: str | None, url: str, *, websocket: bool) -> str:
+    """The URL Twilio requested: the configured public URL's origin (behind a proxy), else the one received."""
+    if base is None:
+        return url
+    path = url.split("://", 1)[-1]
+    path = path[path.find("/") :] if "/" in path else "/"
+    origin = base.rstrip("/")
+    if websocket:
+        origin = origin.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+    return origin + path
+
+
+class TwilioMedia:
+    """A Twilio media stream's side of a call (a :class:`~agent.calls.media.CallMedia`).
+
+    Args:
+        websocket: The accepted media socket.
+        serializer: Twilio's frame serializer for this stream.
+
+    """
+
+    connected_on_answer = True
+
+    def __init__(self, websocket: WebSocket, serializer: TwilioFrameSerializer) -> None:
+        self._websocket = websocket
+        self._serializer = serializer
+        self.client = NullChannel()
+
+    def bind(self, call: CallSession, controls: CallControls) -> BaseTransport:
+        """Pipecat's WebSocket transport with Twilio's serializer; the socket closing ends the call."""
+        del call
+        transport = FastAPIWebsocketTransport(
+            self._websocket,
+            FastAPIWebsocketParams(
+                audio_in_enabled=True,
+                audio_out_enabled=True,
+                audio_in_sample_rate=SAMPLE_RATE,
+                add_wav_header=False,
+                serializer=self._serializer,
+                allowed_origins=[],
+            ),
+        )
+
+        @transport.event_handler("on_client_disconnected")  # type: ignore[untyped-decorator]
+        async def on_disconnected(_transport: Any, _ws: Any) -> None:
+            controls.hang_up("caller_hangup")
+
+        return transport
+
+    def attach(self, plan: CallPlan) -> None:
+        """Nothing to attach (Twilio's ``clear`` event is sent by the serializer on interruption)."""
+        del plan
+
+    async def close(self, reason: str) -> None:
+        """Close the media socket (Twilio then ends the call, or the REST hang-up already did)."""
+        del reason
+        if self._websocket.application_state == WebSocketState.CONNECTED:
+            try:
+                await self._websocket.close(code=1000)
+            except (RuntimeError, WebSocketDisconnect):
+                return
+
+
+def twilio_router(voice: VoiceService, settings: TelephonySettings, *, public_url: str | None) -> APIRouter:
+    """The Twilio voice webhook and media stream of ``voice``."""
+    router = APIRouter(tags=["telephony"])
+    token = settings.twilio_auth_token.get_secret_value() if settings.twilio_auth_token else None
+
+    @router.post(VOICE_PATH, response_class=Response, responses={403: {"description": "Bad or missing signature."}})
+    async def voice_webhook(request: Request) -> Response:
+        """Answer a Twilio call with TwiML connecting it to the media stream."""
+        form = await request.form()
+        params = {key: str(value) for key, value in form.items()}
+        url = _public_url(public_url, str(request.url), websocket=False)
+        if not signature_valid(token, url, params, request.headers.get("x-twilio-signature")):
+            raise ProblemError(403, "The Twilio signature is missing or wrong.", type_="twilio-signature")
+        stream = _public_url(public_url, str(request.url_for("twilio_stream")), websocket=True)
+        stream = stream.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+        parameters = "".join(
+            f"<Parameter name={quoteattr(name)} value={quoteattr(params.get(key, ''))}/>"
+            for name, key in (("from_number", "From"), ("to_number", "To"))
+        )
+        twiml = (
+            '<?xml version="1.0" encoding="UTF-8"?>'
+            f"<Response><Connect><Stream url={quoteattr(stream)}>{parameters}</Stream></Connect></Response>"
+        )
+        return Response(content=twiml, media_type="application/xml")
+
+    @router.websocket(STREAM_PATH, name="twilio_stream")
+    async def stream(websocket: WebSocket) -> None:
+        """One call's media from Twilio (signed handshake)."""
+        url = _public_url(public_url, str(websocket.url), websocket=True)
+        if not signature_valid(token, url, None, websocket.headers.get("x-twilio-signature")):
+            await websocket.accept()
+            await websocket.close(code=CLOSE_FORBIDDEN, reason="bad Twilio signature")
+            return
+        request = CallRequest(channel="telephony", rate_key="trunk:twilio", meta={"transport": "twilio"})
+        try:
+            await voice.admit(rate_key=request.rate_key, channel=request.channel)
+        except ProblemError as problem:
+            await websocket.accept()
+            await websocket.close(code=CLOSE_BUSY, reason=problem.detail[:120])
+            return
+        await websocket.accept()
+        _kind, call_data = await parse_telephony_websocket(websocket)
+        account_sid = settings.twilio_account_sid
+        serializer = TwilioFrameSerializer(
+            stream_sid=call_data["stream_id"],
+            call_sid=call_data["call_id"],
+            account_sid=account_sid,
+            auth_token=token,
+            params=TwilioFrameSerializer.InputParams(auto_hang_up=bool(account_sid and token)),
+        )
+        request = CallRequest(
+            channel="telephony",
+            rate_key="trunk:twilio",
+            meta={"transport": "twilio", "call_sid": call_data["call_id"]},
+            caller_number=call_data.get("from") or None,
+        )
+        media = TwilioMedia(websocket, serializer)
+        started = await voice.start_call(request, media)
+        log.info("twilio_call_started", call_id=started.call.call_id)
+        await started.run
+
+    return router

@@ -1,0 +1,155 @@
+"""Twilio Media Streams against ``voxdesk serve``: the signed webhook's TwiML, and a media stream client sending
+Twilio's documented ``connected``/``start``/``media``/``stop`` events with a spoken question in base64 μ-law.
+
+Twilio itself cannot be reached here: this client stands in for it and follows its documented contract
+(https://www.twilio.com/docs/voice/media-streams/websocket-messages, and the request-signature algorithm
+https://www.twilio.com/docs/usage/security#validating-requests, implemented here independently).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+import websockets
+
+from tests.e2e.conftest import VoiceServer, start_server, stop_server
+from tests.pipelines.conftest import whisper_model_dir
+from tests.sip.conftest import ulaw_to_pcm
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+TOKEN = "twilio-test-auth-token-0123456789abcdef"
+CALLER = "+15557654321"
+CALL_SID = "CA" + "0" * 32
+STREAM_SID = "MZ" + "1" * 32
+
+
+def sign(url: str, params: dict[str, str] | None = None) -> str:
+    """Twilio's documented signature: HMAC-SHA1 over the URL then each POST parameter (sorted), base64."""
+    data = url
+    for key in sorted(params or {}):
+        data += key + (params or {})[key]
+    return base64.b64encode(hmac.new(TOKEN.encode(), data.encode(), hashlib.sha1).digest()).decode()
+
+
+@pytest.fixture(scope="module")
+def twilio_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VoiceServer]:
+    root = tmp_path_factory.mktemp("twilio-e2e")
+    proc, server = start_server(
+        root / "data",
+        extra_env={
+            "VOXDESK_TELEPHONY__SIP_PORT": "0",
+            "VOXDESK_TELEPHONY__TWILIO_AUTH_TOKEN": TOKEN,
+            "VOXDESK_VOICE__SILENCE_TIMEOUT_SECS": "12",
+            "VOXDESK_PIPELINE__ASR__BACKEND": "faster-whisper",
+            "VOXDESK_PIPELINE__ASR__MODEL_PATH": str(whisper_model_dir()),
+        },
+    )
+    try:
+        yield server
+    finally:
+        stop_server(proc)
+
+
+def test_webhook_answers_twiml_only_when_signed(twilio_server: VoiceServer) -> None:
+    url = twilio_server.base_url + "/api/telephony/twilio/voice"
+    form = {
+        "CallSid": CALL_SID,
+        "AccountSid": "AC" + "2" * 32,
+        "From": CALLER,
+        "To": "+15550100",
+        "CallStatus": "ringing",
+    }
+    ok = httpx.post(url, data=form, headers={"X-Twilio-Signature": sign(url, form)})
+    assert ok.status_code == 200, ok.text
+    assert ok.headers["content-type"].startswith("application/xml")
+    stream = re.search(r'<Connect><Stream url="([^"]+)">', ok.text)
+    assert stream is not None and stream.group(1) == twilio_server.ws_url + "/api/telephony/twilio/stream"
+    assert f'<Parameter name="from_number" value="{CALLER}"/>' in ok.text
+    for headers in ({"X-Twilio-Signature": sign(url, {**form, "From": "+10000000000"})}, {}):
+        bad = httpx.post(url, data=form, headers=headers)
+        assert bad.status_code == 403
+        assert bad.headers["content-type"].startswith("application/problem+json")
+
+
+def _question_ulaw(tmp_path: Path) -> bytes:
+    wav = tmp_path / "q.wav"
+    subprocess.run(["flite", "-voice", "slt", "-t", "How do I reset my password?", "-o", str(wav)], check=True)
+    raw = subprocess.run(
+        ["sox", str(wav), "-r", "8000", "-c", "1", "-e", "mu-law", "-t", "raw", "-"], check=True, capture_output=True
+    ).stdout
+    return b"\xff" * 8000 * 3 + raw + b"\xff" * 8000 * 14  # μ-law silence around the question
+
+
+async def _media_call(server: VoiceServer, audio: bytes) -> list[dict[str, Any]]:
+    url = server.ws_url + "/api/telephony/twilio/stream"
+    received: list[dict[str, Any]] = []
+    async with websockets.connect(url, additional_headers={"X-Twilio-Signature": sign(url)}) as ws:
+        await ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
+        start = {
+            "accountSid": "AC" + "2" * 32,
+            "streamSid": STREAM_SID,
+            "callSid": CALL_SID,
+            "tracks": ["inbound"],
+            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+            "customParameters": {"from_number": CALLER, "to_number": "+15550100"},
+        }
+        await ws.send(json.dumps({"event": "start", "sequenceNumber": "1", "start": start, "streamSid": STREAM_SID}))
+
+        async def listen() -> None:
+            async for message in ws:
+                received.append(json.loads(message))
+
+        listener = asyncio.create_task(listen())
+        for seq, offset in enumerate(range(0, len(audio), 160), start=2):
+            media = {"track": "inbound", "chunk": str(seq - 1), "timestamp": str(offset // 8), "payload": ""}
+            media["payload"] = base64.b64encode(audio[offset : offset + 160]).decode()
+            await ws.send(
+                json.dumps({"event": "media", "sequenceNumber": str(seq), "media": media, "streamSid": STREAM_SID})
+            )
+            await asyncio.sleep(0.02)
+        await ws.send(
+            json.dumps({"event": "stop", "sequenceNumber": "0", "streamSid": STREAM_SID, "stop": {"callSid": CALL_SID}})
+        )
+        await ws.close()
+        listener.cancel()
+    return received
+
+
+def test_media_stream_call_is_answered(twilio_server: VoiceServer, tmp_path: Path) -> None:
+    received = asyncio.run(asyncio.wait_for(_media_call(twilio_server, _question_ulaw(tmp_path)), timeout=90))
+    media = [m for m in received if m.get("event") == "media"]
+    assert media and all(m["streamSid"] == STREAM_SID for m in media)
+    pcm = ulaw_to_pcm(b"".join(base64.b64decode(m["media"]["payload"]) for m in media))
+    frames = pcm[: len(pcm) // 160 * 160].reshape(-1, 160).astype(np.float64)
+    assert (np.sqrt((frames**2).mean(axis=1)) > 300).sum() > 150  # seconds of the agent's voice came back
+    rows = twilio_server.query("SELECT id, channel, caller_number FROM calls WHERE channel = 'telephony'")
+    assert len(rows) == 1 and rows[0][2] == CALLER
+    turns = twilio_server.query("SELECT role, text FROM call_turns WHERE call_id = ? ORDER BY seq", rows[0][0])
+    assert any(role == "caller" and "password" in text.lower() for role, text in turns), turns
+    assert any(
+        role == "agent" and ("password" in text.lower() or "reset link" in text.lower()) for role, text in turns[2:]
+    ), turns
+
+
+def test_media_stream_with_a_bad_signature_is_refused(twilio_server: VoiceServer) -> None:
+    async def attempt() -> int | None:
+        url = twilio_server.ws_url + "/api/telephony/twilio/stream"
+        async with websockets.connect(url, additional_headers={"X-Twilio-Signature": "bm90IGl0"}) as ws:
+            with pytest.raises(websockets.ConnectionClosed):
+                await ws.recv()
+            return ws.close_code
+
+    assert asyncio.run(attempt()) == 4403
