@@ -91,7 +91,8 @@ def test_every_setting_is_read_by_code() -> None:
 
 def test_config_reference_lists_no_removed_setting() -> None:
     reference = render_markdown()
-    for gone in ("VOXDESK_TELEPHONY__", "VOXDESK_ALERTS__", "CORS_ORIGINS", "DEMO_DIR"):
+    # VOXDESK_TELEPHONY__ came back with the SIP endpoint (issue 17), read by agent/transports/sip.
+    for gone in ("VOXDESK_ALERTS__", "CORS_ORIGINS", "DEMO_DIR"):
         assert gone not in reference
 
 
