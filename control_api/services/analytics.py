@@ -254,14 +254,14 @@ async def refresh_outcomes(session: AsyncSession, where: ColumnElement[bool], *,
     # calls at most: those that ended in the last minute).
     stale = or_(CallOutcome.call_id.is_(None), CallOutcome.settled.is_(False))
     stmt = (
-        select(Call.id, Call.outcome, Call.ended_at)
+        select(Call.id, Call.outcome, Call.ended_at, Call.status)
         .outerjoin(CallOutcome, CallOutcome.call_id == Call.id)
         .where(where, Call.status.in_(ENDED_STATUSES), stale)
         .order_by(Call.id)
     )
     rows = (await session.execute(stmt)).all()
-    pending = [(str(i), o) for i, o, _ in rows]
-    settled = {str(i) for i, _, ended in rows if ended is None or _utc(ended) + SETTLE <= current}
+    pending = [(str(i), _stored(o, status)) for i, o, _, status in rows]
+    settled = {str(i) for i, _, ended, _ in rows if ended is None or _utc(ended) + SETTLE <= current}
     written = 0
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     for start in range(0, len(pending), OUTCOME_BATCH):
@@ -288,6 +288,11 @@ async def refresh_outcomes(session: AsyncSession, where: ColumnElement[bool], *,
     if written:
         await session.commit()
     return written
+
+
+def _stored(outcome: str | None, status: str) -> str | None:
+    """The stored outcome, with a call record that ended ``failed`` but names no outcome read as ``failed``."""
+    return outcome or ("failed" if status == "failed" else None)
 
 
 def outcome_expr() -> ColumnElement[str]:
@@ -701,7 +706,7 @@ async def performance_report(session: AsyncSession, window: Window) -> dict[str,
 async def call_outcome(session: AsyncSession, call: Call) -> dict[str, Any]:
     """One call's outcome by the rule (``None`` while live) and how many of its questions went unanswered."""
     live = call.status not in ENDED_STATUSES
-    found = (await classify_calls(session, [(call.id, call.outcome)]))[call.id]
+    found = (await classify_calls(session, [(call.id, _stored(call.outcome, call.status))]))[call.id]
     return {
         "call_id": call.id,
         "outcome": None if live else found.outcome,

@@ -279,8 +279,10 @@ export async function renderAnalytics(main, ctx) {
     if (!calls.total) replace(charts.hours.box, emptyNote("No calls in this range."));
     else {
       const labels = hours.map((_, hour) => `${String(hour).padStart(2, "0")}:00`);
-      plot(charts.hours, [{ type: "bar", x: labels, y: hours, marker: { color: "#0f766e" }, hovertemplate: "%{x} UTC: %{y} call(s)<extra></extra>" }],
-        { xaxis: categoryAxis({ tickangle: 0, nticks: 12 }), yaxis: countAxis("Calls", Math.max(...hours)), showlegend: false },
+      // A numeric hour axis: a tick every 2 hours, every 6 on a phone (24 labels do not fit 390 px).
+      const every = charts.hours.box.clientWidth < 520 ? 6 : 2;
+      plot(charts.hours, [{ type: "bar", x: hours.map((_, hour) => hour), y: hours, customdata: labels, marker: { color: "#0f766e" }, hovertemplate: "%{customdata} UTC: %{y} call(s)<extra></extra>" }],
+        { xaxis: { type: "linear", range: [-0.5, 23.5], tick0: 0, dtick: every, tickvals: labels.map((_, hour) => hour).filter((hour) => hour % every === 0), ticktext: labels.filter((_, hour) => hour % every === 0), tickfont: { size: 12 }, fixedrange: true, automargin: true }, yaxis: countAxis("Calls", Math.max(...hours)), showlegend: false },
         () => ctx.navigate(callsLink(range)));
       const busiest = hours.indexOf(Math.max(...hours));
       charts.hours.summary.textContent = `Busiest hour ${labels[busiest]} UTC.`;
