@@ -114,8 +114,17 @@ async def _steps_of_call(session: AsyncSession, call_id: str, question: str, fou
         (t.seq for t in turns if t.role == "caller" and _norm(t.text) and _norm(t.text) in wanted),
         turns[0].seq if turns else 0,
     )
-    after = [t for t in turns if t.seq >= start]
-    last = max((t.seq for t in turns), default=start) or 1
+    # The resolution runs from the question to the caller's next need: once an agent turn answered from the base,
+    # the caller's next turn starts something else (an unanswered question may be rephrased or handed off).
+    after: list[CallTurn] = []
+    answered = False
+    for turn in (t for t in turns if t.seq >= start):
+        if answered and turn.role == "caller":
+            break
+        after.append(turn)
+        answered = answered or (turn.role == "agent" and bool(turn.citations))
+    end = after[-1].seq if after else start
+    last = end or 1
     events = list(
         await session.scalars(
             select(CallEvent)
@@ -149,7 +158,7 @@ async def _steps_of_call(session: AsyncSession, call_id: str, question: str, fou
                 turn.seq,
             )
     for event in events:
-        if event.turn_seq is not None and event.turn_seq < start:
+        if event.turn_seq is not None and not start <= event.turn_seq <= end + 1:
             continue
         if event.kind == "tool_call":
             tool = str((event.data or {}).get("tool") or "tool")
@@ -185,6 +194,8 @@ async def _describe_passages(session: AsyncSession, steps: Sequence[_Step]) -> l
         if step.chunk_id is None:
             continue
         text, heading, doc, title = known.get(step.chunk_id, ("", None, None, None))
+        if heading and text.startswith(heading):
+            text = text[len(heading) :].lstrip(" :\n")  # chunks carry their heading path first
         where = f"“{heading}”" if heading else "the knowledge base"
         step.text = f"Answer from {where}: {_first_sentence(text)}" if text else f"Answer from passage {step.chunk_id}."
         passages.append(

@@ -10,10 +10,10 @@ function callLinks(calls) {
   return calls.map((id, i) => [i ? ", " : "", h("a", { href: `#/calls/${encodeURIComponent(id)}`, text: `call ${i + 1}`, title: id })]);
 }
 
-function stepItem(step) {
-  const text = h("textarea", { rows: "2", maxlength: "2000", "aria-label": "Step" });
+function stepItem(step, index) {
+  const text = h("textarea", { rows: "3", maxlength: "2000" });
   text.value = step.text;
-  const item = h("li", { class: "sop-step" }, text,
+  const item = h("li", { class: "sop-step" }, field(`Step ${index + 1}`, text),
     h("p", { class: "muted" }, pill(step.kind, "neutral", KIND_WORDS[step.kind] || step.kind), ` seen in ${step.calls.length} call${step.calls.length === 1 ? "" : "s"}: `, callLinks(step.calls)));
   item.read = () => ({ ...step, text: text.value });
   return item;
@@ -23,7 +23,7 @@ async function renderDetail(main, ctx, id) {
   const sop = await api.get(`/api/sops/${encodeURIComponent(id)}`);
   if (!ctx.isCurrent()) return;
   const title = h("input", { type: "text", value: sop.title, maxlength: "200" });
-  const steps = sop.steps.map(stepItem);
+  const steps = sop.steps.map((step, index) => stepItem(step, index));
   const save = h("button", { type: "button", class: "button secondary", text: "Save changes" });
   const approve = h("button", { type: "button", class: "button primary", text: sop.status === "approved" ? "Publish again" : "Approve and publish" });
   save.addEventListener("click", async () => {
@@ -40,7 +40,7 @@ async function renderDetail(main, ctx, id) {
     h("section", { class: "panel", "aria-labelledby": "steps-title" },
       h("h2", { id: "steps-title", text: "Steps" }),
       field("Title", title),
-      steps.length ? h("ol", { class: "sop-steps" }, steps) : h("p", { text: "No common step was found in these calls." }),
+      steps.length ? h("ul", { class: "sop-steps" }, steps) : h("p", { text: "No common step was found in these calls." }),
       h("div", { class: "actions" }, save, approve)),
     h("section", { class: "panel", "aria-labelledby": "passages-title" },
       h("h2", { id: "passages-title", text: "Passages used" }),
