@@ -222,6 +222,7 @@ class Dispatcher:
             attempt = delivery.attempts + 1
             receipt: Receipt | None = None
             error: IntegrationError | None = None
+            breaker = None
             try:
                 job = Job(
                     delivery_id=delivery.id,
@@ -249,7 +250,9 @@ class Dispatcher:
                 return
             except IntegrationError as exc:
                 error = exc
-            await self._settle(session, delivery, integration, attempt, receipt, error)
+            # This failure opened the breaker: the outage is alerted now, not when a later send is refused.
+            just_opened = error is not None and breaker is not None and breaker.context.state == "opened"
+            await self._settle(session, delivery, integration, attempt, receipt, error, breaker_opened=just_opened)
 
     async def _failing(
         self,
@@ -300,6 +303,8 @@ class Dispatcher:
         attempt: int,
         receipt: Receipt | None,
         error: IntegrationError | None,
+        *,
+        breaker_opened: bool = False,
     ) -> None:
         now = utcnow()
         delivery.attempts = attempt
@@ -351,6 +356,8 @@ class Dispatcher:
             else:
                 delivery.status = "dead"
                 await self._failing(session, integration, delivery, reason="dead_letter", error=error.message)
+            if breaker_opened and delivery.status != "dead":
+                await self._failing(session, integration, delivery, reason="breaker_open", error=error.message)
             log.warning(
                 "integration_delivery_failed",
                 integration_id=integration.id,

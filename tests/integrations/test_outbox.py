@@ -121,13 +121,13 @@ async def test_a_lost_claim_is_resumed_after_its_lease(tmp_path: Path, receiver:
             box=BOX,
             http=GuardedHttp(allowed_private_hosts=["127.0.0.1"]),
             retry=RetryPolicy(),
-            lease_secs=0.2,
+            lease_secs=2.0,  # long enough that a busy machine cannot let it run out before the next line
         )
         assert len(await crashed.claim()) == 1  # claimed, then its process "dies" before sending
         await crashed.stop()
         survivor = _dispatcher(engine)
         assert await survivor.run_once() == 0  # the lease still holds
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(2.05)
         assert await survivor.run_once() == 1
         await survivor.stop()
         assert len(receiver.events()) == 1
