@@ -15,6 +15,9 @@ import pytest
 from tests.sip.conftest import (
     CALLER,
     LIMITED_TRUNK_IP,
+    PBX_IP,
+    PBX_PASSWORD,
+    PBX_USER,
     RtpCapture,
     SipServer,
     free_udp_port,
@@ -210,3 +213,27 @@ def test_trunk_over_its_limit_gets_486(sip_server: SipServer, rtp_capture: RtpCa
         assert 486 in _statuses(run.messages)
     finally:
         assert holder.wait(timeout=60) == 0
+
+
+def test_pbx_logs_in_with_digest(sip_server: SipServer, rtp_capture: RtpCapture, tmp_path: Path) -> None:
+    # The "pbx" trunk (127.0.0.3) must log in: challenged 401, then admitted with the right password only.
+    run = run_sipp(
+        sip_server,
+        "digest",
+        tmp_path,
+        rtp_port=rtp_capture.port,
+        local_ip=PBX_IP,
+        extra=("-au", PBX_USER, "-ap", PBX_PASSWORD),
+    )
+    assert run.returncode == 0, run.stdout
+    assert _statuses(run.messages)[:3] == [100, 401, 100]
+    wrong = run_sipp(
+        sip_server,
+        "digest",
+        tmp_path,
+        rtp_port=rtp_capture.port,
+        local_ip=PBX_IP,
+        extra=("-au", PBX_USER, "-ap", "nope"),
+    )
+    assert wrong.returncode != 0
+    assert _statuses(wrong.messages).count(401) == 2
