@@ -24,9 +24,10 @@ from config import Settings
 from control_api.app import create_app
 from control_api.integrations.secrets import box_from_settings
 from control_api.logging_setup import configure_logging
-from control_api.services.knowledge import KnowledgeService
+from control_api.services.knowledge import KnowledgeService, register_spoken
 from control_api.state import AppState
-from pipelines.contracts import Retriever, TextEmbedder
+from pipelines.brain.extractive import best_sentences
+from pipelines.contracts import Passage, Retriever, TextEmbedder
 
 # Threads of the event loop's default pool in a voice process (see start_voice).
 VOICE_THREADS = 32
@@ -53,6 +54,14 @@ def build_app(settings: Settings) -> FastAPI:
         allowed_private_hosts=settings.integrations.allowed_private_hosts,
     )
     stages = VoiceStages(options=StageOptions.from_settings(settings), knowledge=knowledge, custom_tools=custom_tools)
+    max_sentences = stages.options.brain.max_sentences
+
+    def spoken(question: str, text: str, heading: str | None) -> str:
+        # The console's "test a question" shows what the agent would say: the extractive brain's own sentence
+        # choice from the passage's speakable body (registered with the control plane while this app runs).
+        body = Passage(text=text, score=0.0, document_id="", chunk_id="", citation="", heading=heading).body
+        return best_sentences(question, body, max_sentences=max_sentences)
+
     embed_key = settings.voice.embed_key.get_secret_value() if settings.voice.embed_key else None
     candidates = CandidatePolicy(
         announce=frozenset(settings.voice.webrtc_announce_addresses),
@@ -81,6 +90,8 @@ def build_app(settings: Settings) -> FastAPI:
     async def start_voice(state: AppState) -> Callable[[], Awaitable[None]]:
         # Once per process: load the models, then open the lines.
         state_holder["state"] = state
+        # An LLM brain words its own answers: then the passage itself stands in for what it would say.
+        register_spoken(spoken if settings.pipeline.llm.backend == "extractive" else None)
         # aiortc encodes every call's outgoing audio on the loop's default thread pool (every 20 ms while the
         # agent speaks), next to retrieval, recording fsyncs and the like: the stock pool (CPUs + 4 threads)
         # queues those encodes behind slower work once a few calls talk at once.
@@ -95,6 +106,7 @@ def build_app(settings: Settings) -> FastAPI:
             await sip.start()
 
         async def stop() -> None:
+            register_spoken(None)
             await sip.stop()
             await close_voice()
             await retriever.drain()

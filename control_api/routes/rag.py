@@ -37,7 +37,7 @@ async def query(body: RagQueryRequest, state: StateDep, session: SessionDep, use
     passages = [PassagePublic.model_validate(p) for p in service.passages_payload(retrieval)]
     return RagQueryResponse(
         found=retrieval.found,
-        answer=passages[0].text if retrieval.found and passages else None,
+        answer=service.spoken_answer(body.question, retrieval),
         passages=passages,
         latency_ms=round(retrieval.latency_ms, 3),
     )

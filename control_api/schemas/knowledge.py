@@ -122,7 +122,10 @@ class RagQueryResponse(BaseModel):
     """Retrieval result: ``found`` is False below the calibrated threshold ("I don't know")."""
 
     found: bool
-    answer: str | None = Field(description="The best passage's text when found (extractive), else null.")
+    answer: str | None = Field(
+        description="What the agent would say when found (the extractive brain's sentences from the best passage), "
+        "else null."
+    )
     passages: list[PassagePublic]
     latency_ms: float
 

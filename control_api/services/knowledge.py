@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,6 +124,29 @@ def context_block(retrieval: Retrieval, *, max_chars: int = MAX_CONTEXT_CHARS) -
         parts.append(block)
         used += len(block)
     return "Answer only from these knowledge-base passages and cite them by number.\n\n" + "\n\n".join(parts)
+
+
+# What the voice agent would say from a passage: (question, passage text, passage heading) -> the sentences it
+# speaks. The voice side registers its brain's own choice (this package never imports the pipelines); without
+# one (an LLM brain composes its own words, or a control-plane-only process), the passage's text stands in.
+SpokenAnswer = Callable[[str, str, str | None], str]
+_spoken: SpokenAnswer | None = None
+
+
+def register_spoken(choose: SpokenAnswer | None) -> None:
+    """Register (or, with ``None``, remove) how the voice agent turns a found passage into spoken sentences."""
+    global _spoken  # one registration per process, like the live handoff controller
+    _spoken = choose
+
+
+def spoken_answer(question: str, retrieval: Retrieval) -> str | None:
+    """What the agent would say for ``question``: ``None`` when nothing was found (it says it does not know)."""
+    if not retrieval.found or not retrieval.passages:
+        return None
+    top = retrieval.passages[0]
+    if _spoken is None:
+        return top.text
+    return _spoken(question, top.text, top.heading) or top.text
 
 
 @dataclass(frozen=True, slots=True)

@@ -327,6 +327,11 @@ def test_knowledge_upload_question_and_delete(live_server: LiveServer, browser: 
     ask.get_by_label("Question").fill("What does a blinking orange light mean?")
     ask.get_by_role("button", name="Ask").click()
     expect(page.locator(".verdict")).to_contain_text("Found")
+    # What the agent would say: the extractive brain's sentences, not the heading path or the whole section.
+    said = page.get_by_label("What the agent would say")
+    expect(said).to_contain_text("means the broadband line is not synchronised.")
+    expect(said).not_to_contain_text("Kestrel Hub lights >")
+    expect(said).not_to_contain_text("Solid white light")
     answering = page.locator(".passages .passage", has_text="not synchronised")
     expect(answering).to_have_count(1)
     expect(answering.locator(".citation")).to_contain_text("router-lights.md")

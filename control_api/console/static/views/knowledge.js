@@ -139,12 +139,19 @@ function askForm(ctx) {
       const verdict = answer.found
         ? h("p", { class: "verdict verdict-found", role: "status", text: `Found · ${passages.length} passage${passages.length === 1 ? "" : "s"} · ${fmtMs(answer.latency_ms)}` })
         : h("p", { class: "verdict verdict-missing", role: "status", text: `Not found: nothing scores above the threshold, so the desk would say it does not know and offer a person. · ${fmtMs(answer.latency_ms)}` });
+      // Found: what the agent would say (its own sentence choice) beside the passage it comes from.
+      const said = answer.found && answer.answer
+        ? h("div", { class: "grid-2 answer-pair" },
+          h("div", { class: "answer-text", "aria-label": "What the agent would say" }, h("h3", { text: "The agent would say" }), h("p", { class: "spoken", text: `“${answer.answer}”` })),
+          h("div", {}, h("h3", { text: "From this passage" }), h("ol", { class: "passages" }, passageView(passages[0], 0))))
+        : null;
+      const rest = answer.found ? passages.slice(1) : passages;
       replace(result,
         verdict,
-        answer.answer ? h("div", { class: "answer-text" }, h("h3", { text: "The agent would answer with" }), h("p", { text: answer.answer })) : null,
-        passages.length
-          ? [h("h3", { text: answer.found ? "Passages, best first" : "Closest passages (below the threshold)" }),
-            h("ol", { class: `passages${answer.found ? "" : " weak"}` }, passages.map(passageView))]
+        said,
+        rest.length
+          ? [h("h3", { text: answer.found ? "Other passages, best first" : "Closest passages (below the threshold)" }),
+            h("ol", { class: `passages${answer.found ? "" : " weak"}`, start: answer.found ? 2 : 1 }, rest.map((p, i) => passageView(p, answer.found ? i + 1 : i)))]
           : null);
     } catch (error) {
       replace(result);
@@ -212,7 +219,7 @@ export async function renderKnowledge(main, ctx) {
       h("div", { class: "table-foot" }, status)),
     h("section", { class: "panel", "aria-labelledby": "ask-title" },
       h("h2", { id: "ask-title", text: "Test a question" }),
-      h("p", { class: "muted", text: "See which passages the voice agent would use to answer." }),
+      h("p", { class: "muted", text: "See what the voice agent would say, and the passage it would say it from. A question that scores below the threshold gets \"I couldn't find that\" and the offer of a person, on calls exactly as here." }),
       askForm(ctx)),
     unansweredSlot);
   await load();
