@@ -358,7 +358,11 @@ async def spoken(
     async def one(q: Question) -> dict[str, Any]:
         pcm = audio(voice, qset.name, q.id, q.text)
         async with sem:
-            turn = await ws_call(server.base_url, bearer, pcm, yes)
+            try:
+                turn = await ws_call(server.base_url, bearer, pcm, yes)
+            except (OSError, websockets.WebSocketException) as exc:  # a failed call counts as unanswered
+                print(f"heldout_eval: {voice} {q.id}: {exc!r}", file=sys.stderr)
+                turn = Turn()
         citation, confirmations = None, 0
         for _ in range(20):  # the server writes call events after the turn, off the audio path
             citation, confirmations = recorded(server.data_dir, turn.call_id)
@@ -425,10 +429,12 @@ async def run_base(
     else:
         server = start(data_dir, knowledge=knowledge)
         try:
-            bearer = token(data_dir)
             for voice in voices:
                 for qset in sets:
+                    bearer = token(data_dir)  # a fresh one per batch: tokens expire after 30 minutes
                     figures, (errors, words) = await spoken(server, bearer, qset, voice, args.concurrency)
+                    # Progress on stderr, so that a long run that dies still leaves its finished batches.
+                    print(json.dumps({"progress": {voice: {qset.name: figures}}}), file=sys.stderr, flush=True)
                     spoken_out.setdefault(voice, {})[qset.name] = figures
                     e0, w0 = wer_totals.get(voice, (0, 0))
                     wer_totals[voice] = (e0 + errors, w0 + words)
