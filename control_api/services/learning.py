@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -138,7 +138,6 @@ class GapIntake:
     embedder: Embedder
     retrieve: Retriever | None
     similarity: float
-    created: list[str] = field(default_factory=list)
 
     async def __call__(self, session: AsyncSession, call: Call, items: Sequence[tuple[str, str, float | None]]) -> None:
         """Replace ``call``'s questions in the gaps with ``items`` (not committed)."""
@@ -166,7 +165,6 @@ class GapIntake:
                 session.add(gap)
                 await session.flush()
                 by_label[label] = gap
-                self.created.append(gap.id)
             else:
                 # The centroid drifts towards its members (running sum of unit vectors, normalised).
                 members = await session.scalar(select(func.count()).where(GapQuestion.gap_id == gap.id)) or 0

@@ -152,7 +152,6 @@ async def test_a_failing_analysis_is_retried_then_failed(sessions: async_session
         assert row is not None and row.status == "done" and row.outcome == "callback_requested"
 
 
-@pytest.mark.unit
 def test_outcome_rule() -> None:
     call = Call(channel="websocket", status="ended", outcome="resolved")
     yes, no = Exchange("q", True, "a", ("c",)), Exchange("q", False, None, ())
@@ -165,7 +164,6 @@ def test_outcome_rule() -> None:
     assert analysis.outcome_of(call=broken, asked=[yes], handed_off=False, callback=False) == "failed"
 
 
-@pytest.mark.unit
 def test_field_extraction_by_kind() -> None:
     def field(kind: str, name: str, **kw: object) -> AnalysisField:
         return AnalysisField(
@@ -189,7 +187,6 @@ def test_field_extraction_by_kind() -> None:
         analysis.field_filter("no separator")
 
 
-@pytest.mark.unit
 def test_leader_clustering_keeps_meanings_apart() -> None:
     rng = np.random.default_rng(1)
     centres = rng.standard_normal((5, 384)).astype(np.float32)
