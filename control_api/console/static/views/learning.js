@@ -28,7 +28,7 @@ function gapCard(gap, ctx, reload) {
   const sop = h("button", { type: "button", class: "button secondary", text: "Draft an SOP from these calls" });
   const form = h("form", { class: "gap-form" },
     field("Question", question),
-    field("Answer", answer, "Starts as the draft below; edit it before approving. It becomes a knowledge-base document."),
+    field("Answer", answer, "Starts as the draft shown above; rewrite it before approving. Approved, it becomes a knowledge-base document."),
     h("div", { class: "actions" }, approve, gap.status === "open" ? dismiss : null, sop));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
