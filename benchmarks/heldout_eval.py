@@ -70,6 +70,7 @@ from benchmarks.voice.server import DEMO_KB, RunningServer, start  # noqa: E402
 from control_api.logging_setup import configure_logging  # noqa: E402
 from pipelines.asr.acoustic_adaptation import transcript_words  # noqa: E402
 from pipelines.brain.extractive import NOT_FOUND  # noqa: E402
+from pipelines.tools import SEARCH  # noqa: E402
 
 HELDOUT = ROOT / "benchmarks" / "heldout"
 RIVERBEND_KB = HELDOUT / "riverbend" / "docs"
@@ -268,7 +269,7 @@ async def ws_call(base_url: str, token: str, question: bytes, yes: bytes, *, wit
         async def greeting_then_question() -> None:
             nonlocal asked
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(greeted.wait(), 8.0)
+                await asyncio.wait_for(greeted.wait(), 20.0)
             await asyncio.sleep(0.3)
             asked = True
             say(question)
@@ -294,7 +295,7 @@ async def ws_call(base_url: str, token: str, question: bytes, yes: bytes, *, wit
                             greeted.set()
                         elif event["role"] == "caller" and asked:
                             caller.append(event["text"])
-                        elif event["role"] == "agent" and caller:
+                        elif event["role"] == "agent" and caller and event["text"].strip():
                             if turn.confirmations and not turn.answer and event["text"].rstrip().endswith("?"):
                                 turn.answer = " "  # the confirming question: say yes, take the next answer
                                 say(yes)
@@ -326,7 +327,7 @@ def recorded(data_dir: Path, call_id: str) -> tuple[str | None, int]:
         payload = json.loads(data) if isinstance(data, str) else (data or {})
         if kind in CONFIRMATION or payload.get("tool") in CONFIRMATION:
             confirmations += 1
-        if kind == "tool_result" and payload.get("tool") == "search" and payload.get("found"):
+        if kind == "tool_result" and payload.get("tool") == SEARCH and payload.get("found"):
             citation = (payload.get("citations") or [None])[0]
     return citation, confirmations
 
