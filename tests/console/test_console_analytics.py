@@ -96,7 +96,8 @@ def test_analytics_charts_drill_down_and_export(live_server: LiveServer, chromiu
         page.get_by_role("navigation", name="Main").get_by_role("link", name="Analytics").click()
         expect(page.get_by_role("heading", name="Analytics", exact=True)).to_be_visible()
         for chart in CHARTS:
-            expect(page.locator(f"#chart-{chart} svg.main-svg").first).to_be_visible()
+            # Four reports and the chart library load first: generous on a loaded CI machine.
+            expect(page.locator(f"#chart-{chart} svg.main-svg").first).to_be_visible(timeout=30_000)
         expect(page.locator("#chart-topics")).to_contain_text("Blinking orange light")
         expect(page.locator("#chart-handoffs")).to_contain_text("Caller asked for a person")
         expect(page.locator("#chart-outcomes")).to_contain_text("Answered by the agent")
@@ -140,7 +141,7 @@ def test_analytics_charts_drill_down_and_export(live_server: LiveServer, chromiu
         page.set_viewport_size({"width": 390, "height": 844})
         page.get_by_role("button", name="Menu").click()
         page.get_by_role("navigation", name="Main").get_by_role("link", name="Analytics").click()
-        expect(page.locator("#chart-volume svg.main-svg").first).to_be_visible()
+        expect(page.locator("#chart-volume svg.main-svg").first).to_be_visible(timeout=30_000)
         page.wait_for_timeout(300)
         assert page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth") <= 0
         page.screenshot(path=shots / "analytics-390.png", full_page=True)
