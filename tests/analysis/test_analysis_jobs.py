@@ -17,7 +17,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from control_api.db.engine import create_engine, session_factory
 from control_api.db.migrate import upgrade
-from control_api.db.models import AnalysisField, Call, CallAnalysis, CallbackRequest, Handoff, OutboxDelivery
+from control_api.db.models import (
+    AnalysisField,
+    Call,
+    CallAnalysis,
+    CallbackRequest,
+    Handoff,
+    Integration,
+    OutboxDelivery,
+)
 from control_api.problems import ProblemError
 from control_api.rbac import Role
 from control_api.services import analysis, analysis_jobs, learning
@@ -59,6 +67,12 @@ async def test_a_crash_mid_analysis_is_resumed_on_restart(sessions: async_sessio
         session.add(AnalysisField(persona_name="default", name="order number", kind="number"))
         session.add(AnalysisField(persona_name="default", name="wants to cancel", kind="boolean"))
         session.add(AnalysisField(persona_name="default", name="plan", kind="choice", choices=["Basic", "Plus"]))
+        # A webhook that wants call.analysed (no dispatcher runs here: deliveries stay in the outbox).
+        session.add(
+            Integration(
+                kind="webhook", name="hook", config={"url": "https://hooks.example/x", "events": ["call.analysed"]}
+            )
+        )
         await session.commit()
     call_id = await _call(
         sessions,
@@ -100,8 +114,12 @@ async def test_a_crash_mid_analysis_is_resumed_on_restart(sessions: async_sessio
         assert [c.id for c in found] == [call_id]
         found = await calls_service.list_calls(session, admin, calls_service.CallFilter(fields=(("plan", "basic"),)))
         assert found == []
-        # No integration is configured: call.analysed reached no outbox (emitted in the analysis's transaction).
-        assert (await session.scalars(select(OutboxDelivery))).all() == []
+        # call.analysed went to the outbox in the analysis's transaction, once per call, without the transcript.
+        sent = (await session.scalars(select(OutboxDelivery).where(OutboxDelivery.event == "call.analysed"))).all()
+        assert sorted(d.call_id or "" for d in sent) == sorted([call_id, other])
+        payload = next(d.payload for d in sent if d.call_id == call_id)
+        assert payload["outcome"] == "resolved_by_ai" and payload["fields"]["order number"] == 48213
+        assert "turns" not in payload and "exchanges" not in payload
 
     # Re-runnable: the same call again, one run more; a handoff recorded since changes the outcome.
     async with sessions() as session:
@@ -112,6 +130,8 @@ async def test_a_crash_mid_analysis_is_resumed_on_restart(sessions: async_sessio
     async with sessions() as session:
         again = await session.get(CallAnalysis, call_id, populate_existing=True)
         assert again is not None and again.runs == 2 and again.outcome == "handed_off"
+        events = await session.scalars(select(OutboxDelivery.payload).where(OutboxDelivery.call_id == call_id))
+        assert sorted(p["outcome"] for p in events) == ["handed_off", "resolved_by_ai"]  # one event per run
 
 
 async def test_a_failing_analysis_is_retried_then_failed(sessions: async_sessionmaker[AsyncSession]) -> None:
