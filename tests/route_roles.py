@@ -159,7 +159,7 @@ ROUTE_ROLES: dict[tuple[str, str], Access] = {
     ("GET", "/console/static/{asset_path:path}"): Access(
         EVERYONE, public=True, status=200, params={"asset_path": "app.js"}
     ),
-    ("GET", "/api/console/settings"): Access(ANALYTICS, status=200),
+    ("GET", "/api/system/configuration"): Access(ANALYTICS, status=200),
     ("GET", "/console/vendor/{name}"): Access(EVERYONE, public=True, status=200, params={"name": "plotly.min.js"}),
     # --- knowledge base and RAG (tests/knowledge/test_api.py) ---
     ("POST", "/api/knowledge/upload"): Access(MANAGERS, status=422, note="no files: validation error"),

@@ -141,10 +141,10 @@ class ConsoleSettings(BaseModel):
     knowledge_score_threshold: float = Field(description="Below this best score a question is 'not found'")
 
 
-settings_router = APIRouter(prefix="/api/console", tags=["console"])
+settings_router = APIRouter(prefix="/api/system", tags=["system"])
 
 
-@settings_router.get("/settings", response_model=ConsoleSettings)
+@settings_router.get("/configuration", response_model=ConsoleSettings)
 async def console_settings(
     state: StateDep, user: Annotated[User, Depends(require(Permission.ANALYTICS_READ))]
 ) -> ConsoleSettings:

@@ -175,7 +175,7 @@ async function personaSection(ctx) {
 
 async function backendsSection(ctx) {
   const [config, health] = await Promise.all([
-    api.get("/api/console/settings"),
+    api.get("/api/system/configuration"),
     fetch("/health/ready", { headers: { Accept: "application/json" }, cache: "no-store" }).then((r) => r.json()).catch(() => null),
   ]);
   const checks = (health && health.checks) || [];
