@@ -22,6 +22,7 @@ phone lines). Then:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 import wave
@@ -59,6 +60,9 @@ RETURN_MESSAGES = {
     "no_agents": "I'm sorry, nobody from our team is available right now. I've asked them to call you back. "
     "Is there anything else I can help you with meanwhile?",
 }
+
+# A person who accepted has at least this long to join the call's audio before the AI takes the call back.
+JOIN_TIMEOUT_S = 30.0
 
 HANDOFFS = Counter("voxdesk_handoffs_total", "Handoffs requested, by trigger.", ["source"])
 HANDOFF_OUTCOMES = Counter(
@@ -168,6 +172,7 @@ class CallHandoff:
         self.agent_user_id: str | None = None
         self._queued = asyncio.Event()
         self._wake = asyncio.Event()
+        self._joined = asyncio.Event()  # the person's audio arrived, or the call ended
         self._declined = False
         self._not_found = 0
         self._last_sentiment: float | None = None
@@ -308,6 +313,9 @@ class CallHandoff:
                     alerted = True
                     async with self._desk.sessions() as session:
                         await service.mark_waiting(session, self.handoff_id)
+        if self.state == "accepted":
+            # The desk's browser needs a moment to join (microphone, ICE): never less than JOIN_TIMEOUT_S.
+            await self._wait_for_audio(max(options.accept_timeout_s, JOIN_TIMEOUT_S))
         if self.state != "queued":
             return  # accepted (or the caller left)
         status = "declined" if self._declined else "timed_out"
@@ -316,6 +324,14 @@ class CallHandoff:
         if ended is None:
             return  # a person accepted at the last moment
         await self._ai_back(status)
+
+    async def _wait_for_audio(self, timeout_s: float) -> None:
+        """A person accepted but their audio never joined: after the same timeout the AI takes the call back."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._joined.wait(), timeout=timeout_s)
+        if self.state == "accepted" and not self.call.ended:
+            await self._note("no_audio")
+            await self._ai_back("no_audio")
 
     async def _ai_back(self, status: str) -> None:
         """Nobody took the call: the AI speaks again, apologises, offers a callback (recorded with the briefing)."""
@@ -371,6 +387,7 @@ class CallHandoff:
         if self.gate.mode == "hold" and self.state == "accepted":
             # The person's audio has arrived: the hold audio stops, the two parties hear each other.
             self.state = "human"
+            self._joined.set()
             self.gate.set_mode("human")
             self.timing.two_way = time.monotonic()
             asyncio.get_running_loop().create_task(self._note("audio_connected"))
@@ -432,6 +449,7 @@ class CallHandoff:
         del reason
         state, self.state = self.state, "ended"
         self._wake.set()
+        self._joined.set()
         if self._task is not None and state == "requesting":
             await asyncio.sleep(0)  # let the request finish queueing (it ends below as abandoned)
         try:

@@ -234,7 +234,10 @@ def test_nobody_accepts_the_ai_comes_back_and_a_callback_is_recorded(server: Voi
 
     handoff_id, timeout_at, back = asyncio.run(asyncio.wait_for(scenario(), timeout=120))
     assert back is not None, "the AI never spoke again"
-    assert -0.2 < back - timeout_at < 1.0, back - timeout_at
+    # The AI speaks again because of the timeout, not before it. How soon is a figure for a quiet machine (about
+    # 0.1-0.3 s here; benchmarks, not tests, measure speed): the bound only catches a return that waits for
+    # something else (another turn, the silence timeout) on a machine shared with other work.
+    assert -0.2 < back - timeout_at < 3.0, back - timeout_at
     rows = server.query("SELECT reason, briefing, phone FROM callback_requests WHERE handoff_id = ?", handoff_id)
     assert len(rows) == 1 and rows[0][0] == "timed_out"
     assert "person" in json.loads(rows[0][1])["summary"]
