@@ -382,6 +382,7 @@ async def spoken(
             "not_found": not_found(turn.answer),
             "confirmed": max(turn.confirmations, confirmations) > 0,
             "no_answer": not turn.answer,
+            "uncited": bool(turn.answer) and not not_found(turn.answer) and citation is None,
             "latency_ms": turn.latency_ms,
         }
 
@@ -399,6 +400,8 @@ async def spoken(
         "wer": round(errors / max(1, words), 3),
         "latency_p50_ms": round(statistics.median(latencies), 1) if latencies else None,
         "no_answer": [r["id"] for r in rows if r["no_answer"]],
+        # An answer from the knowledge base whose search the server did not record as found: a broken check.
+        "answered_without_citation": [r["id"] for r in rows if r["uncited"]],
         "wrong": [
             {"id": r["id"], "heard": r["transcript"], "answer": r["answer"][:160]}
             for r in rows
