@@ -28,6 +28,7 @@ DIALLED = "+15550100"
 LIMITED_TRUNK_IP = "127.0.0.2"
 PBX_IP = "127.0.0.3"
 PBX_USER, PBX_PASSWORD = "pbx", "pbx-secret-1"
+PROXY_IP = "127.0.0.4"  # kamailio, the digest-authenticating proxy in front (test_kamailio.py)
 
 
 def free_udp_port() -> int:
@@ -150,13 +151,14 @@ def run_sipp(
     concurrent: int = 1,
     timeout_s: float = 120.0,
     extra: tuple[str, ...] = (),
+    target: str | None = None,
 ) -> SippRun:
     """Place ``calls`` calls with ``scenarios/<scenario>.xml``; the SIP messages exchanged come back as text."""
     log = workdir / f"{scenario}_messages.log"
     sip_port = free_udp_port()
     args = [
         "sipp",
-        f"127.0.0.1:{server.sip_port}",
+        target or f"127.0.0.1:{server.sip_port}",
         "-sf",
         str(SCENARIOS / f"{scenario}.xml"),
         "-i",
@@ -206,6 +208,7 @@ def sip_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SipServer]:
     trunks = [
         {"name": "small", "addresses": [LIMITED_TRUNK_IP], "max_calls": 1},
         {"name": "pbx", "addresses": [PBX_IP], "username": PBX_USER, "password": PBX_PASSWORD, "max_calls": 5},
+        {"name": "proxy", "addresses": [PROXY_IP], "max_calls": 5},
     ]
     proc, server = start_server(
         root / "data",

@@ -162,6 +162,23 @@ def _user(message: SipRequest, header: str) -> str | None:
     return (address.uri.user or None) if address is not None else None
 
 
+def _copy_record_route(invite: IncomingCall) -> None:
+    """Make the dialog's responses carry the INVITE's Record-Route (RFC 3261 12.1.1), which aiosipua 0.7.1 omits.
+
+    Without it a proxy in front (kamailio, a carrier's SBC) never sees the caller's ACK and BYE: they follow the
+    route set the caller builds from our 2xx.
+    """
+    send = invite._send_response
+
+    def with_routes(status: int, reason: str, **kwargs: Any) -> Any:
+        routes = invite.invite.headers.get("record-route")
+        if routes and 100 < status < 300:
+            kwargs["extra_headers"] = {**(kwargs.get("extra_headers") or {}), "Record-Route": ", ".join(routes)}
+        return send(status, reason, **kwargs)
+
+    setattr(invite, "_send_response", with_routes)  # noqa: B010 - an instance's bound method, wrapped
+
+
 class SipEndpoint:
     """The SIP UAS of one process, starting calls through ``voice``.
 
@@ -248,6 +265,7 @@ class SipEndpoint:
     # --- INVITE to answered call ---
 
     def _invited(self, invite: IncomingCall) -> None:
+        _copy_record_route(invite)
         self._voice.spawn(self._answer(invite), name=f"sip-invite-{invite.call_id[:32]}")
 
     def _refuse(self, invite: IncomingCall, status: int, reason: str, headers: dict[str, str] | None = None) -> None:
