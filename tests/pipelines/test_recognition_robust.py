@@ -138,6 +138,6 @@ async def test_a_clear_recognition_is_answered_without_confirming(demo_kb: DemoK
     text, citations, tool = await brain._decide(question)
     assert tool == SEARCH and "$79" in text and citations
     # The same words heard with little confidence are confirmed first.
-    brain.hear(RecognitionEvidenceFrame(text=question, alternatives=(), confidence=0.2))
+    brain.hear(RecognitionEvidenceFrame(text=question, alternatives=(), confidence=0.1))
     _, _, tool = await brain._decide(question)
     assert tool == CONFIRM
