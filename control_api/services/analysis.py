@@ -11,7 +11,9 @@ Outcomes:
 - ``handed_off``: a handoff was asked for (whatever came of it), or the voice side stored ``handed_off``;
 - ``failed``: the call broke (stored ``failed``/``not_connected``, or the call record ended ``failed``);
 - ``resolved_by_ai``: the caller asked at least one question and every one was answered from the base;
-- ``abandoned``: the caller left with a question unanswered and no person involved, or asked nothing.
+- ``abandoned``: the caller left with a question unanswered and no person involved, or never spoke.
+
+The rule is the analytics' one (``services.analytics.classify``), named in the vocabulary above.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from control_api.db.models import (
 )
 from control_api.integrations import outbox
 from control_api.problems import ProblemError
+from control_api.services import analytics
 from control_api.services import sentiment as sentiment_analysis
 from control_api.services.ingestion_pipeline import display_title
 from control_api.services.summary import Exchange, summarize
@@ -47,7 +50,16 @@ from knowledge.types import Retrieval
 
 OUTCOMES = ("resolved_by_ai", "handed_off", "callback_requested", "abandoned", "failed")
 FIELD_KINDS = ("text", "number", "boolean", "choice")
-BROKEN = frozenset({"failed", "not_connected"})
+# The analytics rule's outcomes (``services.analytics.classify``) named as the analysis reports them.
+_OUTCOME = {
+    analytics.RESOLVED: "resolved_by_ai",
+    analytics.UNANSWERED: "abandoned",
+    analytics.CALLBACK: "callback_requested",
+    analytics.HANDED_OFF: "handed_off",
+    "failed": "failed",
+    "not_connected": "failed",
+    "abandoned": "abandoned",
+}
 DEFAULT_PERSONA = "default"
 # A field's own words must appear within this many characters before the value it names ("order number 123").
 _NEAR = 40
@@ -98,16 +110,9 @@ Retrieve = Callable[[str], Awaitable[Retrieval]]
 
 
 def outcome_of(*, call: Call, asked: Sequence[Exchange], handed_off: bool, callback: bool) -> str:
-    """The outcome of an ended call (see the module docstring for the rule)."""
-    if callback:
-        return "callback_requested"
-    if handed_off or call.outcome == "handed_off":
-        return "handed_off"
-    if call.outcome in BROKEN or call.status == "failed":
-        return "failed"
-    if asked and all(e.answered for e in asked):
-        return "resolved_by_ai"
-    return "abandoned"
+    """The outcome of an ended call: the analytics' one containment rule, in this module's vocabulary."""
+    stored = analytics.stored_outcome(call.outcome, call.status)
+    return _OUTCOME[analytics.classify(stored=stored, asked=asked, handed_off=handed_off, callback=callback)]
 
 
 def sentiment_of(turns: Sequence[CallTurn]) -> dict[str, Any]:

@@ -193,8 +193,9 @@ def classify(*, stored: str | None, asked: Sequence[Exchange], handed_off: bool,
 
     Returns:
         ``callback`` or ``handed_off`` when a person was needed; a stored ``failed``/``abandoned``/
-        ``not_connected`` as it is; ``unanswered`` when any question went without an answer from the base;
-        otherwise ``resolved`` (contained).
+        ``not_connected`` as it is; ``unanswered`` when any
+        question went without an answer from the base; otherwise ``resolved`` (contained). Post-call analysis
+        reports the same rule in its own vocabulary (``services.analysis.outcome_of``).
 
     """
     if callback:
@@ -204,6 +205,7 @@ def classify(*, stored: str | None, asked: Sequence[Exchange], handed_off: bool,
     if stored in KEPT_AS_STORED:
         return stored
     if not asked:
+        # The voice side stores ``abandoned`` for a call where the caller never spoke.
         return stored or "abandoned"
     if any(not exchange.answered for exchange in asked):
         return UNANSWERED
@@ -260,7 +262,7 @@ async def refresh_outcomes(session: AsyncSession, where: ColumnElement[bool], *,
         .order_by(Call.id)
     )
     rows = (await session.execute(stmt)).all()
-    pending = [(str(i), _stored(o, status)) for i, o, _, status in rows]
+    pending = [(str(i), stored_outcome(o, status)) for i, o, _, status in rows]
     settled = {str(i) for i, _, ended, _ in rows if ended is None or _utc(ended) + SETTLE <= current}
     written = 0
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
@@ -290,7 +292,7 @@ async def refresh_outcomes(session: AsyncSession, where: ColumnElement[bool], *,
     return written
 
 
-def _stored(outcome: str | None, status: str) -> str | None:
+def stored_outcome(outcome: str | None, status: str) -> str | None:
     """The stored outcome, with a call record that ended ``failed`` but names no outcome read as ``failed``."""
     return outcome or ("failed" if status == "failed" else None)
 
@@ -706,7 +708,7 @@ async def performance_report(session: AsyncSession, window: Window) -> dict[str,
 async def call_outcome(session: AsyncSession, call: Call) -> dict[str, Any]:
     """One call's outcome by the rule (``None`` while live) and how many of its questions went unanswered."""
     live = call.status not in ENDED_STATUSES
-    found = (await classify_calls(session, [(call.id, _stored(call.outcome, call.status))]))[call.id]
+    found = (await classify_calls(session, [(call.id, stored_outcome(call.outcome, call.status))]))[call.id]
     return {
         "call_id": call.id,
         "outcome": None if live else found.outcome,

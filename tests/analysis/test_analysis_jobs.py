@@ -177,7 +177,9 @@ def test_outcome_rule() -> None:
     yes, no = Exchange("q", True, "a", ("c",)), Exchange("q", False, None, ())
     assert analysis.outcome_of(call=call, asked=[yes], handed_off=False, callback=False) == "resolved_by_ai"
     assert analysis.outcome_of(call=call, asked=[yes, no], handed_off=False, callback=False) == "abandoned"
-    assert analysis.outcome_of(call=call, asked=[], handed_off=False, callback=False) == "abandoned"
+    # The voice side stores ``abandoned`` when the caller never spoke; the rule keeps it.
+    silent = Call(channel="websocket", status="ended", outcome="abandoned")
+    assert analysis.outcome_of(call=silent, asked=[], handed_off=False, callback=False) == "abandoned"
     assert analysis.outcome_of(call=call, asked=[no], handed_off=True, callback=False) == "handed_off"
     assert analysis.outcome_of(call=call, asked=[no], handed_off=True, callback=True) == "callback_requested"
     broken = Call(channel="websocket", status="failed", outcome="failed")

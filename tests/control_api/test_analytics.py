@@ -299,9 +299,9 @@ def test_classify_reads_a_failed_record_without_an_outcome_as_failed() -> None:
     from control_api.services.summary import Exchange
 
     answered = [Exchange("How much?", True, "10.", ("c1",))]
-    assert analytics.classify(stored=analytics._stored(None, "failed"), asked=[], handed_off=False, callback=False) == (
-        "failed"
-    )
+    assert analytics.classify(
+        stored=analytics.stored_outcome(None, "failed"), asked=[], handed_off=False, callback=False
+    ) == ("failed")
     assert analytics.classify(stored="resolved", asked=answered, handed_off=False, callback=False) == "resolved"
     assert analytics.classify(stored="resolved", asked=answered, handed_off=True, callback=False) == "handed_off"
     assert analytics.classify(stored="handed_off", asked=answered, handed_off=True, callback=True) == "callback"
