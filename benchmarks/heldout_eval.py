@@ -69,7 +69,7 @@ from benchmarks.product_kb import DemoKnowledge, cites, demo_data_dir, demo_sett
 from benchmarks.voice.server import DEMO_KB, RunningServer, start  # noqa: E402
 from control_api.logging_setup import configure_logging  # noqa: E402
 from pipelines.asr.acoustic_adaptation import transcript_words  # noqa: E402
-from pipelines.brain.extractive import NOT_FOUND  # noqa: E402
+from pipelines.brain.extractive import CONFIRM, CONFIRM_PREFIX, NOT_FOUND  # noqa: E402
 from pipelines.tools import SEARCH  # noqa: E402
 
 HELDOUT = ROOT / "benchmarks" / "heldout"
@@ -78,10 +78,9 @@ OUT = ROOT / "benchmarks" / "out" / "heldout"
 FRAME = 640  # 20 ms of 16 kHz 16-bit mono, both ways on the socket
 # The brain's "not found" answers all begin with this sentence (with or without the offer of a person).
 NOT_FOUND_LEAD = NOT_FOUND.split(".")[0]
-# A confirming question ("Do you mean ...?") is recognised by a call event of one of these kinds in the call's
-# ``call_events`` (database) or a socket event ``{"type": "event", "kind": ...}``; none is emitted by today's
-# code, so the rate is 0 until the confirmation turn exists and names itself so.
-CONFIRMATION = ("confirm", "confirmation")
+# A confirming question is the extractive brain's marked turn: its spoken text starts with CONFIRM_PREFIX
+# ("Do you mean: ...?"); a call event of kind or tool CONFIRM counts as well. Code before 015d9ff never asks one.
+CONFIRMATION = (CONFIRM,)
 # Voices: the engine and whether the defaults were developed with it.
 VOICES: dict[str, bool] = {
     "slt": True,
@@ -250,7 +249,7 @@ async def ws_call(base_url: str, token: str, question: bytes, yes: bytes, *, wit
     done = asyncio.Event()
     caller: list[str] = []
     greeted = asyncio.Event()
-    asked = False
+    asked = said_yes = False
     async with websockets.connect(url, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
 
         async def speak() -> None:
@@ -293,11 +292,13 @@ async def ws_call(base_url: str, token: str, question: bytes, yes: bytes, *, wit
                     elif kind == "transcript" and event.get("final"):
                         if event["role"] == "agent" and not asked:
                             greeted.set()
-                        elif event["role"] == "caller" and asked:
-                            caller.append(event["text"])
+                        elif event["role"] == "caller" and asked and not said_yes:
+                            caller.append(event["text"])  # the question's words (not the "yes" after it)
                         elif event["role"] == "agent" and caller and event["text"].strip():
-                            if turn.confirmations and not turn.answer and event["text"].rstrip().endswith("?"):
-                                turn.answer = " "  # the confirming question: say yes, take the next answer
+                            asking_back = event["text"].lstrip().startswith(CONFIRM_PREFIX)
+                            if asking_back and not said_yes:
+                                turn.confirmations += 1  # the confirming question: say yes, take the next answer
+                                said_yes = True
                                 say(yes)
                                 continue
                             turn.answer = event["text"]
@@ -502,7 +503,7 @@ async def evaluate(args: argparse.Namespace) -> dict[str, Any]:
                 totals[voice] = (e0 + e, w0 + w)
     report["wer_all_sets"] = {v: round(e / max(1, w), 3) for v, (e, w) in totals.items()}
     report["confirmation_marker"] = (
-        f"a call event of kind {' or '.join(CONFIRMATION)} (database or socket); counted as a confirmation turn"
+        f"an agent turn starting {CONFIRM_PREFIX!r} or a call event of kind/tool {CONFIRM!r}; the caller says yes"
     )
     report["targets_heldout"] = {"right_answers": 0.85, "honest_not_found": 0.9, "confirmation_rate_max": 0.15}
     report["concurrent_calls"] = args.concurrency
