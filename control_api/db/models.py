@@ -531,7 +531,8 @@ class VoiceProfile(Base):
     speaking_rate: Mapped[float] = mapped_column(Float, default=1.0)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
-# --- console analytics (issue 21, migration 0009): each ended call's outcome, by the one containment rule ---
+
+# --- console analytics (issue 21, migration 0008): each ended call's outcome, by the one containment rule ---
 
 
 class CallOutcome(Base):
