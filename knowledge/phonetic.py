@@ -16,6 +16,8 @@ from collections.abc import Iterable
 
 import jellyfish
 
+from knowledge.text_tokens import QUESTION_STOP_WORDS as _STOP
+
 __all__ = ["SoundAlike"]
 
 _WORD = re.compile(r"[a-z][a-z']*")
@@ -23,84 +25,6 @@ MIN_WORD = 4  # shorter words of the base are not offered as replacements (their
 MIN_KEY = 3  # a span's key must have this many sounds to be matched
 # A single word needs one sound more: "guard" and "card" share KRT, "flecks" and "flex" share FLKS.
 MIN_KEY_SINGLE = 4
-_STOP = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "and",
-        "or",
-        "but",
-        "if",
-        "of",
-        "to",
-        "in",
-        "on",
-        "at",
-        "for",
-        "from",
-        "by",
-        "with",
-        "about",
-        "as",
-        "is",
-        "are",
-        "was",
-        "were",
-        "be",
-        "been",
-        "do",
-        "does",
-        "did",
-        "i",
-        "me",
-        "my",
-        "we",
-        "our",
-        "you",
-        "your",
-        "it",
-        "its",
-        "this",
-        "that",
-        "these",
-        "those",
-        "there",
-        "here",
-        "what",
-        "which",
-        "who",
-        "how",
-        "when",
-        "where",
-        "why",
-        "can",
-        "could",
-        "would",
-        "should",
-        "will",
-        "may",
-        "might",
-        "must",
-        "have",
-        "has",
-        "had",
-        "not",
-        "no",
-        "yes",
-        "please",
-        "all",
-        "any",
-        "some",
-        "so",
-        "than",
-        "then",
-        "just",
-        "also",
-        "very",
-        "get",
-    ]
-)
 
 
 class SoundAlike:

@@ -29,6 +29,7 @@ from pipecat.frames.frames import (
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
+from knowledge.text_tokens import QUESTION_STOP_WORDS
 from pipelines.asr.base import RecognitionEvidenceFrame
 from pipelines.brain.answer_type import AnswerType, fits, question_type
 from pipelines.brain.base import BrainBackend, BrainCapabilities
@@ -59,92 +60,6 @@ _FAQ_ANSWER = re.compile(r"^\s*A:\s+", re.MULTILINE)
 _MARKDOWN = re.compile(r"^\s*(?:#{1,6}\s+|[-*+]\s+|\d+[.)]\s+|>\s*)")
 _LINK = re.compile(r"\[([^\]]+)\]\([^)]+\)")
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
-_STOP = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "and",
-        "or",
-        "but",
-        "if",
-        "of",
-        "to",
-        "in",
-        "on",
-        "at",
-        "for",
-        "from",
-        "by",
-        "with",
-        "about",
-        "as",
-        "is",
-        "are",
-        "was",
-        "were",
-        "be",
-        "been",
-        "being",
-        "do",
-        "does",
-        "did",
-        "i",
-        "me",
-        "my",
-        "we",
-        "our",
-        "you",
-        "your",
-        "it",
-        "its",
-        "this",
-        "that",
-        "these",
-        "those",
-        "there",
-        "here",
-        "what",
-        "which",
-        "who",
-        "whom",
-        "how",
-        "when",
-        "where",
-        "why",
-        "can",
-        "could",
-        "would",
-        "should",
-        "will",
-        "shall",
-        "may",
-        "might",
-        "must",
-        "have",
-        "has",
-        "had",
-        "not",
-        "no",
-        "yes",
-        "please",
-        "tell",
-        "know",
-        "want",
-        "like",
-        "need",
-        "get",
-        "so",
-        "than",
-        "then",
-        "just",
-        "also",
-        "very",
-        "any",
-        "some",
-        "all",
-    ]
-)
 # What holding the asked-for kind of answer adds to a sentence's score, as a share of the question's rarest
 # word's weight (chosen on the team's own questions, benchmarks/asr_eval and benchmarks/kb, never on held-out ones).
 TYPE_BONUS = 0.5
@@ -178,7 +93,7 @@ def _stem(word: str) -> str:
 
 
 def _content(text: str) -> set[str]:
-    return {_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOP}
+    return {_stem(w) for w in _WORD.findall(text.lower()) if w not in QUESTION_STOP_WORDS}
 
 
 def best_sentences(question: str, passage: str, *, max_sentences: int = 3, max_words: int = 55) -> str:
