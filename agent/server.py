@@ -28,6 +28,7 @@ from control_api.services.knowledge import KnowledgeService, register_spoken
 from control_api.state import AppState
 from pipelines.brain.extractive import best_sentences
 from pipelines.contracts import Passage, Retriever, TextEmbedder
+from pipelines.registry import backend_class
 
 # Threads of the event loop's default pool in a voice process (see start_voice).
 VOICE_THREADS = 32
@@ -90,8 +91,9 @@ def build_app(settings: Settings) -> FastAPI:
     async def start_voice(state: AppState) -> Callable[[], Awaitable[None]]:
         # Once per process: load the models, then open the lines.
         state_holder["state"] = state
-        # An LLM brain words its own answers: then the passage itself stands in for what it would say.
-        register_spoken(spoken if settings.pipeline.llm.backend == "extractive" else None)
+        # A brain that words its own answers has no preview: then the passage itself stands in for what it would say.
+        verbatim = backend_class("brain", settings.pipeline.llm.backend).capabilities.verbatim_answers
+        register_spoken(spoken if verbatim else None)
         # aiortc encodes every call's outgoing audio on the loop's default thread pool (every 20 ms while the
         # agent speaks), next to retrieval, recording fsyncs and the like: the stock pool (CPUs + 4 threads)
         # queues those encodes behind slower work once a few calls talk at once.

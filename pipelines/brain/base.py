@@ -22,11 +22,14 @@ class BrainCapabilities:
         passages_in_context: The RAG processor should add retrieved passages to the LLM context (and the
             context carries the tools' schema).
         offline: Needs no network service: it runs in this process or in processes it starts.
+        verbatim_answers: It speaks sentences chosen from the passages as they are written, so its sentence
+            choice shows exactly what a caller would hear (the console's test-a-question preview uses it).
     """
 
     speech_to_speech: bool = False
     passages_in_context: bool = True
     offline: bool = False
+    verbatim_answers: bool = False
 
 
 def system_prompt(persona: PersonaSpec) -> str:

@@ -168,7 +168,7 @@ class ExtractiveBackend(BrainBackend):
     """Process-wide resources of the extractive brain: the tools' example embeddings."""
 
     name = "extractive"
-    capabilities = BrainCapabilities(passages_in_context=False, offline=True)
+    capabilities = BrainCapabilities(passages_in_context=False, offline=True, verbatim_answers=True)
 
     def __init__(self, options: BrainOptions, embedder: TextEmbedder | None) -> None:
         self.options = options
