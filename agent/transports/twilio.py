@@ -18,29 +18,23 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Mapping
-from typing import Any
 from xml.sax.saxutils import quoteattr
 
 import structlog
 from fastapi import APIRouter, Request, Response, WebSocket
 from pipecat.runner.utils import parse_telephony_websocket
+from pipecat.serializers.base_serializer import FrameSerializer
 from pipecat.serializers.twilio import TwilioFrameSerializer
-from pipecat.transports.base_transport import BaseTransport
-from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
-from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from agent.calls.channels import NullChannel
 from agent.calls.media import CallControls, CallRequest
-from agent.calls.runner import SAMPLE_RATE
-from agent.calls.service import CallPlan, VoiceService
-from agent.calls.session import CallSession
+from agent.calls.service import VoiceService
+from agent.transports.media_socket import CLOSE_BUSY, CLOSE_FORBIDDEN, SocketMedia, refuse
 from config.settings import TelephonySettings
 from control_api.problems import ProblemError
 
 log = structlog.get_logger(__name__)
 VOICE_PATH = "/api/telephony/twilio/voice"
 STREAM_PATH = "/api/telephony/twilio/stream"
-CLOSE_FORBIDDEN, CLOSE_BUSY = 4403, 4503
 
 
 def twilio_signature(auth_token: str, url: str, params: Mapping[str, str] | None = None) -> str:
@@ -70,7 +64,7 @@ def _public_url(base: str | None, url: str, *, websocket: bool) -> str:
     return origin + path
 
 
-class TwilioMedia:
+class TwilioMedia(SocketMedia):
     """A Twilio media stream's side of a call (a :class:`~agent.calls.media.CallMedia`).
 
     Args:
@@ -79,46 +73,16 @@ class TwilioMedia:
 
     """
 
-    connected_on_answer = True
+    disconnect_reason = "caller_hangup"
 
     def __init__(self, websocket: WebSocket, serializer: TwilioFrameSerializer) -> None:
-        self._websocket = websocket
+        super().__init__(websocket)
         self._serializer = serializer
-        self.client = NullChannel()
 
-    def bind(self, call: CallSession, controls: CallControls) -> BaseTransport:
-        """Pipecat's WebSocket transport with Twilio's serializer; the socket closing ends the call."""
-        del call
-        transport = FastAPIWebsocketTransport(
-            self._websocket,
-            FastAPIWebsocketParams(
-                audio_in_enabled=True,
-                audio_out_enabled=True,
-                audio_in_sample_rate=SAMPLE_RATE,
-                add_wav_header=False,
-                serializer=self._serializer,
-                allowed_origins=[],
-            ),
-        )
-
-        @transport.event_handler("on_client_disconnected")  # type: ignore[untyped-decorator]
-        async def on_disconnected(_transport: Any, _ws: Any) -> None:
-            controls.hang_up("caller_hangup")
-
-        return transport
-
-    def attach(self, plan: CallPlan) -> None:
-        """Nothing to attach (Twilio's ``clear`` event is sent by the serializer on interruption)."""
-        del plan
-
-    async def close(self, reason: str) -> None:
-        """Close the media socket (Twilio then ends the call, or the REST hang-up already did)."""
-        del reason
-        if self._websocket.application_state == WebSocketState.CONNECTED:
-            try:
-                await self._websocket.close(code=1000)
-            except (RuntimeError, WebSocketDisconnect):
-                return
+    def serializer(self, controls: CallControls) -> FrameSerializer:
+        """Twilio's serializer (8 kHz μ-law ↔ 16 kHz; ``clear`` on interruption; the REST hang-up)."""
+        del controls
+        return self._serializer
 
 
 def twilio_router(voice: VoiceService, settings: TelephonySettings, *, public_url: str | None) -> APIRouter:
@@ -151,15 +115,13 @@ def twilio_router(voice: VoiceService, settings: TelephonySettings, *, public_ur
         """One call's media from Twilio (signed handshake)."""
         url = _public_url(public_url, str(websocket.url), websocket=True)
         if not signature_valid(token, url, None, websocket.headers.get("x-twilio-signature")):
-            await websocket.accept()
-            await websocket.close(code=CLOSE_FORBIDDEN, reason="bad Twilio signature")
+            await refuse(websocket, CLOSE_FORBIDDEN, "bad Twilio signature")
             return
         request = CallRequest(channel="telephony", rate_key="trunk:twilio", meta={"transport": "twilio"})
         try:
             await voice.admit(rate_key=request.rate_key, channel=request.channel)
         except ProblemError as problem:
-            await websocket.accept()
-            await websocket.close(code=CLOSE_BUSY, reason=problem.detail[:120])
+            await refuse(websocket, CLOSE_BUSY, problem.detail)
             return
         await websocket.accept()
         _kind, call_data = await parse_telephony_websocket(websocket)

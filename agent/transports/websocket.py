@@ -15,17 +15,23 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, WebSocket
 from pipecat.frames.frames import Frame, InputAudioRawFrame, InterruptionFrame, OutputAudioRawFrame
 from pipecat.serializers.base_serializer import FrameSerializer
-from pipecat.transports.base_transport import BaseTransport
-from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
+from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams
 from starlette.websockets import WebSocketState
 
 from agent.calls.media import CallControls, CallRequest
 from agent.calls.runner import SAMPLE_RATE
-from agent.calls.service import CallPlan, VoiceService
-from agent.calls.session import CallSession
+from agent.calls.service import VoiceService
+from agent.transports.media_socket import (
+    CLOSE_BUSY,
+    CLOSE_FORBIDDEN,
+    CLOSE_RATE_LIMITED,
+    CLOSE_UNAUTHENTICATED,
+    SocketMedia,
+    refuse,
+)
 from control_api.authn import Credentials, authenticate
 from control_api.db.models import User
 from control_api.problems import ProblemError
@@ -33,8 +39,7 @@ from control_api.rbac import Permission, ensure
 
 log = structlog.get_logger(__name__)
 FRAME_BYTES = SAMPLE_RATE // 50 * 2  # 20 ms of 16-bit mono
-# Close codes in the private range (4000-4999), mirroring the HTTP statuses.
-CLOSE_UNAUTHENTICATED, CLOSE_FORBIDDEN, CLOSE_RATE_LIMITED, CLOSE_BUSY = 4401, 4403, 4429, 4503
+__all__ = ["CLOSE_BUSY", "CLOSE_FORBIDDEN", "CLOSE_RATE_LIMITED", "CLOSE_UNAUTHENTICATED", "ws_stream_router"]
 
 
 class PcmJsonSerializer(FrameSerializer):
@@ -95,7 +100,7 @@ def _bearer(websocket: WebSocket) -> str | None:
     return websocket.query_params.get("access_token") or None
 
 
-class WebSocketMedia:
+class WebSocketMedia(SocketMedia):
     """The WebSocket's side of a call (a :class:`~agent.calls.media.CallMedia`): PCM frames and JSON events.
 
     Args:
@@ -103,56 +108,24 @@ class WebSocketMedia:
 
     """
 
-    connected_on_answer = True
-
     def __init__(self, websocket: WebSocket) -> None:
-        self._websocket = websocket
-        self.client = WebSocketClient(websocket)
+        super().__init__(websocket, WebSocketClient(websocket))
 
-    def bind(self, call: CallSession, controls: CallControls) -> BaseTransport:
-        """A pipecat WebSocket transport over the socket; hangup and disconnect end the call."""
-        transport = FastAPIWebsocketTransport(
-            self._websocket,
-            FastAPIWebsocketParams(
-                audio_in_enabled=True,
-                audio_out_enabled=True,
-                audio_in_sample_rate=SAMPLE_RATE,
-                audio_out_sample_rate=SAMPLE_RATE,
-                audio_out_10ms_chunks=2,
-                add_wav_header=False,
-                serializer=PcmJsonSerializer(on_hangup=lambda: controls.hang_up("caller_hangup")),
-                allowed_origins=[],
-            ),
-        )
+    def serializer(self, controls: CallControls) -> FrameSerializer:
+        """Raw PCM and JSON control; the client's ``hangup`` ends the call."""
+        return PcmJsonSerializer(on_hangup=lambda: controls.hang_up("caller_hangup"))
 
-        @transport.event_handler("on_client_disconnected")  # type: ignore[untyped-decorator]
-        async def on_disconnected(_transport: Any, _ws: Any) -> None:
-            controls.hang_up("caller_disconnected")
-
-        return transport
-
-    def attach(self, plan: CallPlan) -> None:
-        """Nothing to attach: the client drops queued audio on a ``clear`` event."""
-        del plan
-
-    async def close(self, reason: str) -> None:
-        """Close the socket normally (the ``end`` event has been sent)."""
-        del reason
-        if self._websocket.application_state == WebSocketState.CONNECTED:
-            try:
-                await self._websocket.close(code=1000)
-            except (RuntimeError, WebSocketDisconnect):
-                return
+    def params(self, serializer: FrameSerializer) -> FastAPIWebsocketParams:
+        """16 kHz both ways, in 20 ms frames."""
+        params = super().params(serializer)
+        params.audio_out_sample_rate = SAMPLE_RATE
+        params.audio_out_10ms_chunks = 2
+        return params
 
 
 def ws_stream_router(voice: VoiceService) -> APIRouter:
     """The ``/api/voice/stream`` WebSocket endpoint of ``voice``."""
     router = APIRouter(tags=["voice"])
-
-    async def refuse(websocket: WebSocket, code: int, reason: str) -> None:
-        # Accept first so that the client sees the close code and reason (a close before accept is a bare 403).
-        await websocket.accept()
-        await websocket.close(code=code, reason=reason)
 
     async def authenticate_socket(websocket: WebSocket) -> User | None:
         state = voice.state
@@ -167,7 +140,7 @@ def ws_stream_router(voice: VoiceService) -> APIRouter:
             ensure(principal.user.role, Permission.VOICE_CALL)
         except ProblemError as problem:
             code = CLOSE_FORBIDDEN if problem.status == 403 else CLOSE_UNAUTHENTICATED
-            await refuse(websocket, code, problem.detail[:120])
+            await refuse(websocket, code, problem.detail)
             return None
         return principal.user
 
@@ -184,7 +157,7 @@ def ws_stream_router(voice: VoiceService) -> APIRouter:
             await voice.admit(rate_key=request.rate_key, channel=request.channel)
         except ProblemError as problem:
             code = CLOSE_RATE_LIMITED if problem.status == 429 else CLOSE_BUSY
-            await refuse(websocket, code, problem.detail[:120])
+            await refuse(websocket, code, problem.detail)
             return
         await websocket.accept()
         media = WebSocketMedia(websocket)

@@ -1,0 +1,92 @@
+"""One call over one WebSocket (pipecat's ``FastAPIWebsocketTransport``): what every socket transport shares.
+
+The custom PCM stream, Twilio and Telnyx media streams are subclasses.
+
+A subclass gives the serializer and the audio parameters; this base builds the transport, ends the call when the
+socket goes away, closes the socket when the call ends, and refuses a socket with a close code the client sees.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import WebSocket
+from pipecat.serializers.base_serializer import FrameSerializer
+from pipecat.transports.base_transport import BaseTransport
+from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from agent.calls.channels import ClientChannel, NullChannel
+from agent.calls.media import CallControls
+from agent.calls.runner import SAMPLE_RATE
+from agent.calls.service import CallPlan
+from agent.calls.session import CallSession
+
+# Close codes in the private range (4000-4999), mirroring the HTTP statuses.
+CLOSE_UNAUTHENTICATED, CLOSE_FORBIDDEN, CLOSE_RATE_LIMITED, CLOSE_BUSY = 4401, 4403, 4429, 4503
+
+
+async def refuse(websocket: WebSocket, code: int, reason: str) -> None:
+    """Refuse ``websocket`` with ``code`` (accepted first: a close before accept is a bare 403 to the client)."""
+    await websocket.accept()
+    await websocket.close(code=code, reason=reason[:120])
+
+
+class SocketMedia:
+    """The WebSocket's side of a call (a :class:`~agent.calls.media.CallMedia`); subclasses pick the serializer.
+
+    Args:
+        websocket: The accepted socket.
+        client: Where the call's live events go (``NullChannel`` for a telephony provider).
+
+    Attributes:
+        disconnect_reason: The call's end reason when the socket closes under it.
+
+    """
+
+    connected_on_answer = True
+    disconnect_reason = "caller_disconnected"
+
+    def __init__(self, websocket: WebSocket, client: ClientChannel | None = None) -> None:
+        self.websocket = websocket
+        self.client: ClientChannel = client or NullChannel()
+
+    def serializer(self, controls: CallControls) -> FrameSerializer:
+        """The frame serializer of this socket's wire format."""
+        raise NotImplementedError
+
+    def params(self, serializer: FrameSerializer) -> FastAPIWebsocketParams:
+        """Audio both ways at the pipeline's rate in and the serializer's choice out (a subclass may narrow it)."""
+        return FastAPIWebsocketParams(
+            audio_in_enabled=True,
+            audio_out_enabled=True,
+            audio_in_sample_rate=SAMPLE_RATE,
+            add_wav_header=False,
+            serializer=serializer,
+            allowed_origins=[],
+        )
+
+    def bind(self, call: CallSession, controls: CallControls) -> BaseTransport:
+        """Pipecat's WebSocket transport over the socket; the socket closing ends the call."""
+        del call
+        transport = FastAPIWebsocketTransport(self.websocket, self.params(self.serializer(controls)))
+        reason = self.disconnect_reason
+
+        @transport.event_handler("on_client_disconnected")  # type: ignore[untyped-decorator]
+        async def on_disconnected(_transport: Any, _ws: Any) -> None:
+            controls.hang_up(reason)
+
+        return transport
+
+    def attach(self, plan: CallPlan) -> None:
+        """Nothing to attach: the far end drops queued audio on the serializer's ``clear`` event."""
+        del plan
+
+    async def close(self, reason: str) -> None:
+        """Close the socket normally (the call has ended); never raises."""
+        del reason
+        if self.websocket.application_state == WebSocketState.CONNECTED:
+            try:
+                await self.websocket.close(code=1000)
+            except (RuntimeError, WebSocketDisconnect):
+                return
