@@ -24,6 +24,7 @@ from config import Settings
 from control_api.app import create_app
 from control_api.integrations.secrets import box_from_settings
 from control_api.logging_setup import configure_logging
+from control_api.services import analytics
 from control_api.services.knowledge import KnowledgeService, register_spoken
 from control_api.state import AppState
 from pipelines.brain.extractive import best_sentences
@@ -88,6 +89,9 @@ def build_app(settings: Settings) -> FastAPI:
         handoffs=handoffs,
     )
 
+    async def start_outcome_catch_up(state: AppState) -> Callable[[], Awaitable[None]]:
+        return analytics.start_outcome_catch_up(state.sessions)
+
     async def start_voice(state: AppState) -> Callable[[], Awaitable[None]]:
         # Once per process: load the models, then open the lines.
         state_holder["state"] = state
@@ -125,5 +129,6 @@ def build_app(settings: Settings) -> FastAPI:
             transcribe_router(stages.asr, language=settings.pipeline.asr.language),
         ],
         readiness_checks={"voice_models": stages.ready},
-        startup_hooks=[start_voice],
+        # The analytics' call outcomes of calls that ended without the post-call hook (issue 21), in the background.
+        startup_hooks=[start_outcome_catch_up, start_voice],
     )

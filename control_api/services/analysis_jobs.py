@@ -19,8 +19,8 @@ from prometheus_client import Counter, Histogram
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from control_api.db.models import CallAnalysis, utcnow
-from control_api.services import analysis, learning
+from control_api.db.models import Call, CallAnalysis, utcnow
+from control_api.services import analysis, analytics, learning
 from control_api.services.knowledge import KnowledgeService
 from control_api.state import AppState
 from knowledge.types import Retrieval
@@ -163,6 +163,8 @@ class AnalysisWorker:
                 embedder=service.embedder, retrieve=self._retrieve(), similarity=self.cluster_similarity
             )
         async with self.sessions() as session:
+            # The call's outcome for the analytics (issue 21), now that its last turns are in (this job waited).
+            await analytics.refresh_outcomes(session, Call.id == call_id, settle=timedelta(0), source="analysis")
             await analysis.analyse(
                 session,
                 call_id,

@@ -13,17 +13,22 @@ formatted as UTC strings (``2026-11-26T14:00:00`` / ``2026-11-26``) by a per-dia
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
+import time
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+import structlog
+from prometheus_client import Counter as MetricCounter
 from sqlalchemy import ColumnElement, Float, Integer, and_, case, cast, func, literal, or_, select, union_all
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from control_api.db.models import (
     Call,
@@ -38,6 +43,13 @@ from control_api.db.models import (
 )
 from control_api.services.summary import Exchange, exchanges
 
+log = structlog.get_logger(__name__)
+OUTCOMES_WRITTEN = MetricCounter(
+    "voxdesk_call_outcomes_written_total",
+    "Call outcomes (the containment rule) written to call_outcomes, by writer: analysis, catch_up or report.",
+    ["source"],
+)
+
 LIVE_STATUSES = ("ringing", "active", "on_hold")
 ENDED_STATUSES = ("ended", "failed")
 HANDED_OFF = "handed_off"
@@ -49,6 +61,7 @@ KEPT_AS_STORED = ("failed", "abandoned", "not_connected")
 # A call's last turns are stored just after its end; an outcome computed sooner than this is read again.
 SETTLE = timedelta(seconds=60)
 OUTCOME_BATCH = 500
+CATCH_UP_BATCH = 2000
 STAGES = ("total", "vad", "asr", "retrieval", "llm", "tts")
 SENTIMENT_LABELS = ("positive", "neutral", "negative")
 REPEAT_WINDOW = timedelta(days=7)
@@ -245,15 +258,29 @@ async def classify_calls(session: AsyncSession, calls: Sequence[tuple[str, str |
     return out
 
 
-async def refresh_outcomes(session: AsyncSession, where: ColumnElement[bool], *, now: datetime | None = None) -> int:
+async def refresh_outcomes(
+    session: AsyncSession,
+    where: ColumnElement[bool],
+    *,
+    now: datetime | None = None,
+    settle: timedelta = SETTLE,
+    source: str = "report",
+) -> int:
     """Write ``call_outcomes`` for the ended calls matching ``where`` that lack one or got it too early.
+
+    Args:
+        session: The database session (committed when a row was written).
+        where: Which calls to look at.
+        now: The current time (tests).
+        settle: A call's outcome counts as final once it ended this long ago (its last turns are stored just
+            after its end); the post-call analysis job, which itself waits for them, passes zero.
+        source: Who wrote the rows, for the ``voxdesk_call_outcomes_written_total`` metric.
 
     Returns how many rows were written. Safe to run concurrently (insert-or-update on the call id).
     """
     current = _utc(now or datetime.now(UTC))
-    dialect = _dialect(session)
-    # A row computed less than SETTLE after the call's end is computed again on the next report (a handful of
-    # calls at most: those that ended in the last minute).
+    # A row computed less than ``settle`` after the call's end is computed again on the next report (a handful
+    # of calls at most: those that ended in the last minute and whose analysis has not run yet).
     stale = or_(CallOutcome.call_id.is_(None), CallOutcome.settled.is_(False))
     stmt = (
         select(Call.id, Call.outcome, Call.ended_at, Call.status)
@@ -261,11 +288,26 @@ async def refresh_outcomes(session: AsyncSession, where: ColumnElement[bool], *,
         .where(where, Call.status.in_(ENDED_STATUSES), stale)
         .order_by(Call.id)
     )
-    rows = (await session.execute(stmt)).all()
-    pending = [(str(i), stored_outcome(o, status)) for i, o, _, status in rows]
-    settled = {str(i) for i, _, ended, _ in rows if ended is None or _utc(ended) + SETTLE <= current}
+    rows = [(str(i), o, e, s) for i, o, e, s in (await session.execute(stmt)).all()]
+    written = await _write_outcomes(session, rows, current=current, settle=settle)
+    if written:
+        OUTCOMES_WRITTEN.labels(source).inc(written)
+        await session.commit()
+    return written
+
+
+async def _write_outcomes(
+    session: AsyncSession,
+    rows: Sequence[tuple[str, str | None, datetime | None, str]],
+    *,
+    current: datetime,
+    settle: timedelta,
+) -> int:
+    """Classify ``(call_id, stored outcome, ended_at, status)`` calls and upsert their ``call_outcomes`` rows."""
+    insert = pg_insert if _dialect(session) == "postgresql" else sqlite_insert
+    pending = [(call_id, stored_outcome(o, status)) for call_id, o, _, status in rows]
+    settled = {call_id for call_id, _, ended, _ in rows if ended is None or _utc(ended) + settle <= current}
     written = 0
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
     for start in range(0, len(pending), OUTCOME_BATCH):
         batch = pending[start : start + OUTCOME_BATCH]
         found = await classify_calls(session, batch)
@@ -287,9 +329,69 @@ async def refresh_outcomes(session: AsyncSession, where: ColumnElement[bool], *,
         )
         await session.execute(upsert)
         written += len(values)
-    if written:
-        await session.commit()
     return written
+
+
+async def catch_up_outcomes(
+    sessions: async_sessionmaker[AsyncSession], *, batch: int = CATCH_UP_BATCH, now: datetime | None = None
+) -> int:
+    """Write the outcome of every ended call that has none (or an early one), newest calls first.
+
+    The start-up catch-up for calls that ended before this process ran the post-call hook (an upgrade from a
+    release without ``call_outcomes``, a crash between a call's end and its analysis). One batch per
+    transaction, so a stop loses at most one batch of work and reports read a growing, correct prefix.
+    Returns how many rows were written.
+    """
+    total = 0
+    while True:
+        async with sessions() as session:
+            current = _utc(now or datetime.now(UTC))
+            stale = or_(CallOutcome.call_id.is_(None), CallOutcome.settled.is_(False))
+            rows = (
+                await session.execute(
+                    select(Call.id, Call.outcome, Call.ended_at, Call.status)
+                    .outerjoin(CallOutcome, CallOutcome.call_id == Call.id)
+                    .where(Call.status.in_(ENDED_STATUSES), stale, Call.ended_at < current - SETTLE)
+                    .order_by(Call.started_at.desc(), Call.id)
+                    .limit(batch)
+                )
+            ).all()
+            if not rows:
+                return total
+            written = await _write_outcomes(
+                session, [(str(i), o, e, s) for i, o, e, s in rows], current=current, settle=SETTLE
+            )
+            await session.commit()
+        OUTCOMES_WRITTEN.labels("catch_up").inc(written)
+        total += written
+        await asyncio.sleep(0)  # let requests in between batches
+
+
+def start_outcome_catch_up(
+    sessions: async_sessionmaker[AsyncSession],
+) -> Callable[[], Awaitable[None]]:
+    """Run :func:`catch_up_outcomes` once in a background task (the app's start-up); returns its stop."""
+
+    async def run() -> None:
+        started = time.perf_counter()
+        try:
+            written = await catch_up_outcomes(sessions)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the reports still compute a missing outcome themselves: log, do not crash the app
+            log.exception("call_outcomes_catch_up_failed")
+            return
+        if written:
+            log.info("call_outcomes_caught_up", calls=written, seconds=round(time.perf_counter() - started, 1))
+
+    task = asyncio.create_task(run(), name="call-outcomes-catch-up")
+
+    async def stop() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return stop
 
 
 def stored_outcome(outcome: str | None, status: str) -> str | None:
