@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from agent.calls.handoff import HandoffDesk, HandoffOptions
 from agent.calls.service import VoiceService
 from agent.calls.tools import CustomApiCaller
+from agent.livekit.webhooks import livekit_webhook_router
 from agent.transports.ice_policy import CandidatePolicy
 from agent.transports.sip import SipEndpoint
 from agent.transports.transcribe import transcribe_router
@@ -120,15 +121,19 @@ def build_app(settings: Settings) -> FastAPI:
 
         return stop
 
-    return create_app(
+    app = create_app(
         settings,
         routers=[
             webrtc_router(voice, candidates=candidates),
             ws_stream_router(voice),
             twilio_router(voice, settings.telephony, public_url=settings.server.public_url),
+            livekit_webhook_router(settings.livekit),
             transcribe_router(stages.asr, language=settings.pipeline.asr.language),
         ],
         readiness_checks={"voice_models": stages.ready},
         # The analytics' call outcomes of calls that ended without the post-call hook (issue 21), in the background.
         startup_hooks=[start_outcome_catch_up, start_voice],
     )
+    # A LiveKit worker's job process runs its call on this service (agent/livekit/worker.py).
+    app.state.voice = voice
+    return app

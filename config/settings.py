@@ -396,6 +396,40 @@ class TelephonySettings(BaseModel):
         return self
 
 
+class LiveKitSettings(BaseModel):
+    """LiveKit for scale-out (issue 17): the server `voxdesk worker` registers with, tokens, webhooks and SIP."""
+
+    url: str | None = Field(
+        default=None, description="LiveKit server URL (ws:// or wss://); unset: no worker, webhooks answer 404."
+    )
+    api_key: str = Field(default="voxdesk", min_length=1, description="LiveKit API key (LIVEKIT_KEYS' key).")
+    api_secret: SecretStr | None = Field(
+        default=None, description="LiveKit API secret (at least 32 characters): signs tokens, verifies webhooks."
+    )
+    agent_name: str = Field(
+        default="voxdesk", min_length=1, description="Agent name the worker registers; dispatch rules name it."
+    )
+    token_ttl_s: int = Field(default=600, ge=60, le=86_400, description="Lifetime of participant tokens minted.")
+    num_idle_processes: int = Field(
+        default=2, ge=0, le=64, description="Job processes the worker keeps started and ready (one call each)."
+    )
+    sip_numbers: list[str] = Field(
+        default_factory=list, description="Numbers the LiveKit SIP inbound trunk accepts (`voxdesk livekit setup-sip`)."
+    )
+    sip_allowed_addresses: list[str] = Field(
+        default_factory=list, description="Carrier addresses/CIDRs the inbound trunk accepts INVITEs from."
+    )
+    sip_room_prefix: str = Field(
+        default="call-", min_length=1, description="Each SIP caller gets its own room named with this prefix."
+    )
+
+    @model_validator(mode="after")
+    def _secret_long_enough(self) -> LiveKitSettings:
+        if self.api_secret is not None and len(self.api_secret.get_secret_value()) < 32:
+            raise ValueError("livekit.api_secret must be at least 32 characters")
+        return self
+
+
 class RetentionSettings(BaseModel):
     """How long personal data is kept."""
 
@@ -507,6 +541,7 @@ class Settings(BaseSettings):
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     handoff: HandoffSettings = Field(default_factory=HandoffSettings)
     telephony: TelephonySettings = Field(default_factory=TelephonySettings)
+    livekit: LiveKitSettings = Field(default_factory=LiveKitSettings)
     analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)
 
     @model_validator(mode="after")

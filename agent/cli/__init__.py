@@ -202,6 +202,13 @@ def config_reference() -> None:
     typer.echo(render_markdown())
 
 
+# LiveKit scale-out (issue 17): `voxdesk worker`, `voxdesk livekit token|setup-sip`.
+from agent.cli.livekit import livekit_app, worker  # noqa: E402 - registered after this module's own commands
+
+app.command("worker")(worker)
+app.add_typer(livekit_app, name="livekit")
+
+
 def main() -> None:
     """Entry point of the ``voxdesk`` console script."""
     app()

@@ -1,0 +1,241 @@
+"""``voxdesk worker``: a livekit-agents worker whose jobs are Voxdesk calls.
+
+The worker registers with the LiveKit server under ``settings.livekit.agent_name``; LiveKit dispatches a job per
+room (a browser's WebRTC room, or the room its SIP service opened for a phone caller). Each job runs in its own
+process (livekit-agents' process pool, ``num_idle_processes`` kept started) and:
+
+1. starts the voice runtime of ``voxdesk serve`` in that process (``agent.server.build_app``'s lifespan, SIP
+   listener off): database, knowledge retriever, prewarmed stages, the ``VoiceService``;
+2. finds the caller (the job's participant, else the first non-agent participant LiveKit lists in the room); a
+   SIP participant's attributes give the caller's number (``sip.phoneNumber``) and the dialled number
+   (``sip.trunkPhoneNumber``), which picks the persona through ``VOXDESK_TELEPHONY__ROUTES``;
+3. sets the call up through ``VoiceService.admit`` + ``start_call`` (channel ``sip`` for a LiveKit SIP caller,
+   ``livekit`` otherwise) with :class:`LiveKitMedia`: pipecat's ``LiveKitTransport`` joins the room with an agent
+   token minted here, and the same ``build_pipeline()`` runs on it;
+4. runs the call to its end and leaves the room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from livekit import api
+from livekit.agents import AgentServer, JobContext, JobProcess
+from livekit.protocol import agent as agent_proto
+from pipecat.transports.base_transport import BaseTransport
+from pipecat.transports.livekit.transport import LiveKitParams, LiveKitTransport
+from prometheus_client import Counter
+
+from agent.calls.channels import NullChannel
+from agent.calls.media import CallControls, CallRequest, StartedCall
+from agent.calls.runner import SAMPLE_RATE
+from agent.calls.service import CallPlan, VoiceService
+from agent.calls.session import CallSession
+from agent.livekit.admin import credentials, livekit_api, participant_token, server_url
+from config import Settings
+from control_api.problems import ProblemError
+from control_api.services.personas import DEFAULT_PERSONA
+
+log = structlog.get_logger(__name__)
+# LiveKit SIP's documented participant attributes (docs.livekit.io, "SIP participant attributes").
+SIP_CALLER = "sip.phoneNumber"
+SIP_DIALLED = "sip.trunkPhoneNumber"
+SIP_TRUNK = "sip.trunkID"
+SIP_KIND = api.ParticipantInfo.Kind.SIP
+AGENT_KIND = api.ParticipantInfo.Kind.AGENT
+# How long a job waits for its caller to show up in the room (a SIP caller joins as the job is dispatched).
+CALLER_WAIT_S = 10.0
+JOBS = Counter("voxdesk_livekit_jobs_total", "LiveKit jobs taken by this worker, by result.", ["result"])
+
+
+def call_request(job: agent_proto.Job, caller: api.ParticipantInfo | None, routes: Mapping[str, str]) -> CallRequest:
+    """What the one call setup needs, from the job's room and its caller (SIP attributes route the persona)."""
+    room = job.room.name
+    meta: dict[str, Any] = {"transport": "livekit", "livekit_room": room, "livekit_job": job.id}
+    if caller is not None and caller.kind == SIP_KIND:
+        attributes = caller.attributes
+        dialled = attributes.get(SIP_DIALLED, "")
+        if attributes.get(SIP_TRUNK):
+            meta["trunk"] = attributes[SIP_TRUNK]
+        return CallRequest(
+            channel="sip",
+            rate_key="trunk:livekit-sip",
+            persona=routes.get(dialled, DEFAULT_PERSONA),
+            meta=meta,
+            caller_number=attributes.get(SIP_CALLER) or None,
+        )
+    return CallRequest(channel="livekit", rate_key=f"livekit:{room}", meta=meta)
+
+
+async def find_caller(
+    client: api.LiveKitAPI, room: str, *, timeout_s: float = CALLER_WAIT_S, poll_s: float = 0.25
+) -> api.ParticipantInfo | None:
+    """The first participant of ``room`` that is not an agent (LiveKit's RoomService), or None after ``timeout_s``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        listed = await client.room.list_participants(api.ListParticipantsRequest(room=room))
+        for participant in listed.participants:
+            if participant.kind != AGENT_KIND:
+                return participant
+        if loop.time() >= deadline:
+            return None
+        await asyncio.sleep(poll_s)
+
+
+class LiveKitMedia:
+    """A LiveKit room's side of a call (a :class:`~agent.calls.media.CallMedia`): pipecat's ``LiveKitTransport``.
+
+    The caller's audio is mixed into one 16 kHz stream (the pipeline runs one ASR and one VAD); the agent's audio
+    is published as one microphone track. The call connects when a participant is in the room; the caller
+    leaving (or the room closing) ends it; a SIP caller's DTMF ``0`` asks for a person.
+
+    Args:
+        url: The LiveKit server URL.
+        token: The agent's participant token for ``room``.
+        room: The room's name.
+        caller_identity: The caller's LiveKit identity (None: any participant leaving ends the call).
+
+    """
+
+    connected_on_answer = False
+
+    def __init__(self, *, url: str, token: str, room: str, caller_identity: str | None) -> None:
+        self._url = url
+        self._token = token
+        self._room = room
+        self._caller = caller_identity
+        self.client = NullChannel()
+
+    def bind(self, call: CallSession, controls: CallControls) -> BaseTransport:
+        """Pipecat's LiveKit transport for the room, wired to the call's controls."""
+        del call
+        transport = LiveKitTransport(
+            self._url,
+            self._token,
+            self._room,
+            LiveKitParams(
+                audio_in_enabled=True,
+                audio_out_enabled=True,
+                audio_in_sample_rate=SAMPLE_RATE,
+                audio_out_sample_rate=SAMPLE_RATE,
+                audio_in_user_tracks=False,
+            ),
+        )
+
+        @transport.event_handler("on_participant_connected")  # type: ignore[untyped-decorator]
+        async def on_joined(_transport: Any, participant_id: str) -> None:
+            if self._caller is None or participant_id == self._caller:
+                await controls.connected()
+
+        @transport.event_handler("on_participant_disconnected")  # type: ignore[untyped-decorator]
+        async def on_left(_transport: Any, participant_id: str) -> None:
+            if self._caller is None or participant_id == self._caller:
+                controls.hang_up("caller_hangup")
+
+        @transport.event_handler("on_disconnected")  # type: ignore[untyped-decorator]
+        async def on_room_closed(_transport: Any, *_args: Any) -> None:
+            controls.hang_up("room_disconnected")
+
+        @transport.event_handler("on_dtmf_event")  # type: ignore[untyped-decorator]
+        async def on_dtmf(_transport: Any, data: dict[str, Any]) -> None:
+            if str(data.get("digit")) == "0":
+                await controls.request_handoff("caller pressed 0", source="dtmf")
+
+        return transport
+
+    def attach(self, plan: CallPlan) -> None:
+        """Nothing to attach (LiveKit's own jitter buffer and playout)."""
+        del plan
+
+    async def close(self, reason: str) -> None:
+        """Nothing to close: the transport leaves the room when the pipeline stops."""
+        del reason
+
+
+async def start_job(
+    voice: VoiceService, settings: Settings, job: agent_proto.Job, client: api.LiveKitAPI
+) -> StartedCall | None:
+    """Set up the call of one dispatched job (None when refused: no free line, rate limit, no caller)."""
+    room = job.room.name
+    caller = job.participant if job.HasField("participant") else await find_caller(client, room)
+    if caller is None:
+        JOBS.labels(result="no_caller").inc()
+        log.info("livekit_job_no_caller", livekit_job=job.id)
+        return None
+    request = call_request(job, caller, settings.telephony.routes)
+    try:
+        await voice.admit(rate_key=request.rate_key, channel=request.channel)
+    except ProblemError as problem:
+        JOBS.labels(result=f"refused_{problem.status}").inc()
+        log.info("livekit_job_refused", livekit_job=job.id, status=problem.status)
+        return None
+    token = participant_token(settings.livekit, identity=f"voxdesk-{job.id}", room=room, name="Voxdesk", agent=True)
+    media = LiveKitMedia(
+        url=server_url(settings.livekit), token=token, room=room, caller_identity=caller.identity or None
+    )
+    started = await voice.start_call(request, media)
+    JOBS.labels(result="started").inc()
+    log.info("livekit_call_started", call_id=started.call.call_id, livekit_job=job.id, channel=request.channel)
+    return started
+
+
+@asynccontextmanager
+async def voice_runtime(settings: Settings) -> AsyncIterator[VoiceService]:
+    """The voice runtime of ``voxdesk serve`` without its HTTP listener or SIP endpoint (one per job process)."""
+    from agent.server import build_app
+
+    quiet = settings.model_copy(update={"telephony": settings.telephony.model_copy(update={"sip_port": 0})})
+    app = build_app(quiet)
+    async with app.router.lifespan_context(app):
+        voice: VoiceService = app.state.voice
+        yield voice
+
+
+def setup_process(proc: JobProcess) -> None:
+    """livekit-agents' per-process set-up: read the settings once (a job process takes one call)."""
+    from config import load_settings
+
+    proc.userdata["settings"] = load_settings()
+
+
+async def entrypoint(ctx: JobContext) -> None:
+    """The job entry point: one call in the dispatched room, on this process's voice runtime."""
+    settings: Settings = ctx.proc.userdata["settings"]
+    client = livekit_api(settings.livekit)
+    try:
+        async with voice_runtime(settings) as voice:
+            started = await start_job(voice, settings, ctx.job, client)
+            if started is not None:
+                await started.run
+    finally:
+        await client.aclose()
+        ctx.shutdown("call ended")
+
+
+def build_server(settings: Settings, *, max_retry: int = 16) -> AgentServer:
+    """The livekit-agents server that registers with ``settings.livekit.url`` and takes Voxdesk's jobs."""
+    key, secret = credentials(settings.livekit)
+    server = AgentServer(
+        ws_url=server_url(settings.livekit),
+        api_key=key,
+        api_secret=secret,
+        num_idle_processes=settings.livekit.num_idle_processes,
+        setup_fnc=setup_process,
+        max_retry=max_retry,
+    )
+    server.rtc_session(entrypoint, agent_name=settings.livekit.agent_name)
+    return server
+
+
+async def run_worker(settings: Settings, *, max_retry: int = 16) -> None:
+    """Register and take jobs until stopped; raises once the server cannot be reached after ``max_retry`` tries."""
+    server = build_server(settings, max_retry=max_retry)
+    try:
+        await server.run(devmode=settings.env != "production")
+    finally:
+        await server.aclose()
