@@ -59,12 +59,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import httpx  # noqa: E402
 import websockets  # noqa: E402
 from loguru import logger  # noqa: E402
 
 from benchmarks.asr_eval.harness import read_pcm  # noqa: E402
 from benchmarks.asr_eval.render import render  # noqa: E402
 from benchmarks.asr_eval.scoring import correct, edit_distance, share  # noqa: E402
+from benchmarks.operator_token import operator_token  # noqa: E402
 from benchmarks.product_kb import DemoKnowledge, cites, demo_data_dir, demo_settings, open_knowledge  # noqa: E402
 from benchmarks.voice.server import DEMO_KB, RunningServer, start  # noqa: E402
 from control_api.logging_setup import configure_logging  # noqa: E402
@@ -333,20 +335,23 @@ def recorded(data_dir: Path, call_id: str) -> tuple[str | None, int]:
     return citation, confirmations
 
 
-def token(data_dir: Path) -> str:
-    """A bearer token for a new agent account on the server of ``data_dir`` (``tests/e2e/seed.py``'s minting)."""
-    env = {**os.environ, "VOXDESK_ENV": "test", "VOXDESK_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"}
+def token(server: RunningServer) -> str:
+    """A bearer token for a new admin account on ``server`` (``voxdesk create-admin``, then its login route)."""
+    env = {**os.environ, "VOXDESK_ENV": "test", "VOXDESK_DATA_DIR": str(server.data_dir), "HF_HUB_OFFLINE": "1"}
     env.pop("VOXDESK_DATABASE__URL", None)
-    email = f"heldout-{time.monotonic_ns()}@example.com"
-    out = subprocess.run(
-        [sys.executable, "-m", "tests.e2e.seed", "token", email, "agent"],
-        env=env,
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return out.stdout.strip().splitlines()[-1]
+    return operator_token(server.base_url, env)
+
+
+def whisper_metrics(server: RunningServer) -> dict[str, float]:
+    """The server's Whisper second-opinion counters (``/metrics``): decodes, fallbacks, skipped finals, time."""
+    text = httpx.get(server.base_url + "/metrics", timeout=30).text
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("voxdesk_asr_whisper_") and not line.startswith("voxdesk_asr_whisper_seconds_bucket"):
+            name, _, value = line.rpartition(" ")
+            if not name.endswith("_created"):
+                out[name] = float(value)
+    return out
 
 
 async def spoken(
@@ -400,6 +405,8 @@ async def spoken(
         "confirmation_rate": share(rows, "confirmed"),
         "wer": round(errors / max(1, words), 3),
         "latency_p50_ms": round(statistics.median(latencies), 1) if latencies else None,
+        "latency_p95_ms": round(statistics.quantiles(latencies, n=20)[-1], 1) if len(latencies) > 1 else None,
+        "latencies_ms": [round(x, 1) for x in latencies],
         "no_answer": [r["id"] for r in rows if r["no_answer"]],
         # An answer from the knowledge base whose search the server did not record as found: a broken check.
         "answered_without_citation": [r["id"] for r in rows if r["uncited"]],
@@ -432,17 +439,19 @@ async def run_base(
             if await run_ingest(demo_settings(data_dir), [knowledge], out=sys.stderr) != 0:
                 raise RuntimeError(f"ingesting {knowledge} failed")
     else:
-        server = start(data_dir, knowledge=knowledge)
+        extra_env = {"VOXDESK_PIPELINE__ASR__WHISPER__MODE": args.whisper_mode} if args.whisper_mode else None
+        server = start(data_dir, knowledge=knowledge, extra_env=extra_env)
         try:
             for voice in voices:
                 for qset in sets:
-                    bearer = token(data_dir)  # a fresh one per batch: tokens expire after 30 minutes
+                    bearer = token(server)  # a fresh one per batch: tokens expire after 30 minutes
                     figures, (errors, words) = await spoken(server, bearer, qset, voice, args.concurrency)
                     # Progress on stderr, so that a long run that dies still leaves its finished batches.
                     print(json.dumps({"progress": {voice: {qset.name: figures}}}), file=sys.stderr, flush=True)
                     spoken_out.setdefault(voice, {})[qset.name] = figures
                     e0, w0 = wer_totals.get(voice, (0, 0))
                     wer_totals[voice] = (e0 + errors, w0 + words)
+            spoken_out["_whisper"] = whisper_metrics(server)
         finally:
             server.stop()
     typed_out: dict[str, Any] = {}
@@ -485,6 +494,8 @@ async def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             v: {"engine": "espeak-ng" if v.startswith("espeak-") else "flite", "used_in_development": VOICES.get(v)}
             for v in voices
         },
+        "whisper_mode": args.whisper_mode or "the server's default (pipeline.asr.whisper.mode)",
+        "whisper_metrics": {},
         "typed": {},
         "spoken": {},
         "wer_all_sets": {},
@@ -496,6 +507,8 @@ async def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             typed_out, spoken_out, wer_totals = await run_base(knowledge, on_base, voices, args, Path(tmp))
             typed_out.pop("_seconds")
             report["typed"].update(typed_out)
+            if "_whisper" in spoken_out:
+                report["whisper_metrics"][knowledge.parent.name] = spoken_out.pop("_whisper")
             for voice, per_set in spoken_out.items():
                 report["spoken"].setdefault(voice, {}).update(per_set)
             for voice, (e, w) in wer_totals.items():
@@ -523,6 +536,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--team-unanswerable", type=int, default=0, help="... and first N unanswerable (0: all).")
     parser.add_argument("--commit", default="", help="The commit measured (default: git's HEAD here).")
     parser.add_argument("--typed-only", action="store_true", help="Typed questions only (no server, no audio).")
+    parser.add_argument(
+        "--whisper-mode",
+        choices=("off", "weak", "always"),
+        default="",
+        help="Whisper's second opinion on the server (default: the server's own default).",
+    )
     args = parser.parse_args(argv)
     configure_logging(level="WARNING")  # on stderr: stdout carries the report
     logger.remove()
