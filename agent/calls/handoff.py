@@ -17,6 +17,14 @@ phone lines). Then:
 4. nobody within ``accept_timeout_s``, every agent declined, or nobody available: the AI comes back, apologises,
    and a callback request is recorded (a ticket through a ticketing integration);
 5. the caller hangs up while queued: the handoff ends ``abandoned`` and the desks stop offering it.
+
+A persona whose policy names ``cold_transfer_to`` hands over by a cold transfer instead: the caller is told, and a
+transport that can transfer (SIP: REFER, through :attr:`CallHandoff.cold_transfer`) sends the call there
+(``cold_transfer`` → ``transferred`` in the timeline); a caller whose line cannot be transferred (browser,
+WebSocket) is told so and goes the warm way above (``cold_transfer_unavailable`` first in the timeline), as does a
+transfer that fails or is not confirmed within ``accept_timeout_s`` (``transfer_failed``).
+
+With an LLM brain configured the briefing's summary is written by that model (:mod:`agent.calls.briefing`).
 """
 
 from __future__ import annotations
@@ -30,13 +38,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import structlog
 from pipecat.frames.frames import TTSSpeakFrame
 from pipecat.pipeline.worker import PipelineWorker
 from prometheus_client import Counter, Gauge, Histogram
 
+from agent.calls.briefing import LLMBriefing
 from agent.calls.handoff_media import DeskLeg, HumanTranscriber
 from agent.calls.session import CallSession
 from agent.calls.sink import Sessions
@@ -52,6 +61,10 @@ log = structlog.get_logger(__name__)
 
 HOLD_AUDIO = Path(__file__).resolve().parent.parent / "assets" / "hold.wav"
 HOLD_MESSAGE = "I'm connecting you with a member of our team now. Please hold."
+TRANSFER_MESSAGE = "I'm transferring your call to a member of our team now. Please hold."
+NO_TRANSFER_MESSAGE = (
+    "I can't transfer this call to another line, so I'm connecting you with a member of our team here. Please hold."
+)
 RETURN_MESSAGES = {
     "timed_out": "I'm sorry, nobody from our team could take your call just now. I've asked them to call you back. "
     "Is there anything else I can help you with meanwhile?",
@@ -67,7 +80,7 @@ JOIN_TIMEOUT_S = 30.0
 HANDOFFS = Counter("voxdesk_handoffs_total", "Handoffs requested, by trigger.", ["source"])
 HANDOFF_OUTCOMES = Counter(
     "voxdesk_handoff_outcomes_total",
-    "How handoffs ended: accepted, timed_out, declined, no_agents, abandoned.",
+    "How handoffs ended: accepted, timed_out, declined, no_agents, abandoned, transferred, transfer_failed.",
     ["outcome"],
 )
 HANDOFFS_QUEUED = Gauge("voxdesk_handoffs_queued", "Handoffs of this process waiting for a person now.")
@@ -76,6 +89,9 @@ HANDOFF_WAIT = Histogram(
     "From the request to a person's accept.",
     buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300),
 )
+
+# A cold transfer the transport was asked to make (True: sent, e.g. the REFER went out).
+ColdTransfer = Callable[[str], bool]
 
 # What triggered a handoff: phrase | tool | not_found | sentiment | dtmf | api (stored on the handoff).
 Source = str
@@ -167,7 +183,12 @@ class CallHandoff:
         self.gate = gate
         self._worker = worker
         self.policy = policy
-        self.state: Literal["idle", "requesting", "queued", "accepted", "human", "returned", "ended"] = "idle"
+        self.state: Literal[
+            "idle", "requesting", "transferring", "queued", "accepted", "human", "returned", "ended"
+        ] = "idle"
+        # Set by a transport that can move the call elsewhere (SIP: REFER); None: the line cannot be transferred.
+        self.cold_transfer: ColdTransfer | None = None
+        self._transferred = asyncio.Event()  # the call ended while a cold transfer was under way
         self.handoff_id: str | None = None
         self.agent_user_id: str | None = None
         self._queued = asyncio.Event()
@@ -249,15 +270,79 @@ class CallHandoff:
     async def _speak(self, text: str) -> None:
         await self._worker.queue_frames([TTSSpeakFrame(text)])
 
+    async def _briefing(self, reason: str) -> dict[str, Any]:
+        """The briefing (the turns so far): extractive, or with the LLM's summary when one is configured."""
+        await self.call.sink.flush()
+        async with self._desk.sessions() as session:
+            briefing = await service.build_briefing(
+                session, self.call.call_id, reason=reason, sentiment=self._last_sentiment
+            )
+        writer = self._desk.briefing
+        if writer is not None:
+            briefing = await writer.apply(briefing, call_id=self.call.call_id)
+        return briefing
+
+    async def _transfer_cold(
+        self, target: str, transfer: ColdTransfer, reason: str, source: Source, speak: bool
+    ) -> tuple[str, dict[str, Any]] | None:
+        """Cold-transfer the call to ``target``; ``None`` once it has gone, else the step the warm path records."""
+        if speak:
+            await self._speak(TRANSFER_MESSAGE)
+        briefing = await self._briefing(reason)
+        desk = self._desk
+        async with desk.sessions() as session:
+            handoff = await service.start_transfer(
+                session,
+                call_id=self.call.call_id,
+                reason=reason,
+                source=source,
+                briefing=briefing,
+                target=target,
+                node=desk.node,
+            )
+        self.handoff_id = handoff.id
+        desk.track(self)
+        self.state = "transferring"
+        self.call.outcome_hint = "handed_off"
+        self._queued.set()
+        if speak:
+            await self.gate.spoken()  # the caller hears why before their phone is told to dial
+        if self.call.ended:
+            return None
+        sent = transfer(target)
+        if sent:
+            # The transport ends the call once the far end confirms the transfer (SIP: NOTIFY 200 → "transferred").
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._transferred.wait(), timeout=self._desk.options.accept_timeout_s)
+            if self._transferred.is_set() or self.call.ended:
+                return None
+        async with desk.sessions() as session:
+            await service.end_transfer(session, handoff.id, "failed", sent=sent)
+        desk.untrack(self)
+        HANDOFF_OUTCOMES.labels(outcome="transfer_failed").inc()
+        log.warning("handoff_cold_transfer_failed", call_id=self.call.call_id, sent=sent)
+        self.state = "requesting"
+        self.handoff_id = None
+        return "transfer_failed", {"to": target}
+
     async def _run(self, reason: str, source: Source, speak: bool) -> None:
         call_id = self.call.call_id
         desk = self._desk
+        before: list[tuple[str, dict[str, Any]]] = []
         try:
+            target = self.policy.cold_transfer_to
+            if target is not None and self.cold_transfer is not None:
+                failed = await self._transfer_cold(target, self.cold_transfer, reason, source, speak)
+                if failed is None:
+                    return
+                before.append(failed)
+                speak = False  # the caller was told already; the hold audio plays on
+            elif target is not None:
+                before.append(("cold_transfer_unavailable", {"to": target, "channel": self.call.channel_name}))
             if speak:
-                await self._speak(HOLD_MESSAGE)
-            await self.call.sink.flush()  # the briefing reads the turns so far
+                await self._speak(NO_TRANSFER_MESSAGE if target is not None else HOLD_MESSAGE)
+            briefing = await self._briefing(reason)  # the turns so far
             async with desk.sessions() as session:
-                briefing = await service.build_briefing(session, call_id, reason=reason, sentiment=self._last_sentiment)
                 handoff = await service.queue_handoff(
                     session,
                     call_id=call_id,
@@ -267,6 +352,7 @@ class CallHandoff:
                     queue=self.policy.queue,
                     priority=self.policy.priority,
                     node=desk.node,
+                    before=before,
                 )
             self.handoff_id = handoff.id
             desk.track(self)
@@ -287,7 +373,7 @@ class CallHandoff:
         except Exception as exc:  # noqa: BLE001 - a failed handoff gives the call back to the AI
             log.error("handoff_failed", call_id=call_id, error_type=type(exc).__name__)
             self._queued.set()
-            if not self.call.ended and self.state in ("requesting", "queued"):
+            if not self.call.ended and self.state in ("requesting", "transferring", "queued"):
                 self.state = "returned"
                 self.gate.set_mode("ai")
                 await self._speak(RETURN_MESSAGES["timed_out"])
@@ -446,14 +532,20 @@ class CallHandoff:
 
     async def _on_call_end(self, reason: str) -> None:
         """The call ended: a queued handoff is ``abandoned``; a person on the call is told the caller left."""
-        del reason
         state, self.state = self.state, "ended"
         self._wake.set()
         self._joined.set()
+        if state == "transferring":
+            self._transferred.set()
         if self._task is not None and state == "requesting":
             await asyncio.sleep(0)  # let the request finish queueing (it ends below as abandoned)
         try:
-            if self.handoff_id is not None and state in ("requesting", "queued"):
+            if self.handoff_id is not None and state == "transferring":
+                status = "transferred" if reason == "transferred" else "failed"
+                async with self._desk.sessions() as session:
+                    if await service.end_transfer(session, self.handoff_id, status, end_reason=reason) is not None:
+                        HANDOFF_OUTCOMES.labels(outcome=status if status == "transferred" else "transfer_failed").inc()
+            elif self.handoff_id is not None and state in ("requesting", "queued"):
                 async with self._desk.sessions() as session:
                     if await service.end_unaccepted(session, self.handoff_id, "abandoned") is not None:
                         HANDOFF_OUTCOMES.labels(outcome="abandoned").inc()
@@ -481,6 +573,7 @@ class HandoffDesk:
     Args:
         options: Timeout, waiting alert, hold audio.
         asr: Gives the process's prewarmed recogniser (the human's turns), if any.
+        briefing: Writes the briefing's summary with the configured LLM (``None``: the extractive one).
         filter_sdp: Keeps only the ICE candidates this server may announce (the callers' policy).
 
     """
@@ -491,9 +584,11 @@ class HandoffDesk:
         options: HandoffOptions,
         asr: Callable[[], ASRBackend | None] = lambda: None,
         filter_sdp: Callable[[str], str] | None = None,
+        briefing: LLMBriefing | None = None,
     ) -> None:
         self.options = options
         self.asr = asr
+        self.briefing = briefing
         self.filter_sdp = filter_sdp
         self.node: str | None = None
         self._sessions: Sessions | None = None

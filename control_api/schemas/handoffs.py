@@ -2,14 +2,36 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 HandoffStatus = Literal[
-    "requested", "queued", "accepted", "completed", "timed_out", "declined", "no_agents", "abandoned", "failed"
+    "requested",
+    "queued",
+    "accepted",
+    "completed",
+    "timed_out",
+    "declined",
+    "no_agents",
+    "abandoned",
+    "failed",
+    "transferring",
+    "transferred",
 ]
+
+# A cold transfer's target: a phone number (E.164, or digits with an optional leading +), a SIP/SIPS URI
+# (RFC 3261: user@host with an optional port and parameters, or a bare host) or a tel: URI (RFC 3966). Nothing a
+# caller controls ends up here: the supervisor sets it per persona.
+_NUMBER = r"\+?[0-9]{2,20}"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST = rf"(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9A-Fa-f:.]+\])"
+_SIP_USER = r"[A-Za-z0-9\-_.!~*'()&=+$,;?/%]{1,64}"
+TRANSFER_TARGET = re.compile(
+    rf"^(?:{_NUMBER}|sips?:(?:{_SIP_USER}@)?{_HOST}(?::[0-9]{{1,5}})?(?:;[A-Za-z0-9\-_.=]{{1,64}})*|tel:{_NUMBER})$"
+)
 PresenceStatus = Literal["available", "busy", "away"]
 
 
@@ -27,6 +49,9 @@ class HandoffPolicyModel(BaseModel):
         dtmf_trigger: Whether a keypad 0 hands over (phone calls).
         priority: Queue priority of this persona's handoffs (higher first).
         queue: The queue (skill) they go to.
+        cold_transfer_to: When set, a handoff is a cold transfer to this phone number or SIP/tel URI instead of
+            the warm queue: SIP calls are REFERred there; a caller whose line cannot be transferred (browser,
+            WebSocket) is told so and goes the warm way.
 
     """
 
@@ -55,6 +80,23 @@ class HandoffPolicyModel(BaseModel):
     dtmf_trigger: bool = True
     priority: int = Field(default=0, ge=-100, le=100)
     queue: str = Field(default="default", min_length=1, max_length=50)
+    cold_transfer_to: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Phone number (+15551234567) or SIP/tel URI (sip:desk@pbx.example.com) of a cold transfer.",
+    )
+
+    @field_validator("cold_transfer_to")
+    @classmethod
+    def _transfer_target(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        if not value:
+            return None
+        if not TRANSFER_TARGET.match(value):
+            raise ValueError("must be a phone number (+15551234567) or a sip:, sips: or tel: URI")
+        return value
 
 
 class HandoffPublic(BaseModel):

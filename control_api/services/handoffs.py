@@ -278,10 +278,12 @@ async def queue_handoff(
     queue: str = "default",
     priority: int = 0,
     node: str | None = None,
+    before: Sequence[tuple[str, dict[str, Any]]] = (),
 ) -> Handoff:
     """Queue a handoff offered to every available agent (``no_agents`` at once when nobody is). Commits.
 
-    Emits ``handoff.requested`` in the same transaction.
+    Emits ``handoff.requested`` in the same transaction. ``before``: timeline steps that came first (a cold
+    transfer the caller's line could not make, one that failed).
     """
     offered = await available_agents(session)
     handoff = Handoff(
@@ -300,6 +302,8 @@ async def queue_handoff(
     )
     session.add(handoff)
     await session.flush()
+    for status, data in before:
+        _step(handoff, status, **data)
     _step(handoff, "queued", reason=reason, source=source)
     if offered:
         _step(handoff, "offered", to=offered)
@@ -311,6 +315,68 @@ async def queue_handoff(
     await session.commit()
     BROKER.publish(handoff_event(handoff))
     log.info("handoff_queued", call_id=call_id, handoff_id=handoff.id, offered=len(offered), source=source)
+    return handoff
+
+
+async def start_transfer(
+    session: AsyncSession,
+    *,
+    call_id: str,
+    reason: str,
+    source: str,
+    briefing: dict[str, Any],
+    target: str,
+    node: str | None = None,
+) -> Handoff:
+    """A cold transfer of the call to ``target`` (the persona's ``cold_transfer_to``) is under way. Commits.
+
+    The handoff is ``transferring`` (offered to nobody) until :func:`end_transfer`; ``handoff.requested`` is emitted
+    in the same transaction, as for a queued handoff.
+    """
+    handoff = Handoff(
+        call_id=call_id,
+        status="transferring",
+        reason=reason,
+        summary=str(briefing.get("summary") or ""),
+        queue="cold_transfer",
+        priority=0,
+        source=source,
+        briefing=briefing,
+        offered_to=[],
+        declined_by=[],
+        timeline=[],
+        node=node,
+    )
+    session.add(handoff)
+    await session.flush()
+    _step(handoff, "cold_transfer", to=target, reason=reason, source=source)
+    await outbox.emit(session, "handoff.requested", _payload(handoff), call_id=call_id, key=f"{handoff.id}:requested")
+    session.add(CallEvent(call_id=call_id, kind="handoff", data={"handoff_id": handoff.id, "status": handoff.status}))
+    await session.commit()
+    BROKER.publish(handoff_event(handoff))
+    log.info("handoff_cold_transfer", call_id=call_id, handoff_id=handoff.id, source=source)
+    return handoff
+
+
+async def end_transfer(session: AsyncSession, handoff_id: str, status: str, **data: Any) -> Handoff | None:
+    """End a ``transferring`` handoff as ``transferred`` or ``failed`` (timeline step, call event). Commits.
+
+    Returns ``None`` when it had already ended.
+    """
+    done = await session.execute(
+        update(Handoff)
+        .where(Handoff.id == handoff_id, Handoff.status == "transferring")
+        .values(status=status, ended_at=utcnow())
+    )
+    if done.rowcount != 1:  # type: ignore[attr-defined]  # CursorResult of an UPDATE has rowcount
+        await session.rollback()
+        return None
+    handoff = await get_handoff(session, handoff_id)
+    await session.refresh(handoff)
+    _step(handoff, status, **data)
+    session.add(CallEvent(call_id=handoff.call_id, kind="handoff", data={"handoff_id": handoff.id, "status": status}))
+    await session.commit()
+    BROKER.publish(handoff_event(handoff))
     return handoff
 
 

@@ -82,6 +82,7 @@ class HandoffGate:
         self.caller_audio: Callable[[bytes], None] | None = None
         self._chunk_bytes = int(sample_rate * CHUNK_SECS) * 2
         self._tts_until = 0.0
+        self._tts_seen = 0.0  # when synthesised audio last passed the mixer (monotonic)
         self._hold_task: asyncio.Task[None] | None = None
         self.human_frames = 0
         self.caller_tap = _CallerTap(self, name=f"HandoffCallerTap#{call_id}")
@@ -113,8 +114,25 @@ class HandoffGate:
     def _synthesised(self, frame: TTSAudioRawFrame) -> None:
         """Note synthesised audio passing to the output (it plays before the hold audio resumes)."""
         now = time.monotonic()
+        self._tts_seen = now
         secs = len(frame.audio) / (2 * max(1, frame.sample_rate * frame.num_channels))
         self._tts_until = max(self._tts_until, now) + secs
+
+    async def spoken(self, *, first_audio_within_s: float = 3.0, limit_s: float = 20.0) -> None:
+        """Wait until what the synthesiser was asked to say from now on has played out to the caller.
+
+        Returns once its audio has passed the mixer and its play-out time (plus a breath) is over; at once after
+        ``first_audio_within_s`` when no synthesised audio came at all; never later than ``limit_s``.
+        """
+        started = time.monotonic()
+        while True:
+            now = time.monotonic()
+            heard = self._tts_seen >= started
+            if now - started >= limit_s or (not heard and now - started >= first_audio_within_s):
+                return
+            if heard and now >= self._tts_until + AFTER_SPEECH_SECS:
+                return
+            await asyncio.sleep(0.05)
 
     async def _play_hold(self) -> None:
         started = time.monotonic()

@@ -212,3 +212,32 @@ def test_a_persona_policy_round_trips(api: TestClient) -> None:
     assert api.get("/api/handoffs/policies/default", headers=supervisor).json() == changed
     bad = api.put("/api/handoffs/policies/default", json={**default, "not_found_threshold": 0}, headers=supervisor)
     assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["+15557654321", "sip:+15557654321@pbx.example.com", "sip:desk@10.0.0.5:5060;transport=udp", "tel:+4930123456"],
+)
+def test_a_cold_transfer_target_round_trips(api: TestClient, target: str) -> None:
+    supervisor = sign_in_everyone(api).headers("supervisor")
+    default = api.get("/api/handoffs/policies/default", headers=supervisor).json()
+    assert default["cold_transfer_to"] is None
+    put = api.put("/api/handoffs/policies/default", json={**default, "cold_transfer_to": target}, headers=supervisor)
+    assert put.status_code == 200, put.text
+    assert api.get("/api/handoffs/policies/default", headers=supervisor).json()["cold_transfer_to"] == target
+    # An empty target switches the cold transfer off again.
+    put = api.put("/api/handoffs/policies/default", json={**default, "cold_transfer_to": " "}, headers=supervisor)
+    assert put.status_code == 200 and put.json()["cold_transfer_to"] is None
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["http://pbx.example.com", "sip:", "desk", "+1", "sip:a@b c", "sip:<x>@pbx.example.com", "sip:a@b\r\nX-Evil: 1"],
+)
+def test_a_bad_cold_transfer_target_is_a_422_problem(api: TestClient, target: str) -> None:
+    supervisor = sign_in_everyone(api).headers("supervisor")
+    default = api.get("/api/handoffs/policies/default", headers=supervisor).json()
+    bad = api.put("/api/handoffs/policies/default", json={**default, "cold_transfer_to": target}, headers=supervisor)
+    assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json"), bad.text
+    assert "cold_transfer_to" in bad.text
+    assert api.get("/api/handoffs/policies/default", headers=supervisor).json()["cold_transfer_to"] is None
