@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from fastapi import FastAPI
 
+from agent.calls.briefing import LLMBriefing
 from agent.calls.handoff import HandoffDesk, HandoffOptions
 from agent.calls.service import VoiceService
 from agent.calls.tools import CustomApiCaller
@@ -76,6 +77,7 @@ def build_app(settings: Settings) -> FastAPI:
         ),
         asr=stages.asr,
         filter_sdp=candidates.filter_sdp,
+        briefing=LLMBriefing.from_settings(settings),
     )
     voice = VoiceService(
         max_calls=settings.voice.max_concurrent_calls,

@@ -338,6 +338,16 @@ class HandoffSettings(BaseModel):
         le=3600.0,
         description="A handoff still queued this long emits handoff.waiting (webhooks, chat).",
     )
+    briefing_llm: bool = Field(
+        default=True,
+        description="With the openai brain, the briefing's summary is written by that model (extractive on failure).",
+    )
+    briefing_timeout_s: float = Field(
+        default=5.0,
+        ge=0.5,
+        le=60.0,
+        description="The LLM has this long to write the briefing's summary; slower, the extractive one is kept.",
+    )
 
 
 class SipTrunk(BaseModel):

@@ -30,6 +30,7 @@ from aiosipua.rtp_bridge import CallSession as RtpSession
 from aiosipua.sdp_negotiate import SdpNegotiationError, negotiate_sdp
 from aiosipua.transport import UdpSipTransport
 
+from agent.calls.handoff import CallHandoff
 from agent.calls.media import CallRequest
 from agent.calls.service import VoiceService
 from agent.transports.sip.media import SipMedia
@@ -361,6 +362,8 @@ class SipEndpoint:
             started.run.close()
             await call.end("caller_cancelled", outcome="not_connected")
             return
+        if isinstance(call.handoff, CallHandoff):
+            call.handoff.cold_transfer = partial(self.transfer, media)  # a persona's cold transfer is a REFER
         invite.accept(rtp.sdp_answer)
         log.info("sip_call_answered", call_id=call.call_id, trunk=sip_call.trunk, persona=persona or "default")
         self._voice.spawn(started.run, name=f"call-{call.call_id}")
