@@ -16,6 +16,8 @@ from collections.abc import Collection
 from typing import Any
 
 import structlog
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from agent.calls.session import CallSession
 from agent.calls.sink import Sessions
@@ -119,8 +121,9 @@ class CustomApiCaller:
     """``pipelines.tools.CustomToolHandler``: the operator's custom API tools (Integration Studio) for calls.
 
     Keeps the enabled tools' specs (refreshed in the background when older than ``refresh_secs``, so building a
-    call's pipeline never waits on the database) and runs a tool through ``services.integrations.invoke_tool``:
-    the SSRF-guarded client with the tool's own short timeout, a run recorded per call.
+    call's pipeline never waits on the database, and at once when a custom API integration is changed through
+    this process's API) and runs a tool through ``services.integrations.invoke_tool``: the SSRF-guarded client
+    with the tool's own short timeout, a run recorded per call.
 
     Args:
         box: Decrypts the integrations' secrets.
@@ -137,12 +140,27 @@ class CustomApiCaller:
         self._specs: tuple[ToolSpec, ...] = ()
         self._loaded_at = 0.0
         self._refreshing: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._dirty = False
+
+    def _after_commit(self, session: Session) -> None:
+        # Runs inside SQLAlchemy's commit (possibly in a worker thread): only schedules the reload.
+        if session.info.pop(integration_service.TOOLS_CHANGED, False) and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._reload_now)
+
+    def _reload_now(self) -> None:
+        self._dirty = True  # a reload already under way may have read before this commit: it runs once more
+        if self._refreshing is None or self._refreshing.done():
+            self._refreshing = asyncio.get_running_loop().create_task(self._refresh_quietly())
 
     async def refresh(self, sessions: Sessions | None = None) -> tuple[ToolSpec, ...]:
         """Load the enabled tools now (``sessions`` binds the database on the first call)."""
         self._sessions = sessions or self._sessions
         if self._sessions is None:
             return self._specs
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+            event.listen(Session, "after_commit", self._after_commit)
         async with self._sessions() as session:
             tools = await integration_service.custom_tools(session)
         self._specs = tuple(
@@ -159,10 +177,15 @@ class CustomApiCaller:
         return self._specs
 
     async def _refresh_quietly(self) -> None:
-        try:
-            await self.refresh()
-        except Exception as exc:  # noqa: BLE001 - the previous list stays in use
-            log.warning("custom_tools_refresh_failed", error_type=type(exc).__name__)
+        while True:
+            self._dirty = False
+            try:
+                await self.refresh()
+            except Exception as exc:  # noqa: BLE001 - the previous list stays in use
+                log.warning("custom_tools_refresh_failed", error_type=type(exc).__name__)
+                return
+            if not self._dirty:
+                return
 
     def snapshot(self) -> tuple[ToolSpec, ...]:
         """The enabled tools as last loaded; starts a background refresh when the list is stale."""
@@ -184,7 +207,9 @@ class CustomApiCaller:
         return result.public()
 
     async def aclose(self) -> None:
-        """Stop a refresh in progress and close the HTTP client."""
+        """Stop a refresh in progress, stop listening for changes and close the HTTP client."""
+        if event.contains(Session, "after_commit", self._after_commit):
+            event.remove(Session, "after_commit", self._after_commit)
         if self._refreshing is not None:
             self._refreshing.cancel()
         await self._http.aclose()

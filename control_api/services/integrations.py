@@ -27,6 +27,14 @@ from control_api.services.summary import summarize
 
 # Kinds whose messages link to the call in the console (``config.console_url``, filled on save).
 LINKING_KINDS = ("freshdesk", "slack", "email")
+# Set in ``Session.info`` by a change to a custom API integration: its commit tells listeners in this process
+# (the voice server's tool list, ``agent.calls.tools.CustomApiCaller``) to reload the tools now.
+TOOLS_CHANGED = "voxdesk.custom_tools_changed"
+
+
+def _note_tools_change(session: AsyncSession, kind: str) -> None:
+    if kind == custom_api().kind:
+        session.sync_session.info[TOOLS_CHANGED] = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +117,7 @@ async def create(
     )
     session.add(integration)
     await _flush_unique(session)
+    _note_tools_change(session, kind)
     return integration
 
 
@@ -144,6 +153,7 @@ async def update(
     if changed:
         integration.updated_at = utcnow()
         await _flush_unique(session)
+        _note_tools_change(session, integration.kind)
     return integration, changed
 
 
@@ -152,6 +162,7 @@ async def delete(session: AsyncSession, integration_id: str) -> Integration:
     integration = await get(session, integration_id)
     await session.delete(integration)
     await session.flush()
+    _note_tools_change(session, integration.kind)
     return integration
 
 

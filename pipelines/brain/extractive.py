@@ -3,7 +3,9 @@
 Honest by construction: it never generates text. It reads the retrieval that the RAG processor made for
 the caller's turn (or searches itself), speaks the 1–3 sentences of the top passage that best match the
 question, says it does not know below the threshold and offers a human, and picks the other tools
-(create_ticket, transfer_to_human, end_call) by embedding similarity to their descriptions and examples.
+(create_ticket, transfer_to_human, end_call, and the operator's custom API tools) by embedding similarity to
+their descriptions and examples; a custom tool's arguments come from the caller's words
+(``pipelines.brain.custom_tools``), a missing one is asked for first.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import math
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -31,12 +33,13 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from knowledge.text_tokens import QUESTION_STOP_WORDS
 from pipelines.asr.base import RecognitionEvidenceFrame
+from pipelines.brain import custom_tools as custom
 from pipelines.brain.answer_type import AnswerType, fits, question_type
 from pipelines.brain.base import BrainBackend, BrainCapabilities
 from pipelines.contracts import Passage, PersonaSpec, Retrieval, TextEmbedder
 from pipelines.frames import AnswerMetaFrame, KnowledgeFrame
 from pipelines.options import BrainOptions
-from pipelines.tools import END, SEARCH, TICKET, TOOLS, TRANSFER, CallTools
+from pipelines.tools import END, SEARCH, TICKET, TOOLS, TRANSFER, CallTools, ToolSpec
 
 log = structlog.stdlib.get_logger(__name__)
 
@@ -46,6 +49,7 @@ __all__ = [
     "ExtractiveBackend",
     "ExtractiveBrain",
     "best_sentences",
+    "pick_tool",
     "split_sentences",
     "unsure",
     "weak_evidence",
@@ -182,6 +186,30 @@ def _is_negative(text: str) -> bool:
     return bool(words & _NEGATIVE) and not words & _AFFIRMATIVE
 
 
+def pick_tool(
+    scores: dict[str, float],
+    available: Sequence[str],
+    threshold: float,
+    *,
+    custom_names: Collection[str] = (),
+    custom_threshold: float = custom.CUSTOM_TOOL_THRESHOLD,
+) -> str:
+    """The tool a turn asks for: the best-scoring available one, if it reaches its threshold and beats the search.
+
+    Built-in tools need ``threshold``, the operator's custom tools (``custom_names``) ``custom_threshold``; below
+    it, or when the knowledge-base search's own examples match better, the turn is a question for the knowledge
+    base.
+    """
+    names = [n for n in scores if n in available]
+    if not names or SEARCH not in scores:
+        return SEARCH
+    best = max(names, key=lambda n: scores[n])
+    needed = custom_threshold if best in custom_names else threshold
+    if best != SEARCH and scores[best] >= needed and scores[best] > scores[SEARCH]:
+        return best
+    return SEARCH
+
+
 def confirming_question(passage: Passage) -> str:
     """The short question that checks what the caller meant: the passage's section, as its heading says it."""
     topic = (passage.heading or "").split(" > ")[-1].strip().rstrip("?.!:") or passage.citation.split(",")[0]
@@ -200,6 +228,8 @@ class ExtractiveBackend(BrainBackend):
         self._embedder = embedder
         self._tool_matrix: np.ndarray[Any, np.dtype[np.float32]] | None = None
         self._tool_rows: list[str] = []
+        # Embeddings of custom tools' texts (they change while the server runs; bounded, oldest dropped first).
+        self._custom_vectors: OrderedDict[str, np.ndarray[Any, np.dtype[np.float32]]] = OrderedDict()
 
     @classmethod
     def prewarm(cls, options: BrainOptions, *, embedder: TextEmbedder | None) -> ExtractiveBackend:
@@ -221,17 +251,34 @@ class ExtractiveBackend(BrainBackend):
         self._tool_rows = rows
         self._tool_matrix = np.asarray(vectors, dtype=np.float32)
 
-    async def tool_scores(self, text: str) -> dict[str, float]:
-        """Best cosine similarity of ``text`` to each tool's description and examples."""
+    async def tool_scores(self, text: str, extra: Sequence[ToolSpec] = ()) -> dict[str, float]:
+        """Best cosine similarity of ``text`` to each tool's description and examples.
+
+        ``extra`` are the operator's custom tools: their name in words, description and examples are embedded
+        once (cached by text) and scored like the built-in ones. With custom tools, every tool is scored on the
+        turn without its values (``custom_tools.without_values``: an order number says nothing of the tool).
+        """
         if self._embedder is None:
             return {}
         await self.warm()
         assert self._tool_matrix is not None
-        vector = np.asarray((await self._embedder.embed([text]))[0], dtype=np.float32)
+        if extra:
+            text = custom.without_values(text)
+        texts = {t.name: (t.name.replace("_", " "), t.description, *t.examples) for t in extra}
+        fresh = list(dict.fromkeys(x for row in texts.values() for x in row if x not in self._custom_vectors))
+        vectors = await self._embedder.embed([text, *fresh])
+        vector = np.asarray(vectors[0], dtype=np.float32)
+        for phrase, embedded in zip(fresh, vectors[1:], strict=True):
+            self._custom_vectors[phrase] = np.asarray(embedded, dtype=np.float32)
         sims = self._tool_matrix @ vector
         scores: dict[str, float] = {}
         for name, sim in zip(self._tool_rows, sims.tolist(), strict=True):
             scores[name] = max(scores.get(name, -1.0), float(sim))
+        for name, row in texts.items():
+            if name not in scores:  # a custom tool never shadows a built-in one (names are checked on save)
+                scores[name] = max(float(self._custom_vectors[x] @ vector) for x in row)
+        while len(self._custom_vectors) > 4096:
+            self._custom_vectors.popitem(last=False)
         return scores
 
     def create_processor(self, *, call_id: str, persona: PersonaSpec, tools: CallTools) -> ExtractiveBrain:
@@ -265,6 +312,8 @@ class ExtractiveBrain(FrameProcessor):
         self._offered_human = False
         self._evidence: OrderedDict[str, RecognitionEvidenceFrame] = OrderedDict()
         self._confirming: tuple[str, Passage] | None = None
+        # A custom tool waiting for the argument the agent just asked for.
+        self._pending_tool: custom.PendingTool | None = None
         self._log = log.bind(call_id=call_id)
 
     def hear(self, evidence: RecognitionEvidenceFrame) -> None:
@@ -278,7 +327,9 @@ class ExtractiveBrain(FrameProcessor):
         key = " ".join(text.lower().split())
         if not key or key in self._scores:
             return
-        self._scores[key] = self.create_task(self._backend.tool_scores(text), name="tool_scores")
+        self._scores[key] = self.create_task(
+            self._backend.tool_scores(text, self._tools.custom_tools), name="tool_scores"
+        )
         while len(self._scores) > 4:
             _, old = self._scores.popitem(last=False)
             old.cancel()
@@ -291,7 +342,7 @@ class ExtractiveBrain(FrameProcessor):
         # Tasks are only ever cancelled after leaving the cache, so one found here is live.
         if task is not None and not task.cancelled():
             return await task
-        return await self._backend.tool_scores(text)
+        return await self._backend.tool_scores(text, self._tools.custom_tools)
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         """Answer context frames; pass everything else on."""
@@ -354,12 +405,22 @@ class ExtractiveBrain(FrameProcessor):
                     return DENIED, (), SEARCH
                 return "Sorry I got that wrong. Could you ask it another way?", (), SEARCH
             # Neither: the caller asked something else; answer that.
+        pending, self._pending_tool = self._pending_tool, None
+        if pending is not None:
+            filled = custom.answer(pending.spec, pending, question)
+            if filled is not None:
+                return await self._custom_tool(pending.spec, *filled)
+            # The answer does not hold what was asked: the caller moved on; this turn is handled afresh.
         scores = await self._tool_scores(question)
-        action = SEARCH
-        if scores:
-            best = max((n for n in scores if n in self._tools.available), key=lambda n: scores[n])
-            if best != SEARCH and scores[best] >= self._options.tool_threshold and scores[best] > scores[SEARCH]:
-                action = best
+        action = pick_tool(
+            scores,
+            self._tools.available,
+            self._options.tool_threshold,
+            custom_names={t.name for t in self._tools.custom_tools},
+        )
+        chosen = next((t for t in self._tools.custom_tools if t.name == action), None)
+        if chosen is not None:
+            return await self._custom_tool(chosen, *custom.fill(chosen, question))
         if action == TRANSFER:
             return await self._transfer(question)
         if action == TICKET:
@@ -378,6 +439,21 @@ class ExtractiveBrain(FrameProcessor):
             await self._tools.end_call()
             return f"Thank you for calling. Goodbye from {self._persona.name}!", (), END
         return await self._search(question)
+
+    async def _custom_tool(
+        self, spec: ToolSpec, arguments: dict[str, Any], missing: str | None
+    ) -> tuple[str, Sequence[str], str | None]:
+        """Call the operator's custom API tool, or first ask for a required argument the caller has not given."""
+        if missing is not None:
+            self._pending_tool = custom.PendingTool(spec=spec, arguments=arguments, missing=missing)
+            return custom.ask(spec, missing), (), spec.name
+        result = await self._tools.custom(spec.name, arguments)
+        text = custom.spoken(spec, result)
+        if not result.get("ok"):
+            self._offered_human = TRANSFER in self._tools.available
+            if self._offered_human:
+                text += " Would you like me to connect you with a person?"
+        return text, (), spec.name
 
     async def _transfer(self, question: str) -> tuple[str, Sequence[str], str | None]:
         ref = await self._tools.transfer(reason="caller asked for a human", summary=question)

@@ -1,5 +1,5 @@
 """Custom API tools reach the agent: LLM brains are offered them by function calling and their calls go through
-the SSRF guard to the API, with tool events recorded (the extractive brain matches only the built-in tools)."""
+the SSRF guard to the API, with tool events recorded (the extractive brain: test_extractive_tools.py)."""
 
 from __future__ import annotations
 

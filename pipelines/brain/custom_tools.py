@@ -1,0 +1,186 @@
+"""The extractive brain's side of the operator's custom API tools (Integration Studio): words to arguments.
+
+The brain picks a custom tool like a built-in one (embedding similarity to its name, description and examples,
+``pipelines.brain.extractive``); this module fills the tool's arguments from the caller's words, by each
+parameter's JSON schema: numbers for ``integer``/``number``, tokens that the property's own schema accepts
+(``pattern``, ``enum``, ``format``, lengths, checked with jsonschema-rs) for constrained strings, and for an
+unconstrained string whose name or description says it is an identifier (order, account, reference ...) a token
+holding a digit. Spoken digits ("one two three four five") are read as one number first, since that is how a
+recogniser writes them. A required parameter that the turn does not hold is asked for in one short question; the
+answer fills it (an unconstrained, non-identifier string takes the whole answer).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema_rs
+
+from pipelines.tools import ToolSpec
+
+_DIGIT_WORDS = {
+    "zero": "0",
+    "oh": "0",
+    "one": "1",
+    "two": "2",
+    "three": "3",
+    "four": "4",
+    "five": "5",
+    "six": "6",
+    "seven": "7",
+    "eight": "8",
+    "nine": "9",
+}
+# Minimum cosine similarity (the knowledge service's embedder) of a turn, without its values, to a custom tool's
+# name, description or examples. Chosen on benchmarks/custom_tools/dev.json with the team's knowledge questions
+# as turns that are not tool requests (``python -m benchmarks.custom_tool_matching``): at 0.55 (the built-in
+# tools' threshold) 17 of 18 requests matched and 4 of 117 other turns were taken for a tool; at 0.6, 16 and 2.
+# A question taken for a tool costs its answer, so the stricter one.
+CUSTOM_TOOL_THRESHOLD = 0.6
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./#-]*[A-Za-z0-9]|[A-Za-z0-9]")
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+# Parameter names or descriptions that mark an identifier the caller reads out (a token with a digit in it).
+_IDENTIFIER = re.compile(r"(?:^|_|\b)(id|ids|number|no|num|code|ref|reference|account|order|ticket|invoice)(?:$|_|\b)")
+
+
+@dataclass(slots=True)
+class PendingTool:
+    """A custom tool the caller asked for whose required ``missing`` argument the agent has asked for."""
+
+    spec: ToolSpec
+    arguments: dict[str, Any] = field(default_factory=dict)
+    missing: str = ""
+
+
+def normalise_digits(text: str) -> str:
+    """``text`` with runs of spoken digits (two or more, "one two three") written as one number ("123")."""
+    words = text.split()
+    out: list[str] = []
+    run: list[str] = []
+
+    def flush() -> None:
+        if len(run) >= 2:
+            out.append("".join(_DIGIT_WORDS.get(w.lower().strip(",."), w) for w in run))
+        else:
+            out.extend(run)
+        run.clear()
+
+    for word in words:
+        bare = word.lower().strip(",.")
+        if bare in _DIGIT_WORDS or bare.isdigit():
+            run.append(word)
+            if word.endswith((",", ".")) and not bare.isdigit():
+                continue
+        else:
+            flush()
+            out.append(word)
+    flush()
+    return " ".join(out)
+
+
+def without_values(text: str) -> str:
+    """``text`` without the values it holds (numbers, spoken digit runs, codes with a digit in them).
+
+    Which tool a turn asks for is said by its words, not by its order number: "status of order 12345" matched a
+    tool's examples far worse than "status of order" (0.44 against 0.66 cosine with the product's embedder).
+    """
+    kept = [w for w in normalise_digits(text).split() if not any(c.isdigit() for c in w)]
+    return " ".join(kept) or text
+
+
+def label(spec: ToolSpec, name: str) -> str:
+    """How the agent names parameter ``name`` when asking for it (its schema ``title``, else its name in words)."""
+    title = spec.parameters.get(name, {}).get("title")
+    return str(title).strip().lower() if isinstance(title, str) and title.strip() else name.replace("_", " ")
+
+
+def ask(spec: ToolSpec, name: str) -> str:
+    """The one short question for a missing argument."""
+    return f"Sure. What is the {label(spec, name)}?"
+
+
+def _accepts(schema: Mapping[str, Any], value: Any) -> bool:
+    try:
+        return bool(jsonschema_rs.validator_for(dict(schema)).is_valid(value))
+    except Exception:  # noqa: BLE001 - a schema the library cannot compile accepts nothing here
+        return False
+
+
+def _identifier(name: str, schema: Mapping[str, Any]) -> bool:
+    described = f"{name} {schema.get('title', '')} {schema.get('description', '')}".lower()
+    return bool(_IDENTIFIER.search(name.lower()) or _IDENTIFIER.search(described))
+
+
+def _candidates(name: str, schema: Mapping[str, Any], text: str) -> list[Any]:
+    """Values in ``text`` that could be parameter ``name`` (not yet checked against its schema)."""
+    kind = schema.get("type")
+    if kind in ("integer", "number"):
+        # Whole words only: the digits of a code ("KB-12345678") are not a number.
+        words = [w.strip(",.;:!?()\"'") for w in text.split()]
+        numbers = [float(w) if "." in w else int(w) for w in words if _NUMBER.fullmatch(w)]
+        return [n for n in numbers if kind == "number" or isinstance(n, int)]
+    if kind not in ("string", None):
+        return []
+    if "enum" in schema:
+        lowered = f" {' '.join(_TOKEN.findall(text.lower()))} "
+        return [v for v in schema["enum"] if isinstance(v, str) and f" {v.lower()} " in lowered]
+    tokens = _TOKEN.findall(text)
+    constrained = any(k in schema for k in ("pattern", "format", "const"))
+    if constrained:
+        return [*tokens, *(t.upper() for t in tokens if t.upper() != t)]
+    if _identifier(name, schema):
+        return [t for t in tokens if any(c.isdigit() for c in t) and len(t) >= 3]
+    return []
+
+
+def fill(spec: ToolSpec, text: str, known: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], str | None]:
+    """The arguments ``text`` holds for ``spec`` (added to ``known``) and the first required one still missing."""
+    normalised = normalise_digits(text)
+    arguments = dict(known or {})
+    used: set[str] = {str(v) for v in arguments.values()}
+    for name, schema in spec.parameters.items():
+        if name in arguments or not isinstance(schema, Mapping):
+            continue
+        for value in _candidates(name, schema, normalised):
+            if str(value) not in used and _accepts(schema, value):
+                arguments[name] = value
+                used.add(str(value))
+                break
+    missing = next((n for n in spec.required if n not in arguments), None)
+    return arguments, missing
+
+
+def answer(spec: ToolSpec, pending: PendingTool, text: str) -> tuple[dict[str, Any], str | None] | None:
+    """Fill ``pending.missing`` from the caller's answer; None when the answer does not hold it.
+
+    An unconstrained string that is not an identifier takes the whole answer (e.g. a name or an address).
+    """
+    arguments, missing = fill(spec, text, pending.arguments)
+    if pending.missing in arguments:
+        return arguments, missing
+    schema = spec.parameters.get(pending.missing, {})
+    constrained = any(k in schema for k in ("pattern", "format", "enum", "const"))
+    free = schema.get("type", "string") == "string" and not constrained and not _identifier(pending.missing, schema)
+    whole = " ".join(text.strip().rstrip(".!?").split())
+    if free and whole and _accepts(schema, whole):
+        arguments[pending.missing] = whole
+        return arguments, next((n for n in spec.required if n not in arguments), None)
+    return None
+
+
+def spoken(spec: ToolSpec, result: Mapping[str, Any]) -> str:
+    """What the agent says after the tool ran: its ``say`` sentence, else the mapped values, else an apology."""
+    if result.get("ok"):
+        say = result.get("say")
+        if isinstance(say, str) and say.strip():
+            return say.strip()
+        values = {k: v for k, v in dict(result.get("values") or {}).items() if v not in (None, "", [], {})}
+        if values:
+            parts = [f"{k.replace('_', ' ')}: {v}" for k, v in values.items() if isinstance(v, str | int | float)]
+            if parts:
+                return "Here is what I found. " + "; ".join(parts) + "."
+        return "Done. I've checked that for you, but there was nothing to report."
+    return f"I'm sorry, I couldn't {spec.name.replace('_', ' ')} right now."
