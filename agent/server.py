@@ -22,12 +22,14 @@ from agent.transports.webrtc import webrtc_router
 from agent.transports.websocket import ws_stream_router
 from agent.wiring.knowledge import KnowledgeRetriever
 from agent.wiring.pipelines import StageOptions, VoiceStages
+from agent.wiring.voice_preview import StagesVoicePreview
 from config import Settings
 from control_api.app import create_app
 from control_api.integrations.secrets import box_from_settings
 from control_api.logging_setup import configure_logging
 from control_api.services import analytics
 from control_api.services.knowledge import KnowledgeService, register_spoken
+from control_api.services.personas import register_preview
 from control_api.state import AppState
 from pipelines.brain.extractive import best_sentences
 from pipelines.contracts import Passage, Retriever, TextEmbedder
@@ -108,6 +110,8 @@ def build_app(settings: Settings) -> FastAPI:
             ThreadPoolExecutor(max_workers=VOICE_THREADS, thread_name_prefix="voxdesk")
         )
         await stages.prewarm(state.sessions)
+        # The persona editor's spoken preview: the calls' own synthesiser (issue 21).
+        register_preview(StagesVoicePreview(lambda: stages.stages.tts, stages.options.tts))
         close_voice = await voice.startup(state)
         # Phone lines open once the models are warm (port 0: no SIP); a SIP port in use is logged, not fatal.
         sip = SipEndpoint(voice, settings.telephony, production=settings.env == "production")
@@ -116,6 +120,7 @@ def build_app(settings: Settings) -> FastAPI:
 
         async def stop() -> None:
             register_spoken(None)
+            register_preview(None)
             await sip.stop()
             await close_voice()
             await retriever.drain()

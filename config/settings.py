@@ -96,8 +96,9 @@ class RateLimitSettings(BaseModel):
     login: str = Field(default="5/15minutes", description="Login attempts per account and per IP.")
     voice: str = Field(default="10/hour", description="Calls started per user or per IP (anonymous callers).")
     ice: str = Field(default="60/minute", description="Trickled ICE candidate requests per IP.")
+    voice_preview: str = Field(default="20/minute", description="Persona voice previews spoken per user.")
 
-    @field_validator("api", "login", "voice", "ice")
+    @field_validator("api", "login", "voice", "ice", "voice_preview")
     @classmethod
     def _check_limit(cls, value: str) -> str:
         from limits import parse  # local: keep config import-light

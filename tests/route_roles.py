@@ -190,6 +190,8 @@ ROUTE_ROLES: dict[tuple[str, str], Access] = {
     ("GET", "/api/personas/{name}/versions"): Access(MANAGERS, params={"name": "default"}, status=200),
     ("POST", "/api/personas"): Access(MANAGERS, status=422, note="empty body: validation error"),
     ("PUT", "/api/personas/{name}"): Access(MANAGERS, params={"name": "default"}, status=200),
+    ("GET", "/api/personas/preview-voice"): Access(MANAGERS, status=200),
+    ("POST", "/api/personas/preview-voice"): Access(MANAGERS, status=422, note="empty body: validation error"),
     # Someone else's profile (a random id) needs calls:write; your own is always yours (tests/agent).
     ("GET", "/api/voice/profile/{user_id}"): Access(MANAGERS, status=200),
     ("PUT", "/api/voice/profile/{user_id}"): Access(MANAGERS, status=200),

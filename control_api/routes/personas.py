@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import io
+import wave
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from control_api.db.models import User
-from control_api.deps import CurrentUser, SessionDep, actor_for, require
+from control_api.deps import CurrentUser, SessionDep, StateDep, actor_for, require
+from control_api.problems import ProblemError
+from control_api.ratelimit import hit
 from control_api.rbac import Permission
 from control_api.schemas.personas import PersonaCreate, PersonaPublic, PersonasPublic, PersonaUpdate
 from control_api.services import audit
@@ -16,6 +21,63 @@ from control_api.services import personas as service
 router = APIRouter(prefix="/api/personas", tags=["personas"])
 Manager = Annotated[User, Depends(require(Permission.PERSONAS_MANAGE))]
 _NULLABLE = frozenset({"voice"})
+# The longest text a voice preview speaks: a greeting, not a document.
+PREVIEW_MAX_CHARS = 300
+
+
+class VoicesPublic(BaseModel):
+    """The voices a persona can be given: the running synthesiser's installed voices."""
+
+    engine: str = Field(description="The voice engine in use (e.g. flite).")
+    voices: list[str] = Field(description="Its installed voices.")
+    default: str | None = Field(description="The configured voice for personas that name none (null: the engine's).")
+
+
+class VoicePreviewRequest(BaseModel):
+    """A text to hear in a voice."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    voice: str | None = Field(default=None, max_length=100, description="One of the installed voices; none: default.")
+    text: str = Field(min_length=1, max_length=PREVIEW_MAX_CHARS, description="What to say (e.g. the greeting).")
+
+
+@router.get("/preview-voice", response_model=VoicesPublic)
+async def list_voices(user: Manager) -> VoicesPublic:
+    """The voices a persona can be given (what the installed voice engine really has)."""
+    del user
+    found = service.voice_preview().voices()
+    return VoicesPublic(engine=found.engine, voices=list(found.voices), default=found.default)
+
+
+@router.post(
+    "/preview-voice",
+    response_class=Response,
+    responses={200: {"content": {"audio/wav": {}}, "description": "The text spoken, as a 16-bit mono WAV file."}},
+)
+async def preview_voice(body: VoicePreviewRequest, state: StateDep, user: Manager) -> Response:
+    """Speak ``text`` in ``voice`` with the synthesiser the calls use: a WAV file (rate-limited per user)."""
+    preview = service.voice_preview()
+    found = preview.voices()
+    voice = body.voice or found.default
+    if voice is not None and voice not in found.voices:
+        raise ProblemError(
+            422,
+            f"The voice engine {found.engine} has no voice {body.voice!r}; it has: {', '.join(found.voices)}.",
+            type_="unknown-voice",
+        )
+    text = " ".join(body.text.split())
+    if not text:
+        raise ProblemError(422, "There is nothing to say: the text is blank.", type_="validation-error")
+    await hit(state.limiter, "voice_preview", f"user:{user.id}")
+    pcm, rate = await preview.speak(text, voice)
+    out = io.BytesIO()
+    with wave.open(out, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(pcm)
+    return Response(out.getvalue(), media_type="audio/wav", headers={"Cache-Control": "no-store"})
 
 
 @router.get("", response_model=PersonasPublic)

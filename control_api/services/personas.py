@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,6 +17,52 @@ DEFAULT_PERSONA = "default"
 DEFAULT_DISPLAY_NAME = "Ava"
 DEFAULT_GREETING = "Hello, thanks for calling the help desk. I'm Ava, a virtual assistant. How can I help you today?"
 DEFAULT_CONSENT_NOTICE = "This call is recorded and transcribed to help us serve you; by continuing you agree to this."
+
+
+@dataclass(frozen=True, slots=True)
+class Voices:
+    """The voices a persona can be given: what the running synthesiser really has.
+
+    Attributes:
+        engine: The synthesiser's registered name (e.g. ``flite``).
+        voices: Its installed voices, sorted.
+        default: The configured voice calls get when the persona names none (None: the engine's own default).
+    """
+
+    engine: str
+    voices: Sequence[str]
+    default: str | None
+
+
+class VoicePreview(Protocol):
+    """Speaks a text in one of the voice engine's voices (the voice process registers it: :func:`register_preview`).
+
+    The control plane never imports the voice side; the same synthesiser the calls use speaks the preview.
+    """
+
+    def voices(self) -> Voices:
+        """The installed voices of the running synthesiser."""
+        ...
+
+    async def speak(self, text: str, voice: str | None) -> tuple[bytes, int]:
+        """16-bit mono PCM of ``text`` in ``voice`` (one of :meth:`voices`; None: the default) and its rate."""
+        ...
+
+
+_preview: VoicePreview | None = None
+
+
+def register_preview(preview: VoicePreview | None) -> None:
+    """Install (or remove, with ``None``) the voice process's preview synthesiser."""
+    global _preview  # one synthesiser per process, set at start-up
+    _preview = preview
+
+
+def voice_preview() -> VoicePreview:
+    """The registered preview synthesiser; 503 problem when no voice runs in this process (or not yet)."""
+    if _preview is None:
+        raise ProblemError(503, "No voice engine is running in this server yet.", type_="voice-unavailable")
+    return _preview
 
 
 async def list_active(session: AsyncSession) -> list[Persona]:

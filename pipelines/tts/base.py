@@ -99,6 +99,10 @@ class TTSBackend(ABC):
         """Release the engine's process-wide resources (worker processes); the default has none."""
         return
 
+    def voices(self) -> tuple[str, ...]:
+        """The voices this engine has installed, sorted (the persona editor offers these); empty: unknown."""
+        return ()
+
     @abstractmethod
     def create_service(
         self, *, call_id: str, voice: str | None = None, speaking_rate: float | None = None

@@ -101,6 +101,10 @@ class FliteBackend(TTSBackend):
             pool = None
         return cls(binary, options, voices, pool)
 
+    def voices(self) -> tuple[str, ...]:
+        """The voices built into this flite (``flite -lv``)."""
+        return tuple(sorted(self._voices))
+
     def close(self) -> None:
         """Stop the resident flite workers."""
         if self.pool is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,16 @@ def test_analytics_charts_drill_down_and_export(live_server: LiveServer, chromiu
         expect(page.locator("#chart-handoffs")).to_contain_text("Caller asked for a person")
         expect(page.locator("#chart-outcomes")).to_contain_text("Answered by the agent")
         page.screenshot(path=shots / "analytics-1366.png", full_page=True)
+        page.locator("#chart-volume").screenshot(path=shots / "analytics-volume-1366.png")
+
+        # The seeded calls sit in the last two days of the 30-day range: their bars are drawn whole (not 1-px
+        # lines) and the range's last day has its tick label.
+        widths = page.locator("#chart-volume g.point path").evaluate_all(
+            "(paths) => paths.map((p) => p.getBoundingClientRect().width)"
+        )
+        assert widths and min(widths) >= 10, widths
+        ticks = page.locator("#chart-volume g.xaxislayer-above text").all_text_contents()
+        assert ticks[-1] == datetime.now(UTC).strftime("%d %b"), ticks
 
         for chart in CHARTS:
             axes = page.locator(f"#chart-{chart}").evaluate(AXES_JS)

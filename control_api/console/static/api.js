@@ -59,7 +59,7 @@ async function parseBody(response) {
  * Call the API.
  * @param {string} method
  * @param {string} path - starts with /api/
- * @param {{json?: any, form?: FormData|URLSearchParams, query?: Object, signal?: AbortSignal, quiet401?: boolean}} [options]
+ * @param {{json?: any, form?: FormData|URLSearchParams, query?: Object, signal?: AbortSignal, quiet401?: boolean, blob?: boolean}} [options]
  */
 export async function request(method, path, options = {}) {
   const headers = { Accept: "application/json, application/problem+json" };
@@ -99,7 +99,8 @@ export async function request(method, path, options = {}) {
     if (error && error.name === "AbortError") throw error;
     throw new ApiError(0, { detail: "The server cannot be reached. Check that Voxdesk is running." });
   }
-  const data = await parseBody(response);
+  // `blob: true` (audio, files): the body of a successful answer as a Blob; problems are still read as JSON.
+  const data = options.blob && response.ok ? await response.blob() : await parseBody(response);
   if (!response.ok) {
     const problem = data && typeof data === "object" ? data : { detail: typeof data === "string" && data ? data : undefined };
     const error = new ApiError(response.status, problem);

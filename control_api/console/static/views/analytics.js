@@ -66,18 +66,36 @@ function valueAxis(title, unit) {
 
 /**
  * A time axis over the chosen range with whole-bucket ticks (a day never split into "04 Dec, 04 Dec"): at most
- * eight ticks, each a whole number of hours or days.
+ * nine ticks, each a whole number of hours or days, counted back from the range's last bucket so the last day
+ * (or hour) always has its label. Bars are centred on their bucket's start; the range is padded by half a bucket
+ * on each side so the first and last bars are drawn whole.
  */
 function timeAxis(bucket, range) {
-  const unit = bucket === "hour" ? 3600000 : DAY_MS;
-  const start = new Date(range.since).getTime();
-  const end = new Date(range.until).getTime();
-  const steps = Math.max(1, Math.ceil((end - start) / unit / 8));
+  const unit = bucketUnit(bucket);
+  const first = Math.floor(new Date(range.since).getTime() / unit) * unit;
+  const last = Math.floor((new Date(range.until).getTime() - 1) / unit) * unit;
+  const count = Math.max(1, Math.round((last - first) / unit) + 1);
+  const steps = Math.max(1, Math.ceil(count / 8));
+  const tickvals = [];
+  for (let at = last; at >= first; at -= steps * unit) tickvals.unshift(new Date(at));
   return {
     type: "date", tickfont: { size: 12 }, automargin: true, fixedrange: true,
-    range: [new Date(start - unit / 2), new Date(end - unit / 2)], tick0: new Date(start), dtick: steps * unit,
+    range: [new Date(first - unit / 2), new Date(last + unit / 2)], tickmode: "array", tickvals,
     hoverformat: bucket === "hour" ? "%d %b %H:00 UTC" : "%a %d %b %Y", tickformat: bucket === "hour" ? "%d %b %H:00" : "%d %b",
   };
+}
+
+function bucketUnit(bucket) {
+  return bucket === "hour" ? 3600000 : DAY_MS;
+}
+
+/**
+ * Explicit bar geometry on a time axis: plotly sizes bars from the gap between neighbouring points, so a range
+ * with a single bucket of data drew a 1-px line. ``slot``/``of`` place side-by-side (grouped) bars.
+ */
+function timeBar(bucket, slot = 0, of = 1) {
+  const width = bucketUnit(bucket) * 0.75;
+  return of === 1 ? { width } : { width: width / of, offset: -width / 2 + (slot * width) / of };
 }
 
 function categoryAxis(extra = {}) {
@@ -266,7 +284,7 @@ export async function renderAnalytics(main, ctx) {
     else {
       const peak = Math.max(...calls.volume.map((v) => v.calls));
       plot(charts.volume, present.map((o) => ({
-        type: "bar", name: label("outcome", o), x: xs, y: calls.volume.map((v) => (v.outcomes || {})[o] || 0),
+        type: "bar", ...timeBar(bucket), name: label("outcome", o), x: xs, y: calls.volume.map((v) => (v.outcomes || {})[o] || 0),
         marker: { color: COLOURS[o] }, customdata: buckets, hovertemplate: `%{y} call(s) · ${label("outcome", o)}<extra></extra>`,
       })), { barmode: "stack", xaxis: timeAxis(bucket, range), yaxis: countAxis("Calls", peak) },
       (point) => ctx.navigate(callsLink(bucketRange(point.customdata, bucket))));
@@ -322,7 +340,7 @@ export async function renderAnalytics(main, ctx) {
       const peak = Math.max(...trend.map((t) => t.scored_calls));
       plot(charts.sentiment, [
         ...["positive", "neutral", "negative"].map((name) => ({
-          type: "bar", name: label("sentiment", name), x: tx, y: trend.map((t) => t[name]), customdata: trend.map((t) => t.bucket),
+          type: "bar", ...timeBar(bucket), name: label("sentiment", name), x: tx, y: trend.map((t) => t[name]), customdata: trend.map((t) => t.bucket),
           marker: { color: COLOURS[name] }, hovertemplate: `%{y} ${name} call(s)<extra></extra>`,
         })),
         { type: "scatter", mode: "lines+markers", name: "Mean score", x: tx, y: trend.map((t) => t.mean), yaxis: "y2", customdata: trend.map((t) => t.bucket), line: { color: "#17212b" }, hovertemplate: "mean %{y:.2f}<extra></extra>" },
@@ -379,8 +397,8 @@ export async function renderAnalytics(main, ctx) {
       const ux = missed.map((m) => bucketStart(m.bucket));
       const peak = Math.max(...missed.map((m) => Math.max(m.unanswered, m.queries_not_found)));
       plot(charts.unanswered, [
-        { type: "bar", name: "Caller questions not answered", x: ux, y: missed.map((m) => m.unanswered), customdata: missed.map((m) => m.bucket), marker: { color: COLOURS.unanswered }, hovertemplate: "%{y} unanswered<extra></extra>" },
-        { type: "bar", name: "Searches that found nothing", x: ux, y: missed.map((m) => m.queries_not_found), customdata: missed.map((m) => m.bucket), marker: { color: "#94a3b8" }, hovertemplate: "%{y} found nothing<extra></extra>" },
+        { type: "bar", ...timeBar(bucket, 0, 2), name: "Caller questions not answered", x: ux, y: missed.map((m) => m.unanswered), customdata: missed.map((m) => m.bucket), marker: { color: COLOURS.unanswered }, hovertemplate: "%{y} unanswered<extra></extra>" },
+        { type: "bar", ...timeBar(bucket, 1, 2), name: "Searches that found nothing", x: ux, y: missed.map((m) => m.queries_not_found), customdata: missed.map((m) => m.bucket), marker: { color: "#94a3b8" }, hovertemplate: "%{y} found nothing<extra></extra>" },
       ], { barmode: "group", xaxis: timeAxis(bucket, range), yaxis: countAxis("Questions", peak) },
       (point) => ctx.navigate(callsLink(bucketRange(point.customdata, bucket))));
       const total = missed.reduce((s, m) => s + m.unanswered, 0);

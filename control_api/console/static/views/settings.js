@@ -89,14 +89,25 @@ async function personaSection(ctx) {
   const controls = {};
   const versions = h("div");
 
+  // The voices the installed engine really has (persona editors only; null: no voice engine runs here).
+  let voices = null;
+  if (mayEdit) {
+    try {
+      voices = await api.get("/api/personas/preview-voice");
+    } catch (error) {
+      voices = null;
+    }
+  }
+
   async function fill() {
     controls.fields = PERSONA_FIELDS.map(([key, name, kind]) => {
+      if (key === "voice" && voices) return voiceField(name);
       const control = kind === "textarea"
         ? h("textarea", { name: key, rows: key === "instructions" ? 5 : 3, disabled: !mayEdit, maxlength: key === "instructions" ? 20000 : 2000 })
         : h("input", { type: "text", name: key, disabled: !mayEdit, maxlength: 100 });
       control.value = current[key] || "";
       controls[key] = control;
-      const hint = key === "voice" ? "A voice of the configured voice backend (flite: slt, rms, awb, kal16)." : undefined;
+      const hint = key === "voice" ? (mayEdit ? "No voice engine is running in this server, so there is no list to choose from or preview." : undefined) : undefined;
       return field(name, control, hint);
     });
     const save = mayEdit ? h("button", { type: "submit", class: "button primary", text: "Save as a new version" }) : null;
@@ -105,6 +116,43 @@ async function personaSection(ctx) {
       controls.fields,
       mayEdit ? h("div", {}, save) : h("p", { class: "muted small", text: "Your role can read the persona but not change it." }));
     if (mayEdit) await fillVersions();
+  }
+
+  /** The voice chooser: the engine's installed voices, and a button that speaks the greeting in the chosen one. */
+  function voiceField(name) {
+    const engineDefault = voices.default ? `Default (${voices.default})` : `The ${voices.engine} default`;
+    const options = [["", engineDefault], ...voices.voices.map((v) => [v, v])];
+    if (current.voice && !voices.voices.includes(current.voice)) options.push([current.voice, `${current.voice} (not installed: the default is used)`]);
+    const control = select({ name: "voice" }, options, current.voice || "");
+    controls.voice = control;
+    const play = h("button", { type: "button", class: "button secondary small", text: "Play preview" });
+    const player = h("audio", { controls: true, class: "voice-player", "aria-label": "Preview audio", hidden: true });
+    let url = null;
+    play.addEventListener("click", async () => {
+      const text = (controls.greeting.value || "").trim().slice(0, 300) || "Hello, thanks for calling.";
+      play.disabled = true;
+      play.textContent = "Speaking…";
+      try {
+        const audio = await api.post("/api/personas/preview-voice", { voice: control.value || null, text }, { blob: true });
+        if (url) URL.revokeObjectURL(url);
+        url = URL.createObjectURL(audio);
+        player.src = url;
+        player.hidden = false;
+        player.dataset.ready = "true";
+        await player.play().catch(() => undefined); // a browser may refuse autoplay: the controls stay
+      } catch (error) {
+        ctx.showError(error);
+      } finally {
+        play.disabled = false;
+        play.textContent = "Play preview";
+      }
+    });
+    const hint = `The voices the ${voices.engine} voice engine has installed. Play preview speaks the greeting above (its first 300 characters) as callers will hear it.`;
+    const wrapper = field(name, control, hint);
+    const row = h("div", { class: "voice-row" });
+    control.replaceWith(row);
+    row.append(control, play, player);
+    return wrapper;
   }
 
   async function fillVersions() {
