@@ -13,6 +13,11 @@ What is measured, and how:
   recall@1, recall@5, MRR (over the top 5), the share of answerable questions above the threshold, and the
   share of the 20 unanswerable questions correctly below it. The threshold (0.47, ``knowledge.score_threshold``)
   was chosen on this same set (there is no held-out split); ``threshold_sweep`` shows its neighbours.
+- **Plain words** (``quality_plain_words``): the same measures on ``benchmarks/kb/plain_words_dev.jsonl`` (55
+  answerable + 12 unanswerable questions in a caller's own words, the development set for the sentence views of
+  :mod:`knowledge.views`), and ``calibrated``: both sets with the threshold the base derives for itself
+  (:mod:`knowledge.calibration`, as the server runs), with each set's per-question retrieval latency (p50/p95,
+  query embedding included). ``--no-views`` measures the plain hybrid search instead (the "before").
 - **Latency** (``latency``): the demo chunks plus synthetic filler chunks up to 1 000 / 10 000 / 100 000.
   Filler vectors are random unit vectors and filler texts random words from the demo vocabulary plus
   made-up words (embedding 100 000 texts with MiniLM takes too long on 2 cores); every timed query embeds
@@ -43,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from knowledge.calibration import all_chunks, fingerprint
 from knowledge.embedders.minilm import MiniLMEmbedder, default_model_dir
 from knowledge.ingest import prepare, prepare_isolated
 from knowledge.kb import KnowledgeBase
@@ -68,6 +74,12 @@ def load_eval() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     return answerable, unanswerable
 
 
+def load_plain_words() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The plain-words development set: answerable (with a ``document``) and unanswerable questions."""
+    rows = [json.loads(line) for line in (EVAL / "plain_words_dev.jsonl").read_text().splitlines() if line.strip()]
+    return [r for r in rows if "document" in r], [r for r in rows if "document" not in r]
+
+
 def _percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     index = max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))
@@ -75,11 +87,17 @@ def _percentile(values: Sequence[float], q: float) -> float:
 
 
 async def build_demo_kb(
-    embedder: MiniLMEmbedder, *, threshold: float = THRESHOLD, store: EmbeddedStore | None = None
+    embedder: MiniLMEmbedder,
+    *,
+    threshold: float = THRESHOLD,
+    store: EmbeddedStore | None = None,
+    views: bool = True,
 ) -> KnowledgeBase:
-    """The demo documents in an in-memory store (document id = file name)."""
+    """The demo documents in an in-memory store (document id = file name), with the sentence views unless off."""
     store = store or EmbeddedStore(dimension=embedder.dimension)
-    retriever = HybridRetriever(embedder=embedder, store=store, config=RetrievalConfig(score_threshold=threshold))
+    retriever = HybridRetriever(
+        embedder=embedder, store=store, config=RetrievalConfig(score_threshold=threshold, views=views)
+    )
     kb = KnowledgeBase(embedder=embedder, store=store, retriever=retriever)
     for path in sorted(DEMO.iterdir()):
         prepared = prepare(
@@ -87,6 +105,8 @@ async def build_demo_kb(
         )
         title = prepared.title or path.name
         await store.add(await kb.embed_chunks(path.name, f"{title} ({path.name})", prepared.chunks))
+    chunks = await all_chunks(store)
+    await retriever.build_views(chunks, fingerprint(chunks, embedder.model_id))
     return kb
 
 
@@ -113,16 +133,25 @@ class Quality:
     threshold: float
     sweep: dict[str, dict[str, float]]
     misses: list[dict[str, Any]]
+    recall_at_3: float = 0.0
+    latency_ms: dict[str, float] | None = None
 
 
-async def evaluate(kb: KnowledgeBase, *, threshold: float = THRESHOLD) -> Quality:
-    """Run the eval set against ``kb``."""
-    answerable, unanswerable = load_eval()
+async def evaluate(
+    kb: KnowledgeBase,
+    *,
+    threshold: float = THRESHOLD,
+    questions: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = None,
+) -> Quality:
+    """Run the eval set (or ``questions``: answerable, unanswerable) against ``kb``."""
+    answerable, unanswerable = questions or load_eval()
     ranks: list[int | None] = []
     tops: list[float] = []
     misses: list[dict[str, Any]] = []
+    latencies: list[float] = []
     for question in answerable:
         retrieval = await kb.retrieve(question["question"], top_k=5)
+        latencies.append(retrieval.latency_ms)
         rank = _rank(question, retrieval.passages)
         ranks.append(rank)
         tops.append(retrieval.top_score or 0.0)
@@ -153,7 +182,29 @@ async def evaluate(kb: KnowledgeBase, *, threshold: float = THRESHOLD) -> Qualit
         threshold=threshold,
         sweep=sweep,
         misses=misses,
+        recall_at_3=round(sum(r is not None and r <= 3 for r in ranks) / n, 3),
+        latency_ms={"p50": _percentile(latencies, 50), "p95": _percentile(latencies, 95)},
     )
+
+
+async def calibrated_quality(embedder: MiniLMEmbedder, *, views: bool) -> dict[str, Any]:
+    """Both sets with the threshold the demo base derives for itself (as the server runs it)."""
+    import tempfile
+
+    kb = await build_demo_kb(embedder, views=views)
+    with tempfile.TemporaryDirectory() as tmp:
+        calibration = await kb.retriever.enable_calibration(Path(tmp))
+    out: dict[str, Any] = {"threshold": calibration.threshold, "views": kb.retriever.views is not None}
+    for name, questions in (("team", load_eval()), ("plain_words_dev", load_plain_words())):
+        q = await evaluate(kb, threshold=calibration.threshold, questions=questions)
+        out[name] = {
+            "recall_at_1": q.recall_at_1,
+            "recall_at_3": q.recall_at_3,
+            "answerable_found": q.answerable_found,
+            "not_found_accuracy": q.not_found_accuracy,
+            "latency_ms": q.latency_ms,
+        }
+    return out
 
 
 def _filler(count: int, dimension: int, vocabulary: list[str], seed: int = 7) -> list[StoredChunk]:
@@ -188,7 +239,12 @@ async def _timed(kb: KnowledgeBase, questions: list[str], *, rounds: int, concur
 
 
 async def latency(
-    embedder: MiniLMEmbedder, scales: Sequence[int], queries: int, *, cache_dir: Path | None = None
+    embedder: MiniLMEmbedder,
+    scales: Sequence[int],
+    queries: int,
+    *,
+    cache_dir: Path | None = None,
+    views: bool = True,
 ) -> dict[str, Any]:
     """Hybrid retrieval latency (query embedding included) at each scale.
 
@@ -217,7 +273,11 @@ async def latency(
         restored = await store.restore([*real, *filler])
         reused = restored.added == 0
         build_s = time.perf_counter() - started
-        retriever = HybridRetriever(embedder=embedder, store=store, config=RetrievalConfig(score_threshold=THRESHOLD))
+        retriever = HybridRetriever(
+            embedder=embedder, store=store, config=RetrievalConfig(score_threshold=THRESHOLD, views=views)
+        )
+        # As the server does with the calibration: the sentence views, on a base small enough for them.
+        await retriever.build_views([*real, *filler], f"bench-{scale}")
         kb = KnowledgeBase(embedder=embedder, store=store, retriever=retriever)
         await _timed(kb, questions, rounds=20, concurrency=1)  # warm
         single = await _timed(kb, questions, rounds=queries, concurrency=1)
@@ -239,6 +299,7 @@ async def latency(
             "chunks": await store.count(),
             "build_s": round(build_s, 1),
             "reused_from_cache": reused,
+            "sentence_views": len(retriever.views) if retriever.views is not None else 0,
             "one_at_a_time_ms": {"p50": _percentile(single, 50), "p95": _percentile(single, 95), "n": len(single)},
             "concurrent_8_ms": {
                 "p50": _percentile(concurrent, 50),
@@ -316,6 +377,8 @@ async def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "--cache-dir", type=Path, default=ROOT / "benchmarks" / "out" / "cache", help="Filled stores kept between runs."
     )
     parser.add_argument("--only-latency", action="store_true", help="Skip the ingestion and embedder sections.")
+    parser.add_argument("--only-quality", action="store_true", help="The quality sections only (a minute).")
+    parser.add_argument("--no-views", action="store_true", help="The plain hybrid search (no sentence views).")
     args = parser.parse_args(argv)
     embedder = MiniLMEmbedder(model_dir=default_model_dir(), cache_dir=args.models_dir)
     await embedder.warm()
@@ -323,13 +386,19 @@ async def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
         "embedder_backend": embedder.backend,
     }
-    quality = await evaluate(await build_demo_kb(embedder))
+    views = not args.no_views
+    demo = await build_demo_kb(embedder, views=views)
+    quality = await evaluate(demo)
     report["quality"] = quality.__dict__
+    report["quality_plain_words"] = (await evaluate(demo, questions=load_plain_words())).__dict__
+    report["calibrated"] = await calibrated_quality(embedder, views=views)
+    if args.only_quality:
+        return report
     if not args.only_latency:
         report["ingestion"] = await ingestion(embedder)
         report["embedder"] = embedder_comparison(embedder, with_torch=not args.no_torch)
     report["latency"] = await latency(
-        embedder, [int(s) for s in args.scales.split(",") if s], args.queries, cache_dir=args.cache_dir
+        embedder, [int(s) for s in args.scales.split(",") if s], args.queries, cache_dir=args.cache_dir, views=views
     )
     report["targets"] = {
         "recall_at_5>=0.95": quality.recall_at_5 >= 0.95,

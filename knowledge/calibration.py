@@ -37,6 +37,7 @@ import numpy as np
 
 from knowledge.stores.base import VectorStore
 from knowledge.types import StoredChunk
+from knowledge.views import lifted, sentences
 
 if TYPE_CHECKING:
     from knowledge.retrieval import HybridRetriever
@@ -51,6 +52,7 @@ __all__ = [
     "fingerprint",
     "load",
     "positive_probes",
+    "rule",
     "save",
 ]
 
@@ -59,6 +61,11 @@ MIN_CHUNKS = 4
 MIN_POSITIVES = 6
 MAX_PROBE_CHUNKS = 150  # probes come from at most this many passages (spread evenly over the base)
 FILE_NAME = "calibration.json"
+
+
+def rule(*, views: bool) -> str:
+    """The scoring rule a calibration was derived under (a stored one made under another rule is not reused)."""
+    return "views-1" if views else "plain-1"
 
 
 def directory_for(data_dir: Path) -> Path:
@@ -133,6 +140,7 @@ class Calibration:
         negative_rate: Share of negatives below it.
         seconds: Time the calibration took.
         calibrated_at: When (ISO 8601, UTC).
+        rule: The scoring rule (:func:`rule`): passages raised by their sentence views or not.
 
     """
 
@@ -149,6 +157,7 @@ class Calibration:
     negative_rate: float | None = None
     seconds: float = 0.0
     calibrated_at: str = ""
+    rule: str = ""
 
     def to_dict(self) -> dict[str, object]:
         """Plain values (JSON, the API)."""
@@ -240,8 +249,10 @@ async def calibrate(
     print_ = fingerprint(chunks, model_id)
     now = datetime.now(UTC).isoformat(timespec="seconds")
     probes = positive_probes(chunks)
+    rule_ = rule(views=retriever.views is not None)
     if len(chunks) < MIN_CHUNKS or len(probes) < MIN_POSITIVES:
         return Calibration(
+            rule=rule_,
             threshold=fallback,
             source="configured",
             fingerprint=print_,
@@ -258,6 +269,7 @@ async def calibrate(
     ]
     threshold, tpr, tnr = _threshold(positives, negatives)
     return Calibration(
+        rule=rule_,
         threshold=threshold,
         source="calibrated",
         fingerprint=print_,
@@ -278,15 +290,28 @@ async def _positive_scores(retriever: HybridRetriever, probes: Sequence[tuple[st
     if retriever.reranker is not None:
         return [float((await retriever.reranker.score(probe, [text]))[0]) for probe, _, text in probes]
     texts = [p for p, _, _ in probes] + [t for _, _, t in probes]
-    vectors = np.asarray(await retriever.embedder.embed_array(texts), dtype=np.float32)
+    # With views on, a passage is scored as the retriever scores it: its cosine raised by its best sentence
+    # (here the sentences of the text the probe is scored against, without the section name, which the
+    # heading probe is made from).
+    view_texts = [sentences(t) for _, _, t in probes] if retriever.views is not None else [[] for _ in probes]
+    flat = [v for views in view_texts for v in views]
+    vectors = np.asarray(await retriever.embedder.embed_array(texts + flat), dtype=np.float32)
     n = len(probes)
-    cosines = np.einsum("ij,ij->i", vectors[:n], vectors[n:])
+    cosines = np.einsum("ij,ij->i", vectors[:n], vectors[n : 2 * n])
+    view_vectors = vectors[2 * n :]
     scores: list[float] = []
-    for (probe, chunk, _), cosine in zip(probes, cosines.tolist(), strict=True):
+    start = 0
+    for i, ((probe, chunk, _), cosine) in enumerate(zip(probes, cosines.tolist(), strict=True)):
+        count = len(view_texts[i])
+        score = float(cosine)
+        if count:
+            best = float((view_vectors[start : start + count] @ vectors[i]).max())
+            score = lifted(score, best)
+        start += count
         ranked = await retriever.store.keyword_search(probe, top_k=retriever.config.candidates)
-        rank = next((i for i, hit in enumerate(ranked, start=1) if hit.chunk.id == chunk.id), None)
+        rank = next((r for r, hit in enumerate(ranked, start=1) if hit.chunk.id == chunk.id), None)
         bonus = retriever.config.keyword_bonus / rank if rank else 0.0
-        scores.append(max(0.0, min(1.0, float(cosine) + bonus)))
+        scores.append(max(0.0, min(1.0, score + bonus)))
     return scores
 
 

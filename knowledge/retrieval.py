@@ -27,13 +27,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+import numpy.typing as npt
 import structlog
 
 from knowledge.embedders.base import Embedder
 from knowledge.phonetic import SoundAlike
 from knowledge.rerank import CrossEncoderReranker
 from knowledge.stores.base import VectorStore
-from knowledge.types import Hit, Passage, Retrieval
+from knowledge.types import Hit, Passage, Retrieval, StoredChunk
+from knowledge.views import MAX_CHUNKS as VIEW_MAX_CHUNKS
+from knowledge.views import ViewIndex, lifted
 
 if TYPE_CHECKING:
     from knowledge.calibration import Calibration
@@ -62,13 +66,17 @@ class RetrievalConfig:
     Attributes:
         score_threshold: Below this best score the answer is "not found".
         candidates: How many hits each of the vector and keyword searches contributes to the fusion.
-        keyword_bonus: Added to a passage's cosine score in proportion to its keyword (RRF) rank.
+        keyword_bonus: Added to a passage's cosine score in proportion to its keyword (BM25) rank.
+        views: Build the passages' sentence views with the calibration (:mod:`knowledge.views`) and let the
+            best view raise a passage's cosine (a base of at most ``knowledge.views.MAX_CHUNKS`` passages, no
+            reranker).
 
     """
 
     score_threshold: float = 0.47
     candidates: int = 50
     keyword_bonus: float = 0.1
+    views: bool = True
 
 
 class HybridRetriever:
@@ -102,6 +110,7 @@ class HybridRetriever:
         self._calibrating: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self.sound_alike: SoundAlike | None = None
+        self.views: ViewIndex | None = None
 
     async def enable_calibration(self, directory: Path) -> Calibration:
         """Derive the threshold from the base (or load the stored one that still matches it) and keep it current.
@@ -122,8 +131,14 @@ class HybridRetriever:
             self.use_vocabulary([c.text for c in chunks])
             model_id = str(getattr(self.embedder, "model_id", "unknown"))
             print_ = calib.fingerprint(chunks, model_id)
+            await self.build_views(chunks, print_)
             stored = calib.load(self._calibration_dir) if self._calibration_dir else None
-            if stored is not None and stored.fingerprint == print_ and stored.model_id == model_id:
+            if (
+                stored is not None
+                and stored.fingerprint == print_
+                and stored.model_id == model_id
+                and stored.rule == calib.rule(views=self.views is not None)
+            ):
                 result = stored
             else:
                 result = await calib.calibrate(
@@ -157,6 +172,7 @@ class HybridRetriever:
         try:
             counts = tuple(sorted((await self.store.document_counts()).items()))
             if counts != self._counts_key:
+                self.views = None  # they may name passages that are gone: the plain search until rebuilt
                 await self.recalibrate()
         except Exception:  # the previous threshold stays; retried at the next check
             log.exception("knowledge_calibration_failed")
@@ -210,11 +226,25 @@ class HybridRetriever:
             found=found, passages=passages, latency_ms=(time.perf_counter() - started) * 1000.0, top_score=top
         )
 
+    async def build_views(self, chunks: Sequence[StoredChunk], fingerprint: str) -> ViewIndex | None:
+        """Build (or load, beside the calibration) the passages' sentence views, when they apply to this base.
+
+        They apply with ``config.views`` on, no reranker and at most ``knowledge.views.MAX_CHUNKS`` passages;
+        otherwise the plain hybrid search is used. Called by :meth:`recalibrate` with the base's passages.
+        """
+        self.views = None
+        if self.config.views and self.reranker is None and 0 < len(chunks) <= VIEW_MAX_CHUNKS:
+            self.views = await ViewIndex.build(self.embedder, chunks, fingerprint, self._calibration_dir)
+        return self.views
+
     def use_vocabulary(self, texts: Sequence[str]) -> None:
         """Match the base's own words by sound as well as by spelling (built from its passages' text)."""
         self.sound_alike = SoundAlike(texts)
 
     async def _search(self, question: str, top_k: int) -> list[tuple[float, Hit]]:
+        views = self.views
+        if views is not None and self.reranker is None:
+            return await self._search_views(views, question, top_k)
         pool = max(top_k, 10) if self.reranker else top_k * 2
         encode = getattr(self.embedder, "encode", None)
         search = getattr(self.store, "hybrid_search_sync", None)
@@ -235,3 +265,43 @@ class HybridRetriever:
             scored = [(s, hit) for s, (_, hit) in zip(rerank, scored, strict=True)]
         scored.sort(key=lambda pair: -pair[0])
         return scored
+
+    async def _search_views(self, views: ViewIndex, question: str, top_k: int) -> list[tuple[float, Hit]]:
+        """Every passage of a (small) base scored by cosine lifted by its best view, plus the keyword bonus."""
+        encode = getattr(self.embedder, "encode", None)
+        keyword = getattr(self.store, "keyword_search_sync", None)
+        candidates = self.config.candidates
+        if callable(encode) and callable(keyword):
+
+            def local() -> tuple[list[Hit], list[tuple[float, Hit]]]:
+                ranked: list[Hit] = keyword(question, candidates)
+                return ranked, self._view_scores(views, encode([question])[0], ranked, top_k)
+
+            return (await asyncio.to_thread(local))[1]
+        vector = await self.embedder.embed_query(question)
+        ranked = await self.store.keyword_search(question, top_k=candidates)
+        return self._view_scores(views, vector, ranked, top_k)
+
+    def _view_scores(
+        self, views: ViewIndex, vector: Sequence[float] | npt.NDArray[np.float32], ranked: Sequence[Hit], top_k: int
+    ) -> list[tuple[float, Hit]]:
+        keyword_rank = {hit.chunk.id: rank for rank, hit in enumerate(ranked, start=1)}
+        cosine, best = views.scores(np.asarray(vector, dtype=np.float32))
+        bonus = self.config.keyword_bonus
+        scores = [
+            lifted(float(c), float(b)) + (bonus / keyword_rank[chunk.id] if chunk.id in keyword_rank else 0.0)
+            for chunk, c, b in zip(views.chunks, cosine.tolist(), best.tolist(), strict=True)
+        ]
+        order = sorted(range(len(scores)), key=lambda i: (-scores[i], views.chunks[i].id))[: max(top_k, 1) * 2]
+        return [
+            (
+                max(0.0, min(1.0, scores[i])),
+                Hit(
+                    chunk=views.chunks[i],
+                    score=scores[i],
+                    vector_score=float(cosine[i]),
+                    keyword_rank=keyword_rank.get(views.chunks[i].id),
+                ),
+            )
+            for i in order
+        ]
