@@ -179,6 +179,11 @@ def test_sign_in_dashboard_calls_and_sign_out(live_server: LiveServer, browser: 
     expect(transcript.locator('li[data-role="caller"]')).to_have_count(2)
     expect(transcript.locator('li[data-role="agent"]')).to_have_count(2)
     expect(transcript.locator(".latency-chip").first).to_contain_text("640 ms")
+    # The outcome once, in words (the Summary, by the containment rule): no badge, no second wording in Analysis.
+    expect(page.get_by_role("heading", name="Analysis")).to_be_visible()
+    expect(page.locator("#analysis-title + *")).not_to_have_class("loading")
+    expect(page.get_by_text("Answered by the agent", exact=True)).to_have_count(1)
+    expect(page.get_by_text("Resolved by the AI")).to_have_count(0)
 
     # The recording plays from the API (same origin, cookie session; the read is audited).
     audio = page.get_by_label("Call recording")

@@ -1,17 +1,12 @@
-// Post-call analysis of one call (issue 20), shown on the call detail page: outcome, summary, topics mapped to
+// Post-call analysis of one call (issue 20), shown on the call detail page: summary, topics mapped to
 // the knowledge base, sentiment over the call, unanswered questions and the persona's fields. Read-only, plus
 // "Analyse again" for roles that may edit calls.
 import { api } from "../api.js";
 import { fmtDateTime, h, pill, replace } from "../dom.js";
 
-export const OUTCOME_WORDS = {
-  resolved_by_ai: "Resolved by the AI",
-  handed_off: "Handed to a person",
-  callback_requested: "Callback requested",
-  abandoned: "Left without an answer",
-  failed: "Call failed",
-};
-const OUTCOME_TONES = { resolved_by_ai: "ended", handed_off: "transferred", callback_requested: "ringing", abandoned: "negative", failed: "failed" };
+// The call's outcome is not repeated here: the page shows it once, in the Summary, by the analytics' containment
+// rule (the analysis reports the same rule in its own vocabulary, whose words differed: "Left without an answer"
+// for what the Summary calls "Question not answered").
 const VIA_WORDS = { citation: "answered from", retrieval: "nearest section" };
 
 function fieldValue(value) {
@@ -54,8 +49,7 @@ function body(analysis, call, ctx, container) {
   });
   const fields = Object.entries(analysis.fields || {});
   return [
-    h("p", {}, pill(analysis.outcome, OUTCOME_TONES[analysis.outcome] || "neutral", OUTCOME_WORDS[analysis.outcome] || analysis.outcome), " ",
-      h("span", { class: "muted", text: `Offline extractive analysis, ${fmtDateTime(analysis.analysed_at)}` })),
+    h("p", { class: "muted small", text: `Offline extractive analysis, ${fmtDateTime(analysis.analysed_at)}` }),
     h("p", { text: analysis.summary || "" }),
     h("h3", { text: "Topics" }), topicsList(analysis.topics || []),
     analysis.unanswered.length ? [h("h3", { text: "Unanswered questions" }), h("ul", {}, analysis.unanswered.map((q) => h("li", { text: q })))] : null,

@@ -165,8 +165,8 @@ export async function renderCallDetail(main, ctx) {
   const live = !["ended", "failed"].includes(call.status);
   const refresh = live ? h("button", { type: "button", class: "button secondary small", text: "Refresh transcript" }) : null;
   refresh?.addEventListener("click", () => ctx.navigate(location.hash));
-  const shownOutcome = (outcome && outcome.outcome) || call.outcome;
-  const badges = h("div", { class: "badges" }, codePill("status", call.status), shownOutcome ? codePill("outcome", shownOutcome) : null,
+  // The outcome is shown once, in words, in the Summary (by the containment rule), not again as a badge here.
+  const badges = h("div", { class: "badges" }, codePill("status", call.status),
     call.sentiment_label ? codePill("sentiment", call.sentiment_label) : null, refresh);
   const annotations = h("div");
   const fill = (current) => replace(annotations, annotationForm(current, ctx, fill));
