@@ -103,7 +103,7 @@ def livekit_webhook_router(settings: LiveKitSettings) -> APIRouter:
             return WebhookAck(event=event.event, recorded=False)
         await call_service.add_event(session, call_id, kind="livekit", data=_event_data(event))
         WEBHOOKS.labels(event=event.event or "unknown", result="recorded").inc()
-        log.info("livekit_webhook_recorded", call_id=call_id, event=event.event)
+        log.info("livekit_webhook_recorded", call_id=call_id, livekit_event=event.event)
         return WebhookAck(event=event.event, recorded=True, call_id=call_id)
 
     return router

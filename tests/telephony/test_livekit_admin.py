@@ -134,6 +134,7 @@ class TwirpStandIn:
     replies: dict[str, Callable[[Any], Message]]
     requests: list[tuple[str, Message]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    joins: list[tuple[str, dict[str, str], str]] = field(default_factory=list)
 
 
 @pytest.fixture
@@ -141,6 +142,10 @@ async def twirp() -> AsyncIterator[TwirpStandIn]:
     stand_in = TwirpStandIn(url="", replies={})
 
     async def handle(request: web.Request) -> web.Response:
+        if request.path.startswith("/rtc"):
+            # A participant joining a room (LiveKit's signalling): keep its token; no SFU answers here.
+            stand_in.joins.append((request.path, dict(request.query), request.headers.get("Authorization", "")))
+            return web.json_response({"code": "not_found", "msg": "no LiveKit SFU in this stand-in"}, status=404)
         try:
             assert request.method == "POST"
             assert request.path in METHODS, f"not a LiveKit Twirp method: {request.path}"
