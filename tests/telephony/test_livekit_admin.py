@@ -297,6 +297,22 @@ async def test_worker_fails_fast_against_a_closed_port(tmp_path: Path) -> None:
     assert loop.time() - started < 30  # no retry loop: one refused connection is the end
 
 
+async def test_cli_worker_exits_3_when_livekit_is_unreachable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name, value in {
+        "VOXDESK_DATA_DIR": str(tmp_path),
+        "VOXDESK_LIVEKIT__URL": f"ws://127.0.0.1:{_closed_port()}",
+        "VOXDESK_LIVEKIT__API_SECRET": SECRET,
+        "VOXDESK_LIVEKIT__NUM_IDLE_PROCESSES": "0",
+    }.items():
+        monkeypatch.setenv(name, value)
+    result = await asyncio.to_thread(CliRunner().invoke, cli_app, ["worker", "--max-retry", "0"])
+    assert result.exit_code == 3, result.output
+    assert "failed to connect to livekit" in result.output
+    monkeypatch.delenv("VOXDESK_LIVEKIT__API_SECRET")
+    result = await asyncio.to_thread(CliRunner().invoke, cli_app, ["worker", "--max-retry", "0"])
+    assert result.exit_code == 2 and "VOXDESK_LIVEKIT__API_SECRET" in result.output
+
+
 async def test_worker_registers_with_livekits_agent_protocol(tmp_path: Path) -> None:
     registered: list[agent_proto.RegisterWorkerRequest] = []
     claims_seen: list[Claims] = []
