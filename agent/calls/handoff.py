@@ -31,10 +31,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import re
 import time
 import wave
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -90,8 +91,8 @@ HANDOFF_WAIT = Histogram(
     buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300),
 )
 
-# A cold transfer the transport was asked to make (True: sent, e.g. the REFER went out).
-ColdTransfer = Callable[[str], bool]
+# A cold transfer the transport was asked to make (True: sent, e.g. the REFER went out; a REST API's may be awaited).
+ColdTransfer = Callable[[str], bool | Awaitable[bool]]
 
 # What triggered a handoff: phrase | tool | not_found | sentiment | dtmf | api (stored on the handoff).
 Source = str
@@ -309,7 +310,12 @@ class CallHandoff:
             await self.gate.spoken()  # the caller hears why before their phone is told to dial
         if self.call.ended:
             return None
-        sent = transfer(target)
+        try:
+            result = transfer(target)
+            sent = bool(await result) if inspect.isawaitable(result) else bool(result)
+        except Exception as exc:  # noqa: BLE001 - a transport's failure sends the call the warm way
+            log.warning("handoff_cold_transfer_error", call_id=self.call.call_id, error_type=type(exc).__name__)
+            sent = False
         if sent:
             # The transport ends the call once the far end confirms the transfer (SIP: NOTIFY 200 → "transferred").
             with contextlib.suppress(TimeoutError):
