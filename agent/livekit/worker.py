@@ -4,8 +4,10 @@ The worker registers with the LiveKit server under ``settings.livekit.agent_name
 room (a browser's WebRTC room, or the room its SIP service opened for a phone caller). Each job runs in its own
 process (livekit-agents' process pool, ``num_idle_processes`` kept started) and:
 
-1. starts the voice runtime of ``voxdesk serve`` in that process (``agent.server.build_app``'s lifespan, SIP
-   listener off): database, knowledge retriever, prewarmed stages, the ``VoiceService``;
+1. has the voice runtime of ``voxdesk serve`` already started in that process (``agent.server.build_app``'s
+   lifespan, SIP listener off: database, knowledge retriever, prewarmed stages, the ``VoiceService``): livekit-agents'
+   per-process set-up starts it on its own thread and event loop while the process waits idle for a job, so the
+   caller does not wait for the models to load (:class:`PrewarmedRuntime`);
 2. finds the caller (the job's participant, else the first non-agent participant LiveKit lists in the room); a
    SIP participant's attributes give the caller's number (``sip.phoneNumber``) and the dialled number
    (``sip.trunkPhoneNumber``), which picks the persona through ``VOXDESK_TELEPHONY__ROUTES``;
@@ -18,9 +20,12 @@ process (livekit-agents' process pool, ``num_idle_processes`` kept started) and:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+import concurrent.futures
+import contextlib
+import threading
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from livekit import api
@@ -41,6 +46,7 @@ from control_api.problems import ProblemError
 from control_api.services.personas import DEFAULT_PERSONA
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 # LiveKit SIP's documented participant attributes (docs.livekit.io, "SIP participant attributes").
 SIP_CALLER = "sip.phoneNumber"
 SIP_DIALLED = "sip.trunkPhoneNumber"
@@ -196,24 +202,90 @@ async def voice_runtime(settings: Settings) -> AsyncIterator[VoiceService]:
         yield voice
 
 
+class PrewarmedRuntime:
+    """The voice runtime of one job process, started on its own thread and event loop before the job arrives.
+
+    livekit-agents calls the process set-up synchronously (and gives it ``initialize_process_timeout``), then runs
+    the job on a loop of its own; the runtime (models, database, ``VoiceService``) is started here at set-up and
+    keeps running on its thread, and the job's coroutines are run on that loop (:meth:`run`).
+
+    Args:
+        settings: The process's settings.
+
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._loop = asyncio.new_event_loop()
+        self._voice: concurrent.futures.Future[VoiceService] = concurrent.futures.Future()
+        self._stop = asyncio.Event()  # set on the runtime's loop (close() hands it over thread-safely)
+        self._thread = threading.Thread(target=self._main, name="voxdesk-runtime", daemon=True)
+        self._thread.start()
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self._serve())
+        finally:
+            self._loop.close()
+
+    async def _serve(self) -> None:
+        try:
+            async with voice_runtime(self.settings) as voice:
+                self._voice.set_result(voice)
+                await self._stop.wait()
+        except Exception as exc:  # noqa: BLE001 - handed to the job, which reports it
+            if not self._voice.done():
+                self._voice.set_exception(exc)
+            log.error("livekit_runtime_failed", error_type=type(exc).__name__)
+
+    async def voice(self) -> VoiceService:
+        """The started voice service (waits while the runtime is still starting; raises if it failed)."""
+        return await asyncio.wrap_future(self._voice)
+
+    async def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the runtime's loop and wait for it here (cancelling here cancels it there)."""
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
+
+    async def close(self, timeout_s: float = 30.0) -> None:
+        """Stop the runtime (the lifespan ends every call and closes the database) and wait for its thread."""
+        # A RuntimeError: the loop has already closed (the runtime failed to start).
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._stop.set)
+        await asyncio.to_thread(self._thread.join, timeout_s)
+
+
+def prepare_process(proc: JobProcess, settings: Settings) -> None:
+    """Start this job process's voice runtime now, before a job is assigned to it."""
+    proc.userdata["runtime"] = PrewarmedRuntime(settings)
+
+
 def setup_process(proc: JobProcess) -> None:
-    """livekit-agents' per-process set-up: read the settings once (a job process takes one call)."""
+    """livekit-agents' per-process set-up: read the settings and start the runtime (a process takes one call)."""
     from config import load_settings
 
-    proc.userdata["settings"] = load_settings()
+    prepare_process(proc, load_settings())
+
+
+async def _run_call(runtime: PrewarmedRuntime, job: agent_proto.Job) -> None:
+    # Runs on the runtime's loop: the API client's HTTP session and the call belong to that loop.
+    voice = await runtime.voice()
+    client = livekit_api(runtime.settings.livekit)
+    try:
+        started = await start_job(voice, runtime.settings, job, client)
+        if started is not None:
+            await started.run
+    finally:
+        await client.aclose()
 
 
 async def entrypoint(ctx: JobContext) -> None:
-    """The job entry point: one call in the dispatched room, on this process's voice runtime."""
-    settings: Settings = ctx.proc.userdata["settings"]
-    client = livekit_api(settings.livekit)
+    """The job entry point: one call in the dispatched room, on this process's prewarmed voice runtime."""
+    runtime: PrewarmedRuntime = ctx.proc.userdata["runtime"]
     try:
-        async with voice_runtime(settings) as voice:
-            started = await start_job(voice, settings, ctx.job, client)
-            if started is not None:
-                await started.run
+        await runtime.run(_run_call(runtime, ctx.job))
     finally:
-        await client.aclose()
+        await runtime.close()
         ctx.shutdown("call ended")
 
 
