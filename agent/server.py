@@ -16,6 +16,7 @@ from agent.calls.tools import CustomApiCaller
 from agent.livekit.webhooks import livekit_webhook_router
 from agent.transports.ice_policy import CandidatePolicy
 from agent.transports.sip import SipEndpoint
+from agent.transports.telnyx import telnyx_router
 from agent.transports.transcribe import transcribe_router
 from agent.transports.twilio import twilio_router
 from agent.transports.webrtc import webrtc_router
@@ -134,6 +135,7 @@ def build_app(settings: Settings) -> FastAPI:
             webrtc_router(voice, candidates=candidates),
             ws_stream_router(voice),
             twilio_router(voice, settings.telephony, public_url=settings.server.public_url),
+            telnyx_router(voice, settings.telephony, public_url=settings.server.public_url),
             livekit_webhook_router(settings.livekit),
             transcribe_router(stages.asr, language=settings.pipeline.asr.language),
         ],

@@ -370,7 +370,7 @@ class SipTrunk(BaseModel):
 
 
 class TelephonySettings(BaseModel):
-    """Phone calls (issue 17): the SIP endpoint of `voxdesk serve`, its trunks and routes; Twilio Media Streams."""
+    """Phone calls (issue 17): the SIP endpoint of `voxdesk serve`, its trunks and routes; Twilio and Telnyx streams."""
 
     sip_host: str = Field(default="127.0.0.1", description="Address the SIP endpoint (UDP) and its RTP bind to.")
     sip_port: int = Field(default=5060, ge=0, le=65535, description="SIP UDP port; 0 turns SIP off.")
@@ -398,6 +398,15 @@ class TelephonySettings(BaseModel):
     )
     twilio_account_sid: str | None = Field(
         default=None, description="Twilio account SID: with the token, calls are hung up through Twilio's REST API."
+    )
+    telnyx_api_key: SecretStr | None = Field(
+        default=None, description="Telnyx API key: answers, streams, hangs up and transfers calls (Call Control)."
+    )
+    telnyx_public_key: str | None = Field(
+        default=None, description="Telnyx account's Ed25519 public key (base64): checks webhook signatures."
+    )
+    telnyx_api_url: str = Field(
+        default="https://api.telnyx.com/v2", description="Telnyx API base (Call Control commands are sent here)."
     )
 
     @model_validator(mode="after")

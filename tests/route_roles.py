@@ -206,6 +206,9 @@ ROUTE_ROLES: dict[tuple[str, str], Access] = {
     # Twilio (issue 17): signed by Twilio (X-Twilio-Signature), not by a role; tests/telephony checks 403 unsigned.
     ("POST", "/api/telephony/twilio/voice"): Access(EVERYONE, public=True, probe=False, note="Twilio signature"),
     ("WS", "/api/telephony/twilio/stream"): Access(EVERYONE, public=True, probe=False, note="Twilio signature"),
+    # Telnyx (issue 17): webhooks signed by Telnyx (Ed25519), the stream by a token bound to the call; tests/telephony.
+    ("POST", "/api/telephony/telnyx/webhook"): Access(EVERYONE, public=True, probe=False, note="Telnyx signature"),
+    ("WS", "/api/telephony/telnyx/stream"): Access(EVERYONE, public=True, probe=False, note="call-bound token"),
     # LiveKit webhooks (issue 17): signed by LiveKit (JWT with the body's sha256); LiveKit is off in this matrix.
     ("POST", "/api/livekit/webhook"): Access(EVERYONE, public=True, status=404, note="LiveKit signature"),
 }

@@ -8,9 +8,12 @@ socket goes away, closes the socket when the call ends, and refuses a socket wit
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from fastapi import WebSocket
+from pipecat.frames.frames import Frame, InputDTMFFrame
 from pipecat.serializers.base_serializer import FrameSerializer
 from pipecat.transports.base_transport import BaseTransport
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
@@ -24,12 +27,39 @@ from agent.calls.session import CallSession
 
 # Close codes in the private range (4000-4999), mirroring the HTTP statuses.
 CLOSE_UNAUTHENTICATED, CLOSE_FORBIDDEN, CLOSE_RATE_LIMITED, CLOSE_BUSY = 4401, 4403, 4429, 4503
+# Told (call, its controls, the digit) for each DTMF digit a provider's stream carries.
+DigitListener = Callable[[CallSession, CallControls, str], None]
 
 
 async def refuse(websocket: WebSocket, code: int, reason: str) -> None:
     """Refuse ``websocket`` with ``code`` (accepted first: a close before accept is a bare 403 to the client)."""
     await websocket.accept()
     await websocket.close(code=code, reason=reason[:120])
+
+
+def _tap_digits(serializer: FrameSerializer, listener: Callable[[str], None]) -> None:
+    """Tell ``listener`` each DTMF digit ``serializer`` reads (the frame still goes on into the pipeline)."""
+    deserialize = serializer.deserialize
+
+    async def tapped(data: str | bytes) -> Frame | None:
+        frame = await deserialize(data)
+        if isinstance(frame, InputDTMFFrame):
+            listener(str(frame.button.value))
+        return frame
+
+    setattr(serializer, "deserialize", tapped)  # noqa: B010 - one instance's method, wrapped
+
+
+def provider_url(base: str | None, url: str, *, websocket: bool) -> str:
+    """The URL a provider requested: the configured public URL's origin (behind a proxy), else the one received."""
+    if base is None:
+        return url
+    path = url.split("://", 1)[-1]
+    path = path[path.find("/") :] if "/" in path else "/"
+    origin = base.rstrip("/")
+    if websocket:
+        origin = origin.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+    return origin + path
 
 
 class SocketMedia:
@@ -50,6 +80,8 @@ class SocketMedia:
     def __init__(self, websocket: WebSocket, client: ClientChannel | None = None) -> None:
         self.websocket = websocket
         self.client: ClientChannel = client or NullChannel()
+        # Told each DTMF digit the serializer reads (a provider's ``dtmf`` event); None: digits pass unseen.
+        self.on_digit: DigitListener | None = None
 
     def serializer(self, controls: CallControls) -> FrameSerializer:
         """The frame serializer of this socket's wire format."""
@@ -68,8 +100,10 @@ class SocketMedia:
 
     def bind(self, call: CallSession, controls: CallControls) -> BaseTransport:
         """Pipecat's WebSocket transport over the socket; the socket closing ends the call."""
-        del call
-        transport = FastAPIWebsocketTransport(self.websocket, self.params(self.serializer(controls)))
+        serializer = self.serializer(controls)
+        if self.on_digit is not None:
+            _tap_digits(serializer, partial(self.on_digit, call, controls))
+        transport = FastAPIWebsocketTransport(self.websocket, self.params(serializer))
         reason = self.disconnect_reason
 
         @transport.event_handler("on_client_disconnected")  # type: ignore[untyped-decorator]

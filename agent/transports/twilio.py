@@ -28,7 +28,9 @@ from pipecat.serializers.twilio import TwilioFrameSerializer
 
 from agent.calls.media import CallControls, CallRequest
 from agent.calls.service import VoiceService
-from agent.transports.media_socket import CLOSE_BUSY, CLOSE_FORBIDDEN, SocketMedia, refuse
+from agent.calls.session import CallSession
+from agent.transports.digits import caller_digit
+from agent.transports.media_socket import CLOSE_BUSY, CLOSE_FORBIDDEN, SocketMedia, provider_url, refuse
 from config.settings import TelephonySettings
 from control_api.problems import ProblemError
 
@@ -50,18 +52,6 @@ def signature_valid(auth_token: str | None, url: str, params: Mapping[str, str] 
         return False
     expected = twilio_signature(auth_token, url, params)
     return hmac.compare_digest(expected.encode(), presented.encode())
-
-
-def _public_url(base: str | None, url: str, *, websocket: bool) -> str:
-    """The URL Twilio requested: the configured public URL's origin (behind a proxy), else the one received."""
-    if base is None:
-        return url
-    path = url.split("://", 1)[-1]
-    path = path[path.find("/") :] if "/" in path else "/"
-    origin = base.rstrip("/")
-    if websocket:
-        origin = origin.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
-    return origin + path
 
 
 class TwilioMedia(SocketMedia):
@@ -95,10 +85,10 @@ def twilio_router(voice: VoiceService, settings: TelephonySettings, *, public_ur
         """Answer a Twilio call with TwiML connecting it to the media stream."""
         form = await request.form()
         params = {key: str(value) for key, value in form.items()}
-        url = _public_url(public_url, str(request.url), websocket=False)
+        url = provider_url(public_url, str(request.url), websocket=False)
         if not signature_valid(token, url, params, request.headers.get("x-twilio-signature")):
             raise ProblemError(403, "The Twilio signature is missing or wrong.", type_="twilio-signature")
-        stream = _public_url(public_url, str(request.url_for("twilio_stream")), websocket=True)
+        stream = provider_url(public_url, str(request.url_for("twilio_stream")), websocket=True)
         stream = stream.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
         parameters = "".join(
             f"<Parameter name={quoteattr(name)} value={quoteattr(params.get(key, ''))}/>"
@@ -113,7 +103,7 @@ def twilio_router(voice: VoiceService, settings: TelephonySettings, *, public_ur
     @router.websocket(STREAM_PATH, name="twilio_stream")
     async def stream(websocket: WebSocket) -> None:
         """One call's media from Twilio (signed handshake)."""
-        url = _public_url(public_url, str(websocket.url), websocket=True)
+        url = provider_url(public_url, str(websocket.url), websocket=True)
         if not signature_valid(token, url, None, websocket.headers.get("x-twilio-signature")):
             await refuse(websocket, CLOSE_FORBIDDEN, "bad Twilio signature")
             return
@@ -140,6 +130,12 @@ def twilio_router(voice: VoiceService, settings: TelephonySettings, *, public_ur
             caller_number=call_data.get("from") or None,
         )
         media = TwilioMedia(websocket, serializer)
+
+        def on_digit(call: CallSession, controls: CallControls, digit: str) -> None:
+            # Twilio's ``dtmf`` event: the same rule as every phone line (stored, 0 asks for a person).
+            voice.spawn(caller_digit(voice.state.sessions, call, controls, digit), name=f"twilio-dtmf-{call.call_id}")
+
+        media.on_digit = on_digit
         started = await voice.start_call(request, media)
         log.info("twilio_call_started", call_id=started.call.call_id)
         await started.run
