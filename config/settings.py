@@ -361,6 +361,10 @@ class SipTrunk(BaseModel):
     username: str | None = Field(default=None, description="Digest user name (RFC 8760/2617) the trunk logs in with.")
     password: SecretStr | None = Field(default=None, description="Digest password of `username`.")
     max_calls: int = Field(default=10, ge=1, le=10_000, description="Concurrent calls; one more is answered 486.")
+    busy_message: bool = Field(
+        default=False,
+        description="Over max_calls, answer and say that every line is busy, then hang up (instead of 486).",
+    )
 
     @model_validator(mode="after")
     def _needs_a_match(self) -> SipTrunk:

@@ -3,7 +3,8 @@
 sipp places the calls (``scenarios/*.xml``); its SDP announces the capture socket's port, so the agent's RTP
 lands here to be decoded, while sipp streams the caller's audio (``rtp_stream``, headerless μ-law) from its own
 port. Loopback addresses stand for trunks: 127.0.0.2 is a trunk limited to one call, 127.0.0.3 a PBX that must
-log in (digest), any other 127.x is the development loopback.
+log in (digest), 127.0.0.5 a one-call trunk answering calls over its limit with the busy message, any other
+127.x is the development loopback.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ LIMITED_TRUNK_IP = "127.0.0.2"
 PBX_IP = "127.0.0.3"
 PBX_USER, PBX_PASSWORD = "pbx", "pbx-secret-1"
 PROXY_IP = "127.0.0.4"  # kamailio, the digest-authenticating proxy in front (test_kamailio.py)
+BUSY_TRUNK_IP = "127.0.0.5"  # a trunk limited to one call whose calls over it hear the busy message
 
 
 def free_udp_port() -> int:
@@ -209,6 +211,7 @@ def sip_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SipServer]:
         {"name": "small", "addresses": [LIMITED_TRUNK_IP], "max_calls": 1},
         {"name": "pbx", "addresses": [PBX_IP], "username": PBX_USER, "password": PBX_PASSWORD, "max_calls": 5},
         {"name": "proxy", "addresses": [PROXY_IP], "max_calls": 5},
+        {"name": "busy", "addresses": [BUSY_TRUNK_IP], "max_calls": 1, "busy_message": True},
     ]
     proc, server = start_server(
         root / "data",

@@ -3,16 +3,20 @@ malformed INVITEs, trunk limits and digest login. One server for the package (``
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests.sip.conftest import (
+    BUSY_TRUNK_IP,
     CALLER,
     LIMITED_TRUNK_IP,
     PBX_IP,
@@ -166,11 +170,12 @@ def test_malformed_invite_gets_400_and_the_next_call_works(
     assert run.returncode == 0, run.stdout
 
 
-def test_trunk_over_its_limit_gets_486(sip_server: SipServer, rtp_capture: RtpCapture, tmp_path: Path) -> None:
-    # The "small" trunk (127.0.0.2) carries one call: a first call holds it, a second is refused 486.
-    first_dir = tmp_path / "first"
-    first_dir.mkdir()
-    question_ulaw(first_dir, "Hello.")
+@contextlib.contextmanager
+def _line_held(sip_server: SipServer, rtp_capture: RtpCapture, workdir: Path, source_ip: str) -> Iterator[None]:
+    """A 6-second call from ``source_ip`` holds its trunk's one line while the block runs."""
+    workdir.mkdir()
+    question_ulaw(workdir, "Hello.")
+    before = len(_calls(sip_server))
     holder = subprocess.Popen(
         [
             "sipp",
@@ -178,9 +183,9 @@ def test_trunk_over_its_limit_gets_486(sip_server: SipServer, rtp_capture: RtpCa
             "-sf",
             str(Path(__file__).parent / "scenarios" / "question.xml"),
             "-i",
-            LIMITED_TRUNK_IP,
+            source_ip,
             "-mi",
-            LIMITED_TRUNK_IP,
+            source_ip,
             "-p",
             str(free_udp_port()),
             "-mp",
@@ -202,17 +207,48 @@ def test_trunk_over_its_limit_gets_486(sip_server: SipServer, rtp_capture: RtpCa
             "-timeout",
             "60s",
         ],
-        cwd=first_dir,
+        cwd=workdir,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_for(lambda: any(c[2] == "active" for c in _calls(sip_server)), timeout_s=20)
+        _wait_for(lambda: any(c[2] == "active" for c in _calls(sip_server)[before:]), timeout_s=20)
+        yield
+    finally:
+        assert holder.wait(timeout=60) == 0
+
+
+def test_trunk_over_its_limit_gets_486(sip_server: SipServer, rtp_capture: RtpCapture, tmp_path: Path) -> None:
+    # The "small" trunk (127.0.0.2) carries one call: a first call holds it, a second is refused 486.
+    with _line_held(sip_server, rtp_capture, tmp_path / "first", LIMITED_TRUNK_IP):
         run = run_sipp(sip_server, "refused", tmp_path, rtp_port=rtp_capture.port, local_ip=LIMITED_TRUNK_IP)
         assert run.returncode == 0, run.stdout
         assert 486 in _statuses(run.messages)
+
+
+def test_call_over_the_limit_hears_the_busy_message(
+    sip_server: SipServer, rtp_capture: RtpCapture, tmp_path: Path
+) -> None:
+    # The "busy" trunk (127.0.0.5) carries one call and answers the next: the busy message, then our BYE.
+    busy_capture = RtpCapture(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    busy_capture.sock.bind((BUSY_TRUNK_IP, 0))  # the SDP of a call from 127.0.0.5 announces that address
+    thread = threading.Thread(target=busy_capture.run, daemon=True)
+    thread.start()
+    try:
+        with _line_held(sip_server, rtp_capture, tmp_path / "first", BUSY_TRUNK_IP):
+            calls_before = len(_calls(sip_server))
+            run = run_sipp(sip_server, "agent_bye", tmp_path, rtp_port=busy_capture.port, local_ip=BUSY_TRUNK_IP)
+            assert run.returncode == 0, run.stdout  # answered 200, then a BYE from Voxdesk that sipp answered
+            assert 200 in _statuses(run.messages) and re.search(r"^BYE sip:", run.messages, flags=re.MULTILINE)
+            assert len(_calls(sip_server)) == calls_before  # no call record: nobody was put through
     finally:
-        assert holder.wait(timeout=60) == 0
+        busy_capture.close()
+        thread.join(timeout=2)
+    # What came back is the spoken message: seconds of syllables, as PCMU.
+    assert busy_capture.payload_types == {0}
+    pcm = busy_capture.pcm()
+    assert _speech_frames(pcm) > 100, _speech_frames(pcm)
+    assert _syllable_onsets(pcm) > 8
 
 
 def test_pbx_logs_in_with_digest(sip_server: SipServer, rtp_capture: RtpCapture, tmp_path: Path) -> None:

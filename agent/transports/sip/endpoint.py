@@ -19,9 +19,14 @@ replaced by one without it).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+import random
+import wave
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -33,20 +38,28 @@ from aiosipua.transport import UdpSipTransport
 from agent.calls.handoff import CallHandoff
 from agent.calls.media import CallRequest
 from agent.calls.service import VoiceService
-from agent.transports.sip.media import SipMedia
-from agent.transports.sip.metrics import SIP_DROPPED, SIP_LISTENING, SIP_REFUSED, SIP_REQUESTS, SIP_TRUNK_CALLS
+from agent.transports.digits import DIGITS, caller_digit
+from agent.transports.sip.media import PACKET_BYTES, PACKET_SAMPLES, PHONE_RATE, SipMedia
+from agent.transports.sip.metrics import (
+    SIP_BUSY_ANSWERED,
+    SIP_DROPPED,
+    SIP_LISTENING,
+    SIP_REFUSED,
+    SIP_REQUESTS,
+    SIP_TRUNK_CALLS,
+)
 from agent.transports.sip.trunks import Trunk, TrunkTable, parse_networks
 from config.settings import TelephonySettings
 from control_api.problems import ProblemError
-from control_api.services import calls as call_service
 from control_api.services.personas import DEFAULT_PERSONA
 
 log = structlog.get_logger(__name__)
 CODECS = [0, 8]  # PCMU, PCMA (G.722 is offered by aiortp but the pipeline runs at 16 kHz either way)
-HANDOFF_DIGIT = "0"
 ALLOWED = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, PRACK, NOTIFY"
 _INFO_TYPES = ("application/dtmf-relay", "application/dtmf")
-_DTMF_DIGITS = frozenset("0123456789*#ABCD")
+BUSY_WAV = Path(__file__).with_name("busy.wav")
+MAX_BUSY_ANSWERS = 8  # busy messages playing at once; more callers over a limit get 486
+BUSY_ACK_WAIT_S = 4.0  # the message starts at the caller's ACK (or this long after the 200 OK)
 
 
 class _Datagrams(asyncio.DatagramProtocol):
@@ -136,6 +149,37 @@ class SipCall:
     digits: list[str] = field(default_factory=list)
 
 
+@dataclass
+class BusyAnswer:
+    """A call answered only to hear the busy message: the caller's ACK, and whether the caller left."""
+
+    invite: IncomingCall
+    acked: asyncio.Event = field(default_factory=asyncio.Event)
+    gone: bool = False
+
+
+@functools.cache
+def busy_pcm() -> bytes:
+    """The busy message: 16-bit mono PCM at 8 kHz (``busy.wav``, made by ``make_busy.sh``)."""
+    with wave.open(str(BUSY_WAV), "rb") as wav:
+        if (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) != (PHONE_RATE, 1, 2):
+            raise ValueError("busy.wav must be 8 kHz mono 16-bit")
+        return wav.readframes(wav.getnframes())
+
+
+async def _play(rtp: RtpSession, pcm: bytes, *, stop: Callable[[], bool]) -> None:
+    """Send ``pcm`` as 20 ms RTP packets in real time (until ``stop()``)."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    ts = random.getrandbits(32)
+    for index, offset in enumerate(range(0, len(pcm), PACKET_BYTES)):
+        if stop():
+            return
+        chunk = pcm[offset : offset + PACKET_BYTES].ljust(PACKET_BYTES, b"\0")
+        rtp.send_audio_pcm(chunk, (ts + index * PACKET_SAMPLES) & 0xFFFFFFFF)
+        await asyncio.sleep(max(0.0, start + (index + 1) * PACKET_SAMPLES / PHONE_RATE - loop.time()))
+
+
 class PortPool:
     """Even RTP ports from a range (RTCP takes the odd one above)."""
 
@@ -200,12 +244,14 @@ class SipEndpoint:
                 username=trunk.username,
                 password=trunk.password.get_secret_value() if trunk.password else None,
                 max_calls=trunk.max_calls,
+                busy_message=trunk.busy_message,
             )
             for trunk in settings.trunks
         ]
         self.trunks = TrunkTable(trunks, loopback_ok=settings.loopback_without_trunk and not production)
         self._ports = PortPool(settings.rtp_port_min, settings.rtp_port_max)
         self._calls: dict[str, SipCall] = {}
+        self._busy: dict[str, BusyAnswer] = {}
         self._transport: BoundedUdpTransport | None = None
         self._uas: VoxdeskUAS | None = None
         self._uac: SipUAC | None = None
@@ -290,7 +336,10 @@ class SipEndpoint:
             self._refuse(invite, 488, "Not Acceptable Here")  # no late offer (INVITE without SDP)
             return
         if not self.trunks.acquire(trunk):
-            self._refuse(invite, 486, "Busy Here")
+            if self.trunks.busy_message(trunk):
+                await self._busy_answer(invite, trunk)
+            else:
+                self._refuse(invite, 486, "Busy Here")
             return
         SIP_TRUNK_CALLS.labels(trunk=trunk).set(self.trunks.active(trunk))
         try:
@@ -368,7 +417,59 @@ class SipEndpoint:
         log.info("sip_call_answered", call_id=call.call_id, trunk=sip_call.trunk, persona=persona or "default")
         self._voice.spawn(started.run, name=f"call-{call.call_id}")
 
+    async def _busy_answer(self, invite: IncomingCall, trunk: str) -> None:
+        """Over the trunk's limit: answer, say that every line is busy (pre-rendered ``busy.wav``), then BYE.
+
+        No call record and no pipeline: only an RTP port for the message's few seconds. At most
+        ``MAX_BUSY_ANSWERS`` at once (more are refused 486), so a flood of calls cannot take every RTP port.
+        """
+        offer = invite.sdp_offer
+        if offer is None or len(self._busy) >= MAX_BUSY_ANSWERS:
+            self._refuse(invite, 486, "Busy Here")
+            return
+        try:
+            port = self._ports.take()
+        except ProblemError:
+            self._refuse(invite, 486, "Busy Here")
+            return
+        playback = BusyAnswer(invite=invite)
+        self._busy[invite.call_id] = playback
+        rtp: RtpSession | None = None
+        try:
+            rtp = RtpSession(
+                local_ip=self._settings.sip_host,
+                rtp_port=port,
+                offer=offer,
+                advertised_ip=self._settings.sip_advertised_host,
+                supported_codecs=CODECS,
+                symmetric_rtp=False,
+            )
+            await rtp.start()
+            if playback.gone:  # CANCELled while the port opened (aiosipua answered 487)
+                return
+            invite.accept(rtp.sdp_answer)
+            SIP_BUSY_ANSWERED.labels(trunk=trunk).inc()
+            log.info("sip_busy_answered", trunk=trunk)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(playback.acked.wait(), timeout=BUSY_ACK_WAIT_S)
+            await _play(rtp, busy_pcm(), stop=lambda: playback.gone)
+            if not playback.gone:
+                invite.hangup()
+        except (SdpNegotiationError, ValueError):
+            self._refuse(invite, 488, "Not Acceptable Here")
+        finally:
+            self._busy.pop(invite.call_id, None)
+            if self._uas is not None:
+                self._uas._calls.pop(invite.call_id, None)
+            if rtp is not None:
+                await rtp.close()
+            self._ports.give(port)
+
     def _acked(self, sip_call_id: str) -> None:
+        playback = self._busy.get(sip_call_id)
+        if playback is not None:
+            playback.acked.set()
+            return
         sip_call = self._calls.get(sip_call_id)
         if sip_call is None or sip_call.media is None or sip_call.media.controls is None:
             return
@@ -380,6 +481,9 @@ class SipEndpoint:
 
     def _bye(self, invite: IncomingCall, request: SipRequest) -> None:
         del request
+        if invite.call_id in self._busy:
+            self._busy[invite.call_id].gone = True
+            return
         sip_call = self._calls.get(invite.call_id)
         if sip_call is None:
             return
@@ -389,6 +493,9 @@ class SipEndpoint:
 
     def _cancelled(self, request: SipRequest, addr: tuple[str, int]) -> None:
         del addr
+        if (request.call_id or "") in self._busy:
+            self._busy[request.call_id or ""].gone = True
+            return
         sip_call = self._calls.get(request.call_id or "")
         if sip_call is None:
             return
@@ -471,7 +578,7 @@ class SipEndpoint:
             if key.strip().lower() == "signal":
                 digit = value.strip()
         digit = digit.upper()
-        if digit not in _DTMF_DIGITS:
+        if digit not in DIGITS:
             self._uas.reply(request, 400, "Bad DTMF")
             return
         self._uas.reply(request, 200, "OK")
@@ -489,15 +596,18 @@ class SipEndpoint:
         call, controls = media.call, media.controls
         if call is None or controls is None:
             return
-        # The digit is stored with the call (an account number may be typed): never logged.
-        async with self._voice.state.sessions() as session:
-            await call_service.add_event(session, call.call_id, kind="dtmf", data={"digit": digit})
-        if digit != HANDOFF_DIGIT:
-            return
-        handoff_id = await controls.request_handoff("caller pressed 0", source="dtmf")
-        log.info("sip_dtmf_handoff", call_id=call.call_id, handoff=handoff_id is not None)
-        if handoff_id is None and self._settings.transfer_target:
-            self.transfer(media, self._settings.transfer_target)
+
+        async def refer(target: str) -> bool:
+            return self.transfer(media, target)
+
+        await caller_digit(
+            self._voice.state.sessions,
+            call,
+            controls,
+            digit,
+            transfer=refer,
+            transfer_target=self._settings.transfer_target,
+        )
 
     def transfer(self, media: SipMedia, target: str) -> bool:
         """Cold-transfer the call (REFER, RFC 3515) to a SIP URI or number; the caller's NOTIFY 200 ends it."""

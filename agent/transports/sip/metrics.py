@@ -10,3 +10,6 @@ SIP_DROPPED = Counter("voxdesk_sip_dropped_total", "SIP datagrams dropped before
 SIP_DTMF = Counter("voxdesk_sip_dtmf_total", "DTMF digits received, by kind (rfc4733, info).", ["kind"])
 SIP_TRUNK_CALLS = Gauge("voxdesk_sip_trunk_calls", "Calls a trunk holds now.", ["trunk"])
 SIP_LISTENING = Gauge("voxdesk_sip_listening", "1 while the SIP endpoint listens.")
+SIP_BUSY_ANSWERED = Counter(
+    "voxdesk_sip_busy_answered_total", "Calls over a trunk's limit answered with the busy message.", ["trunk"]
+)

@@ -32,6 +32,7 @@ class Trunk:
     username: str | None = None
     password: str | None = None
     max_calls: int = 10
+    busy_message: bool = False
 
     @property
     def needs_login(self) -> bool:
@@ -87,6 +88,10 @@ class TrunkTable:
             if trunk.name == name:
                 return trunk.max_calls
         return None
+
+    def busy_message(self, name: str) -> bool:
+        """Whether the trunk's calls over its limit are answered with the spoken busy message (else 486)."""
+        return any(trunk.name == name and trunk.busy_message for trunk in self._trunks)
 
     def active(self, name: str) -> int:
         """Calls the trunk holds now."""
