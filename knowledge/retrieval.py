@@ -127,6 +127,9 @@ class HybridRetriever:
         async with self._lock:
             self._checked_at = time.monotonic()
             counts = await self.store.document_counts()
+            # The base this calibration is for, recorded first: a slow calibration's own retrievals (its off-topic
+            # probes) must not see a "changed" base and start another one.
+            self._counts_key = tuple(sorted(counts.items()))
             chunks = await calib.all_chunks(self.store)
             self.use_vocabulary([c.text for c in chunks])
             model_id = str(getattr(self.embedder, "model_id", "unknown"))
@@ -155,12 +158,13 @@ class HybridRetriever:
                 )
             self.calibration = result
             self.config = replace(self.config, score_threshold=result.threshold)
-            self._counts_key = tuple(sorted(counts.items()))
             return result
 
     def _maybe_recalibrate(self) -> None:
         """Look (at most every ``CHANGE_CHECK_S``) whether the base changed; re-derive the threshold off the path."""
         if self._calibration_dir is None or (self._calibrating is not None and not self._calibrating.done()):
+            return
+        if self._lock.locked():  # a calibration is under way (its own probes retrieve)
             return
         now = time.monotonic()
         if now - self._checked_at < CHANGE_CHECK_S:

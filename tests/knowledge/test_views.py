@@ -190,3 +190,19 @@ async def test_a_large_base_or_a_reranker_keeps_the_plain_search(
     cal = await kb.retriever.enable_calibration(tmp_path)
     assert kb.retriever.views is None and cal.rule == calib.rule(views=False)
     assert (await kb.retrieve("How much space does a mailbox have?")).passages[0].document_id == "mail"
+
+
+async def test_a_slow_calibration_does_not_start_another_over_its_own_probes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The calibration's off-topic probes retrieve; with no wait between change checks they must not see a
+    "changed" base (which would drop the views half-way and calibrate again)."""
+    embedder = await _embedder()
+    monkeypatch.setattr(retrieval_module, "CHANGE_CHECK_S", 0.0)
+    kb = await _base(embedder)
+    cal = await kb.retriever.enable_calibration(tmp_path)
+    assert kb.retriever._calibrating is None  # no second calibration was started by the probes
+    assert cal.rule == calib.rule(views=True) and kb.retriever.views is not None
+    await kb.retrieve("How much space does a mailbox have?")  # an unchanged base: nothing to redo
+    await kb.retriever.calibration_settled()
+    assert kb.retriever.calibration == cal and kb.retriever.views is not None
