@@ -13,6 +13,7 @@ from agent.calls.briefing import LLMBriefing
 from agent.calls.handoff import HandoffDesk, HandoffOptions
 from agent.calls.service import VoiceService
 from agent.calls.tools import CustomApiCaller
+from agent.livekit.tokens import livekit_token_router
 from agent.livekit.webhooks import livekit_webhook_router
 from agent.transports.ice_policy import CandidatePolicy
 from agent.transports.sip import SipEndpoint
@@ -137,6 +138,7 @@ def build_app(settings: Settings) -> FastAPI:
             twilio_router(voice, settings.telephony, public_url=settings.server.public_url),
             telnyx_router(voice, settings.telephony, public_url=settings.server.public_url),
             livekit_webhook_router(settings.livekit),
+            livekit_token_router(settings.livekit),
             transcribe_router(stages.asr, language=settings.pipeline.asr.language),
         ],
         readiness_checks={"voice_models": stages.ready},

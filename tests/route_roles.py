@@ -211,4 +211,7 @@ ROUTE_ROLES: dict[tuple[str, str], Access] = {
     ("WS", "/api/telephony/telnyx/stream"): Access(EVERYONE, public=True, probe=False, note="call-bound token"),
     # LiveKit webhooks (issue 17): signed by LiveKit (JWT with the body's sha256); LiveKit is off in this matrix.
     ("POST", "/api/livekit/webhook"): Access(EVERYONE, public=True, status=404, note="LiveKit signature"),
+    ("POST", "/api/livekit/token"): Access(
+        frozenset({"admin", "supervisor", "agent"}), status=404, note="voice:call; LiveKit is off in this matrix"
+    ),
 }

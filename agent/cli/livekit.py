@@ -46,6 +46,7 @@ def token(
     room: Annotated[str, typer.Option(help="Room the participant may join (and only that room).")],
     identity: Annotated[str, typer.Option(help="The participant's identity in the room.")],
     name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    dispatch: Annotated[bool, typer.Option(help="Have LiveKit dispatch Voxdesk's agent into the room.")] = True,
 ) -> None:
     """Print a participant token (JWT) for a caller's browser or the console."""
     from agent.cli import _settings
@@ -53,7 +54,7 @@ def token(
 
     settings = _settings()
     try:
-        typer.echo(participant_token(settings.livekit, identity=identity, room=room, name=name))
+        typer.echo(participant_token(settings.livekit, identity=identity, room=room, name=name, dispatch=dispatch))
     except LiveKitNotConfigured as err:
         raise _fail(str(err), EXIT_NOT_CONFIGURED) from None
 

@@ -16,6 +16,9 @@ from livekit import api
 
 from config.settings import LiveKitSettings
 
+# A signed-in user's identity in a LiveKit room (POST /api/livekit/token): "user-" + the user's id.
+USER_IDENTITY_PREFIX = "user-"
+
 
 class LiveKitNotConfigured(RuntimeError):
     """LiveKit's URL or API secret is not set (``VOXDESK_LIVEKIT__URL`` / ``VOXDESK_LIVEKIT__API_SECRET``)."""
@@ -42,11 +45,13 @@ def participant_token(
     room: str,
     name: str | None = None,
     agent: bool = False,
+    dispatch: bool = False,
 ) -> str:
     """A JWT that lets ``identity`` join ``room`` only (publish + subscribe audio and data), for ``token_ttl_s``.
 
     ``agent=True`` marks the participant as an agent (LiveKit's ``kind: agent`` and the ``agent`` grant): the
-    worker's own identity in the room it was dispatched to.
+    worker's own identity in the room it was dispatched to. ``dispatch=True`` (a caller's token) carries a room
+    configuration naming Voxdesk's agent, so LiveKit dispatches a worker when the caller's join creates the room.
     """
     key, secret = credentials(settings)
     grants = api.VideoGrants(
@@ -67,6 +72,9 @@ def participant_token(
         token = token.with_name(name)
     if agent:
         token = token.with_kind("agent")
+    if dispatch:
+        agents = [api.RoomAgentDispatch(agent_name=settings.agent_name)]
+        token = token.with_room_config(api.RoomConfiguration(agents=agents))
     return token.to_jwt()
 
 

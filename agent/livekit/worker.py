@@ -40,7 +40,7 @@ from agent.calls.media import CallControls, CallRequest, StartedCall
 from agent.calls.runner import SAMPLE_RATE
 from agent.calls.service import CallPlan, VoiceService
 from agent.calls.session import CallSession
-from agent.livekit.admin import credentials, livekit_api, participant_token, server_url
+from agent.livekit.admin import USER_IDENTITY_PREFIX, credentials, livekit_api, participant_token, server_url
 from config import Settings
 from control_api.problems import ProblemError
 from control_api.services.personas import DEFAULT_PERSONA
@@ -74,7 +74,13 @@ def call_request(job: agent_proto.Job, caller: api.ParticipantInfo | None, route
             meta=meta,
             caller_number=attributes.get(SIP_CALLER) or None,
         )
-    return CallRequest(channel="livekit", rate_key=f"livekit:{room}", meta=meta)
+    identity = caller.identity if caller is not None else ""
+    if identity.startswith(USER_IDENTITY_PREFIX):
+        # Minted by POST /api/livekit/token for a signed-in user (LiveKit enforces a token's identity): the call
+        # counts against that user's voice rate limit, as on the WebSocket stream.
+        user_id = identity.removeprefix(USER_IDENTITY_PREFIX)
+        return CallRequest(channel="livekit", rate_key=f"user:{user_id}", created_by=user_id, meta=meta)
+    return CallRequest(channel="livekit", rate_key=f"livekit:{identity or room}", meta=meta)
 
 
 async def find_caller(

@@ -71,6 +71,15 @@ def test_agent_token_is_marked_agent() -> None:
     assert claims.kind == "agent" and claims.video is not None and claims.video.agent is True
 
 
+def test_a_callers_token_dispatches_the_agent() -> None:
+    token = admin.participant_token(livekit_settings(agent_name="desk-ai"), identity="c", room="r", dispatch=True)
+    claims = api.TokenVerifier(KEY, SECRET).verify(token)
+    assert claims.room_config is not None
+    assert [a.agent_name for a in claims.room_config.agents] == ["desk-ai"]
+    plain = api.TokenVerifier(KEY, SECRET).verify(admin.participant_token(livekit_settings(), identity="c", room="r"))
+    assert not plain.room_config
+
+
 def test_token_with_another_secret_or_expired_is_refused() -> None:
     token = admin.participant_token(livekit_settings(), identity="c", room="r")
     with pytest.raises(jwt.InvalidSignatureError):
@@ -102,6 +111,7 @@ def test_cli_token_prints_a_verifiable_token(monkeypatch: pytest.MonkeyPatch, tm
     assert result.exit_code == 0, result.output
     claims = api.TokenVerifier(KEY, SECRET).verify(result.output.strip())
     assert claims.identity == "console-1" and claims.video is not None and claims.video.room == "desk"
+    assert claims.room_config is not None and claims.room_config.agents[0].agent_name == "voxdesk"
 
 
 # --- a Twirp stand-in for the LiveKit server API ------------------------------------------------------------------
@@ -388,8 +398,14 @@ def test_a_sip_participant_routes_by_the_dialled_number() -> None:
     assert call_request(_job("call-x"), other, {"+441234567891": "billing"}).persona == "default"
 
 
+def test_a_signed_in_users_participant_counts_against_that_user() -> None:
+    user = api.ParticipantInfo(identity="user-0b9c", kind=api.ParticipantInfo.Kind.STANDARD)
+    request = call_request(_job("web-1"), user, {})
+    assert request.channel == "livekit" and request.rate_key == "user:0b9c" and request.created_by == "0b9c"
+
+
 def test_a_browser_participant_is_a_livekit_call() -> None:
     browser = api.ParticipantInfo(identity="web-1", kind=api.ParticipantInfo.Kind.STANDARD)
     request = call_request(_job("support-1"), browser, {})
     assert request.channel == "livekit" and request.caller_number is None
-    assert request.rate_key == "livekit:support-1"
+    assert request.rate_key == "livekit:web-1" and request.created_by is None

@@ -29,13 +29,16 @@ from livekit.agents import JobExecutorType, JobProcess
 from livekit.protocol import agent as agent_proto
 from sqlalchemy import select
 
+from agent.livekit.tokens import MINT_PATH, livekit_token_router
 from agent.livekit.webhooks import WEBHOOK_PATH, livekit_webhook_router
 from agent.livekit.worker import PrewarmedRuntime, entrypoint, prepare_process
 from config import Settings
 from control_api.app import create_app
 from control_api.db.engine import create_engine, session_factory
 from control_api.db.models import Call, CallEvent
+from control_api.rbac import Role
 from control_api.services import calls as call_service
+from control_api.services.users import create_user
 from tests.conftest import make_settings
 from tests.telephony.test_livekit_admin import KEY, SECRET, TwirpStandIn, twirp  # noqa: F401 - the fixture
 
@@ -143,6 +146,43 @@ async def test_webhooks_without_livekit_configured_are_404(tmp_path: Path) -> No
         response = await client.post(WEBHOOK_PATH, content=body, headers={"Authorization": signed(body)})
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_a_signed_in_user_gets_a_token_for_a_room_with_the_agent(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, livekit={"url": "wss://livekit.example", "api_secret": SECRET})
+    app = create_app(settings, routers=[livekit_token_router(settings.livekit)])
+    password = "correct horse battery"
+    transport = httpx.ASGITransport(app=app)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        async with app.state.voxdesk.sessions() as session:
+            agent = await create_user(
+                session, email="agent@voxdesk.example", password=password, role=Role.AGENT, full_name="Ann"
+            )
+            await create_user(session, email="viewer@voxdesk.example", password=password, role=Role.VIEWER)
+
+        async def bearer(email: str) -> dict[str, str]:
+            login = await client.post("/api/auth/login", data={"username": email, "password": password})
+            assert login.status_code == 200, login.text
+            return {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+        as_agent = await bearer("agent@voxdesk.example")
+        response = await client.post(MINT_PATH, json={"room": "support-1"}, headers=as_agent)
+        assert response.status_code == 200, response.text
+        minted = response.json()
+        assert minted["url"] == "wss://livekit.example" and minted["room"] == "support-1"
+        assert minted["identity"] == f"user-{agent.id}"
+        claims = api.TokenVerifier(KEY, SECRET).verify(minted["token"])
+        assert claims.identity == f"user-{agent.id}" and claims.name == "Ann"
+        assert claims.video is not None and claims.video.room == "support-1" and not claims.video.room_admin
+        # LiveKit dispatches Voxdesk's agent into the room the caller's join creates.
+        assert claims.room_config is not None
+        assert [a.agent_name for a in claims.room_config.agents] == ["voxdesk"]
+        fresh = await client.post(MINT_PATH, json={}, headers=as_agent)
+        assert fresh.status_code == 200 and fresh.json()["room"].startswith("web-")
+        assert (await client.post(MINT_PATH, json={"room": "../x"}, headers=as_agent)).status_code == 422
+        viewer = await client.post(MINT_PATH, json={}, headers=await bearer("viewer@voxdesk.example"))
+        assert viewer.status_code == 403
+        assert (await client.post(MINT_PATH, json={})).status_code == 401
 
 
 async def test_the_job_entry_point_sets_up_a_sip_call(twirp: TwirpStandIn, tmp_path: Path) -> None:  # noqa: F811
