@@ -24,6 +24,7 @@ from control_api.ratelimit import close as close_limiter
 from control_api.routes import docs, health
 from control_api.routes.registry import ROUTERS
 from control_api.services import analysis_jobs, retention
+from control_api.services import integrations as integrations_service
 from control_api.services import knowledge as knowledge_service
 from control_api.state import AppState, ReadinessCheck
 
@@ -81,6 +82,8 @@ def _start_dispatcher(state: AppState) -> Callable[[], Awaitable[None]]:
         poll_interval_secs=section.poll_interval_secs,
         # A claimed delivery whose process died is taken over once its request must have timed out.
         lease_secs=section.delivery_timeout_secs * 2 + 5,
+        # Links to calls use the settings in force at each delivery (``state.settings`` may be replaced).
+        console_url=lambda: integrations_service.console_base(state.settings),
     )
     dispatcher.start()
     return dispatcher.stop

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,6 +34,7 @@ from control_api.integrations import outbox
 from control_api.integrations.base import Job, Receipt
 from control_api.integrations.errors import IntegrationError
 from control_api.integrations.http import GuardedHttp
+from control_api.integrations.notify import with_console_url
 from control_api.integrations.registry import connector
 from control_api.integrations.secrets import SecretBox
 
@@ -97,6 +99,8 @@ class Dispatcher:
         poll_interval_secs: How often the outbox is polled when idle.
         lease_secs: How long a claimed delivery belongs to this dispatcher before another may take it.
         batch: Deliveries claimed (and sent concurrently) at once.
+        console_url: Returns Voxdesk's public base URL now (links to calls), asked at every delivery so that a
+            changed ``server.public_url`` reaches the next one.
 
     """
 
@@ -112,6 +116,7 @@ class Dispatcher:
         poll_interval_secs: float = 1.0,
         lease_secs: float = 60.0,
         batch: int = 16,
+        console_url: Callable[[], str | None] = lambda: None,
     ) -> None:
         self._sessions = sessions
         self._box = box
@@ -121,6 +126,7 @@ class Dispatcher:
         self._poll = poll_interval_secs
         self._lease = timedelta(seconds=lease_secs)
         self._batch = batch
+        self._console_url = console_url
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._loop_ref: asyncio.AbstractEventLoop | None = None
@@ -228,7 +234,7 @@ class Dispatcher:
                     delivery_id=delivery.id,
                     event=delivery.event,
                     payload=dict(delivery.payload or {}),
-                    config=dict(integration.config or {}),
+                    config=with_console_url(integration.kind, dict(integration.config or {}), self._console_url()),
                     secrets=self._box.open(integration.secret),
                     prior_attempts=delivery.attempts,
                     ambiguous_before=delivery.ambiguous,

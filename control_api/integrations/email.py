@@ -3,11 +3,14 @@
 The SMTP host passes the SSRF rule like every other destination: it is resolved and checked when the
 integration is saved and again at each send, and the connection goes to the checked address (the host name
 is kept for TLS certificate checks). ``security``: ``starttls`` (default, port 587), ``tls`` (implicit TLS,
-port 465) or ``none`` (a local relay only). Certificates are always verified against the system's CAs.
+port 465) or ``none`` (a local relay only, and then without a login: credentials only ever cross TLS).
+Certificates are always verified, against the system's CAs or, when ``ca_pem`` is set, against that CA only
+(an on-premise relay with a private CA); the host name is always checked.
 Each message's ``Message-ID`` comes from its outbox delivery, the same on every retry (receivers can
 de-duplicate).
 Config: ``host``, ``port``, ``security``, ``sender``, ``recipients``, ``events`` (default: the alert events),
-``console_url``. Secrets (optional): ``username``, ``password``.
+``ca_pem`` (PEM certificates of the CA to trust instead of the system's), ``console_url``. Secrets
+(optional): ``username``, ``password``.
 """
 
 from __future__ import annotations
@@ -31,6 +34,24 @@ SECURITY = ("starttls", "tls", "none")
 _DEFAULT_PORT = {"starttls": 587, "tls": 465, "none": 25}
 WHAT = "The SMTP server"
 _HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}")
+MAX_CA_PEM = 20_000
+
+
+def tls_context(ca_pem: str | None) -> ssl.SSLContext:
+    """A verifying client TLS context: the system's CAs, or only ``ca_pem``'s certificates when given."""
+    return ssl.create_default_context(cadata=ca_pem) if ca_pem else ssl.create_default_context()
+
+
+def _ca_pem(value: object) -> str | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or len(value) > MAX_CA_PEM or "-----BEGIN CERTIFICATE-----" not in value:
+        raise ConfigError(f"config.ca_pem must be PEM certificates (at most {MAX_CA_PEM} characters).")
+    try:
+        tls_context(value)
+    except (ssl.SSLError, ValueError):
+        raise ConfigError("config.ca_pem holds no certificate that can be loaded.") from None
+    return value.strip() + "\n"
 
 
 def _address(value: object, field: str) -> str:
@@ -59,19 +80,38 @@ class _PinnedSMTPSSL(_Pinned, smtplib.SMTP_SSL):
 
 def _send(config: dict[str, Any], secrets: dict[str, str], address: str, message: EmailMessage, timeout: float) -> None:
     host, port, security = str(config["host"]), int(config["port"]), str(config["security"])
-    context = ssl.create_default_context()
+    context = tls_context(config.get("ca_pem"))
     smtp = _PinnedSMTPSSL(timeout=timeout, context=context) if security == "tls" else _PinnedSMTP(timeout=timeout)
     smtp._pinned_address = address
+    # smtplib takes TLS's server_hostname from ``_host``, which only its constructor sets (and constructing with a
+    # host would connect before the pinned address is known).
+    smtp._host = host
     with smtp:
         smtp.connect(host, port)  # the host name is kept for the certificate check; the socket goes to ``address``
         if security == "starttls":
+            smtp.ehlo()
+            if not smtp.has_extn("starttls"):
+                raise _TlsRequiredError(f"{WHAT} does not offer STARTTLS; security 'starttls' needs it.")
             smtp.starttls(context=context)
         if secrets.get("username"):
+            if security == "none":  # refused on save too: a login never crosses an unencrypted connection
+                raise _TlsRequiredError("A login is only sent over TLS.")
             smtp.login(secrets["username"], secrets.get("password", ""))
         smtp.send_message(message)
 
 
+class _TlsRequiredError(smtplib.SMTPException):
+    """The connection would not be encrypted as the config requires."""
+
+
 def _failure(exc: BaseException) -> DeliveryError:
+    if isinstance(exc, _TlsRequiredError):
+        return DeliveryError(str(exc))
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return DeliveryError(
+            f"{WHAT}'s certificate was not trusted ({exc.verify_message}); set config.ca_pem to its CA if it is "
+            "a private one."
+        )
     if isinstance(exc, smtplib.SMTPAuthenticationError):
         return DeliveryError(f"{WHAT} refused the username or password ({exc.smtp_code}).", status=exc.smtp_code)
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
@@ -85,7 +125,8 @@ def _failure(exc: BaseException) -> DeliveryError:
         return DeliveryError(f"{WHAT} does not support what the config asks (STARTTLS or AUTH).")
     if isinstance(exc, ssl.SSLError):
         return DeliveryError(
-            f"TLS with {WHAT.lower()} failed ({type(exc).__name__}); check security and the certificate."
+            f"TLS with {WHAT.lower()} failed ({exc.reason or type(exc).__name__}); check security "
+            "(implicit 'tls' needs a TLS port such as 465) and the certificate."
         )
     if isinstance(exc, smtplib.SMTPServerDisconnected):
         return DeliveryError(f"{WHAT} closed the connection.", retryable=True, ambiguous=True)
@@ -100,7 +141,8 @@ class EmailConnector:
 
     def check(self, config: dict[str, Any], secrets: dict[str, str]) -> dict[str, Any]:
         """Validate the SMTP server, addresses, events and ``console_url``."""
-        unknown = set(config) - {"host", "port", "security", "sender", "recipients", "events", "console_url"}
+        known = {"host", "port", "security", "sender", "recipients", "events", "ca_pem", "console_url"}
+        unknown = set(config) - known
         if unknown:
             raise ConfigError(f"Unknown e-mail config fields: {', '.join(sorted(unknown))}.")
         host = config.get("host")
@@ -117,6 +159,8 @@ class EmailConnector:
             raise ConfigError("config.recipients must be a list of 1 to 50 e-mail addresses.")
         if secrets.get("password") and not secrets.get("username"):
             raise ConfigError("secrets.password needs secrets.username.")
+        if secrets.get("username") and security == "none":
+            raise ConfigError("A login is only sent over TLS: use security 'starttls' or 'tls' with a username.")
         out: dict[str, Any] = {
             "host": host.strip().lower(),
             "port": port,
@@ -125,6 +169,9 @@ class EmailConnector:
             "recipients": [_address(r, "recipients") for r in recipients],
             "events": check_events(config, "an e-mail integration"),
         }
+        ca_pem = _ca_pem(config.get("ca_pem"))
+        if ca_pem:
+            out["ca_pem"] = ca_pem
         console = check_console_url(config)
         if console:
             out["console_url"] = console

@@ -83,6 +83,21 @@ def check_events(config: dict[str, Any], what: str) -> list[str]:
     return [str(e) for e in dict.fromkeys(chosen)]
 
 
+# Kinds whose messages link to the call in the console.
+LINKING_KINDS = ("freshdesk", "slack", "email")
+
+
+def with_console_url(kind: str, config: dict[str, Any], console_url: str | None) -> dict[str, Any]:
+    """``config`` as a delivery uses it: Voxdesk's current public URL unless the integration sets its own.
+
+    Read at each send (not stored when the integration is saved), so a changed ``server.public_url`` reaches the
+    next delivery; ``config.console_url`` is only an operator's explicit override.
+    """
+    if kind in LINKING_KINDS and not config.get("console_url") and console_url:
+        return {**config, "console_url": console_url.rstrip("/")}
+    return config
+
+
 def check_console_url(config: dict[str, Any]) -> str | None:
     """``config.console_url`` validated (Voxdesk's public http(s) base URL), or None."""
     console = config.get("console_url")

@@ -46,8 +46,7 @@ def secret_box(state: StateDep) -> SecretBox:
 
 def public_url(state: StateDep) -> str:
     """Voxdesk's public base URL (``server.public_url``, else the bind address) for links to calls."""
-    server = state.settings.server
-    return (server.public_url or f"http://{server.host}:{server.port}").rstrip("/")
+    return service.console_base(state.settings)
 
 
 async def toolkit(state: StateDep) -> AsyncIterator[service.Toolkit]:

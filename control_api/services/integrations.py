@@ -15,18 +15,18 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from config import Settings
 from control_api.db.models import Call, CallTurn, Integration, IntegrationRun, OutboxDelivery, utcnow
 from control_api.integrations import outbox
 from control_api.integrations.custom_api import ToolResult
 from control_api.integrations.errors import ConfigError, DestinationRefusedError, IntegrationError
 from control_api.integrations.http import GuardedHttp
+from control_api.integrations.notify import with_console_url
 from control_api.integrations.registry import connector, custom_api
 from control_api.integrations.secrets import SecretBox
 from control_api.problems import ProblemError
 from control_api.services.summary import summarize
 
-# Kinds whose messages link to the call in the console (``config.console_url``, filled on save).
-LINKING_KINDS = ("freshdesk", "slack", "email")
 # Set in ``Session.info`` by a change to a custom API integration: its commit tells listeners in this process
 # (the voice server's tool list, ``agent.calls.tools.CustomApiCaller``) to reload the tools now.
 TOOLS_CHANGED = "voxdesk.custom_tools_changed"
@@ -43,8 +43,18 @@ class Toolkit:
 
     box: SecretBox
     http: GuardedHttp
-    # Voxdesk's public base URL (links to calls in tickets and notifications).
+    # Voxdesk's public base URL (links to calls in tickets and notifications; read per request, never stored).
     public_url: str | None = None
+
+
+def console_base(settings: Settings) -> str:
+    """Voxdesk's public base URL for links to calls: ``server.public_url``, else the bind address.
+
+    Read from the settings in force at each use (the dispatcher asks at every delivery), never stored with an
+    integration, so a changed public URL reaches the next ticket or notification.
+    """
+    server = settings.server
+    return (server.public_url or f"http://{server.host}:{server.port}").rstrip("/")
 
 
 def _problem(exc: IntegrationError) -> ProblemError:
@@ -104,8 +114,6 @@ async def create(
     created_by: str | None,
 ) -> Integration:
     """Validate and store a new integration (flushed, not committed: the caller audits and commits)."""
-    if kind in LINKING_KINDS and "console_url" not in config and tools.public_url:
-        config = {**config, "console_url": tools.public_url}
     normalised = await _validated(tools, kind, config, secrets)
     integration = Integration(
         kind=kind,
@@ -170,9 +178,8 @@ async def test(session: AsyncSession, tools: Toolkit, integration_id: str) -> di
     """Send the kind's test request; returns ``ok``, ``status``, ``latency_ms`` and ``error``."""
     integration = await get(session, integration_id)
     try:
-        receipt = await connector(integration.kind).test(
-            tools.http, dict(integration.config), tools.box.open(integration.secret)
-        )
+        config = with_console_url(integration.kind, dict(integration.config), tools.public_url)
+        receipt = await connector(integration.kind).test(tools.http, config, tools.box.open(integration.secret))
     except IntegrationError as exc:
         return {"ok": False, "status": exc.status, "latency_ms": None, "error": exc.message}
     return {"ok": True, "status": receipt.status, "latency_ms": round(receipt.latency_ms, 2), "error": None}

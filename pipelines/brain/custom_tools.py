@@ -40,6 +40,7 @@ _DIGIT_WORDS = {
 # tools' threshold) 17 of 18 requests matched and 4 of 117 other turns were taken for a tool; at 0.6, 16 and 2.
 # A question taken for a tool costs its answer, so the stricter one.
 CUSTOM_TOOL_THRESHOLD = 0.6
+_SOUND_ALIKES = {"to": "2", "too": "2", "for": "4", "won": "1", "ate": "8"}
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./#-]*[A-Za-z0-9]|[A-Za-z0-9]")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 # Parameter names or descriptions that mark an identifier the caller reads out (a token with a digit in it).
@@ -56,28 +57,30 @@ class PendingTool:
 
 
 def normalise_digits(text: str) -> str:
-    """``text`` with runs of spoken digits (two or more, "one two three") written as one number ("123")."""
+    """``text`` with runs of spoken digits (two or more, "one two three") written as one number ("123").
+
+    A recogniser writes a digit as its sound-alike now and then ("for", "to", "won", "ate"); such a word counts
+    as a digit only between two digits ("three for five" is 345, "for five minutes" is not).
+    """
     words = text.split()
+    bare = [w.lower().strip(",.?!") for w in words]
+    strong = [b in _DIGIT_WORDS or b.isdigit() for b in bare]
+    digit = [
+        s or (b in _SOUND_ALIKES and 0 < i < len(bare) - 1 and strong[i - 1] and strong[i + 1])
+        for i, (b, s) in enumerate(zip(bare, strong, strict=True))
+    ]
     out: list[str] = []
-    run: list[str] = []
-
-    def flush() -> None:
-        if len(run) >= 2:
-            out.append("".join(_DIGIT_WORDS.get(w.lower().strip(",."), w) for w in run))
+    i = 0
+    while i < len(words):
+        j = i
+        while j < len(words) and digit[j]:
+            j += 1
+        if j - i >= 2:
+            out.append("".join(_DIGIT_WORDS.get(b) or _SOUND_ALIKES.get(b) or b for b in bare[i:j]))
+            i = j
         else:
-            out.extend(run)
-        run.clear()
-
-    for word in words:
-        bare = word.lower().strip(",.")
-        if bare in _DIGIT_WORDS or bare.isdigit():
-            run.append(word)
-            if word.endswith((",", ".")) and not bare.isdigit():
-                continue
-        else:
-            flush()
-            out.append(word)
-    flush()
+            out.append(words[i])
+            i += 1
     return " ".join(out)
 
 

@@ -63,6 +63,8 @@ VISIT = ToolSpec(
 def test_spoken_digits_become_one_number_and_values_are_left_out_of_matching() -> None:
     assert custom.normalise_digits("order one two three four five please") == "order 12345 please"
     assert custom.normalise_digits("I have one question") == "I have one question"  # one digit word is a word
+    assert custom.normalise_digits("three for five, and for five days") == "345 and for five days"
+    assert custom.normalise_digits("it is 12 34 5.") == "it is 12345"
     assert custom.without_values("what's the status of order 12345") == "what's the status of order"
     assert custom.without_values("is order four four five six one sent") == "is order sent"
     assert custom.without_values("12345") == "12345"  # nothing but a value: kept

@@ -196,7 +196,7 @@ def test_description_holds_the_call_summary_caller_and_link(
 ) -> None:
     integration = _create(client, accounts, freshdesk.url)
     config = client.get("/api/integrations", headers=accounts.headers("admin")).json()["data"][0]["config"]
-    assert config["console_url"] == "http://127.0.0.1:8000"  # server.public_url unset: the bind address
+    assert "console_url" not in config  # not stored: the link uses the public URL in force when it is sent
     assert integration
     sessions = client.app.state.voxdesk.sessions  # type: ignore[attr-defined]
 

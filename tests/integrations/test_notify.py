@@ -6,6 +6,7 @@ import email
 import threading
 from collections.abc import Iterator
 from email.message import Message
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from control_api.integrations import outbox
 from tests.control_api.conftest import Accounts, sign_in_everyone
 from tests.integrations.conftest import make_client, wait_for
 from tests.integrations.standins import SlackStandIn, free_port
+from tests.integrations.tls import TestPki, make_pki
 
 pytestmark = pytest.mark.integration
 
@@ -44,10 +46,22 @@ def _authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data
 
 
 @pytest.fixture
-def smtp() -> Iterator[tuple[Controller, Mailbox]]:
+def pki(tmp_path: Path) -> TestPki:
+    return make_pki(tmp_path / "pki")
+
+
+@pytest.fixture
+def smtp(pki: TestPki) -> Iterator[tuple[Controller, Mailbox]]:
+    """A 587-style server: STARTTLS required before anything else, AUTH offered only over TLS."""
     box = Mailbox()
     controller = Controller(
-        box, hostname="127.0.0.1", port=free_port(), authenticator=_authenticate, auth_require_tls=False
+        box,
+        hostname="127.0.0.1",
+        port=free_port(),
+        authenticator=_authenticate,
+        tls_context=pki.server_context(),
+        require_starttls=True,
+        auth_require_tls=True,
     )
     controller.start()
     try:
@@ -80,7 +94,14 @@ def _slack(client: TestClient, accounts: Accounts, url: str, events: list[str] |
 
 
 def _mail(
-    client: TestClient, accounts: Accounts, port: int, password: str = SMTP_PASSWORD, events: list[str] | None = None
+    client: TestClient,
+    accounts: Accounts,
+    port: int,
+    password: str = SMTP_PASSWORD,
+    events: list[str] | None = None,
+    *,
+    ca_pem: str | None = None,
+    security: str = "starttls",
 ) -> str:
     body = {
         "name": "ops-mail",
@@ -88,7 +109,8 @@ def _mail(
         "config": {
             "host": "127.0.0.1",
             "port": port,
-            "security": "none",
+            "security": security,
+            **({"ca_pem": ca_pem} if ca_pem else {}),
             "sender": "voxdesk@acme.example",
             "recipients": ["oncall@acme.example", "lead@acme.example"],
             **({"events": events} if events else {}),
@@ -145,6 +167,38 @@ def test_slack_gets_a_handoff_waiting_alert_per_its_contract(
     assert "abcdefghijkl" not in str(runs)
 
 
+def test_links_follow_the_public_url_in_force_at_each_delivery(
+    client: TestClient, accounts: Accounts, slack: SlackStandIn
+) -> None:
+    """The console's URL is not captured when the integration is saved: a changed public URL (settings reloaded:
+    ``state.settings`` replaced, as a restart with a new ``VOXDESK_SERVER__PUBLIC_URL`` does) reaches the next
+    notification; a ``console_url`` set on the integration is an override that stays."""
+    _slack(client, accounts, slack.webhook_url)
+    listed = client.get("/api/integrations", headers=accounts.headers("admin")).json()["data"][0]
+    assert "console_url" not in listed["config"]
+    _emit(client, ev.HANDOFF_WAITING, WAITING, "h-1")
+    wait_for(lambda: slack.messages, what="the first Slack message")
+    state = client.app.state.voxdesk  # type: ignore[attr-defined]
+    server = state.settings.server.model_copy(update={"public_url": "https://desk.acme.example/"})
+    state.settings = state.settings.model_copy(update={"server": server})
+    _emit(client, ev.HANDOFF_WAITING, {**WAITING, "handoff_id": "h-2", "call_id": "c-43"}, "h-2")
+    first, second = wait_for(lambda: slack.messages if len(slack.messages) == 2 else None, what="the second")
+    assert first["blocks"][2]["text"]["text"] == "<http://127.0.0.1:8000/console#/calls/c-42|Open in Voxdesk>"
+    assert second["blocks"][2]["text"]["text"] == "<https://desk.acme.example/console#/calls/c-43|Open in Voxdesk>"
+    # An explicit console_url on the integration wins over the server's.
+    integration = listed["id"]
+    r = client.put(
+        f"/api/integrations/{integration}",
+        json={"config": {**listed["config"], "console_url": "https://helpdesk-links.example"}},
+        headers=accounts.headers("admin"),
+    )
+    assert r.status_code == 200, r.text
+    _emit(client, ev.HANDOFF_WAITING, {**WAITING, "handoff_id": "h-3", "call_id": "c-44"}, "h-3")
+    third = wait_for(lambda: slack.messages[2] if len(slack.messages) == 3 else None, what="the third")
+    assert third["blocks"][2]["text"]["text"] == "<https://helpdesk-links.example/console#/calls/c-44|Open in Voxdesk>"
+    assert slack.violations == []
+
+
 def test_slack_rate_limit_is_retried_after_its_wait(
     client: TestClient, accounts: Accounts, slack: SlackStandIn
 ) -> None:
@@ -156,11 +210,11 @@ def test_slack_rate_limit_is_retried_after_its_wait(
 
 
 def test_a_dead_slack_webhook_alerts_by_mail_once_per_outage(
-    client: TestClient, accounts: Accounts, slack: SlackStandIn, smtp: tuple[Controller, Mailbox]
+    client: TestClient, accounts: Accounts, slack: SlackStandIn, smtp: tuple[Controller, Mailbox], pki: TestPki
 ) -> None:
     controller, mailbox = smtp
     _slack(client, accounts, slack.url + "/services/T0001/B0001/revokedrevokedrevoked", ["handoff.waiting"])
-    _mail(client, accounts, controller.port, events=["integration.failing"])
+    _mail(client, accounts, controller.port, ca_pem=pki.ca_pem, events=["integration.failing"])
     for n in range(3):
         _emit(client, ev.HANDOFF_WAITING, {**WAITING, "handoff_id": f"h-{n}"}, f"h-{n}")
     wait_for(lambda: len(_deliveries(client, accounts, "dead")) == 3, what="three dead Slack deliveries")
@@ -177,20 +231,23 @@ def test_a_dead_slack_webhook_alerts_by_mail_once_per_outage(
 
 
 def test_mail_with_a_wrong_password_is_dead_lettered(
-    client: TestClient, accounts: Accounts, smtp: tuple[Controller, Mailbox]
+    client: TestClient, accounts: Accounts, smtp: tuple[Controller, Mailbox], pki: TestPki
 ) -> None:
     controller, mailbox = smtp
-    _mail(client, accounts, controller.port, password="wrong")
+    _mail(client, accounts, controller.port, ca_pem=pki.ca_pem, password="wrong")
     _emit(client, ev.HANDOFF_WAITING, WAITING, "h-1")
     [dead] = wait_for(lambda: _deliveries(client, accounts, "dead"), what="the refused mail")
     assert "refused the username or password (535)" in dead["last_error"] and mailbox.messages == []
 
 
 def test_test_endpoints_send_a_message(
-    client: TestClient, accounts: Accounts, slack: SlackStandIn, smtp: tuple[Controller, Mailbox]
+    client: TestClient, accounts: Accounts, slack: SlackStandIn, smtp: tuple[Controller, Mailbox], pki: TestPki
 ) -> None:
     controller, mailbox = smtp
-    for integration in (_slack(client, accounts, slack.webhook_url), _mail(client, accounts, controller.port)):
+    for integration in (
+        _slack(client, accounts, slack.webhook_url),
+        _mail(client, accounts, controller.port, ca_pem=pki.ca_pem),
+    ):
         r = client.post(f"/api/integrations/{integration}/test", headers=accounts.headers("admin"))
         assert r.json()["ok"] is True, r.text
     assert slack.messages[0]["text"].startswith("Voxdesk test notification") and slack.violations == []
@@ -212,11 +269,11 @@ def test_notification_destinations_pass_the_ssrf_rule(tmp_path: Any) -> None:
 
 
 def test_an_open_breaker_alerts_once_per_outage(
-    client: TestClient, accounts: Accounts, slack: SlackStandIn, smtp: tuple[Controller, Mailbox]
+    client: TestClient, accounts: Accounts, slack: SlackStandIn, smtp: tuple[Controller, Mailbox], pki: TestPki
 ) -> None:
     controller, mailbox = smtp
     integration = _slack(client, accounts, slack.webhook_url, ["handoff.waiting"])
-    _mail(client, accounts, controller.port, events=["integration.failing"])
+    _mail(client, accounts, controller.port, ca_pem=pki.ca_pem, events=["integration.failing"])
 
     def failing_since() -> str | None:
         rows = client.get("/api/integrations", headers=accounts.headers("admin")).json()["data"]
