@@ -62,6 +62,11 @@ KEPT_AS_STORED = ("failed", "abandoned", "not_connected")
 SETTLE = timedelta(seconds=60)
 OUTCOME_BATCH = 500
 CATCH_UP_BATCH = 2000
+# Calls that started this recently may still wait for their post-call analysis (which writes their outcome); a
+# call lasts at most ``voice.max_call_secs`` (an hour by default), so two days leave a wide margin.
+RECENT_CALLS = timedelta(days=2)
+# The databases (URL without password) on which this process finished the start-up catch-up.
+_CAUGHT_UP: set[str] = set()
 STAGES = ("total", "vad", "asr", "retrieval", "llm", "tts")
 SENTIMENT_LABELS = ("positive", "neutral", "negative")
 REPEAT_WINDOW = timedelta(days=7)
@@ -357,6 +362,7 @@ async def catch_up_outcomes(
                 )
             ).all()
             if not rows:
+                _CAUGHT_UP.add(_database_key(session))
                 return total
             written = await _write_outcomes(
                 session, [(str(i), o, e, s) for i, o, e, s in rows], current=current, settle=SETTLE
@@ -365,6 +371,24 @@ async def catch_up_outcomes(
         OUTCOMES_WRITTEN.labels("catch_up").inc(written)
         total += written
         await asyncio.sleep(0)  # let requests in between batches
+
+
+def _database_key(session_or_bind: Any) -> str:
+    bind = session_or_bind.get_bind() if isinstance(session_or_bind, AsyncSession) else session_or_bind
+    return str(bind.url.render_as_string(hide_password=True))
+
+
+def _unsettled_scope(session: AsyncSession, where: ColumnElement[bool]) -> ColumnElement[bool]:
+    """Which calls of a report's ``where`` may still lack a final outcome.
+
+    Once this process finished the start-up catch-up on this database, every older call has its outcome (and
+    every newer one gets it from its post-call analysis), so a report only looks at calls of the last
+    ``RECENT_CALLS`` (those whose analysis may still be queued): an index range instead of a join over the
+    whole window. Before that, or in a process that never ran it, the whole window is checked.
+    """
+    if _database_key(session) not in _CAUGHT_UP:
+        return where
+    return and_(where, Call.started_at >= datetime.now(UTC) - RECENT_CALLS)
 
 
 def start_outcome_catch_up(
@@ -472,7 +496,7 @@ async def calls_report(session: AsyncSession, window: Window, *, bucket: Bucket)
     """
     dialect = _dialect(session)
     where = and_(Call.started_at >= window.since, Call.started_at < window.until)
-    await refresh_outcomes(session, where)
+    await refresh_outcomes(session, _unsettled_scope(session, where))
     label = bucket_expr(dialect, Call.started_at, bucket).label("bucket")
     outcome = outcome_expr().label("outcome")
     band = case(
@@ -549,7 +573,7 @@ async def trends_report(session: AsyncSession, window: Window, *, bucket: Bucket
     """
     dialect = _dialect(session)
     call_where = and_(Call.started_at >= window.since, Call.started_at < window.until)
-    await refresh_outcomes(session, call_where)
+    await refresh_outcomes(session, _unsettled_scope(session, call_where))
     event_label = bucket_expr(dialect, CallEvent.at, bucket).label("bucket")
     latency = [
         {
@@ -766,7 +790,7 @@ async def performance_report(session: AsyncSession, window: Window) -> dict[str,
     # First-contact resolution: resolved calls whose caller did not call again within 7 days
     # (the caller's next call, found with one sorted pass: lead() over the caller's calls).
     next_call = func.lead(Call.started_at).over(partition_by=Call.caller_number, order_by=(Call.started_at, Call.id))
-    await refresh_outcomes(session, and_(call_where, Call.caller_number.is_not(None)))
+    await refresh_outcomes(session, _unsettled_scope(session, and_(call_where, Call.caller_number.is_not(None))))
     callers = (
         select(outcome_expr().label("outcome"), Call.started_at, next_call.label("next_at"))
         .select_from(Call)

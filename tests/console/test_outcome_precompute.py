@@ -81,6 +81,18 @@ async def test_catch_up_writes_every_missing_outcome_in_batches(engine: AsyncEng
         rows = {o.call_id: o for o in (await session.execute(select(CallOutcome))).scalars()}
     assert len(rows) == 7 and all(row.settled for row in rows.values())
     assert "00000000-0000-0000-0000-000000000099" not in rows
+    # After the catch-up a report checks only recent calls, and still computes a recent one that has no outcome.
+    async with sessions() as session:
+        late, turns = _ended_call(50, answered=False, ended=now - timedelta(minutes=5))
+        session.add(late)
+        await session.flush()
+        session.add_all(turns)
+        await session.commit()
+        report = await analytics.calls_report(
+            session, analytics.default_window(None, now + timedelta(minutes=1), days=1), bucket="hour"
+        )
+        # Unanswered: calls 1, 3, 5, 7 (odd) and 50; resolved: 2, 4, 6 and 99 (ended just now, left to the report).
+        assert report["by_outcome"] == {"unanswered": 5, "resolved": 4}
     assert rows["00000000-0000-0000-0000-000000000002"].outcome == "resolved"
     assert (
         rows["00000000-0000-0000-0000-000000000001"].outcome,
