@@ -64,6 +64,7 @@ class _Pinned:
     """Connects to the address checked by the SSRF rule while TLS checks the certificate against the host name."""
 
     _pinned_address: str
+    _host: str  # smtplib's own attribute (not in its type stubs): the name TLS checks the certificate against
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         del host

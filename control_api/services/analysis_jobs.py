@@ -1,8 +1,9 @@
 """The post-call analysis queue: the ``call_analyses`` row is the job (the ingestion queue's pattern).
 
 A call's end queues its row (``analysis.enqueue``, in the transaction that ends the call). The worker claims
-due rows with a conditional update (``running``, attempt counted) in their own transaction, so a kill -9 at any
-later point leaves a ``running`` row that :func:`requeue_interrupted` puts back on the next start. After
+due rows (``running``, attempt counted) in their own transaction with the one claim rule of durable queues
+(``services.jobs.JobTable``), so a kill -9 at any later point leaves a ``running`` row that
+:func:`requeue_interrupted` puts back on the next start. After
 ``max_attempts`` the row ends ``failed`` with a reason; ``POST /api/calls/{id}/analysis`` queues it again.
 """
 
@@ -16,11 +17,11 @@ from datetime import timedelta
 
 import structlog
 from prometheus_client import Counter, Histogram
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from control_api.db.models import Call, CallAnalysis, utcnow
 from control_api.services import analysis, analytics, learning
+from control_api.services.jobs import JobTable
 from control_api.services.knowledge import KnowledgeService
 from control_api.state import AppState
 from knowledge.types import Retrieval
@@ -32,17 +33,21 @@ ANALYSIS_SECONDS = Histogram(
 )
 
 
+# The ``call_analyses`` row is the job (one claim rule for every durable queue: ``services.jobs``).
+ANALYSES = JobTable(
+    key=CallAnalysis.call_id,
+    status=CallAnalysis.status,
+    attempts=CallAnalysis.attempts,
+    order_by=(CallAnalysis.due_at, CallAnalysis.call_id),
+)
+
+
 async def requeue_interrupted(sessions: async_sessionmaker[AsyncSession]) -> int:
     """Queue again every analysis a dead process left ``running``; returns how many."""
     async with sessions() as session:
-        result = await session.execute(
-            update(CallAnalysis)
-            .where(CallAnalysis.status == "running")
-            .values(status="queued")
-            .execution_options(synchronize_session=False)
-        )
+        count = await ANALYSES.requeue_running(session)
         await session.commit()
-    return int(getattr(result, "rowcount", 0) or 0)
+    return count
 
 
 async def claim_next(sessions: async_sessionmaker[AsyncSession], *, settle: timedelta) -> tuple[str, int] | None:
@@ -50,28 +55,12 @@ async def claim_next(sessions: async_sessionmaker[AsyncSession], *, settle: time
 
     An empty call id means another worker won the row: the queue was not empty, try again.
     """
-    async with sessions() as session:
-        call_id = await session.scalar(
-            select(CallAnalysis.call_id)
-            .where(CallAnalysis.status == "queued", CallAnalysis.due_at <= utcnow() - settle)
-            .order_by(CallAnalysis.due_at, CallAnalysis.call_id)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        )
-        if call_id is None:
-            return None
-        claimed = await session.execute(
-            update(CallAnalysis)
-            .where(CallAnalysis.call_id == call_id, CallAnalysis.status == "queued")
-            .values(status="running", attempts=CallAnalysis.attempts + 1)
-            .execution_options(synchronize_session=False)
-        )
-        if getattr(claimed, "rowcount", 1) != 1:
-            await session.rollback()
-            return "", 0
-        await session.commit()
-        attempts = await session.scalar(select(CallAnalysis.attempts).where(CallAnalysis.call_id == call_id))
-        return str(call_id), int(attempts or 1)
+    claimed = await ANALYSES.claim(sessions, CallAnalysis.due_at <= utcnow() - settle)
+    if claimed is None:
+        return None
+    if claimed.key is None:
+        return "", 0
+    return str(claimed.key), claimed.attempts
 
 
 async def _give_up_or_retry(

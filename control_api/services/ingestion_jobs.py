@@ -10,11 +10,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from control_api.db.models import IngestionJob, KnowledgeChunk, KnowledgeDocument, utcnow
 from control_api.services import audit
+from control_api.services.jobs import JobTable
+
+# Claimed by the one rule of durable queues (``services.jobs``): FOR UPDATE SKIP LOCKED, then a conditional update.
+JOBS = JobTable(
+    key=IngestionJob.id,
+    status=IngestionJob.status,
+    attempts=IngestionJob.attempts,
+    order_by=(IngestionJob.created_at, IngestionJob.id),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +52,7 @@ async def requeue(session: AsyncSession, document: KnowledgeDocument) -> None:
 async def requeue_interrupted(sessions: async_sessionmaker[AsyncSession]) -> int:
     """Put every job and document a crash left ``running``/``processing`` back in the queue; returns how many."""
     async with sessions() as session:
-        await session.execute(update(IngestionJob).where(IngestionJob.status == "running").values(status="queued"))
+        await JOBS.requeue_running(session)
         stuck = (
             await session.scalars(
                 select(KnowledgeDocument).where(KnowledgeDocument.status.in_(("processing", "pending")))
@@ -63,35 +72,28 @@ async def claim_next(sessions: async_sessionmaker[AsyncSession]) -> Claim | None
     A job that another process claimed first, or whose document is gone, comes back as a ``Claim`` with an
     empty ``job_id``: the queue was not empty, but there is nothing to process this time.
     """
-    async with sessions() as session:
-        job = await session.scalar(
-            select(IngestionJob)
-            .where(IngestionJob.status == "queued")
-            .order_by(IngestionJob.created_at, IngestionJob.id)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        )
-        if job is None:
-            return None
-        document = await session.get(KnowledgeDocument, job.document_id)
+    documents: dict[str, KnowledgeDocument] = {}
+
+    async def document_exists(session: AsyncSession, job_id: str) -> bool:
+        job = await session.get(IngestionJob, job_id)
+        document = await session.get(KnowledgeDocument, job.document_id) if job is not None else None
         if document is None:
-            await session.delete(job)
-            await session.commit()
-            return Claim("", "", 0)
-        # A conditional update claims the job even where FOR UPDATE does nothing (SQLite, several processes).
-        claimed = await session.execute(
-            update(IngestionJob)
-            .where(IngestionJob.id == job.id, IngestionJob.status == "queued")
-            .values(status="running", attempts=IngestionJob.attempts + 1, started_at=utcnow())
-            .execution_options(synchronize_session=False)
-        )
-        if getattr(claimed, "rowcount", 1) != 1:
-            await session.rollback()
-            return Claim("", "", 0)
-        document.status = "processing"
-        await session.commit()
-        attempts = await session.scalar(select(IngestionJob.attempts).where(IngestionJob.id == job.id))
-        return Claim(job.id, document.id, int(attempts or 1))
+            if job is not None:
+                await session.delete(job)
+            return False
+        documents[job_id] = document
+        return True
+
+    async def processing(session: AsyncSession, job_id: str) -> None:
+        del session
+        documents[job_id].status = "processing"
+
+    claimed = await JOBS.claim(sessions, started={"started_at": utcnow()}, check=document_exists, on_claim=processing)
+    if claimed is None:
+        return None
+    if claimed.key is None:
+        return Claim("", "", 0)
+    return Claim(str(claimed.key), documents[claimed.key].id, claimed.attempts)
 
 
 async def retry(sessions: async_sessionmaker[AsyncSession], claim: Claim, reason: str, *, max_attempts: int) -> bool:
