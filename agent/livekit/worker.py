@@ -40,7 +40,9 @@ from agent.calls.media import CallControls, CallRequest, StartedCall
 from agent.calls.runner import SAMPLE_RATE
 from agent.calls.service import CallPlan, VoiceService
 from agent.calls.session import CallSession
+from agent.calls.sink import Sessions
 from agent.livekit.admin import USER_IDENTITY_PREFIX, credentials, livekit_api, participant_token, server_url
+from agent.transports.digits import Transfer, caller_digit
 from config import Settings
 from control_api.problems import ProblemError
 from control_api.services.personas import DEFAULT_PERSONA
@@ -99,33 +101,65 @@ async def find_caller(
         await asyncio.sleep(poll_s)
 
 
+def sip_transfer(client: api.LiveKitAPI, *, room: str, identity: str) -> Transfer:
+    """Cold-transfers a LiveKit SIP caller (livekit-sip sends the REFER): ``TransferSIPParticipant``."""
+
+    async def transfer(target: str) -> bool:
+        request = api.TransferSIPParticipantRequest(room_name=room, participant_identity=identity, transfer_to=target)
+        try:
+            await client.sip.transfer_sip_participant(request)
+        # livekit-api's SipCallError/ServerError and aiohttp's connection errors: the call stays with the AI.
+        except Exception as exc:  # noqa: BLE001 - one outcome: not transferred
+            log.info("livekit_transfer_failed", error_type=type(exc).__name__)
+            return False
+        return True
+
+    return transfer
+
+
 class LiveKitMedia:
     """A LiveKit room's side of a call (a :class:`~agent.calls.media.CallMedia`): pipecat's ``LiveKitTransport``.
 
     The caller's audio is mixed into one 16 kHz stream (the pipeline runs one ASR and one VAD); the agent's audio
     is published as one microphone track. The call connects when a participant is in the room; the caller
-    leaving (or the room closing) ends it; a SIP caller's DTMF ``0`` asks for a person.
+    leaving (or the room closing) ends it; a SIP caller's DTMF goes through the one digit rule of every phone
+    line (``agent.transports.digits``: stored, ``0`` asks for a person, else the cold transfer).
 
     Args:
         url: The LiveKit server URL.
         token: The agent's participant token for ``room``.
         room: The room's name.
         caller_identity: The caller's LiveKit identity (None: any participant leaving ends the call).
+        sessions: The database sessions (DTMF digits are stored with the call).
+        transfer: Cold-transfers the caller (a LiveKit SIP caller); None: no transfer.
+        transfer_target: Where a DTMF ``0`` that no live handoff takes is transferred.
 
     """
 
     connected_on_answer = False
 
-    def __init__(self, *, url: str, token: str, room: str, caller_identity: str | None) -> None:
+    def __init__(
+        self,
+        *,
+        url: str,
+        token: str,
+        room: str,
+        caller_identity: str | None,
+        sessions: Sessions,
+        transfer: Transfer | None = None,
+        transfer_target: str | None = None,
+    ) -> None:
         self._url = url
         self._token = token
         self._room = room
         self._caller = caller_identity
+        self._sessions = sessions
+        self._transfer = transfer
+        self._transfer_target = transfer_target
         self.client = NullChannel()
 
     def bind(self, call: CallSession, controls: CallControls) -> BaseTransport:
         """Pipecat's LiveKit transport for the room, wired to the call's controls."""
-        del call
         transport = LiveKitTransport(
             self._url,
             self._token,
@@ -155,8 +189,14 @@ class LiveKitMedia:
 
         @transport.event_handler("on_dtmf_event")  # type: ignore[untyped-decorator]
         async def on_dtmf(_transport: Any, data: dict[str, Any]) -> None:
-            if str(data.get("digit")) == "0":
-                await controls.request_handoff("caller pressed 0", source="dtmf")
+            await caller_digit(
+                self._sessions,
+                call,
+                controls,
+                str(data.get("digit", "")),
+                transfer=self._transfer,
+                transfer_target=self._transfer_target,
+            )
 
         return transport
 
@@ -187,8 +227,15 @@ async def start_job(
         log.info("livekit_job_refused", livekit_job=job.id, status=problem.status)
         return None
     token = participant_token(settings.livekit, identity=f"voxdesk-{job.id}", room=room, name="Voxdesk", agent=True)
+    sip_caller = request.channel == "sip" and bool(caller.identity)
     media = LiveKitMedia(
-        url=server_url(settings.livekit), token=token, room=room, caller_identity=caller.identity or None
+        url=server_url(settings.livekit),
+        token=token,
+        room=room,
+        caller_identity=caller.identity or None,
+        sessions=voice.state.sessions,
+        transfer=sip_transfer(client, room=room, identity=caller.identity) if sip_caller else None,
+        transfer_target=settings.telephony.transfer_target,
     )
     started = await voice.start_call(request, media)
     JOBS.labels(result="started").inc()

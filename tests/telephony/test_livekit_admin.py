@@ -31,7 +31,7 @@ from typer.testing import CliRunner
 
 from agent.cli import app as cli_app
 from agent.livekit import admin
-from agent.livekit.worker import build_server, call_request, run_worker
+from agent.livekit.worker import build_server, call_request, run_worker, sip_transfer
 from config.settings import LiveKitSettings
 from tests.conftest import make_settings
 
@@ -129,10 +129,17 @@ def _room_admin(claims: Claims, request: Message) -> None:
     assert claims.video.room == request.room  # type: ignore[attr-defined]
 
 
+def _sip_call(claims: Claims, request: Message) -> None:
+    assert claims.sip is not None and claims.sip.call is True
+    assert claims.video is not None and claims.video.room_admin is True
+    assert claims.video.room == request.room_name  # type: ignore[attr-defined]
+
+
 METHODS: dict[str, tuple[type[Message], Check]] = {
     "/twirp/livekit.SIP/CreateSIPInboundTrunk": (api.CreateSIPInboundTrunkRequest, _sip_admin),
     "/twirp/livekit.SIP/CreateSIPDispatchRule": (api.CreateSIPDispatchRuleRequest, _sip_admin),
     "/twirp/livekit.RoomService/ListParticipants": (api.ListParticipantsRequest, _room_admin),
+    "/twirp/livekit.SIP/TransferSIPParticipant": (api.TransferSIPParticipantRequest, _sip_call),
 }
 
 
@@ -409,3 +416,28 @@ def test_a_browser_participant_is_a_livekit_call() -> None:
     request = call_request(_job("support-1"), browser, {})
     assert request.channel == "livekit" and request.caller_number is None
     assert request.rate_key == "livekit:web-1" and request.created_by is None
+
+
+async def test_a_sip_caller_is_cold_transferred_through_livekit(twirp: TwirpStandIn) -> None:
+    twirp.replies["/twirp/livekit.SIP/TransferSIPParticipant"] = lambda req: api.TransferSIPParticipantResponse()
+    client = admin.livekit_api(livekit_settings(url=twirp.url))
+    try:
+        transfer = sip_transfer(client, room="call-1", identity="sip_+447700900123")
+        assert await transfer("sip:desk@pbx.example.com") is True
+    finally:
+        await client.aclose()
+    # The server refusing (here: a token signed with another secret) is "not transferred", never a raise.
+    other = admin.livekit_api(livekit_settings(url=twirp.url, api_secret="another-secret-that-is-also-32-chars-long"))
+    try:
+        assert await sip_transfer(other, room="call-1", identity="sip_+447700900123")("tel:+441234567890") is False
+    finally:
+        await other.aclose()
+    (path, request), *_ = twirp.requests
+    assert path == "/twirp/livekit.SIP/TransferSIPParticipant"
+    assert isinstance(request, api.TransferSIPParticipantRequest)
+    assert (request.room_name, request.participant_identity, request.transfer_to) == (
+        "call-1",
+        "sip_+447700900123",
+        "sip:desk@pbx.example.com",
+    )
+    assert len(twirp.errors) == 1  # the refused one
