@@ -380,7 +380,10 @@ export async function renderIntegrations(main, ctx) {
         h("td", { class: "small", text: delivery.last_error || "" }),
         h("td", {}, retry));
     }));
-    deadCount.textContent = page.data.length ? `${page.data.length} dead-lettered.` : "Nothing dead-lettered.";
+    deadCount.textContent = page.data.length
+      ? `${page.data.length} deliver${page.data.length === 1 ? "y" : "ies"} gave up after every retry; retry once the integration works again.`
+      : "No failed deliveries: every event reached its integration.";
+    deadBody.closest(".table-wrap").hidden = !page.data.length; // no header-only table
   }
 
   async function load() {
@@ -388,7 +391,10 @@ export async function renderIntegrations(main, ctx) {
       const page = await api.get("/api/integrations");
       names = Object.fromEntries(page.data.map((i) => [i.id, i.name]));
       replace(tbody, page.data.map(row));
-      count.textContent = `${page.count} integration${page.count === 1 ? "" : "s"}.`;
+      count.textContent = page.count
+        ? `${page.count} integration${page.count === 1 ? "" : "s"}.`
+        : manage ? "0 integrations. Add one with New integration." : "0 integrations. An administrator sets them up.";
+      tbody.closest(".table-wrap").hidden = !page.count; // no header-only table
       await loadDead();
     } catch (error) {
       ctx.showError(error);
@@ -407,7 +413,7 @@ export async function renderIntegrations(main, ctx) {
       h("div", { class: "table-foot" }, count)),
     runsPanel,
     h("section", { class: "panel flush", "aria-labelledby": "dead-title" },
-      h("h2", { id: "dead-title", class: "panel-title", text: "Dead-lettered deliveries" }),
+      h("h2", { id: "dead-title", class: "panel-title", text: "Failed deliveries" }),
       h("div", { class: "table-wrap" }, cardTable(h("table", { class: "table" },
         h("thead", {}, h("tr", {}, ["When", "Integration", "Event", "Attempts", "Last error", ""].map((t) => h("th", { scope: "col", text: t })))),
         deadBody))),

@@ -19,6 +19,9 @@ function coverageLine(coverage) {
     `${before.answered} of ${before.total} questions answered before → ${after.answered} of ${after.total} after approval`);
 }
 
+// A gap's state in words (the pill's tone still comes from the code).
+const GAP_STATES = { open: "Needs an answer", approved: "Published", dismissed: "Dismissed" };
+
 function gapCard(gap, ctx, reload) {
   const question = h("input", { type: "text", value: gap.final_question || gap.question, maxlength: "300", required: true });
   const answer = h("textarea", { rows: "5", maxlength: "5000", required: true });
@@ -28,7 +31,9 @@ function gapCard(gap, ctx, reload) {
   const sop = h("button", { type: "button", class: "button secondary", text: "Draft an SOP from these calls" });
   const form = h("form", { class: "gap-form" },
     field("Question", question),
-    field("Answer", answer, "Starts as the draft shown above; rewrite it before approving. Approved, it becomes a knowledge-base document."),
+    field("Answer", answer, gap.draft_answer
+      ? "Starts as the draft shown above; rewrite it before approving. Approved, it becomes a knowledge-base document."
+      : "Write what the agent should say. Approved, it becomes a knowledge-base document."),
     h("div", { class: "actions" }, approve, gap.status === "open" ? dismiss : null, sop));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -49,7 +54,7 @@ function gapCard(gap, ctx, reload) {
   });
   const reasons = Object.entries(gap.reasons || {}).map(([k, n]) => `${n} ${REASONS[k] || k}`).join(", ");
   return h("section", { class: "panel gap", "aria-label": `Gap: ${gap.question}` },
-    h("div", { class: "page-head" }, h("h2", { text: `“${gap.question}”` }), pill(gap.status, gap.status === "open" ? "ringing" : gap.status === "approved" ? "ended" : "neutral", gap.status)),
+    h("div", { class: "page-head" }, h("h2", { text: `“${gap.question}”` }), pill(gap.status, gap.status === "open" ? "ringing" : gap.status === "approved" ? "ended" : "neutral", GAP_STATES[gap.status] || gap.status)),
     h("p", { class: "muted", text: `Asked ${gap.count} time${gap.count === 1 ? "" : "s"} in ${gap.calls} call${gap.calls === 1 ? "" : "s"}, last ${fmtDateTime(gap.last_asked_at)} (${reasons}).` }),
     coverageLine(gap.coverage),
     h("details", { open: gap.status === "open" },
@@ -80,7 +85,7 @@ export async function renderLearning(main, ctx) {
   replace(main,
     h("div", { class: "page-head" }, h("h1", { text: "Autonomous learning" })),
     h("p", { class: "muted", text: "Questions the agent could not answer, answered weakly or handed to a person, grouped by meaning across calls. Approving one publishes it to the knowledge base; nothing is published without you." }),
-    h("div", { class: "filters" }, field("Show", chooser)),
+    h("div", { class: "filters filters-narrow" }, field("Show", chooser)),
     list);
   await load();
   return undefined;
