@@ -187,7 +187,7 @@ class WhisperSecondOpinionSettings(BaseModel):
     """Whisper tiny.en's second opinion on pocketsphinx's final utterances (docs/recognition.md)."""
 
     mode: Literal["off", "weak", "always"] = Field(
-        default="weak",
+        default="off",
         description=(
             "When Whisper re-decodes a caller's final utterance: off; weak (only when pocketsphinx's best "
             "hypothesis finds nothing in the knowledge base or its word confidence is very low); always."
