@@ -190,6 +190,7 @@ class CallHandoff:
         # Set by a transport that can move the call elsewhere (SIP: REFER); None: the line cannot be transferred.
         self.cold_transfer: ColdTransfer | None = None
         self._transferred = asyncio.Event()  # the call ended while a cold transfer was under way
+        self._transfer_status: int | None = None  # the far end's final failure of the transfer (SIP: NOTIFY 486 …)
         self.handoff_id: str | None = None
         self.agent_user_id: str | None = None
         self._queued = asyncio.Event()
@@ -320,16 +321,22 @@ class CallHandoff:
             # The transport ends the call once the far end confirms the transfer (SIP: NOTIFY 200 → "transferred").
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._transferred.wait(), timeout=self._desk.options.accept_timeout_s)
-            if self._transferred.is_set() or self.call.ended:
+            if self.call.ended or (self._transferred.is_set() and self._transfer_status is None):
                 return None
         async with desk.sessions() as session:
-            await service.end_transfer(session, handoff.id, "failed", sent=sent)
+            await service.end_transfer(session, handoff.id, "failed", sent=sent, status_code=self._transfer_status)
         desk.untrack(self)
         HANDOFF_OUTCOMES.labels(outcome="transfer_failed").inc()
         log.warning("handoff_cold_transfer_failed", call_id=self.call.call_id, sent=sent)
         self.state = "requesting"
         self.handoff_id = None
         return "transfer_failed", {"to": target}
+
+    def transfer_failed(self, status: int) -> None:
+        """The transport says the cold transfer failed (SIP: a NOTIFY with a final non-2xx): the warm way now."""
+        if self.state == "transferring":
+            self._transfer_status = status
+            self._transferred.set()
 
     async def _run(self, reason: str, source: Source, speak: bool) -> None:
         call_id = self.call.call_id

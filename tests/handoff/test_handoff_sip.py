@@ -11,6 +11,8 @@ audio is 8 kHz; see tests/sip/conftest.py).
 - Cold transfer: the persona's policy names ``cold_transfer_to``; the caller asks for a person and the server
   REFERs the phone there (``Refer-To`` checked), the phone reports the transfer done (NOTIFY sipfrag 200) and is
   hung up; the timeline says ``cold_transfer`` (to whom) and ``transferred``.
+- A cold transfer the far end reports failed (NOTIFY sipfrag 486) ends that handoff ``failed`` and the call goes
+  the warm way (a second handoff whose timeline starts ``transfer_failed``, then ``queued``).
 - A WebRTC caller under the same policy cannot be transferred: told so, it goes the warm way
   (``cold_transfer_unavailable`` first in the timeline, then queued).
 """
@@ -51,10 +53,14 @@ TRANSFER_TO = "sip:+15557654321@pbx.example.com"
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SipServer]:
     root = tmp_path_factory.mktemp("handoff-sip")
     sip_port = free_udp_port()
+    # Its own RTP range: other servers on this machine (the SIP tests) take the default one from its start.
+    rtp_low = min(free_udp_port(), 64_000) & ~1
     proc, running = start_server(
         root / "data",
         extra_env={
             "VOXDESK_TELEPHONY__SIP_PORT": str(sip_port),
+            "VOXDESK_TELEPHONY__RTP_PORT_MIN": str(rtp_low),
+            "VOXDESK_TELEPHONY__RTP_PORT_MAX": str(rtp_low + 100),
             "VOXDESK_TELEPHONY__ROUTES": json.dumps({DIALLED: "default"}),
             "VOXDESK_VOICE__SILENCE_TIMEOUT_SECS": "60",
             "VOXDESK_HANDOFF__ACCEPT_TIMEOUT_S": "30",
@@ -246,6 +252,29 @@ def test_a_persona_with_a_cold_transfer_refers_the_sip_caller(
     assert timeline[0]["to"] == TRANSFER_TO and timeline[0]["source"] == "phrase"
     # The caller was told before the phone was asked to dial (the agent's voice reached the phone).
     assert len(capture.payloads) > 100
+
+
+def test_a_failed_cold_transfer_goes_the_warm_way(server: SipServer, capture: RtpCapture, tmp_path: Path) -> None:
+    voice = server.voice
+    _, supervisor = _account(voice, "supervisor")
+    previous = _set_policy(voice, supervisor, cold_transfer_to=TRANSFER_TO)
+    try:
+        caller_ulaw(tmp_path, [("silence", 4.0), ("say", ASK), ("silence", 12.0)])
+        run = sipp(server, "sip_refer_busy", tmp_path, rtp_port=capture.port, timeout_s=120)
+    finally:
+        _set_policy(voice, supervisor, **previous)
+    assert run.returncode == 0, run.stdout
+    call_id, _, end_reason = _last_sip_call(voice)
+    assert end_reason == "caller_hangup"
+    rows = voice.query("SELECT status, timeline FROM handoffs WHERE call_id = ? ORDER BY requested_at", call_id)
+    assert len(rows) == 2, rows
+    (cold_status, cold_timeline), (_, warm_timeline) = [(status, json.loads(t)) for status, t in rows]
+    assert cold_status == "failed"
+    assert [s["status"] for s in cold_timeline] == ["cold_transfer", "failed"], cold_timeline
+    assert cold_timeline[1]["status_code"] == 486 and cold_timeline[1]["sent"] is True
+    warm = [s["status"] for s in warm_timeline]
+    assert warm[:2] == ["transfer_failed", "queued"], warm_timeline
+    assert warm_timeline[0]["to"] == TRANSFER_TO
 
 
 def test_a_webrtc_caller_cannot_be_cold_transferred_and_goes_the_warm_way(server: SipServer) -> None:

@@ -5,6 +5,7 @@
 // Query option (in the hash): test=1 keeps the received audio for inspection (window.voxdeskDesk).
 import { api } from "../api.js";
 import { field, fmtTime, h, pill, replace } from "../dom.js";
+import { keepReceived, pcmBase64, waitForIce } from "../received_audio.js";
 
 const SPEAKERS = { caller: "Caller", agent: "Voice agent", human: "You", system: "System" };
 const DISPOSITIONS = ["resolved", "follow_up", "escalated", "callback", "no_answer"];
@@ -35,20 +36,6 @@ function waitSeconds(handoff) {
   const start = Date.parse(handoff.requested_at);
   const end = handoff.accepted_at ? Date.parse(handoff.accepted_at) : handoff.ended_at ? Date.parse(handoff.ended_at) : Date.now();
   return Math.max(0, Math.round((end - start) / 1000));
-}
-
-async function waitForIce(peer) {
-  if (peer.iceGatheringState === "complete") return;
-  await new Promise((resolve) => {
-    const check = () => {
-      if (peer.iceGatheringState === "complete") {
-        peer.removeEventListener("icegatheringstatechange", check);
-        resolve();
-      }
-    };
-    peer.addEventListener("icegatheringstatechange", check);
-    setTimeout(resolve, 3000);
-  });
 }
 
 function briefingView(detail) {
@@ -146,34 +133,10 @@ export async function renderDesk(main, ctx) {
   function recordReceived(stream) {
     // What the desk hears, kept in test mode (16 kHz samples) so a test can check it is the caller's speech.
     if (!audioCtx) audioCtx = new AudioContext();
-    const src = audioCtx.createMediaStreamSource(stream);
-    const node = audioCtx.createScriptProcessor(1024, 1, 1);
-    const step = Math.max(1, Math.round(audioCtx.sampleRate / 16000));
-    state.rxRate = audioCtx.sampleRate / step;
-    node.onaudioprocess = (e) => {
-      const data = e.inputBuffer.getChannelData(0);
-      const out = new Float32Array(Math.ceil(data.length / step));
-      for (let i = 0, j = 0; i < data.length; i += step, j++) out[j] = data[i];
-      state.rxPcm.push(out);
-    };
-    const sink = audioCtx.createGain();
-    sink.gain.value = 0;
-    src.connect(node);
-    node.connect(sink);
-    sink.connect(audioCtx.destination);
-    source = src;
+    source = keepReceived(audioCtx, stream, state);
   }
 
-  state.receivedPcm = function () {
-    const total = state.rxPcm.reduce((n, a) => n + a.length, 0);
-    const pcm = new Int16Array(total);
-    let o = 0;
-    for (const chunk of state.rxPcm) for (let i = 0; i < chunk.length; i++) pcm[o++] = Math.max(-32768, Math.min(32767, chunk[i] * 32767));
-    let binary = "";
-    const view = new Uint8Array(pcm.buffer);
-    for (let i = 0; i < view.length; i += 0x8000) binary += String.fromCharCode.apply(null, view.subarray(i, i + 0x8000));
-    return btoa(binary);
-  };
+  state.receivedPcm = () => pcmBase64(state.rxPcm);
 
   async function joinAudio(id) {
     mic = await navigator.mediaDevices.getUserMedia({
