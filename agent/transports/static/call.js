@@ -20,6 +20,11 @@
   };
   window.voxdeskCall = state;
 
+  // The audio helpers shared with the console's desk (served by the console, same origin).
+  const shared = import("/console/static/received_audio.js");
+  let audio = null;
+  shared.then((m) => { audio = m; });
+
   let pendingLatency = null;
   let pc = null, dc = null, pingTimer = null, micStream = null, audioCtx = null, mixDest = null;
 
@@ -85,26 +90,7 @@
   function recordReceived(stream) {
     // Keep the agent's audio as 16 kHz samples and a 20 ms energy envelope (tests compare them).
     if (!audioCtx) audioCtx = new AudioContext();
-    const source = audioCtx.createMediaStreamSource(stream);
-    const node = audioCtx.createScriptProcessor(1024, 1, 1);
-    const step = Math.max(1, Math.round(audioCtx.sampleRate / 16000));
-    state.rxRate = audioCtx.sampleRate / step;
-    node.onaudioprocess = (e) => {
-      const data = e.inputBuffer.getChannelData(0);
-      let sum = 0;
-      for (let i = 0; i < data.length; i++) sum += data[i] * data[i];
-      state.rx.push({ t: performance.now(), rms: Math.sqrt(sum / data.length) });
-      if (testMode) {
-        const out = new Float32Array(Math.ceil(data.length / step));
-        for (let i = 0, j = 0; i < data.length; i += step, j++) out[j] = data[i];
-        state.rxPcm.push(out);
-      }
-    };
-    const sink = audioCtx.createGain();
-    sink.gain.value = 0;
-    source.connect(node);
-    node.connect(sink);
-    sink.connect(audioCtx.destination);
+    shared.then((m) => m.keepReceived(audioCtx, stream, state, { pcm: testMode, envelope: true }));
   }
 
   // Test hook: speak an extra clip (base64 WAV) into the call on top of the microphone.
@@ -121,32 +107,7 @@
   };
 
   // Test hook: the received audio as base64 little-endian 16-bit PCM at state.rxRate.
-  state.receivedPcm = function () {
-    const total = state.rxPcm.reduce((n, a) => n + a.length, 0);
-    const pcm = new Int16Array(total);
-    let o = 0;
-    for (const chunk of state.rxPcm) {
-      for (let i = 0; i < chunk.length; i++) pcm[o++] = Math.max(-32768, Math.min(32767, chunk[i] * 32767));
-    }
-    let binary = "";
-    const view = new Uint8Array(pcm.buffer);
-    for (let i = 0; i < view.length; i += 0x8000) binary += String.fromCharCode.apply(null, view.subarray(i, i + 0x8000));
-    return btoa(binary);
-  };
-
-  async function waitForIce(peer) {
-    if (peer.iceGatheringState === "complete") return;
-    await new Promise((resolve) => {
-      const check = () => {
-        if (peer.iceGatheringState === "complete") {
-          peer.removeEventListener("icegatheringstatechange", check);
-          resolve();
-        }
-      };
-      peer.addEventListener("icegatheringstatechange", check);
-      setTimeout(resolve, 3000); // host candidates are enough on a LAN; don't hang on a slow gatherer
-    });
-  }
+  state.receivedPcm = () => (audio ? audio.pcmBase64(state.rxPcm) : "");
 
   async function start() {
     ui.call.disabled = true;
@@ -191,7 +152,7 @@
     };
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
-    await waitForIce(pc);
+    await (await shared).waitForIce(pc);
     const body = { sdp: pc.localDescription.sdp, type: pc.localDescription.type };
     if (embedKey) body.embed_key = embedKey;
     let response;
