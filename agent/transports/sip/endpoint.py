@@ -631,3 +631,7 @@ class SipEndpoint:
             if sip_call.media is not None and sip_call.media.call is not None:
                 sip_call.media.call.outcome_hint = "handed_off"
             self._end(sip_call_id, "transferred")
+        elif status >= 300:
+            call = sip_call.media.call if sip_call.media is not None else None
+            if call is not None and isinstance(call.handoff, CallHandoff):
+                call.handoff.transfer_failed(status)  # a persona's cold transfer goes the warm way
