@@ -6,9 +6,17 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
+import pocketsphinx
 import pytest
 
-from pipelines.asr.domain_lm import build_domain_lm, normalise_text, tokenise_sentences
+from pipelines.asr.domain_lm import (
+    GENERAL_LM_PATH,
+    build_domain_lm,
+    normalise_text,
+    read_general_lm,
+    tokenise_sentences,
+)
 from pipelines.asr.pocketsphinx import PocketsphinxBackend
 from pipelines.options import ASROptions
 from tests.pipelines.conftest import flite_pcm
@@ -114,3 +122,62 @@ def test_new_calls_use_the_rebuilt_model(tmp_path: Path) -> None:
     backend.adapt(lm_path=str(after.lm_path), dict_path=str(after.dict_path))
     assert backend.generation == generation + 1
     assert "zebra crossing" in _decode(backend, pcm)
+
+
+# The general English part (pocketsphinx's bundled en-us trigram model, interpolated with the knowledge base).
+
+
+def _conditional(lm_path: Path, *gram: str) -> float:
+    probs, bows = read_arpa(lm_path)
+    return prob(probs, bows, gram)
+
+
+def test_the_general_model_is_read_from_the_wheel() -> None:
+    general = read_general_lm()
+    assert len(general.words) == 72547 and len(general.bigram) > 2_000_000 and len(general.trigram) > 1_600_000
+    words = {w: i for i, w in enumerate(general.words)}
+    # The reader agrees with pocketsphinx's own lookup (which takes the words most recent first).
+    model = pocketsphinx.NGramModel(pocketsphinx.Config(), pocketsphinx.LogMath(), str(GENERAL_LM_PATH))
+    to_log10 = math.log10(1.0001)
+    at = np.flatnonzero((general.t1 == words["how"]) & (general.t2 == words["much"]) & (general.t3 == words["is"]))
+    assert len(at) == 1
+    assert math.isclose(general.trigram[at[0]], model.prob(["is", "much", "how"]) * to_log10, abs_tol=1e-3)
+    bi = np.flatnonzero((general.b1 == words["how"]) & (general.b2 == words["much"]))
+    assert math.isclose(general.bigram[bi[0]], model.prob(["much", "how"]) * to_log10, abs_tol=1e-3)
+
+
+def test_caller_phrasing_absent_from_the_base_comes_from_the_general_model(tmp_path: Path) -> None:
+    assert "problem" not in CORPUS.lower()
+    alone = build_domain_lm(CORPUS, tmp_path / "kb", general_weight=0.0)
+    mixed = build_domain_lm(CORPUS, tmp_path / "mixed")
+    assert "problem" not in alone.dict_path.read_text().split()
+    assert _conditional(mixed.lm_path, "a", "problem") > 1e-4
+
+
+def test_a_caller_phrase_absent_from_the_base_is_recognised(tmp_path: Path) -> None:
+    mixed = build_domain_lm(CORPUS, tmp_path)
+    backend = PocketsphinxBackend.prewarm(
+        ASROptions(lm_path=mixed.lm_path, dict_path=mixed.dict_path, prewarm_decoders=1, processes=0)
+    )
+    # Neither "want" nor "someone" is in the base (so neither is in a base-only model's vocabulary).
+    heard = _decode(backend, flite_pcm("I want to talk to someone about my bill.")).split()
+    assert {"want", "someone"} <= set(heard), heard
+
+
+def test_a_knowledge_base_term_beats_a_general_near_homophone(tmp_path: Path) -> None:
+    mixed = build_domain_lm(CORPUS, tmp_path)
+    # "courier" (the base's) and "career" / "carrier" (frequent in general English) sound alike.
+    courier = _conditional(mixed.lm_path, "tracked", "courier")
+    assert courier > 10 * _conditional(mixed.lm_path, "tracked", "career")
+    assert courier > 10 * _conditional(mixed.lm_path, "tracked", "carrier")
+    backend = PocketsphinxBackend.prewarm(
+        ASROptions(lm_path=mixed.lm_path, dict_path=mixed.dict_path, prewarm_decoders=1, processes=0)
+    )
+    assert "courier" in _decode(backend, flite_pcm("We send your router by tracked courier.")).split()
+
+
+def test_the_cache_key_covers_the_general_model_and_its_weight(tmp_path: Path) -> None:
+    first = build_domain_lm(CORPUS, tmp_path)
+    assert build_domain_lm(CORPUS, tmp_path).corpus_hash == first.corpus_hash
+    other = build_domain_lm(CORPUS, tmp_path, general_weight=0.5)
+    assert other.corpus_hash != first.corpus_hash and other.lm_path.exists() and first.lm_path.exists()
