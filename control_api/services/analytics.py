@@ -28,6 +28,7 @@ from prometheus_client import Counter as MetricCounter
 from sqlalchemy import ColumnElement, Float, Integer, and_, case, cast, func, literal, or_, select, union_all
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from control_api.db.models import (
@@ -373,9 +374,11 @@ async def catch_up_outcomes(
         await asyncio.sleep(0)  # let requests in between batches
 
 
-def _database_key(session_or_bind: Any) -> str:
-    bind = session_or_bind.get_bind() if isinstance(session_or_bind, AsyncSession) else session_or_bind
-    return str(bind.url.render_as_string(hide_password=True))
+def _database_key(session: AsyncSession) -> str:
+    """The session's database URL without its password (which databases this process caught up on)."""
+    bind = session.get_bind()
+    engine = bind.engine if isinstance(bind, Connection) else bind
+    return engine.url.render_as_string(hide_password=True)
 
 
 def _unsettled_scope(session: AsyncSession, where: ColumnElement[bool]) -> ColumnElement[bool]:
