@@ -1,6 +1,6 @@
 """SIP load: sipp holds N concurrent calls with audio, then places M calls at N concurrent; prints JSON.
 
-``python -m benchmarks.sip_load [--concurrent 20] [--hold-secs 60] [--calls 1000] [--asr faster-whisper]``
+``python -m benchmarks.sip_load [--concurrency 20] [--hold-secs 60] [--calls 1000] [--asr faster-whisper]``
 
 Phase 1 ("hold"): ``--concurrent`` calls at once, each streaming a spoken question (flite, μ-law, sipp's
 ``rtp_stream``) every 15 s for ``--hold-secs``; voice-to-voice latency is what the pipeline stores per turn
@@ -139,7 +139,7 @@ def _percentile(values: list[float], q: float) -> float | None:
 def main() -> None:
     """Run both phases and print the JSON report."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--concurrent", type=int, default=20)
+    parser.add_argument("--concurrent", "--concurrency", dest="concurrent", type=int, default=20)
     parser.add_argument("--hold-secs", type=int, default=60)
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--call-secs", type=float, default=3.0)
@@ -219,6 +219,13 @@ def main() -> None:
             "rss_mib_after": round(rss2, 1),
         }
         report["rss_growth_mib"] = round(rss2 - rss1, 1)
+        # Failed calls, both phases: what sipp counted failed, plus calls placed that were not stored as ended.
+        not_ended = sum(n for status, n in stored if status != "ended")
+        report["failed_calls"] = {
+            "sipp_failed": hold["failed"] + churn["failed"],
+            "not_stored": max(0, args.calls - report["churn"]["stored_calls"]),
+            "stored_not_ended": not_ended,
+        }
         report["load_avg_end"] = os.getloadavg()
     finally:
         stop.set()

@@ -378,6 +378,7 @@ class TelephonySettings(BaseModel):
 
     sip_host: str = Field(default="127.0.0.1", description="Address the SIP endpoint (UDP) and its RTP bind to.")
     sip_port: int = Field(default=5060, ge=0, le=65535, description="SIP UDP port; 0 turns SIP off.")
+    sip_tcp: bool = Field(default=True, description="Also take SIP over TCP on the same port (RFC 3261 18).")
     sip_advertised_host: str | None = Field(
         default=None, description="Address put in Contact and SDP when it differs from sip_host (NAT)."
     )

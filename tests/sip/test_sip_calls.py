@@ -108,6 +108,19 @@ def test_sip_info_dtmf_requests_a_handoff(sip_server: SipServer, rtp_capture: Rt
     _wait_for(lambda: sip_server.voice.query("SELECT source FROM handoffs WHERE call_id = ?", call_id))
 
 
+def test_call_over_tcp(sip_server: SipServer, rtp_capture: RtpCapture, tmp_path: Path) -> None:
+    # sipp over one TCP connection (-t t1) to the same port: INVITE/200/ACK/BYE framed by Content-Length.
+    question_ulaw(tmp_path, "Hello.")
+    before = len(_calls(sip_server))
+    run = run_sipp(sip_server, "question", tmp_path, rtp_port=rtp_capture.port, stay_ms=8000, extra=("-t", "t1"))
+    assert run.returncode == 0, run.stdout
+    assert "Via: SIP/2.0/TCP" in run.messages
+    assert _statuses(run.messages)[-2:] == [200, 200]
+    calls = _calls(sip_server)
+    assert len(calls) == before + 1 and calls[-1][1:4] == ("sip", "ended", "caller_hangup")
+    assert _speech_frames(rtp_capture.pcm()) > 50  # the greeting came back as RTP
+
+
 def test_cancel_before_answer(sip_server: SipServer, rtp_capture: RtpCapture, tmp_path: Path) -> None:
     run = run_sipp(sip_server, "cancel", tmp_path, rtp_port=rtp_capture.port)
     assert run.returncode == 0, run.stdout

@@ -33,7 +33,7 @@ import structlog
 from aiosipua import IncomingCall, SipRequest, SipUAC, SipUAS
 from aiosipua.rtp_bridge import CallSession as RtpSession
 from aiosipua.sdp_negotiate import SdpNegotiationError, negotiate_sdp
-from aiosipua.transport import UdpSipTransport
+from aiosipua.transport import SipTransport, TcpSipTransport, UdpSipTransport
 
 from agent.calls.handoff import CallHandoff
 from agent.calls.media import CallRequest
@@ -90,11 +90,28 @@ class BoundedUdpTransport(UdpSipTransport):
         self._udp_transport = transport
 
 
+@dataclass
+class BoundedTcpTransport(TcpSipTransport):
+    """aiosipua's TCP transport (Content-Length framing) with the UDP side's size limit on what it parses."""
+
+    max_bytes: int = 8192
+
+    def _dispatch(self, data: bytes, addr: tuple[str, int]) -> None:
+        if len(data) > self.max_bytes:
+            SIP_DROPPED.inc()
+            return
+        super()._dispatch(data, addr)
+
+
 class VoxdeskUAS(SipUAS):
     """aiosipua's UAS with an ACK callback, INFO, a caller's REFER declined and 405 carrying ``Allow``."""
 
     def __init__(
-        self, *args: Any, on_ack: Callable[[str], None], on_info: Callable[[SipRequest], None], **kwargs: Any
+        self,
+        *args: Any,
+        on_ack: Callable[[str], None],
+        on_info: Callable[[VoxdeskUAS, SipRequest], None],
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         ack = self._handlers["ACK"]
@@ -104,7 +121,7 @@ class VoxdeskUAS(SipUAS):
             on_ack(request.call_id or "")
 
         self._handlers["ACK"] = acked
-        self._handlers["INFO"] = partial(self._in_dialog, on_info)
+        self._handlers["INFO"] = partial(self._in_dialog, partial(on_info, self))
         self._handlers["REFER"] = partial(self._in_dialog, self._decline)
 
     def _in_dialog(self, handler: Callable[[SipRequest], None], request: SipRequest, addr: tuple[str, int]) -> None:
@@ -253,8 +270,8 @@ class SipEndpoint:
         self._calls: dict[str, SipCall] = {}
         self._busy: dict[str, BusyAnswer] = {}
         self._transport: BoundedUdpTransport | None = None
-        self._uas: VoxdeskUAS | None = None
-        self._uac: SipUAC | None = None
+        # Every listening stack (UDP first, then TCP when it is on): a dialog is answered on the one it came in by.
+        self._stacks: list[tuple[VoxdeskUAS, SipUAC]] = []
         self._media_host = settings.sip_advertised_host or settings.sip_host
 
     @property
@@ -267,14 +284,11 @@ class SipEndpoint:
         """Dialogs in progress by Call-ID (read-only use)."""
         return self._calls
 
-    async def start(self) -> None:
-        """Listen on UDP ``sip_host:sip_port``; a port in use is logged and SIP stays off (the API still serves)."""
+    def _stack(self, transport: SipTransport) -> tuple[VoxdeskUAS, SipUAC]:
+        """A UAS (and the UAC it sends REFERs with) on ``transport``, wired to this endpoint."""
         settings = self._settings
-        transport = BoundedUdpTransport(
-            local_addr=(settings.sip_host, settings.sip_port), max_bytes=settings.max_message_bytes
-        )
         advertised = (settings.sip_advertised_host, settings.sip_port) if settings.sip_advertised_host else None
-        uac = SipUAC(transport)
+        uac = SipUAC(transport, advertised_addr=advertised)
         uas = VoxdeskUAS(
             transport,
             user_agent="Voxdesk",
@@ -290,24 +304,60 @@ class SipEndpoint:
         uas.on_transfer_progress = self._transfer_progress
         uas.on_ack_timeout = lambda call: self._end(call.call_id, "ack_timeout")
         uas.on_session_expired = lambda call: self._end(call.call_id, "session_expired")
+        return uas, uac
+
+    async def start(self) -> None:
+        """Listen on UDP ``sip_host:sip_port``, and TCP on the same port with ``sip_tcp``.
+
+        A port in use is logged and that transport stays off (the API still serves).
+        """
+        settings = self._settings
+        transport = BoundedUdpTransport(
+            local_addr=(settings.sip_host, settings.sip_port), max_bytes=settings.max_message_bytes
+        )
+        uas, uac = self._stack(transport)
         try:
             await uas.start()
         except OSError as exc:
             log.error("sip_bind_failed", host=settings.sip_host, port=settings.sip_port, error=str(exc))
             return
-        self._transport, self._uas, self._uac = transport, uas, uac
+        self._transport = transport
+        self._stacks = [(uas, uac)]
+        if settings.sip_tcp:
+            tcp = BoundedTcpTransport(
+                local_addr=(settings.sip_host, settings.sip_port), max_bytes=settings.max_message_bytes
+            )
+            tcp_uas, tcp_uac = self._stack(tcp)
+            try:
+                await tcp_uas.start()
+            except OSError as exc:
+                log.error("sip_tcp_bind_failed", host=settings.sip_host, port=settings.sip_port, error=str(exc))
+            else:
+                self._stacks.append((tcp_uas, tcp_uac))
         SIP_LISTENING.set(1)
-        log.info("sip_listening", host=settings.sip_host, port=settings.sip_port, trunks=len(settings.trunks))
+        log.info(
+            "sip_listening",
+            host=settings.sip_host,
+            port=settings.sip_port,
+            tcp=len(self._stacks) > 1,
+            trunks=len(settings.trunks),
+        )
+
+    def _forget(self, sip_call_id: str) -> None:
+        """Drop a finished dialog from the UAS that held it."""
+        for uas, _uac in self._stacks:
+            uas._calls.pop(sip_call_id, None)
 
     async def stop(self) -> None:
         """Hang up what is left and close the socket."""
         for sip_call in list(self._calls.values()):
             if sip_call.media is not None and sip_call.media.call is not None:
                 await sip_call.media.call.end("server_shutdown")
-        if self._uas is not None:
-            await self._uas.stop()
+        for uas, _uac in self._stacks:
+            await uas.stop()
         SIP_LISTENING.set(0)
-        self._transport = self._uas = self._uac = None
+        self._stacks = []
+        self._transport = None
 
     # --- INVITE to answered call ---
 
@@ -459,8 +509,7 @@ class SipEndpoint:
             self._refuse(invite, 488, "Not Acceptable Here")
         finally:
             self._busy.pop(invite.call_id, None)
-            if self._uas is not None:
-                self._uas._calls.pop(invite.call_id, None)
+            self._forget(invite.call_id)
             if rtp is not None:
                 await rtp.close()
             self._ports.give(port)
@@ -526,8 +575,7 @@ class SipEndpoint:
             return
         sip_call.released = True
         self._calls.pop(sip_call.invite.call_id, None)
-        if self._uas is not None:
-            self._uas._calls.pop(sip_call.invite.call_id, None)
+        self._forget(sip_call.invite.call_id)
         if sip_call.rtp is not None:
             await sip_call.rtp.close()
         self._ports.give(sip_call.port)
@@ -564,12 +612,11 @@ class SipEndpoint:
         call_id = sip_call.media.call.call_id if sip_call.media.call is not None else None
         log.info("sip_hold" if sip_call.media.held else "sip_resume", call_id=call_id)
 
-    def _info(self, request: SipRequest) -> None:
-        """SIP INFO DTMF (``application/dtmf-relay`` ``Signal=5`` or ``application/dtmf`` ``5``)."""
-        assert self._uas is not None
+    def _info(self, uas: VoxdeskUAS, request: SipRequest) -> None:
+        """SIP INFO DTMF (``application/dtmf-relay`` ``Signal=5`` or ``application/dtmf`` ``5``), via ``uas``."""
         content_type = (request.content_type or "").split(";")[0].strip().lower()
         if content_type not in _INFO_TYPES:
-            self._uas.reply(request, 415, "Unsupported Media Type", {"Accept": ", ".join(_INFO_TYPES)})
+            uas.reply(request, 415, "Unsupported Media Type", {"Accept": ", ".join(_INFO_TYPES)})
             return
         body = request.text.strip()
         digit = body
@@ -579,9 +626,9 @@ class SipEndpoint:
                 digit = value.strip()
         digit = digit.upper()
         if digit not in DIGITS:
-            self._uas.reply(request, 400, "Bad DTMF")
+            uas.reply(request, 400, "Bad DTMF")
             return
-        self._uas.reply(request, 200, "OK")
+        uas.reply(request, 200, "OK")
         sip_call = self._calls.get(request.call_id or "")
         if sip_call is not None and sip_call.media is not None:
             sip_call.media.digit(digit, "info")
@@ -612,11 +659,15 @@ class SipEndpoint:
     def transfer(self, media: SipMedia, target: str) -> bool:
         """Cold-transfer the call (REFER, RFC 3515) to a SIP URI or number; the caller's NOTIFY 200 ends it."""
         sip_call = next((c for c in self._calls.values() if c.media is media), None)
-        if sip_call is None or self._uac is None or sip_call.caller_hung_up:
+        if sip_call is None or sip_call.caller_hung_up:
+            return False
+        # The REFER goes out on the transport the dialog came in by.
+        uac = next((uac for uas, uac in self._stacks if uas.transport is sip_call.invite.transport), None)
+        if uac is None:
             return False
         host = self._settings.sip_advertised_host or self._settings.sip_host
         uri = target if target.startswith(("sip:", "sips:", "tel:")) else f"sip:{target}@{host}"
-        self._uac.send_refer(sip_call.invite.dialog, uri, sip_call.invite.source_addr)
+        uac.send_refer(sip_call.invite.dialog, uri, sip_call.invite.source_addr)
         sip_call.transferred = True
         call_id = media.call.call_id if media.call is not None else None
         log.info("sip_refer_sent", call_id=call_id)
