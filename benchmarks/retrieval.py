@@ -17,7 +17,9 @@ What is measured, and how:
   answerable + 12 unanswerable questions in a caller's own words, the development set for the sentence views of
   :mod:`knowledge.views`), and ``calibrated``: both sets with the threshold the base derives for itself
   (:mod:`knowledge.calibration`, as the server runs), with each set's per-question retrieval latency (p50/p95,
-  query embedding included). ``--no-views`` measures the plain hybrid search instead (the "before").
+  query embedding included). ``--no-views`` measures the plain hybrid search instead (the "before");
+  ``views_latency_interleaved_ms``: the team's questions with and without views in turn, one process, so that a
+  busy machine weighs on both alike.
 - **Latency** (``latency``): the demo chunks plus synthetic filler chunks up to 1 000 / 10 000 / 100 000.
   Filler vectors are random unit vectors and filler texts random words from the demo vocabulary plus
   made-up words (embedding 100 000 texts with MiniLM takes too long on 2 cores); every timed query embeds
@@ -185,6 +187,22 @@ async def evaluate(
         recall_at_3=round(sum(r is not None and r <= 3 for r in ranks) / n, 3),
         latency_ms={"p50": _percentile(latencies, 50), "p95": _percentile(latencies, 95)},
     )
+
+
+async def interleaved_latency(kb: KnowledgeBase, *, rounds: int = 3) -> dict[str, Any]:
+    """Retrieval latency with and without the sentence views, question by question in turn (same load for both)."""
+    questions = [q["question"] for q in load_eval()[0]]
+    views = kb.retriever.views
+    samples: dict[str, list[float]] = {"plain": [], "views": []}
+    for _ in range(rounds):
+        for question in questions:
+            for name in ("plain", "views"):
+                kb.retriever.views = views if name == "views" else None
+                samples[name].append((await kb.retrieve(question, top_k=5)).latency_ms)
+    kb.retriever.views = views
+    return {
+        name: {"p50": _percentile(xs, 50), "p95": _percentile(xs, 95), "n": len(xs)} for name, xs in samples.items()
+    }
 
 
 async def calibrated_quality(embedder: MiniLMEmbedder, *, views: bool) -> dict[str, Any]:
@@ -392,6 +410,8 @@ async def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     report["quality"] = quality.__dict__
     report["quality_plain_words"] = (await evaluate(demo, questions=load_plain_words())).__dict__
     report["calibrated"] = await calibrated_quality(embedder, views=views)
+    if demo.retriever.views is not None:
+        report["views_latency_interleaved_ms"] = await interleaved_latency(demo)
     if args.only_quality:
         return report
     if not args.only_latency:
