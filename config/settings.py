@@ -196,10 +196,12 @@ class WhisperSecondOpinionSettings(BaseModel):
     processes: int = Field(
         default=1, ge=1, le=16, description="Whisper worker processes (each about 260 MB, one utterance at a time)."
     )
+    # At most 2.5 s: the user aggregator ends a turn that has no transcript 3 s after the caller stopped
+    # (pipelines.build, user_turn_stop_timeout), and the turn waits for the final this long.
     deadline_s: float = Field(
         default=1.5,
         gt=0.0,
-        le=5.0,
+        le=2.5,
         description="Seconds from pocketsphinx's final to Whisper's text; later, pocketsphinx's text is used.",
     )
     model_path: Path | None = Field(
