@@ -104,11 +104,10 @@ class SocketMedia:
         if self.on_digit is not None:
             _tap_digits(serializer, partial(self.on_digit, call, controls))
         transport = FastAPIWebsocketTransport(self.websocket, self.params(serializer))
-        reason = self.disconnect_reason
 
         @transport.event_handler("on_client_disconnected")  # type: ignore[untyped-decorator]
         async def on_disconnected(_transport: Any, _ws: Any) -> None:
-            controls.hang_up(reason)
+            controls.hang_up(self.disconnect_reason)  # read now: a transport may have learnt why (a transfer)
 
         return transport
 

@@ -39,6 +39,7 @@ from pipecat.runner.utils import parse_telephony_websocket
 from pipecat.serializers.base_serializer import FrameSerializer
 from pipecat.serializers.telnyx import TelnyxFrameSerializer
 
+from agent.calls.handoff import CallHandoff
 from agent.calls.media import CallControls, CallRequest
 from agent.calls.service import VoiceService
 from agent.calls.session import CallSession
@@ -52,7 +53,7 @@ WEBHOOK_PATH = "/api/telephony/telnyx/webhook"
 STREAM_PATH = "/api/telephony/telnyx/stream"
 SIGNATURE_TOLERANCE_S = 300
 # Ends after which the caller's side is already gone: no REST hang-up.
-_CALLER_ENDED = frozenset({"caller_hangup", "caller_disconnected", "caller_cancelled"})
+_CALLER_ENDED = frozenset({"caller_hangup", "caller_disconnected", "caller_cancelled", "transferred"})
 # Telnyx's media_format.encoding as the serializer names it.
 _ENCODINGS = {"PCMU": "PCMU", "PCMA": "PCMA", "audio/x-mulaw": "PCMU", "audio/x-alaw": "PCMA"}
 
@@ -156,10 +157,16 @@ class TelnyxMedia(SocketMedia):
         return self._serializer
 
     async def transfer(self, target: str) -> bool:
-        """Cold-transfer the call to ``target`` (a number or SIP URI) with ``actions/transfer``."""
+        """Cold-transfer the call to ``target`` (a number or SIP URI) with ``actions/transfer``.
+
+        Telnyx then bridges the caller to the target and stops this stream: the call ends ``transferred``.
+        """
         if self._api is None:
             return False
-        return await self._api.command(self.call_control_id, "transfer", {"to": target})
+        sent = await self._api.command(self.call_control_id, "transfer", {"to": target})
+        if sent:
+            self.disconnect_reason = "transferred"
+        return sent
 
     async def close(self, reason: str) -> None:
         """Close the stream, and hang the call up over REST unless the caller already did."""
@@ -278,6 +285,8 @@ def telnyx_router(voice: VoiceService, settings: TelephonySettings, *, public_ur
             caller_number=str(call_data.get("from") or "") or None,
         )
         started = await voice.start_call(request, media)
+        if isinstance(started.call.handoff, CallHandoff):
+            started.call.handoff.cold_transfer = media.transfer  # a persona's cold transfer: Telnyx's REST transfer
         log.info("telnyx_call_started", call_id=started.call.call_id)
         await started.run
 

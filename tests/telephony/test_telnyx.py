@@ -278,3 +278,22 @@ def test_stream_token_must_match_the_call(telnyx_server: VoiceServer, telnyx_api
         asyncio.wait_for(_media_call(stream_url.split("?")[0], ccid, b"", silence_s=1), timeout=30)
     )
     assert code == 4403
+
+
+def test_call_control_commands_follow_telnyx_contract(telnyx_api: tuple[TelnyxStandIn, str]) -> None:
+    # Voxdesk's own client (agent.transports.telnyx.TelnyxApi) against the stand-in: transfer, then hang-up of a
+    # call already gone (Telnyx answers 422 with code 90018: counted as done), and a key Telnyx would refuse.
+    from agent.transports.telnyx import TelnyxApi
+
+    stand_in, base = telnyx_api
+    ccid = "v3:" + uuid.uuid4().hex
+    stand_in.known_calls.add(ccid)
+    api = TelnyxApi(base, API_KEY)
+    assert asyncio.run(api.command(ccid, "transfer", {"to": "+15550199"}))
+    assert stand_in.body(ccid, "transfer")["to"] == "+15550199"
+    assert asyncio.run(api.command(ccid, "hangup"))  # already ended by the transfer: 90018
+    assert stand_in.actions(ccid) == ["transfer"]
+    assert stand_in.violations == []
+    assert not asyncio.run(TelnyxApi(base, "wrong-key").command(ccid, "hangup"))
+    assert len(stand_in.violations) == 1 and "Authorization must be Bearer" in stand_in.violations[0]
+    stand_in.violations.clear()
