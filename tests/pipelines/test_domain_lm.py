@@ -166,14 +166,16 @@ def test_a_caller_phrase_absent_from_the_base_is_recognised(tmp_path: Path) -> N
 
 def test_a_knowledge_base_term_beats_a_general_near_homophone(tmp_path: Path) -> None:
     mixed = build_domain_lm(CORPUS, tmp_path)
-    # "courier" (the base's) and "career" / "carrier" (frequent in general English) sound alike.
-    courier = _conditional(mixed.lm_path, "tracked", "courier")
-    assert courier > 10 * _conditional(mixed.lm_path, "tracked", "career")
-    assert courier > 10 * _conditional(mixed.lm_path, "tracked", "carrier")
+    # "home" (the base's: "if you are not home") and "whole" (frequent general English, not in the base)
+    # sound alike; both are in the vocabulary.
+    words = set(mixed.dict_path.read_text().split())
+    assert {"home", "whole"} <= words and "whole" not in CORPUS
+    assert _conditional(mixed.lm_path, "are", "not", "home") > 10 * _conditional(mixed.lm_path, "are", "not", "whole")
     backend = PocketsphinxBackend.prewarm(
         ASROptions(lm_path=mixed.lm_path, dict_path=mixed.dict_path, prewarm_decoders=1, processes=0)
     )
-    assert "courier" in _decode(backend, flite_pcm("We send your router by tracked courier.")).split()
+    heard = _decode(backend, flite_pcm("If you are not home, the courier tries once more.")).split()
+    assert {"home", "courier"} <= set(heard), heard
 
 
 def test_the_cache_key_covers_the_general_model_and_its_weight(tmp_path: Path) -> None:
