@@ -16,6 +16,7 @@ import hmac
 import json
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -156,3 +157,37 @@ def test_media_stream_with_a_bad_signature_is_refused(twilio_server: VoiceServer
             return ws.close_code
 
     assert asyncio.run(attempt()) == 4403
+
+
+def test_dtmf_zero_over_the_stream_requests_a_person(twilio_server: VoiceServer) -> None:
+    # Twilio's documented dtmf event (https://www.twilio.com/docs/voice/media-streams/websocket-messages#dtmf-message)
+    # goes through the phone lines' one DTMF rule: the digit is stored, 0 asks for a person.
+    call_sid = "CA" + "3" * 32
+
+    async def call() -> None:
+        url = twilio_server.ws_url + "/api/telephony/twilio/stream"
+        async with websockets.connect(url, additional_headers={"X-Twilio-Signature": sign(url)}) as ws:
+            await ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
+            start = {"streamSid": STREAM_SID, "callSid": call_sid, "tracks": ["inbound"], "customParameters": {}}
+            opening = {"event": "start", "sequenceNumber": "1", "start": start, "streamSid": STREAM_SID}
+            await ws.send(json.dumps(opening))
+            silence = base64.b64encode(b"\xff" * 160).decode()
+            for seq in range(2, 200):
+                if seq == 60:
+                    dtmf = {"event": "dtmf", "streamSid": STREAM_SID, "sequenceNumber": str(seq)}
+                    await ws.send(json.dumps({**dtmf, "dtmf": {"track": "inbound_track", "digit": "0"}}))
+                media = {"track": "inbound", "chunk": str(seq), "timestamp": str(seq * 20), "payload": silence}
+                await ws.send(json.dumps({"event": "media", "sequenceNumber": str(seq), "media": media}))
+                await asyncio.sleep(0.02)
+
+    asyncio.run(asyncio.wait_for(call(), timeout=60))
+    rows = twilio_server.query("SELECT id FROM calls WHERE metadata LIKE ?", f"%{call_sid}%")
+    assert len(rows) == 1
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not twilio_server.query(
+        "SELECT source FROM handoffs WHERE call_id = ?", rows[0][0]
+    ):
+        time.sleep(0.2)  # the server (another process) records the handoff on its own time
+    assert twilio_server.query("SELECT source FROM handoffs WHERE call_id = ?", rows[0][0]) == [("dtmf",)]
+    events = twilio_server.query("SELECT data FROM call_events WHERE call_id = ? AND kind = 'dtmf'", rows[0][0])
+    assert events == [('{"digit": "0"}',)]
