@@ -38,6 +38,7 @@ __all__ = [
     "DomainLM",
     "GeneralLM",
     "build_domain_lm",
+    "general_lm_digest",
     "load_pronunciations",
     "normalise_text",
     "read_general_lm",
@@ -327,7 +328,19 @@ def _bits_for(max_value: int) -> int:
     return max(1, int(max_value).bit_length())
 
 
-@functools.lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=4)
+def _file_digest(path: Path, size: int, mtime_ns: int) -> str:
+    """A content hash of a model file (cached per path, size and modification time)."""
+    del size, mtime_ns  # the cache key only
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def general_lm_digest(path: Path = GENERAL_LM_PATH) -> str:
+    """The general model's content hash, part of the domain model's cache key."""
+    stat = path.stat()
+    return _file_digest(path, stat.st_size, stat.st_mtime_ns)
+
+
 def read_general_lm(path: Path = GENERAL_LM_PATH) -> GeneralLM:
     """Read a pocketsphinx ``lm.bin`` trigram model (the KenLM-style reversed trie of ``lm_trie.c``).
 
@@ -335,7 +348,8 @@ def read_general_lm(path: Path = GENERAL_LM_PATH) -> GeneralLM:
     than the trie holds and the writer crashes), so the trie is read here: a header, the 16-bit quantisation
     tables, the unigram array ``(prob, backoff, next)`` and bit-packed records (bigrams: word, 16-bit prob and
     16-bit backoff codes, next pointer; trigrams: word, 16-bit prob code), then the words. The trie is stored
-    by last word: a unigram's children are the words before it. About a second; cached per process.
+    by last word: a unigram's children are the words before it. About a second and 120 MB while building;
+    not kept afterwards (a server rebuilds rarely).
     """
     data = path.read_bytes()
     if not data.startswith(_TRIE_HEADER):
@@ -382,7 +396,7 @@ def read_general_lm(path: Path = GENERAL_LM_PATH) -> GeneralLM:
     unigram_next: npt.NDArray[np.int64] = ug["next"].astype(np.int64)
     last = np.repeat(np.arange(n1, dtype=np.int64), np.diff(unigram_next))  # bigram → its last word
     parent = np.repeat(np.arange(n2, dtype=np.int64), np.diff(nxt))  # trigram → its (middle, last) bigram
-    digest = hashlib.sha256(data).hexdigest()[:16]
+    digest = general_lm_digest(path)
     return GeneralLM(
         words=words,
         unigram=ug["prob"][:n1].astype(np.float64) * _LOG10_OF_LOGMATH,
@@ -505,11 +519,16 @@ def build_domain_lm(
     if not 0.0 <= general_weight < 1.0:
         raise ValueError("general_weight must be in [0, 1)")
     use_general = general_weight > 0.0
-    general = read_general_lm(general_lm) if use_general else None
     digest = hashlib.sha256()
     digest.update(corpus_text.encode("utf-8"))
-    if general is not None:
-        settings = (general.digest, general_weight, general_words, MIN_GENERAL_BIGRAM, MIN_GENERAL_TRIGRAM)
+    if use_general:
+        settings = (
+            general_lm_digest(general_lm),
+            general_weight,
+            general_words,
+            MIN_GENERAL_BIGRAM,
+            MIN_GENERAL_TRIGRAM,
+        )
         digest.update(repr(settings).encode())
     corpus_hash = digest.hexdigest()[:16]
     models_dir.mkdir(parents=True, exist_ok=True)
@@ -522,12 +541,16 @@ def build_domain_lm(
     if not sentences:
         raise ValueError("the corpus has no words with a known pronunciation")
     words = {w for s in sentences for w in s}
+    built = lm_path.exists() and dict_path.exists()
+    general = read_general_lm(general_lm) if use_general and not built else None
     if general is not None:
         ranked = np.argsort(-general.unigram, kind="stable")
         frequent = (general.words[i] for i in ranked if general.words[i] in vocab)
         words |= {w for w, _ in zip(frequent, range(general_words), strict=False)}
+    elif built:
+        words = {line.split(" ", 1)[0].split("(", 1)[0] for line in dict_path.read_text("utf-8").splitlines()}
 
-    if not (lm_path.exists() and dict_path.exists()):
+    if not built:
         model = _kneser_ney(sentences)
         if general is not None:
             restricted = _general_model(general, words, min_bigram=MIN_GENERAL_BIGRAM, min_trigram=MIN_GENERAL_TRIGRAM)
