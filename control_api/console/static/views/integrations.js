@@ -108,6 +108,7 @@ function kindFields(kind, config, secretsSet, ctx) {
           recipients: recipients.value.split(",").map((r) => r.trim()).filter(Boolean) };
         if (port.value) out.port = Number(port.value);
         if (config.console_url) out.console_url = config.console_url;
+        if (config.ca_pem) out.ca_pem = config.ca_pem; // a private CA set through the API survives an edit here
         return { config: out };
       };
     } else {
