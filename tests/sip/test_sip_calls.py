@@ -116,8 +116,10 @@ def test_call_over_tcp(sip_server: SipServer, rtp_capture: RtpCapture, tmp_path:
     assert run.returncode == 0, run.stdout
     assert "Via: SIP/2.0/TCP" in run.messages
     assert _statuses(run.messages)[-2:] == [200, 200]
-    calls = _calls(sip_server)
-    assert len(calls) == before + 1 and calls[-1][1:4] == ("sip", "ended", "caller_hangup")
+    assert len(_calls(sip_server)) == before + 1
+    # The caller's BYE is answered at once; the call's end is stored just after.
+    _wait_for(lambda: _calls(sip_server)[-1][2] == "ended")
+    assert _calls(sip_server)[-1][1:4] == ("sip", "ended", "caller_hangup")
     assert _speech_frames(rtp_capture.pcm()) > 50  # the greeting came back as RTP
 
 

@@ -312,28 +312,22 @@ class SipEndpoint:
         A port in use is logged and that transport stays off (the API still serves).
         """
         settings = self._settings
-        transport = BoundedUdpTransport(
-            local_addr=(settings.sip_host, settings.sip_port), max_bytes=settings.max_message_bytes
-        )
-        uas, uac = self._stack(transport)
-        try:
-            await uas.start()
-        except OSError as exc:
-            log.error("sip_bind_failed", host=settings.sip_host, port=settings.sip_port, error=str(exc))
-            return
-        self._transport = transport
-        self._stacks = [(uas, uac)]
-        if settings.sip_tcp:
-            tcp = BoundedTcpTransport(
-                local_addr=(settings.sip_host, settings.sip_port), max_bytes=settings.max_message_bytes
-            )
-            tcp_uas, tcp_uac = self._stack(tcp)
+        where = (settings.sip_host, settings.sip_port)
+        udp = BoundedUdpTransport(local_addr=where, max_bytes=settings.max_message_bytes)
+        tcp = BoundedTcpTransport(local_addr=where, max_bytes=settings.max_message_bytes) if settings.sip_tcp else None
+        for transport, event in ((udp, "sip_bind_failed"), (tcp, "sip_tcp_bind_failed")):
+            if transport is None:
+                continue
+            uas, uac = self._stack(transport)
             try:
-                await tcp_uas.start()
+                await uas.start()
             except OSError as exc:
-                log.error("sip_tcp_bind_failed", host=settings.sip_host, port=settings.sip_port, error=str(exc))
-            else:
-                self._stacks.append((tcp_uas, tcp_uac))
+                log.error(event, host=settings.sip_host, port=settings.sip_port, error=str(exc))
+                if transport is udp:
+                    return  # no UDP, no SIP: TCP alone would be a half endpoint
+                continue
+            self._stacks.append((uas, uac))
+        self._transport = udp
         SIP_LISTENING.set(1)
         log.info(
             "sip_listening",
