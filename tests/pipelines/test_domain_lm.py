@@ -12,6 +12,7 @@ import pytest
 
 from pipelines.asr.domain_lm import (
     GENERAL_LM_PATH,
+    DomainLM,
     build_domain_lm,
     normalise_text,
     read_general_lm,
@@ -29,6 +30,12 @@ If you are not home, the courier tries once more the next working day.
 # Returns
 Return the router within 30 days. We email you a prepaid returns label.
 """
+
+
+@pytest.fixture(scope="module")
+def mixed_lm(tmp_path_factory: pytest.TempPathFactory) -> DomainLM:
+    """The default model of CORPUS (interpolated with the general model), built once for the module."""
+    return build_domain_lm(CORPUS, tmp_path_factory.mktemp("mixed"))
 
 
 def read_arpa(path: Path) -> tuple[dict[tuple[str, ...], float], dict[tuple[str, ...], float]]:
@@ -61,8 +68,8 @@ def test_normalisation_spells_numbers_and_symbols() -> None:
     assert tokenise_sentences("Wi-Fi works. Call 0800!") == [["wi-fi", "works"], ["call", "eight", "hundred"]]
 
 
-def test_kneser_ney_distributions_sum_to_one(tmp_path: Path) -> None:
-    lm = build_domain_lm(CORPUS, tmp_path)
+def test_kneser_ney_distributions_sum_to_one(mixed_lm: DomainLM) -> None:
+    lm = mixed_lm
     probs, bows = read_arpa(lm.lm_path)
     vocab = [g[0] for g in probs if len(g) == 1 and g[0] != "<s>"]
     histories = [("<s>",), ("the",), ("<s>", "we"), ("the", "router"), ("tracked",)]
@@ -75,8 +82,8 @@ def test_kneser_ney_distributions_sum_to_one(tmp_path: Path) -> None:
         assert gram[:2] in bigrams and gram[1:] in bigrams
 
 
-def test_dictionary_holds_exactly_the_vocabulary(tmp_path: Path) -> None:
-    lm = build_domain_lm(CORPUS, tmp_path)
+def test_dictionary_holds_exactly_the_vocabulary(mixed_lm: DomainLM) -> None:
+    lm = mixed_lm
     entries = defaultdict(list)
     for line in lm.dict_path.read_text().splitlines():
         word, phones = line.split(" ", 1)
@@ -146,16 +153,16 @@ def test_the_general_model_is_read_from_the_wheel() -> None:
     assert math.isclose(general.bigram[bi[0]], model.prob(["much", "how"]) * to_log10, abs_tol=1e-3)
 
 
-def test_caller_phrasing_absent_from_the_base_comes_from_the_general_model(tmp_path: Path) -> None:
+def test_caller_phrasing_absent_from_the_base_comes_from_the_general_model(tmp_path: Path, mixed_lm: DomainLM) -> None:
     assert "problem" not in CORPUS.lower()
     alone = build_domain_lm(CORPUS, tmp_path / "kb", general_weight=0.0)
-    mixed = build_domain_lm(CORPUS, tmp_path / "mixed")
+    mixed = mixed_lm
     assert "problem" not in alone.dict_path.read_text().split()
     assert _conditional(mixed.lm_path, "a", "problem") > 1e-4
 
 
-def test_a_caller_phrase_absent_from_the_base_is_recognised(tmp_path: Path) -> None:
-    mixed = build_domain_lm(CORPUS, tmp_path)
+def test_a_caller_phrase_absent_from_the_base_is_recognised(mixed_lm: DomainLM) -> None:
+    mixed = mixed_lm
     backend = PocketsphinxBackend.prewarm(
         ASROptions(lm_path=mixed.lm_path, dict_path=mixed.dict_path, prewarm_decoders=1, processes=0)
     )
@@ -164,8 +171,8 @@ def test_a_caller_phrase_absent_from_the_base_is_recognised(tmp_path: Path) -> N
     assert {"want", "someone"} <= set(heard), heard
 
 
-def test_a_knowledge_base_term_beats_a_general_near_homophone(tmp_path: Path) -> None:
-    mixed = build_domain_lm(CORPUS, tmp_path)
+def test_a_knowledge_base_term_beats_a_general_near_homophone(mixed_lm: DomainLM) -> None:
+    mixed = mixed_lm
     # "home" (the base's: "if you are not home") and "whole" (frequent general English, not in the base)
     # sound alike; both are in the vocabulary.
     words = set(mixed.dict_path.read_text().split())
