@@ -16,6 +16,10 @@ HTTP_LATENCY = Histogram(
 )
 CALLS_STARTED = Counter("voxdesk_calls_started_total", "Calls started.", ["channel"])
 CALLS_ENDED = Counter("voxdesk_calls_ended_total", "Calls ended.", ["channel", "outcome"])
+DB_WRITE_RETRIES = Counter(
+    "voxdesk_db_write_retries_total",
+    "Database writes run again after a write conflict (SQLite busy, PostgreSQL serialization).",
+)
 CALLS_ACTIVE = Gauge("voxdesk_calls_active", "Calls in progress in this process.", ["channel"])
 LOOP_LAG = Histogram(
     "voxdesk_event_loop_lag_seconds",

@@ -11,6 +11,7 @@ from agent.calls.channels import ClientChannel, NullChannel
 from agent.calls.session import CallSession
 from agent.calls.sink import Sessions
 from agent.metrics import CALLS_REJECTED
+from control_api.db.retry import retry_transient
 from control_api.metrics import CALLS_ACTIVE, CALLS_STARTED
 from control_api.problems import ProblemError
 from control_api.services import calls as call_service
@@ -104,17 +105,21 @@ class CallRegistry:
         self.check_capacity(channel)
         self._reserved += 1
         try:
-            async with self._sessions() as session:
-                call = await call_service.create_call(
-                    session,
-                    channel=channel,
-                    persona_id=persona_id,
-                    created_by=created_by,
-                    caller_name=caller_name,
-                    caller_number=caller_number,
-                    meta={**(meta or {}), "node": self.node},
-                )
-                call_id = call.id
+
+            async def store() -> str:
+                async with self._sessions() as session:
+                    call = await call_service.create_call(
+                        session,
+                        channel=channel,
+                        persona_id=persona_id,
+                        created_by=created_by,
+                        caller_name=caller_name,
+                        caller_number=caller_number,
+                        meta={**(meta or {}), "node": self.node},
+                    )
+                    return call.id
+
+            call_id = await retry_transient(store)
         finally:
             self._reserved -= 1
         call_session = CallSession(

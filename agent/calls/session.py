@@ -17,6 +17,7 @@ import structlog
 
 from agent.calls.channels import ClientChannel
 from agent.calls.sink import DbCallSink, Sessions
+from control_api.db.retry import retry_transient
 from control_api.metrics import CALLS_ACTIVE, CALLS_ENDED
 from control_api.services import calls as call_service
 
@@ -126,10 +127,14 @@ class CallSession:
         """The caller's media is connected: the call is ``active``."""
         self.media_connected = True
         self.touch()
-        try:
+
+        async def store() -> None:
             async with self._sessions() as session:
                 await call_service.set_status(session, self.call_id, "active")
                 await call_service.add_event(session, self.call_id, kind="status", data={"status": "active"})
+
+        try:
+            await retry_transient(store)
         except Exception as exc:  # noqa: BLE001 - a status write must not break the call
             log.error("call_status_write_failed", call_id=self.call_id, error_type=type(exc).__name__)
 
@@ -154,7 +159,8 @@ class CallSession:
             final_outcome = "abandoned"
         else:
             final_outcome = "resolved"
-        try:
+
+        async def store() -> None:
             async with self._sessions() as session:
                 await call_service.end_call(
                     session,
@@ -165,6 +171,9 @@ class CallSession:
                     latency_p50_ms=_percentile(counters.latencies_ms, 0.5),
                     latency_p95_ms=_percentile(counters.latencies_ms, 0.95),
                 )
+
+        try:
+            await retry_transient(store)
         except Exception as exc:  # noqa: BLE001 - the line must be freed even if the DB is down
             log.error("call_end_write_failed", call_id=self.call_id, error_type=type(exc).__name__)
         # Stored first, then told to the client, then the media stops: a client that saw `end` sees the row.

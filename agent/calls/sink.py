@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from agent.calls.channels import ClientChannel
 from agent.calls.consent import ConsentDecision, RecordingConsent
 from agent.metrics import SINK_FAILURES
+from control_api.db.retry import retry_transient
 from control_api.problems import ProblemError
 from control_api.services import calls as call_service
 from control_api.services import privacy
@@ -113,7 +114,7 @@ class DbCallSink:
         self._submit(lambda: self._write_turn(record))
 
     async def _write_turn(self, record: TurnRecord) -> None:
-        try:
+        async def store() -> None:
             async with self._sessions() as session:
                 await call_service.append_turn(
                     session,
@@ -127,6 +128,9 @@ class DbCallSink:
                     asr_confidence=record.asr_confidence,
                     citations=record.citations,
                 )
+
+        try:
+            await retry_transient(store)
         except Exception as exc:  # noqa: BLE001 - the sink must not raise into the pipeline
             self._failed("turn", exc)
         if record.role == "agent":
@@ -145,11 +149,14 @@ class DbCallSink:
         )
 
     async def _record_consent(self, decision: ConsentDecision) -> None:
-        try:
+        async def store() -> None:
             async with self._sessions() as session:
                 await privacy.record_consent(
                     session, notice_text=decision.notice_text, recording=decision.recording, call_id=self.call_id
                 )
+
+        try:
+            await retry_transient(store)
         except Exception as exc:  # noqa: BLE001 - the sink must not raise into the pipeline
             self._failed("consent", exc)
 
@@ -159,7 +166,7 @@ class DbCallSink:
         self._submit(lambda: self._write_latency(record))
 
     async def _write_latency(self, record: LatencyRecord) -> None:
-        try:
+        async def store() -> None:
             async with self._sessions() as session:
                 await call_service.add_event(
                     session,
@@ -173,6 +180,9 @@ class DbCallSink:
                     llm_ms=record.llm_ms,
                     tts_ms=record.tts_ms,
                 )
+
+        try:
+            await retry_transient(store)
         except Exception as exc:  # noqa: BLE001 - the sink must not raise into the pipeline
             self._failed("latency", exc)
         await self._channel.send(
@@ -195,11 +205,14 @@ class DbCallSink:
         self._submit(lambda: self._write_event(record))
 
     async def _write_event(self, record: CallEventRecord) -> None:
-        try:
+        async def store() -> None:
             async with self._sessions() as session:
                 await call_service.add_event(
                     session, self.call_id, kind=record.kind, turn_seq=record.turn_seq, data=dict(record.data)
                 )
+
+        try:
+            await retry_transient(store)
         except Exception as exc:  # noqa: BLE001 - the sink must not raise into the pipeline
             self._failed("event", exc)
         if record.kind in ("barge_in", "tool_call", "tool_result", "handoff"):
@@ -219,18 +232,22 @@ class DbCallSink:
             digest: str | None = None
             with contextlib.suppress(OSError):
                 size, digest = await asyncio.to_thread(_size_and_digest, path)
-            async with self._sessions() as session:
-                await call_service.add_recording(
-                    session,
-                    self.call_id,
-                    path=path,
-                    format=fmt,
-                    channels=channels,
-                    sample_rate=sample_rate,
-                    duration_ms=duration_ms,
-                    size_bytes=size,
-                    sha256=digest,
-                )
+
+            async def store() -> None:
+                async with self._sessions() as session:
+                    await call_service.add_recording(
+                        session,
+                        self.call_id,
+                        path=path,
+                        format=fmt,
+                        channels=channels,
+                        sample_rate=sample_rate,
+                        duration_ms=duration_ms,
+                        size_bytes=size,
+                        sha256=digest,
+                    )
+
+            await retry_transient(store)
         except ProblemError as exc:
             if exc.status != 409:
                 self._failed("recording", exc)

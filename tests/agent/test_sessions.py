@@ -207,3 +207,64 @@ async def test_a_restart_closes_only_this_nodes_orphaned_calls(engine: AsyncEngi
         assert (mine.status, mine.end_reason, mine.outcome) == ("failed", "process_restart", "failed")
         assert mine.ended_at is not None and mine.duration_ms is not None
         assert theirs.status == "ringing"
+
+
+async def test_a_call_survives_another_writer_holding_sqlite_past_its_busy_timeout(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    """A turn and the call's end written while another connection holds SQLite's write lock for longer than
+    ``busy_timeout`` (5 s) are stored once the lock is released, not dropped as "database is locked"."""
+    import sqlite3
+
+    calls = registry(engine)
+    call = await calls.open(channel="websocket", client=ListChannel())
+    await call.activate()
+    db_path = settings.database_url.split("///", 1)[1]
+    holder = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")  # the write lock, as a long writer in another process would hold it
+    released = asyncio.get_running_loop().call_later(6.5, holder.execute, "COMMIT")
+    try:
+        now = datetime.now(UTC)
+        await call.sink.turn(TurnRecord(seq=1, role="caller", text="is there an outage", started_at=now, ended_at=now))
+        await call.end("caller_hangup")
+    finally:
+        released.cancel()
+        if holder.in_transaction:
+            holder.execute("COMMIT")
+        holder.close()
+    sessions = session_factory(engine)
+    async with sessions() as session:
+        stored = await session.get(Call, call.call_id)
+        assert stored is not None and (stored.status, stored.end_reason) == ("ended", "caller_hangup")
+        turns = (await session.execute(select(CallTurn).where(CallTurn.call_id == call.call_id))).scalars().all()
+        assert [t.seq for t in turns] == [1]
+    assert call.sink.failures == 0
+
+
+async def test_only_write_conflicts_are_retried() -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from control_api.db.retry import is_transient, retry_transient
+
+    locked = OperationalError("INSERT", {}, Exception("database is locked"))
+    assert is_transient(locked)
+    assert not is_transient(OperationalError("INSERT", {}, Exception("no such table: calls")))
+    assert not is_transient(ValueError("database is locked"))
+    attempts: list[int] = []
+
+    async def flaky() -> str:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise locked
+        return "stored"
+
+    assert await retry_transient(flaky) == "stored" and len(attempts) == 3
+
+    async def broken() -> None:
+        attempts.append(1)
+        raise OperationalError("INSERT", {}, Exception("no such table: calls"))
+
+    attempts.clear()
+    with pytest.raises(OperationalError):
+        await retry_transient(broken)
+    assert len(attempts) == 1
