@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from config import Settings
+from config.settings import RateLimitSettings
 from control_api.cache import Cache
 from control_api.ratelimit import RateLimiter, build_limiter
 
@@ -17,7 +18,8 @@ if TYPE_CHECKING:
 
 
 def _default_limiter() -> RateLimiter:
-    return build_limiter({"api": "100/minute", "login": "5/15minutes", "voice": "10/hour"})
+    # The settings' own defaults: every named limit a route may ask for exists even before the lifespan runs.
+    return build_limiter(RateLimitSettings().model_dump())
 
 
 # A readiness check raises (any exception) when its component is not ready; its name is reported.
