@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# Names under /api/personas/ that are routes, not personas.
+RESERVED_NAMES = frozenset({"preview-voice"})
 
 
 class PersonaCreate(BaseModel):
@@ -21,6 +24,13 @@ class PersonaCreate(BaseModel):
     voice: str | None = Field(default=None, max_length=100, description="TTS voice name.")
     language: str = Field(default="en", min_length=2, max_length=16, description="Language code.")
     instructions: str = Field(default="", max_length=20_000, description="Behaviour instructions for LLM brains.")
+
+    @field_validator("name")
+    @classmethod
+    def _not_a_route(cls, value: str) -> str:
+        if value in RESERVED_NAMES:
+            raise ValueError(f"'{value}' is taken by the API; choose another name")
+        return value
 
 
 class PersonaUpdate(BaseModel):

@@ -58,6 +58,8 @@ def test_persona_roles_and_validation(client: TestClient) -> None:
     assert forbidden.headers["content-type"].startswith("application/problem+json")
     bad = client.post("/api/personas", json={**body, "name": "Bad Name!"}, headers=bearer(admin))
     assert bad.status_code == 422
+    route_name = client.post("/api/personas", json={**body, "name": "preview-voice"}, headers=bearer(admin))
+    assert route_name.status_code == 422 and "taken by the API" in route_name.text
     assert client.put("/api/personas/missing", json={"greeting": "x"}, headers=bearer(admin)).status_code == 404
     assert client.put("/api/personas/sales", json={"unknown": 1}, headers=bearer(admin)).status_code == 422
 
