@@ -248,7 +248,13 @@ class HybridRetriever:
     async def _search(self, question: str, top_k: int) -> list[tuple[float, Hit]]:
         views = self.views
         if views is not None and self.reranker is None:
-            return await self._search_views(views, question, top_k)
+            if tuple(sorted((await self.store.document_counts()).items())) == self._counts_key:
+                return await self._search_views(views, question, top_k)
+            # A document was added or removed since the views were built: they would hide the new passages and
+            # still offer removed ones. The plain search until the background calibration rebuilds them.
+            self.views = None
+            self._checked_at = 0.0
+            self._maybe_recalibrate()
         pool = max(top_k, 10) if self.reranker else top_k * 2
         encode = getattr(self.embedder, "encode", None)
         search = getattr(self.store, "hybrid_search_sync", None)

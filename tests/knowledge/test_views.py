@@ -181,6 +181,36 @@ async def test_views_follow_the_base_when_it_changes(tmp_path: Path, monkeypatch
     assert all(p.document_id != "discounts" for p in result.passages)
 
 
+async def test_a_document_added_or_removed_counts_at_once_not_after_the_next_calibration(tmp_path: Path) -> None:
+    """Views are a snapshot of the base: a retrieval right after an ingest or a delete must see the base as it is
+    now (the new passage found, the removed one gone), before the background calibration rebuilds them."""
+    embedder = await _embedder()
+    kb = await _base(embedder)
+    await kb.retriever.enable_calibration(tmp_path)
+    assert kb.retriever.views is not None
+    text = "Car insurance\nWe do not sell car insurance. We sell broadband, TV and phone plans only."
+    await kb.store.add(
+        await kb.embed_chunks(
+            "faq", "faq", [Chunk(seq=0, text=text, heading="Car insurance", page=None, token_count=len(text.split()))]
+        )
+    )
+    added = await kb.retrieve("Can I buy car insurance from you?")
+    assert added.found and added.passages[0].document_id == "faq"
+    await kb.store.delete_document("discounts")
+    removed = await kb.retrieve("Do customers aged 65 or over get money off?")
+    assert all(p.document_id != "discounts" for p in removed.passages)
+    for _ in range(2):  # a change during a calibration is seen by the next retrieval, which starts another
+        await kb.retriever.calibration_settled()
+        await kb.retrieve("anything")
+    await kb.retriever.calibration_settled()
+    views = kb.retriever.views
+    assert (
+        views is not None
+        and {c.document_id for c in views.chunks} >= {"faq"}
+        and "discounts" not in {c.document_id for c in views.chunks}
+    )
+
+
 async def test_a_large_base_or_a_reranker_keeps_the_plain_search(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
