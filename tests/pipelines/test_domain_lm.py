@@ -34,8 +34,8 @@ Return the router within 30 days. We email you a prepaid returns label.
 
 @pytest.fixture(scope="module")
 def mixed_lm(tmp_path_factory: pytest.TempPathFactory) -> DomainLM:
-    """The default model of CORPUS (interpolated with the general model), built once for the module."""
-    return build_domain_lm(CORPUS, tmp_path_factory.mktemp("mixed"))
+    """CORPUS interpolated with the general model (no hand-written phrases), built once for the module."""
+    return build_domain_lm(CORPUS, tmp_path_factory.mktemp("mixed"), caller_phrases=(), general_weight=0.05)
 
 
 def read_arpa(path: Path) -> tuple[dict[tuple[str, ...], float], dict[tuple[str, ...], float]]:
@@ -155,7 +155,7 @@ def test_the_general_model_is_read_from_the_wheel() -> None:
 
 def test_caller_phrasing_absent_from_the_base_comes_from_the_general_model(tmp_path: Path, mixed_lm: DomainLM) -> None:
     assert "problem" not in CORPUS.lower()
-    alone = build_domain_lm(CORPUS, tmp_path / "kb", general_weight=0.0)
+    alone = build_domain_lm(CORPUS, tmp_path / "kb", caller_phrases=(), general_weight=0.0)
     mixed = mixed_lm
     assert "problem" not in alone.dict_path.read_text().split()
     assert _conditional(mixed.lm_path, "a", "problem") > 1e-4
@@ -189,4 +189,25 @@ def test_the_cache_key_covers_the_general_model_and_its_weight(tmp_path: Path) -
     first = build_domain_lm(CORPUS, tmp_path)
     assert build_domain_lm(CORPUS, tmp_path).corpus_hash == first.corpus_hash
     other = build_domain_lm(CORPUS, tmp_path, general_weight=0.5)
+    assert build_domain_lm(CORPUS, tmp_path, phrase_weight=1).corpus_hash != first.corpus_hash
     assert other.corpus_hash != first.corpus_hash and other.lm_path.exists() and first.lm_path.exists()
+
+
+@pytest.mark.parametrize(
+    "request_text, words",
+    [
+        ("I want to talk to a person please.", {"talk", "person"}),
+        ("Please put me through to an agent.", {"agent"}),
+        ("Can you create a support ticket for me?", {"create", "ticket"}),
+    ],
+)
+def test_the_default_model_hears_the_requests_the_product_acts_on(
+    tmp_path_factory: pytest.TempPathFactory, request_text: str, words: set[str]
+) -> None:
+    """A person and a ticket are asked for in words the base never uses; the default model must hear them."""
+    default = build_domain_lm(CORPUS, tmp_path_factory.mktemp("default"))
+    backend = PocketsphinxBackend.prewarm(
+        ASROptions(lm_path=default.lm_path, dict_path=default.dict_path, prewarm_decoders=1, processes=0)
+    )
+    heard = _decode(backend, flite_pcm(request_text)).split()
+    assert words <= set(heard), heard
