@@ -77,11 +77,18 @@ export async function renderDesk(main, ctx) {
   const queueBox = h("div", { id: "desk-queue" });
   const presenceBox = h("div", { id: "desk-agents" });
 
+  // The one place the desk shows its presence: the words, and only the button that changes it is enabled.
+  function showPresence(status) {
+    state.presence = status;
+    presenceText.textContent = status;
+    goAvailable.disabled = status === "available";
+    goAway.disabled = status === "away";
+  }
+
   async function setPresence(status) {
     try {
       const row = await api.put("/api/agents/me/presence", { status });
-      state.presence = row.status;
-      presenceText.textContent = row.status;
+      showPresence(row.status);
       if (status === "available") await refreshOffers();
     } catch (error) {
       ctx.showError(error);
@@ -89,6 +96,7 @@ export async function renderDesk(main, ctx) {
   }
   goAvailable.addEventListener("click", () => setPresence("available"));
   goAway.addEventListener("click", () => setPresence("away"));
+  showPresence(state.presence);
 
   function renderIncoming() {
     const items = [...state.offers.values()].filter((d) => d.status === "queued");
@@ -212,8 +220,7 @@ export async function renderDesk(main, ctx) {
         state.active = null;
         ctx.notify("Call completed.", "success");
         replace(activePanel, h("p", { class: "muted", text: "Call completed. You are available again." }));
-        state.presence = "available";
-        presenceText.textContent = "available";
+        showPresence("available");
       } catch (error) {
         ctx.showError(error);
         complete.disabled = false;
@@ -232,8 +239,7 @@ export async function renderDesk(main, ctx) {
       state.offers.delete(id);
       renderIncoming();
       state.active = detail;
-      state.presence = "busy";
-      presenceText.textContent = "busy";
+      showPresence("busy");
       renderActive(detail);
       state.acceptClickedAt = performance.now();
       await joinAudio(id);
