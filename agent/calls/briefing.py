@@ -18,6 +18,7 @@ import structlog
 from prometheus_client import Counter
 
 from config.settings import Settings
+from pipelines.registry import backend_class
 
 log = structlog.get_logger(__name__)
 
@@ -64,7 +65,7 @@ class LLMBriefing:
     def from_settings(cls, settings: Settings) -> LLMBriefing | None:
         """The briefing writer of the configured brain; ``None`` for the extractive brain or when switched off."""
         llm = settings.pipeline.llm
-        if not settings.handoff.briefing_llm or llm.backend != "openai":
+        if not settings.handoff.briefing_llm or not backend_class("brain", llm.backend).capabilities.chat_completions:
             return None
         if not llm.base_url and llm.api_key is None:
             return None

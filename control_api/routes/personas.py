@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import wave
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -42,7 +42,12 @@ class VoicePreviewRequest(BaseModel):
     text: str = Field(min_length=1, max_length=PREVIEW_MAX_CHARS, description="What to say (e.g. the greeting).")
 
 
-@router.get("/preview-voice", response_model=VoicesPublic)
+_NO_VOICE: dict[int | str, dict[str, Any]] = {
+    503: {"description": "No voice engine runs in this server (a control-plane-only process)."}
+}
+
+
+@router.get("/preview-voice", response_model=VoicesPublic, responses=_NO_VOICE)
 async def list_voices(user: Manager) -> VoicesPublic:
     """The voices a persona can be given (what the installed voice engine really has)."""
     del user
@@ -53,7 +58,10 @@ async def list_voices(user: Manager) -> VoicesPublic:
 @router.post(
     "/preview-voice",
     response_class=Response,
-    responses={200: {"content": {"audio/wav": {}}, "description": "The text spoken, as a 16-bit mono WAV file."}},
+    responses={
+        200: {"content": {"audio/wav": {}}, "description": "The text spoken, as a 16-bit mono WAV file."},
+        **_NO_VOICE,
+    },
 )
 async def preview_voice(body: VoicePreviewRequest, state: StateDep, user: Manager) -> Response:
     """Speak ``text`` in ``voice`` with the synthesiser the calls use: a WAV file (rate-limited per user)."""

@@ -24,12 +24,15 @@ class BrainCapabilities:
         offline: Needs no network service: it runs in this process or in processes it starts.
         verbatim_answers: It speaks sentences chosen from the passages as they are written, so its sentence
             choice shows exactly what a caller would hear (the console's test-a-question preview uses it).
+        chat_completions: It is an OpenAI chat-completions endpoint at ``pipeline.llm`` (base URL, key, model), so
+            other parts may send it one-off requests (the handoff briefing's summary).
     """
 
     speech_to_speech: bool = False
     passages_in_context: bool = True
     offline: bool = False
     verbatim_answers: bool = False
+    chat_completions: bool = False
 
 
 def system_prompt(persona: PersonaSpec) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.services.openai.llm import OpenAILLMService
 
-from pipelines.brain.base import BrainBackend
+from pipelines.brain.base import BrainBackend, BrainCapabilities
 from pipelines.brain.llm_tools import register_tools
 from pipelines.contracts import PersonaSpec, TextEmbedder
 from pipelines.options import BrainOptions
@@ -17,6 +17,8 @@ from pipelines.tools import CallTools
 
 class OpenAIBackend(BrainBackend):
     """An OpenAI-compatible chat model with the call's tools."""
+
+    capabilities = BrainCapabilities(chat_completions=True)
 
     name = "openai"
     default_model = "gpt-4o-mini"

@@ -80,6 +80,9 @@ def test_api_fuzz(fuzz_target: tuple[TestClient, dict[str, str]]) -> None:
     schema = schemathesis.openapi.from_dict(spec).exclude(path="/api/auth/logout")
     for path in _streams(spec):
         schema = schema.exclude(path=path)
+    # Served by the voice process's synthesiser: this control-plane-only app answers 503 by design (documented);
+    # their validation and roles are tested against a running voice server in tests/console/test_voice_preview.py.
+    schema = schema.exclude(path="/api/personas/preview-voice")
     failures: list[str] = []
     operations = 0
     for result in schema.get_all_operations():
