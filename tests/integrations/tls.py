@@ -37,6 +37,7 @@ def make_pki(folder: Path) -> TestPki:
     """A fresh CA and a certificate for ``127.0.0.1`` / ``localhost`` signed by it (valid for a day)."""
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
+    # Formatting is off for this statement only: KeyUsage's nine flags stay three to a line, as RFC 5280 lists them.
     ca = (
         x509.CertificateBuilder()
         .subject_name(_name("Voxdesk test CA"))
