@@ -261,3 +261,19 @@ def stem(word: str) -> str:
 def keyword_tokens(text: str) -> list[str]:
     """Tokens for BM25: lower-cased words and numbers, without stop words, stemmed."""
     return [stem(w) for w in _WORD.findall(text.lower()) if w not in STOP_WORDS]
+
+
+# Spoken digits ("oh" too, as callers read numbers out); a reader of numbers adds its own readings on top.
+DIGIT_WORDS: dict[str, str] = {
+    "zero": "0",
+    "oh": "0",
+    "one": "1",
+    "two": "2",
+    "three": "3",
+    "four": "4",
+    "five": "5",
+    "six": "6",
+    "seven": "7",
+    "eight": "8",
+    "nine": "9",
+}

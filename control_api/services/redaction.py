@@ -21,6 +21,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
+from knowledge.text_tokens import DIGIT_WORDS
+
 EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 # 13-19 digits, single spaces or dashes between groups.
 CARD_RE = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
@@ -31,20 +33,7 @@ PAN_RE = re.compile(r"\b[A-Z]{3}[PCHFATBLJG][A-Z]\d{4}[A-Z]\b", re.IGNORECASE)
 # Seven digits or more (no upper bound, so a long number is never cut and half left in clear).
 PHONE_RE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,5}\)[ .-]?)?\d(?:[ .-]?\d){6,}(?!\w)")
 ISO_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_DIGIT_WORDS = {
-    "zero": "0",
-    "oh": "0",
-    "o": "0",
-    "one": "1",
-    "two": "2",
-    "three": "3",
-    "four": "4",
-    "five": "5",
-    "six": "6",
-    "seven": "7",
-    "eight": "8",
-    "nine": "9",
-}
+_DIGIT_WORDS = {**DIGIT_WORDS, "o": "0"}  # a lone "o" read as zero, in a run of seven or more digits
 _WORD = r"(?:zero|oh|o|one|two|three|four|five|six|seven|eight|nine|\d)"
 SPOKEN_RUN_RE = re.compile(rf"\b{_WORD}(?:[\s,.-]+{_WORD}){{6,}}\b", re.IGNORECASE)
 

@@ -19,21 +19,9 @@ from typing import Any
 
 import jsonschema_rs
 
+from knowledge.text_tokens import DIGIT_WORDS
 from pipelines.tools import ToolSpec
 
-_DIGIT_WORDS = {
-    "zero": "0",
-    "oh": "0",
-    "one": "1",
-    "two": "2",
-    "three": "3",
-    "four": "4",
-    "five": "5",
-    "six": "6",
-    "seven": "7",
-    "eight": "8",
-    "nine": "9",
-}
 # Minimum cosine similarity (the knowledge service's embedder) of a turn, without its values, to a custom tool's
 # name, description or examples. Chosen on benchmarks/custom_tools/dev.json with the team's knowledge questions
 # as turns that are not tool requests (``python -m benchmarks.custom_tool_matching``): at 0.55 (the built-in
@@ -64,7 +52,7 @@ def normalise_digits(text: str) -> str:
     """
     words = text.split()
     bare = [w.lower().strip(",.?!") for w in words]
-    strong = [b in _DIGIT_WORDS or b.isdigit() for b in bare]
+    strong = [b in DIGIT_WORDS or b.isdigit() for b in bare]
     digit = [
         s or (b in _SOUND_ALIKES and 0 < i < len(bare) - 1 and strong[i - 1] and strong[i + 1])
         for i, (b, s) in enumerate(zip(bare, strong, strict=True))
@@ -76,7 +64,7 @@ def normalise_digits(text: str) -> str:
         while j < len(words) and digit[j]:
             j += 1
         if j - i >= 2:
-            out.append("".join(_DIGIT_WORDS.get(b) or _SOUND_ALIKES.get(b) or b for b in bare[i:j]))
+            out.append("".join(DIGIT_WORDS.get(b) or _SOUND_ALIKES.get(b) or b for b in bare[i:j]))
             i = j
         else:
             out.append(words[i])
