@@ -473,8 +473,32 @@ class SMTPSettings(BaseModel):
     port: int = Field(default=25, ge=1, le=65535, description="SMTP port.")
     username: str | None = Field(default=None, description="SMTP user.")
     password: SecretStr | None = Field(default=None, description="SMTP password.")
-    starttls: bool = Field(default=False, description="Use STARTTLS.")
+    security: Literal["none", "starttls", "tls"] = Field(
+        default="none",
+        description="'starttls' (port 587), 'tls' (implicit TLS, port 465) or 'none' (a local relay, no login).",
+    )
+    ca_file: Path | None = Field(
+        default=None, description="PEM file of the CA to trust instead of the system's (a relay with a private CA)."
+    )
     sender: str = Field(default="voxdesk@localhost", description="From address.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _starttls_flag(cls, data: object) -> object:
+        """``starttls=true`` (the older flag) still means ``security='starttls'``."""
+        if isinstance(data, dict) and "starttls" in data:
+            data = dict(data)
+            flag = str(data.pop("starttls")).strip().lower() in {"1", "true", "yes", "on"}
+            data.setdefault("security", "starttls" if flag else "none")
+        return data
+
+    @model_validator(mode="after")
+    def _login_over_tls(self) -> SMTPSettings:
+        if self.username and self.security == "none":
+            raise ValueError("smtp.username needs smtp.security 'starttls' or 'tls': a login is only sent over TLS.")
+        if self.ca_file is not None and not self.ca_file.is_file():
+            raise ValueError(f"smtp.ca_file {self.ca_file} is not a file.")
+        return self
 
 
 class IntegrationsSettings(BaseModel):

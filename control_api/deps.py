@@ -79,7 +79,8 @@ def get_mail_config(state: StateDep) -> MailConfig:
         outbox_dir=Path(state.settings.data_dir) / "outbox",
         username=smtp.username,
         password=smtp.password.get_secret_value() if smtp.password else None,
-        starttls=smtp.starttls,
+        security=smtp.security,
+        ca_pem=smtp.ca_file.read_text(encoding="utf-8") if smtp.ca_file else None,
     )
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import re
 import smtplib
-import socket
 import ssl
 import time
 from email.message import EmailMessage
@@ -29,17 +28,12 @@ from control_api.integrations.base import Job, Receipt
 from control_api.integrations.errors import ConfigError, DeliveryError
 from control_api.integrations.http import GuardedHttp
 from control_api.integrations.notify import check_console_url, check_events, notice
+from control_api.smtp import SECURITY, TlsRequiredError, send_message, tls_context
 
-SECURITY = ("starttls", "tls", "none")
 _DEFAULT_PORT = {"starttls": 587, "tls": 465, "none": 25}
 WHAT = "The SMTP server"
 _HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}")
 MAX_CA_PEM = 20_000
-
-
-def tls_context(ca_pem: str | None) -> ssl.SSLContext:
-    """A verifying client TLS context: the system's CAs, or only ``ca_pem``'s certificates when given."""
-    return ssl.create_default_context(cadata=ca_pem) if ca_pem else ssl.create_default_context()
 
 
 def _ca_pem(value: object) -> str | None:
@@ -60,53 +54,22 @@ def _address(value: object, field: str) -> str:
     return value.strip()
 
 
-class _Pinned:
-    """Connects to the address checked by the SSRF rule while TLS checks the certificate against the host name."""
-
-    _pinned_address: str
-    _host: str  # smtplib's own attribute (not in its type stubs): the name TLS checks the certificate against
-
-    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
-        del host
-        return super()._get_socket(self._pinned_address, port, timeout)  # type: ignore[misc, no-any-return]
-
-
-class _PinnedSMTP(_Pinned, smtplib.SMTP):
-    pass
-
-
-class _PinnedSMTPSSL(_Pinned, smtplib.SMTP_SSL):
-    pass
-
-
 def _send(config: dict[str, Any], secrets: dict[str, str], address: str, message: EmailMessage, timeout: float) -> None:
-    host, port, security = str(config["host"]), int(config["port"]), str(config["security"])
-    context = tls_context(config.get("ca_pem"))
-    smtp = _PinnedSMTPSSL(timeout=timeout, context=context) if security == "tls" else _PinnedSMTP(timeout=timeout)
-    smtp._pinned_address = address
-    # smtplib takes TLS's server_hostname from ``_host``, which only its constructor sets (and constructing with a
-    # host would connect before the pinned address is known).
-    smtp._host = host
-    with smtp:
-        smtp.connect(host, port)  # the host name is kept for the certificate check; the socket goes to ``address``
-        if security == "starttls":
-            smtp.ehlo()
-            if not smtp.has_extn("starttls"):
-                raise _TlsRequiredError(f"{WHAT} does not offer STARTTLS; security 'starttls' needs it.")
-            smtp.starttls(context=context)
-        if secrets.get("username"):
-            if security == "none":  # refused on save too: a login never crosses an unencrypted connection
-                raise _TlsRequiredError("A login is only sent over TLS.")
-            smtp.login(secrets["username"], secrets.get("password", ""))
-        smtp.send_message(message)
-
-
-class _TlsRequiredError(smtplib.SMTPException):
-    """The connection would not be encrypted as the config requires."""
+    send_message(
+        message,
+        host=str(config["host"]),
+        port=int(config["port"]),
+        security=config["security"],
+        timeout=timeout,
+        ca_pem=config.get("ca_pem"),
+        username=secrets.get("username") or None,
+        password=secrets.get("password"),
+        address=address,  # the connection goes to the address the SSRF rule checked; TLS checks the host name
+    )
 
 
 def _failure(exc: BaseException) -> DeliveryError:
-    if isinstance(exc, _TlsRequiredError):
+    if isinstance(exc, TlsRequiredError):
         return DeliveryError(str(exc))
     if isinstance(exc, ssl.SSLCertVerificationError):
         return DeliveryError(

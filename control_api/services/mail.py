@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
-import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
 
 import structlog
+
+from control_api.smtp import Security, send_message
 
 log = structlog.get_logger(__name__)
 
@@ -24,7 +25,8 @@ class MailConfig:
         port: SMTP port.
         username: SMTP login (optional).
         password: SMTP password (optional).
-        starttls: Upgrade the connection with STARTTLS.
+        security: ``starttls``, ``tls`` (implicit, port 465) or ``none``; a login is only sent over TLS.
+        ca_pem: PEM certificates of the CA to trust instead of the system's (a relay with a private CA).
         sender: From address.
         outbox_dir: Folder for ``.eml`` files when no host is configured.
         timeout: Seconds before an SMTP conversation is abandoned.
@@ -37,7 +39,8 @@ class MailConfig:
     outbox_dir: Path
     username: str | None = None
     password: str | None = None
-    starttls: bool = False
+    security: Security = "none"
+    ca_pem: str | None = None
     timeout: float = 10.0
 
 
@@ -58,12 +61,16 @@ def build_message(config: MailConfig, *, to: str, subject: str, body: str) -> Em
 
 def _send_smtp(config: MailConfig, message: EmailMessage) -> None:
     assert config.host is not None
-    with smtplib.SMTP(config.host, config.port, timeout=config.timeout) as smtp:
-        if config.starttls:
-            smtp.starttls(context=ssl.create_default_context())
-        if config.username and config.password:
-            smtp.login(config.username, config.password)
-        smtp.send_message(message)
+    send_message(
+        message,
+        host=config.host,
+        port=config.port,
+        security=config.security,
+        timeout=config.timeout,
+        ca_pem=config.ca_pem,
+        username=config.username,
+        password=config.password,
+    )
 
 
 def _write_outbox(config: MailConfig, message: EmailMessage) -> Path:
