@@ -1,4 +1,4 @@
-// A call's handoffs on its detail page: queued → offered → accepted / timed out / abandoned, each with its time,
+// A call's handoffs on its detail page: queued → offered → accepted / timed out / abandoned (or a cold transfer), each with its time,
 // who took it, the wait, and the wrap-up (notes, disposition).
 import { api } from "../api.js";
 import { fmtTime, h, pill, replace } from "../dom.js";
@@ -18,7 +18,18 @@ const STEPS = {
   callback_requested: "Callback requested",
   caller_left: "Caller left",
   completed: "Completed",
+  cold_transfer: "Transfer sent",
+  transferred: "Transferred",
+  failed: "Transfer failed",
+  transfer_failed: "Transfer failed, queued for a person instead",
+  cold_transfer_unavailable: "This line cannot be transferred, queued for a person instead",
 };
+
+/** A step's words, with the number or address a transfer went to. */
+function stepText(step) {
+  const words = STEPS[step.status] || step.status.replaceAll("_", " ");
+  return step.to && typeof step.to === "string" ? `${words} (to ${step.to})` : words;
+}
 
 /** A panel (filled once loaded) with the call's handoff timelines; nothing when the call had none. */
 export function renderCallHandoff(callId) {
@@ -30,7 +41,7 @@ export function renderCallHandoff(callId) {
       h("div", { class: "stack", dataset: { handoff: d.id } },
         h("p", {}, pill(d.status), ` ${d.reason || ""} · waited ${Math.round(d.wait_s)} s`),
         h("ol", { class: "timeline" }, (d.timeline || []).map((step) =>
-          h("li", { dataset: { status: step.status } }, h("span", { class: "muted", text: `${fmtTime(step.at)} ` }), STEPS[step.status] || step.status))),
+          h("li", { dataset: { status: step.status } }, h("span", { class: "muted", text: `${fmtTime(step.at)} ` }), stepText(step)))),
         d.disposition ? h("p", {}, h("strong", { text: "Disposition: " }), d.disposition) : null,
         d.notes ? h("p", {}, h("strong", { text: "Notes: " }), d.notes) : null)));
     panel.hidden = false;
