@@ -1,4 +1,6 @@
-"""console: reserved for the analytics precompute (issue 21); a no-op until it lands
+"""console: an empty revision (databases are stamped at it, so it stays); the analytics precompute needed no table
+
+Each ended call's outcome is cached in ``call_outcomes`` (0008), written by its post-call analysis; there are no per-day rollups.
 
 Revision ID: 0009
 Revises: 0008
