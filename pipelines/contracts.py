@@ -180,6 +180,35 @@ class HandoffHandler(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class CollectedDigits:
+    """What a digit collection on a phone line gathered: the keyed digits (without the terminator) and its end.
+
+    ``ended`` is ``terminator`` (the caller keyed ``#``), ``max_digits`` or ``timeout`` (digits may still have
+    been keyed before the inter-digit timeout).
+    """
+
+    digits: str
+    ended: str
+
+    @property
+    def complete(self) -> bool:
+        """The caller finished keying (the terminator, or as many digits as were asked for)."""
+        return self.ended in ("terminator", "max_digits")
+
+
+class DigitCollector(Protocol):
+    """Collects the digits the caller keys on a phone line (``agent`` builds it for phone calls only).
+
+    While it runs, keyed digits (``0`` included) go to it, not to the "press 0 for a person" rule. Cancelling the
+    awaiting task ends the collection (the caller answered by voice).
+    """
+
+    async def __call__(self, *, max_digits: int) -> CollectedDigits:
+        """Collect up to ``max_digits`` digits (ended by ``#``, the maximum or a timeout)."""
+        ...
+
+
 class SpokenTextListener(Protocol):
     """Told each piece of the agent's text once its audio has been played (live captions in step with the voice).
 
