@@ -71,6 +71,8 @@ def test_call_through_kamailio_with_digest(
         tmp_path,
         rtp_port=rtp_capture.port,
         target=f"{PROXY_IP}:{proxy}",
-        extra=("-au", "caller", "-ap", "wrong"),
+        # Refused: a receive timeout ends the call in seconds rather than sipp's global timeout (see
+        # test_sip_calls.test_pbx_logs_in_with_digest).
+        extra=("-au", "caller", "-ap", "wrong", "-recv_timeout", "3000"),
     )
     assert wrong.returncode != 0

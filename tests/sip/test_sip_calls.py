@@ -284,7 +284,9 @@ def test_pbx_logs_in_with_digest(sip_server: SipServer, rtp_capture: RtpCapture,
         tmp_path,
         rtp_port=rtp_capture.port,
         local_ip=PBX_IP,
-        extra=("-au", PBX_USER, "-ap", "nope"),
+        # Refused, sipp takes the second 401 for a retransmission of the first and would wait out its global
+        # timeout for a 200 that never comes: a receive timeout ends the refused call in seconds instead.
+        extra=("-au", PBX_USER, "-ap", "nope", "-recv_timeout", "3000"),
     )
     assert wrong.returncode != 0
     assert _statuses(wrong.messages).count(401) == 2
