@@ -39,6 +39,7 @@ from pipelines.compat import apply_all as apply_library_patches
 from pipelines.compat import lean_observer, push_audio_directly
 from pipelines.contracts import (
     CallSink,
+    DigitCollector,
     HandoffHandler,
     PersonaSpec,
     Retriever,
@@ -218,6 +219,7 @@ def build_pipeline(
     hold_pcm: bytes = b"",
     custom_tools: Sequence[ToolSpec] = (),
     call_custom: CustomToolHandler | None = None,
+    collect_digits: DigitCollector | None = None,
 ) -> CallPipeline:
     """Build one call's voice pipeline. The stage order is decided here and only here.
 
@@ -246,14 +248,27 @@ def build_pipeline(
         custom_tools: The operator's custom API tools (Integration Studio), offered to LLM brains by function
             calling (the extractive brain matches only the built-in tools).
         call_custom: Runs a custom API tool; ``None`` offers none.
+        collect_digits: The caller's keypad (phone lines only): LLM brains get the ``collect_digits`` tool and the
+            extractive brain lets the caller key a digit-like argument in; ``None`` (browsers, WebSocket): neither.
 
     Returns:
         The call's pipeline; run it with ``WorkerRunner(handle_sigint=False).run(call.worker)``.
     """
     brain_backend = stages.brain
+    tools = CallTools(
+        call_id=call_id,
+        retriever=retriever,
+        sink=sink,
+        create_ticket=create_ticket,
+        transfer_to_human=transfer_to_human,
+        turn_seq=lambda: recorder.last_caller_seq,
+        custom_tools=custom_tools,
+        call_custom=call_custom,
+        collect_digits=collect_digits,
+    )
     messages: list[LLMContextMessage] = [{"role": "system", "content": system_prompt(persona)}]
     context = (
-        LLMContext(messages=messages, tools=tools_schema(custom_tools if call_custom is not None else ()))
+        LLMContext(messages=messages, tools=tools_schema(tools.llm_extra))
         if brain_backend.capabilities.passages_in_context
         else LLMContext(messages=messages)
     )
@@ -264,16 +279,6 @@ def build_pipeline(
         sample_rate=stages.sample_rate,
         context=context,
         on_agent_text=on_agent_text,
-    )
-    tools = CallTools(
-        call_id=call_id,
-        retriever=retriever,
-        sink=sink,
-        create_ticket=create_ticket,
-        transfer_to_human=transfer_to_human,
-        turn_seq=lambda: recorder.last_caller_seq,
-        custom_tools=custom_tools,
-        call_custom=call_custom,
     )
     output = transport.output()
     # The agent's audio as it goes to the line: the VAD tells the caller's voice from its echo against it.

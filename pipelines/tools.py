@@ -19,6 +19,8 @@ from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipelines.contracts import (
     CallEventRecord,
     CallSink,
+    CollectedDigits,
+    DigitCollector,
     HandoffHandler,
     HandoffRequest,
     Retrieval,
@@ -29,6 +31,9 @@ from pipelines.contracts import (
 
 log = structlog.get_logger(__name__)
 SEARCH, TICKET, TRANSFER, END = "search_knowledge_base", "create_ticket", "transfer_to_human", "end_call"
+COLLECT = "collect_digits"
+# The most digits one collection takes (an account or card-length number).
+MAX_KEYED_DIGITS = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +121,30 @@ TOOLS: tuple[ToolSpec, ...] = (
 )
 
 
+# Offered to LLM brains on phone lines only (the call has a keypad); the extractive brain opens a collection
+# itself when it asks for a digit-like argument, so it is not among TOOLS (matched by examples).
+KEYPAD = ToolSpec(
+    COLLECT,
+    "On a phone line, ask the caller to key in a number (an account, order or reference number) on the keypad, "
+    "followed by the hash key. Says the prompt, then returns the digits keyed, or outcome timeout when none were.",
+    (),
+    {
+        "prompt": {
+            "type": "string",
+            "description": "What to say to ask for the number, e.g. 'Please key in your "
+            "account number followed by the hash key.'",
+        },
+        "max_digits": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_KEYED_DIGITS,
+            "description": "The most digits the number has.",
+        },
+    },
+    ("prompt",),
+)
+
+
 def tools_schema(extra: Sequence[ToolSpec] = ()) -> ToolsSchema:
     """The tools as pipecat function schemas (for LLM backends with function calling), with ``extra`` ones."""
     return ToolsSchema(
@@ -163,6 +192,7 @@ class CallTools:
         top_k: int = 3,
         custom_tools: Sequence[ToolSpec] = (),
         call_custom: CustomToolHandler | None = None,
+        collect_digits: DigitCollector | None = None,
     ) -> None:
         self.call_id = call_id
         self._retriever = retriever
@@ -175,6 +205,8 @@ class CallTools:
         # The operator's custom API tools (offered to LLM brains by function calling); none without a handler.
         self.custom_tools: tuple[ToolSpec, ...] = tuple(custom_tools) if call_custom is not None else ()
         self._call_custom = call_custom
+        # The caller's keypad (phone lines only); ``None``: digits cannot be collected.
+        self._collect_digits = collect_digits
 
     @property
     def available(self) -> tuple[str, ...]:
@@ -184,8 +216,20 @@ class CallTools:
             names.append(TICKET)
         if self._transfer is not None:
             names.append(TRANSFER)
+        if self._collect_digits is not None:
+            names.append(COLLECT)
         names.extend(t.name for t in self.custom_tools)
         return tuple(names)
+
+    @property
+    def keypad(self) -> bool:
+        """Whether the caller can key digits in (a phone line)."""
+        return self._collect_digits is not None
+
+    @property
+    def llm_extra(self) -> tuple[ToolSpec, ...]:
+        """The tools offered to LLM brains beside ``TOOLS``: the keypad (phone lines) and the custom tools."""
+        return (*((KEYPAD,) if self.keypad else ()), *self.custom_tools)
 
     async def _event(self, kind: str, data: dict[str, Any]) -> None:
         await self._sink.event(CallEventRecord(kind=kind, turn_seq=self._turn_seq(), data=data))
@@ -265,6 +309,27 @@ class CallTools:
         # The event keeps whether it worked and which values came back, not the values (they may be personal).
         await self._event(
             "tool_result", {"tool": name, "ok": bool(result.get("ok")), "values": sorted(result.get("values") or {})}
+        )
+        return result
+
+    async def collect_digits(self, *, max_digits: int = 16) -> CollectedDigits | None:
+        """Collect digits the caller keys (``#`` ends them); ``None`` without a keypad or when it failed.
+
+        Raises ``asyncio.CancelledError`` when the awaiting task is cancelled (the caller answered by voice); the
+        events record how many digits came and how the collection ended, never the digits.
+        """
+        if self._collect_digits is None:
+            return None
+        max_digits = max(1, min(MAX_KEYED_DIGITS, max_digits))
+        await self._event("tool_call", {"tool": COLLECT, "arguments": {"max_digits": max_digits}})
+        try:
+            result = await self._collect_digits(max_digits=max_digits)
+        except Exception as exc:  # noqa: BLE001 - a failure becomes an event; the caller may still say it
+            log.warning("tool_handler_failed", call_id=self.call_id, tool=COLLECT, error_type=type(exc).__name__)
+            await self._event("tool_result", {"tool": COLLECT, "ok": False, "error": type(exc).__name__})
+            return None
+        await self._event(
+            "tool_result", {"tool": COLLECT, "ok": True, "count": len(result.digits), "ended": result.ended}
         )
         return result
 

@@ -80,7 +80,7 @@ async def collect_digits(
     *,
     max_digits: int = 16,
     terminator: str = "#",
-    first_timeout_s: float = 15.0,
+    first_timeout_s: float = 20.0,
     timeout_s: float = 5.0,
 ) -> CollectedDigits:
     """Collect the digits the caller keys on the call (see the module docstring).

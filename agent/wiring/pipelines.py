@@ -26,6 +26,7 @@ from agent.calls.service import CallPlan
 from agent.calls.session import CallSession
 from agent.calls.sink import Sessions
 from agent.calls.tools import CustomApiCaller, HandoffOpener, TicketRecorder
+from agent.transports.digits import PHONE_CHANNELS, PhoneKeypad
 from config import Settings
 from control_api.db.models import KnowledgeDocument
 from control_api.services.knowledge import corpus_text
@@ -269,6 +270,10 @@ class VoiceStages:
             hold_pcm=self.hold_pcm,
             custom_tools=self._custom.snapshot() if self._custom is not None else (),
             call_custom=self._custom,
+            # Only a phone line has a keypad: browsers and WebSocket clients never open a digit collection.
+            collect_digits=PhoneKeypad(sessions=self._sessions, call_id=call.call_id)
+            if call.channel_name in PHONE_CHANNELS
+            else None,
         )
         tools = built.tools
         return CallPlan(

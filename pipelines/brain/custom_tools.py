@@ -7,7 +7,9 @@ parameter's JSON schema: numbers for ``integer``/``number``, tokens that the pro
 unconstrained string whose name or description says it is an identifier (order, account, reference ...) a token
 holding a digit. Spoken digits ("one two three four five") are read as one number first, since that is how a
 recogniser writes them. A required parameter that the turn does not hold is asked for in one short question; the
-answer fills it (an unconstrained, non-identifier string takes the whole answer).
+answer fills it (an unconstrained, non-identifier string takes the whole answer). On a phone line a digit-like
+argument (:func:`keyable`) may be keyed in instead: the question says so, and the keyed digits are read as the
+answer, by the same rules.
 """
 
 from __future__ import annotations
@@ -88,9 +90,43 @@ def label(spec: ToolSpec, name: str) -> str:
     return str(title).strip().lower() if isinstance(title, str) and title.strip() else name.replace("_", " ")
 
 
-def ask(spec: ToolSpec, name: str) -> str:
-    """The one short question for a missing argument."""
-    return f"Sure. What is the {label(spec, name)}?"
+KEY_IT_IN = "You can say it, or key it in followed by the hash key."
+
+
+def ask(spec: ToolSpec, name: str, *, keypad: bool = False) -> str:
+    """The one short question for a missing argument (``keypad``: the caller may key it in, and is told so)."""
+    question = f"Sure. What is the {label(spec, name)}?"
+    return f"{question} {KEY_IT_IN}" if keypad else question
+
+
+# Digit strings tried against a constrained schema to tell whether keyed digits can satisfy it.
+_DIGIT_SAMPLES = tuple("1234567890" * 2)
+
+
+def keyable(spec: ToolSpec, name: str) -> bool:
+    """Whether parameter ``name`` can be keyed in on a phone keypad: digits make a value its schema accepts.
+
+    An integer is; a string is when its schema accepts a run of digits (``pattern``, ``format``, lengths, enum)
+    or, unconstrained, when its name or description says it is an identifier (order, account, reference ...).
+    """
+    schema = spec.parameters.get(name, {})
+    if not isinstance(schema, Mapping):
+        return False
+    kind = schema.get("type")
+    if kind == "integer":
+        return True
+    if kind not in ("string", None):
+        return False
+    if any(k in schema for k in ("pattern", "format", "enum", "const")):
+        runs = ("".join(_DIGIT_SAMPLES[:n]) for n in range(1, len(_DIGIT_SAMPLES) + 1))
+        return any(_accepts(schema, run) for run in runs)
+    return _identifier(name, schema)
+
+
+def most_digits(spec: ToolSpec, name: str, default: int) -> int:
+    """The most digits parameter ``name`` can have (its ``maxLength``), else ``default``."""
+    longest = spec.parameters.get(name, {}).get("maxLength")
+    return int(longest) if isinstance(longest, int) and 0 < longest < default else default
 
 
 def _accepts(schema: Mapping[str, Any], value: Any) -> bool:

@@ -5,7 +5,9 @@ the caller's turn (or searches itself), speaks the 1–3 sentences of the top pa
 question, says it does not know below the threshold and offers a human, and picks the other tools
 (create_ticket, transfer_to_human, end_call, and the operator's custom API tools) by embedding similarity to
 their descriptions and examples; a custom tool's arguments come from the caller's words
-(``pipelines.brain.custom_tools``), a missing one is asked for first.
+(``pipelines.brain.custom_tools``), a missing one is asked for first. On a phone line a digit-like one may be
+keyed in instead: a digit collection is opened with the question, and whichever comes first, the keyed digits
+(ended by ``#``) or a spoken answer, answers it (a spoken turn cancels the collection).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from pipelines.brain.base import BrainBackend, BrainCapabilities
 from pipelines.contracts import Passage, PersonaSpec, Retrieval, TextEmbedder
 from pipelines.frames import AnswerMetaFrame, KnowledgeFrame
 from pipelines.options import BrainOptions
-from pipelines.tools import END, SEARCH, TICKET, TOOLS, TRANSFER, CallTools, ToolSpec
+from pipelines.tools import END, MAX_KEYED_DIGITS, SEARCH, TICKET, TOOLS, TRANSFER, CallTools, ToolSpec
 
 log = structlog.stdlib.get_logger(__name__)
 
@@ -314,6 +316,8 @@ class ExtractiveBrain(FrameProcessor):
         self._confirming: tuple[str, Passage] | None = None
         # A custom tool waiting for the argument the agent just asked for.
         self._pending_tool: custom.PendingTool | None = None
+        # The digit collection open for the pending tool's argument (phone lines only).
+        self._keyed: asyncio.Task[None] | None = None
         self._log = log.bind(call_id=call_id)
 
     def hear(self, evidence: RecognitionEvidenceFrame) -> None:
@@ -359,6 +363,56 @@ class ExtractiveBrain(FrameProcessor):
             self._knowledge = None
         await self.push_frame(frame, direction)
 
+    async def cleanup(self) -> None:
+        """Close the digit collection still open when the call's pipeline stops."""
+        self._stop_keypad()
+        await super().cleanup()  # type: ignore[no-untyped-call]  # untyped in pipecat
+
+    def _stop_keypad(self) -> None:
+        if self._keyed is not None:
+            self._keyed.cancel()
+            self._keyed = None
+
+    def _open_keypad(self, pending: custom.PendingTool) -> None:
+        """Let the caller key ``pending``'s missing argument in (a collection beside the spoken answer)."""
+        self._stop_keypad()
+        max_digits = custom.most_digits(pending.spec, pending.missing, MAX_KEYED_DIGITS)
+        self._keyed = asyncio.get_running_loop().create_task(
+            self._keypad(pending, max_digits), name=f"keypad-{self._call_id}"
+        )
+
+    async def _keypad(self, pending: custom.PendingTool, max_digits: int) -> None:
+        """Deliver the keyed digits as the caller's answer to ``pending`` (unless a spoken turn came first)."""
+        result = await self._tools.collect_digits(max_digits=max_digits)
+        if result is None or not result.digits or self._pending_tool is not pending:
+            return  # nothing keyed (the spoken answer may still come), or the caller moved on
+        # From here the keyed answer is this turn: a spoken turn no longer cancels it.
+        self._keyed, self._pending_tool = None, None
+        t0 = time.perf_counter()
+        try:
+            filled = custom.answer(pending.spec, pending, result.digits)
+            if filled is None:
+                # Digits the parameter does not accept (too few, say): asked again, keypad open again.
+                text, citations, tool = await self._custom_tool(pending.spec, pending.arguments, pending.missing)
+                text = "Sorry, that number doesn't look right. " + text.removeprefix("Sure. ")
+            else:
+                text, citations, tool = await self._custom_tool(pending.spec, *filled)
+        except Exception as exc:  # noqa: BLE001 - reported, and the caller hears an apology instead of silence
+            self._log.exception("extractive_brain_failed")
+            await self.push_error(f"extractive brain failed: {exc}", exception=exc)
+            text, citations, tool = "Sorry, something went wrong on my side. Could you say that again?", (), None
+        self._log.info("keyed_answer", digits=len(result.digits), tool=pending.spec.name)
+        await self._speak(text, citations, tool, t0)
+
+    async def _speak(self, text: str, citations: Sequence[str], tool: str | None, t0: float) -> None:
+        brain_ms = (time.perf_counter() - t0) * 1000
+        await self.push_frame(AnswerMetaFrame(citations=tuple(citations), tool=tool, brain_ms=brain_ms))
+        await self.push_frame(LLMFullResponseStartFrame())
+        await self.push_frame(LLMTextFrame(text))
+        await self.push_frame(LLMFullResponseEndFrame())
+        if self._tools.end_requested:
+            await self.push_frame(EndTaskFrame(reason="caller ended the call"), FrameDirection.UPSTREAM)
+
     async def _answer(self, frame: LLMContextFrame) -> None:
         t0 = time.perf_counter()
         question = ""
@@ -381,13 +435,7 @@ class ExtractiveBrain(FrameProcessor):
             self._log.exception("extractive_brain_failed")
             await self.push_error(f"extractive brain failed: {exc}", exception=exc)
             text, citations, tool = "Sorry, something went wrong on my side. Could you say that again?", (), None
-        brain_ms = (time.perf_counter() - t0) * 1000
-        await self.push_frame(AnswerMetaFrame(citations=tuple(citations), tool=tool, brain_ms=brain_ms))
-        await self.push_frame(LLMFullResponseStartFrame())
-        await self.push_frame(LLMTextFrame(text))
-        await self.push_frame(LLMFullResponseEndFrame())
-        if self._tools.end_requested:
-            await self.push_frame(EndTaskFrame(reason="caller ended the call"), FrameDirection.UPSTREAM)
+        await self._speak(text, citations, tool, t0)
 
     async def _decide(self, question: str) -> tuple[str, Sequence[str], str | None]:
         offered, self._offered_human = self._offered_human, False
@@ -406,6 +454,7 @@ class ExtractiveBrain(FrameProcessor):
                 return "Sorry I got that wrong. Could you ask it another way?", (), SEARCH
             # Neither: the caller asked something else; answer that.
         pending, self._pending_tool = self._pending_tool, None
+        self._stop_keypad()  # a spoken turn answers (or moves on from) what was asked: the keypad closes
         if pending is not None:
             filled = custom.answer(pending.spec, pending, question)
             if filled is not None:
@@ -445,8 +494,12 @@ class ExtractiveBrain(FrameProcessor):
     ) -> tuple[str, Sequence[str], str | None]:
         """Call the operator's custom API tool, or first ask for a required argument the caller has not given."""
         if missing is not None:
-            self._pending_tool = custom.PendingTool(spec=spec, arguments=arguments, missing=missing)
-            return custom.ask(spec, missing), (), spec.name
+            pending = custom.PendingTool(spec=spec, arguments=arguments, missing=missing)
+            self._pending_tool = pending
+            keypad = self._tools.keypad and custom.keyable(spec, missing)
+            if keypad:
+                self._open_keypad(pending)
+            return custom.ask(spec, missing, keypad=keypad), (), spec.name
         result = await self._tools.custom(spec.name, arguments)
         text = custom.spoken(spec, result)
         if not result.get("ok"):

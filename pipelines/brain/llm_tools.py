@@ -9,7 +9,7 @@ from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.llm_service import FunctionCallParams, LLMService
 
 from pipelines.contracts import PersonaSpec
-from pipelines.tools import END, SEARCH, TICKET, TRANSFER, CallTools
+from pipelines.tools import COLLECT, END, SEARCH, TICKET, TRANSFER, CallTools
 
 
 def register_tools(llm: LLMService[Any], tools: CallTools, persona: PersonaSpec) -> None:
@@ -49,10 +49,27 @@ def register_tools(llm: LLMService[Any], tools: CallTools, persona: PersonaSpec)
         await params.llm.push_frame(TTSSpeakFrame(f"Thank you for calling. Goodbye from {persona.name}!"))
         await params.llm.push_frame(EndTaskFrame(reason="caller ended the call"), FrameDirection.UPSTREAM)
 
+    async def collect(params: FunctionCallParams) -> None:
+        # Phone lines only (the tool is offered where the call has a keypad). The prompt is spoken, the digits
+        # keyed meanwhile count; the caller speaking interrupts the call and so cancels the collection.
+        prompt = str(params.arguments.get("prompt", "")).strip()
+        try:
+            max_digits = int(params.arguments.get("max_digits", 16))
+        except (TypeError, ValueError):
+            max_digits = 16
+        if prompt:
+            await params.llm.push_frame(TTSSpeakFrame(prompt))
+        result = await tools.collect_digits(max_digits=max_digits)
+        if result is None:
+            await params.result_callback({"ok": False, "digits": "", "outcome": "unavailable"})
+            return
+        outcome = "complete" if result.complete else "timeout"
+        await params.result_callback({"ok": bool(result.digits), "digits": result.digits, "outcome": outcome})
+
     async def custom(params: FunctionCallParams) -> None:
         # The operator's custom API tool: the model gets the mapped values and the sentence to say.
         await params.result_callback(await tools.custom(params.function_name, dict(params.arguments)))
 
-    handlers = {SEARCH: search, TICKET: ticket, TRANSFER: transfer, END: end_call}
+    handlers = {SEARCH: search, TICKET: ticket, TRANSFER: transfer, END: end_call, COLLECT: collect}
     for name in tools.available:
         llm.register_function(name, handlers.get(name, custom))
