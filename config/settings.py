@@ -404,7 +404,11 @@ class TelephonySettings(BaseModel):
         default=None, description="Twilio auth token: checks X-Twilio-Signature; unset: Twilio webhooks get 403."
     )
     twilio_account_sid: str | None = Field(
-        default=None, description="Twilio account SID: with the token, calls are hung up through Twilio's REST API."
+        default=None,
+        description="Twilio account SID: with the token, calls are hung up and transferred through Twilio's REST API.",
+    )
+    twilio_api_url: str = Field(
+        default="https://api.twilio.com", description="Twilio REST API base (hang-up and transfer are sent here)."
     )
     telnyx_api_key: SecretStr | None = Field(
         default=None, description="Telnyx API key: answers, streams, hangs up and transfers calls (Call Control)."

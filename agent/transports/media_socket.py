@@ -27,6 +27,8 @@ from agent.calls.session import CallSession
 
 # Close codes in the private range (4000-4999), mirroring the HTTP statuses.
 CLOSE_UNAUTHENTICATED, CLOSE_FORBIDDEN, CLOSE_RATE_LIMITED, CLOSE_BUSY = 4401, 4403, 4429, 4503
+# Ends after which the caller's side is already gone: a provider's REST hang-up is not sent.
+CALLER_ENDED = frozenset({"caller_hangup", "caller_disconnected", "caller_cancelled", "transferred"})
 # Told (call, its controls, the digit) for each DTMF digit a provider's stream carries.
 DigitListener = Callable[[CallSession, CallControls, str], None]
 

@@ -44,7 +44,14 @@ from agent.calls.media import CallControls, CallRequest
 from agent.calls.service import VoiceService
 from agent.calls.session import CallSession
 from agent.transports.digits import caller_digit
-from agent.transports.media_socket import CLOSE_BUSY, CLOSE_FORBIDDEN, SocketMedia, provider_url, refuse
+from agent.transports.media_socket import (
+    CALLER_ENDED,
+    CLOSE_BUSY,
+    CLOSE_FORBIDDEN,
+    SocketMedia,
+    provider_url,
+    refuse,
+)
 from config.settings import TelephonySettings
 from control_api.problems import ProblemError
 
@@ -52,8 +59,6 @@ log = structlog.get_logger(__name__)
 WEBHOOK_PATH = "/api/telephony/telnyx/webhook"
 STREAM_PATH = "/api/telephony/telnyx/stream"
 SIGNATURE_TOLERANCE_S = 300
-# Ends after which the caller's side is already gone: no REST hang-up.
-_CALLER_ENDED = frozenset({"caller_hangup", "caller_disconnected", "caller_cancelled", "transferred"})
 # Telnyx's media_format.encoding as the serializer names it.
 _ENCODINGS = {"PCMU": "PCMU", "PCMA": "PCMA", "audio/x-mulaw": "PCMU", "audio/x-alaw": "PCMA"}
 
@@ -171,7 +176,7 @@ class TelnyxMedia(SocketMedia):
     async def close(self, reason: str) -> None:
         """Close the stream, and hang the call up over REST unless the caller already did."""
         await super().close(reason)
-        if self._api is not None and reason not in _CALLER_ENDED:
+        if self._api is not None and reason not in CALLER_ENDED:
             await self._api.command(self.call_control_id, "hangup")
 
 

@@ -8,8 +8,10 @@ stream parameters. ``WS /api/telephony/twilio/stream`` carries the call (Twilio'
 ``telephony``). Both requests must carry a valid ``X-Twilio-Signature`` (Twilio's documented algorithm:
 base64 of HMAC-SHA1, keyed with the auth token, over the URL Twilio requested followed by each POST parameter's
 name and value in name order; the WebSocket handshake is signed over its URL alone): otherwise 403. Without an
-auth token every Twilio request is refused. With the account SID too, the serializer hangs the call up through
-Twilio's REST API when the agent ends it.
+auth token every Twilio request is refused. With the account SID too, Twilio's REST API (``Calls/{CallSid}.json``,
+HTTP Basic with the SID and token, form-encoded) hangs the call up when the agent ends it (``Status=completed``)
+and cold-transfers it (``Twiml=<Response><Dial>…</Dial></Response>``: Twilio then stops the stream and dials the
+target) for a DTMF 0 with ``VOXDESK_TELEPHONY__TRANSFER_TARGET`` or a persona's ``cold_transfer_to``.
 """
 
 from __future__ import annotations
@@ -18,19 +20,29 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Mapping
-from xml.sax.saxutils import quoteattr
+from urllib.parse import quote
+from xml.sax.saxutils import escape, quoteattr
 
+import httpx
 import structlog
 from fastapi import APIRouter, Request, Response, WebSocket
 from pipecat.runner.utils import parse_telephony_websocket
 from pipecat.serializers.base_serializer import FrameSerializer
 from pipecat.serializers.twilio import TwilioFrameSerializer
 
+from agent.calls.handoff import CallHandoff
 from agent.calls.media import CallControls, CallRequest
 from agent.calls.service import VoiceService
 from agent.calls.session import CallSession
 from agent.transports.digits import caller_digit
-from agent.transports.media_socket import CLOSE_BUSY, CLOSE_FORBIDDEN, SocketMedia, provider_url, refuse
+from agent.transports.media_socket import (
+    CALLER_ENDED,
+    CLOSE_BUSY,
+    CLOSE_FORBIDDEN,
+    SocketMedia,
+    provider_url,
+    refuse,
+)
 from config.settings import TelephonySettings
 from control_api.problems import ProblemError
 
@@ -54,31 +66,114 @@ def signature_valid(auth_token: str | None, url: str, params: Mapping[str, str] 
     return hmac.compare_digest(expected.encode(), presented.encode())
 
 
+def dial_twiml(target: str) -> str:
+    """TwiML dialling ``target``: a SIP URI with ``<Sip>``, a number or ``tel:`` URI with ``<Number>``."""
+    if target.lower().startswith(("sip:", "sips:")):
+        noun = f"<Sip>{escape(target)}</Sip>"
+    else:
+        noun = f"<Number>{escape(target.removeprefix('tel:'))}</Number>"
+    return f'<?xml version="1.0" encoding="UTF-8"?><Response><Dial>{noun}</Dial></Response>'
+
+
+def _error_code(response: httpx.Response) -> object:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body.get("code") if isinstance(body, dict) else None
+
+
+class TwilioApi:
+    """Twilio's REST API for a live call (``POST /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json``).
+
+    Args:
+        base_url: ``https://api.twilio.com`` (or a regional or compatible host).
+        account_sid: The account (HTTP Basic user).
+        auth_token: Its auth token (HTTP Basic password).
+        timeout_s: Per request.
+
+    """
+
+    def __init__(self, base_url: str, account_sid: str, auth_token: str, *, timeout_s: float = 10.0) -> None:
+        self._base = base_url.rstrip("/")
+        self._account_sid = account_sid
+        self._auth = httpx.BasicAuth(account_sid, auth_token)
+        self._timeout = timeout_s
+
+    async def update(self, call_sid: str, fields: Mapping[str, str], *, action: str) -> bool:
+        """Update the call with ``fields``; True on 2xx, or when the call had already ended (404, code 20404)."""
+        account, call = quote(self._account_sid, safe=""), quote(call_sid, safe="")
+        url = f"{self._base}/2010-04-01/Accounts/{account}/Calls/{call}.json"
+        try:
+            async with httpx.AsyncClient(timeout=self._timeout, auth=self._auth) as client:
+                response = await client.post(url, data=dict(fields))
+        except httpx.HTTPError as exc:
+            log.warning("twilio_request_failed", action=action, error_type=type(exc).__name__)
+            return False
+        if response.is_success:
+            return True
+        if response.status_code == 404 and _error_code(response) == 20404:  # the call had already ended
+            return True
+        log.warning("twilio_request_refused", action=action, status=response.status_code)
+        return False
+
+
 class TwilioMedia(SocketMedia):
     """A Twilio media stream's side of a call (a :class:`~agent.calls.media.CallMedia`).
 
     Args:
         websocket: The accepted media socket.
-        serializer: Twilio's frame serializer for this stream.
+        serializer: Twilio's frame serializer for this stream (its own REST hang-up off: this class sends it).
+        api: Twilio's REST API (hang-up, transfer); ``None``: neither.
+        call_sid: The Twilio call.
 
     """
 
     disconnect_reason = "caller_hangup"
 
-    def __init__(self, websocket: WebSocket, serializer: TwilioFrameSerializer) -> None:
+    def __init__(
+        self,
+        websocket: WebSocket,
+        serializer: TwilioFrameSerializer,
+        *,
+        api: TwilioApi | None = None,
+        call_sid: str = "",
+    ) -> None:
         super().__init__(websocket)
         self._serializer = serializer
+        self._api = api
+        self.call_sid = call_sid
 
     def serializer(self, controls: CallControls) -> FrameSerializer:
-        """Twilio's serializer (8 kHz μ-law ↔ 16 kHz; ``clear`` on interruption; the REST hang-up)."""
+        """Twilio's serializer (8 kHz μ-law ↔ 16 kHz; ``clear`` on interruption)."""
         del controls
         return self._serializer
+
+    async def transfer(self, target: str) -> bool:
+        """Cold-transfer the call to ``target`` by replacing its TwiML with a ``<Dial>``.
+
+        Twilio then stops this stream and dials the target: the call ends ``transferred``.
+        """
+        if self._api is None or not self.call_sid:
+            return False
+        sent = await self._api.update(self.call_sid, {"Twiml": dial_twiml(target)}, action="transfer")
+        if sent:
+            self.disconnect_reason = "transferred"
+        return sent
+
+    async def close(self, reason: str) -> None:
+        """Close the stream, and hang the call up over REST unless the caller already left or was transferred."""
+        await super().close(reason)
+        if self._api is not None and self.call_sid and reason not in CALLER_ENDED:
+            await self._api.update(self.call_sid, {"Status": "completed"}, action="hangup")
 
 
 def twilio_router(voice: VoiceService, settings: TelephonySettings, *, public_url: str | None) -> APIRouter:
     """The Twilio voice webhook and media stream of ``voice``."""
     router = APIRouter(tags=["telephony"])
     token = settings.twilio_auth_token.get_secret_value() if settings.twilio_auth_token else None
+    account_sid = settings.twilio_account_sid
+    api = TwilioApi(settings.twilio_api_url, account_sid, token) if account_sid and token else None
 
     @router.post(VOICE_PATH, response_class=Response, responses={403: {"description": "Bad or missing signature."}})
     async def voice_webhook(request: Request) -> Response:
@@ -115,13 +210,10 @@ def twilio_router(voice: VoiceService, settings: TelephonySettings, *, public_ur
             return
         await websocket.accept()
         _kind, call_data = await parse_telephony_websocket(websocket)
-        account_sid = settings.twilio_account_sid
         serializer = TwilioFrameSerializer(
             stream_sid=call_data["stream_id"],
             call_sid=call_data["call_id"],
-            account_sid=account_sid,
-            auth_token=token,
-            params=TwilioFrameSerializer.InputParams(auto_hang_up=bool(account_sid and token)),
+            params=TwilioFrameSerializer.InputParams(auto_hang_up=False),
         )
         request = CallRequest(
             channel="telephony",
@@ -129,14 +221,26 @@ def twilio_router(voice: VoiceService, settings: TelephonySettings, *, public_ur
             meta={"transport": "twilio", "call_sid": call_data["call_id"]},
             caller_number=call_data.get("from") or None,
         )
-        media = TwilioMedia(websocket, serializer)
+        media = TwilioMedia(websocket, serializer, api=api, call_sid=str(call_data["call_id"] or ""))
 
         def on_digit(call: CallSession, controls: CallControls, digit: str) -> None:
             # Twilio's ``dtmf`` event: the same rule as every phone line (stored, 0 asks for a person).
-            voice.spawn(caller_digit(voice.state.sessions, call, controls, digit), name=f"twilio-dtmf-{call.call_id}")
+            voice.spawn(
+                caller_digit(
+                    voice.state.sessions,
+                    call,
+                    controls,
+                    digit,
+                    transfer=media.transfer,
+                    transfer_target=settings.transfer_target,
+                ),
+                name=f"twilio-dtmf-{call.call_id}",
+            )
 
         media.on_digit = on_digit
         started = await voice.start_call(request, media)
+        if isinstance(started.call.handoff, CallHandoff):
+            started.call.handoff.cold_transfer = media.transfer  # a persona's cold transfer: Twilio's REST update
         log.info("twilio_call_started", call_id=started.call.call_id)
         await started.run
 

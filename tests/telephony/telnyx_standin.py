@@ -14,7 +14,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 _CODECS = {"PCMU", "PCMA", "G722", "OPUS", "AMR-WB"}
@@ -123,8 +123,14 @@ class TelnyxStandIn:
         return 200, {"data": {"result": "ok"}}
 
 
-def serve(stand_in: TelnyxStandIn) -> tuple[ThreadingHTTPServer, str]:
-    """Serve ``stand_in`` on a free loopback port; returns the server and its API base (``.../v2``)."""
+class StandIn(Protocol):
+    """A vendor API stand-in: answers one request with a status and a JSON body."""
+
+    def handle(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, dict[str, Any]]: ...
+
+
+def serve(stand_in: StandIn, *, base_path: str = "/v2") -> tuple[ThreadingHTTPServer, str]:
+    """Serve ``stand_in`` on a free loopback port; returns the server and its API base (``...`` + ``base_path``)."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -143,4 +149,4 @@ def serve(stand_in: TelnyxStandIn) -> tuple[ThreadingHTTPServer, str]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}/v2"
+    return server, f"http://127.0.0.1:{server.server_address[1]}{base_path}"

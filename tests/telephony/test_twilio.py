@@ -26,13 +26,18 @@ import numpy as np
 import pytest
 import websockets
 
+from agent.transports.twilio import TwilioApi, dial_twiml
 from tests.e2e.conftest import VoiceServer, start_server, stop_server
 from tests.pipelines.conftest import whisper_model_dir
 from tests.sip.conftest import ulaw_to_pcm
+from tests.telephony.telnyx_standin import serve
+from tests.telephony.twilio_standin import TwilioStandIn
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 TOKEN = "twilio-test-auth-token-0123456789abcdef"
+ACCOUNT_SID = "AC" + "2" * 32
+TRANSFER_TO = "+15550199"
 CALLER = "+15557654321"
 CALL_SID = "CA" + "0" * 32
 STREAM_SID = "MZ" + "1" * 32
@@ -47,13 +52,27 @@ def sign(url: str, params: dict[str, str] | None = None) -> str:
 
 
 @pytest.fixture(scope="module")
-def twilio_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VoiceServer]:
+def twilio_api() -> Iterator[tuple[TwilioStandIn, str]]:
+    stand_in = TwilioStandIn(account_sid=ACCOUNT_SID, auth_token=TOKEN)
+    server, base = serve(stand_in, base_path="")
+    try:
+        yield stand_in, base
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def twilio_server(
+    tmp_path_factory: pytest.TempPathFactory, twilio_api: tuple[TwilioStandIn, str]
+) -> Iterator[VoiceServer]:
     root = tmp_path_factory.mktemp("twilio-e2e")
     proc, server = start_server(
         root / "data",
         extra_env={
             "VOXDESK_TELEPHONY__SIP_PORT": "0",
             "VOXDESK_TELEPHONY__TWILIO_AUTH_TOKEN": TOKEN,
+            "VOXDESK_TELEPHONY__TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+            "VOXDESK_TELEPHONY__TWILIO_API_URL": twilio_api[1],
             "VOXDESK_VOICE__SILENCE_TIMEOUT_SECS": "12",
             "VOXDESK_PIPELINE__ASR__BACKEND": "faster-whisper",
             "VOXDESK_PIPELINE__ASR__MODEL_PATH": str(whisper_model_dir()),
@@ -191,3 +210,74 @@ def test_dtmf_zero_over_the_stream_requests_a_person(twilio_server: VoiceServer)
     assert twilio_server.query("SELECT source FROM handoffs WHERE call_id = ?", rows[0][0]) == [("dtmf",)]
     events = twilio_server.query("SELECT data FROM call_events WHERE call_id = ? AND kind = 'dtmf'", rows[0][0])
     assert events == [('{"digit": "0"}',)]
+
+
+def _set_policy(server: VoiceServer, **changes: Any) -> dict[str, Any]:
+    """Change the default persona's handoff policy; returns the previous one."""
+    headers = {"Authorization": f"Bearer {server.token('supervisor')}"}
+    with httpx.Client(base_url=server.base_url, headers=headers, timeout=30) as http:
+        previous: dict[str, Any] = http.get("/api/handoffs/policies/default").json()
+        put = http.put("/api/handoffs/policies/default", json={**previous, **changes})
+        assert put.status_code == 200, put.text
+    return previous
+
+
+def test_a_persona_with_a_cold_transfer_dials_the_target_through_twilios_rest_api(
+    twilio_server: VoiceServer, twilio_api: tuple[TwilioStandIn, str]
+) -> None:
+    stand_in, _ = twilio_api
+    call_sid = "CA" + "4" * 32
+    previous = _set_policy(twilio_server, cold_transfer_to=TRANSFER_TO)
+
+    async def call() -> None:
+        url = twilio_server.ws_url + "/api/telephony/twilio/stream"
+        async with websockets.connect(url, additional_headers={"X-Twilio-Signature": sign(url)}) as ws:
+            await ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
+            start = {"streamSid": STREAM_SID, "callSid": call_sid, "tracks": ["inbound"], "customParameters": {}}
+            opening = {"event": "start", "sequenceNumber": "1", "start": start, "streamSid": STREAM_SID}
+            await ws.send(json.dumps(opening))
+            silence = base64.b64encode(b"\xff" * 160).decode()
+            for seq in range(2, 1500):
+                if seq == 60:
+                    dtmf = {"event": "dtmf", "streamSid": STREAM_SID, "sequenceNumber": str(seq)}
+                    await ws.send(json.dumps({**dtmf, "dtmf": {"track": "inbound_track", "digit": "0"}}))
+                if stand_in.of(call_sid):
+                    break  # Twilio now runs the new TwiML: it stops the stream and dials the target
+                media = {"track": "inbound", "chunk": str(seq), "timestamp": str(seq * 20), "payload": silence}
+                await ws.send(json.dumps({"event": "media", "sequenceNumber": str(seq), "media": media}))
+                await asyncio.sleep(0.02)
+            stop = {"event": "stop", "sequenceNumber": "0", "streamSid": STREAM_SID, "stop": {"callSid": call_sid}}
+            await ws.send(json.dumps(stop))
+
+    try:
+        asyncio.run(asyncio.wait_for(call(), timeout=60))
+    finally:
+        _set_policy(twilio_server, **previous)
+    assert stand_in.violations == []
+    [update] = stand_in.of(call_sid)  # the transfer, and no hang-up after it
+    assert update == {"Twiml": dial_twiml(TRANSFER_TO)}
+    assert f"<Dial><Number>{TRANSFER_TO}</Number></Dial>" in update["Twiml"]
+    [(call_id,)] = twilio_server.query("SELECT id FROM calls WHERE metadata LIKE ?", f"%{call_sid}%")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and twilio_server.query(
+        "SELECT status FROM calls WHERE id = ? AND status = 'active'", call_id
+    ):
+        time.sleep(0.2)
+    assert twilio_server.query("SELECT end_reason FROM calls WHERE id = ?", call_id) == [("transferred",)]
+    [(status, timeline)] = twilio_server.query("SELECT status, timeline FROM handoffs WHERE call_id = ?", call_id)
+    assert status == "transferred" and [s["status"] for s in json.loads(timeline)] == ["cold_transfer", "transferred"]
+
+
+def test_the_rest_client_follows_the_contract_and_takes_an_ended_call_as_done(
+    twilio_api: tuple[TwilioStandIn, str],
+) -> None:
+    stand_in, base = twilio_api
+    call_sid = "CA" + "5" * 32
+    api = TwilioApi(base, ACCOUNT_SID, TOKEN)
+    assert asyncio.run(api.update(call_sid, {"Twiml": dial_twiml("sip:desk@pbx.example.com")}, action="transfer"))
+    assert stand_in.of(call_sid) == [{"Twiml": dial_twiml("sip:desk@pbx.example.com")}]
+    assert "<Dial><Sip>sip:desk@pbx.example.com</Sip></Dial>" in dial_twiml("sip:desk@pbx.example.com")
+    assert asyncio.run(api.update(call_sid, {"Status": "completed"}, action="hangup"))  # 404 20404: already ended
+    assert not asyncio.run(TwilioApi(base, ACCOUNT_SID, "wrong-token").update(call_sid, {}, action="hangup"))
+    assert len(stand_in.violations) == 1 and "Authenticate" in stand_in.violations[0]
+    stand_in.violations.clear()
