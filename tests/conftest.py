@@ -11,10 +11,20 @@ from pathlib import Path
 import psycopg
 import pytest
 import redis
+from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 
+import control_api.security
 from config import Settings
+
+# Passwords are hashed with argon2id as in production, at the lowest cost RFC 9106 allows instead of the product's
+# 64 MiB x 3 passes: every test signs accounts up and in (four roles each), and at the production cost that was a
+# quarter of a second per hash or check on the CI machine, minutes over the suite. The cost is a parameter of the
+# hash, not behaviour under test; hashes carry their parameters, so a server process at the production cost still
+# verifies them (and, on login, upgrades them: ``needs_rehash``).
+control_api.security._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+control_api.security._DUMMY_HASH = control_api.security._hasher.hash("voxdesk-timing-equaliser")
 
 POSTGRES_URL = os.environ.get(
     "VOXDESK_TEST_POSTGRES_URL", "postgresql+psycopg://voxdesk:voxdesk@127.0.0.1:5432/postgres"

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import os
+import shutil
 import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import wave
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import httpx
 import numpy as np
@@ -101,16 +108,21 @@ class VoiceServer:
 
     def token(self, role: str = "agent") -> str:
         """A bearer token for a fresh account with ``role`` (made directly in the database)."""
-        email = f"{role}-{time.monotonic_ns()}@example.com"
-        out = subprocess.run(
-            [sys.executable, "-m", "tests.e2e.seed", "token", email, role],
-            env=self.env,
-            cwd=REPO,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        return out.stdout.strip().splitlines()[-1]
+        return mint_token(self.env, f"{role}-{time.monotonic_ns()}@example.com", role)
+
+
+_ENV_LOCK = threading.Lock()
+
+
+def mint_token(env: dict[str, str], email: str, role: str) -> str:
+    """Create the account ``email`` with ``role`` directly in the database of the server run with ``env`` and
+    return a bearer token for it: ``tests.e2e.seed token``, run in this process under the server's environment
+    (as a subprocess it cost a second or two of imports per token). Its own thread and event loop, so that an
+    async test may call it too."""
+    from tests.e2e import seed
+
+    with _ENV_LOCK, mock.patch.dict(os.environ, env, clear=True), ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, seed.token(email, role)).result()
 
 
 def _seed(env: dict[str, str]) -> None:
@@ -119,6 +131,54 @@ def _seed(env: dict[str, str]) -> None:
     subprocess.run(
         [sys.executable, "-m", "agent", "ingest", str(DEMO_KB)], env=env, cwd=REPO, check=True, capture_output=True
     )
+
+
+# Settings that only shape the running server, never what ``seed`` and ``ingest`` write (ingest reads the knowledge
+# settings, not the voice pipeline's): servers differing only in these share one seeded data directory. Anything
+# else (the knowledge settings above all) gets its own.
+_RUNTIME_ONLY = tuple(
+    f"VOXDESK_{section}__"
+    for section in (
+        "TELEPHONY",
+        "VOICE",
+        "PIPELINE",
+        "HANDOFF",
+        "RATE_LIMITS",
+        "ANALYSIS",
+        "SERVER",
+        "LOGGING",
+        "INTEGRATIONS",
+    )
+)
+_TEMPLATES: dict[tuple[tuple[str, str], ...], Path] = {}
+
+
+def _rewrite_paths(db_path: Path, old: str, new: str) -> None:
+    """Point the absolute paths stored in the copied database (uploads' storage paths) at the copy."""
+    with sqlite3.connect(db_path) as db:
+        tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for table in tables:
+            for column in [row[1] for row in db.execute(f'PRAGMA table_info("{table}")')]:
+                db.execute(
+                    f'UPDATE "{table}" SET "{column}" = replace("{column}", ?, ?) '
+                    f'WHERE typeof("{column}") = \'text\' AND instr("{column}", ?) > 0',
+                    (old, new, old),
+                )
+
+
+def seeded_data_dir(data_dir: Path, env: dict[str, str], extra_env: dict[str, str]) -> None:
+    """``data_dir`` as ``_seed`` leaves it: seeded and ingested once per set of knowledge-relevant settings in
+    this pytest process, then copied (ingesting the demo knowledge base is seconds of embedding per server)."""
+    key = tuple(sorted((k, v) for k, v in extra_env.items() if not k.startswith(_RUNTIME_ONLY)))
+    template = _TEMPLATES.get(key)
+    if template is None:
+        parent = tempfile.mkdtemp(prefix="voxdesk-seeded-")
+        atexit.register(shutil.rmtree, parent, ignore_errors=True)
+        template = Path(parent) / "data"
+        _seed({**env, "VOXDESK_DATA_DIR": str(template)})
+        _TEMPLATES[key] = template
+    shutil.copytree(template, data_dir, dirs_exist_ok=True)
+    _rewrite_paths(data_dir / "voxdesk.db", str(template), str(data_dir))
 
 
 def start_server(
@@ -135,7 +195,7 @@ def start_server(
         **(extra_env or {}),
     }
     env.pop("VOXDESK_DATABASE__URL", None)
-    _seed(env)
+    seeded_data_dir(data_dir, env, extra_env or {})
     log_path = data_dir.parent / "server.log"
     log = log_path.open("wb")
     proc = subprocess.Popen(
@@ -158,7 +218,7 @@ def start_server(
         if time.monotonic() > deadline:
             proc.terminate()
             raise RuntimeError("server not ready in time:\n" + log_path.read_text()[-4000:])
-        time.sleep(0.5)  # polling readiness of a separate process: nothing to await
+        time.sleep(0.2)  # polling readiness of a separate process: nothing to await
     return proc, server
 
 

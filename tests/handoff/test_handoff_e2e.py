@@ -19,8 +19,6 @@ import asyncio
 import base64
 import json
 import re
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -36,7 +34,15 @@ from playwright.sync_api import Page, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from benchmarks.handoff import ASK, HandoffCaller, flite_pcm, queued_handoff, wait_for
-from tests.e2e.conftest import CHROMIUM, REPO, VoiceServer, chromium_args, mic_wav, start_server, stop_server
+from tests.e2e.conftest import (
+    CHROMIUM,
+    VoiceServer,
+    chromium_args,
+    mic_wav,
+    mint_token,
+    start_server,
+    stop_server,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -68,15 +74,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VoiceServer]:
 def _account(server: VoiceServer, role: str = "agent") -> tuple[str, str]:
     """A fresh account: its e-mail and a bearer token (password ``PASSWORD``)."""
     email = f"{role}-{time.monotonic_ns()}@example.com"
-    out = subprocess.run(
-        [sys.executable, "-m", "tests.e2e.seed", "token", email, role],
-        env=server.env,
-        cwd=REPO,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return email, out.stdout.strip().splitlines()[-1]
+    return email, mint_token(server.env, email, role)
 
 
 def _recognise(pcm: bytes) -> str:
