@@ -18,8 +18,8 @@ from sqlalchemy.engine import make_url
 import control_api.security
 from config import Settings
 
-# Passwords are hashed with argon2id as in production, at the lowest cost RFC 9106 allows instead of the product's
-# 64 MiB x 3 passes: every test signs accounts up and in (four roles each), and at the production cost that was a
+# Passwords are hashed with argon2id as in production, at argon2's minimum cost (8 KiB, one pass) instead of the
+# product's 64 MiB x 3 passes: most API tests sign four accounts up and in, and at the production cost that was a
 # quarter of a second per hash or check on the CI machine, minutes over the suite. The cost is a parameter of the
 # hash, not behaviour under test; hashes carry their parameters, so a server process at the production cost still
 # verifies them (and, on login, upgrades them: ``needs_rehash``).
