@@ -20,10 +20,12 @@ from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPI
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from agent.calls.channels import ClientChannel, NullChannel
-from agent.calls.media import CallControls
+from agent.calls.handoff import CallHandoff
+from agent.calls.media import CallControls, CallRequest, StartedCall
 from agent.calls.runner import SAMPLE_RATE
-from agent.calls.service import CallPlan
+from agent.calls.service import CallPlan, VoiceService
 from agent.calls.session import CallSession
+from agent.transports.digits import Transfer, caller_digit
 
 # Close codes in the private range (4000-4999), mirroring the HTTP statuses.
 CLOSE_UNAUTHENTICATED, CLOSE_FORBIDDEN, CLOSE_RATE_LIMITED, CLOSE_BUSY = 4401, 4403, 4429, 4503
@@ -125,3 +127,34 @@ class SocketMedia:
                 await self.websocket.close(code=1000)
             except (RuntimeError, WebSocketDisconnect):
                 return
+
+
+async def start_provider_call(
+    voice: VoiceService,
+    request: CallRequest,
+    media: SocketMedia,
+    *,
+    transfer: Transfer,
+    transfer_target: str | None,
+    provider: str,
+) -> StartedCall:
+    """Start a telephony provider stream's call (Twilio, Telnyx).
+
+    The provider's ``dtmf`` events follow the phone lines' one DTMF rule (stored; 0 asks for a person, and with
+    ``transfer_target`` a 0 nobody takes is cold-transferred), and a persona's cold transfer goes through
+    ``transfer`` (the provider's REST API).
+    """
+
+    def on_digit(call: CallSession, controls: CallControls, digit: str) -> None:
+        voice.spawn(
+            caller_digit(
+                voice.state.sessions, call, controls, digit, transfer=transfer, transfer_target=transfer_target
+            ),
+            name=f"{provider}-dtmf-{call.call_id}",
+        )
+
+    media.on_digit = on_digit
+    started = await voice.start_call(request, media)
+    if isinstance(started.call.handoff, CallHandoff):
+        started.call.handoff.cold_transfer = transfer
+    return started

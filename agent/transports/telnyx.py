@@ -39,11 +39,8 @@ from pipecat.runner.utils import parse_telephony_websocket
 from pipecat.serializers.base_serializer import FrameSerializer
 from pipecat.serializers.telnyx import TelnyxFrameSerializer
 
-from agent.calls.handoff import CallHandoff
 from agent.calls.media import CallControls, CallRequest
 from agent.calls.service import VoiceService
-from agent.calls.session import CallSession
-from agent.transports.digits import caller_digit
 from agent.transports.media_socket import (
     CALLER_ENDED,
     CLOSE_BUSY,
@@ -51,6 +48,7 @@ from agent.transports.media_socket import (
     SocketMedia,
     provider_url,
     refuse,
+    start_provider_call,
 )
 from config.settings import TelephonySettings
 from control_api.problems import ProblemError
@@ -269,29 +267,15 @@ def telnyx_router(voice: VoiceService, settings: TelephonySettings, *, public_ur
         )
         media = TelnyxMedia(websocket, serializer, api=api, call_control_id=call_control_id)
 
-        def on_digit(call: CallSession, controls: CallControls, digit: str) -> None:
-            voice.spawn(
-                caller_digit(
-                    voice.state.sessions,
-                    call,
-                    controls,
-                    digit,
-                    transfer=media.transfer,
-                    transfer_target=settings.transfer_target,
-                ),
-                name=f"telnyx-dtmf-{call.call_id}",
-            )
-
-        media.on_digit = on_digit
         request = CallRequest(
             channel="telephony",
             rate_key="trunk:telnyx",
             meta={"transport": "telnyx", "call_control_id": call_control_id},
             caller_number=str(call_data.get("from") or "") or None,
         )
-        started = await voice.start_call(request, media)
-        if isinstance(started.call.handoff, CallHandoff):
-            started.call.handoff.cold_transfer = media.transfer  # a persona's cold transfer: Telnyx's REST transfer
+        started = await start_provider_call(
+            voice, request, media, transfer=media.transfer, transfer_target=settings.transfer_target, provider="telnyx"
+        )
         log.info("telnyx_call_started", call_id=started.call.call_id)
         await started.run
 

@@ -30,11 +30,8 @@ from pipecat.runner.utils import parse_telephony_websocket
 from pipecat.serializers.base_serializer import FrameSerializer
 from pipecat.serializers.twilio import TwilioFrameSerializer
 
-from agent.calls.handoff import CallHandoff
 from agent.calls.media import CallControls, CallRequest
 from agent.calls.service import VoiceService
-from agent.calls.session import CallSession
-from agent.transports.digits import caller_digit
 from agent.transports.media_socket import (
     CALLER_ENDED,
     CLOSE_BUSY,
@@ -42,6 +39,7 @@ from agent.transports.media_socket import (
     SocketMedia,
     provider_url,
     refuse,
+    start_provider_call,
 )
 from config.settings import TelephonySettings
 from control_api.problems import ProblemError
@@ -223,24 +221,9 @@ def twilio_router(voice: VoiceService, settings: TelephonySettings, *, public_ur
         )
         media = TwilioMedia(websocket, serializer, api=api, call_sid=str(call_data["call_id"] or ""))
 
-        def on_digit(call: CallSession, controls: CallControls, digit: str) -> None:
-            # Twilio's ``dtmf`` event: the same rule as every phone line (stored, 0 asks for a person).
-            voice.spawn(
-                caller_digit(
-                    voice.state.sessions,
-                    call,
-                    controls,
-                    digit,
-                    transfer=media.transfer,
-                    transfer_target=settings.transfer_target,
-                ),
-                name=f"twilio-dtmf-{call.call_id}",
-            )
-
-        media.on_digit = on_digit
-        started = await voice.start_call(request, media)
-        if isinstance(started.call.handoff, CallHandoff):
-            started.call.handoff.cold_transfer = media.transfer  # a persona's cold transfer: Twilio's REST update
+        started = await start_provider_call(
+            voice, request, media, transfer=media.transfer, transfer_target=settings.transfer_target, provider="twilio"
+        )
         log.info("twilio_call_started", call_id=started.call.call_id)
         await started.run
 

@@ -7,41 +7,24 @@ offered only over TLS, the CA trusted only through the configured file, and no l
 from __future__ import annotations
 
 import asyncio
-import email
 from collections.abc import Iterator
-from email.message import Message
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
 from pydantic import ValidationError
 
 from config.settings import SMTPSettings
 from control_api.services.mail import MailConfig, MailError, send
 from control_api.smtp import Security
 from tests.integrations.standins import free_port
+from tests.integrations.test_notify import SMTP_PASSWORD as PASSWORD
+from tests.integrations.test_notify import SMTP_USER as USER
+from tests.integrations.test_notify import Mailbox, _authenticate
 from tests.integrations.tls import TestPki, make_pki
 
 pytestmark = pytest.mark.integration
-
-USER, PASSWORD = "desk@voxdesk.example", "relay-pass-91c2"
-
-
-class _Box:
-    def __init__(self) -> None:
-        self.messages: list[tuple[Message, str | None]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        login = session.auth_data.login.decode() if isinstance(session.auth_data, LoginPassword) else None
-        self.messages.append((email.message_from_bytes(envelope.content), login))
-        return "250 OK"
-
-
-def _auth(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
-    ok = isinstance(data, LoginPassword) and (data.login.decode(), data.password.decode()) == (USER, PASSWORD)
-    return AuthResult(success=ok, handled=False, auth_data=data if ok else None)
 
 
 @pytest.fixture
@@ -49,9 +32,9 @@ def pki(tmp_path: Path) -> TestPki:
     return make_pki(tmp_path / "pki")
 
 
-def _server(pki: TestPki, security: Security) -> tuple[Controller, _Box]:
-    box = _Box()
-    kwargs: dict[str, Any] = {"authenticator": _auth}
+def _server(pki: TestPki, security: Security) -> tuple[Controller, Mailbox]:
+    box = Mailbox()
+    kwargs: dict[str, Any] = {"authenticator": _authenticate}
     if security == "tls":
         kwargs.update(ssl_context=pki.server_context(), auth_require_tls=False)  # every byte is encrypted anyway
     elif security == "starttls":
@@ -62,7 +45,7 @@ def _server(pki: TestPki, security: Security) -> tuple[Controller, _Box]:
 
 
 @pytest.fixture(params=["tls", "starttls"])
-def relay(request: pytest.FixtureRequest, pki: TestPki) -> Iterator[tuple[Controller, _Box, Security]]:
+def relay(request: pytest.FixtureRequest, pki: TestPki) -> Iterator[tuple[Controller, Mailbox, Security]]:
     controller, box = _server(pki, request.param)
     try:
         yield controller, box, request.param
@@ -84,18 +67,20 @@ def _config(tmp_path: Path, port: int, security: Security, ca_pem: str | None, *
 
 
 def test_mail_is_delivered_over_tls_with_the_private_ca_and_the_login(
-    tmp_path: Path, pki: TestPki, relay: tuple[Controller, _Box, Security]
+    tmp_path: Path, pki: TestPki, relay: tuple[Controller, Mailbox, Security]
 ) -> None:
     controller, box, security = relay
     config = _config(tmp_path, controller.port, security, pki.ca_pem, username=USER, password=PASSWORD)
     asyncio.run(send(config, to="invitee@acme.example", subject="Your invitation", body="Set a password."))
-    [(message, login)] = box.messages
-    assert message["Subject"] == "Your invitation" and message["To"] == "invitee@acme.example"
+    [(message, recipients, login)] = box.messages
+    assert message["Subject"] == "Your invitation" and recipients == ["invitee@acme.example"]
     assert login == USER
     assert not (tmp_path / "outbox").exists()  # delivered, not written aside
 
 
-def test_a_relay_whose_ca_is_not_trusted_is_refused(tmp_path: Path, relay: tuple[Controller, _Box, Security]) -> None:
+def test_a_relay_whose_ca_is_not_trusted_is_refused(
+    tmp_path: Path, relay: tuple[Controller, Mailbox, Security]
+) -> None:
     controller, box, security = relay
     config = _config(tmp_path, controller.port, security, None)  # the system's CAs do not know the test CA
     with pytest.raises(MailError):

@@ -17,7 +17,7 @@ import json
 import re
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -178,28 +178,37 @@ def test_media_stream_with_a_bad_signature_is_refused(twilio_server: VoiceServer
     assert asyncio.run(attempt()) == 4403
 
 
+async def _keyed_call(
+    server: VoiceServer, call_sid: str, *, frames: int, until: Callable[[], bool] | None = None
+) -> None:
+    """A stream of silence with a DTMF 0 (Twilio's documented ``dtmf`` event) 1.2 s in; ends after ``frames`` frames
+    of 20 ms, or when ``until`` holds (then with Twilio's ``stop``, as when Twilio runs new TwiML).
+    """
+    url = server.ws_url + "/api/telephony/twilio/stream"
+    async with websockets.connect(url, additional_headers={"X-Twilio-Signature": sign(url)}) as ws:
+        await ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
+        start = {"streamSid": STREAM_SID, "callSid": call_sid, "tracks": ["inbound"], "customParameters": {}}
+        opening = {"event": "start", "sequenceNumber": "1", "start": start, "streamSid": STREAM_SID}
+        await ws.send(json.dumps(opening))
+        silence = base64.b64encode(b"\xff" * 160).decode()
+        for seq in range(2, frames):
+            if seq == 60:
+                dtmf = {"event": "dtmf", "streamSid": STREAM_SID, "sequenceNumber": str(seq)}
+                await ws.send(json.dumps({**dtmf, "dtmf": {"track": "inbound_track", "digit": "0"}}))
+            if until is not None and until():
+                stop = {"event": "stop", "sequenceNumber": str(seq), "streamSid": STREAM_SID}
+                await ws.send(json.dumps({**stop, "stop": {"callSid": call_sid}}))
+                return
+            media = {"track": "inbound", "chunk": str(seq), "timestamp": str(seq * 20), "payload": silence}
+            await ws.send(json.dumps({"event": "media", "sequenceNumber": str(seq), "media": media}))
+            await asyncio.sleep(0.02)
+
+
 def test_dtmf_zero_over_the_stream_requests_a_person(twilio_server: VoiceServer) -> None:
     # Twilio's documented dtmf event (https://www.twilio.com/docs/voice/media-streams/websocket-messages#dtmf-message)
     # goes through the phone lines' one DTMF rule: the digit is stored, 0 asks for a person.
     call_sid = "CA" + "3" * 32
-
-    async def call() -> None:
-        url = twilio_server.ws_url + "/api/telephony/twilio/stream"
-        async with websockets.connect(url, additional_headers={"X-Twilio-Signature": sign(url)}) as ws:
-            await ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
-            start = {"streamSid": STREAM_SID, "callSid": call_sid, "tracks": ["inbound"], "customParameters": {}}
-            opening = {"event": "start", "sequenceNumber": "1", "start": start, "streamSid": STREAM_SID}
-            await ws.send(json.dumps(opening))
-            silence = base64.b64encode(b"\xff" * 160).decode()
-            for seq in range(2, 200):
-                if seq == 60:
-                    dtmf = {"event": "dtmf", "streamSid": STREAM_SID, "sequenceNumber": str(seq)}
-                    await ws.send(json.dumps({**dtmf, "dtmf": {"track": "inbound_track", "digit": "0"}}))
-                media = {"track": "inbound", "chunk": str(seq), "timestamp": str(seq * 20), "payload": silence}
-                await ws.send(json.dumps({"event": "media", "sequenceNumber": str(seq), "media": media}))
-                await asyncio.sleep(0.02)
-
-    asyncio.run(asyncio.wait_for(call(), timeout=60))
+    asyncio.run(asyncio.wait_for(_keyed_call(twilio_server, call_sid, frames=200), timeout=60))
     rows = twilio_server.query("SELECT id FROM calls WHERE metadata LIKE ?", f"%{call_sid}%")
     assert len(rows) == 1
     deadline = time.monotonic() + 30
@@ -229,28 +238,10 @@ def test_a_persona_with_a_cold_transfer_dials_the_target_through_twilios_rest_ap
     call_sid = "CA" + "4" * 32
     previous = _set_policy(twilio_server, cold_transfer_to=TRANSFER_TO)
 
-    async def call() -> None:
-        url = twilio_server.ws_url + "/api/telephony/twilio/stream"
-        async with websockets.connect(url, additional_headers={"X-Twilio-Signature": sign(url)}) as ws:
-            await ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
-            start = {"streamSid": STREAM_SID, "callSid": call_sid, "tracks": ["inbound"], "customParameters": {}}
-            opening = {"event": "start", "sequenceNumber": "1", "start": start, "streamSid": STREAM_SID}
-            await ws.send(json.dumps(opening))
-            silence = base64.b64encode(b"\xff" * 160).decode()
-            for seq in range(2, 1500):
-                if seq == 60:
-                    dtmf = {"event": "dtmf", "streamSid": STREAM_SID, "sequenceNumber": str(seq)}
-                    await ws.send(json.dumps({**dtmf, "dtmf": {"track": "inbound_track", "digit": "0"}}))
-                if stand_in.of(call_sid):
-                    break  # Twilio now runs the new TwiML: it stops the stream and dials the target
-                media = {"track": "inbound", "chunk": str(seq), "timestamp": str(seq * 20), "payload": silence}
-                await ws.send(json.dumps({"event": "media", "sequenceNumber": str(seq), "media": media}))
-                await asyncio.sleep(0.02)
-            stop = {"event": "stop", "sequenceNumber": "0", "streamSid": STREAM_SID, "stop": {"callSid": call_sid}}
-            await ws.send(json.dumps(stop))
-
     try:
-        asyncio.run(asyncio.wait_for(call(), timeout=60))
+        # Twilio runs the new TwiML once the transfer is sent: it stops the stream and dials the target.
+        call = _keyed_call(twilio_server, call_sid, frames=1500, until=lambda: bool(stand_in.of(call_sid)))
+        asyncio.run(asyncio.wait_for(call, timeout=60))
     finally:
         _set_policy(twilio_server, **previous)
     assert stand_in.violations == []
