@@ -31,6 +31,8 @@ import numpy as np
 import numpy.typing as npt
 import structlog
 
+from knowledge.answerability import BAND as ANSWERABILITY_BAND
+from knowledge.answerability import Answerability
 from knowledge.embedders.base import Embedder
 from knowledge.phonetic import SoundAlike
 from knowledge.rerank import CrossEncoderReranker
@@ -111,6 +113,7 @@ class HybridRetriever:
         self._lock = asyncio.Lock()
         self.sound_alike: SoundAlike | None = None
         self.views: ViewIndex | None = None
+        self.answerability: Answerability | None = None
 
     async def enable_calibration(self, directory: Path) -> Calibration:
         """Derive the threshold from the base (or load the stored one that still matches it) and keep it current.
@@ -135,6 +138,7 @@ class HybridRetriever:
             model_id = str(getattr(self.embedder, "model_id", "unknown"))
             print_ = calib.fingerprint(chunks, model_id)
             await self.build_views(chunks, print_)
+            await self.build_answerability(chunks, print_)
             stored = calib.load(self._calibration_dir) if self._calibration_dir else None
             if (
                 stored is not None
@@ -205,12 +209,13 @@ class HybridRetriever:
         if not question:
             return Retrieval(found=False, passages=(), latency_ms=0.0, top_score=None)
         scored = await self._search(question, top_k)
+        searched = question
         if sound_alike and self.sound_alike is not None and (not scored or scored[0][0] < self.config.score_threshold):
             heard = self.sound_alike.rewrite(question)
             if heard is not None:
                 again = await self._search(heard, top_k)
                 if again and (not scored or again[0][0] > scored[0][0]):
-                    scored = again
+                    scored, searched = again, heard
         passages = tuple(
             Passage(
                 text=hit.chunk.text,
@@ -226,6 +231,8 @@ class HybridRetriever:
         )
         top = passages[0].score if passages else None
         found = top is not None and top >= self.config.score_threshold
+        if found and top is not None and top < self.config.score_threshold + ANSWERABILITY_BAND:
+            found = not await self._foreign(searched, scored[0][1])
         return Retrieval(
             found=found, passages=passages, latency_ms=(time.perf_counter() - started) * 1000.0, top_score=top
         )
@@ -240,6 +247,36 @@ class HybridRetriever:
         if self.config.views and self.reranker is None and 0 < len(chunks) <= VIEW_MAX_CHUNKS:
             self.views = await ViewIndex.build(self.embedder, chunks, fingerprint, self._calibration_dir)
         return self.views
+
+    async def build_answerability(self, chunks: Sequence[StoredChunk], fingerprint: str) -> Answerability | None:
+        """Embed the base's words for the answerability check (:mod:`knowledge.answerability`).
+
+        Stored beside the calibration; not built with a reranker (its scores are not the cosines the check compares).
+        """
+        self.answerability = None
+        if self.reranker is None and chunks:
+            self.answerability = await Answerability.build(
+                self.embedder, [c.text for c in chunks], fingerprint, self._calibration_dir
+            )
+        return self.answerability
+
+    async def _foreign(self, question: str, hit: Hit) -> bool:
+        """Whether ``question`` turns on a word foreign to the base and to the best passage ``hit``."""
+        check = self.answerability
+        if check is None or self.reranker is not None:
+            return False
+        views = self.views
+        chunk = hit.chunk
+        own = np.asarray(chunk.vector, dtype=np.float32).reshape(-1)
+
+        def passage_score(query: npt.NDArray[np.float32]) -> float:
+            lifted_score = views.passage_score(chunk.id, query) if views is not None else None
+            return float(own @ query) if lifted_score is None else lifted_score
+
+        async def embed(texts: Sequence[str]) -> npt.NDArray[np.float32]:
+            return np.asarray(await self.embedder.embed_array(texts), dtype=np.float32)
+
+        return await check.foreign(question, embed, passage_score) is not None
 
     def use_vocabulary(self, texts: Sequence[str]) -> None:
         """Match the base's own words by sound as well as by spelling (built from its passages' text)."""

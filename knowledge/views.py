@@ -95,6 +95,7 @@ class ViewIndex:
         self.vectors = vectors
         self.fingerprint = fingerprint
         self.chunk_vectors = np.asarray([c.vector for c in self.chunks], dtype=np.float32).reshape(len(self.chunks), -1)
+        self._index: dict[str, int] | None = None
 
     @classmethod
     async def build(
@@ -131,6 +132,18 @@ class ViewIndex:
         if len(self):
             np.maximum.at(best, self.owners, self.vectors @ q)
         return cosine, best
+
+    def passage_score(self, chunk_id: str, query: npt.NDArray[np.float32]) -> float | None:
+        """One passage's cosine with ``query`` lifted by its best view (:func:`lifted`); None if not indexed."""
+        if self._index is None:
+            self._index = {chunk.id: i for i, chunk in enumerate(self.chunks)}
+        i = self._index.get(chunk_id)
+        if i is None:
+            return None
+        q = np.asarray(query, dtype=np.float32).reshape(-1)
+        cosine = float(self.chunk_vectors[i] @ q)
+        own = self.vectors[self.owners == i]
+        return lifted(cosine, float((own @ q).max())) if len(own) else cosine
 
 
 def lifted(cosine: float, best_view: float, weight: float = VIEW_WEIGHT) -> float:
