@@ -67,7 +67,16 @@ class ThreadedServer:
 
     def stop(self) -> None:
         if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
+            loop = self._loop
+
+            def halt() -> None:
+                # Requests still being answered (a deliberately hanging one: ``hang_after_create``) are cancelled;
+                # otherwise the runner's cleanup would wait for them and the join below would time out.
+                for task in asyncio.all_tasks(loop):
+                    task.cancel()
+                loop.stop()
+
+            loop.call_soon_threadsafe(halt)
             self._thread.join(10)
             self._loop = None
             self._thread = None
