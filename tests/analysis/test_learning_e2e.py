@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from tests.analysis.conftest import Desk, place_call
-from tests.e2e.conftest import CHROMIUM
+from tests.e2e.conftest import CHROMIUM, mint_token
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -148,18 +148,7 @@ def test_console_pages_at_desktop_and_phone_widths(desk: Desk, tmp_path: Path) -
     shots = Path(os.environ.get("ANALYSIS_SHOTS") or tmp_path / "shots")
     shots.mkdir(parents=True, exist_ok=True)
     email = "console-admin@example.com"
-    import subprocess
-    import sys
-
-    from tests.e2e.conftest import REPO
-
-    subprocess.run(
-        [sys.executable, "-m", "tests.e2e.seed", "token", email, "admin"],
-        env=desk.server.env,
-        cwd=REPO,
-        check=True,
-        capture_output=True,
-    )
+    mint_token(desk.server.env, email, "admin")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"]
