@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import AsyncGenerator
 from typing import Any
 
+import numpy as np
 import pocketsphinx
 import structlog
 from pipecat.frames.frames import (
@@ -53,13 +54,24 @@ from pipelines.asr.sphinx.results import DecoderResult, DecoderStream, ResultCal
 from pipelines.asr.sphinx.thread_decoder import ThreadDecoderStream
 from pipelines.asr.sphinx.worker_client import WorkerClient, WorkerStream
 from pipelines.asr.sphinx.worker_supervisor import WorkerSupervisor
-from pipelines.asr.whisper_pool import SecondOpinion
+from pipelines.asr.whisper_pool import WHISPER_SPECULATIONS, SecondOpinion
 from pipelines.options import ASROptions
 
 __all__ = ["PocketsphinxBackend", "PocketsphinxSTTService"]
 
 _WHISPER_RATE = 16000
 _MAX_UTTERANCE_BYTES = 30 * _WHISPER_RATE * 2  # Whisper's window at 16 kHz: audio beyond it is not kept
+# Whisper's speculative start (``SecondOpinion.speculate``): after this much quiet in an utterance (the VAD calls
+# the turn over after its stop_secs, 0.2 s by default), the audio before the quiet is sent to Whisper.
+# 80 ms leaves ~120 ms of the stop window (a short-window decode of a question takes ~100 ms of a free core);
+# a pause inside the question (a stop consonant, a breath) also starts one, which speech then discards.
+_SPECULATE_AFTER_MS = 80
+# Quiet: a frame's RMS under this share of the utterance's loudest frame (-26 dB), or under the floor.
+_QUIET_RATIO = 0.05
+_QUIET_FLOOR_RMS = 100.0
+# The speculative text serves the final only if no more than this much (quiet) audio followed it: more means the
+# VAD heard speech the energy rule did not.
+_MAX_SPECULATION_TAIL_MS = 500
 
 log = structlog.get_logger(__name__)
 
@@ -224,6 +236,13 @@ class PocketsphinxSTTService(STTService):
         self._probe: WeakEvidenceProbe | None = None
         self._utterance: bytearray = bytearray()  # this utterance's audio (kept only with a second opinion)
         self._ended: bytes = b""  # the audio of the utterance whose final comes next
+        # Speculative start: the loudest frame so far, the quiet run's start (bytes into the utterance) and length,
+        # and the decode of the audio before it (its byte count, its task) while the quiet lasts.
+        self._peak_rms = 0.0
+        self._quiet_from: int | None = None
+        self._quiet_ms = 0.0
+        self._speculation: tuple[int, asyncio.Task[str]] | None = None
+        self._ended_speculation: tuple[int, asyncio.Task[str]] | None = None
 
     def use_evidence_probe(self, probe: WeakEvidenceProbe) -> None:
         """Ask ``probe`` whether a final's evidence is weak (``weak`` mode asks Whisper only then)."""
@@ -276,6 +295,7 @@ class PocketsphinxSTTService(STTService):
             self._decoder.feed(audio)
             if self._second is not None and len(self._utterance) < _MAX_UTTERANCE_BYTES:
                 self._utterance += audio
+                self._watch_for_silence(audio)
         else:
             self._preroll.append(audio)
             self._preroll_bytes += len(audio)
@@ -283,6 +303,30 @@ class PocketsphinxSTTService(STTService):
             while self._preroll_bytes > limit and len(self._preroll) > 1:
                 self._preroll_bytes -= len(self._preroll.popleft())
         yield None
+
+    def _watch_for_silence(self, audio: bytes) -> None:
+        """Start Whisper on the utterance so far when a quiet run begins; drop that decode when speech resumes."""
+        assert self._second is not None
+        samples = len(audio) // 2
+        if samples == 0:
+            return
+        values = np.frombuffer(audio, dtype="<i2", count=samples).astype(np.float32)
+        rms = float(np.sqrt(np.mean(values * values)))
+        self._peak_rms = max(self._peak_rms, rms)
+        if rms >= max(self._peak_rms * _QUIET_RATIO, _QUIET_FLOOR_RMS):  # speech
+            self._quiet_from, self._quiet_ms = None, 0.0
+            if self._speculation is not None:
+                self._speculation[1].cancel()
+                self._speculation = None
+                WHISPER_SPECULATIONS.labels(outcome="discarded").inc()
+            return
+        if self._quiet_from is None:
+            self._quiet_from = len(self._utterance) - len(audio)
+        self._quiet_ms += samples * 1000 / self.sample_rate
+        if self._speculation is None and self._quiet_ms >= _SPECULATE_AFTER_MS and self._peak_rms > 0:
+            task = self._second.speculate(bytes(self._utterance[: self._quiet_from]))
+            if task is not None:
+                self._speculation = (self._quiet_from, task)
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         """Open the decoder's utterance at the VAD's speech start and close it at its end, then as STTService.
@@ -304,6 +348,9 @@ class PocketsphinxSTTService(STTService):
         self._decoder.start_utterance(preroll)
         if self._second is not None:
             self._utterance = bytearray(preroll)
+            self._peak_rms, self._quiet_from, self._quiet_ms = 0.0, None, 0.0
+            self._drop_speculation(self._speculation)
+            self._speculation = None
         self._preroll.clear()
         self._preroll_bytes = 0
 
@@ -314,6 +361,14 @@ class PocketsphinxSTTService(STTService):
         self._decoder.end_utterance()
         if self._second is not None:
             self._ended, self._utterance = bytes(self._utterance), bytearray()
+            self._drop_speculation(self._ended_speculation)  # a final that never came (no words)
+            self._ended_speculation, self._speculation = self._speculation, None
+
+    @staticmethod
+    def _drop_speculation(speculation: tuple[int, asyncio.Task[str]] | None) -> None:
+        if speculation is not None:
+            speculation[1].cancel()
+            WHISPER_SPECULATIONS.labels(outcome="discarded").inc()
 
     async def _read_results(self) -> None:
         while True:
@@ -337,7 +392,10 @@ class PocketsphinxSTTService(STTService):
                 if self._second is not None:
                     # The turn waits for this final (the user aggregator needs a transcript), at most the deadline.
                     pcm, self._ended = self._ended, b""
-                    heard = await self._second.revise(text, confidence, pcm, call_id=self._call_id, probe=self._probe)
+                    early = self._early(pcm)
+                    heard = await self._second.revise(
+                        text, confidence, pcm, call_id=self._call_id, probe=self._probe, early=early
+                    )
                     if heard is not None:
                         text, alternatives, confidence = heard, (), None
                         result = ASRResult(
@@ -354,4 +412,17 @@ class PocketsphinxSTTService(STTService):
                     RecognitionEvidenceFrame(text=text, alternatives=alternatives, confidence=confidence)
                 )
             else:
+                self._drop_speculation(self._ended_speculation)
+                self._ended_speculation = None
                 await self.stop_ttfb_metrics()
+
+    def _early(self, pcm: bytes) -> asyncio.Task[str] | None:
+        """The ended utterance's speculative decode, if it covers ``pcm`` but for a short quiet tail."""
+        speculation, self._ended_speculation = self._ended_speculation, None
+        if speculation is None:
+            return None
+        covered, task = speculation
+        if (len(pcm) - covered) * 1000 / (2 * self.sample_rate) > _MAX_SPECULATION_TAIL_MS:
+            self._drop_speculation(speculation)
+            return None
+        return task

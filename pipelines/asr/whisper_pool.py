@@ -12,6 +12,12 @@ and Whisper's transcript replaces pocketsphinx's:
   (``pipelines.build``), so the recogniser never decides by itself what the knowledge base holds;
 - ``always``: every final.
 
+Speculative start: at the start of the caller's end-of-turn silence (the VAD stops only ``stop_secs`` later),
+the call's recogniser sends the utterance so far to an idle worker (:meth:`SecondOpinion.speculate`); if the
+caller speaks again it is discarded, and at the final its text is used when it covers the same audio (nothing
+but quiet after it), so the decode runs during the VAD's stop window instead of after it. Otherwise (no idle
+worker, speech resumed, or no quiet seen) the final's audio is decoded as before.
+
 Whisper is given ``deadline_s`` from the final: when it is late, fails, its worker is gone or busy, pocketsphinx's
 text is used and ``voxdesk_asr_whisper_fallbacks_total`` counts why (the log line has the call id, never the
 caller's words). The pool is bounded: ``processes`` workers (default 1 per box), each decoding one utterance at a
@@ -46,6 +52,7 @@ from pipelines.asr.whisper_worker import Kind
 
 __all__ = [
     "MODES",
+    "WHISPER_SPECULATIONS",
     "SecondOpinion",
     "TakesSecondOpinion",
     "WeakEvidenceProbe",
@@ -82,6 +89,13 @@ WHISPER_FALLBACKS = Counter(
 WHISPER_SKIPPED = Counter(
     "voxdesk_asr_whisper_skipped_total",
     "Finals not sent to Whisper in weak mode because the fast path's evidence was strong.",
+)
+WHISPER_SPECULATIONS = Counter(
+    "voxdesk_asr_whisper_speculations_total",
+    "Speculative decodes at the start of a caller's silence: outcome=used (its text served the final) | "
+    "discarded (the caller spoke again, or the final came with more audio) | unused (the final kept pocketsphinx's "
+    "text or failed it) | busy (no idle worker: not started).",
+    ["outcome"],
 )
 WHISPER_WORKER_EXITS = Counter(
     "voxdesk_asr_whisper_worker_exits_total",
@@ -180,6 +194,7 @@ class _Worker:
         self._lock = threading.Lock()  # the state below; never held while writing to the pipe
         self._write = threading.Lock()  # one message at a time into the pipe (a write may wait for the worker)
         self._pending: dict[int, concurrent.futures.Future[str]] = {}
+        self._unsent: set[int] = set()  # reserved, not yet written (dropped from _pending if abandoned so)
         self._ids = itertools.count(1)
         self._on_exit = on_exit
         self.alive = False
@@ -214,10 +229,22 @@ class _Worker:
                 raise WhisperUnavailableError("unavailable")
             request = next(self._ids)
             self._pending[request] = future
+            self._unsent.add(request)
         return request, future
+
+    def abandon(self, request: int) -> None:
+        """Give up on ``request``: if it was not written yet, it never will be (it no longer counts as queued)."""
+        with self._lock:
+            if request in self._unsent:
+                self._unsent.discard(request)
+                self._pending.pop(request, None)
 
     def send(self, request: int, pcm: bytes) -> None:
         """Write one utterance into the pipe (blocks while the pipe is full: call it on a thread)."""
+        with self._lock:
+            if request not in self._unsent:  # abandoned before it was written
+                return
+            self._unsent.discard(request)
         try:
             with self._write:
                 write_message(self._stdin, Kind.DECODE, request, pcm)
@@ -319,6 +346,11 @@ class WhisperPool:
         # Loading takes seconds: replace it on a thread of its own (finals keep pocketsphinx's text meanwhile).
         threading.Thread(target=self._spawn, name="whisper-worker-respawn", daemon=True).start()
 
+    def live_workers(self) -> list[_Worker]:
+        """The running workers."""
+        with self._lock:
+            return [w for w in self._workers if w.alive]
+
     def pids(self) -> list[int]:
         """The running workers' process ids."""
         with self._lock:
@@ -336,8 +368,8 @@ class WhisperPool:
             except OSError:  # it is exiting; its replacement starts with the new prompt
                 continue
 
-    async def decode(self, pcm: bytes, *, within_s: float) -> str:
-        """Whisper's transcript of one 16 kHz utterance, from the least busy worker.
+    async def decode(self, pcm: bytes, *, within_s: float, idle_only: bool = False) -> str:
+        """Whisper's transcript of one 16 kHz utterance, from the least busy worker (``idle_only``: an idle one).
 
         Raises:
             WhisperUnavailableError: No worker could take it (``reason`` unavailable | busy | failed).
@@ -349,7 +381,7 @@ class WhisperPool:
         if not live:
             raise WhisperUnavailableError("unavailable")
         worker = min(live, key=lambda w: w.queued)
-        if worker.queued > MAX_QUEUED:
+        if worker.queued > (0 if idle_only else MAX_QUEUED):
             raise WhisperUnavailableError("busy")
         request, future = worker.reserve()
 
@@ -359,8 +391,9 @@ class WhisperPool:
 
         try:
             return await asyncio.wait_for(run(), within_s)
-        except TimeoutError:
-            future.cancel()  # the worker still decodes it; its text is dropped when it comes
+        except (TimeoutError, asyncio.CancelledError):  # late, or a speculation the caller's speech discarded
+            future.cancel()  # if written, the worker still decodes it and its text is dropped when it comes
+            worker.abandon(request)
             raise
 
     def close(self) -> None:
@@ -386,13 +419,69 @@ class SecondOpinion:
         self.mode = mode
         self.deadline_s = deadline_s
 
+    def speculate(self, pcm: bytes) -> asyncio.Task[str] | None:
+        """Start decoding ``pcm`` (the utterance up to the caller's silence) on an idle worker; None if none is idle.
+
+        The task's text is for :meth:`revise` (``early``); cancel it when the caller speaks again (the worker
+        finishes it and the text is dropped). Call on the event loop.
+        """
+        if self.mode == "off" or not pcm:
+            return None
+        if not any(w.queued == 0 for w in self.pool.live_workers()):
+            WHISPER_SPECULATIONS.labels(outcome="busy").inc()
+            return None
+        # Its own clock: it starts up to stop_secs before the final, whose deadline then bounds the wait.
+        task = asyncio.ensure_future(self.pool.decode(pcm, within_s=self.deadline_s + 1.0, idle_only=True))
+        task.add_done_callback(_retrieve)  # a discarded one's failure is nobody's error
+        return task
+
     async def revise(
-        self, text: str, confidence: float | None, pcm: bytes, *, call_id: str, probe: WeakEvidenceProbe | None
+        self,
+        text: str,
+        confidence: float | None,
+        pcm: bytes,
+        *,
+        call_id: str,
+        probe: WeakEvidenceProbe | None,
+        early: asyncio.Task[str] | None = None,
     ) -> str | None:
         """Whisper's transcript to use instead of pocketsphinx's ``text``, or None to keep ``text``.
 
-        Never raises: a late, failed or unavailable Whisper keeps ``text`` (counted and logged with ``call_id``).
+        ``early``: a :meth:`speculate` task over the same audio (less only trailing quiet); its text is used when
+        it succeeds, else ``pcm`` is decoded now. It is cancelled when not needed. Never raises: a late, failed or
+        unavailable Whisper keeps ``text`` (counted and logged with ``call_id``).
         """
+        used: list[bool] = []
+        try:
+            return await self._revise(text, confidence, pcm, call_id=call_id, probe=probe, early=early, used=used)
+        finally:
+            if early is not None:
+                early.cancel()  # no-op when done
+                WHISPER_SPECULATIONS.labels(outcome="used" if used else "unused").inc()
+
+    @staticmethod
+    async def _early_text(early: asyncio.Task[str], within_s: float, used: list[bool]) -> str | None:
+        """The speculative decode's text, or None when it failed (the final's audio is then decoded)."""
+        try:
+            text = await asyncio.wait_for(asyncio.shield(early), within_s)
+        except TimeoutError:
+            raise
+        except Exception:  # noqa: BLE001 - busy, failed or cancelled: decode the final's audio instead
+            return None
+        used.append(True)
+        return text
+
+    async def _revise(
+        self,
+        text: str,
+        confidence: float | None,
+        pcm: bytes,
+        *,
+        call_id: str,
+        probe: WeakEvidenceProbe | None,
+        early: asyncio.Task[str] | None,
+        used: list[bool],
+    ) -> str | None:
         if self.mode == "off" or not pcm:
             return None
         t0 = time.perf_counter()
@@ -412,7 +501,12 @@ class SecondOpinion:
         try:
             if left <= 0:
                 raise TimeoutError
-            heard = await self.pool.decode(pcm, within_s=left)
+            heard = await self._early_text(early, left, used) if early is not None else None
+            if heard is None:
+                left = self.deadline_s - (time.perf_counter() - t0)
+                if left <= 0:
+                    raise TimeoutError
+                heard = await self.pool.decode(pcm, within_s=left)
         except TimeoutError:
             reason = "late"
         except WhisperUnavailableError as exc:
@@ -435,3 +529,8 @@ class SecondOpinion:
             kept="pocketsphinx",
         )
         return None
+
+
+def _retrieve(task: asyncio.Task[str]) -> None:
+    if not task.cancelled():
+        task.exception()

@@ -1,10 +1,18 @@
 """Whisper in a worker process: the second opinion on a caller's final utterance, off the server's cores' GIL.
 
-Whisper (tiny.en, CTranslate2, int8, one thread, greedy) encodes a 30 s window whatever the utterance's length:
-about 0.3-0.4 s of a core per utterance. In the server that time would be taken from the event loop carrying
-every call's audio (CTranslate2 releases the GIL, but the feature extraction is numpy on the calling thread), so
-each worker process decodes one utterance at a time on a core of its own; the server
-(``pipelines.asr.whisper_pool``) only writes the audio into a pipe and reads the text back.
+Whisper (tiny.en, CTranslate2, int8, one thread, greedy). faster-whisper's ``transcribe`` pads every utterance to
+Whisper's 30 s window (3 000 mel frames), about 0.3-0.5 s of a core for a 2 s question. :func:`decode` instead
+encodes a short window, the utterance's own frames padded (as ``transcribe`` pads: zeros) to ``WINDOW_FRAMES``
+(10 s), and runs the decoder itself (``generate`` with ``transcribe``'s prompt layout, blank and non-speech
+suppression): about a third of the time. The model was trained on 30 s windows, and on a short one it tends to
+say the sentence again after it ends (with 3-6 s windows: many times, garbled; with 10 s: usually once), so the
+output is bounded by the audio's duration (``TOKENS_PER_SECOND``) and a repeat of its opening words is dropped
+(:func:`drop_repeat`). :func:`decode_full_window` is ``transcribe`` as before (the benchmark compares the two).
+
+In the server the decode's time would be taken from the event loop carrying every call's audio (CTranslate2
+releases the GIL, but the feature extraction is numpy on the calling thread), so each worker process decodes one
+utterance at a time on a core of its own; the server (``pipelines.asr.whisper_pool``) only writes the audio into
+a pipe and reads the text back.
 
 Wire format: the pocketsphinx worker's (``u8 kind, u32 request, u32 length`` + payload, big-endian):
 
@@ -20,16 +28,25 @@ directory only; nothing is downloaded.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
+from dataclasses import dataclass
 from typing import IO, Any
 
 from pipelines.asr.pocketsphinx_worker import read_message, write_message
 
-__all__ = ["Kind", "decode", "load_model", "serve"]
+__all__ = ["Kind", "LoadedWhisper", "decode", "decode_full_window", "drop_repeat", "load_model", "serve"]
 
 SAMPLE_RATE = 16000
 MAX_SECONDS = 30  # Whisper's window: longer audio is cut to its last 30 s (a caller's question is far shorter)
+FULL_WINDOW_FRAMES = 3000  # 30 s of 10 ms mel frames: the encoder's largest input
+# The short window (chosen on the team's development voices, benchmarks/recognition.py; see docs/measurements.md):
+# 10 s kept transcribe's word error (slt 0.070 vs 0.059, espeak-ng en-us 0.150 vs 0.168) at a third of its time;
+# 3 s and 6 s windows garbled and repeated (word error 0.9-1.2 before the repeat was dropped, 0.08-0.12 after).
+WINDOW_FRAMES = 1000
+TOKENS_PER_SECOND = 6  # speech is ~3 words (~4 tokens with punctuation) a second; a repeat beyond this is cut off
+EXTRA_TOKENS = 10
 
 
 class Kind:
@@ -42,23 +59,89 @@ class Kind:
     ERROR = 12
 
 
-def load_model(model_dir: str) -> Any:
+@dataclass(frozen=True, slots=True)
+class LoadedWhisper:
+    """A loaded model with what :func:`decode` needs beside it.
+
+    Attributes:
+        model: faster-whisper's ``WhisperModel`` (its CTranslate2 model is ``model.model``).
+        tokenizer: faster-whisper's tokenizer for English transcription.
+        suppress: Token ids never generated (``transcribe``'s default: non-speech symbols and special tokens).
+    """
+
+    model: Any
+    tokenizer: Any
+    suppress: tuple[int, ...]
+
+
+def load_model(model_dir: str) -> LoadedWhisper:
     """Whisper from a local CTranslate2 directory: CPU, int8, one thread (one utterance at a time per process)."""
     from faster_whisper import WhisperModel  # type: ignore[import-untyped]  # no type information shipped
+    from faster_whisper.tokenizer import Tokenizer  # type: ignore[import-untyped]
+    from faster_whisper.transcribe import get_suppressed_tokens  # type: ignore[import-untyped]
 
-    return WhisperModel(
+    model = WhisperModel(
         model_dir, device="cpu", compute_type="int8", cpu_threads=1, num_workers=1, local_files_only=True
     )
+    tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language="en")
+    return LoadedWhisper(model, tokenizer, tuple(get_suppressed_tokens(tokenizer, [-1])))
 
 
-def decode(model: Any, pcm: bytes, prompt: str | None) -> str:
-    """The transcript of one utterance (greedy, English, prompted; as ``benchmarks/recognition.py`` measured it)."""
+def _audio(pcm: bytes) -> Any:
     import numpy as np
 
     pcm = pcm[len(pcm) - min(len(pcm), MAX_SECONDS * SAMPLE_RATE * 2) :]
-    audio = np.frombuffer(pcm[: len(pcm) - len(pcm) % 2], dtype="<i2").astype(np.float32) / 32768.0
-    segments, _info = model.transcribe(
-        audio, language="en", beam_size=1, initial_prompt=prompt or None, vad_filter=False
+    return np.frombuffer(pcm[: len(pcm) - len(pcm) % 2], dtype="<i2").astype(np.float32) / 32768.0
+
+
+def drop_repeat(text: str) -> str:
+    """``text`` up to where it says itself again (the short window's repeat), else ``text``.
+
+    A repeat is everything before it said again word for word (punctuation and case aside), or, at the very end,
+    at least its first two words: "What is the fee? What is the fee?" and "What is the fee? What is" become "What
+    is the fee?"; "Can I pay by card or can I pay by cash?" and a stutter ("How, how old ...") are kept.
+    """
+    words = text.split()
+    plain = [re.sub(r"[^a-z0-9']", "", w.lower()) for w in words]
+    for start in range(2, len(words)):
+        span = min(start, len(words) - start)
+        if span >= 2 and plain[start : start + span] == plain[:span]:
+            return " ".join(words[:start]).rstrip(",;")
+    return text
+
+
+def decode(whisper: LoadedWhisper, pcm: bytes, prompt: str | None) -> str:
+    """The transcript of one utterance: greedy, English, prompted, on the short window (see the module's docstring)."""
+    import ctranslate2  # type: ignore[import-untyped]  # no type information shipped
+    import numpy as np
+
+    audio = _audio(pcm)
+    features = whisper.model.feature_extractor(audio)[..., :-1]  # as transcribe computes them (last frame dropped)
+    frames = min(features.shape[-1], FULL_WINDOW_FRAMES)
+    window = np.zeros((features.shape[0], min(max(frames, WINDOW_FRAMES), FULL_WINDOW_FRAMES)), dtype=np.float32)
+    window[:, :frames] = features[:, :frames]  # zeros after it: transcribe's padding of the 30 s window
+    encoded = whisper.model.model.encode(ctranslate2.StorageView.from_array(window[None]), to_cpu=False)
+    tokenizer = whisper.tokenizer
+    tokens: list[int] = []
+    if prompt:  # as transcribe passes initial_prompt: the previous text's slot
+        tokens = [tokenizer.sot_prev, *tokenizer.encode(" " + prompt.strip())[: whisper.model.max_length // 2 - 1]]
+    tokens += [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+    budget = int(len(audio) / SAMPLE_RATE * TOKENS_PER_SECOND) + EXTRA_TOKENS
+    result = whisper.model.model.generate(
+        encoded,
+        [tokens],
+        beam_size=1,
+        max_length=min(len(tokens) + budget, whisper.model.max_length),
+        suppress_blank=True,
+        suppress_tokens=list(whisper.suppress),
+    )[0]
+    return drop_repeat(str(tokenizer.decode(result.sequences_ids[0])).strip())
+
+
+def decode_full_window(whisper: LoadedWhisper, pcm: bytes, prompt: str | None) -> str:
+    """The transcript by faster-whisper's ``transcribe`` (the 30 s window; the benchmark's comparison)."""
+    segments, _info = whisper.model.transcribe(
+        _audio(pcm), language="en", beam_size=1, initial_prompt=prompt or None, vad_filter=False
     )
     return " ".join(s.text.strip() for s in segments).strip()
 

