@@ -105,7 +105,7 @@ class FakeChat:
         self.check(body.get("stream") in (None, False), "not streamed")
         self.check(body.get("n", 1) == 1, "one choice")
         if self.mode == "slow":
-            await asyncio.sleep(5)
+            await asyncio.sleep(2)  # twice the writer's timeout (1 s); the fixture's cleanup waits this out
         if self.mode == "error":
             return web.json_response(
                 {"error": {"message": "overloaded", "type": "server_error", "param": None, "code": None}}, status=500
