@@ -60,10 +60,13 @@ async def run(detail: bool) -> dict[str, Any]:
             check = retriever.answerability
             out["threshold"] = retriever.config.score_threshold
             for name, qs in dev_sets().items():
-                retriever.answerability = None
-                out["typed"][f"{name}/without_check"] = await typed(kb, qs)
-                retriever.answerability = check
-                out["typed"][f"{name}/with_check"] = await typed(kb, qs)
+                for label, answerability in (("without_check", None), ("with_check", check)):
+                    retriever.answerability = answerability
+                    figures = await typed(kb, qs)
+                    yes = [q for q in qs if q.answerable]
+                    found = [(await kb.retriever.retrieve(q.text, top_k=1, log=False)).found for q in yes]
+                    figures["answerable_found"] = round(sum(found) / max(1, len(yes)), 3)
+                    out["typed"][f"{name}/{label}"] = figures
                 if detail:
                     rows = []
                     for q in qs:
