@@ -33,22 +33,26 @@ def weak_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VoiceServe
         stop_server(proc)
 
 
-def _second_opinions(server: VoiceServer) -> float:
+def _counted(server: VoiceServer, *names: str) -> float:
     text = httpx.get(server.base_url + "/metrics", timeout=30).text
     total = 0.0
     for line in text.splitlines():
         name, _, value = line.rpartition(" ")
-        if name.startswith(
-            ("voxdesk_asr_whisper_skipped_total", "voxdesk_asr_whisper_decodes_total", "voxdesk_asr_whisper_fallbacks")
-        ) and not name.endswith("_created"):
+        if name.startswith(names) and not name.endswith("_created"):
             total += float(value)
     return total
+
+
+def _second_opinions(server: VoiceServer) -> float:
+    names = ("voxdesk_asr_whisper_skipped_total", "voxdesk_asr_whisper_decodes_total", "voxdesk_asr_whisper_fallbacks")
+    return _counted(server, *names)
 
 
 def test_a_live_call_with_the_second_opinion_answers_a_spoken_question(weak_server: VoiceServer) -> None:
     assert WhisperSecondOpinionSettings().mode == "off"  # the shipped default; this server turns it on
     assert "whisper_second_opinion_on" in weak_server.log_path.read_text()
     before = _second_opinions(weak_server)
+    speculated = _counted(weak_server, "voxdesk_asr_whisper_speculations_total")
     events, _ = asyncio.run(asyncio.wait_for(_call(weak_server, weak_server.token("agent")), timeout=120))
     finals = [e for e in events if e["type"] == "transcript" and e["final"]]
     caller = [e["text"] for e in finals if e["role"] == "caller"]
@@ -56,3 +60,5 @@ def test_a_live_call_with_the_second_opinion_answers_a_spoken_question(weak_serv
     assert any("password" in text.lower() for text in caller), caller
     assert agent and ("password" in agent[-1].lower() or "reset link" in agent[-1].lower()), agent
     assert _second_opinions(weak_server) >= before + 1, weak_server.log_path.read_text()[-3000:]
+    # The caller's quiet before the VAD's stop started a speculative decode (used, unused, discarded or busy).
+    assert _counted(weak_server, "voxdesk_asr_whisper_speculations_total") >= speculated + 1
