@@ -219,7 +219,9 @@ def sip_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SipServer]:
             "VOXDESK_TELEPHONY__SIP_PORT": str(sip_port),
             "VOXDESK_TELEPHONY__TRUNKS": json.dumps(trunks),
             "VOXDESK_TELEPHONY__ROUTES": json.dumps({DIALLED: "default"}),
-            "VOXDESK_VOICE__SILENCE_TIMEOUT_SECS": "20",  # longer than any scenario's stay (18 s)
+            # Longer than any silence in a scenario (the longest: after the answer until the caller's BYE at 18 s
+            # in question.xml); short, since test_agent_hangs_up_with_bye waits it out.
+            "VOXDESK_VOICE__SILENCE_TIMEOUT_SECS": "12",
             # Phone audio is 8 kHz: pocketsphinx's bundled model is wideband (16 kHz) and mishears it (see
             # docs/telephony.md); Whisper tiny.en (installed by ./scripts/bootstrap) hears it well.
             "VOXDESK_PIPELINE__ASR__BACKEND": "faster-whisper",

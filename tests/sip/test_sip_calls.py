@@ -143,7 +143,7 @@ def test_hold_and_resume_with_reinvite(sip_server: SipServer, rtp_capture: RtpCa
 
 
 def test_agent_hangs_up_with_bye(sip_server: SipServer, rtp_capture: RtpCapture, tmp_path: Path) -> None:
-    # Nobody speaks: the silence timeout (20 s here) ends the call from the agent's side with a BYE.
+    # Nobody speaks: the silence timeout (12 s here) ends the call from the agent's side with a BYE.
     run = run_sipp(sip_server, "agent_bye", tmp_path, rtp_port=rtp_capture.port, timeout_s=60)
     assert run.returncode == 0, run.stdout
     assert _calls(sip_server)[-1][3] == "silence_timeout"
