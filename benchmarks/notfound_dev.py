@@ -64,8 +64,14 @@ async def run(detail: bool) -> dict[str, Any]:
                     retriever.answerability = answerability
                     figures = await typed(kb, qs)
                     yes = [q for q in qs if q.answerable]
-                    found = [(await kb.retriever.retrieve(q.text, top_k=1, log=False)).found for q in yes]
+                    results = [await kb.retriever.retrieve(q.text, top_k=1, log=False) for q in qs]
+                    found = [r.found for q, r in zip(qs, results, strict=True) if q.answerable]
                     figures["answerable_found"] = round(sum(found) / max(1, len(yes)), 3)
+                    latency = sorted(r.latency_ms for r in results)
+                    figures["latency_ms_p50_p95"] = [
+                        round(latency[len(latency) // 2], 1),
+                        round(latency[min(len(latency) - 1, int(0.95 * len(latency)))], 1),
+                    ]
                     out["typed"][f"{name}/{label}"] = figures
                 if detail:
                     rows = []
