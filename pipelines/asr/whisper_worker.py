@@ -3,9 +3,9 @@
 Whisper (tiny.en, CTranslate2, int8, one thread, greedy). faster-whisper's ``transcribe`` pads every utterance to
 Whisper's 30 s window (3 000 mel frames), about 0.3-0.5 s of a core for a 2 s question. :func:`decode` instead
 encodes a short window, the utterance's own frames padded (as ``transcribe`` pads: zeros) to ``WINDOW_FRAMES``
-(10 s), and runs the decoder itself (``generate`` with ``transcribe``'s prompt layout, blank and non-speech
+(15 s), and runs the decoder itself (``generate`` with ``transcribe``'s prompt layout, blank and non-speech
 suppression): about a third of the time. The model was trained on 30 s windows, and on a short one it tends to
-say the sentence again after it ends (with 3-6 s windows: many times, garbled; with 10 s: usually once), so the
+say the sentence again after it ends (with 3-6 s windows: many times, garbled; with 10-15 s: at most once), so the
 output is bounded by the audio's duration (``TOKENS_PER_SECOND``) and a repeat of its opening words is dropped
 (:func:`drop_repeat`). :func:`decode_full_window` is ``transcribe`` as before (the benchmark compares the two).
 
@@ -41,10 +41,11 @@ __all__ = ["Kind", "LoadedWhisper", "decode", "decode_full_window", "drop_repeat
 SAMPLE_RATE = 16000
 MAX_SECONDS = 30  # Whisper's window: longer audio is cut to its last 30 s (a caller's question is far shorter)
 FULL_WINDOW_FRAMES = 3000  # 30 s of 10 ms mel frames: the encoder's largest input
-# The short window (chosen on the team's development voices, benchmarks/recognition.py; see docs/measurements.md):
-# 10 s kept transcribe's word error (slt 0.070 vs 0.059, espeak-ng en-us 0.150 vs 0.168) at a third of its time;
-# 3 s and 6 s windows garbled and repeated (word error 0.9-1.2 before the repeat was dropped, 0.08-0.12 after).
-WINDOW_FRAMES = 1000
+# The short window, chosen on the team's development set only (benchmarks/asr_eval questions, voices slt and
+# espeak-ng en-us, the demo base's prompt; docs/measurements.md): word error 0.091 / 0.150 with 15 s, 0.095 / 0.188
+# with 10 s, 0.073 / 0.193 with transcribe's 30 s, at about a third of its time; 3 s and 6 s windows garbled and
+# repeated the sentence (word error 0.9-1.2 before the repeat was dropped).
+WINDOW_FRAMES = 1500
 TOKENS_PER_SECOND = 6  # speech is ~3 words (~4 tokens with punctuation) a second; a repeat beyond this is cut off
 EXTRA_TOKENS = 10
 

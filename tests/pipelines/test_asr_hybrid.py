@@ -90,8 +90,8 @@ def test_the_short_window_hears_what_the_full_window_hears() -> None:
         assert key <= _words(full), full
         assert key <= _words(short), short
         assert len(short.split()) <= len(question.split()) + 2, short  # said once, not again
-    # Past the 10 s window: the window grows with the audio (up to Whisper's 30 s), nothing is cut.
-    long = flite_pcm(QUESTION) + bytes(16000 * 2 * 9) + flite_pcm("How do I reset my password?")
+    # Past the short window: the window grows with the audio (up to Whisper's 30 s), nothing is cut.
+    long = flite_pcm(QUESTION) + bytes(16000 * 2 * 14) + flite_pcm("How do I reset my password?")
     heard = _words(short_window_decode(whisper, long, prompt))
     assert {"termination", "password"} <= heard, heard
 
