@@ -166,9 +166,30 @@ def _rewrite_paths(db_path: Path, old: str, new: str) -> None:
                 )
 
 
-def seeded_data_dir(data_dir: Path, env: dict[str, str], extra_env: dict[str, str]) -> None:
+# What a server derives from the base at start-up and stores beside its index, reused while the base's fingerprint
+# is unchanged (knowledge.calibration, knowledge.views, knowledge.answerability): seconds of embedding per start.
+_DERIVED = ("calibration.json", "views.npz", "vocabulary.npz")
+
+
+_DERIVED_KEPT: set[Path] = set()
+
+
+def _keep_derived(data_dir: Path, template: Path) -> None:
+    """Give the template what the first server started from it derived, so the next ones load it instead (the
+    calibration ``ingest`` stores is not the one a server with sentence views uses: the server's replaces it)."""
+    if template in _DERIVED_KEPT:
+        return
+    _DERIVED_KEPT.add(template)
+    for name in _DERIVED:
+        derived = data_dir / "knowledge" / name
+        if derived.exists():
+            shutil.copy2(derived, template / "knowledge" / name)
+
+
+def seeded_data_dir(data_dir: Path, env: dict[str, str], extra_env: dict[str, str]) -> Path:
     """``data_dir`` as ``_seed`` leaves it: seeded and ingested once per set of knowledge-relevant settings in
-    this pytest process, then copied (ingesting the demo knowledge base is seconds of embedding per server)."""
+    this pytest process, then copied (ingesting the demo knowledge base is seconds of embedding per server).
+    Returns the template it was copied from."""
     key = tuple(sorted((k, v) for k, v in extra_env.items() if not k.startswith(_RUNTIME_ONLY)))
     template = _TEMPLATES.get(key)
     if template is None:
@@ -179,6 +200,7 @@ def seeded_data_dir(data_dir: Path, env: dict[str, str], extra_env: dict[str, st
         _TEMPLATES[key] = template
     shutil.copytree(template, data_dir, dirs_exist_ok=True)
     _rewrite_paths(data_dir / "voxdesk.db", str(template), str(data_dir))
+    return template
 
 
 def start_server(
@@ -195,7 +217,7 @@ def start_server(
         **(extra_env or {}),
     }
     env.pop("VOXDESK_DATABASE__URL", None)
-    seeded_data_dir(data_dir, env, extra_env or {})
+    template = seeded_data_dir(data_dir, env, extra_env or {})
     log_path = data_dir.parent / "server.log"
     log = log_path.open("wb")
     proc = subprocess.Popen(
@@ -219,6 +241,7 @@ def start_server(
             proc.terminate()
             raise RuntimeError("server not ready in time:\n" + log_path.read_text()[-4000:])
         time.sleep(0.2)  # polling readiness of a separate process: nothing to await
+    _keep_derived(data_dir, template)
     return proc, server
 
 
