@@ -63,9 +63,10 @@ _WHISPER_RATE = 16000
 _MAX_UTTERANCE_BYTES = 30 * _WHISPER_RATE * 2  # Whisper's window at 16 kHz: audio beyond it is not kept
 # Whisper's speculative start (``SecondOpinion.speculate``): after this much quiet in an utterance (the VAD calls
 # the turn over after its stop_secs, 0.2 s by default), the audio before the quiet is sent to Whisper.
-# 80 ms leaves ~120 ms of the stop window (a short-window decode of a question takes ~100 ms of a free core);
-# a pause inside the question (a stop consonant, a breath) also starts one, which speech then discards.
-_SPECULATE_AFTER_MS = 80
+# 40 ms leaves ~160 ms of the stop window for the decode (a short-window decode of a question takes 100-200 ms of
+# a core); measured over WS (docs/measurements.md), 80 ms left 50-70 ms of it after the final. A pause inside the
+# question (a stop consonant, a breath) also starts one, which speech then discards.
+_SPECULATE_AFTER_MS = 40
 # Quiet: a frame's RMS under this share of the utterance's loudest frame (-26 dB), or under the floor.
 _QUIET_RATIO = 0.05
 _QUIET_FLOOR_RMS = 100.0
@@ -242,6 +243,7 @@ class PocketsphinxSTTService(STTService):
         self._quiet_from: int | None = None
         self._quiet_ms = 0.0
         self._speculation: tuple[int, asyncio.Task[str]] | None = None
+        self._speculated = False  # this quiet run has started (or tried to start) one
         self._ended_speculation: tuple[int, asyncio.Task[str]] | None = None
 
     def use_evidence_probe(self, probe: WeakEvidenceProbe) -> None:
@@ -314,7 +316,7 @@ class PocketsphinxSTTService(STTService):
         rms = float(np.sqrt(np.mean(values * values)))
         self._peak_rms = max(self._peak_rms, rms)
         if rms >= max(self._peak_rms * _QUIET_RATIO, _QUIET_FLOOR_RMS):  # speech
-            self._quiet_from, self._quiet_ms = None, 0.0
+            self._quiet_from, self._quiet_ms, self._speculated = None, 0.0, False
             if self._speculation is not None:
                 self._speculation[1].cancel()
                 self._speculation = None
@@ -323,7 +325,8 @@ class PocketsphinxSTTService(STTService):
         if self._quiet_from is None:
             self._quiet_from = len(self._utterance) - len(audio)
         self._quiet_ms += samples * 1000 / self.sample_rate
-        if self._speculation is None and self._quiet_ms >= _SPECULATE_AFTER_MS and self._peak_rms > 0:
+        if not self._speculated and self._quiet_ms >= _SPECULATE_AFTER_MS and self._peak_rms > 0:
+            self._speculated = True  # once per quiet run (no idle worker now: the final's audio is decoded)
             task = self._second.speculate(bytes(self._utterance[: self._quiet_from]))
             if task is not None:
                 self._speculation = (self._quiet_from, task)
@@ -348,7 +351,7 @@ class PocketsphinxSTTService(STTService):
         self._decoder.start_utterance(preroll)
         if self._second is not None:
             self._utterance = bytearray(preroll)
-            self._peak_rms, self._quiet_from, self._quiet_ms = 0.0, None, 0.0
+            self._peak_rms, self._quiet_from, self._quiet_ms, self._speculated = 0.0, None, 0.0, False
             self._drop_speculation(self._speculation)
             self._speculation = None
         self._preroll.clear()
