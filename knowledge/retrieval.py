@@ -41,6 +41,11 @@ from knowledge.types import Hit, Passage, Retrieval, StoredChunk
 from knowledge.views import MAX_CHUNKS as VIEW_MAX_CHUNKS
 from knowledge.views import ViewIndex, lifted
 
+# A best passage this far under the threshold is "borderline": the brain asks whether it is what the caller meant.
+# Chosen on the development sets (benchmarks.notfound_dev, docs/measurements.md): 0.02 confirms 2 of 199 typed
+# turns, both answerable with the right passage first; 0.03 adds an unanswerable one.
+CONFIRM_BAND = 0.02
+
 if TYPE_CHECKING:
     from knowledge.calibration import Calibration
 
@@ -231,10 +236,18 @@ class HybridRetriever:
         )
         top = passages[0].score if passages else None
         found = top is not None and top >= self.config.score_threshold
-        if found and top is not None and top < self.config.score_threshold + ANSWERABILITY_BAND:
+        threshold = self.config.score_threshold
+        if found and top is not None and top < threshold + ANSWERABILITY_BAND:
             found = not await self._foreign(searched, scored[0][1])
+        borderline = False
+        if not found and top is not None and threshold - CONFIRM_BAND <= top < threshold:
+            borderline = not await self._foreign(searched, scored[0][1])
         return Retrieval(
-            found=found, passages=passages, latency_ms=(time.perf_counter() - started) * 1000.0, top_score=top
+            found=found,
+            passages=passages,
+            latency_ms=(time.perf_counter() - started) * 1000.0,
+            top_score=top,
+            borderline=borderline,
         )
 
     async def build_views(self, chunks: Sequence[StoredChunk], fingerprint: str) -> ViewIndex | None:

@@ -115,10 +115,13 @@ class Retrieval:
     """The answer to one retrieval (the same fields as ``pipelines.contracts.Retrieval``).
 
     ``found`` is False when the best passage scores below the calibrated threshold; the passages are still
-    returned (best first) so a reviewer can see what came closest.
+    returned (best first) so a reviewer can see what came closest. ``borderline``: not found, but the best passage
+    scores just under the threshold (``knowledge.retrieval.CONFIRM_BAND``) and the question holds no word foreign
+    to the base: worth a confirming question rather than "not found".
     """
 
     found: bool
     passages: Sequence[Passage] = field(default_factory=tuple)
     latency_ms: float = 0.0
     top_score: float | None = None
+    borderline: bool = False

@@ -39,11 +39,16 @@ class Passage:
 
 @dataclass(frozen=True, slots=True)
 class Retrieval:
-    """The answer to one retrieval: best passage first; ``found`` is False below the score threshold."""
+    """The answer to one retrieval: best passage first; ``found`` is False below the score threshold.
+
+    ``borderline``: not found, but the best passage came just under the threshold with nothing in the question
+    foreign to the base: a confirming question ("Do you mean ...?") rather than "not found".
+    """
 
     found: bool
     passages: Sequence[Passage]
     latency_ms: float = 0.0
+    borderline: bool = False
 
 
 class Retriever(Protocol):

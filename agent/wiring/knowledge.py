@@ -85,7 +85,12 @@ class KnowledgeRetriever:
             for p in result.passages
         )
         latency = getattr(result, "latency_ms", None) or (time.perf_counter() - started) * 1000
-        retrieval = Retrieval(found=bool(result.found), passages=passages, latency_ms=float(latency))
+        retrieval = Retrieval(
+            found=bool(result.found),
+            passages=passages,
+            latency_ms=float(latency),
+            borderline=bool(getattr(result, "borderline", False)),
+        )
         if log:
             await self.log(question, retrieval, call_id=call_id)
         return retrieval
@@ -127,4 +132,10 @@ def _to_knowledge(retrieval: Retrieval) -> KnowledgeRetrieval:
         for p in retrieval.passages
     )
     top = passages[0].score if passages else None
-    return KnowledgeRetrieval(found=retrieval.found, passages=passages, latency_ms=retrieval.latency_ms, top_score=top)
+    return KnowledgeRetrieval(
+        found=retrieval.found,
+        passages=passages,
+        latency_ms=retrieval.latency_ms,
+        top_score=top,
+        borderline=retrieval.borderline,
+    )

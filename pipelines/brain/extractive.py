@@ -541,6 +541,9 @@ class ExtractiveBrain(FrameProcessor):
                 other_top = other.passages[0] if other.passages else None
                 if self._answers(other, other_top) and other_top is not None:
                     return self._confirm(question, other_top)
+        if retrieval.borderline and top is not None and threshold is None:
+            # Just under the base's threshold, nothing foreign in the question: ask rather than say "not found".
+            return self._confirm(question, top)
         if top is None or not retrieval.found or (threshold is not None and top.score < threshold):
             self._offered_human = TRANSFER in self._tools.available
             if self._offered_human:
