@@ -166,9 +166,10 @@ class TelnyxMedia(SocketMedia):
         """
         if self._api is None:
             return False
+        before, self.disconnect_reason = self.disconnect_reason, "transferred"  # Telnyx may stop the stream first
         sent = await self._api.command(self.call_control_id, "transfer", {"to": target})
-        if sent:
-            self.disconnect_reason = "transferred"
+        if not sent:
+            self.disconnect_reason = before
         return sent
 
     async def close(self, reason: str) -> None:

@@ -154,9 +154,10 @@ class TwilioMedia(SocketMedia):
         """
         if self._api is None or not self.call_sid:
             return False
+        before, self.disconnect_reason = self.disconnect_reason, "transferred"  # Twilio may stop the stream first
         sent = await self._api.update(self.call_sid, {"Twiml": dial_twiml(target)}, action="transfer")
-        if sent:
-            self.disconnect_reason = "transferred"
+        if not sent:
+            self.disconnect_reason = before
         return sent
 
     async def close(self, reason: str) -> None:

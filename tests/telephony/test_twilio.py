@@ -160,6 +160,7 @@ def test_media_stream_call_is_answered(twilio_server: VoiceServer, tmp_path: Pat
     assert (np.sqrt((frames**2).mean(axis=1)) > 300).sum() > 150  # seconds of the agent's voice came back
     rows = twilio_server.query("SELECT id, channel, caller_number FROM calls WHERE channel = 'telephony'")
     assert len(rows) == 1 and rows[0][2] == CALLER
+    _wait_ended(twilio_server, rows[0][0])
     turns = twilio_server.query("SELECT role, text FROM call_turns WHERE call_id = ? ORDER BY seq", rows[0][0])
     assert any(role == "caller" and "password" in text.lower() for role, text in turns), turns
     assert any(
@@ -221,6 +222,13 @@ def test_dtmf_zero_over_the_stream_requests_a_person(twilio_server: VoiceServer)
     assert events == [('{"digit": "0"}',)]
 
 
+def _wait_ended(server: VoiceServer, call_id: str) -> None:
+    deadline = time.monotonic() + 30
+    ended = "SELECT 1 FROM calls WHERE id = ? AND ended_at IS NULL"
+    while time.monotonic() < deadline and server.query(ended, call_id):
+        time.sleep(0.2)  # the server is another process: the call's end (and its last turns) lands on its own time
+
+
 def _set_policy(server: VoiceServer, **changes: Any) -> dict[str, Any]:
     """Change the default persona's handoff policy; returns the previous one."""
     headers = {"Authorization": f"Bearer {server.token('supervisor')}"}
@@ -249,11 +257,7 @@ def test_a_persona_with_a_cold_transfer_dials_the_target_through_twilios_rest_ap
     assert update == {"Twiml": dial_twiml(TRANSFER_TO)}
     assert f"<Dial><Number>{TRANSFER_TO}</Number></Dial>" in update["Twiml"]
     [(call_id,)] = twilio_server.query("SELECT id FROM calls WHERE metadata LIKE ?", f"%{call_sid}%")
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and twilio_server.query(
-        "SELECT status FROM calls WHERE id = ? AND status = 'active'", call_id
-    ):
-        time.sleep(0.2)
+    _wait_ended(twilio_server, call_id)
     assert twilio_server.query("SELECT end_reason FROM calls WHERE id = ?", call_id) == [("transferred",)]
     [(status, timeline)] = twilio_server.query("SELECT status, timeline FROM handoffs WHERE call_id = ?", call_id)
     assert status == "transferred" and [s["status"] for s in json.loads(timeline)] == ["cold_transfer", "transferred"]
