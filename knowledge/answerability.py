@@ -50,6 +50,7 @@ from wordfreq import zipf_frequency
 from knowledge.embedders.base import Embedder
 from knowledge.phonetic import SoundAlike
 from knowledge.text_tokens import QUESTION_STOP_WORDS, STOP_WORDS, stem
+from knowledge.vector_cache import load_vectors, save_vectors
 
 __all__ = ["BAND", "EVERYDAY_ZIPF", "NEAREST_KNOWN", "PULL", "Answerability"]
 
@@ -120,11 +121,11 @@ class Answerability:
         content = sorted(w for w in words if w not in _SKIP and "'" not in w and "’" not in w and not w.isdigit())
         if not content or len(content) > MAX_WORDS:
             return None
-        vectors = _load(directory, fingerprint, len(content)) if directory is not None else None
+        vectors = load_vectors(directory / FILE_NAME, fingerprint, len(content)) if directory is not None else None
         if vectors is None:
             vectors = np.asarray(await embedder.embed_array(content), dtype=np.float32)
             if directory is not None:
-                _save(directory, fingerprint, vectors)
+                save_vectors(directory / FILE_NAME, fingerprint, vectors)
         return cls(content, vectors, stems, prefixes, SoundAlike(texts))
 
     def known(self, word: str) -> bool:
@@ -171,20 +172,3 @@ class Answerability:
             if float(nearest[i]) < NEAREST_KNOWN and passage_score(vectors[n + 1 + i]) - base > PULL:
                 return word
         return None
-
-
-def _load(directory: Path, fingerprint: str, count: int) -> npt.NDArray[np.float32] | None:
-    try:
-        with np.load(directory / FILE_NAME) as data:
-            if str(data["fingerprint"]) != fingerprint or data["vectors"].shape[0] != count:
-                return None
-            return np.asarray(data["vectors"], dtype=np.float32)
-    except (OSError, ValueError, KeyError):
-        return None
-
-
-def _save(directory: Path, fingerprint: str, vectors: npt.NDArray[np.float32]) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / (FILE_NAME + ".tmp.npz")
-    np.savez(tmp, fingerprint=np.asarray(fingerprint), vectors=vectors)
-    tmp.replace(directory / FILE_NAME)

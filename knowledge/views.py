@@ -32,6 +32,7 @@ import numpy.typing as npt
 
 from knowledge.embedders.base import Embedder
 from knowledge.types import StoredChunk
+from knowledge.vector_cache import load_vectors, save_vectors
 
 __all__ = ["MAX_CHUNKS", "VIEW_WEIGHT", "ViewIndex", "passage_views", "sentences"]
 
@@ -109,7 +110,7 @@ class ViewIndex:
                 texts.append(view)
                 owners.append(i)
         owner_array = np.asarray(owners, dtype=np.int64)
-        stored = _load(directory, fingerprint, len(texts)) if directory is not None else None
+        stored = load_vectors(directory / FILE_NAME, fingerprint, len(texts)) if directory is not None else None
         if stored is not None:
             return cls(chunks, owner_array, stored, fingerprint)
         vectors = (
@@ -118,7 +119,7 @@ class ViewIndex:
             else np.zeros((0, len(chunks[0].vector) if chunks else 0), dtype=np.float32)
         )
         if directory is not None:
-            _save(directory, fingerprint, vectors)
+            save_vectors(directory / FILE_NAME, fingerprint, vectors)
         return cls(chunks, owner_array, vectors, fingerprint)
 
     def __len__(self) -> int:
@@ -149,20 +150,3 @@ class ViewIndex:
 def lifted(cosine: float, best_view: float, weight: float = VIEW_WEIGHT) -> float:
     """A passage's cosine raised by ``weight`` of how much its best view beats it."""
     return cosine + weight * max(0.0, best_view - cosine)
-
-
-def _load(directory: Path, fingerprint: str, count: int) -> npt.NDArray[np.float32] | None:
-    try:
-        with np.load(directory / FILE_NAME) as data:
-            if str(data["fingerprint"]) != fingerprint or data["vectors"].shape[0] != count:
-                return None
-            return np.asarray(data["vectors"], dtype=np.float32)
-    except (OSError, ValueError, KeyError):
-        return None
-
-
-def _save(directory: Path, fingerprint: str, vectors: npt.NDArray[np.float32]) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / (FILE_NAME + ".tmp.npz")
-    np.savez(tmp, fingerprint=np.asarray(fingerprint), vectors=vectors)
-    tmp.replace(directory / FILE_NAME)
