@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.control_api.conftest import Accounts, api_settings, sign_in_everyone
-from tests.integrations.standins import FreshdeskStandIn, WebhookReceiver
+from tests.integrations.standins import FreshdeskStandIn, OrdersApi, WebhookReceiver
 
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(os.urandom(32)).decode()
 FRESHDESK_KEY = "fd-test-key-9f8e7d"
@@ -72,6 +72,17 @@ def receiver() -> Iterator[WebhookReceiver]:
 @pytest.fixture
 def freshdesk() -> Iterator[FreshdeskStandIn]:
     server = FreshdeskStandIn(FRESHDESK_KEY)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def orders() -> Iterator[OrdersApi]:
+    """The operator's order-status API stand-in (the custom API tool's far end), started for one test."""
+    server = OrdersApi()
     server.start()
     try:
         yield server

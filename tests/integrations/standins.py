@@ -124,6 +124,7 @@ class FreshdeskStandIn(ThreadedServer):
     unknown fields (400 ``invalid_field``).
     """
 
+    # Formatting is off for this statement: the field names stay in rows, as Freshdesk's API reference lists them.
     TICKET_FIELDS = frozenset(
         {
             "name", "requester_id", "email", "facebook_id", "phone", "twitter_id", "unique_external_id",

@@ -3,7 +3,6 @@ the SSRF guard to the API, with tool events recorded (the extractive brain: test
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -33,16 +32,6 @@ class NoSearch:
 
     async def log(self, query: str, retrieval: Any, *, call_id: str | None = None) -> None:
         raise AssertionError("not logged")
-
-
-@pytest.fixture
-def orders() -> Iterator[OrdersApi]:
-    server = OrdersApi()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_an_llm_brain_calls_the_custom_tool(client: TestClient, accounts: Accounts, orders: OrdersApi) -> None:
@@ -115,6 +104,7 @@ def test_an_llm_brain_calls_the_custom_tool(client: TestClient, accounts: Accoun
 
 def test_without_a_handler_no_custom_tool_is_offered() -> None:
     spec = ToolSpec("check_order_status", "Look up an order.", (), {"order_id": {"type": "string"}}, ("order_id",))
+    # Formatting is off for this statement: the call's wiring on one line, its tools on the next.
     tools = CallTools(
         call_id="c", retriever=NoSearch(), sink=RecordingSink(), create_ticket=None, transfer_to_human=None,  # type: ignore[arg-type]
         custom_tools=[spec], call_custom=None,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +21,6 @@ from tests.integrations.standins import ORDERS_TOKEN as TOKEN
 from tests.integrations.standins import OrdersApi
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def orders() -> Iterator[OrdersApi]:
-    server = OrdersApi()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def config(base: str) -> dict[str, Any]:

@@ -9,7 +9,6 @@ the agent speaks the response mapping's ``say``. A knowledge question in the sam
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -127,16 +126,6 @@ class RecordedSearch:
 
     async def log(self, query: str, retrieval: Retrieval, *, call_id: str | None = None) -> None:
         return None
-
-
-@pytest.fixture
-def orders() -> Iterator[OrdersApi]:
-    server = OrdersApi()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.mark.integration

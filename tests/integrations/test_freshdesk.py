@@ -208,6 +208,7 @@ def test_description_holds_the_call_summary_caller_and_link(
             await call_service.append_turn(
                 session, call.id, seq=1, role="caller", text="How do I reset my router?", score_sentiment=False
             )
+            # Formatting is off for this statement: the turn's identity and text on one line, as in the others.
             await call_service.append_turn(
                 session, call.id, seq=2, role="agent", text="Hold the reset button.", citations=["c1"],
                 score_sentiment=False,

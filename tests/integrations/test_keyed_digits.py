@@ -9,7 +9,6 @@ that comes first closes the keypad; a WebSocket call is never offered one.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -81,16 +80,6 @@ class Answers(FrameProcessor):
 
 def _turn(text: str) -> LLMContextFrame:
     return LLMContextFrame(context=LLMContext(messages=[{"role": "user", "content": text}]))
-
-
-@pytest.fixture
-def orders() -> Iterator[OrdersApi]:
-    server = OrdersApi()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 class _Phone:
