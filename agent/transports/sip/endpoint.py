@@ -7,7 +7,8 @@ call's ``caller_number``, never logged). The caller's ACK connects the media (th
 BYE ends the call (``caller_hangup``); a call ended here (``end_call``, timeouts) sends BYE. CANCEL before the
 answer gets 487 and frees everything; re-INVITE holds and resumes; DTMF (RFC 4733 or SIP INFO) "0" asks for a
 person (the live handoff), and, where no handoff takes the call and a transfer target is configured, the call
-is cold-transferred with REFER. What is not supported is refused: 488 for an offer without a common codec (or
+is cold-transferred with REFER. Codecs: G.722 whenever the caller offers it (:func:`answer_codecs`), else PCMU or
+PCMA in the caller's order. What is not supported is refused: 488 for an offer without a common codec (or
 without SDP), 405 with ``Allow`` for other methods, 603 for a caller's REFER, 415 for an INFO body other than
 DTMF. Oversized datagrams are dropped before parsing; a request missing mandatory headers gets 400 (aiosipua).
 
@@ -30,16 +31,19 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from aiortp.codecs import PayloadType, get_codec
 from aiosipua import IncomingCall, SipRequest, SipUAC, SipUAS
 from aiosipua.rtp_bridge import CallSession as RtpSession
+from aiosipua.sdp import SdpMessage
 from aiosipua.sdp_negotiate import SdpNegotiationError, negotiate_sdp
 from aiosipua.transport import SipTransport, TcpSipTransport, UdpSipTransport
+from pipecat.audio.utils import create_file_resampler
 
 from agent.calls.handoff import CallHandoff
 from agent.calls.media import CallRequest
 from agent.calls.service import VoiceService
 from agent.transports.digits import DIGITS, caller_digit
-from agent.transports.sip.media import PACKET_BYTES, PACKET_SAMPLES, PHONE_RATE, SipMedia
+from agent.transports.sip.media import PHONE_RATE, PTIME_S, AudioFormat, SipMedia
 from agent.transports.sip.metrics import (
     SIP_BUSY_ANSWERED,
     SIP_DROPPED,
@@ -54,7 +58,8 @@ from control_api.problems import ProblemError
 from control_api.services.personas import DEFAULT_PERSONA
 
 log = structlog.get_logger(__name__)
-CODECS = [0, 8]  # PCMU, PCMA (G.722 is offered by aiortp but the pipeline runs at 16 kHz either way)
+NARROWBAND = [int(PayloadType.PCMU), int(PayloadType.PCMA)]  # G.711, 8 kHz: chosen in the caller's order
+WIDEBAND = int(PayloadType.G722)  # G.722, 16 kHz audio (RTP clock 8 kHz, RFC 3551): the pipeline's own rate
 ALLOWED = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, PRACK, NOTIFY"
 _INFO_TYPES = ("application/dtmf-relay", "application/dtmf")
 BUSY_WAV = Path(__file__).with_name("busy.wav")
@@ -176,6 +181,30 @@ class BusyAnswer:
 
 
 @functools.cache
+def wideband_available() -> bool:
+    """Whether aiortp has its G.722 codec (the ``G722`` package, a dependency: false only in a broken install)."""
+    try:
+        get_codec(WIDEBAND)
+    except ValueError:
+        return False
+    return True
+
+
+def answer_codecs(offer: SdpMessage) -> list[int]:
+    """The payload types to answer ``offer`` with: G.722 alone when offered, else PCMU/PCMA.
+
+    G.722 is preferred over G.711 even where the caller lists it after them (RFC 3264 leaves the choice among
+    the offered formats to the answerer): its 16 kHz audio is the pipeline's rate, so the caller's speech reaches
+    recognition without resampling and with twice the bandwidth.
+    Between PCMU and PCMA the caller's order decides (aiosipua's ``negotiate_sdp``).
+    """
+    audio = offer.audio
+    if audio is not None and wideband_available() and any(c.payload_type == WIDEBAND for c in audio.codecs):
+        return [WIDEBAND]
+    return NARROWBAND
+
+
+@functools.cache
 def busy_pcm() -> bytes:
     """The busy message: 16-bit mono PCM at 8 kHz (``busy.wav``, made by ``make_busy.sh``)."""
     with wave.open(str(BUSY_WAV), "rb") as wav:
@@ -185,16 +214,19 @@ def busy_pcm() -> bytes:
 
 
 async def _play(rtp: RtpSession, pcm: bytes, *, stop: Callable[[], bool]) -> None:
-    """Send ``pcm`` as 20 ms RTP packets in real time (until ``stop()``)."""
+    """Send ``pcm`` (8 kHz, resampled to the codec's rate) as 20 ms RTP packets in real time (until ``stop()``)."""
+    audio = AudioFormat.of(rtp)
+    if audio.rate != PHONE_RATE:
+        pcm = await create_file_resampler().resample(pcm, PHONE_RATE, audio.rate)
     loop = asyncio.get_running_loop()
     start = loop.time()
     ts = random.getrandbits(32)
-    for index, offset in enumerate(range(0, len(pcm), PACKET_BYTES)):
+    for index, offset in enumerate(range(0, len(pcm), audio.packet_bytes)):
         if stop():
             return
-        chunk = pcm[offset : offset + PACKET_BYTES].ljust(PACKET_BYTES, b"\0")
-        rtp.send_audio_pcm(chunk, (ts + index * PACKET_SAMPLES) & 0xFFFFFFFF)
-        await asyncio.sleep(max(0.0, start + (index + 1) * PACKET_SAMPLES / PHONE_RATE - loop.time()))
+        chunk = pcm[offset : offset + audio.packet_bytes].ljust(audio.packet_bytes, b"\0")
+        rtp.send_audio_pcm(chunk, (ts + index * audio.packet_ticks) & 0xFFFFFFFF)
+        await asyncio.sleep(max(0.0, start + (index + 1) * PTIME_S - loop.time()))
 
 
 class PortPool:
@@ -422,7 +454,7 @@ class SipEndpoint:
                 rtp_port=sip_call.port,
                 offer=offer,
                 advertised_ip=self._settings.sip_advertised_host,
-                supported_codecs=CODECS,
+                supported_codecs=answer_codecs(offer),
                 symmetric_rtp=False,  # trunks and PBXs announce where they listen; latching is for NATed phones
             )
         except (SdpNegotiationError, ValueError):
@@ -485,7 +517,7 @@ class SipEndpoint:
                 rtp_port=port,
                 offer=offer,
                 advertised_ip=self._settings.sip_advertised_host,
-                supported_codecs=CODECS,
+                supported_codecs=answer_codecs(offer),
                 symmetric_rtp=False,
             )
             await rtp.start()

@@ -1,10 +1,13 @@
 """A SIP call's media: RTP (aiortp, through aiosipua's ``CallSession``) as a pipecat transport.
 
-The caller's audio arrives as 20 ms of 8 kHz PCM per packet, already through aiortp's jitter buffer and packet
-loss concealment; it is resampled to 16 kHz (soxr, pipecat's stream resampler) and pushed into the pipeline.
-The agent's audio leaves pipecat's output transport at 8 kHz in 20 ms chunks (pipecat resamples it), and is
-sent one RTP packet per chunk on a real-time clock, so that an interruption drops what was not yet sent.
-RTP timestamps follow the wall clock: a pause in the agent's speech is a timestamp jump (RFC 3550).
+The call's audio rate is the negotiated codec's (:class:`AudioFormat`): 8 kHz for PCMU/PCMA, 16 kHz for G.722.
+The caller's audio arrives as 20 ms of PCM per packet, already through aiortp's jitter buffer and packet loss
+concealment; narrowband audio is resampled to 16 kHz (soxr, pipecat's stream resampler), G.722's goes into the
+pipeline as it is. The agent's audio leaves pipecat's output transport at the call's rate in 20 ms chunks
+(pipecat resamples it to 8 kHz for G.711), and is sent one RTP packet per chunk on a real-time clock, so that an
+interruption drops what was not yet sent. RTP timestamps follow the wall clock in the codec's RTP clock units
+(8 kHz for G.722 too, RFC 3551's quirk: 160 per 20 ms packet of 320 samples): a pause in the agent's speech is a
+timestamp jump (RFC 3550).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -32,17 +36,45 @@ from agent.calls.session import CallSession
 from agent.transports.sip.metrics import SIP_DTMF
 
 log = structlog.get_logger(__name__)
-PHONE_RATE = 8000
-PACKET_SAMPLES = PHONE_RATE // 50  # 20 ms
-PACKET_BYTES = PACKET_SAMPLES * 2
+PHONE_RATE = 8000  # G.711's audio and RTP clock
+PTIME_S = 0.02  # one RTP packet: 20 ms of audio
+
+
+@dataclass(frozen=True)
+class AudioFormat:
+    """A call's audio as its codec carries it: the PCM rate and the RTP clock rate (they differ for G.722)."""
+
+    rate: int = PHONE_RATE
+    clock_rate: int = PHONE_RATE
+
+    @classmethod
+    def of(cls, rtp: RtpSession) -> AudioFormat:
+        """The format of ``rtp``'s negotiated codec (the session must be started)."""
+        return cls(rate=rtp.codec_sample_rate, clock_rate=rtp.clock_rate)
+
+    @property
+    def packet_samples(self) -> int:
+        """PCM samples in one 20 ms packet."""
+        return round(self.rate * PTIME_S)
+
+    @property
+    def packet_bytes(self) -> int:
+        """Bytes of 16-bit PCM in one 20 ms packet."""
+        return self.packet_samples * 2
+
+    @property
+    def packet_ticks(self) -> int:
+        """RTP timestamp units of one 20 ms packet."""
+        return round(self.clock_rate * PTIME_S)
 
 
 class RtpInput(BaseInputTransport):
     """Caller audio from RTP into the pipeline at 16 kHz."""
 
-    def __init__(self, rtp: RtpSession, params: TransportParams, **kwargs: Any) -> None:
+    def __init__(self, rtp: RtpSession, params: TransportParams, *, rate: int, **kwargs: Any) -> None:
         super().__init__(params, **kwargs)
         self._rtp = rtp
+        self._rate = rate
         self._queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=500)
         self._resampler = create_stream_resampler()
         self._task: asyncio.Task[None] | None = None
@@ -64,7 +96,7 @@ class RtpInput(BaseInputTransport):
     async def _pump(self) -> None:
         while True:
             pcm = await self._queue.get()
-            audio = await self._resampler.resample(pcm, PHONE_RATE, SAMPLE_RATE)
+            audio = pcm if self._rate == SAMPLE_RATE else await self._resampler.resample(pcm, self._rate, SAMPLE_RATE)
             if audio:
                 await self.push_audio_frame(InputAudioRawFrame(audio=audio, sample_rate=SAMPLE_RATE, num_channels=1))
 
@@ -88,9 +120,18 @@ class RtpInput(BaseInputTransport):
 class RtpOutput(BaseOutputTransport):
     """The agent's audio as RTP, one 20 ms packet per chunk, paced in real time."""
 
-    def __init__(self, rtp: RtpSession, params: TransportParams, *, is_held: Callable[[], bool], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        rtp: RtpSession,
+        params: TransportParams,
+        *,
+        is_held: Callable[[], bool],
+        audio: AudioFormat,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(params, **kwargs)
         self._rtp = rtp
+        self._audio = audio
         self._is_held = is_held
         self._next_send = 0.0
         self._t0 = time.monotonic()
@@ -111,18 +152,18 @@ class RtpOutput(BaseOutputTransport):
 
     def _timestamp(self) -> int:
         # Wall-clock RTP time, never behind the last packet's end: silence shows as a jump.
-        now = int((time.monotonic() - self._t0) * PHONE_RATE) // PACKET_SAMPLES * PACKET_SAMPLES
+        ticks = self._audio.packet_ticks
+        now = int((time.monotonic() - self._t0) * self._audio.clock_rate) // ticks * ticks
         ts = max(now, self._next_ts)
-        self._next_ts = ts + PACKET_SAMPLES
+        self._next_ts = ts + ticks
         return (self._ts_base + ts) & 0xFFFFFFFF
 
     async def write_audio_frame(self, frame: OutputAudioRawFrame) -> bool:
-        """Send ``frame`` (8 kHz) as RTP packets, waiting as long as it plays; dropped while the call is held."""
+        """Send ``frame`` (at the call's rate) as RTP packets, waiting as long as it plays; dropped while held."""
         audio = bytes(frame.audio)
-        for offset in range(0, len(audio), PACKET_BYTES):
-            chunk = audio[offset : offset + PACKET_BYTES]
-            if len(chunk) < PACKET_BYTES:
-                chunk += b"\0" * (PACKET_BYTES - len(chunk))
+        size = self._audio.packet_bytes
+        for offset in range(0, len(audio), size):
+            chunk = audio[offset : offset + size].ljust(size, b"\0")
             if not self._is_held():
                 self._rtp.send_audio_pcm(chunk, self._timestamp())
                 self.packets_sent += 1
@@ -135,7 +176,7 @@ class RtpOutput(BaseOutputTransport):
             self._next_send = now
         else:
             await asyncio.sleep(self._next_send - now)
-        self._next_send += PACKET_SAMPLES / PHONE_RATE
+        self._next_send += PTIME_S
 
 
 class RtpTransport(BaseTransport):
@@ -143,15 +184,16 @@ class RtpTransport(BaseTransport):
 
     def __init__(self, rtp: RtpSession, *, is_held: Callable[[], bool], call_id: str) -> None:
         super().__init__(input_name=f"sip-in-{call_id}", output_name=f"sip-out-{call_id}")
+        audio = AudioFormat.of(rtp)
         params = TransportParams(
             audio_in_enabled=True,
             audio_in_sample_rate=SAMPLE_RATE,
             audio_out_enabled=True,
-            audio_out_sample_rate=PHONE_RATE,
+            audio_out_sample_rate=audio.rate,
             audio_out_10ms_chunks=2,
         )
-        self._input = RtpInput(rtp, params, name=self._input_name)
-        self._output = RtpOutput(rtp, params, is_held=is_held, name=self._output_name)
+        self._input = RtpInput(rtp, params, rate=audio.rate, name=self._input_name)
+        self._output = RtpOutput(rtp, params, is_held=is_held, audio=audio, name=self._output_name)
 
     def input(self) -> RtpInput:
         """The caller's side."""
