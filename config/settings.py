@@ -95,10 +95,17 @@ class RateLimitSettings(BaseModel):
     api: str = Field(default="100/minute", description="API requests per user.")
     login: str = Field(default="5/15minutes", description="Login attempts per account and per IP.")
     voice: str = Field(default="10/hour", description="Calls started per user or per IP (anonymous callers).")
+    phone: str = Field(
+        default="6000/hour",
+        description=(
+            "Phone calls started per trunk (a SIP trunk or PBX, Twilio, Telnyx, LiveKit SIP): a trunk carries many"
+            " callers, so it is not held to `voice`; its `max_calls` bounds its concurrent calls."
+        ),
+    )
     ice: str = Field(default="60/minute", description="Trickled ICE candidate requests per IP.")
     voice_preview: str = Field(default="20/minute", description="Persona voice previews spoken per user.")
 
-    @field_validator("api", "login", "voice", "ice", "voice_preview")
+    @field_validator("api", "login", "voice", "phone", "ice", "voice_preview")
     @classmethod
     def _check_limit(cls, value: str) -> str:
         from limits import parse  # local: keep config import-light

@@ -22,13 +22,22 @@ if TYPE_CHECKING:
     from agent.calls.service import CallPlan, VoiceService
 
 
+TRUNK_KEY_PREFIX = "trunk:"
+
+
+def rate_limit_name(rate_key: str) -> str:
+    """The named rate limit a call with ``rate_key`` counts against: ``phone`` for a trunk, else ``voice``."""
+    return "phone" if rate_key.startswith(TRUNK_KEY_PREFIX) else "voice"
+
+
 @dataclass(frozen=True, slots=True)
 class CallRequest:
     """What a transport knows about a call it was offered.
 
     Attributes:
         channel: The channel the call is counted and stored under (``webrtc``, ``websocket``, ``sip`` ...).
-        rate_key: Whose voice rate limit the call counts against (``ip:...``, ``user:...``, ``trunk:...``).
+        rate_key: Whose rate limit the call counts against: ``ip:...`` or ``user:...`` under ``voice``,
+            ``trunk:...`` under ``phone`` (:func:`rate_limit_name`).
         created_by: The signed-in user placing the call, if any.
         persona: The persona that answers (a dialled number's route picks it on phone lines).
         meta: Transport details stored with the call (never caller data).

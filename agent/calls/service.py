@@ -20,7 +20,7 @@ from pipecat.transports.base_transport import BaseTransport
 from agent.calls.channels import ClientChannel
 from agent.calls.consent import RecordingConsent
 from agent.calls.handoff import HandoffDesk
-from agent.calls.media import CallControls, CallMedia, CallRequest, StartedCall
+from agent.calls.media import CallControls, CallMedia, CallRequest, StartedCall, rate_limit_name
 from agent.calls.registry import CallRegistry
 from agent.calls.runner import run_call
 from agent.calls.session import CallSession
@@ -179,7 +179,7 @@ class VoiceService:
                 headers={"Retry-After": str(max(1, round(self.connect_timeout_secs)))},
             )
         try:
-            await ratelimit.hit(self.state.limiter, "voice", rate_key)
+            await ratelimit.hit(self.state.limiter, rate_limit_name(rate_key), rate_key)
         except ProblemError:
             CALLS_REJECTED.labels(channel=channel, reason="rate_limit").inc()
             raise

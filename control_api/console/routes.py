@@ -136,7 +136,7 @@ class ConsoleSettings(BaseModel):
     """What the Settings page shows of the running configuration (read-only; no secret is included)."""
 
     backends: list[Backend]
-    rate_limits: dict[str, str] = Field(description="api, login, voice, voice_preview: 'N/period'")
+    rate_limits: dict[str, str] = Field(description="api, login, voice, phone, voice_preview: 'N/period'")
     retention: dict[str, int | bool] = Field(description="Days recordings and transcripts are kept; PII redaction")
     knowledge_score_threshold: float = Field(description="Below this best score a question is 'not found'")
 
@@ -165,6 +165,7 @@ async def console_settings(
             "api": settings.rate_limits.api,
             "login": settings.rate_limits.login,
             "voice": settings.rate_limits.voice,
+            "phone": settings.rate_limits.phone,
             "voice_preview": settings.rate_limits.voice_preview,
         },
         retention={

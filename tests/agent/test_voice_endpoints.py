@@ -39,6 +39,7 @@ from config import Settings
 from control_api.app import create_app
 from control_api.db.models import Call
 from control_api.logging_setup import configure_logging, flush_logs
+from control_api.problems import ProblemError
 from control_api.rbac import Role
 from pipelines.contracts import PersonaSpec
 from tests.agent.conftest import make_token
@@ -128,6 +129,26 @@ def test_voice_rate_limit_per_ip(tmp_path: Path) -> None:
         assert codes == [400, 400, 429]
         limited = client.post("/api/voice/webrtc/offer", json={"sdp": "v=0 not used"})
         assert int(limited.headers["Retry-After"]) > 0
+
+
+def test_trunk_calls_count_against_the_phone_limit_not_the_callers_one(tmp_path: Path) -> None:
+    """A trunk carries many callers: its calls are held to ``phone`` per trunk, never to ``voice``."""
+    settings = make_settings(tmp_path)
+    settings.rate_limits.voice = "1/hour"
+    settings.rate_limits.phone = "3/hour"
+    test_client, service = _client_and_voice(settings)
+    with test_client as client:
+        assert client.portal is not None
+        portal = client.portal
+        for _ in range(3):  # three times the voice limit, within the trunk's
+            portal.call(lambda: service.admit(rate_key="trunk:carrier", channel="sip"))
+        with pytest.raises(ProblemError) as refused:
+            portal.call(lambda: service.admit(rate_key="trunk:carrier", channel="sip"))
+        assert refused.value.status == 429 and "phone limit" in refused.value.detail
+        portal.call(lambda: service.admit(rate_key="trunk:other", channel="sip"))  # each trunk has its own count
+        portal.call(lambda: service.admit(rate_key="ip:192.0.2.7", channel="websocket"))
+        with pytest.raises(ProblemError):
+            portal.call(lambda: service.admit(rate_key="ip:192.0.2.7", channel="websocket"))
 
 
 def test_capacity_refuses_with_503(tmp_path: Path) -> None:

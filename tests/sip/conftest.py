@@ -219,8 +219,9 @@ def sip_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SipServer]:
             "VOXDESK_TELEPHONY__SIP_PORT": str(sip_port),
             "VOXDESK_TELEPHONY__TRUNKS": json.dumps(trunks),
             "VOXDESK_TELEPHONY__ROUTES": json.dumps({DIALLED: "default"}),
-            # Longer than any silence in a scenario (the longest: after the answer until the caller's BYE at 18 s
-            # in question.xml); short, since test_agent_hangs_up_with_bye waits it out.
+            # The silence timer runs from the caller's last words: longer than any scenario's quiet after them (the
+            # longest: the question ends ~6 s in, the caller's BYE comes at 15 s in test_spoken_question...), short,
+            # since test_agent_hangs_up_with_bye waits it out.
             "VOXDESK_VOICE__SILENCE_TIMEOUT_SECS": "12",
             # Phone audio is 8 kHz: pocketsphinx's bundled model is wideband (16 kHz) and mishears it (see
             # docs/telephony.md); Whisper tiny.en (installed by ./scripts/bootstrap) hears it well.

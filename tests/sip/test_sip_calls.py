@@ -68,7 +68,7 @@ def _syllable_onsets(pcm: np.ndarray) -> int:
 def test_spoken_question_is_answered_over_rtp(sip_server: SipServer, rtp_capture: RtpCapture, tmp_path: Path) -> None:
     question_ulaw(tmp_path, "How do I reset my password?")
     before = len(_calls(sip_server))
-    run = run_sipp(sip_server, "question", tmp_path, rtp_port=rtp_capture.port, stay_ms=18_000)
+    run = run_sipp(sip_server, "question", tmp_path, rtp_port=rtp_capture.port, stay_ms=15_000)
     assert run.returncode == 0, run.stdout
     assert _statuses(run.messages)[-2:] == [200, 200]  # the INVITE answered, then our BYE
     calls = _calls(sip_server)
