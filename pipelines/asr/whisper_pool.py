@@ -233,11 +233,23 @@ class _Worker:
         return request, future
 
     def abandon(self, request: int) -> None:
-        """Give up on ``request``: if it was not written yet, it never will be (it no longer counts as queued)."""
+        """Give up on ``request`` (call it on a thread: a CANCEL may wait for the pipe).
+
+        Not written yet: it never will be, and no longer counts as queued. Written: the worker is told to skip it,
+        or to stop it after its encoder pass; it counts as queued until the worker answers it.
+        """
         with self._lock:
             if request in self._unsent:
                 self._unsent.discard(request)
                 self._pending.pop(request, None)
+                return
+            if request not in self._pending or not self.alive:
+                return  # answered already, or the worker is gone
+        try:
+            with self._write:
+                write_message(self._stdin, Kind.CANCEL, request)
+        except (OSError, ValueError):  # the worker exited or was closed: its reader fails what is pending
+            return
 
     def send(self, request: int, pcm: bytes) -> None:
         """Write one utterance into the pipe (blocks while the pipe is full: call it on a thread)."""
@@ -392,8 +404,8 @@ class WhisperPool:
         try:
             return await asyncio.wait_for(run(), within_s)
         except (TimeoutError, asyncio.CancelledError):  # late, or a speculation the caller's speech discarded
-            future.cancel()  # if written, the worker still decodes it and its text is dropped when it comes
-            worker.abandon(request)
+            future.cancel()  # its text, if it still comes, is dropped
+            asyncio.get_running_loop().run_in_executor(None, worker.abandon, request)  # a CANCEL may wait for the pipe
             raise
 
     def close(self) -> None:

@@ -17,9 +17,16 @@ a pipe and reads the text back.
 Wire format: the pocketsphinx worker's (``u8 kind, u32 request, u32 length`` + payload, big-endian):
 
 - Server → worker: ``PROMPT`` (UTF-8 text: the knowledge base's vocabulary as Whisper's initial prompt, used by
-  later requests), ``DECODE`` (16 kHz 16-bit mono PCM of one utterance).
+  later requests), ``DECODE`` (16 kHz 16-bit mono PCM of one utterance), ``CANCEL`` (no payload: the server no
+  longer wants that request's text).
 - Worker → server: ``READY`` (request 0, JSON ``{"error": null | str}``: the model loaded, or not; sent once),
-  ``RESULT`` (JSON ``{"text", "decode_ms"}``), ``ERROR`` (JSON ``{"error"}``).
+  ``RESULT`` (JSON ``{"text", "decode_ms"}``), ``ERROR`` (JSON ``{"error"}``; ``"cancelled"`` for a cancelled
+  request). Every DECODE gets exactly one RESULT or ERROR, so the server knows when the worker is free again.
+
+A cancelled request is skipped if it has not started, and stopped after its encoder pass (about 100 of 170 ms
+for a 4 s question) if it has: a speculative decode that the caller's speech discarded (``whisper_pool``) then
+holds the worker for a fraction of a decode. A thread reads the pipe while the main thread decodes, so a CANCEL
+is seen during the decode.
 
 Run as ``python -m pipelines.asr.whisper_worker MODEL_DIR`` (the pool does). The model is read from the local
 directory only; nothing is downloaded.
@@ -27,16 +34,29 @@ directory only; nothing is downloaded.
 
 from __future__ import annotations
 
+import functools
 import json
+import queue
 import re
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
 
 from pipelines.asr.pocketsphinx_worker import read_message, write_message
 
-__all__ = ["Kind", "LoadedWhisper", "decode", "decode_full_window", "drop_repeat", "load_model", "serve"]
+__all__ = [
+    "Cancelled",
+    "Kind",
+    "LoadedWhisper",
+    "decode",
+    "decode_full_window",
+    "drop_repeat",
+    "load_model",
+    "serve",
+]
 
 SAMPLE_RATE = 16000
 MAX_SECONDS = 30  # Whisper's window: longer audio is cut to its last 30 s (a caller's question is far shorter)
@@ -55,6 +75,7 @@ class Kind:
 
     PROMPT = 1
     DECODE = 2
+    CANCEL = 3
     READY = 10
     RESULT = 11
     ERROR = 12
@@ -111,8 +132,18 @@ def drop_repeat(text: str) -> str:
     return text
 
 
-def decode(whisper: LoadedWhisper, pcm: bytes, prompt: str | None) -> str:
-    """The transcript of one utterance: greedy, English, prompted, on the short window (see the module's docstring)."""
+class Cancelled(Exception):
+    """The request was cancelled while it was being decoded."""
+
+
+def decode(
+    whisper: LoadedWhisper, pcm: bytes, prompt: str | None, *, cancelled: Callable[[], bool] = lambda: False
+) -> str:
+    """The transcript of one utterance: greedy, English, prompted, on the short window (see the module's docstring).
+
+    Raises:
+        Cancelled: ``cancelled()`` was true after the encoder's pass (the decoder is not run).
+    """
     import ctranslate2  # type: ignore[import-untyped]  # no type information shipped
     import numpy as np
 
@@ -122,6 +153,8 @@ def decode(whisper: LoadedWhisper, pcm: bytes, prompt: str | None) -> str:
     window = np.zeros((features.shape[0], min(max(frames, WINDOW_FRAMES), FULL_WINDOW_FRAMES)), dtype=np.float32)
     window[:, :frames] = features[:, :frames]  # zeros after it: transcribe's padding of the 30 s window
     encoded = whisper.model.model.encode(ctranslate2.StorageView.from_array(window[None]), to_cpu=False)
+    if cancelled():
+        raise Cancelled
     tokenizer = whisper.tokenizer
     tokens: list[int] = []
     if prompt:  # as transcribe passes initial_prompt: the previous text's slot
@@ -147,6 +180,43 @@ def decode_full_window(whisper: LoadedWhisper, pcm: bytes, prompt: str | None) -
     return " ".join(s.text.strip() for s in segments).strip()
 
 
+class _Inbox:
+    """The pipe's messages, read on a thread of their own: DECODE/PROMPT in order, CANCELs as they arrive."""
+
+    def __init__(self, stdin: IO[bytes]) -> None:
+        self._stdin = stdin
+        self._queue: queue.Queue[tuple[int, int, bytes] | None] = queue.Queue()
+        self._lock = threading.Lock()
+        self._cancelled: set[int] = set()
+        threading.Thread(target=self._read, name="whisper-worker-inbox", daemon=True).start()
+
+    def _read(self) -> None:
+        while True:
+            message = read_message(self._stdin)
+            if message is None:
+                self._queue.put(None)
+                return
+            if message[0] == Kind.CANCEL:
+                with self._lock:
+                    self._cancelled.add(message[1])
+            else:
+                self._queue.put(message)
+
+    def next(self) -> tuple[int, int, bytes] | None:
+        """The next DECODE or PROMPT (None at end of input)."""
+        return self._queue.get()
+
+    def cancelled(self, request: int) -> bool:
+        """Whether ``request`` was cancelled."""
+        with self._lock:
+            return request in self._cancelled
+
+    def forget(self, request: int) -> None:
+        """Drop the cancellations of ``request`` and earlier ones (answered: requests are decoded in id order)."""
+        with self._lock:
+            self._cancelled = {r for r in self._cancelled if r > request}
+
+
 def serve(model_dir: str, stdin: IO[bytes], stdout: IO[bytes]) -> None:
     """Load the model, say READY, then decode requests until end of input."""
     try:
@@ -156,9 +226,10 @@ def serve(model_dir: str, stdin: IO[bytes], stdout: IO[bytes]) -> None:
         write_message(stdout, Kind.READY, 0, json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode())
         return
     write_message(stdout, Kind.READY, 0, json.dumps({"error": None}).encode())
+    inbox = _Inbox(stdin)
     prompt: str | None = None
     while True:
-        message = read_message(stdin)
+        message = inbox.next()
         if message is None:
             return
         kind, request, payload = message
@@ -169,10 +240,17 @@ def serve(model_dir: str, stdin: IO[bytes], stdout: IO[bytes]) -> None:
             continue
         t0 = time.perf_counter()
         try:
-            text = decode(model, payload, prompt)
+            if inbox.cancelled(request):
+                raise Cancelled
+            text = decode(model, payload, prompt, cancelled=functools.partial(inbox.cancelled, request))
+        except Cancelled:
+            write_message(stdout, Kind.ERROR, request, json.dumps({"error": "cancelled"}).encode())
+            continue
         except Exception as exc:  # noqa: BLE001 - this request fails; the worker goes on
             write_message(stdout, Kind.ERROR, request, json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode())
             continue
+        finally:
+            inbox.forget(request)
         result = {"text": text, "decode_ms": round((time.perf_counter() - t0) * 1000, 1)}
         write_message(stdout, Kind.RESULT, request, json.dumps(result).encode())
 

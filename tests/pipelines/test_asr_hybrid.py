@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -23,10 +26,10 @@ from benchmarks.asr_eval.scoring import decode
 from benchmarks.product_kb import DemoKnowledge
 from pipelines.asr.domain_lm import DomainLM
 from pipelines.asr.pocketsphinx import PocketsphinxBackend
-from pipelines.asr.pocketsphinx_worker import evidence
+from pipelines.asr.pocketsphinx_worker import evidence, read_message, write_message
 from pipelines.asr.whisper_pool import SecondOpinion, WhisperOptions, WhisperPool, kb_terms, whisper_prompt
+from pipelines.asr.whisper_worker import Kind, decode_full_window, drop_repeat, load_model
 from pipelines.asr.whisper_worker import decode as short_window_decode
-from pipelines.asr.whisper_worker import decode_full_window, drop_repeat, load_model
 from pipelines.build import _weak_evidence_probe
 from pipelines.options import ASROptions
 from tests.pipelines.conftest import flite_pcm, whisper_model_dir
@@ -149,6 +152,57 @@ async def test_the_recogniser_speculates_in_the_quiet_and_discards_when_speech_r
         await task
     assert task.cancelled()
     backend.close()
+
+
+def test_the_worker_skips_or_stops_a_cancelled_request_and_answers_the_next() -> None:
+    """The wire protocol: a CANCEL sent right behind a DECODE gets that request an ERROR "cancelled" (skipped, or
+    stopped after its encoder pass, whichever the worker reached), never its text; the next request is decoded."""
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.asr.whisper_worker", str(whisper_model_dir())],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert worker.stdin is not None and worker.stdout is not None
+    try:
+        ready = read_message(worker.stdout)
+        assert ready is not None and ready[0] == Kind.READY and json.loads(ready[2])["error"] is None
+        long_question = flite_pcm(QUESTION) * 3
+        write_message(worker.stdin, Kind.DECODE, 1, long_question)
+        write_message(worker.stdin, Kind.CANCEL, 1)
+        write_message(worker.stdin, Kind.DECODE, 2, flite_pcm(QUESTION))
+        first, second = read_message(worker.stdout), read_message(worker.stdout)
+        assert first is not None and first[:2] == (Kind.ERROR, 1), first
+        assert json.loads(first[2]) == {"error": "cancelled"}
+        assert second is not None and second[:2] == (Kind.RESULT, 2), second
+        assert {"termination", "fee"} <= _words(json.loads(second[2])["text"])
+        write_message(worker.stdin, Kind.CANCEL, 3)  # a CANCEL for a request never sent changes nothing
+        write_message(worker.stdin, Kind.DECODE, 4, flite_pcm("How do I reset my password?"))
+        third = read_message(worker.stdout)
+        assert (
+            third is not None and third[:2] == (Kind.RESULT, 4) and "password" in _words(json.loads(third[2])["text"])
+        )
+    finally:
+        worker.stdin.close()
+        worker.wait(timeout=30)
+
+
+async def test_a_discarded_decode_frees_the_worker(pool: WhisperPool) -> None:
+    """Cancelling a written decode (a speculation the caller's speech discarded): the worker answers it, counts as
+    free again, and decodes the next utterance."""
+    while any(w.queued for w in pool.live_workers()):
+        await asyncio.sleep(0.05)
+    task = asyncio.ensure_future(pool.decode(flite_pcm(QUESTION) * 3, within_s=60))
+    while not any(w.queued for w in pool.live_workers()):
+        await asyncio.sleep(0.005)
+    await asyncio.sleep(0.05)  # written by now: the request is the worker's
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    while any(w.queued for w in pool.live_workers()):
+        await asyncio.sleep(0.01)
+    heard = await pool.decode(flite_pcm(QUESTION), within_s=60)
+    assert {"termination", "fee"} <= _words(heard)
 
 
 async def test_the_worker_process_decodes_a_flite_question(pool: WhisperPool) -> None:
