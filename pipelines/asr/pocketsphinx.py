@@ -243,7 +243,7 @@ class PocketsphinxSTTService(STTService):
         self._quiet_from: int | None = None
         self._quiet_ms = 0.0
         self._speculation: tuple[int, asyncio.Task[str]] | None = None
-        self._speculated = False  # this quiet run has started (or tried to start) one
+        self._speculated = False  # this quiet run has asked for one (only its first refusal is counted busy)
         self._ended_speculation: tuple[int, asyncio.Task[str]] | None = None
 
     def use_evidence_probe(self, probe: WeakEvidenceProbe) -> None:
@@ -325,11 +325,14 @@ class PocketsphinxSTTService(STTService):
         if self._quiet_from is None:
             self._quiet_from = len(self._utterance) - len(audio)
         self._quiet_ms += samples * 1000 / self.sample_rate
-        if not self._speculated and self._quiet_ms >= _SPECULATE_AFTER_MS and self._peak_rms > 0:
-            self._speculated = True  # once per quiet run (no idle worker now: the final's audio is decoded)
-            task = self._second.speculate(bytes(self._utterance[: self._quiet_from]))
-            if task is not None:
-                self._speculation = (self._quiet_from, task)
+        if self._speculation is None and self._quiet_ms >= _SPECULATE_AFTER_MS and self._peak_rms > 0:
+            # One decode per quiet run, started on its first frame with an idle worker (a discarded decode frees
+            # its worker within an encoder pass); with none idle until the final, the final's audio is decoded.
+            first_try, self._speculated = not self._speculated, True
+            if self._second.can_speculate(count_busy=first_try):
+                task = self._second.speculate(bytes(self._utterance[: self._quiet_from]))
+                if task is not None:
+                    self._speculation = (self._quiet_from, task)
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         """Open the decoder's utterance at the VAD's speech start and close it at its end, then as STTService.

@@ -431,16 +431,27 @@ class SecondOpinion:
         self.mode = mode
         self.deadline_s = deadline_s
 
+    def can_speculate(self, *, count_busy: bool = True) -> bool:
+        """Whether :meth:`speculate` would start a decode now (a mode that asks Whisper and an idle worker).
+
+        ``count_busy``: count a refusal for want of an idle worker (``busy``); a caller asking again on every
+        frame of one quiet run counts only its first refusal.
+        """
+        if self.mode == "off":
+            return False
+        if any(w.queued == 0 for w in self.pool.live_workers()):
+            return True
+        if count_busy:
+            WHISPER_SPECULATIONS.labels(outcome="busy").inc()
+        return False
+
     def speculate(self, pcm: bytes) -> asyncio.Task[str] | None:
         """Start decoding ``pcm`` (the utterance up to the caller's silence) on an idle worker; None if none is idle.
 
         The task's text is for :meth:`revise` (``early``); cancel it when the caller speaks again (the worker
-        finishes it and the text is dropped). Call on the event loop.
+        skips it, or stops it after its encoder pass, and the text is dropped). Call on the event loop.
         """
-        if self.mode == "off" or not pcm:
-            return None
-        if not any(w.queued == 0 for w in self.pool.live_workers()):
-            WHISPER_SPECULATIONS.labels(outcome="busy").inc()
+        if not pcm or not self.can_speculate():
             return None
         # Its own clock: it starts up to stop_secs before the final, whose deadline then bounds the wait.
         task = asyncio.ensure_future(self.pool.decode(pcm, within_s=self.deadline_s + 1.0, idle_only=True))

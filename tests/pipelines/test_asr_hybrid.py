@@ -205,6 +205,38 @@ async def test_a_discarded_decode_frees_the_worker(pool: WhisperPool) -> None:
     assert {"termination", "fee"} <= _words(heard)
 
 
+async def test_a_quiet_run_speculates_once_a_worker_is_free(pool: WhisperPool) -> None:
+    """A quiet run that began while the worker was busy starts its decode on the first quiet frame after the worker
+    is free, and counts one ``busy`` however many frames it waited."""
+    backend = PocketsphinxBackend(ASROptions())
+    service = backend.create_service(call_id="call-wait")
+    service._second = SecondOpinion(pool, mode="always", deadline_s=60.0)
+    service._sample_rate = 16000
+    frame = 640
+    while any(w.queued for w in pool.live_workers()):
+        await asyncio.sleep(0.05)
+    speech = flite_pcm("How do I reset my password?")
+    service._utterance += speech
+    service._peak_rms = 5000.0  # the utterance's speech so far (fed above without the quiet watch)
+    other_call = asyncio.ensure_future(pool.decode(flite_pcm(QUESTION) * 2, within_s=60))  # takes the worker
+    while not any(w.queued for w in pool.live_workers()):
+        await asyncio.sleep(0.005)
+    busy = _speculations("busy")
+    for _ in range(5):  # 100 ms of quiet while the worker is busy
+        service._utterance += bytes(frame)
+        service._watch_for_silence(bytes(frame))
+    assert service._speculation is None and _speculations("busy") == busy + 1
+    await other_call  # the worker is free again; the caller is still quiet
+    service._utterance += bytes(frame)
+    service._watch_for_silence(bytes(frame))
+    assert service._speculation is not None
+    covered, task = service._speculation
+    assert covered == len(speech)  # the audio before the quiet run
+    assert "password" in _words(await task)
+    assert _speculations("busy") == busy + 1
+    backend.close()
+
+
 async def test_the_worker_process_decodes_a_flite_question(pool: WhisperPool) -> None:
     assert len(pool.pids()) == 1
     heard = await pool.decode(flite_pcm(QUESTION), within_s=60)
