@@ -91,9 +91,22 @@ async def _send(ws: Any, pcm: bytes) -> None:
         await asyncio.sleep(0.02)
 
 
-def place_call(desk: Desk, questions: list[str]) -> tuple[str, list[dict[str, Any]]]:
+CallResult = tuple[str, list[dict[str, Any]]]  # a call's id and the events its client got
+
+
+def place_call(desk: Desk, questions: list[str]) -> CallResult:
     """One real call over ``WS /api/voice/stream``; returns its id and the events the client got."""
     return asyncio.run(asyncio.wait_for(_call(desk.server, desk.server.token("agent"), questions), timeout=180))
+
+
+def place_calls(desk: Desk, scripts: list[list[str]]) -> list[CallResult]:
+    """Real calls at the same time, one per list of questions (as callers ring a desk), in ``scripts``' order."""
+
+    async def all_calls() -> list[CallResult]:
+        token = desk.server.token("agent")
+        return list(await asyncio.gather(*(_call(desk.server, token, questions) for questions in scripts)))
+
+    return asyncio.run(asyncio.wait_for(all_calls(), timeout=240))
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.analysis.conftest import Desk, place_call
+from tests.analysis.conftest import CallResult, Desk, place_call, place_calls
 from tests.e2e.conftest import CHROMIUM, mint_token
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -29,27 +29,40 @@ def _finals(events: list[dict[str, Any]], role: str) -> list[str]:
     return [e["text"] for e in events if e["type"] == "transcript" and e["final"] and e["role"] == role]
 
 
-def _heard_call(desk: Desk, questions: list[str], must: list[str], tries: int = 3) -> tuple[str, list[dict[str, Any]]]:
-    """Place a call until the recogniser heard every word of ``must`` (its errors are issue 16's, not ours).
+def _heard_calls(desk: Desk, scripts: list[tuple[list[str], list[str]]], tries: int = 3) -> list[CallResult]:
+    """Place one call per ``(questions, must)`` script, at the same time, and again (up to ``tries`` in all) for
+    each whose recogniser did not hear every word of ``must`` (its errors are issue 16's, not ours).
 
     Misheard calls are kept in ``STATE["misheard"]``: they are real calls, analysed like any other.
     """
+    results: list[CallResult | None] = [None] * len(scripts)
+    heard: dict[int, str] = {}
     for _ in range(tries):
-        call_id, events = place_call(desk, questions)
-        heard = " ".join(_finals(events, "caller"))
-        if all(word in heard for word in must):
-            return call_id, events
-        STATE.setdefault("misheard", []).append(call_id)
-    raise AssertionError(f"the recogniser never heard {must} in {questions}: {heard!r}")
+        todo = [i for i, result in enumerate(results) if result is None]
+        if not todo:
+            break
+        placed = place_calls(desk, [scripts[i][0] for i in todo])
+        for i, (call_id, events) in zip(todo, placed, strict=True):
+            heard[i] = " ".join(_finals(events, "caller"))
+            if all(word in heard[i] for word in scripts[i][1]):
+                results[i] = (call_id, events)
+            else:
+                STATE.setdefault("misheard", []).append(call_id)
+    missing = {i: (scripts[i][0], heard[i]) for i, result in enumerate(results) if result is None}
+    assert not missing, f"the recogniser never heard the key words: {missing!r}"
+    return [result for result in results if result is not None]
 
 
 def test_each_call_is_analysed(desk: Desk) -> None:
     """Three calls ask one unanswerable question three ways (one also asks an answerable one, one two)."""
-    calls = [
-        _heard_call(desk, [PASSWORD, INSURANCE[0]], ["password", "insurance"]),
-        _heard_call(desk, [INSURANCE[1]], ["insurance"]),
-        _heard_call(desk, [INSURANCE[2], PASSWORD_AGAIN], ["insurance", "password"]),
-    ]
+    calls = _heard_calls(
+        desk,
+        [
+            ([PASSWORD, INSURANCE[0]], ["password", "insurance"]),
+            ([INSURANCE[1]], ["insurance"]),
+            ([INSURANCE[2], PASSWORD_AGAIN], ["insurance", "password"]),
+        ],
+    )
     STATE["calls"] = [call_id for call_id, _ in calls]
     analyses = [desk.analysis(call_id) for call_id, _ in calls]
     for (_, events), analysis in zip(calls, analyses, strict=True):
