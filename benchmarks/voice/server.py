@@ -60,6 +60,7 @@ def start(
         "VOXDESK_ENV": "test",
         "VOXDESK_DATA_DIR": str(data_dir),
         "VOXDESK_RATE_LIMITS__VOICE": "100000/hour",
+        "VOXDESK_RATE_LIMITS__PHONE": "100000/hour",
         "VOXDESK_VOICE__MAX_CONCURRENT_CALLS": "64",
         "HF_HUB_OFFLINE": "1",
         **(extra_env or {}),

@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 PASSWORD = "How do I reset my password?"
 PASSWORD_AGAIN = "I forgot my password. How can I reset it?"
-INSURANCE = ["Do you sell car insurance?", "Can I buy car insurance from you?", "Do you offer insurance for my car?"]
+INSURANCE = ["Do you sell car insurance?", "Can I buy car insurance from you?", "Do you have insurance for my car?"]
 ANSWER = "No. Kestrel does not sell car insurance. We provide broadband, TV and phone services only."
 STATE: dict[str, Any] = {}
 
