@@ -15,7 +15,6 @@ import asyncio
 import itertools
 import json
 import socket
-import subprocess
 import time
 import uuid
 import wave
@@ -32,6 +31,7 @@ from pipecat.transports.base_transport import TransportParams
 
 from agent.transports.sip.endpoint import WIDEBAND, answer_codecs
 from agent.transports.sip.media import AudioFormat, RtpOutput
+from tests.sip.baresip import call_with_baresip, speech_frames
 from tests.sip.conftest import BUSY_TRUNK_IP, SipServer, free_udp_port
 
 
@@ -239,51 +239,15 @@ def test_busy_message_reaches_a_g722_caller(sip_server: SipServer) -> None:
     stamps = [int.from_bytes(p[4:8], "big") for p in packets]
     assert {(b - a) & 0xFFFFFFFF for a, b in itertools.pairwise(stamps)} == {160}
     pcm = np.asarray(G722(16000, 64000).decode(b"".join(p[12:] for p in packets)), dtype=np.int16)
-    assert len(pcm) == 100 * 320 and _speech_frames(pcm, 16000) > 25  # the message's voice, not silence
-
-
-def _baresip_config(directory: Path, *, source: Path, dumps: Path) -> None:
-    # G.722 is the only codec module loaded and the only one the account offers.
-    modules = "\n".join(f"module {name}.so" for name in ("g722", "aufile", "sndfile", "menu", "account"))
-    (directory / "config").write_text(
-        f"""sip_listen 127.0.0.1:{free_udp_port()}
-module_path /usr/lib/baresip/modules
-{modules}
-audio_source aufile,{source}
-snd_path {dumps}
-audio_alert aufile,/dev/null
-rtp_ports 43000-43998
-net_interface 127.0.0.1
-"""
-    )
-    (directory / "accounts").write_text("<sip:+15559990002@127.0.0.1>;regint=0;audio_codecs=G722\n")
-
-
-def _speech_frames(pcm: np.ndarray, rate: int) -> int:
-    frame = rate // 50
-    frames = pcm[: len(pcm) // frame * frame].astype(np.float64).reshape(-1, frame)
-    return int((np.sqrt((frames**2).mean(axis=1)) > 300).sum())
+    assert len(pcm) == 100 * 320 and speech_frames(pcm, 16000) > 25  # the message's voice, not silence
 
 
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_baresip_g722_call_is_answered_in_wideband(sip_server: SipServer, tmp_path: Path) -> None:
-    wav = tmp_path / "q16.wav"
-    subprocess.run(["flite", "-voice", "slt", "-t", "How do I reset my password?", "-o", str(wav)], check=True)
-    source = tmp_path / "question.wav"  # 16 kHz mono, silence around the question
-    subprocess.run(["sox", str(wav), "-r", "16000", "-c", "1", str(source), "pad", "3", "16"], check=True)
-    dumps = tmp_path / "snd"
-    dumps.mkdir()
-    _baresip_config(tmp_path, source=source, dumps=dumps)
     before = sip_server.voice.query("SELECT count(*) FROM calls WHERE channel = 'sip'")[0][0]
-    proc = subprocess.run(
-        ["baresip", "-f", str(tmp_path), "-t", "22", "-e", f"/dial sip:+15550100@127.0.0.1:{sip_server.sip_port}"],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
-    output = proc.stdout[-3000:] + proc.stderr[-2000:]
+    call = call_with_baresip(sip_server, tmp_path, codec="G722", caller="+15559990002", rtp_ports="43000-43998")
+    output = call.output
     calls = sip_server.voice.query("SELECT id, metadata FROM calls WHERE channel = 'sip' ORDER BY started_at")
     assert len(calls) == before + 1, output
     call_id, meta = calls[-1]
@@ -293,12 +257,8 @@ def test_baresip_g722_call_is_answered_in_wideband(sip_server: SipServer, tmp_pa
     assert any(
         role == "agent" and ("password" in text.lower() or "reset link" in text.lower()) for role, text in turns[1:]
     ), turns
-    heard = next(dumps.glob("*-dec.wav"))  # what baresip decoded from the agent's G.722
-    with wave.open(str(heard)) as handle:
-        rate = handle.getframerate()
-        pcm = np.frombuffer(handle.readframes(handle.getnframes()), dtype=np.int16)
-    assert rate == 16000, output
-    assert _speech_frames(pcm, rate) > 150, output  # > 3 s of the agent's voice
+    assert call.rate == 16000, output  # what baresip decoded from the agent's G.722
+    assert speech_frames(call.heard, call.rate) > 150, output  # > 3 s of the agent's voice
     # The recording (16 kHz, caller left, agent right) is registered once the call has ended.
     deadline = time.monotonic() + 30
     while not (
@@ -310,5 +270,5 @@ def test_baresip_g722_call_is_answered_in_wideband(sip_server: SipServer, tmp_pa
     assert (sample_rate, channels) == (16000, 2)
     with wave.open(path) as handle:
         stereo = np.frombuffer(handle.readframes(handle.getnframes()), dtype=np.int16).reshape(-1, 2)
-    assert _speech_frames(stereo[:, 0], 16000) > 50  # the caller's question
-    assert _speech_frames(stereo[:, 1], 16000) > 150  # the agent's answer
+    assert speech_frames(stereo[:, 0], 16000) > 50  # the caller's question
+    assert speech_frames(stereo[:, 1], 16000) > 150  # the agent's answer
