@@ -60,6 +60,7 @@ class LiveCallObserver(BaseObserver):
         # Speaking frames are broadcast both ways; report each change once.
         if self._speaking[role] != speaking:
             self._speaking[role] = speaking
+            self._call.speaking(role, speaking)
             await self._call.client.send({"type": "speaking", "role": role, "speaking": speaking})
 
     async def on_push_frame(self, data: FramePushed) -> None:

@@ -41,10 +41,14 @@ NOT_CONNECTED = "not_connected"
 
 @dataclass(frozen=True, slots=True)
 class CallPlan:
-    """A call's pipeline worker, ready to run, and how to tell why it finished by itself."""
+    """A call's pipeline worker, ready to run, and how to tell why it finished by itself.
+
+    ``before_end`` stores what the pipeline holds (the agent turn in progress) before the call's end is stored.
+    """
 
     worker: PipelineWorker
     end_reason: Callable[[], str | None] | None = None
+    before_end: Callable[[], Awaitable[None]] | None = None
     gate: AgentAudioGate | None = None
     handoff: HandoffGate | None = None
 
@@ -250,6 +254,8 @@ class VoiceService:
             call.on_stop(media.close)
             plan = self.pipeline_factory(transport=transport, call=call, persona=persona.spec)
             media.attach(plan)
+            if plan.before_end is not None:
+                call.before_end(plan.before_end)
             if self.handoffs is not None and plan.handoff is not None:
                 policy = await self.handoffs.policy(request.persona)
                 call.handoff = self.handoffs.attach(call=call, gate=plan.handoff, worker=plan.worker, policy=policy)

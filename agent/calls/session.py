@@ -80,6 +80,8 @@ class CallSession:
         )
         self.started = time.monotonic()
         self._last_activity = self.started
+        self._speaking: set[str] = set()  # who is speaking now ("agent", "caller"): silence does not run meanwhile
+        self._before_end: list[Callable[[], Awaitable[None]]] = []
         self._stoppers: list[Stopper] = []
         self._ended = asyncio.Event()
         self._ending = False
@@ -102,6 +104,25 @@ class CallSession:
         """Note speech from either side (resets the silence timer)."""
         self._last_activity = time.monotonic()
 
+    def speaking(self, role: str, speaking: bool) -> None:
+        """Note that ``role`` started or stopped speaking.
+
+        The silence timer is held while anyone speaks (an answer longer than the timeout is not cut off) and
+        starts afresh when they stop.
+        """
+        if speaking:
+            self._speaking.add(role)
+        else:
+            self._speaking.discard(role)
+        self.touch()
+
+    def before_end(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Register a step that runs when the call ends, before its end is stored.
+
+        The agent turn in progress is stored this way, so a reader that sees the end sees the whole transcript.
+        """
+        self._before_end.append(hook)
+
     def on_stop(self, stopper: Stopper) -> None:
         """Register how to stop this call's media and pipeline when it ends."""
         self._stoppers.append(stopper)
@@ -119,7 +140,9 @@ class CallSession:
             if now - self.started >= self._max_call:
                 await self.end("max_duration")
                 return
-            if now - self._last_activity >= self._silence_timeout:
+            if self._speaking:
+                self._last_activity = now
+            elif now - self._last_activity >= self._silence_timeout:
                 await self.end("silence_timeout", outcome="abandoned")
                 return
 
@@ -147,6 +170,11 @@ class CallSession:
         current = asyncio.current_task()
         if self._watchdog is not None and self._watchdog is not current:
             self._watchdog.cancel()
+        for hook in self._before_end:
+            try:
+                await hook()
+            except Exception as exc:  # noqa: BLE001 - keep ending the call whatever a step does
+                log.warning("call_end_step_failed", call_id=self.call_id, error_type=type(exc).__name__)
         await self.sink.flush()  # the turns so far are stored before the call's end is
         counters = self.sink.counters
         if failed:

@@ -279,6 +279,7 @@ class VoiceStages:
         return CallPlan(
             worker=built.worker,
             end_reason=lambda: "agent_ended" if tools.end_requested else None,
+            before_end=built.recorder.end_of_call,
             gate=built.gate,
             handoff=built.handoff,
         )

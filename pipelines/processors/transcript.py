@@ -148,6 +148,7 @@ class CallRecorder:
         self.agent_interrupted = False
         self.citations: tuple[str, ...] = ()
         self._closed = False
+        self.agent_done = False  # the call is ending: the agent's words from now on are not heard
         self._last_sync = time.monotonic()
         self.caller_tap = _CallerTap(self)
         self.agent_tap = _AgentTap(self)
@@ -203,6 +204,18 @@ class CallRecorder:
                 citations=citations,
             )
             await self.persist(record)
+
+    async def end_of_call(self) -> None:
+        """The call is ending: store the agent turn in progress now, as cut short (the words heard of it).
+
+        It is then stored before the call's end; what the pipeline plays after this is not heard and not stored.
+        """
+        if self.agent_done:
+            return
+        self.agent_done = True
+        if self.agent_started is not None:
+            self.agent_interrupted = True
+        await self.finish_agent_turn()
 
     async def close(self) -> None:
         """Finish the transcript and the recording (call end)."""
@@ -298,7 +311,11 @@ class _AgentTap(FrameProcessor):
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
         r = self._r
-        if isinstance(frame, OutputAudioRawFrame):
+        if r.agent_done and isinstance(
+            frame, (OutputAudioRawFrame, AnswerMetaFrame, BotStartedSpeakingFrame, TTSTextFrame, AggregatedTextFrame)
+        ):
+            pass  # played after the call ended: nobody heard it
+        elif isinstance(frame, OutputAudioRawFrame):
             r.write_agent_audio(frame)
         elif isinstance(frame, AnswerMetaFrame):
             r.citations = frame.citations

@@ -110,6 +110,53 @@ async def test_silence_timeout_ends_call_as_abandoned(engine: AsyncEngine) -> No
         assert stored is not None and (stored.end_reason, stored.outcome) == ("silence_timeout", "abandoned")
 
 
+async def test_silence_is_not_counted_while_the_agent_speaks(engine: AsyncEngine) -> None:
+    # An answer longer than the silence timeout is not cut off: the timer is held while anyone speaks and starts
+    # afresh when they stop.
+    calls = registry(engine, silence_timeout_secs=0.3)
+    call = await calls.open(channel="webrtc")
+    call.start_timers()
+    call.speaking("agent", True)
+    await asyncio.sleep(1.0)
+    assert not call.ended
+    call.speaking("caller", True)
+    call.speaking("agent", False)
+    await asyncio.sleep(1.0)
+    assert not call.ended
+    call.speaking("caller", False)
+    await asyncio.wait_for(call.wait_ended(), timeout=30)
+    assert call.end_reason == "silence_timeout"
+
+
+async def test_the_turn_in_progress_is_stored_before_the_calls_end(engine: AsyncEngine) -> None:
+    calls = registry(engine)
+    call = await calls.open(channel="websocket")
+    sessions = session_factory(engine)
+    seen_ended: list[str | None] = []
+
+    async def store_turn_in_progress() -> None:
+        async with sessions() as session:
+            stored = await session.get(Call, call.call_id)
+            seen_ended.append(stored.end_reason if stored is not None else "missing")
+        now = datetime.now(UTC)
+        await call.sink.turn(
+            TurnRecord(seq=1, role="agent", text="Open the app.", started_at=now, ended_at=now, interrupted=True)
+        )
+
+    async def failing_step() -> None:
+        raise RuntimeError("a step that fails does not stop the call's end")
+
+    call.before_end(failing_step)
+    call.before_end(store_turn_in_progress)
+    await call.end("caller_hangup")
+    assert seen_ended == [None]
+    async with sessions() as session:
+        stored = await session.get(Call, call.call_id)
+        assert stored is not None and stored.end_reason == "caller_hangup"
+        turns = (await session.execute(select(CallTurn))).scalars().all()
+        assert [(t.role, t.text, t.interrupted) for t in turns] == [("agent", "Open the app.", True)]
+
+
 async def test_max_call_length(engine: AsyncEngine) -> None:
     calls = registry(engine, silence_timeout_secs=60.0, max_call_secs=0.3)
     call = await calls.open(channel="webrtc")

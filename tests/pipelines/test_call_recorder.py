@@ -1,0 +1,95 @@
+"""The call recorder's agent turn when the call ends while the agent is still speaking."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from pipecat.frames.frames import BotStartedSpeakingFrame, BotStoppedSpeakingFrame, Frame, SystemFrame, TTSTextFrame
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.tests.utils import SleepFrame, run_test
+from pipecat.utils.text.base_text_aggregator import AggregationType
+
+from pipelines.contracts import CallEventRecord, LatencyRecord, TurnRecord
+from pipelines.processors.transcript import CallRecorder
+
+pytestmark = [pytest.mark.unit]
+
+
+class ListSink:
+    """A ``CallSink`` that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.turns: list[TurnRecord] = []
+
+    async def turn(self, record: TurnRecord) -> None:
+        self.turns.append(record)
+
+    async def latency(self, record: LatencyRecord) -> None:
+        pass
+
+    async def event(self, record: CallEventRecord) -> None:
+        pass
+
+    async def recording(self, *, path: str, fmt: str, channels: int, sample_rate: int, duration_ms: int) -> None:
+        pass
+
+
+@dataclass
+class CallEnds(SystemFrame):
+    """Stands for the call's end arriving between two frames of the pipeline (the session's ``before_end``)."""
+
+
+class EndHere(FrameProcessor):
+    def __init__(self, recorder: CallRecorder) -> None:
+        super().__init__()
+        self._recorder = recorder
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, CallEnds):
+            await self._recorder.end_of_call()
+            return
+        await self.push_frame(frame, direction)
+
+
+def spoken(text: str) -> TTSTextFrame:
+    return TTSTextFrame(text=text, text_type=AggregationType.SENTENCE)
+
+
+def in_order(*frames: Frame) -> list[Frame]:
+    """``frames`` with a pause after each: system frames (the speaking ones) otherwise overtake the text."""
+    return [paced for frame in frames for paced in (frame, SleepFrame(sleep=0.05))]
+
+
+async def test_the_call_ending_mid_answer_stores_what_was_heard_as_cut_short() -> None:
+    sink = ListSink()
+    recorder = CallRecorder(sink=sink, call_id="t", recording_path=None)
+    await run_test(
+        Pipeline([EndHere(recorder), recorder.agent_tap]),
+        frames_to_send=in_order(
+            BotStartedSpeakingFrame(),
+            spoken("Open the app."),
+            CallEnds(),
+            spoken("Then choose a new password."),  # played after the end: nobody heard it
+            BotStoppedSpeakingFrame(),
+        ),
+    )
+    assert [(t.role, t.text, t.interrupted) for t in sink.turns] == [("agent", "Open the app.", True)]
+
+
+async def test_an_answer_that_finished_before_the_end_is_stored_whole() -> None:
+    sink = ListSink()
+    recorder = CallRecorder(sink=sink, call_id="t", recording_path=None)
+    await run_test(
+        Pipeline([EndHere(recorder), recorder.agent_tap]),
+        frames_to_send=in_order(
+            BotStartedSpeakingFrame(),
+            spoken("Open the app."),
+            spoken("Then choose a new password."),
+            BotStoppedSpeakingFrame(),
+            CallEnds(),
+        ),
+    )
+    assert [(t.text, t.interrupted) for t in sink.turns] == [("Open the app. Then choose a new password.", False)]
