@@ -310,7 +310,9 @@ class VoiceSettings(BaseModel):
 
     max_concurrent_calls: int = Field(default=16, ge=1, le=10_000, description="Calls carried at once per process.")
     embed_key: SecretStr | None = Field(default=None, description="Key required by the public caller page if set.")
-    silence_timeout_secs: float = Field(default=60.0, ge=5.0, description="End a call after this much silence.")
+    silence_timeout_secs: float = Field(
+        default=60.0, ge=5.0, description="End a call after this much silence (counted while neither side speaks)."
+    )
     max_call_secs: float = Field(default=3600.0, ge=30.0, description="Hard limit on a call's length.")
     connect_timeout_secs: float = Field(
         default=10.0,
