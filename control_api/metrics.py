@@ -16,6 +16,13 @@ HTTP_LATENCY = Histogram(
 )
 CALLS_STARTED = Counter("voxdesk_calls_started_total", "Calls started.", ["channel"])
 CALLS_ENDED = Counter("voxdesk_calls_ended_total", "Calls ended.", ["channel", "outcome"])
+KNOWLEDGE_QUESTIONS = Counter(
+    "voxdesk_knowledge_questions_total",
+    "Questions answered from the knowledge base (the logged ones: one per answered turn or API query), by "
+    "outcome: found; not_found (best passage under the threshold); unanswerable (above it, but the question "
+    "turns on a word the base never talks about); borderline (just under it: a confirming question).",
+    ["outcome"],
+)
 DB_WRITE_RETRIES = Counter(
     "voxdesk_db_write_retries_total",
     "Database writes run again after a write conflict (SQLite busy, PostgreSQL serialization).",

@@ -237,8 +237,10 @@ class HybridRetriever:
         top = passages[0].score if passages else None
         found = top is not None and top >= self.config.score_threshold
         threshold = self.config.score_threshold
+        unanswerable = False
         if found and top is not None and top < threshold + ANSWERABILITY_BAND:
-            found = not await self._foreign(searched, scored[0][1])
+            unanswerable = await self._foreign(searched, scored[0][1])
+            found = not unanswerable
         borderline = False
         if not found and top is not None and threshold - CONFIRM_BAND <= top < threshold:
             borderline = not await self._foreign(searched, scored[0][1])
@@ -248,6 +250,7 @@ class HybridRetriever:
             latency_ms=(time.perf_counter() - started) * 1000.0,
             top_score=top,
             borderline=borderline,
+            unanswerable=unanswerable,
         )
 
     async def build_views(self, chunks: Sequence[StoredChunk], fingerprint: str) -> ViewIndex | None:

@@ -117,7 +117,9 @@ class Retrieval:
     ``found`` is False when the best passage scores below the calibrated threshold; the passages are still
     returned (best first) so a reviewer can see what came closest. ``borderline``: not found, but the best passage
     scores just under the threshold (``knowledge.retrieval.CONFIRM_BAND``) and the question holds no word foreign
-    to the base: worth a confirming question rather than "not found".
+    to the base: worth a confirming question rather than "not found". ``unanswerable``: not found although the best
+    passage scores above the threshold, because the question turns on a word the base never talks about
+    (:mod:`knowledge.answerability`).
     """
 
     found: bool
@@ -125,3 +127,4 @@ class Retrieval:
     latency_ms: float = 0.0
     top_score: float | None = None
     borderline: bool = False
+    unanswerable: bool = False

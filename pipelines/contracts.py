@@ -42,13 +42,15 @@ class Retrieval:
     """The answer to one retrieval: best passage first; ``found`` is False below the score threshold.
 
     ``borderline``: not found, but the best passage came just under the threshold with nothing in the question
-    foreign to the base: a confirming question ("Do you mean ...?") rather than "not found".
+    foreign to the base: a confirming question ("Do you mean ...?") rather than "not found". ``unanswerable``: not
+    found although the best passage scores above the threshold (the question turns on a word the base lacks).
     """
 
     found: bool
     passages: Sequence[Passage]
     latency_ms: float = 0.0
     borderline: bool = False
+    unanswerable: bool = False
 
 
 class Retriever(Protocol):

@@ -90,6 +90,7 @@ class KnowledgeRetriever:
             passages=passages,
             latency_ms=float(latency),
             borderline=bool(getattr(result, "borderline", False)),
+            unanswerable=bool(getattr(result, "unanswerable", False)),
         )
         if log:
             await self.log(question, retrieval, call_id=call_id)
@@ -138,4 +139,5 @@ def _to_knowledge(retrieval: Retrieval) -> KnowledgeRetrieval:
         latency_ms=retrieval.latency_ms,
         top_score=top,
         borderline=retrieval.borderline,
+        unanswerable=retrieval.unanswerable,
     )

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from config import Settings
 from control_api.db.models import IngestionJob, KnowledgeChunk, KnowledgeDocument, RagQuery
+from control_api.metrics import KNOWLEDGE_QUESTIONS
 from control_api.problems import ProblemError
 from control_api.services import redaction
 from control_api.services.ingestion import IngestionWorker
@@ -80,6 +81,15 @@ async def delete_document(session: AsyncSession, kb: KnowledgeBase, document: Kn
     await asyncio.to_thread(path.unlink, missing_ok=True)
 
 
+def question_outcome(retrieval: Retrieval) -> str:
+    """``found``, ``unanswerable``, ``borderline`` or ``not_found``: ``voxdesk_knowledge_questions_total``'s label."""
+    if retrieval.found:
+        return "found"
+    if retrieval.unanswerable:
+        return "unanswerable"
+    return "borderline" if retrieval.borderline else "not_found"
+
+
 async def log_query(
     session: AsyncSession,
     question: str,
@@ -93,6 +103,7 @@ async def log_query(
     A caller's question is transcript text: with ``redact`` (``settings.retention.redact_pii``) only its
     PII-redacted form is stored, like a transcript turn.
     """
+    KNOWLEDGE_QUESTIONS.labels(outcome=question_outcome(retrieval)).inc()
     top = retrieval.passages[0] if retrieval.passages else None
     stored = redaction.redact(question).text if redact else question
     entry = RagQuery(

@@ -8,11 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from pypdf import PdfReader, PdfWriter
 from pypdf.generic import DecodedStreamObject, NameObject
 from sqlalchemy import func, select
 
 from control_api.db.models import AuditLog, KnowledgeChunk, KnowledgeDocument, RagQuery
+from control_api.services.knowledge import question_outcome
+from knowledge.types import Retrieval
 from tests.knowledge.conftest import DEMO, KB, demo_files
 
 pytestmark = pytest.mark.integration
@@ -25,6 +28,11 @@ def db(kb: KB, statement: Any) -> list[Any]:
 
     assert kb.client.portal is not None
     return kb.client.portal.call(run)
+
+
+def questions_counted(outcome: str) -> float:
+    """``voxdesk_knowledge_questions_total{outcome=...}`` as ``/metrics`` exposes it."""
+    return REGISTRY.get_sample_value("voxdesk_knowledge_questions_total", {"outcome": outcome}) or 0.0
 
 
 def test_upload_ingest_query_and_delete(kb: KB) -> None:
@@ -60,10 +68,12 @@ def test_upload_ingest_query_and_delete(kb: KB) -> None:
     ).json()
     assert context["found"] and "[1]" in context["context"] and "$7.50" in context["context"]
 
+    not_found_before = questions_counted("not_found")
     nothing = kb.client.post(
         "/api/rag/query", json={"question": "Who won the football cup final?"}, headers=kb.headers()
     ).json()
     assert nothing["found"] is False and nothing["answer"] is None
+    assert questions_counted("not_found") == not_found_before + 1
     unanswered = kb.client.get("/api/rag/unanswered", headers=kb.headers()).json()
     assert [u["question"] for u in unanswered["data"]] == ["Who won the football cup final?"]
     logged = db(kb, select(RagQuery.question, RagQuery.found, RagQuery.top_score).order_by(RagQuery.id))
@@ -352,3 +362,10 @@ def test_the_index_is_restored_from_the_database_on_restart(tmp_path: Path) -> N
         status = kb.client.get(f"/api/knowledge/status/{billing}", headers=kb.headers()).json()
         assert status["status"] == "ready"
         assert answer(kb) == first
+
+
+def test_a_questions_outcome_says_why_it_was_not_found() -> None:
+    assert question_outcome(Retrieval(found=True)) == "found"
+    assert question_outcome(Retrieval(found=False)) == "not_found"
+    assert question_outcome(Retrieval(found=False, borderline=True)) == "borderline"
+    assert question_outcome(Retrieval(found=False, unanswerable=True)) == "unanswerable"
