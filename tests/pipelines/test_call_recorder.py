@@ -63,33 +63,31 @@ def in_order(*frames: Frame) -> list[Frame]:
     return [paced for frame in frames for paced in (frame, SleepFrame(sleep=0.05))]
 
 
-async def test_the_call_ending_mid_answer_stores_what_was_heard_as_cut_short() -> None:
+async def agent_turns(*frames: Frame) -> list[TurnRecord]:
+    """The turns the recorder stores for ``frames`` played one after another, ``CallEnds`` where the call ends."""
     sink = ListSink()
     recorder = CallRecorder(sink=sink, call_id="t", recording_path=None)
-    await run_test(
-        Pipeline([EndHere(recorder), recorder.agent_tap]),
-        frames_to_send=in_order(
-            BotStartedSpeakingFrame(),
-            spoken("Open the app."),
-            CallEnds(),
-            spoken("Then choose a new password."),  # played after the end: nobody heard it
-            BotStoppedSpeakingFrame(),
-        ),
+    await run_test(Pipeline([EndHere(recorder), recorder.agent_tap]), frames_to_send=in_order(*frames))
+    return sink.turns
+
+
+async def test_the_call_ending_mid_answer_stores_what_was_heard_as_cut_short() -> None:
+    turns = await agent_turns(
+        BotStartedSpeakingFrame(),
+        spoken("Open the app."),
+        CallEnds(),
+        spoken("Then choose a new password."),  # played after the end: nobody heard it
+        BotStoppedSpeakingFrame(),
     )
-    assert [(t.role, t.text, t.interrupted) for t in sink.turns] == [("agent", "Open the app.", True)]
+    assert [(t.role, t.text, t.interrupted) for t in turns] == [("agent", "Open the app.", True)]
 
 
 async def test_an_answer_that_finished_before_the_end_is_stored_whole() -> None:
-    sink = ListSink()
-    recorder = CallRecorder(sink=sink, call_id="t", recording_path=None)
-    await run_test(
-        Pipeline([EndHere(recorder), recorder.agent_tap]),
-        frames_to_send=in_order(
-            BotStartedSpeakingFrame(),
-            spoken("Open the app."),
-            spoken("Then choose a new password."),
-            BotStoppedSpeakingFrame(),
-            CallEnds(),
-        ),
+    turns = await agent_turns(
+        BotStartedSpeakingFrame(),
+        spoken("Open the app."),
+        spoken("Then choose a new password."),
+        BotStoppedSpeakingFrame(),
+        CallEnds(),
     )
-    assert [(t.text, t.interrupted) for t in sink.turns] == [("Open the app. Then choose a new password.", False)]
+    assert [(t.text, t.interrupted) for t in turns] == [("Open the app. Then choose a new password.", False)]
