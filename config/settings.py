@@ -193,11 +193,11 @@ def missing_acoustic_model_files(directory: Path) -> list[str]:
 class WhisperSecondOpinionSettings(BaseModel):
     """Whisper tiny.en's second opinion on pocketsphinx's final utterances (docs/recognition.md)."""
 
-    # off: weak keeps the WS voice-to-voice p50 on the team set (+0.5 %) but not on the held-out sets (+7 to +27 %,
-    # the issue allows 10 %), while cutting their WER by a quarter to a third (docs/measurements.md, "Whisper's
-    # short window and speculative start"); always: team p50 +25 %.
+    # weak: on the held-out sets it raises right answers in every cell (+0.12 to +0.23) with the WS voice-to-voice
+    # p50 within 10 % of the code before issue 16 (-0.5 to +5 %, same session), at one worker process per server
+    # (docs/measurements.md, "Whisper's second opinion made the default"); always: team p50 +25 %.
     mode: Literal["off", "weak", "always"] = Field(
-        default="off",
+        default="weak",
         description=(
             "When Whisper re-decodes a caller's final utterance: off; weak (only when pocketsphinx's best "
             "hypothesis finds nothing in the knowledge base or its word confidence is very low); always."

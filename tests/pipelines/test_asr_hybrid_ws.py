@@ -1,8 +1,8 @@
 """A live call over ``WS /api/voice/stream`` with Whisper's second opinion on (``weak``).
 
-The shipped default is ``off`` (measured: docs/measurements.md), and a call in it is
-``tests/e2e/test_ws_stream.py``'s. Here the whole product runs in a subprocess (``tests/e2e`` fixtures) with
-``pipeline.asr.whisper.mode=weak``: flite asks a question, the agent answers it, and the server's own counters
+The shipped default is ``weak`` (measured: docs/measurements.md), as in ``tests/e2e/test_ws_stream.py``'s calls.
+Here the whole product runs in a subprocess (``tests/e2e`` fixtures) with ``pipeline.asr.whisper.mode=weak`` set
+explicitly: flite asks a question, the agent answers it, and the server's own counters
 show that the call's final went through the second-opinion rule (Whisper decoded it, or the evidence was strong
 and it was skipped, or Whisper was late and pocketsphinx's text was kept: which one a loaded machine gives is not
 the point here; that the call is answered either way is).
@@ -49,7 +49,7 @@ def _second_opinions(server: VoiceServer) -> float:
 
 
 def test_a_live_call_with_the_second_opinion_answers_a_spoken_question(weak_server: VoiceServer) -> None:
-    assert WhisperSecondOpinionSettings().mode == "off"  # the shipped default; this server turns it on
+    assert WhisperSecondOpinionSettings().mode == "weak"  # the shipped default; this server sets it explicitly
     assert "whisper_second_opinion_on" in weak_server.log_path.read_text()
     before = _second_opinions(weak_server)
     speculated = _counted(weak_server, "voxdesk_asr_whisper_speculations_total")
