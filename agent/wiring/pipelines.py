@@ -31,7 +31,8 @@ from config import Settings
 from control_api.db.models import KnowledgeDocument
 from control_api.services.knowledge import corpus_text
 from pipelines.asr.base import ASRBackend
-from pipelines.asr.whisper_pool import WhisperOptions, kb_terms
+from pipelines.asr.kb_hints import kb_prompt, kb_terms
+from pipelines.asr.whisper_pool import WhisperOptions
 from pipelines.build import Stages, build_pipeline, build_stages
 from pipelines.contracts import PersonaSpec, Retriever, TextEmbedder
 from pipelines.options import ASROptions, BrainOptions, TTSOptions, VADOptions
@@ -154,6 +155,7 @@ class VoiceStages:
         self.loaded_in_s: float | None = None
         # The knowledge base's terms (Whisper's prompt), from the last domain model's corpus.
         self._terms: tuple[str, ...] = ()
+        self._prompt: str | None = None
         # The hold audio of a warm handoff (agent/assets/hold.wav), read once.
         self.hold_pcm = load_hold_pcm()
 
@@ -185,7 +187,13 @@ class VoiceStages:
             built = await self._build_domain_lm()
             if built is not None:
                 asr = ASROptions(
-                    **{**_fields(asr), "lm_path": built[0], "dict_path": built[1], "hotwords": self._terms}
+                    **{
+                        **_fields(asr),
+                        "lm_path": built[0],
+                        "dict_path": built[1],
+                        "hotwords": self._terms,
+                        "prompt": self._prompt,
+                    }
                 )
         self._stages = await asyncio.to_thread(
             build_stages,
@@ -219,6 +227,7 @@ class VoiceStages:
             return None
         model = await asyncio.to_thread(build_domain_lm, corpus, self.options.models_dir)
         self._terms = tuple(kb_terms(corpus))
+        self._prompt = kb_prompt(corpus)
         log.info("domain_lm_built", vocabulary=model.vocabulary_size, sentences=model.sentences)
         return model.lm_path, model.dict_path
 
@@ -232,7 +241,9 @@ class VoiceStages:
                     continue
                 built = await self._build_domain_lm()
                 if built is not None and self._stages is not None and self._stages.asr is not None:
-                    self._stages.asr.adapt(lm_path=str(built[0]), dict_path=str(built[1]), hotwords=self._terms)
+                    self._stages.asr.adapt(
+                        lm_path=str(built[0]), dict_path=str(built[1]), hotwords=self._terms, prompt=self._prompt
+                    )
             except Exception as exc:  # noqa: BLE001 - keep following; the previous model stays in use
                 log.warning("domain_lm_rebuild_failed", error_type=type(exc).__name__)
 

@@ -167,7 +167,9 @@ class ASRBackend(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release what ``prewarm`` started (worker processes); calls must be over."""
 
-    def adapt(self, *, lm_path: str, dict_path: str, hotwords: tuple[str, ...] = ()) -> None:  # noqa: B027 - optional hook
+    def adapt(  # noqa: B027 - optional hook
+        self, *, lm_path: str, dict_path: str, hotwords: tuple[str, ...] = (), prompt: str | None = None
+    ) -> None:
         """Adapt to a changed knowledge base (new calls use it; calls in progress keep theirs).
 
         Args:
@@ -175,4 +177,6 @@ class ASRBackend(ABC):
                 ``capabilities.domain_lm``.
             dict_path: Its pronunciation dictionary.
             hotwords: Knowledge-base terms, for engines with ``capabilities.hotwords``.
+            prompt: A prompt in callers' style from the knowledge base (``pipelines.asr.kb_hints.kb_prompt``),
+                for engines that take one (Whisper, an OpenAI-compatible endpoint).
         """

@@ -46,6 +46,7 @@ class FasterWhisperBackend(ASRBackend):
         self._options = options
         self._model = model
         self._hotwords = " ".join(options.hotwords) or None
+        self._prompt = options.prompt
 
     @classmethod
     def prewarm(cls, options: ASROptions) -> FasterWhisperBackend:
@@ -59,10 +60,12 @@ class FasterWhisperBackend(ASRBackend):
 
         return cls(options, WhisperModel(str(options.model_path), device="cpu", compute_type="int8"))
 
-    def adapt(self, *, lm_path: str, dict_path: str, hotwords: tuple[str, ...] = ()) -> None:
-        """Use new knowledge-base terms as hotwords for new calls."""
+    def adapt(self, *, lm_path: str, dict_path: str, hotwords: tuple[str, ...] = (), prompt: str | None = None) -> None:
+        """Use a changed knowledge base's terms as hotwords and its prompt as the initial prompt for new calls."""
         if hotwords:
             self._hotwords = " ".join(hotwords)
+        if prompt:
+            self._prompt = prompt
 
     async def transcribe(self, pcm: bytes, *, sample_rate: int) -> FileTranscript:
         """Transcribe a whole recording with word timestamps on a worker thread (CTranslate2 releases the GIL)."""
@@ -76,7 +79,7 @@ class FasterWhisperBackend(ASRBackend):
                 language=self._options.language,
                 word_timestamps=True,
                 hotwords=self._hotwords,
-                initial_prompt=self._options.prompt,
+                initial_prompt=self._prompt,
             )
             texts: list[str] = []
             words: list[TimedWord] = []
@@ -104,7 +107,7 @@ class FasterWhisperBackend(ASRBackend):
                 language=self._options.language,
                 no_speech_prob=0.6,
                 hotwords=self._hotwords,
-                initial_prompt=self._options.prompt,
+                initial_prompt=self._prompt,
             ),
             sample_rate=self._options.sample_rate,
         )

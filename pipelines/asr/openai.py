@@ -41,9 +41,11 @@ class OpenAITranscriptionBackend(ASRBackend):
             raise RuntimeError("the openai ASR backend needs an API key or a base_url of a compatible server")
         return cls(options)
 
-    def adapt(self, *, lm_path: str, dict_path: str, hotwords: tuple[str, ...] = ()) -> None:
-        """Use new knowledge-base terms as the transcription prompt for new calls."""
-        if hotwords and not self._options.prompt:
+    def adapt(self, *, lm_path: str, dict_path: str, hotwords: tuple[str, ...] = (), prompt: str | None = None) -> None:
+        """Use a changed knowledge base's prompt (or, without one, its terms) as the transcription prompt."""
+        if prompt:
+            self._prompt = prompt
+        elif hotwords:
             self._prompt = ", ".join(hotwords)
 
     async def transcribe(self, pcm: bytes, *, sample_rate: int) -> FileTranscript:

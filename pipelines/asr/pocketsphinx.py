@@ -158,12 +158,12 @@ class PocketsphinxBackend(ASRBackend):
         """Give a decoder back to the pool (dropped if the model changed meanwhile)."""
         self.pool.release(generation, decoder)
 
-    def adapt(self, *, lm_path: str, dict_path: str, hotwords: tuple[str, ...] = ()) -> None:
+    def adapt(self, *, lm_path: str, dict_path: str, hotwords: tuple[str, ...] = (), prompt: str | None = None) -> None:
         """Use a rebuilt domain model for calls that start from now on."""
         config = self.pool.reconfigure(lm_path=lm_path, dict_path=dict_path)
         self.supervisor.configure(config.kwargs)
-        if hotwords and self.second_opinion is not None:
-            self.second_opinion.pool.set_terms(hotwords)
+        if prompt and self.second_opinion is not None:
+            self.second_opinion.pool.set_prompt(prompt)
 
     async def transcribe(self, pcm: bytes, *, sample_rate: int) -> FileTranscript:
         """Transcribe a whole recording on a pooled decoder of this process, on a worker thread."""

