@@ -600,7 +600,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument(
         "--whisper-mode",
-        choices=("off", "weak", "always"),
+        choices=("off", "weak", "best", "always"),
         default="",
         help="Whisper's second opinion on the server (default: the server's own default).",
     )

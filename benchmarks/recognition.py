@@ -18,7 +18,9 @@ Conditions:
   ``pipelines.asr.whisper_worker.decode``);
 - ``whisper_30s``: the same through faster-whisper's ``transcribe`` (the 30 s window the worker used before);
 - ``hybrid_weak``: pocketsphinx's result, replaced by Whisper's transcript when the fast path's evidence is weak
-  (nothing found on the best hypothesis, or its word confidence under the brain's ``LOW_CONFIDENCE``).
+  (nothing found on the best hypothesis, or its word confidence under the brain's ``LOW_CONFIDENCE``);
+- ``hybrid_best``: of the two transcripts, the one that finds more in the knowledge base (``best`` mode: the live
+  pipeline's evidence probe and ``Evidence.outranks``).
 
 This is the recogniser-to-answer path offline (no VAD, no TTS, no transport). Run:
 ``.venv/bin/python -m benchmarks.recognition [--voices slt,espeak-en-us] [--limit N]``. Prints one JSON object.
@@ -51,11 +53,12 @@ from pipelines.asr.whisper_pool import default_model_path
 from pipelines.asr.whisper_worker import decode as whisper_decode
 from pipelines.asr.whisper_worker import decode_full_window, load_model
 from pipelines.brain.extractive import CONFIRM, ExtractiveBackend, best_sentences, weak_evidence
+from pipelines.build import _evidence_probe
 from pipelines.contracts import CallEventRecord, LatencyRecord, PersonaSpec, TurnRecord
 from pipelines.options import BrainOptions
 from pipelines.tools import CallTools
 
-CONDITIONS = ("ps_before", "ps_evidence", "whisper", "whisper_30s", "hybrid_weak")
+CONDITIONS = ("ps_before", "ps_evidence", "whisper", "whisper_30s", "hybrid_weak", "hybrid_best")
 
 
 @dataclass
@@ -111,6 +114,7 @@ async def run(voices: list[str], limit: int | None) -> dict[str, Any]:
             backend = ExtractiveBackend(BrainOptions(), kb.embedder)
             await backend.warm()
             retriever = kb.service.kb.retriever
+            probe = _evidence_probe(kb.retriever, "bench")  # the live recogniser's (pipelines.build)
             vocabulary = retriever.sound_alike
             result["threshold"] = retriever.config.score_threshold
             result["whisper_prompt_words"] = len(prompt.split())
@@ -153,6 +157,10 @@ async def run(voices: list[str], limit: int | None) -> dict[str, Any]:
                         elif condition == "hybrid_weak":
                             found = ps_text and (await kb.retriever.retrieve(ps_text, log=False)).found
                             if weak_evidence(found=bool(found), confidence=confidence):
+                                text, frame = wh_text, None
+                        elif condition == "hybrid_best" and wh_text and wh_text.lower() != ps_text.lower():
+                            mine, theirs = await probe(ps_text, confidence), await probe(wh_text, None)
+                            if theirs.outranks(mine):
                                 text, frame = wh_text, None
                         answer, citations, tool, brain = await _answer(kb, backend, text, frame)
                         confirmed = tool == CONFIRM

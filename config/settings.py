@@ -196,11 +196,13 @@ class WhisperSecondOpinionSettings(BaseModel):
     # weak: on the held-out sets it raises right answers in every cell (+0.12 to +0.23) with the WS voice-to-voice
     # p50 within 10 % of the code before issue 16 (-0.5 to +5 %, same session), at one worker process per server
     # (docs/measurements.md, "Whisper's second opinion made the default"); always: team p50 +25 %.
-    mode: Literal["off", "weak", "always"] = Field(
+    mode: Literal["off", "weak", "best", "always"] = Field(
         default="weak",
         description=(
             "When Whisper re-decodes a caller's final utterance: off; weak (only when pocketsphinx's best "
-            "hypothesis finds nothing in the knowledge base or its word confidence is very low); always."
+            "hypothesis finds nothing in the knowledge base or its word confidence is very low); best (every "
+            "final, keeping the transcript that finds more in the knowledge base); always (every final, "
+            "Whisper's text)."
         ),
     )
     processes: int = Field(

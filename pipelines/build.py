@@ -30,7 +30,7 @@ from pipecat.turns.user_stop import SpeechTimeoutUserTurnStopStrategy, TurnAnaly
 from pipecat.turns.user_stop.base_user_turn_stop_strategy import BaseUserTurnStopStrategy
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
-from pipelines.asr.base import ASRBackend, EvidenceProbing, WeakEvidenceProbe
+from pipelines.asr.base import ASRBackend, Evidence, EvidenceProbe, EvidenceProbing
 from pipelines.asr.whisper_pool import WhisperOptions, start_second_opinion
 from pipelines.brain.base import BrainBackend, Prefetching, system_prompt
 from pipelines.brain.extractive import weak_evidence
@@ -191,13 +191,16 @@ def _turn_strategies(stages: Stages, policy: BargeInPolicy) -> UserTurnStrategie
     return UserTurnStrategies(start=[policy], stop=stop)
 
 
-def _weak_evidence_probe(retriever: Retriever, call_id: str) -> WeakEvidenceProbe:
-    """Whether a final transcript's evidence is weak, by the brain's rule, for the recogniser's second opinion."""
+def _evidence_probe(retriever: Retriever, call_id: str) -> EvidenceProbe:
+    """What a final transcript finds, by the brain's rules, for the recogniser's second opinion."""
 
-    async def probe(text: str, confidence: float | None) -> bool:
+    async def probe(text: str, confidence: float | None) -> Evidence:
         # Speculative (not logged): the turn's own retrieval runs after the final, on the text that is used.
         retrieval = await retriever.retrieve(text, call_id=call_id, log=False)
-        return weak_evidence(found=retrieval.found, confidence=confidence)
+        score = retrieval.passages[0].score if retrieval.passages else 0.0
+        return Evidence(
+            found=retrieval.found, score=score, weak=weak_evidence(found=retrieval.found, confidence=confidence)
+        )
 
     return probe
 
@@ -328,7 +331,7 @@ def build_pipeline(
     if stages.asr is not None:
         processors["asr"] = stages.asr.create_service(call_id=call_id)
         if isinstance(processors["asr"], EvidenceProbing):
-            processors["asr"].use_evidence_probe(_weak_evidence_probe(retriever, call_id))
+            processors["asr"].use_evidence_probe(_evidence_probe(retriever, call_id))
     processors["caller_tap"] = recorder.caller_tap
     processors["rag_listener"] = rag.listener
     processors["user_aggregator"] = aggregators.user()

@@ -20,13 +20,14 @@ __all__ = [
     "ASRBackend",
     "ASRCapabilities",
     "ASRResult",
+    "Evidence",
+    "EvidenceProbe",
     "EvidenceProbing",
     "FileTranscript",
     "FileTranscriptionUnsupportedError",
     "RecognitionEvidenceFrame",
     "RecognitionServiceError",
     "TimedWord",
-    "WeakEvidenceProbe",
 ]
 
 
@@ -59,17 +60,34 @@ class RecognitionEvidenceFrame(DataFrame):
     confidence: float | None = None
 
 
-# Whether a final transcript's evidence is weak (given its text and word confidence): the call's pipeline builds
-# it from the brain's rule and the knowledge base (``pipelines.build``); a recogniser that can ask a second
-# recogniser on weak turns (``pipelines.asr.whisper_pool``) takes one.
-WeakEvidenceProbe = Callable[[str, float | None], Awaitable[bool]]
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What one transcript of a final finds in the knowledge base, by the brain's rules (an evidence probe's answer).
+
+    ``found``: its best passage clears the base's threshold; ``score``: that passage's score (0.0 when none);
+    ``weak``: the brain would treat the turn as unsure (``pipelines.brain.extractive.weak_evidence``).
+    """
+
+    found: bool
+    score: float
+    weak: bool
+
+    def outranks(self, other: Evidence) -> bool:
+        """Whether this transcript is at least as strong as ``other``: found before not found, then the score."""
+        return (self.found, self.score) >= (other.found, other.score)
+
+
+# A final transcript's evidence (given its text and word confidence, None when the recogniser gives none): the
+# call's pipeline builds it from the brain's rules and the knowledge base (``pipelines.build``); a recogniser with
+# a second opinion (``pipelines.asr.whisper_pool``) takes one, so it never decides itself what the base holds.
+EvidenceProbe = Callable[[str, float | None], Awaitable[Evidence]]
 
 
 @runtime_checkable
 class EvidenceProbing(Protocol):
-    """A per-call recogniser that asks whether a final's evidence is weak before it is pushed."""
+    """A per-call recogniser that asks what a final's transcripts find before it pushes one."""
 
-    def use_evidence_probe(self, probe: WeakEvidenceProbe) -> None:
+    def use_evidence_probe(self, probe: EvidenceProbe) -> None:
         """Ask ``probe`` about each final transcript of this call."""
         ...
 

@@ -44,9 +44,9 @@ from pipelines.asr.base import (
     ASRBackend,
     ASRCapabilities,
     ASRResult,
+    EvidenceProbe,
     FileTranscript,
     RecognitionEvidenceFrame,
-    WeakEvidenceProbe,
 )
 from pipelines.asr.sphinx.decoder_pool import DecoderPool
 from pipelines.asr.sphinx.file_decoder import decode_file
@@ -234,7 +234,7 @@ class PocketsphinxSTTService(STTService):
         self._results: asyncio.Queue[DecoderResult] = asyncio.Queue()
         self._reader: asyncio.Task[None] | None = None
         self._second = second_opinion if second_opinion is not None and second_opinion.mode != "off" else None
-        self._probe: WeakEvidenceProbe | None = None
+        self._probe: EvidenceProbe | None = None
         self._utterance: bytearray = bytearray()  # this utterance's audio (kept only with a second opinion)
         self._ended: bytes = b""  # the audio of the utterance whose final comes next
         # Speculative start: the loudest frame so far, the quiet run's start (bytes into the utterance) and length,
@@ -246,7 +246,7 @@ class PocketsphinxSTTService(STTService):
         self._speculated = False  # this quiet run has asked for one (only its first refusal is counted busy)
         self._ended_speculation: tuple[int, asyncio.Task[str]] | None = None
 
-    def use_evidence_probe(self, probe: WeakEvidenceProbe) -> None:
+    def use_evidence_probe(self, probe: EvidenceProbe) -> None:
         """Ask ``probe`` whether a final's evidence is weak (``weak`` mode asks Whisper only then)."""
         self._probe = probe
 

@@ -10,7 +10,10 @@ and Whisper's transcript replaces pocketsphinx's:
   or its word confidence is under the brain's ``LOW_CONFIDENCE``. The rule is the brain's
   (``pipelines.brain.extractive.weak_evidence``); the call's pipeline hands the recogniser a probe that applies it
   (``pipelines.build``), so the recogniser never decides by itself what the knowledge base holds;
-- ``always``: every final.
+- ``best``: every final is decoded by Whisper too, and the transcript that finds more in the knowledge base is
+  kept (found before not found, then the best passage's score; the probe's :class:`~pipelines.asr.base.Evidence`),
+  pocketsphinx's when Whisper is late;
+- ``always``: every final, Whisper's text.
 
 Speculative start: at the start of the caller's end-of-turn silence (the VAD stops only ``stop_secs`` later),
 the call's recogniser sends the utterance so far to an idle worker (:meth:`SecondOpinion.speculate`); if the
@@ -36,7 +39,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
@@ -44,16 +47,16 @@ from typing import Literal, Protocol, runtime_checkable
 import structlog
 from prometheus_client import Counter, Histogram
 
-from pipelines.asr.base import WeakEvidenceProbe
+from pipelines.asr.base import Evidence, EvidenceProbe
 from pipelines.asr.pocketsphinx_worker import read_message, write_message
 from pipelines.asr.whisper_worker import Kind
 
 __all__ = [
     "MODES",
     "WHISPER_SPECULATIONS",
+    "EvidenceProbe",
     "SecondOpinion",
     "TakesSecondOpinion",
-    "WeakEvidenceProbe",
     "WhisperOptions",
     "WhisperPool",
     "WhisperUnavailableError",
@@ -62,14 +65,15 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
-Mode = Literal["off", "weak", "always"]
-MODES: tuple[Mode, ...] = ("off", "weak", "always")
+Mode = Literal["off", "weak", "best", "always"]
+MODES: tuple[Mode, ...] = ("off", "weak", "best", "always")
 MAX_QUEUED = 2  # utterances waiting behind the one a worker decodes; beyond that a final keeps pocketsphinx's text
 READY_TIMEOUT_S = 120.0  # loading the model and the first decode, on a loaded machine
 
 WHISPER_DECODES = Counter(
     "voxdesk_asr_whisper_decodes_total",
-    "Finals Whisper decoded in time: outcome=replaced (its text was used) | same (it agreed) | empty (no words).",
+    "Finals Whisper decoded in time: outcome=replaced (its text was used) | same (it agreed) | empty (no words) | "
+    "outranked (best mode: pocketsphinx's text found more in the knowledge base and was kept).",
     ["outcome"],
 )
 WHISPER_SECONDS = Histogram(
@@ -403,7 +407,7 @@ class SecondOpinion:
 
     Args:
         pool: The worker processes.
-        mode: ``weak`` or ``always`` (``off`` never asks).
+        mode: ``weak``, ``best`` or ``always`` (``off`` never asks).
         deadline_s: From the final transcript to Whisper's text.
     """
 
@@ -446,7 +450,7 @@ class SecondOpinion:
         pcm: bytes,
         *,
         call_id: str,
-        probe: WeakEvidenceProbe | None,
+        probe: EvidenceProbe | None,
         early: asyncio.Task[str] | None = None,
     ) -> str | None:
         """Whisper's transcript to use instead of pocketsphinx's ``text``, or None to keep ``text``.
@@ -482,24 +486,25 @@ class SecondOpinion:
         pcm: bytes,
         *,
         call_id: str,
-        probe: WeakEvidenceProbe | None,
+        probe: EvidenceProbe | None,
         early: asyncio.Task[str] | None,
         used: list[bool],
     ) -> str | None:
         if self.mode == "off" or not pcm:
             return None
         t0 = time.perf_counter()
+        first: asyncio.Task[Evidence | None] | None = None
         if self.mode == "weak":
             if probe is None:  # nothing can tell whether the evidence is weak: the fast path stands
                 return None
-            try:
-                weak = await asyncio.wait_for(probe(text, confidence), self.deadline_s)
-            except Exception as exc:  # noqa: BLE001 - the probe is a retrieval; the fast path's text stands
-                log.warning("whisper_probe_failed", call_id=call_id, error_type=type(exc).__name__)
+            evidence = await _probed(probe(text, confidence), self.deadline_s, call_id)
+            if evidence is None:  # the probe is a retrieval; the fast path's text stands
                 return None
-            if not weak:
+            if not evidence.weak:
                 WHISPER_SKIPPED.inc()
                 return None
+        elif self.mode == "best" and probe is not None:  # pocketsphinx's text is searched while Whisper decodes
+            first = asyncio.ensure_future(_probed(probe(text, confidence), self.deadline_s, call_id))
         left = self.deadline_s - (time.perf_counter() - t0)
         reason: str
         try:
@@ -518,12 +523,21 @@ class SecondOpinion:
         except Exception:  # noqa: BLE001 - a failed decode keeps pocketsphinx's text
             reason = "failed"
         else:
+            outcome = "empty" if not heard else "same" if heard.lower() == text.lower() else "replaced"
+            if outcome == "replaced" and first is not None and probe is not None:
+                left = self.deadline_s - (time.perf_counter() - t0)
+                mine, theirs = await asyncio.gather(first, _probed(probe(heard, None), left, call_id))
+                if mine is not None and (theirs is None or not theirs.outranks(mine)):
+                    outcome = "outranked"  # (also when Whisper's text could not be searched in time)
+            elif first is not None:
+                first.cancel()
             elapsed = time.perf_counter() - t0
             WHISPER_SECONDS.observe(elapsed)
-            outcome = "empty" if not heard else "same" if heard.lower() == text.lower() else "replaced"
             WHISPER_DECODES.labels(outcome=outcome).inc()
             log.info("whisper_decoded", call_id=call_id, outcome=outcome, ms=round(elapsed * 1000, 1))
-            return heard or None
+            return heard if outcome in ("replaced", "same") else None
+        if first is not None:
+            first.cancel()
         WHISPER_FALLBACKS.labels(reason=reason).inc()
         log.warning(
             "whisper_fallback",
@@ -532,6 +546,15 @@ class SecondOpinion:
             ms=round((time.perf_counter() - t0) * 1000, 1),
             kept="pocketsphinx",
         )
+        return None
+
+
+async def _probed(search: Awaitable[Evidence], within_s: float, call_id: str) -> Evidence | None:
+    """The probe's answer, or None when it failed or took longer than ``within_s`` (logged with ``call_id``)."""
+    try:
+        return await asyncio.wait_for(search, max(within_s, 0.0))
+    except Exception as exc:  # noqa: BLE001 - a failed search leaves the choice to the other rules
+        log.warning("whisper_probe_failed", call_id=call_id, error_type=type(exc).__name__)
         return None
 
 

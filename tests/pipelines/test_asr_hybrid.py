@@ -24,13 +24,14 @@ from prometheus_client import REGISTRY
 
 from benchmarks.asr_eval.scoring import decode
 from benchmarks.product_kb import DemoKnowledge
+from pipelines.asr.base import Evidence
 from pipelines.asr.domain_lm import DomainLM
 from pipelines.asr.pocketsphinx import PocketsphinxBackend
 from pipelines.asr.pocketsphinx_worker import evidence, read_message, write_message
 from pipelines.asr.whisper_pool import SecondOpinion, WhisperOptions, WhisperPool
 from pipelines.asr.whisper_worker import Kind, decode_full_window, drop_repeat, load_model
 from pipelines.asr.whisper_worker import decode as short_window_decode
-from pipelines.build import _weak_evidence_probe
+from pipelines.build import _evidence_probe
 from pipelines.options import ASROptions
 from tests.pipelines.conftest import flite_pcm, whisper_model_dir
 
@@ -101,9 +102,9 @@ async def test_a_speculative_decode_serves_the_final(pool: WhisperPool) -> None:
     # A speculation the final does not need (weak mode, strong evidence) is cancelled and counted unused.
     weak = SecondOpinion(pool, mode="weak", deadline_s=60.0)
 
-    async def strong(text: str, confidence: float | None) -> bool:
+    async def strong(text: str, confidence: float | None) -> Evidence:
         del text, confidence
-        return False
+        return Evidence(found=True, score=0.9, weak=False)
 
     early = weak.speculate(pcm)
     assert early is not None
@@ -247,8 +248,9 @@ async def test_weak_mode_replaces_a_weak_final_and_leaves_a_strong_one(
     )
     text, _ = decode(decoder, pcm)
     _, confidence = evidence(decoder, text)
-    probe = _weak_evidence_probe(demo_kb.retriever, "call-hybrid")
-    assert not await probe(text, confidence), f"pocketsphinx heard {text!r} ({confidence}): expected strong evidence"
+    probe = _evidence_probe(demo_kb.retriever, "call-hybrid")
+    strong = await probe(text, confidence)
+    assert not strong.weak, f"pocketsphinx heard {text!r} ({confidence}): expected strong evidence"
     opinion = SecondOpinion(pool, mode="weak", deadline_s=60.0)
     skipped = REGISTRY.get_sample_value("voxdesk_asr_whisper_skipped_total") or 0.0
     # Strong: pocketsphinx's final stands, Whisper is not asked.
@@ -256,16 +258,38 @@ async def test_weak_mode_replaces_a_weak_final_and_leaves_a_strong_one(
     assert (REGISTRY.get_sample_value("voxdesk_asr_whisper_skipped_total") or 0.0) == skipped + 1
     # Weak: the same audio, but the fast path heard words that find nothing (as a misrecognition does).
     misheard = "castor oil ward the bay"
-    assert await probe(misheard, 0.9)
+    assert (await probe(misheard, 0.9)).weak
     revised = await opinion.revise(misheard, 0.9, pcm, call_id="call-hybrid", probe=probe)
     assert revised is not None and {"termination", "fee"} <= _words(revised), revised
     # Found but very unsure (under the brain's LOW_CONFIDENCE): weak too.
-    assert await probe(text, 0.05)
+    assert (await probe(text, 0.05)).weak
     # ``always`` asks Whisper whatever the evidence; ``off`` never does.
     always = SecondOpinion(pool, mode="always", deadline_s=60.0)
     assert await always.revise(text, confidence, pcm, call_id="call-hybrid", probe=None) is not None
     off = SecondOpinion(pool, mode="off", deadline_s=60.0)
     assert await off.revise(misheard, 0.9, pcm, call_id="call-hybrid", probe=probe) is None
+
+
+def _outranked() -> float:
+    return REGISTRY.get_sample_value("voxdesk_asr_whisper_decodes_total", {"outcome": "outranked"}) or 0.0
+
+
+async def test_best_mode_keeps_the_transcript_that_finds_more(pool: WhisperPool, demo_kb: DemoKnowledge) -> None:
+    probe = _evidence_probe(demo_kb.retriever, "call-best")
+    best = SecondOpinion(pool, mode="best", deadline_s=60.0)
+    # pocketsphinx misheard (finds nothing); Whisper heard the question (finds the fee): Whisper's text is used.
+    pcm = flite_pcm(QUESTION)
+    revised = await best.revise("castor oil ward the bay", 0.9, pcm, call_id="call-best", probe=probe)
+    assert revised is not None and {"termination", "fee"} <= _words(revised), revised
+    # pocketsphinx's text finds the fee; Whisper's (of other audio, as a misrecognition would be) finds less:
+    # pocketsphinx's text stands, and the decode is counted as outranked.
+    other = flite_pcm("What colour is the sky over the sea tonight?")
+    assert (await probe(QUESTION, 0.9)).outranks(await probe("What colour is the sky over the sea tonight?", None))
+    outranked = _outranked()
+    assert await best.revise(QUESTION, 0.9, other, call_id="call-best", probe=probe) is None
+    assert _outranked() == outranked + 1
+    # Without a probe there is nothing to compare: Whisper's text, as ``always``.
+    assert await best.revise("castor oil ward the bay", 0.9, pcm, call_id="call-best", probe=None) is not None
 
 
 async def test_a_late_or_killed_worker_keeps_pocketsphinx_text_and_is_replaced() -> None:
