@@ -195,7 +195,8 @@ class WhisperSecondOpinionSettings(BaseModel):
 
     # weak: on the held-out sets it raises right answers in every cell (+0.12 to +0.23) with the WS voice-to-voice
     # p50 within 10 % of the code before issue 16 (-0.5 to +5 %, same session), at one worker process per server
-    # (docs/measurements.md, "Whisper's second opinion made the default"); always: team p50 +25 %.
+    # (docs/measurements.md, "Whisper's second opinion made the default"); best: WER halved again and the most
+    # turns handled right, at p50 +7 to +14 % (same, "Whisper's prompt"); always: team p50 +25 %.
     mode: Literal["off", "weak", "best", "always"] = Field(
         default="weak",
         description=(

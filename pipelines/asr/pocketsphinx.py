@@ -194,10 +194,10 @@ class PocketsphinxSTTService(STTService):
     as ``InterimTranscriptionFrame`` s; at the VAD's end of speech the final hypothesis is pushed as a
     finalized ``TranscriptionFrame`` whose ``result`` is an :class:`ASRResult`.
 
-    With a ``second_opinion`` the utterance's audio is kept too, and at the final Whisper may be asked (always,
-    or when the call's evidence probe says the evidence is weak); its transcript, if back before the deadline,
-    is pushed instead of pocketsphinx's (with no N-best list or confidence: Whisper has neither). Interim
-    hypotheses are pushed as before, so barge-in and prefetch do not wait for it.
+    With a ``second_opinion`` the utterance's audio is kept too, and at the final Whisper may be asked (by its
+    mode: always, or when the call's evidence probe says the evidence is weak); its transcript, if back before the
+    deadline and not outranked (``best``), is pushed instead of pocketsphinx's (with no N-best list or confidence:
+    Whisper has neither). Interim hypotheses are pushed as before, so barge-in and prefetch do not wait for it.
 
     Args:
         backend: The process-wide decoder pool.
@@ -247,7 +247,7 @@ class PocketsphinxSTTService(STTService):
         self._ended_speculation: tuple[int, asyncio.Task[str]] | None = None
 
     def use_evidence_probe(self, probe: EvidenceProbe) -> None:
-        """Ask ``probe`` whether a final's evidence is weak (``weak`` mode asks Whisper only then)."""
+        """Ask ``probe`` what each of a final's transcripts finds in the knowledge base (the second opinion's rule)."""
         self._probe = probe
 
     def can_generate_metrics(self) -> bool:
