@@ -14,8 +14,9 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog.testing
@@ -39,6 +40,7 @@ from config import Settings
 from control_api.app import create_app
 from control_api.db.models import Call
 from control_api.logging_setup import configure_logging, flush_logs
+from control_api.middleware import access_log
 from control_api.problems import ProblemError
 from control_api.rbac import Role
 from pipelines.contracts import PersonaSpec
@@ -194,9 +196,25 @@ def test_ws_stream_refuses_a_signed_out_token(client: TestClient) -> None:
     assert _ws_close_code(client, "/api/voice/stream", headers=headers) == CLOSE_UNAUTHENTICATED
 
 
+@contextlib.contextmanager
+def _access_log_events() -> Iterator[list[MutableMapping[str, Any]]]:
+    """The access log's events while the block runs, whichever test used that logger first.
+
+    A structlog proxy caches its processors on first use (``cache_logger_on_first_use``), and one cached before
+    ``capture_logs`` would bypass the capture; its cache is dropped before and after, so it follows the capture
+    and then the configuration again.
+    """
+    vars(access_log).pop("bind", None)
+    try:
+        with structlog.testing.capture_logs() as events:
+            yield events
+    finally:
+        vars(access_log).pop("bind", None)
+
+
 def test_ws_access_token_never_reaches_the_logs(client: TestClient) -> None:
     _, token = make_token(client, Role.VIEWER, email="logged@example.com")
-    with structlog.testing.capture_logs() as events:
+    with _access_log_events() as events:
         assert _ws_close_code(client, f"/api/voice/stream?access_token={token}") == CLOSE_FORBIDDEN
         client.get(f"/health/live?access_token={token}")
     assert any(event.get("path") == "/api/voice/stream" for event in events), events
