@@ -15,8 +15,9 @@ import re
 from collections import Counter
 
 from knowledge.text_tokens import QUESTION_STOP_WORDS, STOP_WORDS
+from pipelines.asr.domain_lm import CALLER_PHRASES
 
-__all__ = ["PROMPT_CHARS", "kb_prompt", "kb_terms"]
+__all__ = ["PROMPT_CHARS", "REQUESTS", "kb_prompt", "kb_terms"]
 
 PROMPT_CHARS = 900  # ~200 tokens: under Whisper's 223-token prompt slot, so nothing is cut
 _MIN_WORDS, _MAX_WORDS = 3, 14  # a caller's question, not a heading fragment or a paragraph
@@ -24,6 +25,20 @@ _VOCABULARY_WORDS = 60
 _SKIP = STOP_WORDS | QUESTION_STOP_WORDS
 _WORD = re.compile(r"[a-z][a-z0-9'-]+")
 _LEAD = re.compile(r"^[#>*\-\s\d.)]+")  # markdown marks, list numbers
+_ACTION = re.compile(r"\b(person|human|agent|someone|representative|ticket)\b")
+
+
+def _requests() -> str:
+    """The requests the product acts on (a person, a ticket), as pocketsphinx's domain LM holds them, as sentences."""
+    asks = ("can ", "could ", "do ", "is ", "may ")
+    return " ".join(
+        re.sub(r"\bi\b", "I", p[0].upper() + p[1:]) + ("?" if p.startswith(asks) else ".")
+        for p in CALLER_PHRASES
+        if _ACTION.search(p)
+    )
+
+
+REQUESTS = _requests()
 
 
 def kb_terms(corpus: str, limit: int = 60) -> list[str]:
@@ -55,15 +70,18 @@ def _questions(corpus: str) -> list[str]:
 
 
 def kb_prompt(corpus: str, limit: int = PROMPT_CHARS) -> str | None:
-    """Whisper's prompt for this knowledge base (None for an empty base): its own questions, then its vocabulary.
+    """Whisper's prompt for this knowledge base (None for an empty base): questions, vocabulary, the requests.
 
-    Questions are taken one at a time, each the one adding the most occurrences of content words not yet covered,
-    until ``limit`` characters; when they fill under half of it the base's most frequent content words follow
-    ("Callers ask about router, bill, ..."), as many as fit.
+    The requests the product acts on (``REQUESTS``) always end it: without them "Can I talk to a person?" came out
+    as "Can I block to a person?", and no handover followed. Questions are taken one at a time, each the one
+    adding the most occurrences of content words not yet covered, until ``limit`` characters in all; when they
+    fill under half of it the base's most frequent content words follow ("Callers ask about router, bill, ..."),
+    as many as fit.
     """
     frequency = Counter(w for w in _WORD.findall(corpus.lower()) if w not in _SKIP and len(w) > 2)
     if not frequency:
         return None
+    limit -= len(REQUESTS) + 1  # they end the prompt, where Whisper attends most
     pool = _questions(corpus)
     covered: set[str] = set()
     chosen: list[str] = []
@@ -91,4 +109,4 @@ def kb_prompt(corpus: str, limit: int = PROMPT_CHARS) -> str | None:
             room -= len(word) + 2
         if words:
             chosen.append(lead + ", ".join(words) + ".")
-    return " ".join(chosen) or None
+    return " ".join([*chosen, REQUESTS])

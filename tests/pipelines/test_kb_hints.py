@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.asr.kb_hints import PROMPT_CHARS, kb_prompt, kb_terms
+from pipelines.asr.kb_hints import PROMPT_CHARS, REQUESTS, kb_prompt, kb_terms
 from pipelines.asr.whisper_worker import decode, load_model
 from tests.pipelines.conftest import whisper_model_dir
 
@@ -55,9 +55,10 @@ def test_questions_are_chosen_for_the_words_they_add_within_the_limit() -> None:
         ["The router restarts. The router light is red. Refunds take five days. Refunds go to your card."] * 5
         + ["What colour is the sky?", "How long do refunds take for a router?", "How long do refunds take?"]
     )
-    prompt = kb_prompt(corpus, limit=60)
+    limit = 60 + len(REQUESTS) + 1  # the product's requests always end the prompt
+    prompt = kb_prompt(corpus, limit=limit)
     assert prompt is not None and prompt.startswith("How long do refunds take for a router?")
-    assert len(prompt) <= 60
+    assert len(prompt) <= limit and prompt.endswith(REQUESTS)
     # A question adding no uncovered word is not taken; the base's vocabulary tops up a short prompt.
     assert "How long do refunds take?" not in prompt.split("Callers ask about")[0].removeprefix(
         "How long do refunds take for a router?"
@@ -69,6 +70,7 @@ def test_questions_are_chosen_for_the_words_they_add_within_the_limit() -> None:
 def test_a_base_without_questions_gets_its_vocabulary_and_an_empty_one_none() -> None:
     prompt = kb_prompt("Water meters are read every quarter. Meters in flats are read by appointment.")
     assert prompt is not None and prompt.startswith("Callers ask about meters")
+    assert "Can I speak to a person?" in prompt and "ticket" in prompt  # what the product acts on, whatever the base
     assert "read" in prompt and "quarter" in prompt
     assert kb_prompt("") is None
     assert kb_prompt("the and of to") is None
