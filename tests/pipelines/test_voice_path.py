@@ -265,7 +265,8 @@ async def test_event_loop_stays_responsive_while_decoding(
     lags_ms = sorted(x * 1000 for x in lags)
     p50, p99, worst = statistics.median(lags_ms), lags_ms[int(len(lags_ms) * 0.99)], lags_ms[-1]
     print(f"\nloop lag over {len(lags_ms)} probes: p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {worst:.1f} ms")
-    assert p50 < 50 and worst < 1000
+    # One probe may stall (a GC pause, another process on a 2-core box); a loop that decodes on itself stalls on all.
+    assert p50 < 50 and p99 < 1000, (p50, p99, worst)
 
 
 def _recorder(received: list[Frame]) -> Any:
