@@ -4,9 +4,9 @@ One server for the module (``VOXDESK_HANDOFF__ACCEPT_TIMEOUT_S=8``, ``WAITING_AL
 
 - The browser path: headless Chromium as the caller (the caller page, a flite voice as microphone) and a second
   Chromium signed in to the console's desk as an ``agent`` (another flite voice as microphone). The desk chimes
-  and shows the briefing, the agent accepts, and the test recognises (pocketsphinx) what each side received after
-  the accept: the caller hears the human's words, the desk hears the caller's. The stored call has the AI's turns,
-  the caller's, the human's (role ``human``), and the handoff's timeline.
+  and shows the briefing, the agent accepts, and the test recognises (Whisper tiny.en, ``tests/handoff/ear.py``)
+  what each side received after the accept: the caller hears the human's words, the desk hears the caller's. The
+  stored call has the AI's turns, the caller's, the human's (role ``human``), and the handoff's timeline.
 - The timeout path (an aiortc caller): nobody accepts; the timeline's recorded times put the AI back within a
   second of the timeout (and exactly one timeout after the queueing), the caller hears the AI's voice again after
   it, and a callback request is stored with the briefing.
@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import re
 import tempfile
 import time
 from collections.abc import Iterator
@@ -28,7 +27,6 @@ from typing import Any
 
 import httpx
 import numpy as np
-import pocketsphinx
 import pytest
 from playwright.sync_api import Page, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
@@ -43,6 +41,7 @@ from tests.e2e.conftest import (
     start_server,
     stop_server,
 )
+from tests.handoff.ear import WhisperEar
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -75,19 +74,6 @@ def _account(server: VoiceServer, role: str = "agent") -> tuple[str, str]:
     """A fresh account: its e-mail and a bearer token (password ``PASSWORD``)."""
     email = f"{role}-{time.monotonic_ns()}@example.com"
     return email, mint_token(server.env, email, role)
-
-
-def _recognise(pcm: bytes) -> str:
-    decoder = pocketsphinx.Decoder(samprate=16000, loglevel="FATAL")
-    decoder.start_utt()
-    decoder.process_raw(pcm, False, True)
-    decoder.end_utt()
-    hyp = decoder.hyp()
-    return hyp.hypstr if hyp is not None else ""
-
-
-def _words(text: str) -> set[str]:
-    return set(re.findall(r"[a-z']+", text.lower()))
 
 
 def _pcm_from(page: Page, state: str, since_epoch_ms: float | None = None) -> bytes:
@@ -160,8 +146,9 @@ def test_caller_asks_for_a_person_and_the_desk_takes_the_call(server: VoiceServe
 
             # Each side received the other's speech.
             # The last seconds only: each side's line repeats, and a long buffer is slow to decode on a busy machine.
-            heard_by_caller = _words(_recognise(_pcm_from(caller, "voxdeskCall", accepted_at)[-LAST_BYTES:]))
-            heard_by_desk = _words(_recognise(_pcm_from(desk, "voxdeskDesk")[-LAST_BYTES:]))
+            ear = WhisperEar()
+            heard_by_caller = ear.words(_pcm_from(caller, "voxdeskCall", accepted_at)[-LAST_BYTES:])
+            heard_by_desk = ear.words(_pcm_from(desk, "voxdeskDesk")[-LAST_BYTES:])
             assert heard_by_caller & {"sam", "support", "team", "help", "today", "hello"}, heard_by_caller
             assert heard_by_desk & {"order", "number", "one", "two", "three", "four"}, heard_by_desk
 

@@ -38,6 +38,7 @@ from playwright.sync_api import sync_playwright
 
 from benchmarks.handoff import ASK, HandoffCaller, flite_pcm, queued_handoff
 from tests.e2e.conftest import CHROMIUM, VoiceServer, chromium_args, mic_wav, start_server, stop_server, write_wav
+from tests.handoff.ear import WhisperEar
 from tests.handoff.test_handoff_e2e import HUMAN_LINE, PASSWORD, _account, _pcm_from, _wait
 from tests.pipelines.conftest import whisper_model_dir
 from tests.sip.conftest import DIALLED, RtpCapture, SippRun, SipServer, free_udp_port, run_sipp, ulaw_to_pcm
@@ -90,24 +91,6 @@ def capture() -> Iterator[RtpCapture]:
     thread.join(timeout=2)
 
 
-class Whisper:
-    """Whisper tiny.en (the product's own local model) as the test's ear for 8 kHz phone audio."""
-
-    def __init__(self) -> None:
-        from faster_whisper import WhisperModel
-
-        self._model = WhisperModel(str(whisper_model_dir()), device="cpu", compute_type="int8", cpu_threads=2)
-
-    def words(self, pcm: np.ndarray, rate: int) -> set[str]:
-        samples = pcm.astype(np.float32) / 32768.0
-        if rate != 16000:
-            x = np.arange(int(len(samples) * 16000 / rate)) * rate / 16000
-            samples = np.interp(x, np.arange(len(samples)), samples).astype(np.float32)
-        segments, _ = self._model.transcribe(samples, language="en", beam_size=1, vad_filter=False)
-        text = " ".join(s.text for s in segments).lower()
-        return {w.strip(".,?!'\"") for w in text.split()}
-
-
 def caller_ulaw(directory: Path, parts: list[tuple[str, float | str]]) -> Path:
     """``parts`` (``("silence", secs)``, ``("say", text)``) as the headerless 8 kHz μ-law sipp streams."""
     pcm = b"".join(
@@ -148,7 +131,7 @@ def test_sip_caller_asks_for_a_person_and_the_desk_takes_the_call(
     )
     desk_mic = mic_wav(tmp_path / "desk.wav", [("say", HUMAN_LINE), ("silence", 1.0)] * 8)
     email, _ = _account(voice, "agent")
-    ear = Whisper()
+    ear = WhisperEar()
     with (
         sync_playwright() as playwright,
         tempfile.TemporaryDirectory() as profile,
