@@ -7,7 +7,8 @@ place where the order of the stages is decided.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
 from pipelines.asr.base import ASRBackend, Evidence, EvidenceProbe, EvidenceProbing
 from pipelines.asr.whisper_pool import WhisperOptions, start_second_opinion
-from pipelines.brain.base import BrainBackend, Prefetching, system_prompt
+from pipelines.brain.base import ActionSensing, BrainBackend, Prefetching, system_prompt
 from pipelines.brain.extractive import weak_evidence
 from pipelines.compat import LeanWorkerObserver as LeanWorkerObserver  # where tests/pipelines/test_units.py looks
 from pipelines.compat import apply_all as apply_library_patches
@@ -191,15 +192,27 @@ def _turn_strategies(stages: Stages, policy: BargeInPolicy) -> UserTurnStrategie
     return UserTurnStrategies(start=[policy], stop=stop)
 
 
-def _evidence_probe(retriever: Retriever, call_id: str) -> EvidenceProbe:
-    """What a final transcript finds, by the brain's rules, for the recogniser's second opinion."""
+def evidence_probe(
+    retriever: Retriever, call_id: str, acts_on: Callable[[str], Awaitable[bool]] | None = None
+) -> EvidenceProbe:
+    """What a final transcript finds, by the brain's rules, for the recogniser's second opinion.
+
+    ``acts_on``: the call's brain's own test of a request it acts on (``ActionSensing``), asked beside the search.
+    """
 
     async def probe(text: str, confidence: float | None) -> Evidence:
         # Speculative (not logged): the turn's own retrieval runs after the final, on the text that is used.
-        retrieval = await retriever.retrieve(text, call_id=call_id, log=False)
+        search = retriever.retrieve(text, call_id=call_id, log=False)
+        if acts_on is None:
+            retrieval, acts = await search, False
+        else:
+            retrieval, acts = await asyncio.gather(search, acts_on(text))
         score = retrieval.passages[0].score if retrieval.passages else 0.0
         return Evidence(
-            found=retrieval.found, score=score, weak=weak_evidence(found=retrieval.found, confidence=confidence)
+            found=retrieval.found,
+            score=score,
+            weak=weak_evidence(found=retrieval.found, confidence=confidence),
+            acts=acts,
         )
 
     return probe
@@ -331,7 +344,8 @@ def build_pipeline(
     if stages.asr is not None:
         processors["asr"] = stages.asr.create_service(call_id=call_id)
         if isinstance(processors["asr"], EvidenceProbing):
-            processors["asr"].use_evidence_probe(_evidence_probe(retriever, call_id))
+            acts_on = brain.acts_on if isinstance(brain, ActionSensing) else None
+            processors["asr"].use_evidence_probe(evidence_probe(retriever, call_id, acts_on))
     processors["caller_tap"] = recorder.caller_tap
     processors["rag_listener"] = rag.listener
     processors["user_aggregator"] = aggregators.user()

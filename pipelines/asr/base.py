@@ -65,16 +65,22 @@ class Evidence:
     """What one transcript of a final finds in the knowledge base, by the brain's rules (an evidence probe's answer).
 
     ``found``: its best passage clears the base's threshold; ``score``: that passage's score (0.0 when none);
-    ``weak``: the brain would treat the turn as unsure (``pipelines.brain.extractive.weak_evidence``).
+    ``weak``: the brain would treat the turn as unsure (``pipelines.brain.extractive.weak_evidence``);
+    ``acts``: the brain would act on it instead of searching (a request for a person or a ticket).
     """
 
     found: bool
     score: float
     weak: bool
+    acts: bool = False
 
     def outranks(self, other: Evidence) -> bool:
-        """Whether this transcript is at least as strong as ``other``: found before not found, then the score."""
-        return (self.found, self.score) >= (other.found, other.score)
+        """Whether this transcript is at least as strong as ``other``.
+
+        A request the brain acts on first (a caller who asks for a person is not answered from a passage that
+        a mishearing of the request happened to find), then found before not found, then the score.
+        """
+        return (self.acts, self.found, self.score) >= (other.acts, other.found, other.score)
 
 
 # A final transcript's evidence (given its text and word confidence, None when the recogniser gives none): the

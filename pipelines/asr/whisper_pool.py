@@ -9,7 +9,9 @@ and Whisper's transcript replaces pocketsphinx's:
 - ``weak``: only when the fast path's evidence is weak — the best hypothesis finds nothing in the knowledge base
   or its word confidence is under the brain's ``LOW_CONFIDENCE``. The rule is the brain's
   (``pipelines.brain.extractive.weak_evidence``); the call's pipeline hands the recogniser a probe that applies it
-  (``pipelines.build``), so the recogniser never decides by itself what the knowledge base holds;
+  (``pipelines.build``), so the recogniser never decides by itself what the knowledge base holds. With strong
+  evidence nothing waits for Whisper, but a speculative decode (below) that has already finished is searched
+  too and replaces pocketsphinx's text when it finds as much (``best``'s choice, at no wait);
 - ``best``: every final is decoded by Whisper too, and the transcript that finds more in the knowledge base is
   kept (found before not found, then the best passage's score; the probe's :class:`~pipelines.asr.base.Evidence`),
   pocketsphinx's when Whisper is late;
@@ -73,7 +75,8 @@ READY_TIMEOUT_S = 120.0  # loading the model and the first decode, on a loaded m
 WHISPER_DECODES = Counter(
     "voxdesk_asr_whisper_decodes_total",
     "Finals Whisper decoded in time: outcome=replaced (its text was used) | same (it agreed) | empty (no words) | "
-    "outranked (best mode: pocketsphinx's text found more in the knowledge base and was kept).",
+    "outranked (pocketsphinx's text found more in the knowledge base and was kept: best mode, or weak mode's "
+    "finished speculation).",
     ["outcome"],
 )
 WHISPER_SECONDS = Histogram(
@@ -88,7 +91,8 @@ WHISPER_FALLBACKS = Counter(
 )
 WHISPER_SKIPPED = Counter(
     "voxdesk_asr_whisper_skipped_total",
-    "Finals not sent to Whisper in weak mode because the fast path's evidence was strong.",
+    "Finals not sent to Whisper in weak mode because the fast path's evidence was strong (and no finished "
+    "speculation said otherwise).",
 )
 WHISPER_SPECULATIONS = Counter(
     "voxdesk_asr_whisper_speculations_total",
@@ -479,6 +483,40 @@ class SecondOpinion:
         used.append(True)
         return text
 
+    async def _ready(
+        self,
+        text: str,
+        evidence: Evidence,
+        early: asyncio.Task[str] | None,
+        *,
+        call_id: str,
+        probe: EvidenceProbe,
+        used: list[bool],
+        t0: float,
+    ) -> str | None:
+        """Weak mode, strong evidence: Whisper's text if its speculation has already finished and finds as much.
+
+        Nothing waits: a speculation still decoding is not waited for (the final goes on with pocketsphinx's
+        text, counted ``skipped``). A finished one costs one search of its text; it replaces pocketsphinx's when
+        it finds a passage scoring at least as high (``Evidence.outranks``), the same choice ``best`` makes.
+        """
+        heard = _finished(early)
+        if heard is None or not heard or heard.lower() == text.lower():
+            WHISPER_SKIPPED.inc()
+            return None
+        used.append(True)
+        theirs = await _probed(probe(heard, None), self.deadline_s, call_id)
+        outcome = "replaced" if theirs is not None and theirs.outranks(evidence) else "outranked"
+        WHISPER_DECODES.labels(outcome=outcome).inc()
+        log.info(
+            "whisper_decoded",
+            call_id=call_id,
+            outcome=outcome,
+            ready=True,
+            ms=round((time.perf_counter() - t0) * 1000, 1),
+        )
+        return heard if outcome == "replaced" else None
+
     async def _revise(
         self,
         text: str,
@@ -501,8 +539,7 @@ class SecondOpinion:
             if evidence is None:  # the probe is a retrieval; the fast path's text stands
                 return None
             if not evidence.weak:
-                WHISPER_SKIPPED.inc()
-                return None
+                return await self._ready(text, evidence, early, call_id=call_id, probe=probe, used=used, t0=t0)
         elif self.mode == "best" and probe is not None:  # pocketsphinx's text is searched while Whisper decodes
             first = asyncio.ensure_future(_probed(probe(text, confidence), self.deadline_s, call_id))
         left = self.deadline_s - (time.perf_counter() - t0)
@@ -556,6 +593,13 @@ async def _probed(search: Awaitable[Evidence], within_s: float, call_id: str) ->
     except Exception as exc:  # noqa: BLE001 - a failed search leaves the choice to the other rules
         log.warning("whisper_probe_failed", call_id=call_id, error_type=type(exc).__name__)
         return None
+
+
+def _finished(task: asyncio.Task[str] | None) -> str | None:
+    """``task``'s text if it has already finished with one (never waits), else None."""
+    if task is None or not task.done() or task.cancelled() or task.exception() is not None:
+        return None
+    return task.result()
 
 
 def _retrieve(task: asyncio.Task[str]) -> None:

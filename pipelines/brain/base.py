@@ -58,6 +58,15 @@ class Prefetching(Protocol):
         ...
 
 
+@runtime_checkable
+class ActionSensing(Protocol):
+    """A brain processor that can tell, before a turn is decided, whether its text asks for an action."""
+
+    async def acts_on(self, text: str) -> bool:
+        """Whether the brain would act on ``text`` (hand over to a person, open a ticket) rather than search."""
+        ...
+
+
 class BrainBackend(ABC):
     """An answering engine, prewarmed once per process.
 

@@ -338,6 +338,32 @@ class ExtractiveBrain(FrameProcessor):
             _, old = self._scores.popitem(last=False)
             old.cancel()
 
+    async def acts_on(self, text: str) -> bool:
+        """Whether ``text`` as a new turn picks the transfer or the ticket tool (``ActionSensing``).
+
+        Its tool scores are kept like a prefetch's, so the turn that follows on this text does not score it again.
+        """
+        key = " ".join(text.lower().split())
+        if not key:
+            return False
+        task = self._scores.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._backend.tool_scores(text, self._tools.custom_tools))
+            self._scores[key] = task
+            while len(self._scores) > 4:
+                _, old = self._scores.popitem(last=False)
+                old.cancel()
+        await asyncio.wait([task])  # never raises for the task: one evicted or failed meanwhile acts on nothing
+        if task.cancelled() or task.exception() is not None:
+            return False
+        action = pick_tool(
+            task.result(),
+            self._tools.available,
+            self._options.tool_threshold,
+            custom_names={t.name for t in self._tools.custom_tools},
+        )
+        return action in (TRANSFER, TICKET)
+
     async def _tool_scores(self, text: str) -> dict[str, float]:
         task = self._scores.pop(" ".join(text.lower().split()), None)
         for other in self._scores.values():
