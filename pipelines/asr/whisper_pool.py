@@ -483,30 +483,50 @@ class SecondOpinion:
         used.append(True)
         return text
 
-    async def _ready(
+    async def _weak(
         self,
         text: str,
-        evidence: Evidence,
+        confidence: float | None,
         early: asyncio.Task[str] | None,
         *,
         call_id: str,
         probe: EvidenceProbe,
         used: list[bool],
-        t0: float,
-    ) -> str | None:
-        """Weak mode, strong evidence: Whisper's text if its speculation has already finished and finds as much.
+    ) -> tuple[bool, str | None]:
+        """Weak mode's rule: ``(decided, text)``; not decided means the evidence is weak and Whisper is waited for.
 
-        Nothing waits: a speculation still decoding is not waited for (the final goes on with pocketsphinx's
-        text, counted ``skipped``). A finished one costs one search of its text; it replaces pocketsphinx's when
-        it finds a passage scoring at least as high (``Evidence.outranks``), the same choice ``best`` makes.
+        A speculation that has already finished is searched too, nothing waits for one still decoding (the
+        final goes on with pocketsphinx's text, counted ``skipped``). Finished at the final, its text is searched
+        at the same time as pocketsphinx's; finished during that search, after it. It replaces pocketsphinx's
+        text when that is weak, or when it finds as much (``Evidence.outranks``, the choice ``best`` makes).
         """
-        heard = _finished(early)
-        if heard is None or not heard or heard.lower() == text.lower():
+        t0 = time.perf_counter()
+        heard = _finished(early) or None  # an empty text is no opinion
+        if heard is not None and heard.lower() != text.lower():
+            mine, theirs = await asyncio.gather(
+                _probed(probe(text, confidence), self.deadline_s, call_id),
+                _probed(probe(heard, None), self.deadline_s, call_id),
+            )
+        else:
+            mine, theirs = await _probed(probe(text, confidence), self.deadline_s, call_id), None
+            if heard is None and mine is not None and not mine.weak:
+                heard = _finished(early) or None
+                if heard is not None and heard.lower() != text.lower():
+                    theirs = await _probed(probe(heard, None), self.deadline_s, call_id)
+        if mine is None:  # the probe is a retrieval; the fast path's text stands
+            return True, None
+        if heard is None:
+            if mine.weak:
+                return False, None
             WHISPER_SKIPPED.inc()
-            return None
+            return True, None
         used.append(True)
-        theirs = await _probed(probe(heard, None), self.deadline_s, call_id)
-        outcome = "replaced" if theirs is not None and theirs.outranks(evidence) else "outranked"
+        if heard.lower() == text.lower():
+            outcome = "same"
+        elif mine.weak or (theirs is not None and theirs.outranks(mine)):
+            outcome = "replaced"
+        else:  # (also when Whisper's text could not be searched in time)
+            outcome = "outranked"
         WHISPER_DECODES.labels(outcome=outcome).inc()
         log.info(
             "whisper_decoded",
@@ -515,7 +535,7 @@ class SecondOpinion:
             ready=True,
             ms=round((time.perf_counter() - t0) * 1000, 1),
         )
-        return heard if outcome == "replaced" else None
+        return True, heard if outcome == "replaced" else None
 
     async def _revise(
         self,
@@ -535,11 +555,9 @@ class SecondOpinion:
         if self.mode == "weak":
             if probe is None:  # nothing can tell whether the evidence is weak: the fast path stands
                 return None
-            evidence = await _probed(probe(text, confidence), self.deadline_s, call_id)
-            if evidence is None:  # the probe is a retrieval; the fast path's text stands
-                return None
-            if not evidence.weak:
-                return await self._ready(text, evidence, early, call_id=call_id, probe=probe, used=used, t0=t0)
+            decided, revised = await self._weak(text, confidence, early, call_id=call_id, probe=probe, used=used)
+            if decided:
+                return revised
         elif self.mode == "best" and probe is not None:  # pocketsphinx's text is searched while Whisper decodes
             first = asyncio.ensure_future(_probed(probe(text, confidence), self.deadline_s, call_id))
         left = self.deadline_s - (time.perf_counter() - t0)
