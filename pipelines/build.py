@@ -197,13 +197,14 @@ def evidence_probe(
 ) -> EvidenceProbe:
     """What a final transcript finds, by the brain's rules, for the recogniser's second opinion.
 
-    ``acts_on``: the call's brain's own test of a request it acts on (``ActionSensing``), asked beside the search.
+    ``acts_on``: the call's brain's own test of a request it acts on (``ActionSensing``), asked beside the search
+    when two transcripts are ranked.
     """
 
-    async def probe(text: str, confidence: float | None) -> Evidence:
+    async def probe(text: str, confidence: float | None, *, ranking: bool = False) -> Evidence:
         # Speculative (not logged): the turn's own retrieval runs after the final, on the text that is used.
         search = retriever.retrieve(text, call_id=call_id, log=False)
-        if acts_on is None:
+        if acts_on is None or not ranking:
             retrieval, acts = await search, False
         else:
             retrieval, acts = await asyncio.gather(search, acts_on(text))

@@ -7,7 +7,7 @@ Backends are named in ``pipelines.registry`` only; what one can do is declared h
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import ClassVar, Protocol, runtime_checkable
 
@@ -83,10 +83,20 @@ class Evidence:
         return (self.acts, self.found, self.score) >= (other.acts, other.found, other.score)
 
 
-# A final transcript's evidence (given its text and word confidence, None when the recogniser gives none): the
-# call's pipeline builds it from the brain's rules and the knowledge base (``pipelines.build``); a recogniser with
-# a second opinion (``pipelines.asr.whisper_pool``) takes one, so it never decides itself what the base holds.
-EvidenceProbe = Callable[[str, float | None], Awaitable[Evidence]]
+class EvidenceProbe(Protocol):
+    """A final transcript's evidence, by the brain's rules and the knowledge base.
+
+    The call's pipeline builds it (``pipelines.build.evidence_probe``); a recogniser with a second opinion
+    (``pipelines.asr.whisper_pool``) takes one, so it never decides itself what the base holds.
+    """
+
+    def __call__(self, text: str, confidence: float | None, *, ranking: bool = False) -> Awaitable[Evidence]:
+        """The evidence of ``text`` (``confidence``: its mean word confidence, None when the recogniser has none).
+
+        ``ranking``: it will be ranked against another transcript of the same audio, so ``acts`` is asked too
+        (otherwise it is left False, which costs nothing).
+        """
+        ...
 
 
 @runtime_checkable

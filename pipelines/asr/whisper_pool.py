@@ -9,9 +9,7 @@ and Whisper's transcript replaces pocketsphinx's:
 - ``weak``: only when the fast path's evidence is weak — the best hypothesis finds nothing in the knowledge base
   or its word confidence is under the brain's ``LOW_CONFIDENCE``. The rule is the brain's
   (``pipelines.brain.extractive.weak_evidence``); the call's pipeline hands the recogniser a probe that applies it
-  (``pipelines.build``), so the recogniser never decides by itself what the knowledge base holds. With strong
-  evidence nothing waits for Whisper, but a speculative decode (below) that has already finished is searched
-  too and replaces pocketsphinx's text when it finds as much (``best``'s choice, at no wait);
+  (``pipelines.build``), so the recogniser never decides by itself what the knowledge base holds;
 - ``best``: every final is decoded by Whisper too, and the transcript that finds more in the knowledge base is
   kept (found before not found, then the best passage's score; the probe's :class:`~pipelines.asr.base.Evidence`),
   pocketsphinx's when Whisper is late;
@@ -75,8 +73,8 @@ READY_TIMEOUT_S = 120.0  # loading the model and the first decode, on a loaded m
 WHISPER_DECODES = Counter(
     "voxdesk_asr_whisper_decodes_total",
     "Finals Whisper decoded in time: outcome=replaced (its text was used) | same (it agreed) | empty (no words) | "
-    "outranked (pocketsphinx's text found more in the knowledge base and was kept: best mode, or weak mode's "
-    "finished speculation).",
+    "outranked (best mode: pocketsphinx's text found more in the knowledge base, or asked for a person or a ticket, "
+    "and was kept).",
     ["outcome"],
 )
 WHISPER_SECONDS = Histogram(
@@ -91,8 +89,7 @@ WHISPER_FALLBACKS = Counter(
 )
 WHISPER_SKIPPED = Counter(
     "voxdesk_asr_whisper_skipped_total",
-    "Finals not sent to Whisper in weak mode because the fast path's evidence was strong (and no finished "
-    "speculation said otherwise).",
+    "Finals not sent to Whisper in weak mode because the fast path's evidence was strong.",
 )
 WHISPER_SPECULATIONS = Counter(
     "voxdesk_asr_whisper_speculations_total",
@@ -483,60 +480,6 @@ class SecondOpinion:
         used.append(True)
         return text
 
-    async def _weak(
-        self,
-        text: str,
-        confidence: float | None,
-        early: asyncio.Task[str] | None,
-        *,
-        call_id: str,
-        probe: EvidenceProbe,
-        used: list[bool],
-    ) -> tuple[bool, str | None]:
-        """Weak mode's rule: ``(decided, text)``; not decided means the evidence is weak and Whisper is waited for.
-
-        A speculation that has already finished is searched too, nothing waits for one still decoding (the
-        final goes on with pocketsphinx's text, counted ``skipped``). Finished at the final, its text is searched
-        at the same time as pocketsphinx's; finished during that search, after it. It replaces pocketsphinx's
-        text when that is weak, or when it finds as much (``Evidence.outranks``, the choice ``best`` makes).
-        """
-        t0 = time.perf_counter()
-        heard = _finished(early) or None  # an empty text is no opinion
-        if heard is not None and heard.lower() != text.lower():
-            mine, theirs = await asyncio.gather(
-                _probed(probe(text, confidence), self.deadline_s, call_id),
-                _probed(probe(heard, None), self.deadline_s, call_id),
-            )
-        else:
-            mine, theirs = await _probed(probe(text, confidence), self.deadline_s, call_id), None
-            if heard is None and mine is not None and not mine.weak:
-                heard = _finished(early) or None
-                if heard is not None and heard.lower() != text.lower():
-                    theirs = await _probed(probe(heard, None), self.deadline_s, call_id)
-        if mine is None:  # the probe is a retrieval; the fast path's text stands
-            return True, None
-        if heard is None:
-            if mine.weak:
-                return False, None
-            WHISPER_SKIPPED.inc()
-            return True, None
-        used.append(True)
-        if heard.lower() == text.lower():
-            outcome = "same"
-        elif mine.weak or (theirs is not None and theirs.outranks(mine)):
-            outcome = "replaced"
-        else:  # (also when Whisper's text could not be searched in time)
-            outcome = "outranked"
-        WHISPER_DECODES.labels(outcome=outcome).inc()
-        log.info(
-            "whisper_decoded",
-            call_id=call_id,
-            outcome=outcome,
-            ready=True,
-            ms=round((time.perf_counter() - t0) * 1000, 1),
-        )
-        return True, heard if outcome == "replaced" else None
-
     async def _revise(
         self,
         text: str,
@@ -555,11 +498,14 @@ class SecondOpinion:
         if self.mode == "weak":
             if probe is None:  # nothing can tell whether the evidence is weak: the fast path stands
                 return None
-            decided, revised = await self._weak(text, confidence, early, call_id=call_id, probe=probe, used=used)
-            if decided:
-                return revised
+            evidence = await _probed(probe(text, confidence), self.deadline_s, call_id)
+            if evidence is None:  # the probe is a retrieval; the fast path's text stands
+                return None
+            if not evidence.weak:
+                WHISPER_SKIPPED.inc()
+                return None
         elif self.mode == "best" and probe is not None:  # pocketsphinx's text is searched while Whisper decodes
-            first = asyncio.ensure_future(_probed(probe(text, confidence), self.deadline_s, call_id))
+            first = asyncio.ensure_future(_probed(probe(text, confidence, ranking=True), self.deadline_s, call_id))
         left = self.deadline_s - (time.perf_counter() - t0)
         reason: str
         try:
@@ -581,7 +527,7 @@ class SecondOpinion:
             outcome = "empty" if not heard else "same" if heard.lower() == text.lower() else "replaced"
             if outcome == "replaced" and first is not None and probe is not None:
                 left = self.deadline_s - (time.perf_counter() - t0)
-                mine, theirs = await asyncio.gather(first, _probed(probe(heard, None), left, call_id))
+                mine, theirs = await asyncio.gather(first, _probed(probe(heard, None, ranking=True), left, call_id))
                 if mine is not None and (theirs is None or not theirs.outranks(mine)):
                     outcome = "outranked"  # (also when Whisper's text could not be searched in time)
             elif first is not None:
@@ -611,13 +557,6 @@ async def _probed(search: Awaitable[Evidence], within_s: float, call_id: str) ->
     except Exception as exc:  # noqa: BLE001 - a failed search leaves the choice to the other rules
         log.warning("whisper_probe_failed", call_id=call_id, error_type=type(exc).__name__)
         return None
-
-
-def _finished(task: asyncio.Task[str] | None) -> str | None:
-    """``task``'s text if it has already finished with one (never waits), else None."""
-    if task is None or not task.done() or task.cancelled() or task.exception() is not None:
-        return None
-    return task.result()
 
 
 def _retrieve(task: asyncio.Task[str]) -> None:

@@ -273,38 +273,12 @@ async def test_weak_mode_replaces_a_weak_final_and_leaves_a_strong_one(
     assert await off.revise(misheard, 0.9, pcm, call_id="call-hybrid", probe=probe) is None
 
 
-async def test_weak_mode_uses_a_finished_speculation_that_finds_as_much(
-    pool: WhisperPool, demo_kb: DemoKnowledge
-) -> None:
-    """Strong evidence waits for nothing, but a speculation already decoded is searched and may replace the text."""
-    probe = evidence_probe(demo_kb.retriever, "call-ready")
-    weak = SecondOpinion(pool, mode="weak", deadline_s=60.0)
-    heard_less = "How much is the fee?"  # a partial hearing that still finds a passage: strong evidence
-    mine = await probe(heard_less, 0.9)
-    assert not mine.weak, mine
-    early = weak.speculate(flite_pcm(QUESTION))
-    assert early is not None
-    await asyncio.wait([early])  # finished before the final arrives
-    whisper_text = early.result()
-    assert (await probe(whisper_text, None)).outranks(mine), whisper_text
-    replaced = _decodes("replaced")
-    revised = await weak.revise(heard_less, 0.9, flite_pcm(QUESTION), call_id="call-ready", probe=probe, early=early)
-    assert revised == whisper_text and {"termination", "fee"} <= _words(revised), revised
-    assert _decodes("replaced") == replaced + 1
-    # A finished speculation that finds less (other audio, as a misrecognition would be) leaves the text alone.
-    early = weak.speculate(flite_pcm("What colour is the sky over the sea tonight?"))
-    assert early is not None
-    await asyncio.wait([early])
-    outranked = _decodes("outranked")
-    assert await weak.revise(QUESTION, 0.9, flite_pcm(QUESTION), call_id="call-ready", probe=probe, early=early) is None
-    assert _decodes("outranked") == outranked + 1
-
-
 async def test_a_request_the_brain_acts_on_outranks_a_passage_its_mishearing_found(
     pool: WhisperPool, demo_kb: DemoKnowledge
 ) -> None:
-    """pocketsphinx heard "Can I talk to a person?" as "can i died to a person" (found: bereavement); Whisper's
-    text asks for a person, which the call's brain acts on, so it replaces the mishearing despite finding nothing.
+    """pocketsphinx heard "Can I talk to a person?" as "can i died to a person" (found: bereavement); in ``best``
+    Whisper's text asks for a person, which the call's brain acts on, so it replaces the mishearing although it
+    finds nothing in the base.
     """
 
     async def transfer(request: HandoffRequest) -> str:
@@ -323,32 +297,25 @@ async def test_a_request_the_brain_acts_on_outranks_a_passage_its_mishearing_fou
     )
     probe = evidence_probe(demo_kb.retriever, "call-acts", brain.acts_on)
     misheard = "can i died to a person"
-    mine = await probe(misheard, 0.9)
+    mine = await probe(misheard, 0.9, ranking=True)
     assert mine.found and not mine.weak and not mine.acts, mine
-    assert not (await probe("How much is the early termination fee?", 0.9)).acts
-    weak = SecondOpinion(pool, mode="weak", deadline_s=60.0)
-    early = weak.speculate(flite_pcm("Can I talk to a person?"))
-    assert early is not None
-    await asyncio.wait([early])
-    heard = early.result()
-    theirs = await probe(heard, None)
-    assert theirs.acts and not theirs.found and theirs.outranks(mine), (heard, theirs)
-    revised = await weak.revise(misheard, 0.9, b"\0\0", call_id="call-acts", probe=probe, early=early)
-    assert revised == heard
+    assert not (await probe("How much is the early termination fee?", 0.9, ranking=True)).acts
+    assert not (await probe("Can I talk to a person?", None)).acts  # not asked unless ranking
+    theirs = await probe("Can I talk to a person?", None, ranking=True)
+    assert theirs.acts and not theirs.found and theirs.outranks(mine), theirs
+    best = SecondOpinion(pool, mode="best", deadline_s=60.0)
+    pcm = flite_pcm("Can I talk to a person?")
+    revised = await best.revise(misheard, 0.9, pcm, call_id="call-acts", probe=probe)
+    assert revised is not None and {"talk", "person"} <= _words(revised), revised
     # Without the brain's test, the passage the mishearing found stands.
     plain = evidence_probe(demo_kb.retriever, "call-acts")
-    early = weak.speculate(flite_pcm("Can I talk to a person?"))
-    assert early is not None
-    await asyncio.wait([early])
-    assert await weak.revise(misheard, 0.9, b"\0\0", call_id="call-acts", probe=plain, early=early) is None
+    outranked = _decodes("outranked")
+    assert await best.revise(misheard, 0.9, pcm, call_id="call-acts", probe=plain) is None
+    assert _decodes("outranked") == outranked + 1
 
 
 def _decodes(outcome: str) -> float:
     return REGISTRY.get_sample_value("voxdesk_asr_whisper_decodes_total", {"outcome": outcome}) or 0.0
-
-
-def _outranked() -> float:
-    return REGISTRY.get_sample_value("voxdesk_asr_whisper_decodes_total", {"outcome": "outranked"}) or 0.0
 
 
 async def test_best_mode_keeps_the_transcript_that_finds_more(pool: WhisperPool, demo_kb: DemoKnowledge) -> None:
@@ -362,9 +329,9 @@ async def test_best_mode_keeps_the_transcript_that_finds_more(pool: WhisperPool,
     # pocketsphinx's text stands, and the decode is counted as outranked.
     other = flite_pcm("What colour is the sky over the sea tonight?")
     assert (await probe(QUESTION, 0.9)).outranks(await probe("What colour is the sky over the sea tonight?", None))
-    outranked = _outranked()
+    outranked = _decodes("outranked")
     assert await best.revise(QUESTION, 0.9, other, call_id="call-best", probe=probe) is None
-    assert _outranked() == outranked + 1
+    assert _decodes("outranked") == outranked + 1
     # Without a probe there is nothing to compare: Whisper's text, as ``always``.
     assert await best.revise("castor oil ward the bay", 0.9, pcm, call_id="call-best", probe=None) is not None
 
