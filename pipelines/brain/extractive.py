@@ -17,7 +17,7 @@ import math
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Coroutine, Sequence
 from typing import Any
 
 import numpy as np
@@ -328,41 +328,44 @@ class ExtractiveBrain(FrameProcessor):
 
     def prefetch(self, text: str) -> None:
         """Start matching ``text`` to the tools while the caller finishes the turn."""
-        key = " ".join(text.lower().split())
-        if not key or key in self._scores:
-            return
-        self._scores[key] = self.create_task(
-            self._backend.tool_scores(text, self._tools.custom_tools), name="tool_scores"
-        )
-        while len(self._scores) > 4:
-            _, old = self._scores.popitem(last=False)
-            old.cancel()
+        self._scoring(text, lambda scores: self.create_task(scores, name="tool_scores"))
 
     async def acts_on(self, text: str) -> bool:
         """Whether ``text`` as a new turn picks the transfer or the ticket tool (``ActionSensing``).
 
         Its tool scores are kept like a prefetch's, so the turn that follows on this text does not score it again.
         """
-        key = " ".join(text.lower().split())
-        if not key:
-            return False
-        task = self._scores.get(key)
+        task = self._scoring(text, asyncio.ensure_future)  # also outside a running pipeline (no task manager)
         if task is None:
-            task = asyncio.ensure_future(self._backend.tool_scores(text, self._tools.custom_tools))
-            self._scores[key] = task
-            while len(self._scores) > 4:
-                _, old = self._scores.popitem(last=False)
-                old.cancel()
+            return False
         await asyncio.wait([task])  # never raises for the task: one evicted or failed meanwhile acts on nothing
         if task.cancelled() or task.exception() is not None:
             return False
-        action = pick_tool(
-            task.result(),
+        return self._pick(task.result()) in (TRANSFER, TICKET)
+
+    def _scoring(
+        self, text: str, start: Callable[[Coroutine[Any, Any, dict[str, float]]], asyncio.Task[dict[str, float]]]
+    ) -> asyncio.Task[dict[str, float]] | None:
+        """The task scoring ``text`` against the tools: the one kept for it, or one begun with ``start``."""
+        key = " ".join(text.lower().split())
+        if not key:
+            return None
+        task = self._scores.get(key)
+        if task is None:
+            task = self._scores[key] = start(self._backend.tool_scores(text, self._tools.custom_tools))
+            while len(self._scores) > 4:
+                _, old = self._scores.popitem(last=False)
+                old.cancel()
+        return task
+
+    def _pick(self, scores: dict[str, float]) -> str:
+        """The tool this call's turn with ``scores`` asks for (``pick_tool`` with the call's tools)."""
+        return pick_tool(
+            scores,
             self._tools.available,
             self._options.tool_threshold,
             custom_names={t.name for t in self._tools.custom_tools},
         )
-        return action in (TRANSFER, TICKET)
 
     async def _tool_scores(self, text: str) -> dict[str, float]:
         task = self._scores.pop(" ".join(text.lower().split()), None)
@@ -487,12 +490,7 @@ class ExtractiveBrain(FrameProcessor):
                 return await self._custom_tool(pending.spec, *filled)
             # The answer does not hold what was asked: the caller moved on; this turn is handled afresh.
         scores = await self._tool_scores(question)
-        action = pick_tool(
-            scores,
-            self._tools.available,
-            self._options.tool_threshold,
-            custom_names={t.name for t in self._tools.custom_tools},
-        )
+        action = self._pick(scores)
         chosen = next((t for t in self._tools.custom_tools if t.name == action), None)
         if chosen is not None:
             return await self._custom_tool(chosen, *custom.fill(chosen, question))
