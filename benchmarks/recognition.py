@@ -53,7 +53,7 @@ from pipelines.asr.whisper_pool import default_model_path
 from pipelines.asr.whisper_worker import decode as whisper_decode
 from pipelines.asr.whisper_worker import decode_full_window, load_model
 from pipelines.brain.extractive import CONFIRM, ExtractiveBackend, best_sentences, weak_evidence
-from pipelines.build import evidence_probe
+from pipelines.build import evidence_probe, speculative_search
 from pipelines.contracts import CallEventRecord, LatencyRecord, PersonaSpec, TurnRecord
 from pipelines.options import BrainOptions
 from pipelines.tools import CallTools
@@ -114,7 +114,7 @@ async def run(voices: list[str], limit: int | None) -> dict[str, Any]:
             backend = ExtractiveBackend(BrainOptions(), kb.embedder)
             await backend.warm()
             retriever = kb.service.kb.retriever
-            probe = evidence_probe(kb.retriever, "bench")  # the live recogniser's (pipelines.build)
+            probe = evidence_probe(speculative_search(kb.retriever, "bench"))  # the live recogniser's (pipelines.build)
             vocabulary = retriever.sound_alike
             result["threshold"] = retriever.config.score_threshold
             result["whisper_prompt_words"] = len(prompt.split())

@@ -43,6 +43,7 @@ from pipelines.contracts import (
     DigitCollector,
     HandoffHandler,
     PersonaSpec,
+    Retrieval,
     Retriever,
     SpokenTextListener,
     TextEmbedder,
@@ -192,22 +193,30 @@ def _turn_strategies(stages: Stages, policy: BargeInPolicy) -> UserTurnStrategie
     return UserTurnStrategies(start=[policy], stop=stop)
 
 
+def speculative_search(retriever: Retriever, call_id: str) -> Callable[[str], Awaitable[Retrieval]]:
+    """A search of the base that is not logged (the turn's own retrieval is): a probe's outside a call."""
+
+    def search(text: str) -> Awaitable[Retrieval]:
+        return retriever.retrieve(text, call_id=call_id, log=False)
+
+    return search
+
+
 def evidence_probe(
-    retriever: Retriever, call_id: str, acts_on: Callable[[str], Awaitable[bool]] | None = None
+    search: Callable[[str], Awaitable[Retrieval]], acts_on: Callable[[str], Awaitable[bool]] | None = None
 ) -> EvidenceProbe:
     """What a final transcript finds, by the brain's rules, for the recogniser's second opinion.
 
-    ``acts_on``: the call's brain's own test of a request it acts on (``ActionSensing``), asked beside the search
-    when two transcripts are ranked.
+    ``search``: the call's retrieval of a transcript (in a call, :meth:`RAGContext.lookup`, which the turn then
+    reuses: the text weighed is searched once). ``acts_on``: the call's brain's own test of a request it acts on
+    (``ActionSensing``), asked beside the search when two transcripts are ranked.
     """
 
     async def probe(text: str, confidence: float | None, *, ranking: bool = False) -> Evidence:
-        # Speculative (not logged): the turn's own retrieval runs after the final, on the text that is used.
-        search = retriever.retrieve(text, call_id=call_id, log=False)
         if acts_on is None or not ranking:
-            retrieval, acts = await search, False
+            retrieval, acts = await search(text), False
         else:
-            retrieval, acts = await asyncio.gather(search, acts_on(text))
+            retrieval, acts = await asyncio.gather(search(text), acts_on(text))
         score = retrieval.passages[0].score if retrieval.passages else 0.0
         return Evidence(
             found=retrieval.found,
@@ -346,7 +355,7 @@ def build_pipeline(
         processors["asr"] = stages.asr.create_service(call_id=call_id)
         if isinstance(processors["asr"], EvidenceProbing):
             acts_on = brain.acts_on if isinstance(brain, ActionSensing) else None
-            processors["asr"].use_evidence_probe(evidence_probe(retriever, call_id, acts_on))
+            processors["asr"].use_evidence_probe(evidence_probe(rag.lookup, acts_on))
     processors["caller_tap"] = recorder.caller_tap
     processors["rag_listener"] = rag.listener
     processors["user_aggregator"] = aggregators.user()

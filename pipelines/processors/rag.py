@@ -103,6 +103,21 @@ class RAGContext:
             if not old.done():
                 old.cancel()
 
+    async def lookup(self, text: str) -> Retrieval:
+        """The retrieval of ``text``, a final transcript not yet pushed (the recogniser's evidence probe).
+
+        Joins the prefetch already searching ``text`` or starts the one the turn will take when ``text`` becomes
+        its final, so a transcript the probe weighed is searched once per turn. Raises what the search raised.
+        """
+        self.start(text)
+        task = self.pending.get(_norm(text))
+        if task is not None:
+            await asyncio.wait([task])  # never raises for the task: one evicted or cancelled is searched below
+            if not task.cancelled() and (result := task.result()) is not None:
+                return result[0]
+        retrieval, _ = await self.tools.search(text, record=False)
+        return retrieval
+
     def take(self, text: str) -> _Pending | None:
         """The retrieval started for ``text``, if any."""
         return self.pending.pop(_norm(text), None)

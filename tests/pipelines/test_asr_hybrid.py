@@ -16,14 +16,19 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 
 import pocketsphinx
 import pytest
+from pipecat.frames.frames import EndFrame
+from pipecat.workers.runner import WorkerRunner
 from prometheus_client import REGISTRY
 
+from benchmarks.asr_eval.harness import memory_call
 from benchmarks.asr_eval.scoring import decode
-from benchmarks.product_kb import DemoKnowledge
+from benchmarks.product_kb import CallsOnRecord, DemoKnowledge
+from knowledge.embedders.base import Embedder
 from pipelines.asr.base import Evidence
 from pipelines.asr.domain_lm import DomainLM
 from pipelines.asr.pocketsphinx import PocketsphinxBackend
@@ -32,10 +37,11 @@ from pipelines.asr.whisper_pool import SecondOpinion, WhisperOptions, WhisperPoo
 from pipelines.asr.whisper_worker import Kind, decode_full_window, drop_repeat, load_model
 from pipelines.asr.whisper_worker import decode as short_window_decode
 from pipelines.brain.extractive import ExtractiveBackend
-from pipelines.build import evidence_probe
-from pipelines.contracts import HandoffRequest, PersonaSpec
+from pipelines.build import build_stages, evidence_probe, speculative_search
+from pipelines.contracts import HandoffRequest, PersonaSpec, Retrieval, Retriever
 from pipelines.options import ASROptions, BrainOptions
 from pipelines.tools import CallTools
+from pipelines.transports.memory import MemoryTransport
 from tests.pipelines.conftest import RecordingSink, flite_pcm, whisper_model_dir
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -251,7 +257,7 @@ async def test_weak_mode_replaces_a_weak_final_and_leaves_a_strong_one(
     )
     text, _ = decode(decoder, pcm)
     _, confidence = evidence(decoder, text)
-    probe = evidence_probe(demo_kb.retriever, "call-hybrid")
+    probe = evidence_probe(speculative_search(demo_kb.retriever, "call-hybrid"))
     strong = await probe(text, confidence)
     assert not strong.weak, f"pocketsphinx heard {text!r} ({confidence}): expected strong evidence"
     opinion = SecondOpinion(pool, mode="weak", deadline_s=60.0)
@@ -295,7 +301,7 @@ async def test_a_request_the_brain_acts_on_outranks_a_passage_its_mishearing_fou
     brain = ExtractiveBackend(BrainOptions(), demo_kb.embedder).create_processor(
         call_id="call-acts", persona=PersonaSpec(), tools=tools
     )
-    probe = evidence_probe(demo_kb.retriever, "call-acts", brain.acts_on)
+    probe = evidence_probe(speculative_search(demo_kb.retriever, "call-acts"), brain.acts_on)
     misheard = "can i died to a person"
     mine = await probe(misheard, 0.9, ranking=True)
     assert mine.found and not mine.weak and not mine.acts, mine
@@ -308,7 +314,7 @@ async def test_a_request_the_brain_acts_on_outranks_a_passage_its_mishearing_fou
     revised = await best.revise(misheard, 0.9, pcm, call_id="call-acts", probe=probe)
     assert revised is not None and {"talk", "person"} <= _words(revised), revised
     # Without the brain's test, the passage the mishearing found stands.
-    plain = evidence_probe(demo_kb.retriever, "call-acts")
+    plain = evidence_probe(speculative_search(demo_kb.retriever, "call-acts"))
     outranked = _decodes("outranked")
     assert await best.revise(misheard, 0.9, pcm, call_id="call-acts", probe=plain) is None
     assert _decodes("outranked") == outranked + 1
@@ -319,7 +325,7 @@ def _decodes(outcome: str) -> float:
 
 
 async def test_best_mode_keeps_the_transcript_that_finds_more(pool: WhisperPool, demo_kb: DemoKnowledge) -> None:
-    probe = evidence_probe(demo_kb.retriever, "call-best")
+    probe = evidence_probe(speculative_search(demo_kb.retriever, "call-best"))
     best = SecondOpinion(pool, mode="best", deadline_s=60.0)
     # pocketsphinx misheard (finds nothing); Whisper heard the question (finds the fee): Whisper's text is used.
     pcm = flite_pcm(QUESTION)
@@ -361,3 +367,54 @@ async def test_a_late_or_killed_worker_keeps_pocketsphinx_text_and_is_replaced()
     finally:
         pool.close()
     assert pool.pids() == []
+
+
+class _SearchesCounted:
+    """The demo base's retriever, counting how often each text is searched."""
+
+    def __init__(self, inner: Retriever) -> None:
+        self.inner = inner
+        self.searched: Counter[str] = Counter()
+
+    async def retrieve(
+        self, question: str, *, top_k: int = 5, call_id: str | None = None, log: bool = True
+    ) -> Retrieval:
+        self.searched[" ".join(question.lower().split())] += 1
+        return await self.inner.retrieve(question, top_k=top_k, call_id=call_id, log=log)
+
+    async def log(self, question: str, retrieval: Retrieval, *, call_id: str | None = None) -> None:
+        await self.inner.log(question, retrieval, call_id=call_id)
+
+
+async def test_a_call_searches_the_final_the_probe_weighed_once(
+    pool: WhisperPool, domain_lm: DomainLM, embedder: Embedder, demo_retriever: CallsOnRecord, sink: RecordingSink
+) -> None:
+    """In a live call (``weak``), the probe's search of a strong final is the turn's: the text is searched once."""
+    stages = build_stages(asr=ASROptions(lm_path=domain_lm.lm_path, dict_path=domain_lm.dict_path), embedder=embedder)
+    await stages.warm()
+    assert isinstance(stages.asr, PocketsphinxBackend)
+    stages.asr.use_second_opinion(SecondOpinion(pool, mode="weak", deadline_s=60.0))
+    retriever = _SearchesCounted(demo_retriever)
+    transport = MemoryTransport()
+    call = memory_call(transport, stages, retriever, sink, "call-once")
+    skipped = REGISTRY.get_sample_value("voxdesk_asr_whisper_skipped_total") or 0.0
+    runner = WorkerRunner(handle_sigint=False)
+    await runner.add_workers(call.worker)
+    run = asyncio.create_task(runner.run())
+    try:
+        await asyncio.sleep(0.4)
+        clip = transport.say(flite_pcm(QUESTION))
+        await clip.done.wait()
+        for _ in range(600):
+            if len(sink.turns) >= 2:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await call.worker.queue_frame(EndFrame())
+        await asyncio.wait_for(run, 20)
+    caller, agent = sink.turns[0], sink.turns[1]
+    assert (caller.role, agent.role) == ("caller", "agent") and "termination" in agent.text.lower(), sink.turns
+    # The final's evidence was strong (the probe searched it and Whisper was not asked) ...
+    assert (REGISTRY.get_sample_value("voxdesk_asr_whisper_skipped_total") or 0.0) == skipped + 1
+    # ... and the turn answered from that search instead of searching the same text again.
+    assert retriever.searched[" ".join(caller.text.lower().split())] == 1, retriever.searched
