@@ -66,14 +66,24 @@ TRANSFER_MESSAGE = "I'm transferring your call to a member of our team now. Plea
 NO_TRANSFER_MESSAGE = (
     "I can't transfer this call to another line, so I'm connecting you with a member of our team here. Please hold."
 )
-RETURN_MESSAGES = {
-    "timed_out": "I'm sorry, nobody from our team could take your call just now. I've asked them to call you back. "
-    "Is there anything else I can help you with meanwhile?",
-    "declined": "I'm sorry, nobody from our team could take your call just now. I've asked them to call you back. "
-    "Is there anything else I can help you with meanwhile?",
-    "no_agents": "I'm sorry, nobody from our team is available right now. I've asked them to call you back. "
-    "Is there anything else I can help you with meanwhile?",
+# What the AI says when it takes the call back: why, then what happens next. A callback is promised only when the
+# call has a number to call back (a phone line's caller id); otherwise the request is left with the team, no more.
+_NOBODY_NOW = "I'm sorry, nobody from our team could take your call just now."
+RETURN_REASONS = {
+    "timed_out": _NOBODY_NOW,
+    "declined": _NOBODY_NOW,
+    "no_agents": "I'm sorry, nobody from our team is available right now.",
 }
+CALLBACK_PROMISE = "I've asked them to call you back on this number."
+REQUEST_LEFT = "I've passed your request on to them with what you've told me."
+RETURN_CLOSE = "Is there anything else I can help you with meanwhile?"
+
+
+def return_message(status: str, *, callback_number: bool) -> str:
+    """What the AI says when nobody took the call (``status``), promising a callback only with a number to call."""
+    reason = RETURN_REASONS.get(status, _NOBODY_NOW)
+    return f"{reason} {CALLBACK_PROMISE if callback_number else REQUEST_LEFT} {RETURN_CLOSE}"
+
 
 # A person who accepted has at least this long to join the call's audio before the AI takes the call back.
 JOIN_TIMEOUT_S = 30.0
@@ -267,6 +277,10 @@ class CallHandoff:
         await self._queued.wait()
         return self.handoff_id
 
+    def returned(self) -> bool:
+        """Whether the AI has the call back because nobody took it (a callback request is recorded)."""
+        return self.state == "returned"
+
     # --- the flow ---
 
     async def _speak(self, text: str) -> None:
@@ -352,7 +366,10 @@ class CallHandoff:
                 speak = False  # the caller was told already; the hold audio plays on
             elif target is not None:
                 before.append(("cold_transfer_unavailable", {"to": target, "channel": self.call.channel_name}))
-            if speak:
+            # "Please hold" only when someone may take the call: with nobody available the apology comes next.
+            async with desk.sessions() as session:
+                someone = bool(await service.available_agents(session))
+            if speak and someone:
                 await self._speak(NO_TRANSFER_MESSAGE if target is not None else HOLD_MESSAGE)
             briefing = await self._briefing(reason)  # the turns so far
             async with desk.sessions() as session:
@@ -371,9 +388,12 @@ class CallHandoff:
             desk.track(self)
             self.call.outcome_hint = "handed_off"
             if handoff.status == "no_agents":
+                # A brain that asked for the handoff (``speak=False``) says itself that nobody could be reached.
+                await self._ai_back("no_agents", speak=speak)
                 self._queued.set()
-                await self._ai_back("no_agents")
                 return
+            if speak and not someone:  # a person became available meanwhile
+                await self._speak(NO_TRANSFER_MESSAGE if target is not None else HOLD_MESSAGE)
             self.state = "queued"
             HANDOFFS_QUEUED.inc()
             self._queued.set()
@@ -389,7 +409,7 @@ class CallHandoff:
             if not self.call.ended and self.state in ("requesting", "transferring", "queued"):
                 self.state = "returned"
                 self.gate.set_mode("ai")
-                await self._speak(RETURN_MESSAGES["timed_out"])
+                await self._speak(f"{_NOBODY_NOW} {RETURN_CLOSE}")  # no callback was recorded
 
     async def _wait_for_a_person(self) -> None:
         assert self.handoff_id is not None
@@ -432,18 +452,22 @@ class CallHandoff:
             await self._note("no_audio")
             await self._ai_back("no_audio")
 
-    async def _ai_back(self, status: str) -> None:
-        """Nobody took the call: the AI speaks again, apologises, offers a callback (recorded with the briefing)."""
+    async def _ai_back(self, status: str, *, speak: bool = True) -> None:
+        """Nobody took the call: a callback request is recorded with the briefing, and the AI speaks again.
+
+        ``speak=False``: the caller is told by whoever asked for the handoff (the brain's transfer tool).
+        """
         assert self.handoff_id is not None
         self.state = "returned"
         HANDOFF_OUTCOMES.labels(outcome=status).inc()
-        self.gate.set_mode("ai")
-        await self._speak(RETURN_MESSAGES.get(status, RETURN_MESSAGES["timed_out"]))
-        self.timing.extra["ai_back"] = time.monotonic()
         async with self._desk.sessions() as session:
             await service.note(session, self.handoff_id, "ai_returned")
             handoff = await service.get_handoff(session, self.handoff_id)
-            await service.record_callback(session, handoff, reason=status)
+            callback = await service.record_callback(session, handoff, reason=status)
+        self.gate.set_mode("ai")
+        if speak:
+            await self._speak(return_message(status, callback_number=bool(callback.phone)))
+        self.timing.extra["ai_back"] = time.monotonic()
         self._desk.untrack(self)
         log.info("handoff_returned_to_ai", call_id=self.call.call_id, status=status)
 

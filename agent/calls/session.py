@@ -33,6 +33,10 @@ class HandoffEntry(Protocol):
         """Hand the call to a person; the handoff id, or ``None`` when handoffs are off for it."""
         ...
 
+    def returned(self) -> bool:
+        """Whether the AI has the call back because nobody took it (a callback request is recorded)."""
+        ...
+
 
 def _percentile(values: list[float], q: float) -> float | None:
     if not values:

@@ -101,6 +101,8 @@ class HandoffOpener:
             handoff_id = await live.request(request.reason, source="tool", speak=False)
             if handoff_id is None:
                 raise RuntimeError("handoffs are off for this call")
+            if live.returned():  # nobody available: the callback is recorded, the brain apologises
+                raise RuntimeError("nobody is available to take the call")
             return handoff_id
         async with self._sessions() as session:
             handoff = Handoff(

@@ -31,6 +31,7 @@ import pytest
 from playwright.sync_api import Page, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
+from agent.calls.handoff import REQUEST_LEFT, RETURN_REASONS
 from benchmarks.handoff import ASK, HandoffCaller, flite_pcm, queued_handoff, wait_for
 from tests.e2e.conftest import (
     CHROMIUM,
@@ -94,6 +95,37 @@ def _wait(page: Page, server: VoiceServer, js: str, what: str, timeout: float = 
     except PlaywrightTimeoutError:
         tail = server.log_path.read_text(errors="replace")[-4000:]
         raise AssertionError(f"timed out waiting for {what}\nserver log:\n{tail}") from None
+
+
+def test_with_nobody_available_the_ai_says_so_and_promises_no_call_back(server: VoiceServer) -> None:
+    """First in the module: no desk is available yet. A browser caller (no number to call back) asks for a person:
+    the AI never says "please hold", apologises, and leaves the request with the team instead of promising a call.
+    """
+
+    async def scenario() -> tuple[str, list[str]]:
+        caller = HandoffCaller(server.base_url)
+        try:
+            await _ask_for_a_person(caller)
+            call_id = caller.call_id
+            assert call_id is not None
+
+            def agent_turns() -> list[str] | None:
+                rows = server.query("SELECT text FROM call_turns WHERE call_id = ? AND role = 'agent'", call_id)
+                texts = [str(r[0]) for r in rows]
+                return texts if any(RETURN_REASONS["no_agents"] in t for t in texts) else None
+
+            return call_id, await wait_for(agent_turns, within=45, step=0.3) or []
+        finally:
+            await caller.close()
+
+    call_id, said = asyncio.run(asyncio.wait_for(scenario(), timeout=120))
+    assert said, "the AI never said that nobody is available"
+    assert not any("hold" in t.lower() for t in said), said
+    assert any(REQUEST_LEFT in t for t in said) and not any("call you back" in t for t in said), said
+    (status,) = server.query("SELECT status FROM handoffs WHERE call_id = ?", call_id)[0]
+    assert status == "no_agents"
+    rows = server.query("SELECT reason, phone FROM callback_requests WHERE call_id = ?", call_id)
+    assert rows == [("no_agents", None)], rows
 
 
 def test_caller_asks_for_a_person_and_the_desk_takes_the_call(server: VoiceServer, tmp_path: Path) -> None:
@@ -233,7 +265,7 @@ def test_nobody_accepts_the_ai_comes_back_and_a_callback_is_recorded(server: Voi
     steps = [s["status"] for s in timeline]
     assert steps[:2] == ["queued", "offered"] and "waiting" in steps and "ai_returned" in steps, steps
     # The issue's bound, on the server's recorded times: the AI is back within a second of the timeout (the
-    # ai_returned step is written once the apology is queued to the caller's pipeline).
+    # ai_returned step is written with the callback request, just before the apology is queued to the caller).
     at = {s["status"]: datetime.fromisoformat(s["at"]) for s in timeline}
     assert timedelta(0) <= at["ai_returned"] - at["timed_out"] < timedelta(seconds=1), timeline
     queued_for = (at["timed_out"] - at["queued"]).total_seconds()
