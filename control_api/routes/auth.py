@@ -32,6 +32,7 @@ from control_api.schemas.auth import (
 from control_api.schemas.users import MePublic, UserPublic
 from control_api.services import audit
 from control_api.services import auth as service
+from control_api.services.integrations import console_base
 from control_api.services.mail import MailError
 from control_api.state import AppState
 
@@ -254,7 +255,7 @@ async def reset_password(
                 email=email,
                 policy=policy,
                 mail_config=mail_config,
-                public_url=state.settings.server.public_url,
+                public_url=console_base(state.settings),
             )
         except MailError:
             raise ProblemError(

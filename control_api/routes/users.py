@@ -23,6 +23,7 @@ from control_api.schemas.users import UserCreate, UserPublic, UsersPublic, UserU
 from control_api.services import audit
 from control_api.services import auth as auth_service
 from control_api.services import users as service
+from control_api.services.integrations import console_base
 from control_api.services.mail import MailError
 
 router = APIRouter(prefix="/api/users", tags=["users"])
@@ -64,7 +65,7 @@ async def create_user(
                 created,
                 policy=policy,
                 mail_config=mail_config,
-                public_url=state.settings.server.public_url,
+                public_url=console_base(state.settings),
                 invited_by=user.full_name or user.email,
             )
         except MailError:

@@ -326,15 +326,16 @@ async def create_one_time_token(session: AsyncSession, user: User, *, purpose: s
     return token
 
 
-def _link(public_url: str | None, token: str) -> str:
-    base = (public_url or "http://127.0.0.1:8000").rstrip("/")
-    return f"{base}/console/reset-password?token={token}"
+def _link(public_url: str, token: str) -> str:
+    return f"{public_url.rstrip('/')}/console/reset-password?token={token}"
 
 
 async def request_reset(
-    session: AsyncSession, *, email: str, policy: AuthPolicy, mail_config: mail.MailConfig, public_url: str | None
+    session: AsyncSession, *, email: str, policy: AuthPolicy, mail_config: mail.MailConfig, public_url: str
 ) -> bool:
     """E-mail a reset token when an active account has ``email``. Returns whether a mail was sent.
+
+    ``public_url`` is Voxdesk's base URL for the link (``integrations.console_base``).
 
     The API answers the same either way, so it does not reveal which addresses have accounts.
     """
@@ -361,10 +362,10 @@ async def send_invitation(
     *,
     policy: AuthPolicy,
     mail_config: mail.MailConfig,
-    public_url: str | None,
+    public_url: str,
     invited_by: str | None,
 ) -> None:
-    """E-mail ``user`` an invitation token with which they choose their password."""
+    """E-mail ``user`` an invitation token with which they choose their password (link under ``public_url``)."""
     token = await create_one_time_token(session, user, purpose="invite", lifetime=timedelta(days=policy.invite_days))
     body = (
         f"{invited_by or 'An administrator'} invited you to Voxdesk as {user.role}.\n\n"

@@ -192,6 +192,23 @@ def test_mail_goes_to_the_outbox_without_smtp_host(tmp_path: Path) -> None:
     assert "Reset token: " in files[0].read_text()
 
 
+def test_mailed_links_use_the_configured_port_when_no_public_url(tmp_path: Path) -> None:
+    settings = api_settings(tmp_path, server={"port": 8765})
+    with TestClient(create_app(settings)) as c:
+        admin = c.post("/api/auth/signup", json={"email": "a@voxdesk.example", "password": PASSWORD})
+        assert admin.status_code == 201
+        assert c.post("/api/auth/reset-password", json={"email": "a@voxdesk.example"}).status_code == 202
+        login = c.post("/api/auth/login", data={"username": "a@voxdesk.example", "password": PASSWORD})
+        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        invite = c.post("/api/users", json={"email": "b@voxdesk.example", "role": "agent"}, headers=headers)
+        assert invite.status_code == 201
+    mails = [path.read_text() for path in (settings.data_dir / "outbox").glob("*.eml")]
+    assert len(mails) == 2
+    for text in mails:
+        assert "http://127.0.0.1:8765/console/reset-password?token=" in text
+        assert ":8000" not in text
+
+
 def test_users_admin_flows_and_mass_assignment(accounts: Accounts) -> None:
     c = accounts.client
     agent_id = accounts.ids["agent"]
