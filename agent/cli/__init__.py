@@ -104,6 +104,7 @@ def create_admin(
     from control_api.db.migrate import upgrade
     from control_api.problems import ProblemError
     from control_api.rbac import Role
+    from control_api.services import audit
     from control_api.services.users import create_user
 
     settings = _settings()
@@ -116,6 +117,15 @@ def create_admin(
             await upgrade(engine)
             async with session_factory(engine)() as session:
                 user = await create_user(session, email=email, password=password, role=Role.ADMIN, full_name=full_name)
+                # The same entry as the API's user creation (routes/users.py), by the CLI.
+                await audit.record(
+                    session,
+                    audit.Actor.system("cli"),
+                    "users.create",
+                    target_type="user",
+                    target_id=user.id,
+                    detail={"role": user.role, "invited": False},
+                )
                 return user.id
         finally:
             await engine.dispose()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -36,6 +39,13 @@ def test_migrate_and_create_admin_from_stdin(tmp_path: Path) -> None:
     assert created.returncode == 0, created.stderr
     assert "admin created" in created.stdout
     assert "correct horse" not in created.stdout + created.stderr
+    user_id = created.stdout.split("admin created: ")[1].strip()
+    with closing(sqlite3.connect(tmp_path / "data" / "voxdesk.db")) as db:
+        entries = db.execute(
+            "SELECT actor_user_id, actor_role, action, target_type, target_id, outcome, detail FROM audit_log"
+        ).fetchall()
+    assert [row[:6] for row in entries] == [(None, "cli", "users.create", "user", user_id, "success")]
+    assert json.loads(entries[0][6]) == {"role": "admin", "invited": False}
     again = _run(["create-admin", "--email", "boss@example.com"], tmp_path, stdin="correct horse battery\n")
     assert again.returncode == 1
     assert "already exists" in again.stderr
