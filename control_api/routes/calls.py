@@ -16,6 +16,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 
 from control_api.db.models import Call, User
 from control_api.deps import CurrentUser, SessionDep, StateDep, actor_for, require
+from control_api.file_responses import ProblemFileResponse
 from control_api.problems import ProblemError
 from control_api.rbac import Permission
 from control_api.schemas.calls import (
@@ -252,7 +253,9 @@ def _recording_file(recordings_dir: Path, stored: str) -> Path | None:
     responses={
         200: {"content": {"audio/wav": {}}, "description": "The recording"},
         206: {"content": {"audio/wav": {}}, "description": "A byte range of the recording"},
+        400: {"description": "Malformed Range header"},
         404: {"description": "No call, or no recording"},
+        416: {"description": "Range outside the recording (with `Content-Range: bytes */SIZE`)"},
     },
 )
 async def get_recording(
@@ -275,4 +278,4 @@ async def get_recording(
         detail={"call_id": call.id, "range": request.headers.get("range", "")[:100]},
     )
     media_type = mimetypes.guess_type(path.name)[0] or f"audio/{recording.format}"
-    return FileResponse(path, media_type=media_type, filename=f"call-{call.id}.{recording.format}")
+    return ProblemFileResponse(path, media_type=media_type, filename=f"call-{call.id}.{recording.format}")

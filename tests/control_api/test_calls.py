@@ -209,6 +209,23 @@ def test_recording_streams_with_ranges_and_is_audited(accounts: Accounts) -> Non
     audit = c.get("/api/audit", params={"action": "recordings.read"}, headers=accounts.headers("admin")).json()
     assert len(audit["items"]) == 2
     assert audit["items"][0]["detail"]["range"] == "bytes=100-199"
+    # Refused ranges answer as problem JSON, the 416 with the size it needs.
+    beyond = c.get(f"/api/calls/{call_id}/recording", headers={**h, "Range": "bytes=99999999-"})
+    assert beyond.status_code == 416
+    assert beyond.headers["content-type"] == "application/problem+json"
+    assert beyond.headers["content-range"] == f"bytes */{size}"
+    assert beyond.json()["status"] == 416
+    assert beyond.json()["type"].endswith("/range-not-satisfiable")
+    assert str(size) in beyond.json()["detail"]
+    malformed = c.get(f"/api/calls/{call_id}/recording", headers={**h, "Range": "bytes=abc"})
+    assert malformed.status_code == 400
+    assert malformed.headers["content-type"] == "application/problem+json"
+    assert malformed.json()["type"].endswith("/invalid-range")
+    assert malformed.json()["instance"] == f"/api/calls/{call_id}/recording"
+    assert "range" in malformed.json()["detail"].lower()
+    wrong_unit = c.get(f"/api/calls/{call_id}/recording", headers={**h, "Range": "items=0-1"})
+    assert wrong_unit.status_code == 400
+    assert wrong_unit.headers["content-type"] == "application/problem+json"
 
 
 def test_a_recording_outside_the_recordings_folder_is_never_served(accounts: Accounts, tmp_path: Any) -> None:
