@@ -24,7 +24,9 @@ from control_api.schemas.calls import (
     CallPagePublic,
     CallPublic,
     CallUpdate,
+    Channel,
     LatencyPublic,
+    Outcome,
     TranscriptPublic,
     TurnPublic,
 )
@@ -67,8 +69,8 @@ def call_filter(
     since: Annotated[InputDateTime | None, Query(description="Started at or after")] = None,
     until: Annotated[InputDateTime | None, Query(description="Started before")] = None,
     status: Annotated[str | None, Query(max_length=20)] = None,
-    channel: Annotated[str | None, Query(max_length=20)] = None,
-    outcome: Annotated[str | None, Query(max_length=20)] = None,
+    channel: Annotated[Channel | None, Query()] = None,
+    outcome: Annotated[Outcome | None, Query(description="The outcome the call analysis checked")] = None,
     agent_user_id: Annotated[str | None, Query(max_length=36, description="The human agent")] = None,
     sentiment: Annotated[str | None, Query(pattern="^(positive|neutral|negative)$")] = None,
     q: Annotated[str | None, Query(min_length=1, max_length=200, description="Words in the transcript")] = None,
@@ -96,7 +98,11 @@ Filters = Annotated[service.CallFilter, Depends(call_filter)]
 
 async def _public(session: SessionDep, calls: list[Call]) -> list[CallPublic]:
     recorded = await service.has_recordings(session, [c.id for c in calls])
-    return [CallPublic.model_validate(c).model_copy(update={"has_recording": c.id in recorded}) for c in calls]
+    outcomes = await service.outcomes(session, calls)
+    return [
+        CallPublic.model_validate(c).model_copy(update={"has_recording": c.id in recorded, "outcome": outcomes[c.id]})
+        for c in calls
+    ]
 
 
 @router.get("", response_model=CallPagePublic)
@@ -160,8 +166,10 @@ async def export_calls(
         # A session of its own: the request's session closes when the handler returns.
         async with state.sessions() as export_session:
             count = 0
-            async for call in service.stream_calls(export_session, user, filters, max_rows=limit):
-                writer.writerow([_csv_cell(getattr(call, column)) for column in CSV_COLUMNS])
+            async for call, outcome in service.stream_calls(export_session, user, filters, max_rows=limit):
+                writer.writerow(
+                    [_csv_cell(outcome if column == "outcome" else getattr(call, column)) for column in CSV_COLUMNS]
+                )
                 count += 1
                 if count % 200 == 0:
                     yield buffer.getvalue()

@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 from control_api.schemas.common import UTCDateTime
 
 Channel = Literal["webrtc", "sip", "websocket", "telephony", "livekit", "api"]
+# A call's outcome by the one rule (``services.analytics.classify``): what the calls list shows and filters on.
+Outcome = Literal["resolved", "unanswered", "handed_off", "callback", "abandoned", "not_connected", "failed"]
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=40, strip_whitespace=True)]
 
 

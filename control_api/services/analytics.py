@@ -702,9 +702,11 @@ async def sentiment_report(session: AsyncSession, window: Window, *, bucket: Buc
         ).all()
     ]
     mix = {lab: sum(t[lab] for t in trend) for lab in SENTIMENT_LABELS}
+    await refresh_outcomes(session, _unsettled_scope(session, where))
     lowest = (
         await session.execute(
-            select(Call.id, Call.started_at, Call.sentiment, Call.sentiment_label, Call.outcome)
+            select(Call.id, Call.started_at, Call.sentiment, Call.sentiment_label, outcome_expr())
+            .outerjoin(CallOutcome, CallOutcome.call_id == Call.id)
             .where(where, Call.sentiment.is_not(None))
             .order_by(Call.sentiment, Call.id)
             .limit(worst)

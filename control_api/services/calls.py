@@ -14,11 +14,11 @@ from typing import Any
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_api.db.models import Call, CallEvent, CallTurn, Recording, User, utcnow
+from control_api.db.models import Call, CallEvent, CallOutcome, CallTurn, Recording, User, utcnow
 from control_api.integrations import outbox
 from control_api.problems import ProblemError
 from control_api.rbac import Permission, has_permission
-from control_api.services import analysis, redaction
+from control_api.services import analysis, analytics, redaction
 from control_api.services import sentiment as sentiment_analysis
 
 TERMINAL_STATUSES = frozenset({"ended", "failed"})
@@ -130,7 +130,8 @@ async def append_turn(
         sentiment: A precomputed compound score; computed with VADER for caller turns when omitted.
         citations: Knowledge-base chunk ids the answer used.
         redact: Replace PII (cards, phones, e-mails, PAN, Aadhaar) before storage
-            (pass ``settings.retention.redact_pii``).
+            (pass ``settings.retention.redact_pii``); the desk's turns keep the contacts the business
+            published (``redaction.redact_turn``).
         score_sentiment: Score caller turns and keep the call's mean sentiment up to date.
 
     """
@@ -138,7 +139,7 @@ async def append_turn(
     if sentiment is None and score_sentiment and is_caller:
         # Scored on the utterance in memory; only the redacted text reaches the database.
         sentiment = sentiment_analysis.score(text)
-    stored = redaction.redact(text).text if redact else text
+    stored = await redaction.redact_turn(session, call_id, role=role, text=text) if redact else text
     turn = CallTurn(
         call_id=call_id,
         seq=seq,
@@ -318,7 +319,8 @@ def _filtered(stmt: Select[Any], filters: CallFilter) -> Select[Any]:
     if filters.channel:
         stmt = stmt.where(Call.channel == filters.channel)
     if filters.outcome:
-        stmt = stmt.where(Call.outcome == filters.outcome)
+        # The outcome the call analysis checked (``analytics.classify``), not the one stored at hang-up.
+        stmt = stmt.where(analytics.outcome_expr() == filters.outcome)
     if filters.agent_user_id:
         stmt = stmt.where(Call.agent_user_id == filters.agent_user_id)
     if filters.sentiment:
@@ -341,7 +343,7 @@ async def list_calls(
     after: tuple[datetime, str] | None = None,
 ) -> list[Call]:
     """Calls ``user`` may see, newest first, after the ``(started_at, id)`` keyset position."""
-    stmt = _filtered(_scoped(select(Call), user), filters)
+    stmt = _filtered(_scoped(_with_outcome(select(Call)), user), filters)
     if after is not None:
         started, call_id = after
         stmt = stmt.where(or_(Call.started_at < started, and_(Call.started_at == started, Call.id < call_id)))
@@ -349,17 +351,45 @@ async def list_calls(
     return list((await session.execute(stmt)).scalars())
 
 
-async def stream_calls(session: AsyncSession, user: User, filters: CallFilter, *, max_rows: int) -> AsyncIterator[Call]:
-    """Calls ``user`` may see, newest first, fetched in batches (CSV export)."""
+async def stream_calls(
+    session: AsyncSession, user: User, filters: CallFilter, *, max_rows: int
+) -> AsyncIterator[tuple[Call, str | None]]:
+    """Calls ``user`` may see with their checked outcome, newest first, fetched in batches (CSV export)."""
     stmt = (
-        _filtered(_scoped(select(Call), user), filters)
+        _filtered(_scoped(_with_outcome(select(Call)), user), filters)
+        .add_columns(analytics.outcome_expr())
         .order_by(Call.started_at.desc(), Call.id.desc())
         .limit(max_rows)
         .execution_options(yield_per=500)
     )
-    result = await session.stream_scalars(stmt)
-    async for call in result:
-        yield call
+    result = await session.stream(stmt)
+    async for call, outcome in result:
+        yield call, outcome
+
+
+def _with_outcome(stmt: Select[Any]) -> Select[Any]:
+    """``stmt`` joined to each call's checked outcome (``call_outcomes``, one row per ended call at most)."""
+    return stmt.outerjoin(CallOutcome, CallOutcome.call_id == Call.id)
+
+
+async def outcomes(session: AsyncSession, calls: Sequence[Call]) -> dict[str, str | None]:
+    """Each call's outcome by the one rule (``analytics.classify``); ``None`` while a call is live.
+
+    What every page shows as a call's outcome (the list, the call page, the analytics): the checked outcome of
+    ``call_outcomes``, written by the post-call analysis; an ended call still without one gets it here.
+    """
+    ids = [c.id for c in calls]
+    if not ids:
+        return {}
+    ended = [c.id for c in calls if c.status in TERMINAL_STATUSES]
+    if ended:
+        await analytics.refresh_outcomes(session, Call.id.in_(ended))
+    checked = dict(
+        (await session.execute(select(CallOutcome.call_id, CallOutcome.outcome).where(CallOutcome.call_id.in_(ids))))
+        .tuples()
+        .all()
+    )
+    return {c.id: checked.get(c.id, analytics.stored_outcome(c.outcome, c.status)) for c in calls}
 
 
 async def get_call_for(session: AsyncSession, user: User, call_id: str) -> Call:

@@ -6,13 +6,17 @@ import csv
 import io
 import wave
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from fastapi.testclient import TestClient
 
+from control_api.db.models import CallbackRequest
 from control_api.problems import ProblemError
+from control_api.schemas.calls import Outcome
+from control_api.services import analytics
 from control_api.services import calls as calls_service
+from control_api.services.summary import Exchange
 from tests.control_api.conftest import Accounts
 
 pytestmark = pytest.mark.integration
@@ -283,3 +287,75 @@ def test_times_outside_the_accepted_range_are_422(accounts: Accounts, query: str
     assert r.status_code == 422, r.text
     assert r.headers["content-type"] == "application/problem+json"
     assert accounts.client.get("/health/live").status_code == 200
+
+
+def seed_conversation(client: TestClient, turns: list[tuple[str, str, tuple[str, ...]]], **fields: Any) -> str:
+    """A call of ``(role, text, citations)`` turns, ended with the stored ``fields`` (outcome)."""
+
+    async def go(session: Any) -> str:
+        call = await calls_service.create_call(session, channel="webrtc", caller_number="+91 98765 43210")
+        for i, (role, text, cited) in enumerate(turns, start=1):
+            await calls_service.append_turn(session, call.id, seq=i, role=role, text=text, citations=cited)
+        await calls_service.end_call(session, call.id, reason="caller_hung_up", outcome=fields.get("outcome"))
+        if fields.get("callback"):
+            session.add(CallbackRequest(call_id=call.id, reason="no_agents", phone="+91 98765 43210"))
+            await session.commit()
+        return call.id
+
+    return str(run(client, go))
+
+
+def test_the_list_shows_and_filters_the_checked_outcome(accounts: Accounts) -> None:
+    """The list, its filter, the call page and the analytics read one outcome (the walkthrough's calls A and B)."""
+    c = accounts.client
+    h = accounts.headers("supervisor")
+    # A: the second question was not answered from the base; the voice side stored "resolved".
+    a = seed_conversation(
+        c,
+        [
+            ("caller", "When are you open?", ()),
+            ("agent", "We are open nine to five.", ("hours.md#1",)),
+            ("caller", "Do you sell gift cards?", ()),
+            ("agent", "I could not find that.", ()),
+        ],
+        outcome="resolved",
+    )
+    # B: asked for a person, nobody was free, a callback was promised; the voice side stored "handed_off".
+    b = seed_conversation(
+        c,
+        [("caller", "Can I talk to someone?", ()), ("agent", "Nobody is free, we will call you back.", ())],
+        outcome="handed_off",
+        callback=True,
+    )
+    listed = {i["id"]: i["outcome"] for i in c.get("/api/calls", headers=h).json()["items"]}
+    assert listed == {a: "unanswered", b: "callback"}
+    for call_id, expected in ((a, "unanswered"), (b, "callback")):
+        assert c.get(f"/api/calls/{call_id}", headers=h).json()["outcome"] == expected
+        assert c.get(f"/api/analytics/calls/{call_id}/outcome", headers=h).json()["outcome"] == expected
+    assert [i["id"] for i in c.get("/api/calls", params={"outcome": "unanswered"}, headers=h).json()["items"]] == [a]
+    assert [i["id"] for i in c.get("/api/calls", params={"outcome": "callback"}, headers=h).json()["items"]] == [b]
+    assert c.get("/api/calls", params={"outcome": "resolved"}, headers=h).json()["items"] == []
+    assert c.get("/api/calls", params={"outcome": "handed_off"}, headers=h).json()["items"] == []
+    exported = list(csv.DictReader(io.StringIO(c.get("/api/calls/export.csv", headers=h).text)))
+    assert {r["id"]: r["outcome"] for r in exported} == {a: "unanswered", b: "callback"}
+
+
+@pytest.mark.parametrize("query", [{"channel": "pigeon"}, {"outcome": "maybe"}, {"sentiment": "meh"}])
+def test_unknown_filter_values_are_422_problems(accounts: Accounts, query: dict[str, str]) -> None:
+    r = accounts.client.get("/api/calls", params=query, headers=accounts.headers("supervisor"))
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+
+
+def test_the_outcome_filter_offers_every_outcome_of_the_rule() -> None:
+    """The filter's choices are the outcomes ``classify`` can give, no more, no fewer."""
+    asked = [Exchange("q", True, "a", ("c",))]
+    missed = [Exchange("q", False, None, ())]
+    given = {
+        analytics.classify(stored=stored, asked=exchanges, handed_off=handed, callback=callback)
+        for stored in (None, "resolved", "failed", "abandoned", "not_connected", "handed_off")
+        for exchanges in ([], asked, missed)
+        for handed in (False, True)
+        for callback in (False, True)
+    }
+    assert given == set(get_args(Outcome))
