@@ -359,7 +359,8 @@ async def analyse(
     if call is None:
         raise ProblemError(404, "No call with this id.", type_="not-found")
     turns = list(await session.scalars(select(CallTurn).where(CallTurn.call_id == call_id).order_by(CallTurn.seq)))
-    summary = summarize(turns)
+    requests = (await analytics.request_turns(session, [call_id])).get(call_id, set())
+    summary = summarize(turns, requests=requests)
     asked = list(summary.exchanges)
     handed_off = (await session.scalar(select(Handoff.id).where(Handoff.call_id == call_id).limit(1))) is not None
     handed_off = (

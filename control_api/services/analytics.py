@@ -42,7 +42,7 @@ from control_api.db.models import (
     KnowledgeDocument,
     RagQuery,
 )
-from control_api.services.summary import Exchange, exchanges
+from control_api.services.summary import Exchange, exchanges, request_seqs
 
 log = structlog.get_logger(__name__)
 OUTCOMES_WRITTEN = MetricCounter(
@@ -196,6 +196,7 @@ async def _percentiles(
 class _Turn:
     """The fields of a transcript turn that ``summary.exchanges`` reads."""
 
+    seq: int
     role: str
     text: str
     citations: Sequence[str] = field(default_factory=tuple)
@@ -246,22 +247,36 @@ async def classify_calls(session: AsyncSession, calls: Sequence[tuple[str, str |
         return {}
     turns: dict[str, list[_Turn]] = defaultdict(list)
     rows = await session.execute(
-        select(CallTurn.call_id, CallTurn.role, CallTurn.text, CallTurn.citations)
+        select(CallTurn.call_id, CallTurn.seq, CallTurn.role, CallTurn.text, CallTurn.citations)
         .where(CallTurn.call_id.in_(ids))
         .order_by(CallTurn.call_id, CallTurn.seq)
     )
-    for call_id, role, text, citations in rows.all():
-        turns[str(call_id)].append(_Turn(str(role), str(text or ""), tuple(citations or ())))
+    for call_id, seq, role, text, citations in rows.all():
+        turns[str(call_id)].append(_Turn(int(seq), str(role), str(text or ""), tuple(citations or ())))
+    requests = await request_turns(session, ids)
     handed = set((await session.execute(select(Handoff.call_id).where(Handoff.call_id.in_(ids)))).scalars())
     called_back = set(
         (await session.execute(select(CallbackRequest.call_id).where(CallbackRequest.call_id.in_(ids)))).scalars()
     )
     out: dict[str, Classified] = {}
     for call_id, stored in calls:
-        asked = exchanges(turns.get(call_id, []))
+        asked = exchanges(turns.get(call_id, []), requests=requests.get(call_id, set()))
         outcome = classify(stored=stored, asked=asked, handed_off=call_id in handed, callback=call_id in called_back)
         out[call_id] = Classified(outcome, asked)
     return out
+
+
+async def request_turns(session: AsyncSession, call_ids: Sequence[str]) -> dict[str, set[int]]:
+    """Per call, the caller turns that were requests (a transfer or ticket tool ran on them): not questions."""
+    events: dict[str, list[tuple[str, int | None, dict[str, object] | None]]] = defaultdict(list)
+    rows = await session.execute(
+        select(CallEvent.call_id, CallEvent.kind, CallEvent.turn_seq, CallEvent.data).where(
+            CallEvent.call_id.in_(call_ids), CallEvent.kind == "tool_call"
+        )
+    )
+    for call_id, kind, seq, data in rows.all():
+        events[str(call_id)].append((str(kind), seq, data))
+    return {call_id: request_seqs(found) for call_id, found in events.items()}
 
 
 async def refresh_outcomes(

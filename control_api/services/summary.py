@@ -4,20 +4,31 @@ One implementation, used wherever a call is summarised: post-call analysis, a ti
 agent's handoff briefing. It works on the stored transcript alone (no model), so it is cheap enough to run while
 the call is still going. An agent turn that cites knowledge passages answered the caller turn before it; one
 without citations did not (the agent said it could not find the answer, asked back, or made small talk).
+
+A caller turn on which the agent ran a request tool (``REQUEST_TOOLS``: a transfer to a person, a ticket) was a
+request, not a knowledge question: it is neither answered nor unanswered, and is left out of the questions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 # A question longer than this is cut at a word boundary (a summary line, not a transcript).
 _QUESTION_CHARS = 140
+# The call tools that act on a caller's request (``pipelines.tools`` TRANSFER and TICKET, named as the voice side
+# records them in ``tool_call`` events): the caller turn they answer is a request, not a knowledge question.
+REQUEST_TOOLS = frozenset({"transfer_to_human", "create_ticket"})
 
 
 class TurnLike(Protocol):
     """What the summary reads of a transcript turn (``CallTurn`` rows satisfy it)."""
+
+    @property
+    def seq(self) -> int:
+        """The turn's position in the call (what ``tool_call`` events name as their ``turn_seq``)."""
+        ...
 
     @property
     def role(self) -> str:
@@ -66,33 +77,53 @@ def _shorten(text: str, limit: int = _QUESTION_CHARS) -> str:
     return f"{cut}…"
 
 
-def exchanges(turns: Sequence[TurnLike]) -> list[Exchange]:
-    """Pair each caller turn with the agent or human turn that followed it.
+def exchanges(turns: Sequence[TurnLike], *, requests: Collection[int] = ()) -> list[Exchange]:
+    """Pair each caller question with the agent or human turn that followed it.
 
     Consecutive caller turns with no reply between them are one question (a caller who paused mid-sentence).
     A human agent's reply counts as answered: a person dealt with it.
+
+    Args:
+        turns: The call's transcript, in order.
+        requests: The seqs of caller turns on which the agent ran a request tool (:func:`request_seqs`): those
+            turns, with the reply to them, are requests and are left out.
     """
     result: list[Exchange] = []
     pending: list[str] = []
+    request = False
     for turn in turns:
         text = (turn.text or "").strip()
         if not text:
             continue
         if turn.role == "caller":
             pending.append(text)
+            request = request or turn.seq in requests
         elif turn.role in ("agent", "human") and pending:
             cited = tuple(turn.citations or ())
             answered = bool(cited) or turn.role == "human"
-            result.append(Exchange(" ".join(pending), answered, text, cited))
-            pending = []
-    if pending:
+            if not request:
+                result.append(Exchange(" ".join(pending), answered, text, cited))
+            pending, request = [], False
+    if pending and not request:
         result.append(Exchange(" ".join(pending), False, None, ()))
     return result
 
 
-def summarize(turns: Sequence[TurnLike]) -> CallSummary:
-    """Summarise a transcript: the questions asked, in order, each marked answered or not."""
-    found = exchanges(turns)
+def request_seqs(events: Sequence[tuple[str, int | None, dict[str, object] | None]]) -> set[int]:
+    """The caller turns that were requests, from a call's ``(kind, turn_seq, data)`` events.
+
+    A ``tool_call`` event of a ``REQUEST_TOOLS`` tool names the caller turn the agent was answering.
+    """
+    return {
+        seq
+        for kind, seq, data in events
+        if kind == "tool_call" and seq is not None and (data or {}).get("tool") in REQUEST_TOOLS
+    }
+
+
+def summarize(turns: Sequence[TurnLike], *, requests: Collection[int] = ()) -> CallSummary:
+    """Summarise a transcript: the questions asked, in order, each marked answered or not (requests left out)."""
+    found = exchanges(turns, requests=requests)
     if not found:
         return CallSummary((), "The caller asked no question.")
     answered = [e for e in found if e.answered]

@@ -6,7 +6,7 @@ the end-to-end tests cover with the real one).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from control_api.db.models import (
 )
 from control_api.problems import ProblemError
 from control_api.rbac import Role
-from control_api.services import analysis, analysis_jobs, learning
+from control_api.services import analysis, analysis_jobs, analytics, learning
 from control_api.services import calls as calls_service
 from control_api.services.summary import Exchange
 from control_api.services.users import create_user
@@ -223,3 +223,43 @@ def test_leader_clustering_keeps_meanings_apart() -> None:
     # Existing clusters are kept and joined; nothing new is led.
     again, kept, _ = learning.cluster(vectors[:10], 0.5, centroids=found)
     assert len(kept) == 5 and (again == labels[:10]).all()
+
+
+async def test_asking_for_a_person_is_a_request_not_an_unanswered_question(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """The caller turn the agent ran the transfer tool on is neither a question, unanswered, nor a gap."""
+    call_id = await _call(
+        sessions,
+        [
+            ("caller", "When are you open?", []),
+            ("agent", "We are open nine to five.", ["chunk-1"]),
+            ("caller", "I want to speak to a person please.", []),
+            ("agent", "Nobody is free right now; we will call you back.", []),
+        ],
+    )
+    async with sessions() as session:
+        # What the voice side records when the brain runs its tools on caller turn 2 (``pipelines.tools``).
+        await calls_service.add_event(
+            session, call_id, kind="tool_call", turn_seq=2, data={"tool": "transfer_to_human"}
+        )
+        await calls_service.add_event(session, call_id, kind="tool_call", turn_seq=0, data={"tool": "search"})
+        session.add(Handoff(call_id=call_id, status="requested", source="tool"))
+        session.add(CallbackRequest(call_id=call_id, reason="no_agents"))
+        await session.commit()
+    gaps: list[tuple[str, str, float | None]] = []
+
+    async def record(session: AsyncSession, call: Call, items: Sequence[tuple[str, str, float | None]]) -> None:
+        gaps.extend(items)
+
+    async with sessions() as session:
+        row = await analysis.analyse(session, call_id, retrieve=None, record_gaps=record, low_confidence=0.0)
+        assert row.unanswered == [] and [e["question"] for e in row.exchanges] == ["When are you open?"]
+        assert row.outcome == "callback_requested"
+        assert all("person" not in question for question, _, _ in gaps), gaps
+        assert (await analytics.call_outcome(session, await calls_service.get_call(session, call_id))) == {
+            "call_id": call_id,
+            "outcome": "callback",
+            "questions": 1,
+            "unanswered": 0,
+        }

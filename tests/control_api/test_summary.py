@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from control_api.services.summary import summarize
+from control_api.services.summary import request_seqs, summarize
 
 pytestmark = pytest.mark.unit
 
@@ -16,6 +16,7 @@ class Turn:
     role: str
     text: str
     citations: list[str] = field(default_factory=list)
+    seq: int = 0
 
 
 def test_a_cited_reply_answers_the_question_and_an_uncited_one_does_not() -> None:
@@ -53,3 +54,23 @@ def test_a_question_left_hanging_at_hang_up_is_unanswered_and_long_ones_are_cut(
     assert summary.text.endswith('…".')
     assert len(summary.text) < 220
     assert summarize([]).text == "The caller asked no question."
+
+
+def test_a_turn_the_agent_ran_a_request_tool_on_is_not_a_question() -> None:
+    turns = [
+        Turn("caller", "When are you open?", seq=1),
+        Turn("agent", "Nine to five.", ["c1"], seq=2),
+        Turn("caller", "I want to speak", seq=3),
+        Turn("caller", "to a person please.", seq=4),
+        Turn("agent", "Nobody is free; we will call you back.", seq=5),
+        Turn("caller", "And a ticket for my broken router.", seq=6),
+    ]
+    events = [("tool_call", 4, {"tool": "transfer_to_human"}), ("tool_call", 6, {"tool": "create_ticket"})]
+    events += [("tool_call", 1, {"tool": "search_knowledge_base"}), ("handoff", None, {})]
+    requests = request_seqs(events)
+    assert requests == {4, 6}
+    summary = summarize(turns, requests=requests)
+    assert [e.question for e in summary.exchanges] == ["When are you open?"]
+    assert summary.unanswered == [] and summary.text == 'The caller asked 1 question. Answered: "When are you open?".'
+    # Without the tool events the request counts as an unanswered question (what the transcript alone says).
+    assert summarize(turns).unanswered == ["I want to speak to a person please.", "And a ticket for my broken router."]
