@@ -143,8 +143,8 @@ ROUTE_ROLES: dict[tuple[str, str], Access] = {
     ("GET", "/api/handoffs"): Access(CALL_READERS, status=200),
     ("GET", "/api/handoffs/events"): Access(CALL_READERS, probe=False, note="an endless event stream"),
     ("GET", "/api/handoffs/callbacks"): Access(MANAGERS, status=200),
-    ("GET", "/api/handoffs/policies/{persona_name}"): Access(MANAGERS, status=200),
-    ("PUT", "/api/handoffs/policies/{persona_name}"): Access(MANAGERS, status=200),
+    ("GET", "/api/handoffs/policies/{persona_name}"): Access(MANAGERS, status=200, params={"persona_name": "default"}),
+    ("PUT", "/api/handoffs/policies/{persona_name}"): Access(MANAGERS, status=200, params={"persona_name": "default"}),
     ("GET", "/api/handoffs/{handoff_id}"): Access(CALL_READERS, status=404),
     ("POST", "/api/handoffs/{handoff_id}/accept"): Access(CALL_READERS, status=404),
     ("POST", "/api/handoffs/{handoff_id}/decline"): Access(CALL_READERS, status=404),
@@ -192,9 +192,9 @@ ROUTE_ROLES: dict[tuple[str, str], Access] = {
     ("PUT", "/api/personas/{name}"): Access(MANAGERS, params={"name": "default"}, status=200),
     ("GET", "/api/personas/preview-voice"): Access(MANAGERS, status=200),
     ("POST", "/api/personas/preview-voice"): Access(MANAGERS, status=422, note="empty body: validation error"),
-    # Someone else's profile (a random id) needs calls:write; your own is always yours (tests/agent).
-    ("GET", "/api/voice/profile/{user_id}"): Access(MANAGERS, status=200),
-    ("PUT", "/api/voice/profile/{user_id}"): Access(MANAGERS, status=200),
+    # Someone else's profile (here a caller's) needs calls:write; your own is always yours (tests/agent).
+    ("GET", "/api/voice/profile/{user_id}"): Access(MANAGERS, status=200, params={"user_id": "+15550100"}),
+    ("PUT", "/api/voice/profile/{user_id}"): Access(MANAGERS, status=200, params={"user_id": "+15550100"}),
     ("GET", "/call"): Access(EVERYONE, public=True, status=200),
     ("GET", "/call/{name}"): Access(EVERYONE, public=True, status=200, params={"name": "call.js"}),
     ("POST", "/api/voice/webrtc/offer"): Access(EVERYONE, public=True, status=422, note="callers have no account"),

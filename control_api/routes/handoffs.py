@@ -32,6 +32,7 @@ from control_api.schemas.handoffs import (
 )
 from control_api.services import audit
 from control_api.services import handoffs as service
+from control_api.services import personas as persona_service
 
 router = APIRouter(prefix="/api/handoffs", tags=["handoffs"])
 Taker = Annotated[User, Depends(require(Permission.HANDOFFS_TAKE))]
@@ -127,18 +128,18 @@ async def list_callbacks(
 
 @router.get("/policies/{persona_name}", response_model=HandoffPolicyModel)
 async def get_policy(persona_name: str, session: SessionDep, user: Manager) -> HandoffPolicyModel:
-    """A persona's handoff triggers and thresholds (the defaults when none is stored)."""
+    """A persona's handoff triggers and thresholds (the defaults when none is stored); 404: no such persona."""
     del user
-    return await service.get_policy(session, persona_name[:100])
+    await persona_service.ensure_known(session, persona_name)
+    return await service.get_policy(session, persona_name)
 
 
 @router.put("/policies/{persona_name}", response_model=HandoffPolicyModel)
 async def put_policy(
     persona_name: str, body: HandoffPolicyModel, request: Request, session: SessionDep, user: PersonaEditor
 ) -> HandoffPolicyModel:
-    """Set a persona's handoff triggers and thresholds (new calls use them)."""
-    if len(persona_name) > 100:
-        raise ProblemError(422, "The persona name is longer than 100 characters.", type_="validation-error")
+    """Set a persona's handoff triggers and thresholds (new calls use them); 404: no such persona."""
+    await persona_service.ensure_known(session, persona_name)
     policy = await service.put_policy(session, persona_name, body)
     await audit.record(
         session, actor_for(request, user), "handoffs.policy", target_type="persona", target_id=persona_name

@@ -95,6 +95,19 @@ async def find_active(session: AsyncSession, name: str) -> Persona | None:
     return row.scalars().first()
 
 
+async def ensure_known(session: AsyncSession, name: str) -> None:
+    """404 problem unless persona ``name`` exists: a stored version, or the default persona.
+
+    The default persona is what every call falls back to; the voice server seeds it on its first start, so
+    settings hung on it (its handoff policy) may be read and set before that.
+    """
+    if name == DEFAULT_PERSONA:
+        return
+    found = await session.execute(select(Persona.id).where(Persona.name == name).limit(1))
+    if found.first() is None:
+        raise ProblemError(404, "No persona with this name.", type_="not-found")
+
+
 async def create(
     session: AsyncSession,
     *,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -85,4 +87,15 @@ def test_voice_profile_self_and_others(client: TestClient) -> None:
         client.put(f"/api/voice/profile/{agent_id}", json={"speaking_rate": 9}, headers=bearer(agent)).status_code
         == 422
     )
+    assert _audit_count(client, "voice_profiles.update") == 2
+    # A caller with no stored profile has the defaults; a user id with no account is a 404 problem.
+    caller = client.get("/api/voice/profile/sip:alice@pbx.example.com", headers=bearer(supervisor))
+    assert caller.status_code == 200 and caller.json()["updated_at"] is None
+    ghost = str(uuid.uuid4())
+    missing = client.get(f"/api/voice/profile/{ghost}", headers=bearer(supervisor))
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    assert client.put(f"/api/voice/profile/{ghost}", json={}, headers=bearer(supervisor)).status_code == 404
+    # An agent asking for another id is refused before anything is looked up.
+    assert client.get(f"/api/voice/profile/{ghost}", headers=bearer(agent)).status_code == 403
     assert _audit_count(client, "voice_profiles.update") == 2

@@ -214,6 +214,20 @@ def test_a_persona_policy_round_trips(api: TestClient) -> None:
     assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")
 
 
+def test_a_policy_is_404_for_a_persona_that_does_not_exist(api: TestClient) -> None:
+    accounts = sign_in_everyone(api)
+    supervisor, admin = accounts.headers("supervisor"), accounts.headers("admin")
+    missing = api.get("/api/handoffs/policies/nobody", headers=supervisor)
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    default = api.get("/api/handoffs/policies/default", headers=supervisor).json()
+    assert api.put("/api/handoffs/policies/nobody", json=default, headers=supervisor).status_code == 404
+    # Every persona that exists has a policy: the defaults until one is stored.
+    persona = {"name": "sales", "greeting": "Hi, sales here.", "consent_notice": "This call is recorded."}
+    assert api.post("/api/personas", json=persona, headers=admin).status_code == 201
+    assert api.get("/api/handoffs/policies/sales", headers=supervisor).json() == default
+
+
 @pytest.mark.parametrize(
     "target",
     ["+15557654321", "sip:+15557654321@pbx.example.com", "sip:desk@10.0.0.5:5060;transport=udp", "tel:+4930123456"],
