@@ -5,9 +5,10 @@ Detected, in this order, each replaced by a bracketed tag:
 - e-mail addresses → ``[EMAIL]``
 - numbers read out by speech recognition, in any spelling or mix: digit words ("four one one one"), digit
   groups ("4111 one one"), number words ("one thousand one hundred eleven"), "double"/"triple", and the
-  homophones "for"/"to"/"won"/"ate" between digits. A run of seven digits or more is classified like a
-  digit-form number below (``[CARD]``, ``[AADHAAR]``, ``[PHONE]``, ``[NUMBER]``); a "for"/"to" just outside
-  the run is counted in when that makes it a card or Aadhaar number ("for one one one ..." → ``[CARD]``).
+  homophones "for"/"to"/"won"/"ate" between two digit words. A run of seven digits or more is classified
+  like a digit-form number below (``[CARD]``, ``[AADHAAR]``, ``[PHONE]``, ``[NUMBER]``); a "for"/"to" just
+  outside the run is counted in when that makes it a card or Aadhaar number ("for one one one ..." →
+  ``[CARD]``).
 - payment card numbers (13–19 digits, spaces or dashes allowed, valid Luhn check digit) → ``[CARD]``
 - Aadhaar numbers (12 digits, first 2–9, valid Verhoeff check digit) → ``[AADHAAR]``
 - Indian PAN (``AAAPA1234A``: five letters, the fourth an entity code, four digits, one letter) → ``[PAN]``
@@ -16,7 +17,8 @@ Detected, in this order, each replaced by a bracketed tag:
 
 A digit run that fails the card and Aadhaar checks is still redacted as ``[PHONE]`` or ``[NUMBER]``:
 over-redaction is the safe side. 13–19 digits right after a word such as "card" or "visa" are a ``[CARD]``
-even when the check digit fails (one digit misheard). Fewer than seven digits are kept: "one hundred
+even when the check digit fails (one digit misheard), and so is a card read on into its expiry date or
+security code (the run is hidden whole). Fewer than seven digits are kept: "one hundred
 megabits", "twenty nine dollars", "plan 500", "order 12345". ISO dates (``2026-11-26``) are kept.
 
 Whose words: a caller's turn is redacted in full. The desk's own turns (``agent``, ``human``) keep the e-mail
@@ -54,7 +56,8 @@ _CARD_CONTEXT_RE = re.compile(r"\b(?:card|visa|master ?card|amex|maestro|rupay|c
 # The fewest digits a number must have to be redacted, spoken or written.
 MIN_DIGITS = 7
 
-# Spoken numbers. A lone "o" is zero ("four o five"); "for", "to", "won", "ate" are digits only between digits.
+# Spoken numbers. A lone "o" is zero ("four o five"); "for", "to", "won", "ate" are digits only between digit
+# words ("four one to three"), never beside a number word or digit group ("ticket 12345 for two days").
 _UNITS: dict[str, int] = {**{w: int(d) for w, d in DIGIT_WORDS.items()}, "o": 0}
 _TEENS = {
     w: 10 + i
@@ -68,6 +71,7 @@ _TENS = {
 _HOMOPHONES = {"for": "4", "fore": "4", "to": "2", "too": "2", "won": "1", "ate": "8"}
 _REPEATS = {"double": 2, "triple": 3}
 _TOKEN_RE = re.compile(r"[A-Za-z]+|\d+")
+_DIGIT_GROUP_RE = re.compile(r"\d+")
 # What may stand between the tokens of one spoken number: spaces, commas, dashes, a dot inside a number
 # ("4.1"); a full stop before a space ends the run.
 _GAP_RE = re.compile(r"(?:[\s,-]|\.(?!\s))*")
@@ -150,11 +154,17 @@ def _checked(digits: str) -> str | None:
     return None
 
 
-def _classify(digits: str, *, card_context: bool = False) -> str | None:
-    """The tag of a digit run, or ``None`` when it is too short to be personal data."""
+def _classify(groups: Sequence[str], *, card_context: bool = False) -> str | None:
+    """The tag of a digit run said or written in ``groups``, or ``None`` when it is too short to be personal data.
+
+    A card read on into its expiry date or security code (a Luhn-valid card ending at a group) is a card.
+    """
+    digits = "".join(groups)
     if kind := _checked(digits):
         return kind
     if card_context and 13 <= len(digits) <= 19:
+        return "CARD"
+    if len(digits) > 19 and any(_is_card("".join(groups[:n])) for n in range(1, len(groups))):
         return "CARD"
     if MIN_DIGITS <= len(digits) <= 15:
         return "PHONE"
@@ -310,14 +320,14 @@ class _Run:
 
 
 def _runs(items: Sequence[_Item | None]) -> list[_Run]:
-    """Split the numbers into runs: at breaks, and at homophones that do not stand between two digits."""
+    """Split the numbers into runs: at breaks, and at homophones that do not stand between two digit words."""
     runs: list[_Run] = []
     current: list[_Item] = []
     before: _Item | None = None
 
     def is_digit(k: int) -> bool:
         item = items[k] if 0 <= k < len(items) else None
-        return item is not None and item.kind == "digit"
+        return item is not None and item.kind == "digit" and item.spelled
 
     for k, item in enumerate(items):
         if item is not None and (item.kind != "weak" or (is_digit(k - 1) and is_digit(k + 1))):
@@ -360,7 +370,7 @@ def _choose(text: str, run: _Run) -> tuple[list[_Item], str] | None:
         present = [item for item in items if item is not None]
         if kind := _checked("".join(item.digits for item in present)):
             return present, kind
-    kind = _classify(digits, card_context=_after_card_word(text, run.items[0].start))
+    kind = _classify([item.digits for item in run.items], card_context=_after_card_word(text, run.items[0].start))
     return (run.items, kind) if kind else None
 
 
@@ -392,7 +402,7 @@ def redact(text: str, *, keep: Collection[str] = ()) -> Redaction:
         if ISO_DATE_RE.fullmatch(m.group()):
             return m.group()
         digits = _only_digits(m.group())
-        kind = _classify(digits, card_context=_after_card_word(m.string, m.start()))
+        kind = _classify(_DIGIT_GROUP_RE.findall(m.group()), card_context=_after_card_word(m.string, m.start()))
         if kind is None or (kind == "PHONE" and digits in keep):
             return m.group()
         return tag(kind)
@@ -416,7 +426,7 @@ def contact_values(text: str) -> set[str]:
     values = {m.group().lower() for m in EMAIL_RE.finditer(text)}
     for m in PHONE_RE.finditer(text):
         digits = _only_digits(m.group())
-        if not ISO_DATE_RE.fullmatch(m.group()) and _classify(digits) == "PHONE":
+        if not ISO_DATE_RE.fullmatch(m.group()) and _classify([digits]) == "PHONE":
             values.add(digits)
     return values
 

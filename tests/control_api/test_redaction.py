@@ -129,6 +129,10 @@ def test_a_card_read_out_is_a_card_however_it_is_written(card: str) -> None:
         ("aadhaar two three four five six seven eight nine zero one two four", "aadhaar [AADHAAR]"),
         ("twenty three forty five sixty seven eighty nine oh one twenty four", "[AADHAAR]"),
         ("it is nine eight seven six five four three two one oh. Thanks", "it is [PHONE]. Thanks"),
+        # A card read on into its expiry and security code is hidden whole, as a card.
+        ("it's 4111 1111 1111 1111 twelve twenty eight one two three", "it's [CARD]"),
+        ("four one one one one one one one one one one one one one one one, one two, two eight", "[CARD]"),
+        ("4111-1111-1111-1111-1228", "[CARD]"),
     ],
 )
 def test_numbers_read_out_are_redacted(text: str, expected: str) -> None:
@@ -159,6 +163,9 @@ def test_numbers_read_out_are_redacted(text: str, expected: str) -> None:
         "the plan costs 1,499 rupees",
         "double check it for me please",
         "I waited for an hour, then I went to the store",
+        "ticket 12345 for two days now",
+        "order 98765 to one address",
+        "between ten thirty to eleven thirty",
     ],
 )
 def test_ordinary_speech_with_numbers_is_kept(text: str) -> None:
