@@ -20,7 +20,6 @@ from control_api.services import personas as service
 
 router = APIRouter(prefix="/api/personas", tags=["personas"])
 Manager = Annotated[User, Depends(require(Permission.PERSONAS_MANAGE))]
-_NULLABLE = frozenset({"voice"})
 # The longest text a voice preview speaks: a greeting, not a document.
 PREVIEW_MAX_CHARS = 300
 
@@ -131,7 +130,7 @@ async def update_persona(
     name: str, body: PersonaUpdate, request: Request, session: SessionDep, user: Manager
 ) -> PersonaPublic:
     """Store an edit of persona ``name`` as a new version that becomes the active one."""
-    changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None or k in _NULLABLE}
+    changes = body.model_dump(exclude_unset=True)
     if not changes:  # nothing to change: no new version
         return PersonaPublic.model_validate(await service.get_active(session, name))
     persona = await service.new_version(session, name, changes=changes, created_by=user.id)

@@ -34,16 +34,28 @@ class PersonaCreate(BaseModel):
 
 
 class PersonaUpdate(BaseModel):
-    """An edit: stored as a new version that becomes the active one. Omitted fields keep their value."""
+    """An edit: stored as a new version that becomes the active one. Omitted fields keep their value.
+
+    Only ``voice`` may be null (the engine's default voice); a null for any other field is a validation error.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
+    # ``None`` here only stands for "omitted" (read with ``model_dump(exclude_unset=True)``).
     display_name: str | None = Field(default=None, min_length=1, max_length=100)
     greeting: str | None = Field(default=None, min_length=1, max_length=2000)
     consent_notice: str | None = Field(default=None, min_length=1, max_length=2000)
-    voice: str | None = Field(default=None, max_length=100)
+    voice: str | None = Field(default=None, max_length=100, description="TTS voice name; null: the default voice.")
     language: str | None = Field(default=None, min_length=2, max_length=16)
     instructions: str | None = Field(default=None, max_length=20_000)
+
+    @field_validator("display_name", "greeting", "consent_notice", "language", "instructions", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # Runs only for fields the request names (defaults are not validated), so omitting a field stays allowed.
+        if value is None:
+            raise ValueError("may be omitted but not null")
+        return value
 
 
 class PersonaPublic(BaseModel):

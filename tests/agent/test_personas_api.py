@@ -64,6 +64,18 @@ def test_persona_roles_and_validation(client: TestClient) -> None:
     assert route_name.status_code == 422 and "taken by the API" in route_name.text
     assert client.put("/api/personas/missing", json={"greeting": "x"}, headers=bearer(admin)).status_code == 404
     assert client.put("/api/personas/sales", json={"unknown": 1}, headers=bearer(admin)).status_code == 422
+    # A null for a field that cannot be null is refused, not ignored; voice may be null (the default voice).
+    assert client.post("/api/personas", json=body, headers=bearer(admin)).status_code == 201
+    for field in ("greeting", "consent_notice", "display_name", "language", "instructions"):
+        null = client.put("/api/personas/sales", json={field: None}, headers=bearer(admin))
+        assert null.status_code == 422, field
+        assert null.headers["content-type"].startswith("application/problem+json")
+        assert field in null.text
+    assert client.get("/api/personas/sales/versions", headers=bearer(admin)).json()["count"] == 1
+    voiced = client.put("/api/personas/sales", json={"voice": "slt"}, headers=bearer(admin))
+    assert voiced.json()["voice"] == "slt"
+    unvoiced = client.put("/api/personas/sales", json={"voice": None}, headers=bearer(admin))
+    assert unvoiced.status_code == 200 and unvoiced.json()["voice"] is None
 
 
 def test_voice_profile_self_and_others(client: TestClient) -> None:
