@@ -92,7 +92,7 @@ async def list_personas(session: SessionDep, user: CurrentUser) -> PersonasPubli
     """The active version of every persona."""
     del user
     rows = await service.list_active(session)
-    return PersonasPublic(data=[PersonaPublic.model_validate(p) for p in rows], count=len(rows))
+    return PersonasPublic(items=[PersonaPublic.model_validate(p) for p in rows], count=len(rows))
 
 
 @router.get("/{name}", response_model=PersonaPublic)
@@ -107,7 +107,7 @@ async def list_persona_versions(name: str, session: SessionDep, user: Manager) -
     """Every version of persona ``name``, newest first."""
     del user
     rows = await service.list_versions(session, name)
-    return PersonasPublic(data=[PersonaPublic.model_validate(p) for p in rows], count=len(rows))
+    return PersonasPublic(items=[PersonaPublic.model_validate(p) for p in rows], count=len(rows))
 
 
 @router.post("", response_model=PersonaPublic, status_code=201)

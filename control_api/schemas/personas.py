@@ -80,5 +80,5 @@ class PersonaPublic(BaseModel):
 class PersonasPublic(BaseModel):
     """A list of persona versions."""
 
-    data: list[PersonaPublic]
+    items: list[PersonaPublic]
     count: int

@@ -44,8 +44,14 @@ def test_persona_versions_and_single_active(client: TestClient) -> None:
     active = client.get("/api/personas/support", headers=bearer(admin)).json()
     assert (active["version"], active["greeting"]) == (2, "Hello again.")
     versions = client.get("/api/personas/support/versions", headers=bearer(admin)).json()
-    assert [v["version"] for v in versions["data"]] == [2, 1]
-    assert [v["is_active"] for v in versions["data"]] == [True, False]
+    assert [v["version"] for v in versions["items"]] == [2, 1]
+    assert [v["is_active"] for v in versions["items"]] == [True, False]
+    assert versions["count"] == 2
+    # The list answers in the shape of every other list: ``items`` (and ``count``).
+    listed = client.get("/api/personas", headers=bearer(admin)).json()
+    support = [p for p in listed["items"] if p["name"] == "support"]
+    assert [(p["version"], p["is_active"]) for p in support] == [(2, True)]
+    assert listed["count"] == len(listed["items"])
     assert _audit_count(client, "personas.create") == 1
     assert _audit_count(client, "personas.update") == 1
 

@@ -76,7 +76,7 @@ async function personaSection(ctx) {
   const body = h("div");
   const wrapper = section("persona", "Persona", body);
   const list = (await api.get("/api/personas")) || {};
-  const personas = list.data || [];
+  const personas = list.items || [];
   if (!personas.length) {
     replace(body, h("p", { class: "empty", text: "No persona yet: the agent uses its built-in greeting." }));
     return wrapper;
@@ -163,7 +163,7 @@ async function personaSection(ctx) {
       replace(versions, h("p", { class: "error-text", text: error.message }));
       return;
     }
-    const rows = (answer && answer.data) || [];
+    const rows = (answer && answer.items) || [];
     const detail = h("div", { class: "version-diff", "aria-live": "polite" });
     const table = cardTable(h("table", { class: "table compact" },
       h("thead", {}, h("tr", {}, ["Version", "Saved", "State", ""].map((t) => h("th", { scope: "col", text: t })))),
