@@ -183,6 +183,7 @@ class _Token:
     end: int
     word: str
     kind: str  # group (digits), unit, teen, tens, hundred, thousand, and, weak (homophone), repeat
+    pause: bool = False  # a comma before it: "eight hundred, five five five" is 800 then 555, not 805
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,11 +230,11 @@ def _segments(text: str) -> list[list[_Token]]:
                 segments.append(current)
             current = []
             continue
-        token = _Token(m.start(), m.end(), word, kind)
-        if current and not _GAP_RE.fullmatch(text, current[-1].end, m.start()):
+        gap = text[current[-1].end : m.start()] if current else ""
+        if current and not _GAP_RE.fullmatch(gap):
             segments.append(current)
             current = []
-        current.append(token)
+        current.append(_Token(m.start(), m.end(), word, kind, pause="," in gap))
     if current:
         segments.append(current)
     return segments
@@ -265,7 +266,7 @@ def _below_thousand(seg: Sequence[_Token], i: int) -> tuple[int, int] | None:
     value, j = found
     if j < len(seg) and seg[j].kind == "hundred":
         value, j = value * 100, j + 1
-        if rest := _below_hundred(seg, _skip_and(seg, j)):
+        if j < len(seg) and not seg[j].pause and (rest := _below_hundred(seg, _skip_and(seg, j))):
             value, j = value + rest[0], rest[1]
     return value, j
 
@@ -343,16 +344,16 @@ def _runs(items: Sequence[_Item | None]) -> list[_Run]:
     return runs
 
 
-def _spoken_numbers(text: str) -> list[tuple[int, int, str]]:
-    """``(start, end, tag)`` of each number read out in words (wholly or partly) that is personal data."""
-    found: list[tuple[int, int, str]] = []
+def _spoken_numbers(text: str) -> list[tuple[int, int, str, str]]:
+    """``(start, end, tag, digits)`` of each number read out in words (wholly or partly) that is personal data."""
+    found: list[tuple[int, int, str, str]] = []
     for seg in _segments(text):
         for run in _runs(_items(seg)):
             choice = _choose(text, run)
             if choice is not None:
                 chosen, kind = choice
                 if any(item.spelled for item in chosen):
-                    found.append((chosen[0].start, chosen[-1].end, kind))
+                    found.append((chosen[0].start, chosen[-1].end, kind, "".join(item.digits for item in chosen)))
     return found
 
 
@@ -410,7 +411,9 @@ def redact(text: str, *, keep: Collection[str] = ()) -> Redaction:
     out = EMAIL_RE.sub(email, text)
     pieces: list[str] = []
     last = 0
-    for start, end, kind in _spoken_numbers(out):
+    for start, end, kind, digits in _spoken_numbers(out):
+        if kind == "PHONE" and digits in keep:
+            continue
         pieces += [out[last:start], tag(kind)]
         last = end
     out = "".join([*pieces, out[last:]])
@@ -428,6 +431,7 @@ def contact_values(text: str) -> set[str]:
         digits = _only_digits(m.group())
         if not ISO_DATE_RE.fullmatch(m.group()) and _classify([digits]) == "PHONE":
             values.add(digits)
+    values.update(digits for _, _, kind, digits in _spoken_numbers(text) if kind == "PHONE")
     return values
 
 

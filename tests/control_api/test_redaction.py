@@ -129,6 +129,14 @@ def test_a_card_read_out_is_a_card_however_it_is_written(card: str) -> None:
         ("aadhaar two three four five six seven eight nine zero one two four", "aadhaar [AADHAAR]"),
         ("twenty three forty five sixty seven eighty nine oh one twenty four", "[AADHAAR]"),
         ("it is nine eight seven six five four three two one oh. Thanks", "it is [PHONE]. Thanks"),
+        ("you can reach me at nine one nine eight seven six five four three two one oh", "you can reach me at [PHONE]"),
+        ("my old number was eight oh oh, five five five, one two three four", "my old number was [PHONE]"),
+        ("toll free one eight hundred, five five five, oh one nine nine", "toll free [PHONE]"),
+        (
+            "the card's a visa, four one one one one one one one one one one one one one one one, "
+            "expiry oh three twenty eight",
+            "the card's a visa, [CARD], expiry oh three twenty eight",
+        ),
         # A card read on into its expiry and security code is hidden whole, as a card.
         ("it's 4111 1111 1111 1111 twelve twenty eight one two three", "it's [CARD]"),
         ("four one one one one one one one one one one one one one one one, one two, two eight", "[CARD]"),
@@ -164,6 +172,13 @@ def test_numbers_read_out_are_redacted(text: str, expected: str) -> None:
         "double check it for me please",
         "I waited for an hour, then I went to the store",
         "ticket 12345 for two days now",
+        "I've been waiting for twenty minutes",
+        "the speed test says one fifty down and twenty up",
+        "three of my four devices can't connect",
+        "the router is the AX 3000 model",
+        "I'm calling for my mother, she's seventy eight",
+        "can you call me back at four thirty or five",
+        "it dropped to two megabits for one hour",
         "order 98765 to one address",
         "between ten thirty to eleven thirty",
     ],

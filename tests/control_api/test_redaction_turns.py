@@ -81,6 +81,7 @@ async def test_the_agent_keeps_what_the_business_published(engine: AsyncEngine) 
         [
             ("agent", "Email support@kestrel.example"),
             ("agent", "You can also call 1800-555-0199 or text +44 20 7946 0018."),
+            ("agent", "That's one eight hundred, five five five, oh one nine nine."),
             ("human", "For invoices write to billing@kestrel.example, that's the fastest."),
             # The caller saying the company's address is the caller's turn: redacted in full.
             ("caller", "I already wrote to support@kestrel.example twice"),
@@ -89,6 +90,7 @@ async def test_the_agent_keeps_what_the_business_published(engine: AsyncEngine) 
     assert stored == [
         "Email support@kestrel.example",
         "You can also call 1800-555-0199 or text +44 20 7946 0018.",
+        "That's one eight hundred, five five five, oh one nine nine.",
         "For invoices write to billing@kestrel.example, that's the fastest.",
         "I already wrote to [EMAIL] twice",
     ]
