@@ -23,9 +23,10 @@ megabits", "twenty nine dollars", "plan 500", "order 12345". ISO dates (``2026-1
 
 Whose words: a caller's turn is redacted in full. The desk's own turns (``agent``, ``human``) keep the e-mail
 addresses and phone numbers the business published itself (in a ready knowledge-base document or the call's
-persona) so a supervisor sees what the caller was told; everything else in them is redacted like a caller's
-turn: cards, Aadhaar and PAN always, and the caller's own number or address (on the call record, or absent
-from the knowledge base) when the agent repeats it. :func:`redact_turn` is that rule.
+persona), so a supervisor sees what the caller was told; everything else in them is redacted as in a caller's
+turn: cards, Aadhaar and PAN always, and every address or number the business did not publish, which is
+where the caller's own, repeated back, fall (the caller's number and address on the call record are never
+taken as published). :func:`redact_turn` is that rule.
 """
 
 from __future__ import annotations
