@@ -140,6 +140,9 @@ def test_sign_in_dashboard_calls_and_sign_out(live_server: LiveServer, browser: 
     expect(page.locator('[data-stat="containment_rate"] .tile-value')).to_have_text("50.0 %")
     expect(page.locator('[data-stat="handoff_rate"] .tile-value')).to_have_text("50.0 %")
     expect(page.locator('[data-stat="latency"] .tile-value')).to_have_text("640 ms")
+    # Outcomes in the console's one mapping: the same colour for "Passed to a person" on every page.
+    colour = "(el) => getComputedStyle(el).backgroundColor"
+    handed_off = page.locator(".legend li", has_text="Passed to a person").locator(".swatch").evaluate(colour)
     page.screenshot(path=shots / "02-dashboard.png")
 
     # Calls list: both seeded calls, the ended one opens to its transcript.
@@ -168,6 +171,17 @@ def test_sign_in_dashboard_calls_and_sign_out(live_server: LiveServer, browser: 
     filters.get_by_role("button", name="Apply").click()
     expect(rows).to_have_count(1)
     expect(page).to_have_url(re.compile(r"#/calls\?q=microwave&status=ended"))
+    filters.get_by_role("button", name="Clear").click()
+    expect(rows).to_have_count(25)
+    # The outcome filter offers every outcome of the rule, and the list's pill has the dashboard's colour.
+    outcome_choices = filters.get_by_label("Outcome").locator("option").all_text_contents()
+    assert {"Question not answered", "Callback needed", "Passed to a person"} <= set(outcome_choices)
+    filters.get_by_label("Outcome").select_option("handed_off")
+    filters.get_by_role("button", name="Apply").click()
+    expect(rows).to_have_count(1)
+    expect(rows.nth(0)).to_contain_text("Meera Shah")
+    expect(rows.nth(0).locator(".pill-outcome")).to_have_text("Passed to a person")
+    assert rows.nth(0).locator(".pill-outcome .swatch").evaluate(colour) == handed_off
     filters.get_by_role("button", name="Clear").click()
     expect(rows).to_have_count(25)
     page.get_by_role("link", name="Ravi Kumar").click()

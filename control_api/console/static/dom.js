@@ -179,6 +179,30 @@ export function codePill(kind, code, tone) {
   return pill(code, tone, label(kind, code));
 }
 
+// ---- a call's outcome: one set of words (LABELS.outcome) and one colour each, on every page ----------------
+// The colours are the CSS variables --outcome-<code> of app.css (classes tone-outcome-<code>); charts drawn
+// by plotly read the same variables through outcomeColour().
+
+/** Every outcome a call can have by the analysis's rule, in the order pages list them ("live": not ended). */
+export const OUTCOME_ORDER = ["resolved", "unanswered", "handed_off", "callback", "abandoned", "not_connected", "failed", "live"];
+
+/** The tone class of an outcome (bars, swatches): tone-outcome-<code>. */
+export function outcomeTone(code) {
+  return `outcome-${OUTCOME_ORDER.includes(code) ? code : "live"}`;
+}
+
+/** An outcome's colour as CSS knows it (for plotly, which takes colours, not classes). */
+export function outcomeColour(code) {
+  const name = `--outcome-${OUTCOME_ORDER.includes(code) ? code : "live"}`;
+  return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || "#64748b";
+}
+
+/** An outcome as a pill: its colour swatch and its words. */
+export function outcomePill(code) {
+  return h("span", { class: "pill pill-outcome", dataset: { outcome: code } },
+    h("span", { class: `swatch tone-${outcomeTone(code)}`, "aria-hidden": "true" }), ` ${label("outcome", code)}`);
+}
+
 /**
  * Make a table readable on a phone: below 640 px each row becomes a card whose cells carry their column's name
  * (`data-label`, from the header). Rows added later (paging) are labelled as they arrive.

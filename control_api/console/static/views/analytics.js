@@ -1,22 +1,18 @@
 // Analytics: interactive charts (plotly.js, served from the installed plotly package) over a date range,
 // each point drilling down to the calls behind it, and a CSV export of every series shown.
 import { api } from "../api.js";
-import { field, fmtDuration, fmtMs, fmtNumber, fmtPercent, h, label, replace, select } from "../dom.js";
+import { OUTCOME_ORDER, field, fmtDuration, fmtMs, fmtNumber, fmtPercent, h, label, outcomeColour, replace, select } from "../dom.js";
 
 const PLOTLY_SRC = "/console/vendor/plotly.min.js";
 // plotly.js's own CSS as a same-origin file; this id and class tell plotly not to inject an inline <style>.
 const PLOTLY_CSS = "/console/static/plotly.css";
 const DAY_MS = 86400000;
 const FONT = { family: "system-ui, -apple-system, 'Segoe UI', Roboto, 'DejaVu Sans', sans-serif", size: 12, color: "#17212b" };
+// Outcomes take their colours from the console's one outcome mapping (dom.js outcomeColour), not from here.
 const COLOURS = {
-  resolved: "#16a34a", unanswered: "#d97706", handed_off: "#0ea5e9", callback: "#8b5cf6", abandoned: "#94a3b8",
-  not_connected: "#cbd5e1", failed: "#dc2626", live: "#64748b",
   positive: "#16a34a", neutral: "#94a3b8", negative: "#dc2626",
   vad: "#64748b", asr: "#0ea5e9", retrieval: "#8b5cf6", llm: "#0f766e", tts: "#f59e0b", total: "#17212b",
 };
-const OUTCOME_ORDER = ["resolved", "unanswered", "handed_off", "callback", "abandoned", "not_connected", "failed", "live"];
-// Outcomes the calls list can filter on as they are stored (the others are the analytics' own reading).
-const STORED_OUTCOMES = new Set(["handed_off", "abandoned", "failed", "not_connected"]);
 const STAGES = [["vad", "Turn end (VAD)"], ["asr", "Speech recognition"], ["retrieval", "Knowledge search"], ["llm", "Answer"], ["tts", "Voice"]];
 const HANDOFF_SOURCES = {
   phrase: "Caller asked for a person", tool: "Agent decided to transfer", not_found: "Question not answered",
@@ -261,7 +257,7 @@ export async function renderAnalytics(main, ctx) {
       tile("Containment", fmtPercent(ended ? contained / ended : null), "every question answered, no handoff"),
       tile("Handle time p50", fmtDuration(calls.duration_ms.p50), `p95 ${fmtDuration(calls.duration_ms.p95)}`),
       tile("Voice latency p50", fmtMs(performance.latency_ms.total.p50), `p95 ${fmtMs(performance.latency_ms.total.p95)}`),
-      tile("Answer coverage", fmtPercent(performance.answer_coverage), `${fmtNumber(performance.knowledge_queries)} knowledge queries`));
+      tile("Answer coverage", fmtPercent(performance.answer_coverage), `${fmtNumber(performance.knowledge_queries)} callers' knowledge queries${performance.test_queries ? ` · ${fmtNumber(performance.test_queries)} typed test${performance.test_queries === 1 ? "" : "s"} not counted` : ""}`));
 
     const charts = {
       volume: panel("volume", bucket === "hour" ? "Calls per hour, by outcome" : "Calls per day, by outcome", "Click a bar to see those calls."),
@@ -285,7 +281,7 @@ export async function renderAnalytics(main, ctx) {
       const peak = Math.max(...calls.volume.map((v) => v.calls));
       plot(charts.volume, present.map((o) => ({
         type: "bar", ...timeBar(bucket), name: label("outcome", o), x: xs, y: calls.volume.map((v) => (v.outcomes || {})[o] || 0),
-        marker: { color: COLOURS[o] }, customdata: buckets, hovertemplate: `%{y} call(s) · ${label("outcome", o)}<extra></extra>`,
+        marker: { color: outcomeColour(o) }, customdata: buckets, hovertemplate: `%{y} call(s) · ${label("outcome", o)}<extra></extra>`,
       })), { barmode: "stack", xaxis: timeAxis(bucket, range), yaxis: countAxis("Calls", peak) },
       (point) => ctx.navigate(callsLink(bucketRange(point.customdata, bucket))));
       charts.volume.summary.textContent = `${calls.total} calls, busiest ${bucket} ${buckets[calls.volume.findIndex((v) => v.calls === peak)]} with ${peak}.`;
@@ -314,10 +310,10 @@ export async function renderAnalytics(main, ctx) {
       const values = outcomeKeys.map((o) => calls.by_outcome[o]);
       plot(charts.outcomes, [{
         type: "bar", orientation: "h", y: outcomeKeys.map((o) => label("outcome", o)), x: values, customdata: outcomeKeys,
-        marker: { color: outcomeKeys.map((o) => COLOURS[o]) }, hovertemplate: "%{y}: %{x} call(s)<extra></extra>",
+        marker: { color: outcomeKeys.map((o) => outcomeColour(o)) }, hovertemplate: "%{y}: %{x} call(s)<extra></extra>",
         text: values.map((n) => `${n} (${Math.round((100 * n) / calls.total)} %)`), textposition: "auto",
       }], { xaxis: countAxis("Calls", Math.max(...values)), yaxis: categoryAxis({ autorange: "reversed" }), showlegend: false, margin: { l: 8, r: 16, t: 8, b: 48 }, height: barsHeight(outcomeKeys.length) },
-      (point) => ctx.navigate(callsLink(range, STORED_OUTCOMES.has(point.customdata) ? { outcome: point.customdata } : {})));
+      (point) => ctx.navigate(callsLink(range, point.customdata === "live" ? {} : { outcome: point.customdata })));
       charts.outcomes.summary.textContent = outcomeKeys.map((o) => `${label("outcome", o)} ${calls.by_outcome[o]}`).join(", ");
       outcomeKeys.forEach((o) => csvRows.push(["outcomes", o, "calls", calls.by_outcome[o]]));
     }
@@ -397,7 +393,7 @@ export async function renderAnalytics(main, ctx) {
       const ux = missed.map((m) => bucketStart(m.bucket));
       const peak = Math.max(...missed.map((m) => Math.max(m.unanswered, m.queries_not_found)));
       plot(charts.unanswered, [
-        { type: "bar", ...timeBar(bucket, 0, 2), name: "Caller questions not answered", x: ux, y: missed.map((m) => m.unanswered), customdata: missed.map((m) => m.bucket), marker: { color: COLOURS.unanswered }, hovertemplate: "%{y} unanswered<extra></extra>" },
+        { type: "bar", ...timeBar(bucket, 0, 2), name: "Caller questions not answered", x: ux, y: missed.map((m) => m.unanswered), customdata: missed.map((m) => m.bucket), marker: { color: outcomeColour("unanswered") }, hovertemplate: "%{y} unanswered<extra></extra>" },
         { type: "bar", ...timeBar(bucket, 1, 2), name: "Searches that found nothing", x: ux, y: missed.map((m) => m.queries_not_found), customdata: missed.map((m) => m.bucket), marker: { color: "#94a3b8" }, hovertemplate: "%{y} found nothing<extra></extra>" },
       ], { barmode: "group", xaxis: timeAxis(bucket, range), yaxis: countAxis("Questions", peak) },
       (point) => ctx.navigate(callsLink(bucketRange(point.customdata, bucket))));

@@ -1,6 +1,6 @@
 // Calls list: filters, cursor pagination ("Load more") and a CSV export of the same filter.
 import { api, queryString } from "../api.js";
-import { cardTable, codePill, field, fmtDateTime, fmtDuration, fmtMs, h, label, labelOptions, replace, select } from "../dom.js";
+import { OUTCOME_ORDER, cardTable, codePill, field, fmtDateTime, fmtDuration, fmtMs, h, label, labelOptions, outcomePill, replace, select } from "../dom.js";
 
 export const CALLS_PATH = "/api/calls";
 export const CSV_PATH = "/api/calls/export.csv";
@@ -8,7 +8,8 @@ const PAGE_SIZE = 25;
 
 const STATUSES = labelOptions("status", ["ringing", "active", "on_hold", "handed_off", "ended", "failed"], "Any");
 const CHANNELS = labelOptions("channel", ["webrtc", "sip", "telephony", "websocket", "livekit"], "Any");
-const OUTCOMES = labelOptions("outcome", ["resolved", "handed_off", "abandoned", "not_connected", "failed"], "Any");
+// Every outcome of the analysis's rule (what the list shows and GET /api/calls?outcome= filters on), live aside.
+const OUTCOMES = labelOptions("outcome", OUTCOME_ORDER.filter((o) => o !== "live"), "Any");
 const SENTIMENTS = labelOptions("sentiment", ["positive", "neutral", "negative"], "Any");
 
 function dayStart(value) {
@@ -30,7 +31,7 @@ function row(call) {
     h("td", { text: fmtDateTime(call.started_at) }),
     h("td", { text: label("channel", call.channel) }),
     h("td", {}, codePill("status", call.status)),
-    h("td", {}, call.outcome ? codePill("outcome", call.outcome) : "—"),
+    h("td", {}, call.outcome ? outcomePill(call.outcome) : "—"),
     h("td", { class: "num", text: fmtDuration(call.duration_ms) }),
     h("td", {}, call.sentiment_label ? codePill("sentiment", call.sentiment_label) : "—"),
     h("td", { class: "num", text: fmtMs(call.latency_p95_ms) }),

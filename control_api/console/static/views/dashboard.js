@@ -1,7 +1,7 @@
 // Dashboard: the desk's numbers from GET /api/dashboard/stats, refreshed every 15 s.
 import { api } from "../api.js";
 import { bars, donut, legend, meter } from "../charts.js";
-import { fmtDuration, fmtMs, fmtNumber, fmtPercent, fmtTime, h, replace } from "../dom.js";
+import { OUTCOME_ORDER, fmtDuration, fmtMs, fmtNumber, fmtPercent, fmtTime, h, label, outcomeTone, replace } from "../dom.js";
 
 const REFRESH_MS = 15000;
 
@@ -25,28 +25,24 @@ function tile(label, value, { id, sub, gauge } = {}) {
 
 const STAGES = [["vad", "Turn end (VAD)", "vad"], ["asr", "ASR", "asr"], ["retrieval", "Retrieval", "retrieval"], ["llm", "LLM", "llm"], ["tts", "TTS", "tts"]];
 
-/** Today's calls per UTC hour, stacked by outcome (every hour shown, empty ones too). */
+/** Today's calls per UTC hour, stacked by outcome (every hour shown, empty ones too), in the console's outcome colours. */
 function volumeChart(report) {
   const byHour = new Map();
   for (const bucket of (report && report.volume) || []) {
     const hour = Number(String(bucket.bucket).slice(11, 13));
-    if (!Number.isNaN(hour)) byHour.set(hour, bucket);
+    if (!Number.isNaN(hour)) byHour.set(hour, bucket.outcomes || {});
   }
+  const present = OUTCOME_ORDER.filter((o) => [...byHour.values()].some((outcomes) => outcomes[o]));
   const data = [];
   for (let hour = 0; hour < 24; hour += 1) {
-    const bucket = byHour.get(hour) || { calls: 0, resolved: 0, handed_off: 0 };
-    const other = Math.max(0, bucket.calls - bucket.resolved - bucket.handed_off);
+    const outcomes = byHour.get(hour) || {};
     data.push({
       label: hour % 3 === 0 ? String(hour).padStart(2, "0") : "",
-      segments: [
-        { name: "Answered", tone: "good", value: bucket.resolved },
-        { name: "Passed to a person", tone: "warn", value: bucket.handed_off },
-        { name: "Other", tone: "other", value: other },
-      ],
+      segments: present.map((o) => ({ name: label("outcome", o), tone: outcomeTone(o), value: outcomes[o] || 0 })),
     });
   }
   return [bars(data, { title: "Calls per hour today (UTC), by outcome", height: 150 }),
-    legend([["Answered by the agent", "good"], ["Passed to a person", "warn"], ["Unanswered, live or other", "other"]])];
+    present.length ? legend(present.map((o) => [label("outcome", o), outcomeTone(o)])) : null];
 }
 
 /** p50 and p95 of each voice stage today. */
@@ -73,8 +69,8 @@ function renderStats(container, stats, volume, performance) {
     h("div", { class: "tiles" },
       tile("Live calls", fmtNumber(pick(stats, "live_calls")), { id: "live_calls", sub: "in progress now" }),
       tile("Calls today", fmtNumber(pick(stats, "calls_today")), { id: "calls_today", sub: `${fmtNumber(pick(stats, "ended_today"))} ended · since 00:00 UTC` }),
-      tile("Containment", fmtPercent(containment), { id: "containment_rate", gauge: meter(containment, "good"), sub: `${fmtNumber(pick(stats, "contained_today"))} fully answered, no handoff` }),
-      tile("Handoff rate", fmtPercent(handoff), { id: "handoff_rate", gauge: meter(handoff, "warn"), sub: "passed to a person or callback" }),
+      tile("Containment", fmtPercent(containment), { id: "containment_rate", gauge: meter(containment, outcomeTone("resolved")), sub: `${fmtNumber(pick(stats, "contained_today"))} fully answered, no handoff` }),
+      tile("Handoff rate", fmtPercent(handoff), { id: "handoff_rate", gauge: meter(handoff, outcomeTone("handed_off")), sub: "passed to a person or callback" }),
       tile("Avg handle time", fmtDuration(pick(stats, "average_handle_time_ms")), { id: "aht", sub: "ended calls today" }),
       tile("Voice latency p50", fmtMs(p50), { id: "latency", sub: `p95 ${fmtMs(p95)} · ${fmtNumber(pick(stats, "latency_turns"))} turns` })),
     h("div", { class: "grid-3" },
