@@ -12,6 +12,7 @@ from control_api.rbac import Permission
 from control_api.routes.knowledge import knowledge_service
 from control_api.schemas.knowledge import (
     PassagePublic,
+    Question,
     RagContextResponse,
     RagQueryRequest,
     RagQueryResponse,
@@ -48,7 +49,7 @@ async def context(
     state: StateDep,
     session: SessionDep,
     user: Reader,
-    question: Annotated[str, Query(min_length=1, max_length=1000)],
+    question: Annotated[Question, Query()],
     top_k: Annotated[int | None, Query(ge=1, le=20)] = None,
 ) -> RagContextResponse:
     """The context block the LLM would get for ``question`` (logged like a query)."""

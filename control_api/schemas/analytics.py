@@ -138,8 +138,9 @@ class PerformanceReport(BaseModel):
     agent_turns: int
     interrupted_turn_rate: float | None
     asr_confidence: ASRConfidence
-    knowledge_queries: int
-    answer_coverage: float | None = Field(description="Knowledge queries answered above the score threshold")
+    knowledge_queries: int = Field(description="Callers' knowledge queries (typed test questions left out)")
+    answer_coverage: float | None = Field(description="Callers' knowledge queries answered above the score threshold")
+    test_queries: int = Field(0, description="Questions typed in the console's Test a question box (not counted)")
     first_contact_resolution: float | None = Field(description="Resolved calls without a repeat call within 7 days")
     resolved_calls_with_caller_id: int
 
@@ -164,7 +165,7 @@ class UnansweredBucket(BaseModel):
     questions: int = Field(description="Caller questions on ended calls started in the bucket")
     unanswered: int = Field(description="Of those, the ones no agent turn answered from the knowledge base")
     calls_with_unanswered: int
-    queries_not_found: int = Field(description="Knowledge queries (spoken or typed) that found nothing")
+    queries_not_found: int = Field(description="Callers' knowledge queries that found nothing (typed tests left out)")
 
 
 class HandoffReason(BaseModel):

@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import unicodedata
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from control_api.schemas.common import UTCDateTime
 
 DocumentStatus = Literal["pending", "processing", "ready", "failed"]
+
+
+def clean_question(value: str) -> str:
+    """A question as text: a NUL refused; other control characters (line breaks, tabs, escapes) become spaces.
+
+    A question is logged, listed and shown back in the console: control characters there are never meant
+    (a NUL is also refused by PostgreSQL text columns), so they stop at the edge.
+    """
+    if "\x00" in value:
+        raise ValueError("The question contains a NUL character.")
+    text = "".join(" " if unicodedata.category(c) == "Cc" else c for c in value)
+    text = " ".join(text.split())
+    if not text:
+        raise ValueError("The question is empty.")
+    return text
+
+
+Question = Annotated[str, Field(min_length=1, max_length=1000), AfterValidator(clean_question)]
 
 
 class DocumentPublic(BaseModel):
@@ -101,7 +120,7 @@ class RagQueryRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    question: str = Field(min_length=1, max_length=1000)
+    question: Question
     top_k: int | None = Field(default=None, ge=1, le=20)
 
 
@@ -145,6 +164,7 @@ class UnansweredPublic(BaseModel):
     count: int
     last_asked_at: UTCDateTime
     best_score: float | None
+    typed: int = Field(0, description="Of ``count``, the times it was typed as a test in the console (no call)")
 
 
 class UnansweredList(BaseModel):

@@ -75,6 +75,9 @@ LATENCY_RESOLUTION = 1.0  # ms
 DURATION_RESOLUTION = 1000.0  # ms
 CONFIDENCE_RESOLUTION = 0.001
 Bucket = Literal["hour", "day"]
+# A caller's question in the knowledge base's query log: it names its call. Questions typed in the console's
+# "Test a question" box (``POST /api/rag/query``) name none: tests, never counted in the call figures.
+CALL_QUESTION = RagQuery.call_id.is_not(None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -586,8 +589,8 @@ async def trends_report(session: AsyncSession, window: Window, *, bucket: Bucket
     """Voice latency per stage over time, unanswered questions over time, handoff reasons and top topics.
 
     Latency is the mean per stage per bucket (percentiles per stage are in the performance report); unanswered
-    questions are those of ended calls (the one rule, ``call_outcomes``) plus typed or spoken knowledge queries
-    that found nothing; topics are the knowledge sections that answered most queries.
+    questions are those of ended calls (the one rule, ``call_outcomes``) plus callers' knowledge queries that
+    found nothing; topics are the knowledge sections that answered most callers' queries (typed tests left out).
     """
     dialect = _dialect(session)
     call_where = and_(Call.started_at >= window.since, Call.started_at < window.until)
@@ -638,7 +641,12 @@ async def trends_report(session: AsyncSession, window: Window, *, bucket: Bucket
     for b, n in (
         await session.execute(
             select(rag_label, func.count())
-            .where(RagQuery.found.is_(False), RagQuery.created_at >= window.since, RagQuery.created_at < window.until)
+            .where(
+                RagQuery.found.is_(False),
+                CALL_QUESTION,
+                RagQuery.created_at >= window.since,
+                RagQuery.created_at < window.until,
+            )
             .group_by(rag_label)
         )
     ).all():
@@ -668,7 +676,10 @@ async def trends_report(session: AsyncSession, window: Window, *, bucket: Bucket
                 .join(KnowledgeChunk, KnowledgeChunk.id == RagQuery.top_chunk_id)
                 .join(KnowledgeDocument, KnowledgeDocument.id == KnowledgeChunk.document_id)
                 .where(
-                    RagQuery.found.is_(True), RagQuery.created_at >= window.since, RagQuery.created_at < window.until
+                    RagQuery.found.is_(True),
+                    CALL_QUESTION,
+                    RagQuery.created_at >= window.since,
+                    RagQuery.created_at < window.until,
                 )
                 .group_by(topic, KnowledgeDocument.title, KnowledgeDocument.filename)
                 .order_by(func.count().desc(), topic)
@@ -800,11 +811,13 @@ async def performance_report(session: AsyncSession, window: Window) -> dict[str,
         [CallTurn.role == "caller", CallTurn.ended_at >= window.since, CallTurn.ended_at < window.until],
         CallTurn,
     )
-    rag_total, rag_found = (
+    rag_total, rag_found, rag_tests = (
         await session.execute(
-            select(func.count(), func.coalesce(func.sum(case((RagQuery.found.is_(True), 1), else_=0)), 0)).where(
-                RagQuery.created_at >= window.since, RagQuery.created_at < window.until
-            )
+            select(
+                func.coalesce(func.sum(case((CALL_QUESTION, 1), else_=0)), 0),
+                func.coalesce(func.sum(case((and_(CALL_QUESTION, RagQuery.found.is_(True)), 1), else_=0)), 0),
+                func.coalesce(func.sum(case((CALL_QUESTION, 0), else_=1)), 0),
+            ).where(RagQuery.created_at >= window.since, RagQuery.created_at < window.until)
         )
     ).one()
     # First-contact resolution: resolved calls whose caller did not call again within 7 days
@@ -846,6 +859,7 @@ async def performance_report(session: AsyncSession, window: Window) -> dict[str,
         },
         "knowledge_queries": int(rag_total),
         "answer_coverage": _rate(int(rag_found), int(rag_total)),
+        "test_queries": int(rag_tests),
         "first_contact_resolution": _rate(int(first_contact), int(resolved_identified)),
         "resolved_calls_with_caller_id": int(resolved_identified),
     }

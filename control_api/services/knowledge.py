@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from config import Settings
@@ -168,10 +168,14 @@ class Unanswered:
     count: int
     last_asked_at: object
     best_score: float | None
+    typed: int = 0
 
 
 async def unanswered(session: AsyncSession, *, limit: int = 50) -> list[Unanswered]:
-    """Questions that found nothing, most recent first, grouped by exact text."""
+    """Questions that found nothing, most recent first, grouped by exact text.
+
+    ``typed`` counts the times it was typed as a test (``POST /api/rag/query``: no call), not asked in a call.
+    """
     rows = (
         await session.execute(
             select(
@@ -179,6 +183,7 @@ async def unanswered(session: AsyncSession, *, limit: int = 50) -> list[Unanswer
                 func.count().label("n"),
                 func.max(RagQuery.created_at).label("last"),
                 func.max(RagQuery.top_score).label("best"),
+                func.coalesce(func.sum(case((RagQuery.call_id.is_(None), 1), else_=0)), 0).label("typed"),
             )
             .where(RagQuery.found.is_(False))
             .group_by(RagQuery.question)
@@ -186,7 +191,10 @@ async def unanswered(session: AsyncSession, *, limit: int = 50) -> list[Unanswer
             .limit(limit)
         )
     ).all()
-    return [Unanswered(question=q, count=int(n), last_asked_at=last, best_score=best) for q, n, last, best in rows]
+    return [
+        Unanswered(question=q, count=int(n), last_asked_at=last, best_score=best, typed=int(typed))
+        for q, n, last, best, typed in rows
+    ]
 
 
 async def corpus_text(session: AsyncSession) -> str:

@@ -7,12 +7,14 @@ markup), so a chart library that needed ``unsafe-eval`` or inline ``<style>`` te
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, expect, sync_playwright
+from sqlalchemy import make_url
 
 from tests.console.conftest import CHROMIUM, CHROMIUM_ARGS, OTHER_PASSWORD, SUPERVISOR_EMAIL, LiveServer
 
@@ -93,6 +95,19 @@ def test_analytics_charts_drill_down_and_export(live_server: LiveServer, chromiu
             headers={"X-CSRF-Token": csrf},
         )
         assert asked.ok and asked.json()["found"], asked.text()
+        # A typed question is a test (no call): the call figures leave it out. Logged as the voice side logs a
+        # caller's question (with its call), it counts.
+        with sqlite3.connect(str(make_url(live_server.settings.database_url).database)) as db:
+            db.execute(
+                "UPDATE rag_queries SET call_id = ? WHERE question = ?",
+                (live_server.seeded.ended_call_id, "What does a blinking orange light mean?"),
+            )
+        tested = page.request.post(
+            f"{live_server.base_url}/api/rag/query",
+            data={"question": "Is there a purple light?"},
+            headers={"X-CSRF-Token": csrf},
+        )
+        assert tested.ok, tested.text()
 
         page.get_by_role("navigation", name="Main").get_by_role("link", name="Analytics").click()
         expect(page.get_by_role("heading", name="Analytics", exact=True)).to_be_visible()
@@ -102,6 +117,7 @@ def test_analytics_charts_drill_down_and_export(live_server: LiveServer, chromiu
         expect(page.locator("#chart-topics")).to_contain_text("Blinking orange light")
         expect(page.locator("#chart-handoffs")).to_contain_text("Caller asked for a person")
         expect(page.locator("#chart-outcomes")).to_contain_text("Answered by the agent")
+        expect(page.get_by_text("1 typed test not counted", exact=False)).to_be_visible()
         page.screenshot(path=shots / "analytics-1366.png", full_page=True)
         page.locator("#chart-volume").screenshot(path=shots / "analytics-volume-1366.png")
 

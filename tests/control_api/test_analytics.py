@@ -140,9 +140,12 @@ async def _seed(session: AsyncSession) -> None:
     )
     session.add_all(
         [
-            RagQuery(question="q1", found=True, created_at=TODAY + timedelta(hours=9)),
-            RagQuery(question="q2", found=True, created_at=TODAY + timedelta(hours=9)),
-            RagQuery(question="q3", found=False, created_at=TODAY + timedelta(hours=9)),
+            RagQuery(question="q1", found=True, created_at=TODAY + timedelta(hours=9), call_id=rows[0].id),
+            RagQuery(question="q2", found=True, created_at=TODAY + timedelta(hours=9), call_id=rows[0].id),
+            RagQuery(question="q3", found=False, created_at=TODAY + timedelta(hours=9), call_id=rows[1].id),
+            # Typed in the console's "Test a question" box (no call): tests, not the callers' figures.
+            RagQuery(question="test 1", found=False, created_at=TODAY + timedelta(hours=9)),
+            RagQuery(question="test 2", found=False, created_at=TODAY + timedelta(hours=9)),
         ]
     )
     await session.commit()
@@ -210,6 +213,7 @@ async def test_aggregations_are_exact_on_both_databases(engine: AsyncEngine) -> 
         assert perf["interrupted_turn_rate"] == 0.5
         assert perf["asr_confidence"] == {"turns": 2, "mean": 0.7, "p50": 0.5}
         assert perf["answer_coverage"] == pytest.approx(0.6667, abs=1e-4)
+        assert (perf["knowledge_queries"], perf["test_queries"]) == (3, 2)
         # Resolved with a caller id: calls 1, 3, 6, 7; call 6's caller called again (call 1) within 7 days.
         assert perf["resolved_calls_with_caller_id"] == 4
         assert perf["first_contact_resolution"] == 0.75
@@ -247,8 +251,17 @@ async def test_containment_counts_only_answered_calls_without_a_handoff(engine: 
         session.add(cb_handoff)
         await session.flush()
         session.add(CallbackRequest(call_id=rows["callback"].id, handoff_id=cb_handoff.id, reason="no_agents"))
-        session.add(RagQuery(question="How much?", found=True, top_chunk_id="c1", created_at=ended))
-        session.add(RagQuery(question="Do you sell boats?", found=False, created_at=ended))
+        answered_id, unanswered_id = rows["answered"].id, rows["unanswered"].id
+        session.add(
+            RagQuery(question="How much?", found=True, top_chunk_id="c1", created_at=ended, call_id=answered_id)
+        )
+        session.add(RagQuery(question="Do you sell boats?", found=False, created_at=ended, call_id=unanswered_id))
+        # Typed tests (no call): in neither the topics nor the searches that found nothing.
+        session.add(RagQuery(question="Prices?", found=True, top_chunk_id="c1", created_at=ended))
+        session.add(RagQuery(question="Boats?", found=False, created_at=ended))
+        session.add(RagQuery(question="Cars?", found=False, created_at=ended))
+        # The most negative calls list shows the checked outcome too (stored: resolved; a callback was needed).
+        rows["callback"].sentiment, rows["callback"].sentiment_label = -0.8, "negative"
         await session.commit()
 
         dash = await analytics.dashboard(session, now=NOW)
@@ -282,6 +295,11 @@ async def test_containment_counts_only_answered_calls_without_a_handoff(engine: 
         assert unanswered_call is not None
         one = await analytics.call_outcome(session, unanswered_call)
         assert one == {"call_id": unanswered_call.id, "outcome": "unanswered", "questions": 1, "unanswered": 1}
+
+        senti = await analytics.sentiment_report(session, window, bucket="day")
+        assert [(c["call_id"], c["outcome"]) for c in senti["most_negative_calls"]] == [
+            ("00000000-0000-0000-0000-000000000014", "callback")
+        ]
 
         trends = await analytics.trends_report(session, window, bucket="day")
         assert trends["handoff_reasons"] == [{"source": "not_found", "count": 1}, {"source": "phrase", "count": 1}]

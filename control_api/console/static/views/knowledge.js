@@ -177,6 +177,7 @@ async function unansweredPanel() {
     items.length
       ? h("ul", { class: "unanswered" }, items.map((item) => h("li", {},
         h("span", { text: item.question }),
+        item.typed ? h("span", { class: "pill pill-neutral", text: item.typed === item.count ? "typed test" : `${item.typed} typed test${item.typed === 1 ? "" : "s"}` }) : null,
         h("span", { class: "muted small", text: [`asked ${item.count}×`, `last ${fmtDateTime(item.last_asked_at)}`,
           item.best_score !== null && item.best_score !== undefined ? `best score ${Number(item.best_score).toFixed(3)}` : null].filter(Boolean).join(" · ") }))))
       : h("p", { class: "empty", text: "None so far." }));
