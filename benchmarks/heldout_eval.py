@@ -74,7 +74,7 @@ from benchmarks.product_kb import DemoKnowledge, cites, demo_data_dir, demo_sett
 from benchmarks.voice.server import DEMO_KB, RunningServer, start  # noqa: E402
 from control_api.logging_setup import configure_logging  # noqa: E402
 from pipelines.asr.acoustic_adaptation import transcript_words  # noqa: E402
-from pipelines.brain.extractive import CONFIRM, CONFIRM_PREFIX, DENIED, NOT_FOUND  # noqa: E402
+from pipelines.brain.extractive import CONFIRM, CONFIRM_PREFIX, DENIED, NOT_FOUND, best_sentences  # noqa: E402
 from pipelines.tools import SEARCH  # noqa: E402
 
 HELDOUT = ROOT / "benchmarks" / "heldout"
@@ -189,17 +189,24 @@ def not_found(answer: str) -> bool:
 async def typed(kb: DemoKnowledge, qs: Sequence[Question]) -> dict[str, Any]:
     """Typed questions through the server's retriever: right passage first / in the top 3, honest not found."""
     rows = []
+    said_words: list[int] = []
     for q in qs:
         retrieval = await kb.retriever.retrieve(q.text, top_k=3, log=False)
         hits = [
             any(cites(p.citation, k["document"]) and k["expect"].lower() in p.body.lower() for k in q.keys)
             for p in retrieval.passages[:3]
         ]
+        top = retrieval.passages[0] if retrieval.passages else None
+        # What the extractive brain would say from the top passage (its sentence choice), when it answers.
+        said = best_sentences(q.text, top.body) if top is not None and retrieval.found else ""
+        if q.answerable and said:
+            said_words.append(len(said.split()))
         rows.append(
             {
                 "id": q.id,
                 "answerable": q.answerable,
                 "first": retrieval.found and bool(hits) and hits[0],
+                "answer": bool(said) and right(q, top.citation if top is not None else None, said),
                 "top3": any(hits),
                 "found": retrieval.found,
                 "borderline": retrieval.borderline,
@@ -214,6 +221,9 @@ async def typed(kb: DemoKnowledge, qs: Sequence[Question]) -> dict[str, Any]:
         "unanswerable": len(no),
         "right_passage_first": share(yes, "first"),
         "right_passage_top3": share(yes, "top3"),
+        # The fact asked for in the brain's sentences from the top passage (right passage and right sentence).
+        "right_answer": share(yes, "answer"),
+        "answer_words_mean": round(statistics.fmean(said_words or [0]), 1),  # answerable questions answered
         "honest_not_found": round(sum(not r["found"] for r in no) / max(1, len(no)), 3),
         # With the confirming question answered truthfully: a borderline find of the right passage is answered
         # after the caller's yes; any other borderline find is denied (still "not found").

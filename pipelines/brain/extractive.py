@@ -91,6 +91,9 @@ _FAQ_ANSWER = re.compile(r"^\s*A:\s+", re.MULTILINE)
 _MARKDOWN = re.compile(r"^\s*(?:#{1,6}\s+|[-*+]\s+|\d+[.)]\s+|>\s*)")
 _LINK = re.compile(r"\[([^\]]+)\]\([^)]+\)")
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+# A table row as the parsers store it (knowledge/parsers: markdown, docx, spreadsheet FAQ): "Header: value; Header:
+# value." Each row is one record, answered on its own.
+_RECORD = re.compile(r"^[^:;]{1,60}:\s[^;]*(?:;\s*[^:;]{1,60}:\s[^;]*)+\.?$")
 # What holding the asked-for kind of answer adds to a sentence's score, as a share of the question's rarest
 # word's weight (chosen on the team's own questions, benchmarks/asr_eval and benchmarks/kb, never on held-out ones).
 TYPE_BONUS = 0.5
@@ -127,6 +130,12 @@ def _content(text: str) -> set[str]:
     return {_stem(w) for w in _WORD.findall(text.lower()) if w not in QUESTION_STOP_WORDS}
 
 
+def _each_adds(question: set[str], contents: Sequence[set[str]]) -> bool:
+    """Whether every sentence holds a word of ``question`` that none of the others does."""
+    asked = [question & c for c in contents]
+    return all(mine - set().union(*(o for j, o in enumerate(asked) if j != i)) for i, mine in enumerate(asked))
+
+
 def best_sentences(question: str, passage: str, *, max_sentences: int = 3, max_words: int = 55) -> str:
     """The run of up to ``max_sentences`` consecutive sentences of the passage that best answers ``question``.
 
@@ -134,7 +143,9 @@ def best_sentences(question: str, passage: str, *, max_sentences: int = 3, max_w
     passage's sentences (long sentences slightly penalised); a run scores its best sentence plus a little for
     the others, plus a bonus for starting at the top of the passage, because a help-centre section usually
     answers its heading straight away. Runs stop at ``max_words`` (a run always
-    has at least one sentence). Headings (short lines without final punctuation) are skipped.
+    has at least one sentence). Headings (short lines without final punctuation) are skipped. A table row
+    ("Plan: …; Monthly price: …") shares a run only when each of the run's sentences holds a question word the
+    others lack: a caller asking about one plan hears that plan's row, not the whole table.
 
     The kind of answer the question asks for (:func:`pipelines.brain.answer_type.question_type`: a time for
     "when", an amount for "how much", a permission or step for "can I", a place for "where", a person or team
@@ -161,6 +172,7 @@ def best_sentences(question: str, passage: str, *, max_sentences: int = 3, max_w
             if fits(sentence, kind):
                 scores[i] += bonus if q & c else bonus / 2
     start_bonus = (0.6, 0.25)
+    records = [bool(_RECORD.match(s)) for s in sentences]
     best: tuple[float, int, int] = (-1.0, 0, 1)
     for start in range(len(sentences)):
         end, words = start, 0
@@ -168,10 +180,14 @@ def best_sentences(question: str, passage: str, *, max_sentences: int = 3, max_w
             n = len(sentences[end].split())
             if end > start and words + n > max_words:
                 break
+            if end > start and (records[start] or records[end]) and not _each_adds(q, contents[start : end + 1]):
+                break  # table rows go together only when each holds a question word the others lack
             words += n
             end += 1
         run = scores[start:end]
-        total = max(run) + 0.3 * (sum(run) - max(run)) + (start_bonus[start] if start < len(start_bonus) else 0.0)
+        # A section's lead answers its heading; a table's first row is no likelier than its others.
+        lead = start_bonus[start] if start < len(start_bonus) and not records[start] else 0.0
+        total = max(run) + 0.3 * (sum(run) - max(run)) + lead
         if total > best[0]:
             best = (total, start, end)
     _, start, end = best

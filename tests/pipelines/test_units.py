@@ -40,6 +40,30 @@ def test_best_sentences_prefers_the_rare_matching_word() -> None:
     assert best_sentences("what does the red light on the router mean", lights, max_sentences=1).startswith("Red:")
 
 
+PLANS = (  # a table as the parsers store it: one "Header: value; ..." line per row
+    "Plan: Kestrel Basic 100; Download: 100 Mbps; Monthly price (12-month contract): $29.\n"
+    "Plan: Kestrel Plus 500; Download: 500 Mbps; Monthly price (12-month contract): $45.\n"
+    "Plan: Kestrel Giga 1000; Download: 1000 Mbps; Monthly price (12-month contract): $65."
+)
+MAIL = (
+    "Setting: Incoming mail (IMAP) server; Value: imap.kestrelmail.example.\n"
+    "Setting: IMAP port; Value: 993 with SSL/TLS.\n"
+    "Setting: Outgoing mail (SMTP) server; Value: smtp.kestrelmail.example.\n"
+    "Setting: SMTP port; Value: 465 with SSL/TLS."
+)
+
+
+def test_a_table_is_answered_by_the_rows_the_question_asks_about() -> None:
+    # One plan asked about: its row alone, not the whole table read aloud.
+    assert best_sentences("what is the monthly price of the kestrel basic plan", PLANS) == PLANS.splitlines()[0]
+    assert best_sentences("how much is kestrel plus a month", PLANS) == PLANS.splitlines()[1]
+    # A second row joins when it holds a word the question asks that the first lacks ("port").
+    answer = best_sentences("which port should I use for outgoing SMTP mail", MAIL)
+    assert answer == " ".join(MAIL.splitlines()[2:]), answer
+    # Prose keeps its runs.
+    assert "$79" in best_sentences("how much does installation cost", PASSAGE)
+
+
 def test_first_clause_split() -> None:
     assert first_clause_split("Hello, thanks for calling.") == ["Hello, thanks for calling."]
     assert first_clause_split("We email you a prepaid label; drop the box at any parcel shop.") == [
