@@ -263,3 +263,43 @@ async def test_asking_for_a_person_is_a_request_not_an_unanswered_question(
             "questions": 1,
             "unanswered": 0,
         }
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+async def test_outcomes_counted_before_requests_were_told_apart_are_read_again(kind: str, tmp_path: Path) -> None:
+    """Migration 0010: a stored outcome of a call with a transfer tool is recomputed; the others are kept."""
+    from control_api.db.models import CallOutcome
+
+    async def check(url: str) -> None:
+        engine = create_engine(url)
+        try:
+            await upgrade(engine, "0009")
+            sessions = session_factory(engine)
+            lines = [("caller", "I want to speak to a person please.", []), ("agent", "Nobody is free.", [])]
+            asked, other = await _call(sessions, lines), await _call(sessions, lines)
+            async with sessions() as session:
+                await calls_service.add_event(
+                    session, asked, kind="tool_call", turn_seq=0, data={"tool": "transfer_to_human"}
+                )
+                await calls_service.add_event(session, other, kind="tool_call", turn_seq=0, data={"tool": "search"})
+                for call_id in (asked, other):
+                    # What the rule stored before: the request counted as an unanswered question.
+                    session.add(
+                        CallOutcome(call_id=call_id, outcome="unanswered", questions=1, unanswered=1, settled=True)
+                    )
+                await session.commit()
+            await upgrade(engine)
+            async with sessions() as session:
+                settled = dict((await session.execute(select(CallOutcome.call_id, CallOutcome.settled))).tuples().all())
+                assert settled == {asked: False, other: True}
+                await analytics.refresh_outcomes(session, Call.id.in_([asked, other]), settle=timedelta(0))
+                row = await session.get(CallOutcome, asked, populate_existing=True)
+                assert row is not None and (row.questions, row.unanswered, row.settled) == (0, 0, True)
+        finally:
+            await engine.dispose()
+
+    if kind == "sqlite":
+        await check(f"sqlite+aiosqlite:///{tmp_path / 'before.db'}")
+    else:
+        with fresh_postgres_database("voxdesk_outcomes") as url:
+            await check(url)
