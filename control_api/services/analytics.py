@@ -270,7 +270,12 @@ async def classify_calls(session: AsyncSession, calls: Sequence[tuple[str, str |
 
 
 async def request_turns(session: AsyncSession, call_ids: Sequence[str]) -> dict[str, set[int]]:
-    """Per call, the caller turns that were requests (a transfer or ticket tool ran on them): not questions."""
+    """Per call, the caller turns that were requests, not questions.
+
+    A turn a transfer or ticket tool ran on (its ``tool_call`` event names it), and the turn whose words asked for
+    a person (a handoff with source ``phrase``: the caller's last turn stored before the handoff was requested;
+    the brain never saw it).
+    """
     events: dict[str, list[tuple[str, int | None, dict[str, object] | None]]] = defaultdict(list)
     rows = await session.execute(
         select(CallEvent.call_id, CallEvent.kind, CallEvent.turn_seq, CallEvent.data).where(
@@ -279,7 +284,22 @@ async def request_turns(session: AsyncSession, call_ids: Sequence[str]) -> dict[
     )
     for call_id, kind, seq, data in rows.all():
         events[str(call_id)].append((str(kind), seq, data))
-    return {call_id: request_seqs(found) for call_id, found in events.items()}
+    found = {call_id: request_seqs(found) for call_id, found in events.items()}
+    asked = await session.execute(
+        select(Handoff.call_id, func.max(CallTurn.seq))
+        .join(CallTurn, CallTurn.call_id == Handoff.call_id)
+        .where(
+            Handoff.call_id.in_(call_ids),
+            Handoff.source == "phrase",
+            CallTurn.role == "caller",
+            CallTurn.ended_at <= Handoff.requested_at,
+        )
+        .group_by(Handoff.id, Handoff.call_id)
+    )
+    for call_id, seq in asked.all():
+        if seq is not None:
+            found.setdefault(str(call_id), set()).add(int(seq))
+    return found
 
 
 async def refresh_outcomes(

@@ -37,6 +37,7 @@ from control_api.problems import ProblemError
 from control_api.rbac import Permission, has_permission
 from control_api.schemas.handoffs import HandoffPolicyModel
 from control_api.services import calls as call_service
+from control_api.services.analytics import request_turns
 from control_api.services.summary import summarize
 
 log = structlog.get_logger(__name__)
@@ -228,7 +229,7 @@ async def build_briefing(
         .scalars()
         .all()
     )
-    summary = summarize(turns)
+    summary = summarize(turns, requests=(await request_turns(session, [call_id])).get(call_id, set()))
     consent = (
         (await session.execute(select(Consent).where(Consent.call_id == call_id).order_by(Consent.given_at)))
         .scalars()

@@ -25,6 +25,7 @@ from control_api.integrations.notify import with_console_url
 from control_api.integrations.registry import connector, custom_api
 from control_api.integrations.secrets import SecretBox
 from control_api.problems import ProblemError
+from control_api.services.analytics import request_turns
 from control_api.services.summary import summarize
 
 # Set in ``Session.info`` by a change to a custom API integration: its commit tells listeners in this process
@@ -242,7 +243,8 @@ async def ticket_payload(
     turns = (
         await session.execute(select(CallTurn).where(CallTurn.call_id == call_id).order_by(CallTurn.seq))
     ).scalars()
-    payload["summary"] = summarize(list(turns)).text
+    requests = (await request_turns(session, [call_id])).get(call_id, set())
+    payload["summary"] = summarize(list(turns), requests=requests).text
     return payload
 
 
@@ -282,7 +284,8 @@ async def _call_context(session: AsyncSession, call_id: str | None) -> tuple[dic
         await session.execute(select(CallTurn).where(CallTurn.call_id == call_id).order_by(CallTurn.seq))
     ).scalars()
     caller = {"name": call.caller_name, "phone": call.caller_number, "email": call.caller_email}
-    return caller, {"id": call.id, "summary": summarize(list(turns)).text}
+    requests = (await request_turns(session, [call_id])).get(call_id, set())
+    return caller, {"id": call.id, "summary": summarize(list(turns), requests=requests).text}
 
 
 async def dry_run(

@@ -265,6 +265,28 @@ async def test_asking_for_a_person_is_a_request_not_an_unanswered_question(
         }
 
 
+async def test_a_request_for_a_person_in_words_is_not_a_question(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """The handoff's phrase trigger took the turn before the brain saw it: no tool event names the turn; the
+    handoff (source ``phrase``) requested after it does."""
+    call_id = await _call(
+        sessions,
+        [
+            ("caller", "When are you open?", []),
+            ("agent", "We are open nine to five.", ["chunk-1"]),
+            ("caller", "I want to speak to a person please.", []),
+        ],
+    )
+    async with sessions() as session:
+        session.add(Handoff(call_id=call_id, status="no_agents", source="phrase"))
+        await session.commit()
+    async with sessions() as session:
+        await calls_service.append_turn(session, call_id, seq=3, role="agent", text="Nobody is available right now.")
+        await session.commit()
+        assert (await analytics.request_turns(session, [call_id])) == {call_id: {2}}
+        row = await analysis.analyse(session, call_id, retrieve=None, record_gaps=None, low_confidence=0.0)
+        assert row.unanswered == [] and [e["question"] for e in row.exchanges] == ["When are you open?"]
+
+
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 async def test_outcomes_counted_before_requests_were_told_apart_are_read_again(kind: str, tmp_path: Path) -> None:
     """Migration 0010: a stored outcome of a call with a transfer tool is recomputed; the others are kept."""

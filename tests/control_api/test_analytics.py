@@ -245,6 +245,10 @@ async def test_containment_counts_only_answered_calls_without_a_handoff(engine: 
             cited = [] if name == "unanswered" else ["c1"]
             reply = "Sorry, I couldn't find that." if not cited else "It costs 10."
             session.add(CallTurn(call_id=call.id, seq=1, role="agent", text=reply, citations=cited, ended_at=ended))
+        # The handoff call's caller then asked for a person in words (the phrase trigger): a request, not a question.
+        session.add(
+            CallTurn(call_id=rows["handoff"].id, seq=2, role="caller", text="Can I talk to a person?", ended_at=ended)
+        )
         handoff = Handoff(call_id=rows["handoff"].id, source="phrase", requested_at=ended)
         session.add(handoff)
         cb_handoff = Handoff(call_id=rows["callback"].id, source="not_found", requested_at=ended)

@@ -1,7 +1,7 @@
 """call outcomes: read again the calls where the agent ran a transfer or ticket tool (a request, not a question)
 
-``call_outcomes`` rows written before a caller's request (the ``transfer_to_human``/``create_ticket`` tools)
-was told apart from a knowledge question counted that request as an unanswered question. Those rows are marked
+``call_outcomes`` rows written before a caller's request (the ``transfer_to_human``/``create_ticket`` tools, or
+a request for a person in words that handed the call over: a ``phrase`` handoff) was told apart from a knowledge question counted that request as an unanswered question. Those rows are marked
 unsettled, so the start-up catch-up (``services.analytics.catch_up_outcomes``) and the reports compute them again
 by the current rule. No schema change.
 
@@ -26,6 +26,10 @@ def upgrade() -> None:
         "UPDATE call_outcomes SET settled = false WHERE call_id IN ("
         "SELECT call_id FROM call_events WHERE kind = 'tool_call' AND ("
         "CAST(data AS TEXT) LIKE '%transfer_to_human%' OR CAST(data AS TEXT) LIKE '%create_ticket%'))"
+    )
+    # A caller who asked for a person in words (the handoff's phrase trigger): that turn is a request too.
+    op.execute(
+        "UPDATE call_outcomes SET settled = false WHERE call_id IN (SELECT call_id FROM handoffs WHERE source = 'phrase')"
     )
 
 
