@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from control_api import user_patterns
 from control_api.schemas.common import UTCDateTime
 
 Outcome = Literal["resolved_by_ai", "handed_off", "callback_requested", "abandoned", "failed"]
@@ -77,12 +77,7 @@ class AnalysisFieldCreate(BaseModel):
     @classmethod
     def _compiles(cls, value: list[str]) -> list[str]:
         for pattern in value:
-            if len(pattern) > 300:
-                raise ValueError("a pattern is at most 300 characters")
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"not a regular expression: {exc}") from None
+            user_patterns.check(pattern)
         return value
 
     @model_validator(mode="after")

@@ -23,9 +23,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any, Protocol
 
+import structlog
 from sqlalchemy import Select, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from control_api import user_patterns
 from control_api.db.models import (
     AnalysisField,
     Call,
@@ -48,6 +50,7 @@ from control_api.services.ingestion_pipeline import display_title
 from control_api.services.summary import Exchange, summarize
 from knowledge.types import Retrieval
 
+log = structlog.get_logger(__name__)
 OUTCOMES = ("resolved_by_ai", "handed_off", "callback_requested", "abandoned", "failed")
 FIELD_KINDS = ("text", "number", "boolean", "choice")
 # The analytics rule's outcomes (``services.analytics.classify``) named as the analysis reports them.
@@ -154,9 +157,13 @@ def extract_field(field: AnalysisField, text: str, vocabulary: Sequence[str]) ->
     """
     for pattern in field.patterns or ():
         try:
-            found = re.search(pattern, text, flags=re.IGNORECASE)
-        except re.error:
+            found = user_patterns.search(pattern, text)
+        except ValueError:
             continue  # validated on save; an old bad pattern is skipped, not fatal
+        except TimeoutError:
+            # Catastrophic backtracking: this field is skipped for this call (the field, never the caller's words).
+            log.warning("analysis_pattern_timeout", field=field.name, persona=field.persona_name)
+            continue
         if found:
             value = found.group(1) if found.groups() else found.group(0)
             return _coerce(field.kind, value)

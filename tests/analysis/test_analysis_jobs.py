@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from control_api import user_patterns
 from control_api.db.engine import create_engine, session_factory
 from control_api.db.migrate import upgrade
 from control_api.db.models import (
@@ -184,6 +185,21 @@ def test_outcome_rule() -> None:
     assert analysis.outcome_of(call=call, asked=[no], handed_off=True, callback=True) == "callback_requested"
     broken = Call(channel="websocket", status="failed", outcome="failed")
     assert analysis.outcome_of(call=broken, asked=[yes], handed_off=False, callback=False) == "failed"
+
+
+def test_a_pattern_that_backtracks_without_end_is_stopped_and_the_next_one_used() -> None:
+    """``(a+)+$`` on 40 a's and a "!" backtracks 2**40 times with ``re`` (the run would never end); the time limit
+    skips it for this call and the field's next pattern gives the value."""
+    field = AnalysisField(
+        persona_name="default", name="code", kind="text", patterns=[r"(a+)+$", r"code (\w+)"], choices=[]
+    )
+    text = "a" * 40 + "! my code abc"
+    assert analysis.extract_field(field, text, []) == "abc"
+    # Saving checks with the same engine: a pattern that does not compile is a clear error.
+    with pytest.raises(ValueError, match="not a regular expression"):
+        user_patterns.check("(unclosed")
+    with pytest.raises(ValueError, match="at most 300"):
+        user_patterns.check("a" * 301)
 
 
 def test_field_extraction_by_kind() -> None:
