@@ -123,7 +123,7 @@ export function fmtTime(value) {
 export function fmtDuration(ms) {
   if (ms === null || ms === undefined || Number.isNaN(Number(ms))) return "—";
   const value = Number(ms);
-  if (value < 1000) return `${Math.round(value)} ms`;
+  if (value < 1000) return fmtMs(value);
   const seconds = Math.round(value / 1000);
   if (seconds < 60) return `${seconds} s`;
   const minutes = Math.floor(seconds / 60);
@@ -132,9 +132,12 @@ export function fmtDuration(ms) {
   return `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, "0")} m`;
 }
 
+/** Milliseconds for a latency: one decimal under 10 ms (a 0.6 ms retrieval is not "0 ms"). */
 export function fmtMs(ms) {
   if (ms === null || ms === undefined || Number.isNaN(Number(ms))) return "—";
-  return `${Math.round(Number(ms)).toLocaleString()} ms`;
+  const value = Number(ms);
+  if (value > 0 && value < 10) return `${value.toFixed(1)} ms`;
+  return `${Math.round(value).toLocaleString()} ms`;
 }
 
 /** A rate in [0, 1] (or already a percentage when > 1) as "42.0 %". */
