@@ -2,9 +2,9 @@
 
 The same measure as ``benchmarks.heldout_eval --typed-only`` (right passage first: found and the top passage
 from the keyed document holding the key; honest "not found": ``found`` false on an unanswerable question), on
-the team's own development sets only: ``benchmarks/kb/questions.jsonl`` + ``unanswerable.jsonl`` (112 + 20) and
-``benchmarks/kb/plain_words_dev.jsonl`` (55 + 12) and ``sentence_dev.jsonl`` (45 answers past a section's first sentence:
-the brain's sentence choice, ``right_answer``), demo knowledge base. The held-out sets are never read here.
+the team's own development sets only: ``benchmarks/kb/questions.jsonl`` + ``unanswerable.jsonl`` (112 + 20),
+``benchmarks/kb/plain_words_dev.jsonl`` (55 + 12) and ``sentence_dev.jsonl`` (45 answers past a section's first
+sentence: the brain's sentence choice, ``right_answer``), demo knowledge base. The held-out sets are never read here.
 Each set is measured twice on one ingested base: ``with_check`` as the server runs, ``without_check`` with the
 answerability check of :mod:`knowledge.answerability` off (the "before"; the ingested base's scores vary by about
 0.01 from one ingestion to the next, so before and after are compared on the same one). Run::
