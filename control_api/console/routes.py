@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
+from config import Settings
 from control_api.db.models import User
 from control_api.deps import StateDep, require
 from control_api.problems import ProblemError
@@ -127,7 +128,7 @@ async def console_vendor_file(name: str) -> Response:
 class Backend(BaseModel):
     """One stage of the voice pipeline or knowledge base and the backend configured for it."""
 
-    stage: str = Field(description="vad | asr | brain | tts | embedder | vector_store")
+    stage: str = Field(description="vad | asr | asr_second_opinion | brain | tts | embedder | vector_store")
     backend: str
     detail: str | None = Field(default=None, description="Model or voice, where one is named")
 
@@ -138,7 +139,10 @@ class ConsoleSettings(BaseModel):
     backends: list[Backend]
     rate_limits: dict[str, str] = Field(description="api, login, voice, phone, voice_preview: 'N/period'")
     retention: dict[str, int | bool] = Field(description="Days recordings and transcripts are kept; PII redaction")
-    knowledge_score_threshold: float = Field(description="Below this best score a question is 'not found'")
+    knowledge_score_threshold: float = Field(
+        description="Below this best score a question is 'not found': the threshold in force (the base's own "
+        "calibration when it has one, else the configured value)"
+    )
 
 
 settings_router = APIRouter(prefix="/api/system", tags=["system"])
@@ -156,6 +160,7 @@ async def console_settings(
         backends=[
             Backend(stage="vad", backend="silero", detail=f"speech probability ≥ {pipeline.vad.confidence}"),
             Backend(stage="asr", backend=pipeline.asr.backend, detail=pipeline.asr.model),
+            *second_opinion(settings),
             Backend(stage="brain", backend=pipeline.llm.backend, detail=pipeline.llm.model),
             Backend(stage="tts", backend=pipeline.tts.backend, detail=pipeline.tts.voice or pipeline.tts.model),
             Backend(stage="embedder", backend=knowledge.embedder, detail=knowledge.embedder_model),
@@ -173,5 +178,26 @@ async def console_settings(
             "transcripts_days": settings.retention.transcripts_days,
             "redact_pii": settings.retention.redact_pii,
         },
-        knowledge_score_threshold=knowledge.score_threshold,
+        knowledge_score_threshold=(
+            state.knowledge.kb.retriever.config.score_threshold
+            if state.knowledge is not None
+            else knowledge.score_threshold
+        ),
     )
+
+
+def second_opinion(settings: Settings) -> list[Backend]:
+    """Whisper's second opinion on pocketsphinx's finals, when the recogniser is pocketsphinx (one row, or none)."""
+    asr = settings.pipeline.asr
+    if asr.backend != "pocketsphinx":
+        return []
+    mode = asr.whisper.mode
+    words = {
+        "off": "off",
+        "weak": "Whisper tiny.en re-decodes a final that finds nothing in the knowledge base",
+        "best": "Whisper tiny.en decodes every final; the transcript that finds more is kept",
+        "always": "Whisper tiny.en decodes every final and its text is used",
+    }
+    return [
+        Backend(stage="asr_second_opinion", backend="off" if mode == "off" else "faster-whisper", detail=words[mode])
+    ]

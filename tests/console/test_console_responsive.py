@@ -138,6 +138,12 @@ def test_every_page_fits_every_width(role: str, live_server: LiveServer, chromiu
                         expect(page.get_by_role("heading", name="Call with", exact=False)).to_be_visible()
                         _check_page(page, problems, f"{role} {width}px call detail")
                         page.screenshot(path=shots / f"{role}-{width_name}-call.png", full_page=True)
+                        # In one column the summary (outcome, answered questions) comes before the transcript.
+                        summary_y = page.locator("#summary-title").bounding_box()
+                        transcript_y = page.locator("#transcript-title").bounding_box()
+                        assert summary_y is not None and transcript_y is not None
+                        if width < 1100:
+                            assert summary_y["y"] < transcript_y["y"], f"{role} {width}px: summary under the transcript"
             # Account and sign-out stay reachable at every width.
             _open_menu_if_collapsed(page)
             expect(page.locator("#who")).to_be_visible()

@@ -46,7 +46,7 @@ function transcriptView(turns, latency) {
     return h("li", { class: `turn turn-${side}`, dataset: { role: turn.role, seq: turn.seq } },
       h("div", { class: "turn-meta" },
         h("strong", { text: label("speaker", turn.role) }),
-        h("span", { class: "muted", text: fmtTime(turn.ended_at || turn.started_at) }),
+        h("span", { class: "muted", text: fmtTime(turn.started_at || turn.ended_at) }),
         turn.interrupted ? pill("interrupted", "warn", "Cut short by the caller") : null,
         turn.sentiment !== null && turn.sentiment !== undefined && turn.role === "caller" && Math.abs(turn.sentiment) >= 0.05
           ? h("span", { class: "muted", text: turn.sentiment > 0 ? "sounded positive" : "sounded negative" }) : null,

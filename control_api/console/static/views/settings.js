@@ -13,8 +13,8 @@ const PERSONA_FIELDS = [
   ["instructions", "Instructions (for LLM brains)", "textarea"],
 ];
 const STAGES = {
-  vad: "Turn detection", asr: "Speech recognition", brain: "Answering", tts: "Voice", embedder: "Knowledge embeddings",
-  vector_store: "Knowledge index",
+  vad: "Turn detection", asr: "Speech recognition", asr_second_opinion: "Second opinion on recognition",
+  brain: "Answering", tts: "Voice", embedder: "Knowledge embeddings", vector_store: "Knowledge index",
 };
 const PERIODS = { minute: "a minute", hour: "an hour", day: "a day", second: "a second" };
 
