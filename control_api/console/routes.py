@@ -187,11 +187,8 @@ async def console_settings(
 
 
 def second_opinion(settings: Settings) -> list[Backend]:
-    """Whisper's second opinion on pocketsphinx's finals, when the recogniser is pocketsphinx (one row, or none)."""
-    asr = settings.pipeline.asr
-    if asr.backend != "pocketsphinx":
-        return []
-    mode = asr.whisper.mode
+    """Whisper's second opinion on the recogniser's finals, as configured (applies to a recogniser that takes one)."""
+    mode = settings.pipeline.asr.whisper.mode
     words = {
         "off": "off",
         "weak": "Whisper tiny.en re-decodes a final that finds nothing in the knowledge base",
