@@ -286,12 +286,12 @@ class CallHandoff:
     async def _speak(self, text: str) -> None:
         await self._worker.queue_frames([TTSSpeakFrame(text)])
 
-    async def _briefing(self, reason: str) -> dict[str, Any]:
+    async def _briefing(self, reason: str, source: Source) -> dict[str, Any]:
         """The briefing (the turns so far): extractive, or with the LLM's summary when one is configured."""
         await self.call.sink.flush()
         async with self._desk.sessions() as session:
             briefing = await service.build_briefing(
-                session, self.call.call_id, reason=reason, sentiment=self._last_sentiment
+                session, self.call.call_id, reason=reason, sentiment=self._last_sentiment, source=source
             )
         writer = self._desk.briefing
         if writer is not None:
@@ -304,7 +304,7 @@ class CallHandoff:
         """Cold-transfer the call to ``target``; ``None`` once it has gone, else the step the warm path records."""
         if speak:
             await self._speak(TRANSFER_MESSAGE)
-        briefing = await self._briefing(reason)
+        briefing = await self._briefing(reason, source)
         desk = self._desk
         async with desk.sessions() as session:
             handoff = await service.start_transfer(
@@ -371,7 +371,7 @@ class CallHandoff:
                 someone = bool(await service.available_agents(session))
             if speak and someone:
                 await self._speak(NO_TRANSFER_MESSAGE if target is not None else HOLD_MESSAGE)
-            briefing = await self._briefing(reason)  # the turns so far
+            briefing = await self._briefing(reason, source)  # the turns so far
             async with desk.sessions() as session:
                 handoff = await service.queue_handoff(
                     session,

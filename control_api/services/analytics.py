@@ -269,12 +269,15 @@ async def classify_calls(session: AsyncSession, calls: Sequence[tuple[str, str |
     return out
 
 
-async def request_turns(session: AsyncSession, call_ids: Sequence[str]) -> dict[str, set[int]]:
+async def request_turns(
+    session: AsyncSession, call_ids: Sequence[str], *, asking: str | None = None
+) -> dict[str, set[int]]:
     """Per call, the caller turns that were requests, not questions.
 
     A turn a transfer or ticket tool ran on (its ``tool_call`` event names it), and the turn whose words asked for
     a person (a handoff with source ``phrase``: the caller's last turn stored before the handoff was requested;
-    the brain never saw it).
+    the brain never saw it). ``asking``: a call whose phrase handoff is being requested now, before its row
+    exists (the briefing is built first); its last caller turn stored so far counts the same way.
     """
     events: dict[str, list[tuple[str, int | None, dict[str, object] | None]]] = defaultdict(list)
     rows = await session.execute(
@@ -299,6 +302,12 @@ async def request_turns(session: AsyncSession, call_ids: Sequence[str]) -> dict[
     for call_id, seq in asked.all():
         if seq is not None:
             found.setdefault(str(call_id), set()).add(int(seq))
+    if asking is not None:
+        seq = await session.scalar(
+            select(func.max(CallTurn.seq)).where(CallTurn.call_id == asking, CallTurn.role == "caller")
+        )
+        if seq is not None:
+            found.setdefault(asking, set()).add(int(seq))
     return found
 
 

@@ -220,16 +220,22 @@ async def available_agents(session: AsyncSession) -> list[str]:
 
 
 async def build_briefing(
-    session: AsyncSession, call_id: str, *, reason: str, sentiment: float | None = None
+    session: AsyncSession, call_id: str, *, reason: str, sentiment: float | None = None, source: str | None = None
 ) -> dict[str, Any]:
-    """The human agent's briefing: summary, transcript, caller and consent, passages used, sentiment, reason."""
+    """The human agent's briefing: summary, transcript, caller and consent, passages used, sentiment, reason.
+
+    ``source``: the trigger of the handoff being requested; for ``phrase`` the caller's last turn asked for a
+    person and is not listed as an unanswered question.
+    """
     call = await call_service.get_call(session, call_id)
     turns = list(
         (await session.execute(select(CallTurn).where(CallTurn.call_id == call_id).order_by(CallTurn.seq)))
         .scalars()
         .all()
     )
-    summary = summarize(turns, requests=(await request_turns(session, [call_id])).get(call_id, set()))
+    asking = call_id if source == "phrase" else None
+    requests = (await request_turns(session, [call_id], asking=asking)).get(call_id, set())
+    summary = summarize(turns, requests=requests)
     consent = (
         (await session.execute(select(Consent).where(Consent.call_id == call_id).order_by(Consent.given_at)))
         .scalars()

@@ -303,6 +303,28 @@ async def test_a_request_for_a_person_in_words_is_not_a_question(sessions: async
         assert row.unanswered == [] and [e["question"] for e in row.exchanges] == ["When are you open?"]
 
 
+async def test_the_briefing_of_a_phrase_handoff_does_not_list_the_request_as_a_question(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """The briefing is built before the handoff's row exists: the request is told apart all the same."""
+    from control_api.services import handoffs
+
+    call_id = await _call(
+        sessions,
+        [
+            ("caller", "Do you sell gift cards?", []),
+            ("agent", "I couldn't find that.", []),
+            ("caller", "I want to speak to a person please.", []),
+        ],
+    )
+    async with sessions() as session:
+        briefing = await handoffs.build_briefing(session, call_id, reason="caller asked", source="phrase")
+        assert briefing["unanswered"] == ["Do you sell gift cards?"]
+        # The same turns under another trigger (DTMF 0, the API): the words were not what asked.
+        other = await handoffs.build_briefing(session, call_id, reason="caller pressed 0", source="dtmf")
+        assert other["unanswered"] == ["Do you sell gift cards?", "I want to speak to a person please."]
+
+
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 async def test_outcomes_counted_before_requests_were_told_apart_are_read_again(kind: str, tmp_path: Path) -> None:
     """Migration 0010: a stored outcome of a call with a transfer tool is recomputed; the others are kept."""
