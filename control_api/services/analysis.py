@@ -112,10 +112,15 @@ _STOP = frozenset(
 Retrieve = Callable[[str], Awaitable[Retrieval]]
 
 
+def call_outcome(*, call: Call, asked: Sequence[Exchange], handed_off: bool, callback: bool) -> str:
+    """The outcome of an ended call by the analytics' one containment rule, in the console's vocabulary."""
+    stored = analytics.stored_outcome(call.outcome, call.status)
+    return analytics.classify(stored=stored, asked=asked, handed_off=handed_off, callback=callback)
+
+
 def outcome_of(*, call: Call, asked: Sequence[Exchange], handed_off: bool, callback: bool) -> str:
     """The outcome of an ended call: the analytics' one containment rule, in this module's vocabulary."""
-    stored = analytics.stored_outcome(call.outcome, call.status)
-    return _OUTCOME[analytics.classify(stored=stored, asked=asked, handed_off=handed_off, callback=callback)]
+    return _OUTCOME[call_outcome(call=call, asked=asked, handed_off=handed_off, callback=callback)]
 
 
 def sentiment_of(turns: Sequence[CallTurn]) -> dict[str, Any]:
@@ -331,11 +336,16 @@ async def gap_candidates(
     return found
 
 
-def public_payload(row: CallAnalysis) -> dict[str, Any]:
-    """What ``call.analysed`` tells integrations (no transcript; questions are PII-redacted transcript text)."""
+def public_payload(row: CallAnalysis, *, console_outcome: str) -> dict[str, Any]:
+    """What ``call.analysed`` tells integrations (no transcript; questions are PII-redacted transcript text).
+
+    ``outcome`` is in this module's vocabulary; ``call_outcome`` is the same rule's finer word, the one the
+    console and ``GET /api/calls?outcome=`` use (``unanswered`` and ``abandoned`` told apart).
+    """
     return {
         "call_id": row.call_id,
         "outcome": row.outcome,
+        "call_outcome": console_outcome,
         "summary": row.summary,
         "topics": sorted({t["heading"] for t in row.topics if t.get("heading")}),
         "unanswered": len(row.unanswered),
@@ -391,7 +401,8 @@ async def analyse(
         row = CallAnalysis(call_id=call_id, status="running", attempts=0, runs=0)
         session.add(row)
     row.summary = summary.text
-    row.outcome = outcome_of(call=call, asked=asked, handed_off=handed_off, callback=callback)
+    console_outcome = call_outcome(call=call, asked=asked, handed_off=handed_off, callback=callback)
+    row.outcome = _OUTCOME[console_outcome]
     row.exchanges = [
         {"question": e.question, "answered": e.answered, "answer": e.answer, "citations": list(e.citations)}
         for e in asked
@@ -408,7 +419,13 @@ async def analyse(
     if record_gaps is not None:
         items = await gap_candidates(session, call, asked, handed_off=handed_off, low_confidence=low_confidence)
         await record_gaps(session, call, items)
-    await outbox.emit(session, "call.analysed", public_payload(row), call_id=call_id, key=f"{call_id}:{row.runs}")
+    await outbox.emit(
+        session,
+        "call.analysed",
+        public_payload(row, console_outcome=console_outcome),
+        call_id=call_id,
+        key=f"{call_id}:{row.runs}",
+    )
     await session.commit()
     return row
 

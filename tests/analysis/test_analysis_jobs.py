@@ -120,6 +120,10 @@ async def test_a_crash_mid_analysis_is_resumed_on_restart(sessions: async_sessio
         assert sorted(d.call_id or "" for d in sent) == sorted([call_id, other])
         payload = next(d.payload for d in sent if d.call_id == call_id)
         assert payload["outcome"] == "resolved_by_ai" and payload["fields"]["order number"] == 48213
+        assert payload["call_outcome"] == "resolved"
+        # A question left unanswered: the analysis's word is "abandoned"; the console's word tells it apart.
+        left = next(d.payload for d in sent if d.call_id == other)
+        assert (left["outcome"], left["call_outcome"], left["unanswered"]) == ("abandoned", "unanswered", 1)
         assert "turns" not in payload and "exchanges" not in payload
 
     # Re-runnable: the same call again, one run more; a handoff recorded since changes the outcome.
