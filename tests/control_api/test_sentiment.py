@@ -36,6 +36,28 @@ def test_feelings_still_count(text: str, expected: str) -> None:
     assert sentiment.label(sentiment.score(text)) == expected
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I want to speak to a person please",
+        "I would like to speak to someone",
+        "I'd like to cancel my subscription",
+        "Yes please",
+        "No, that's not it",
+        "Yes, that's right",
+    ],
+)
+def test_a_polite_request_or_an_answer_is_not_a_feeling(text: str) -> None:
+    # VADER alone: +0.38, +0.36, +0.13, +0.61, 0.0, +0.40 (on "please", "like", "yes").
+    assert sentiment.label(sentiment.score(text)) == "neutral"
+
+
+def test_please_no_longer_softens_frustration_and_liking_still_counts() -> None:
+    assert sentiment.score("please just get me a human, this is useless") < sentiment.score("this is useless") + 0.01
+    assert sentiment.label(sentiment.score("I like your service")) == "positive"
+    assert sentiment.label(sentiment.score("I want to cancel, this is ridiculous and useless")) == "negative"
+
+
 def test_question_detection() -> None:
     assert sentiment.is_question("Can I get a refund")
     assert sentiment.is_question("My bill is wrong?")
