@@ -71,6 +71,7 @@ from benchmarks.asr_eval.render import render  # noqa: E402
 from benchmarks.asr_eval.scoring import correct, edit_distance, share  # noqa: E402
 from benchmarks.operator_token import operator_token  # noqa: E402
 from benchmarks.product_kb import DemoKnowledge, cites, demo_data_dir, demo_settings, open_knowledge  # noqa: E402
+from benchmarks.voice.client import VOICED_RMS, rms  # noqa: E402
 from benchmarks.voice.server import DEMO_KB, RunningServer, start  # noqa: E402
 from control_api.logging_setup import configure_logging  # noqa: E402
 from pipelines.asr.acoustic_adaptation import transcript_words  # noqa: E402
@@ -257,6 +258,8 @@ class Turn:
     answer: str = ""
     confirmations: int = 0
     latency_ms: float | None = None
+    # As the caller hears it: the question's last voiced frame sent → the answer's first voiced frame received.
+    heard_ms: float | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -280,6 +283,8 @@ async def ws_call(
     turn = Turn()
     url = base_url.replace("http://", "ws://") + "/api/voice/stream"
     outbox: asyncio.Queue[bytes] = asyncio.Queue()
+    question_left = 0  # the question's frames not sent yet
+    last_voiced_at: float | None = None  # when the question's last voiced frame went out
     done = asyncio.Event()
     caller: list[str] = []
     greeted = asyncio.Event()
@@ -288,10 +293,15 @@ async def ws_call(
 
         async def speak() -> None:
             # A live caller: 20 ms frames in real time, silence when there is nothing to say.
+            nonlocal question_left, last_voiced_at
             next_at = time.monotonic()
             while not done.is_set():
                 frame = outbox.get_nowait() if not outbox.empty() else bytes(FRAME)
                 await ws.send(frame)
+                if question_left > 0:
+                    question_left -= 1
+                    if rms(frame) >= VOICED_RMS:
+                        last_voiced_at = time.monotonic()
                 next_at += 0.02
                 await asyncio.sleep(max(0.0, next_at - time.monotonic()))
 
@@ -304,7 +314,9 @@ async def ws_call(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(greeted.wait(), 20.0)
             await asyncio.sleep(0.3)
+            nonlocal question_left
             asked = True
+            question_left = -(-len(question) // FRAME)
             say(question)
 
         speaker = asyncio.create_task(speak())
@@ -313,6 +325,9 @@ async def ws_call(
             async with asyncio.timeout(within_s):
                 async for message in ws:
                     if isinstance(message, bytes):
+                        spoken_at = last_voiced_at if asked and question_left == 0 else None
+                        if spoken_at is not None and turn.heard_ms is None and rms(message) >= VOICED_RMS:
+                            turn.heard_ms = (time.monotonic() - spoken_at) * 1000
                         continue
                     event = json.loads(message)
                     turn.events.append(event)
@@ -450,6 +465,7 @@ async def spoken(
             "no_answer": not turn.answer,
             "uncited": bool(turn.answer) and not not_found(turn.answer) and citation is None,
             "latency_ms": turn.latency_ms,
+            "heard_ms": turn.heard_ms,
         }
 
     rows = list(await asyncio.gather(*(one(q) for q in qset.questions)))
@@ -457,6 +473,7 @@ async def spoken(
     no_rows = [r for r in rows if not r["answerable"]]
     errors, words = sum(r["errors"] for r in rows), sum(r["ref_words"] for r in rows)
     latencies = [r["latency_ms"] for r in rows if r["latency_ms"] is not None]
+    heard = [r["heard_ms"] for r in rows if r["heard_ms"] is not None]
     return {
         "questions": len(rows),
         "right_answers": share(yes_rows, "right"),
@@ -468,6 +485,9 @@ async def spoken(
         "latency_p50_ms": round(statistics.median(latencies), 1) if latencies else None,
         "latency_p95_ms": round(statistics.quantiles(latencies, n=20)[-1], 1) if len(latencies) > 1 else None,
         "latencies_ms": [round(x, 1) for x in latencies],
+        # The same turns as the caller hears them (loopback socket; includes the answer's leading quiet).
+        "heard_p50_ms": round(statistics.median(heard), 1) if heard else None,
+        "heard_p95_ms": round(statistics.quantiles(heard, n=20)[-1], 1) if len(heard) > 1 else None,
         "no_answer": [r["id"] for r in rows if r["no_answer"]],
         # An answer from the knowledge base whose search the server did not record as found: a broken check.
         "answered_without_citation": [r["id"] for r in rows if r["uncited"]],

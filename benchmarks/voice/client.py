@@ -37,7 +37,8 @@ FRAME_BYTES = FRAME_SAMPLES * 2
 VOICED_RMS = 300.0  # int16 RMS of a 20 ms frame that counts as speech
 
 
-def _rms(pcm: bytes | np.ndarray[Any, Any]) -> float:
+def rms(pcm: bytes | np.ndarray[Any, Any]) -> float:
+    """The root mean square of 16-bit samples (0 for none)."""
     samples = np.frombuffer(pcm, dtype=np.int16) if isinstance(pcm, bytes | bytearray) else pcm
     if samples.size == 0:
         return 0.0
@@ -56,7 +57,7 @@ def _encoded(pcm: bytes) -> list[tuple[bytes, bool]]:
         packets = []
         for i in range(0, len(pcm), FRAME_BYTES):
             chunk = pcm[i : i + FRAME_BYTES].ljust(FRAME_BYTES, b"\0")
-            packets.extend((packet, _rms(chunk) >= VOICED_RMS) for packet in encoder.encode(chunk))
+            packets.extend((packet, rms(chunk) >= VOICED_RMS) for packet in encoder.encode(chunk))
         _ENCODED[pcm] = packets
     return packets
 
@@ -90,7 +91,7 @@ class SpeakerTrack(MediaStreamTrack):
         else:
             for i in range(0, len(pcm), FRAME_BYTES):
                 chunk = pcm[i : i + FRAME_BYTES].ljust(FRAME_BYTES, b"\0")
-                self._queue.append((chunk, _rms(chunk) >= VOICED_RMS))
+                self._queue.append((chunk, rms(chunk) >= VOICED_RMS))
         self._done = asyncio.Event()
         return self._done
 
@@ -268,7 +269,7 @@ class WebRTCCaller:
             samples = frame.to_ndarray()
             if samples.ndim > 1 and frame.layout.name == "stereo":
                 samples = samples.reshape(-1, 2)[:, 0]
-            self.received.add(time.monotonic(), _rms(np.asarray(samples, dtype=np.int16).ravel()))
+            self.received.add(time.monotonic(), rms(np.asarray(samples, dtype=np.int16).ravel()))
 
     async def wait_quiet(self, *, since: float, hold: float, within: float) -> float | None:
         """Wait until the agent has been quiet for ``hold`` seconds after ``since``."""
