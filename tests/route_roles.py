@@ -142,7 +142,11 @@ ROUTE_ROLES: dict[tuple[str, str], Access] = {
     # --- handoffs and the desk (issue 19; object-level rules in tests/handoff/test_handoff_api.py) ---
     ("GET", "/api/handoffs"): Access(CALL_READERS, status=200),
     ("GET", "/api/handoffs/events"): Access(CALL_READERS, probe=False, note="an endless event stream"),
-    ("GET", "/api/handoffs/callbacks"): Access(MANAGERS, status=200),
+    ("GET", "/api/handoffs/callbacks"): Access(HANDOFF_TAKERS, status=200),
+    ("POST", "/api/handoffs/callbacks/{callback_id}/claim"): Access(HANDOFF_TAKERS, status=404),
+    ("POST", "/api/handoffs/callbacks/{callback_id}/complete"): Access(HANDOFF_TAKERS, status=422, note="empty body"),
+    ("POST", "/api/handoffs/callbacks/{callback_id}/release"): Access(HANDOFF_TAKERS, status=404),
+    ("POST", "/api/handoffs/callbacks/{callback_id}/reassign"): Access(MANAGERS, status=422, note="empty body"),
     ("GET", "/api/handoffs/policies/{persona_name}"): Access(MANAGERS, status=200, params={"persona_name": "default"}),
     ("PUT", "/api/handoffs/policies/{persona_name}"): Access(MANAGERS, status=200, params={"persona_name": "default"}),
     ("GET", "/api/handoffs/{handoff_id}"): Access(CALL_READERS, status=404),

@@ -441,9 +441,16 @@ class CallbackRequest(Base):
     phone: Mapped[str | None] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(String(20))  # timed_out | declined | no_agents
     briefing: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    status: Mapped[str] = mapped_column(String(20), default="open")  # open | done
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open | done (claimed: open with claimed_by)
     ticket_delivery_id: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # --- the callback work queue (migration 0011) ---
+    claimed_by: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    claimed_at: Mapped[datetime | None]
+    completed_by: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    completed_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(20))  # reached | no_answer | voicemail | wrong_number | ...
+    note: Mapped[str | None] = mapped_column(Text)
 
 
 class HandoffPolicy(Base):

@@ -20,7 +20,11 @@ from control_api.deps import SessionDep, actor_for, require
 from control_api.problems import ProblemError
 from control_api.rbac import Permission, has_permission
 from control_api.schemas.handoffs import (
+    CallbackComplete,
+    CallbackPublic,
+    CallbackReassign,
     CallbacksPublic,
+    CallbackStatus,
     DeskAnswer,
     DeskOffer,
     HandoffComplete,
@@ -31,6 +35,7 @@ from control_api.schemas.handoffs import (
     HandoffStatus,
 )
 from control_api.services import audit
+from control_api.services import callbacks as callback_service
 from control_api.services import handoffs as service
 from control_api.services import personas as persona_service
 
@@ -116,14 +121,94 @@ async def desk_events(request: Request, session: SessionDep, user: Taker) -> Str
 @router.get("/callbacks", response_model=CallbacksPublic)
 async def list_callbacks(
     session: SessionDep,
-    user: Manager,
-    status: Annotated[str | None, Query(pattern="^(open|done)$")] = "open",
+    user: Taker,
+    status: Annotated[CallbackStatus, Query()] = "open",
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> CallbacksPublic:
-    """Callback requests left by handoffs nobody took."""
-    del user
-    rows = await service.list_callbacks(session, status=status, limit=limit)
-    return CallbacksPublic.model_validate({"items": list(rows)})
+    """The callback queue: requests left by handoffs nobody took.
+
+    ``open``: not done yet, oldest first; ``claimed``: open ones someone claimed; ``done``: most recently completed
+    first. Agents see the open requests nobody claimed and their own; supervisors see all.
+    """
+    views, total = await callback_service.list_for(session, user, status=status, limit=limit)
+    return CallbacksPublic(items=[_callback(v) for v in views], count=total)
+
+
+def _callback(view: callback_service.CallbackView) -> CallbackPublic:
+    return CallbackPublic.model_validate(view.public())
+
+
+@router.post(
+    "/callbacks/{callback_id}/claim",
+    response_model=CallbackPublic,
+    responses={409: {"description": "Already claimed by someone else, or done."}},
+)
+async def claim_callback(callback_id: str, request: Request, session: SessionDep, user: Taker) -> CallbackPublic:
+    """Claim a callback to call the caller back (the first claim wins)."""
+    view = await callback_service.claim(session, callback_id, user)
+    await audit.record(
+        session, actor_for(request, user), "handoffs.callback_claim", target_type="callback", target_id=callback_id
+    )
+    return _callback(view)
+
+
+@router.post(
+    "/callbacks/{callback_id}/complete",
+    response_model=CallbackPublic,
+    responses={
+        403: {"description": "Claimed by someone else."},
+        409: {"description": "Not claimed yet, or already done."},
+    },
+)
+async def complete_callback(
+    callback_id: str, body: CallbackComplete, request: Request, session: SessionDep, user: Taker
+) -> CallbackPublic:
+    """Close a callback you claimed with its outcome and a note (supervisors: any callback)."""
+    view = await callback_service.complete(session, callback_id, user, outcome=body.outcome, note=body.note)
+    await audit.record(
+        session,
+        actor_for(request, user),
+        "handoffs.callback_complete",
+        target_type="callback",
+        target_id=callback_id,
+        detail={"outcome": body.outcome},
+    )
+    return _callback(view)
+
+
+@router.post(
+    "/callbacks/{callback_id}/release",
+    response_model=CallbackPublic,
+    responses={409: {"description": "Not claimed, claimed by someone else, or done."}},
+)
+async def release_callback(callback_id: str, request: Request, session: SessionDep, user: Taker) -> CallbackPublic:
+    """Put a callback you claimed back in the open queue (supervisors: any claimed callback)."""
+    view = await callback_service.release(session, callback_id, user)
+    await audit.record(
+        session, actor_for(request, user), "handoffs.callback_release", target_type="callback", target_id=callback_id
+    )
+    return _callback(view)
+
+
+@router.post(
+    "/callbacks/{callback_id}/reassign",
+    response_model=CallbackPublic,
+    responses={409: {"description": "Already done."}, 422: {"description": "That account does not take handoffs."}},
+)
+async def reassign_callback(
+    callback_id: str, body: CallbackReassign, request: Request, session: SessionDep, user: Manager
+) -> CallbackPublic:
+    """Hand a callback to another person who takes handoffs, or back to the open queue (``user_id: null``)."""
+    view = await callback_service.reassign(session, callback_id, body.user_id)
+    await audit.record(
+        session,
+        actor_for(request, user),
+        "handoffs.callback_reassign",
+        target_type="callback",
+        target_id=callback_id,
+        detail={"to_user_id": body.user_id},
+    )
+    return _callback(view)
 
 
 @router.get("/policies/{persona_name}", response_model=HandoffPolicyModel)

@@ -184,22 +184,55 @@ class PresenceList(BaseModel):
     items: list[PresencePublic]
 
 
+CallbackStatus = Literal["open", "claimed", "done"]
+CallbackOutcome = Literal["reached", "no_answer", "voicemail", "wrong_number", "not_needed"]
+
+
 class CallbackPublic(BaseModel):
-    """A callback request left by a handoff nobody took."""
+    """A callback request left by a handoff nobody took, as the callback queue shows it."""
 
     model_config = ConfigDict(from_attributes=True)
 
     id: str
     call_id: str | None
     handoff_id: str | None
-    phone: str | None
-    reason: str
-    status: str
+    phone: str | None = Field(description="The caller's number to call back (none when the line gave none).")
+    reason: str = Field(description="Why nobody took the handoff: timed_out, declined or no_agents.")
+    status: str = Field(description="open (claimed or not) or done.")
     ticket_delivery_id: str | None
     created_at: datetime
+    summary: str | None = Field(default=None, description="The briefing's summary of the call.")
+    handoff_reason: str | None = Field(default=None, description="Why the call was handed over.")
+    claimed_by: str | None = None
+    claimed_by_name: str | None = Field(default=None, description="Name (or e-mail) of who claimed it.")
+    claimed_at: datetime | None = None
+    completed_by: str | None = None
+    completed_by_name: str | None = Field(default=None, description="Name (or e-mail) of who completed it.")
+    completed_at: datetime | None = None
+    outcome: CallbackOutcome | None = Field(default=None, description="How the call back went (done ones).")
+    note: str | None = None
+    age_s: float = Field(default=0.0, description="Seconds since the request (until completed, for done ones).")
 
 
 class CallbacksPublic(BaseModel):
-    """Open callback requests."""
+    """A page of the callback queue."""
 
     items: list[CallbackPublic]
+    count: int = Field(default=0, description="Callbacks matching the filter that you may see, over all pages.")
+
+
+class CallbackComplete(BaseModel):
+    """How a callback went: the outcome and an optional note."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: CallbackOutcome = Field(description="How the call back went.")
+    note: str | None = Field(default=None, max_length=2000, description="What was said or done (optional).")
+
+
+class CallbackReassign(BaseModel):
+    """Who works a callback now (a supervisor's choice); ``null`` puts it back in the open queue."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: str | None = Field(max_length=36, description="An active account that takes handoffs, or null.")

@@ -616,13 +616,3 @@ async def record_callback(session: AsyncSession, handoff: Handoff, *, reason: st
     _step(handoff, "callback_requested", callback_id=request.id)
     await session.commit()
     return request
-
-
-async def list_callbacks(
-    session: AsyncSession, *, status: str | None = "open", limit: int = 100
-) -> Sequence[CallbackRequest]:
-    """Callback requests, newest first."""
-    stmt = select(CallbackRequest).order_by(CallbackRequest.created_at.desc()).limit(limit)
-    if status is not None:
-        stmt = stmt.where(CallbackRequest.status == status)
-    return (await session.execute(stmt)).scalars().all()

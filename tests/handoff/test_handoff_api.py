@@ -2,7 +2,8 @@
 
 Object-level rules: an agent sees and accepts only handoffs offered to them, reads only the calls they took,
 completes only what they accepted; the first accept wins; going available offers what is waiting; a callback
-request carries the caller's number and the briefing; the policy of a persona round-trips.
+request carries the caller's number and the briefing; the policy of a persona round-trips. The callback queue:
+the first claim wins, only the claimer (or a supervisor) completes, every change is audited.
 """
 
 from __future__ import annotations
@@ -165,7 +166,8 @@ def test_decline_going_available_and_callbacks(api: TestClient) -> None:
     asyncio.run(give_back())
     callbacks = api.get("/api/handoffs/callbacks", headers=supervisor).json()["items"]
     assert [(c["handoff_id"], c["phone"], c["reason"]) for c in callbacks] == [(handoff_id, "+15550199", "declined")]
-    assert api.get("/api/handoffs/callbacks", headers=agent).status_code == 403
+    assert api.get("/api/handoffs/callbacks", headers=agent).json()["count"] == 1  # agents work the queue
+    assert api.get("/api/handoffs/callbacks", headers=accounts.headers("viewer")).status_code == 403
     assert api.post(f"/api/handoffs/{handoff_id}/accept", headers=agent).status_code == 409
 
 
@@ -255,3 +257,154 @@ def test_a_bad_cold_transfer_target_is_a_422_problem(api: TestClient, target: st
     assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json"), bad.text
     assert "cold_transfer_to" in bad.text
     assert api.get("/api/handoffs/policies/default", headers=supervisor).json()["cold_transfer_to"] is None
+
+
+def _callback(api: TestClient, *, number: str) -> tuple[str, str]:
+    """A handoff nobody could take (no agent available) and its callback request; returns (call, callback)."""
+    call_id, handoff_id = _queue(api, number=number)
+
+    async def run() -> str:
+        engine = create_engine(_db_url(api))
+        try:
+            async with session_factory(engine)() as session:
+                handoff = await service.get_handoff(session, handoff_id)
+                assert handoff.status == "no_agents"
+                return (await service.record_callback(session, handoff, reason="no_agents")).id
+        finally:
+            await engine.dispose()
+
+    return call_id, asyncio.run(run())
+
+
+def _audit(api: TestClient, accounts: Accounts, callback_id: str) -> list[tuple[str, str | None, dict[str, Any]]]:
+    entries = api.get(
+        "/api/audit",
+        params={"target_type": "callback", "target_id": callback_id},
+        headers=accounts.headers("admin"),
+    ).json()["items"]
+    return [(e["action"], e["actor_user_id"], e["detail"]) for e in reversed(entries)]
+
+
+def test_the_callback_queue_claim_complete_and_who_may(api: TestClient) -> None:
+    accounts = sign_in_everyone(api)
+    agent, supervisor, viewer = (accounts.headers(r) for r in ("agent", "supervisor", "viewer"))
+    other = _second_agent(api, accounts)
+    first_call, first = _callback(api, number="+15550111")
+    _, second = _callback(api, number="+15550122")
+
+    # The open queue, oldest first, with what the page needs.
+    listed = api.get("/api/handoffs/callbacks", headers=agent)
+    assert listed.status_code == 200, listed.text
+    page = listed.json()
+    assert page["count"] == 2 and [c["id"] for c in page["items"]] == [first, second]
+    item = page["items"][0]
+    assert (item["call_id"], item["phone"], item["reason"], item["status"]) == (
+        first_call,
+        "+15550111",
+        "no_agents",
+        "open",
+    )
+    assert "person" in item["summary"] and item["handoff_reason"] == "caller asked for a person"
+    assert item["claimed_by"] is None and item["age_s"] >= 0
+    assert api.get("/api/handoffs/callbacks", headers=viewer).status_code == 403
+    assert api.post(f"/api/handoffs/callbacks/{first}/claim", headers=viewer).status_code == 403
+
+    # The first claim wins; a second claimer is told who holds it; claiming one's own again is harmless.
+    claimed = api.post(f"/api/handoffs/callbacks/{first}/claim", headers=agent)
+    assert claimed.status_code == 200, claimed.text
+    assert claimed.json()["claimed_by"] == accounts.ids["agent"]
+    assert claimed.json()["claimed_by_name"] == "agent@voxdesk.example" and claimed.json()["claimed_at"]
+    lost = api.post(f"/api/handoffs/callbacks/{first}/claim", headers=other)
+    assert lost.status_code == 409 and lost.headers["content-type"].startswith("application/problem+json")
+    assert lost.json()["detail"] == "Already claimed by agent@voxdesk.example."
+    assert lost.json()["claimed_by"] == accounts.ids["agent"]
+    assert api.post(f"/api/handoffs/callbacks/{first}/claim", headers=agent).status_code == 200
+
+    # Another agent no longer sees it; its claimer and supervisors do (``claimed`` filter too).
+    assert [c["id"] for c in api.get("/api/handoffs/callbacks", headers=other).json()["items"]] == [second]
+    assert [c["id"] for c in api.get("/api/handoffs/callbacks", headers=agent).json()["items"]] == [first, second]
+    mine = api.get("/api/handoffs/callbacks", params={"status": "claimed"}, headers=agent).json()
+    assert [c["id"] for c in mine["items"]] == [first]
+    assert api.get("/api/handoffs/callbacks", params={"status": "claimed"}, headers=other).json()["items"] == []
+    assert api.get("/api/handoffs/callbacks", params={"status": "open"}, headers=supervisor).json()["count"] == 2
+    assert api.get("/api/handoffs/callbacks", params={"status": "nope"}, headers=agent).status_code == 422
+
+    # Only the claimer completes (another agent: 403; unclaimed: 409); a bad outcome or a long note is a 422.
+    body = {"outcome": "reached", "note": "Called back; router replaced."}
+    refused = api.post(f"/api/handoffs/callbacks/{first}/complete", json=body, headers=other)
+    assert refused.status_code == 403 and "agent@voxdesk.example" in refused.json()["detail"]
+    unclaimed = api.post(f"/api/handoffs/callbacks/{second}/complete", json=body, headers=other)
+    assert unclaimed.status_code == 409 and unclaimed.json()["detail"] == "Claim this callback before completing it."
+    for bad in ({"outcome": "sold_them_a_phone"}, {"outcome": "reached", "note": "x" * 2001}, {}):
+        wrong = api.post(f"/api/handoffs/callbacks/{first}/complete", json=bad, headers=agent)
+        assert wrong.status_code == 422 and wrong.headers["content-type"].startswith("application/problem+json")
+    done = api.post(f"/api/handoffs/callbacks/{first}/complete", json=body, headers=agent)
+    assert done.status_code == 200, done.text
+    closed = done.json()
+    assert (closed["status"], closed["outcome"], closed["note"]) == ("done", "reached", body["note"])
+    assert closed["completed_by"] == accounts.ids["agent"] and closed["completed_at"]
+    again = api.post(f"/api/handoffs/callbacks/{first}/complete", json=body, headers=agent)
+    assert again.status_code == 409
+    assert api.post(f"/api/handoffs/callbacks/{first}/claim", headers=other).status_code == 409
+    # Done ones: the agent sees what they completed, the other agent nothing; the open queue no longer has it.
+    assert [
+        c["id"] for c in api.get("/api/handoffs/callbacks", params={"status": "done"}, headers=agent).json()["items"]
+    ] == [first]
+    assert api.get("/api/handoffs/callbacks", params={"status": "done"}, headers=other).json()["count"] == 0
+    assert [c["id"] for c in api.get("/api/handoffs/callbacks", headers=supervisor).json()["items"]] == [second]
+
+    # Unknown ids: 404 problem JSON.
+    for action in ("claim", "release"):
+        missing = api.post(f"/api/handoffs/callbacks/no-such-callback/{action}", headers=agent)
+        assert missing.status_code == 404 and missing.json()["type"].endswith("not-found")
+    assert api.post("/api/handoffs/callbacks/no-such-callback/complete", json=body, headers=agent).status_code == 404
+
+    # Every change is in the audit log, with who did it.
+    assert _audit(api, accounts, first) == [
+        ("handoffs.callback_claim", accounts.ids["agent"], {}),
+        ("handoffs.callback_claim", accounts.ids["agent"], {}),
+        ("handoffs.callback_complete", accounts.ids["agent"], {"outcome": "reached"}),
+    ]
+
+
+def test_a_supervisor_reassigns_releases_and_completes_any_callback(api: TestClient) -> None:
+    accounts = sign_in_everyone(api)
+    agent, supervisor = accounts.headers("agent"), accounts.headers("supervisor")
+    other = _second_agent(api, accounts)
+    _, callback = _callback(api, number="+15550133")
+
+    assert api.post(f"/api/handoffs/callbacks/{callback}/claim", headers=agent).status_code == 200
+    # Agents neither reassign nor release someone else's claim.
+    to_other = {"user_id": accounts.ids["agent2"]}
+    assert api.post(f"/api/handoffs/callbacks/{callback}/reassign", json=to_other, headers=agent).status_code == 403
+    assert api.post(f"/api/handoffs/callbacks/{callback}/release", headers=other).status_code == 409
+    # A supervisor hands it to the other agent; only an account that takes handoffs can receive it.
+    viewer_id = {"user_id": accounts.ids["viewer"]}
+    assert (
+        api.post(f"/api/handoffs/callbacks/{callback}/reassign", json=viewer_id, headers=supervisor).status_code == 422
+    )
+    moved = api.post(f"/api/handoffs/callbacks/{callback}/reassign", json=to_other, headers=supervisor)
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["claimed_by"] == accounts.ids["agent2"]
+    assert (
+        api.post(f"/api/handoffs/callbacks/{callback}/complete", json={"outcome": "reached"}, headers=agent).status_code
+        == 403
+    )
+    # Its new holder lets it go: back in the open queue, anyone may claim it.
+    released = api.post(f"/api/handoffs/callbacks/{callback}/release", headers=other)
+    assert released.status_code == 200 and released.json()["claimed_by"] is None
+    assert api.post(f"/api/handoffs/callbacks/{callback}/release", headers=other).status_code == 409
+    # A supervisor completes even an unclaimed callback (and becomes its claimer).
+    done = api.post(f"/api/handoffs/callbacks/{callback}/complete", json={"outcome": "voicemail"}, headers=supervisor)
+    assert done.status_code == 200, done.text
+    assert done.json()["claimed_by"] == done.json()["completed_by"] == accounts.ids["supervisor"]
+    assert done.json()["note"] is None
+    assert (
+        api.post(f"/api/handoffs/callbacks/{callback}/reassign", json=to_other, headers=supervisor).status_code == 409
+    )
+    assert [a for a, _, _ in _audit(api, accounts, callback)] == [
+        "handoffs.callback_claim",
+        "handoffs.callback_reassign",
+        "handoffs.callback_release",
+        "handoffs.callback_complete",
+    ]
