@@ -5,11 +5,14 @@ Screenshots go to ``$VOXDESK_CONSOLE_SHOTS`` when set (for a person to look at),
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from email import message_from_bytes
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import pytest
@@ -23,6 +26,7 @@ from tests.console.conftest import (
     CHROMIUM_ARGS,
     OLD_CALLS,
     OTHER_PASSWORD,
+    SUPERVISOR_EMAIL,
     VIEWER_EMAIL,
     LiveServer,
 )
@@ -30,6 +34,7 @@ from tests.console.conftest import (
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 TIMEOUT_MS = 15_000
+T = TypeVar("T")
 
 
 class PageWatch:
@@ -393,3 +398,106 @@ def test_every_page_renders_under_its_strict_policy(
         page.screenshot(path=str(shots / f"policy{path.replace('/', '-')}.png"))
     assert not watch.errors, watch.errors
     assert not watch.foreign_requests(), watch.foreign_requests()
+
+
+def _in_thread(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run ``coroutine`` to completion on its own loop (Playwright's sync API holds this thread's loop)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+def _callbacks(server: LiveServer, count: int) -> list[str]:
+    """``count`` handoffs of the seeded ended call that nobody took, each with its callback request (oldest first)."""
+    from control_api.db.engine import create_engine, session_factory
+    from control_api.db.models import Handoff
+    from control_api.services import handoffs
+
+    async def run() -> list[str]:
+        engine = create_engine(server.settings.database_url)
+        try:
+            async with session_factory(engine)() as session:
+                ids = []
+                for _ in range(count):
+                    handoff = Handoff(
+                        call_id=server.seeded.ended_call_id,
+                        status="timed_out",
+                        reason="asked for a person",
+                        source="phrase",
+                        briefing={"summary": "Broadband drops every evening.", "reason": "asked for a person"},
+                    )
+                    session.add(handoff)
+                    await session.flush()
+                    ids.append((await handoffs.record_callback(session, handoff, reason="timed_out")).id)
+                return ids
+        finally:
+            await engine.dispose()
+
+    return _in_thread(run())
+
+
+def _claim_as(server: LiveServer, email: str, callback_id: str) -> None:
+    """Someone else claims the callback (another browser, as far as the page can tell)."""
+    from sqlalchemy import select
+
+    from control_api.db.engine import create_engine, session_factory
+    from control_api.db.models import User
+    from control_api.services import callbacks
+
+    async def run() -> None:
+        engine = create_engine(server.settings.database_url)
+        try:
+            async with session_factory(engine)() as session:
+                person = (await session.execute(select(User).where(User.email == email))).scalar_one()
+                await callbacks.claim(session, callback_id, person)
+        finally:
+            await engine.dispose()
+
+    _in_thread(run())
+
+
+def test_an_agent_claims_and_completes_a_callback(
+    live_server: LiveServer, browser: BrowserContext, shots: Path
+) -> None:
+    """The callback queue: oldest first; a claim someone else made first is refused in the page; claim, complete."""
+    taken_first, waiting = _callbacks(live_server, 2)
+    page, watch = _open(browser)
+    _sign_in(page, live_server, AGENT_EMAIL, OTHER_PASSWORD, landing="Calls")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Callbacks", exact=True).click()
+    expect(page.get_by_role("heading", name="Callbacks", exact=True)).to_be_visible()
+    rows = page.locator("tbody tr[data-callback-id]")
+    expect(rows).to_have_count(2)
+    expect(rows.first).to_have_attribute("data-callback-id", taken_first)
+    expect(rows.first).to_contain_text("+919812345678")
+    expect(rows.first).to_contain_text("Nobody answered in time")
+    expect(rows.first).to_contain_text("Broadband drops every evening.")
+    page.screenshot(path=shots / "callbacks-open.png")
+
+    # The supervisor got there first: the page says who, and the callback leaves this agent's queue.
+    _claim_as(live_server, SUPERVISOR_EMAIL, taken_first)
+    rows.first.get_by_role("button", name="Claim").click()
+    expect(page.get_by_role("alert")).to_have_text("Already claimed by Sam Supervisor.")
+    expect(rows).to_have_count(1)
+
+    mine = page.locator(f'tbody tr[data-callback-id="{waiting}"]')
+    mine.get_by_role("button", name="Claim").click()
+    expect(mine).to_have_attribute("data-status", "claimed")
+    expect(mine).to_contain_text("You")
+    expect(page.get_by_role("alert")).to_be_hidden()
+    mine.get_by_role("button", name="Complete").click()
+    form = page.get_by_role("form", name="Complete the callback to +919812345678")
+    form.get_by_label("Outcome").select_option(label="Left a voicemail")
+    form.get_by_label("Note").fill("Left a message about the evening drops.")
+    form.get_by_role("button", name="Save").click()
+    expect(rows).to_have_count(0)
+    expect(page.get_by_text("No callers waiting for a call back.")).to_be_visible()
+
+    page.get_by_label("Show").select_option("done")
+    expect(rows).to_have_count(1)
+    expect(mine).to_contain_text("Left a voicemail")
+    expect(mine).to_contain_text("Left a message about the evening drops.")
+    page.screenshot(path=shots / "callbacks-done.png")
+
+    assert watch.foreign_requests() == []
+    # Expected: the 401 of /api/auth/me before signing in and the 409 of the refused claim.
+    unexpected = [e for e in watch.errors if not re.search(r"status of (401|409)", e)]
+    assert unexpected == []

@@ -12,6 +12,7 @@ import { renderUsers } from "./views/users.js";
 import { renderAudit } from "./views/audit.js";
 import { renderIntegrations } from "./views/integrations.js";
 import { renderDesk } from "./views/desk.js";
+import { renderCallbacks } from "./views/callbacks.js";
 import { renderLearning } from "./views/learning.js";
 import { renderSops } from "./views/sops.js";
 
@@ -28,6 +29,7 @@ const VIEWS = {
   settings: ["analytics:read", renderSettings, "Settings", true],
   integrations: ["integrations:operate", renderIntegrations, "Integrations", true],
   desk: ["handoffs:take", renderDesk, "Desk", true],
+  callbacks: ["handoffs:take", renderCallbacks, "Callbacks", true],
   learning: ["learning:manage", renderLearning, "Autonomous learning", true],
   sops: ["sops:manage", renderSops, "SOP generator", true],
 };

@@ -24,8 +24,10 @@ const ACTIONS = {
   "integrations.delivery_retry": "retried a delivery", "integrations.ticket_queue": "queued a helpdesk ticket",
   "handoffs.accept": "accepted a handoff", "handoffs.decline": "declined a handoff", "handoffs.complete": "completed a handoff",
   "handoffs.policy": "changed the handoff policy", "voice_profiles.update": "changed voice preferences",
+  "handoffs.callback_claim": "claimed a callback", "handoffs.callback_complete": "completed a callback",
+  "handoffs.callback_release": "put a callback back in the queue", "handoffs.callback_reassign": "reassigned a callback",
 };
-const TARGETS = { call: "call", user: "account", account: "account", document: "document", persona: "persona", incident: "incident", integration: "integration" };
+const TARGETS = { call: "call", user: "account", account: "account", document: "document", persona: "persona", incident: "incident", integration: "integration", callback: "callback" };
 const FIELD_WORDS = { full_name: "name", is_active: "active", password: "password", role: "role", tags: "tags", notes: "notes", disposition: "disposition" };
 
 function words(key) {
