@@ -267,6 +267,12 @@ const LABELS = {
     requested: "Requested", ringing: "Ringing", accepted: "Accepted", connected: "Connected", completed: "Completed",
     declined: "Declined", timed_out: "Nobody answered", cancelled: "Cancelled",
   },
+  callback_reason: { timed_out: "Nobody answered in time", declined: "Every agent declined", no_agents: "Nobody was available" },
+  callback_outcome: {
+    reached: "Reached the caller", no_answer: "No answer", voicemail: "Left a voicemail", wrong_number: "Wrong number",
+    not_needed: "No longer needed",
+  },
+  callback_status: { open: "Waiting", claimed: "Claimed", done: "Done" },
   privacy_kind: { export: "Export of their data", correction: "Correction", erasure: "Erasure" },
   privacy_status: { received: "Received", in_progress: "In progress", completed: "Completed", rejected: "Rejected" },
   severity: { low: "Low", medium: "Medium", high: "High", critical: "Critical" },
