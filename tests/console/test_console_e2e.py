@@ -496,6 +496,20 @@ def test_an_agent_claims_and_completes_a_callback(
     expect(mine).to_contain_text("Left a voicemail")
     expect(mine).to_contain_text("Left a message about the evening drops.")
     page.screenshot(path=shots / "callbacks-done.png")
+    _sign_out(page)
+
+    # The supervisor sees their claim with a link to the call, and puts it back in the queue.
+    _sign_in(page, live_server, SUPERVISOR_EMAIL, OTHER_PASSWORD, landing="Dashboard")
+    page.goto(f"{live_server.base_url}/console#/callbacks")
+    held = page.locator(f'tbody tr[data-callback-id="{taken_first}"]')
+    expect(held).to_have_attribute("data-status", "claimed")
+    expect(held.get_by_role("link", name="Open the call")).to_have_attribute(
+        "href", f"#/calls/{live_server.seeded.ended_call_id}"
+    )
+    held.get_by_role("button", name="Release").click()
+    expect(held).to_have_attribute("data-status", "open")
+    expect(held.get_by_role("button", name="Claim")).to_be_visible()
+    _sign_out(page)
 
     assert watch.foreign_requests() == []
     # Expected: the 401 of /api/auth/me before signing in and the 409 of the refused claim.
