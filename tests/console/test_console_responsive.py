@@ -55,6 +55,13 @@ UNNAMED_CONTROLS_JS = """
 """
 
 
+# Rendered heights of the visible bar charts' axis labels, in CSS pixels.
+AXIS_LABEL_PX_JS = """
+() => [...document.querySelectorAll('svg.bars text.axis')]
+  .map((el) => el.getBoundingClientRect().height).filter((px) => px > 0)
+"""
+
+
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
     """One headless Chromium (the Debian build) for the whole walk; each role gets its own context."""
@@ -99,6 +106,10 @@ def _check_page(page: Page, problems: list[str], where: str) -> None:
         problems.append(f"{where}: page is {extra}px wider than the window")
     for control in page.evaluate(UNNAMED_CONTROLS_JS):
         problems.append(f"{where}: control without an accessible name: {control}")
+    # Chart labels keep a readable size at every width (the stylesheet's 10 px, not stretched or shrunk).
+    for label_px in page.evaluate(AXIS_LABEL_PX_JS):
+        if not 8 <= label_px <= 15:
+            problems.append(f"{where}: a chart label is {label_px:.1f}px tall")
 
 
 @pytest.mark.parametrize("role", list(ACCOUNTS))

@@ -47,7 +47,8 @@
       const tag = document.createElement("span");
       tag.className = "latency";
       tag.textContent = Math.round(pendingLatency.total_ms) + " ms";
-      tag.title = ["vad_ms", "asr_ms", "retrieval_ms", "llm_ms", "tts_ms"]
+      tag.title = "On the server, your last word received to the answer's first sound sent (the network and " +
+        "your browser add to it): " + ["vad_ms", "asr_ms", "retrieval_ms", "llm_ms", "tts_ms"]
         .filter((k) => pendingLatency[k] != null)
         .map((k) => k.replace("_ms", "") + " " + Math.round(pendingLatency[k]) + " ms")
         .join(", ");

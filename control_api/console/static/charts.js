@@ -1,5 +1,5 @@
 // Tiny inline-SVG charts. Colours come from CSS classes (the stylesheet), not inline styles.
-import { h, svg } from "./dom.js";
+import { h, replace, svg } from "./dom.js";
 
 /**
  * A donut of named parts, with a legend.
@@ -52,18 +52,37 @@ export function meter(rate, tone) {
 }
 
 /**
- * Vertical bars, optionally stacked (e.g. latency per turn split by stage).
+ * Vertical bars, optionally stacked (e.g. latency per turn split by stage). Drawn at the width of the box it
+ * sits in, one SVG unit to a CSS pixel, so labels keep the stylesheet's size on a phone and a wide screen alike
+ * (a fixed viewBox stretched to the width scaled them from ~6 px to ~19 px); redrawn when the box resizes.
  * @param {{label: string, segments: {value: number, tone: string, name: string}[]}[]} bars
  * @param {{title: string, unit?: string, height?: number}} options
  */
-export function bars(bars, { title, unit = "", height = 160 }) {
-  const width = Math.max(320, bars.length * 22 + 48);
+export function bars(bars, options) {
+  const box = h("div", { class: "bars-box" });
+  let drawn = 0;
+  const draw = (width, fluid) => {
+    drawn = fluid ? 0 : width;
+    replace(box, barsSvg(bars, options, width, fluid));
+  };
+  // Until the box has a width, a viewBox stretched to it (it must not widen the page while it is laid out).
+  draw(Math.max(320, bars.length * 22 + 48), true);
+  if (typeof ResizeObserver !== "undefined") {
+    new ResizeObserver((entries) => {
+      const width = Math.floor(entries[0].contentRect.width);
+      if (width > 0 && Math.abs(width - drawn) > 1) draw(width, false);
+    }).observe(box);
+  }
+  return box;
+}
+
+function barsSvg(bars, { title, unit = "", height = 160 }, width, fluid) {
   const top = 12;
   const bottom = 22;
   const left = 44;
   const plot = height - top - bottom;
   const max = Math.max(1, ...bars.map((bar) => bar.segments.reduce((s, seg) => s + (Number(seg.value) || 0), 0)));
-  const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "bars", role: "img", "aria-label": title, width: "100%", height });
+  const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "bars", role: "img", "aria-label": title, width: fluid ? "100%" : width, height });
   for (const fraction of [0, 0.5, 1]) {
     const y = top + plot - fraction * plot;
     chart.append(svg("line", { x1: left, x2: width - 4, y1: y, y2: y, class: "grid" }));
@@ -71,6 +90,8 @@ export function bars(bars, { title, unit = "", height = 160 }) {
   }
   const step = (width - left - 8) / Math.max(1, bars.length);
   const barWidth = Math.min(28, step * 0.7);
+  // Labels at the stylesheet's 10 px need about 24 px each: on a narrow box only every few bars is labelled.
+  const every = Math.max(1, Math.ceil(24 / step));
   bars.forEach((bar, index) => {
     const x = left + index * step + (step - barWidth) / 2;
     let y = top + plot;
@@ -86,7 +107,9 @@ export function bars(bars, { title, unit = "", height = 160 }) {
       group.append(svg("rect", { x: x.toFixed(1), y: y.toFixed(1), width: barWidth.toFixed(1), height: segmentHeight.toFixed(1), class: `bar tone-${segment.tone}` }));
     }
     chart.append(group);
-    chart.append(svg("text", { x: (x + barWidth / 2).toFixed(1), y: height - 6, class: "axis", "text-anchor": "middle", text: bar.label }));
+    if (bar.label && index % every === 0) {
+      chart.append(svg("text", { x: (x + barWidth / 2).toFixed(1), y: height - 6, class: "axis", "text-anchor": "middle", text: bar.label }));
+    }
   });
   return chart;
 }

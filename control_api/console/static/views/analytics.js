@@ -1,7 +1,7 @@
 // Analytics: interactive charts (plotly.js, served from the installed plotly package) over a date range,
 // each point drilling down to the calls behind it, and a CSV export of every series shown.
 import { api } from "../api.js";
-import { OUTCOME_ORDER, field, fmtDuration, fmtMs, fmtNumber, fmtPercent, h, label, outcomeColour, replace, select } from "../dom.js";
+import { LATENCY_MEANS, OUTCOME_ORDER, field, fmtDuration, fmtMs, fmtNumber, fmtPercent, h, label, outcomeColour, replace, select } from "../dom.js";
 
 const PLOTLY_SRC = "/console/vendor/plotly.min.js";
 // plotly.js's own CSS as a same-origin file; this id and class tell plotly not to inject an inline <style>.
@@ -265,7 +265,7 @@ export async function renderAnalytics(main, ctx) {
       outcomes: panel("outcomes", "Outcomes", "Contained means every question was answered from the knowledge base and nobody was handed over."),
       handle: panel("handle", "Handle time", null),
       sentiment: panel("sentiment", "Caller sentiment", "Click a point to see that period's negative calls."),
-      latency: panel("latency", "Voice latency per stage (mean)", "From the caller's last word to the agent's first sound. Click a point to see those calls."),
+      latency: panel("latency", "Voice latency per stage (mean)", `${LATENCY_MEANS} Click a point to see those calls.`),
       handoffs: panel("handoffs", "Why calls were handed to a person", "Click a bar to see the handed-off calls."),
       topics: panel("topics", "Top topics", "The knowledge-base sections that answered most questions."),
       unanswered: panel("unanswered", "Unanswered questions", "Click a bar to see that period's calls."),

@@ -1,7 +1,7 @@
 // Dashboard: the desk's numbers from GET /api/dashboard/stats, refreshed every 15 s.
 import { api } from "../api.js";
 import { bars, donut, legend, meter } from "../charts.js";
-import { OUTCOME_ORDER, fmtDuration, fmtMs, fmtNumber, fmtPercent, fmtTime, h, label, outcomeTone, replace } from "../dom.js";
+import { LATENCY_MEANS, OUTCOME_ORDER, fmtDuration, fmtMs, fmtNumber, fmtPercent, fmtTime, h, label, outcomeTone, replace } from "../dom.js";
 
 const REFRESH_MS = 15000;
 
@@ -87,7 +87,7 @@ function renderStats(container, stats, volume, performance) {
         pick(sentiment, "unscored") ? h("p", { class: "muted small", text: `${pick(sentiment, "unscored")} call(s) not scored yet.` }) : null),
       h("section", { class: "panel", "aria-labelledby": "latency-title" },
         h("h2", { id: "latency-title", text: "Voice latency today" }),
-        h("p", { class: "muted small", text: "From the caller's last word to the agent's first sound, per stage." }),
+        h("p", { class: "muted small", text: `${LATENCY_MEANS} Per stage:` }),
         performance ? stageTable(performance) : h("p", { class: "muted", text: "Not available." }))),
     h("p", { class: "muted small", text: `Updated ${fmtTime(pick(stats, "as_of") || new Date().toISOString())} · refreshes every ${REFRESH_MS / 1000} s` }));
 }
