@@ -186,11 +186,11 @@ export function codePill(kind, code, tone) {
 // The colours are the CSS variables --outcome-<code> of app.css (classes tone-outcome-<code>); charts drawn
 // by plotly read the same variables through outcomeColour().
 
-/** Every outcome a call can have by the analysis's rule, in the order pages list them ("live": not ended). */
-// What the voice latency figures measure (the server's per-turn meter), said once for every page that shows them.
+/** What the voice latency figures measure (the server's per-turn meter), said once for every page that shows them. */
 export const LATENCY_MEANS = "Measured on the server: from the caller's last word received to the agent's first sound sent. " +
   "The network, the codecs and the caller's phone or browser add to what the caller hears.";
 
+/** Every outcome a call can have by the analysis's rule, in the order pages list them ("live": not ended). */
 export const OUTCOME_ORDER = ["resolved", "unanswered", "handed_off", "callback", "abandoned", "not_connected", "failed", "live"];
 
 /** The tone class of an outcome (bars, swatches): tone-outcome-<code>. */
