@@ -67,8 +67,14 @@ class KnowledgeBase:
             data, name_hint=name_hint, max_tokens=self.chunk_tokens, overlap_tokens=self.chunk_overlap
         )
 
-    async def embed_chunks(self, document_id: str, title: str | None, chunks: Sequence[Chunk]) -> list[StoredChunk]:
-        """Embed chunks in small batches (the loop gets a turn between batches)."""
+    async def embed_chunks(
+        self, document_id: str, title: str | None, chunks: Sequence[Chunk], *, display_title: str | None = None
+    ) -> list[StoredChunk]:
+        """Embed chunks in small batches (the loop gets a turn between batches).
+
+        ``title`` is the document's name as keyword search reads it, ``display_title`` as citations show it
+        (see :class:`knowledge.types.StoredChunk`).
+        """
         stored: list[StoredChunk] = []
         for start in range(0, len(chunks), EMBED_BATCH):
             batch = chunks[start : start + EMBED_BATCH]
@@ -83,6 +89,7 @@ class KnowledgeBase:
                     title=title,
                     heading=c.heading,
                     page=c.page,
+                    display_title=display_title,
                 )
                 for c, v in zip(batch, vectors, strict=True)
             )

@@ -229,8 +229,10 @@ class HybridRetriever:
                 score=round(score, 4),
                 document_id=hit.chunk.document_id,
                 chunk_id=hit.chunk.id,
-                citation=citation(hit.chunk.title, hit.chunk.heading, hit.chunk.page, hit.chunk.seq),
-                title=hit.chunk.title,
+                citation=citation(
+                    hit.chunk.display_title or hit.chunk.title, hit.chunk.heading, hit.chunk.page, hit.chunk.seq
+                ),
+                title=hit.chunk.display_title or hit.chunk.title,
                 heading=hit.chunk.heading,
                 page=hit.chunk.page,
             )

@@ -59,9 +59,12 @@ class StoredChunk:
         text: The chunk text (with its heading line first, so keyword search sees headings too).
         vector: Unit-normalised embedding (a float32 array where it comes from bytes, e.g. the database); may
             be empty when a store returns hits without vectors.
-        title: Document title or file name, for citations.
+        title: The document's name as keyword search reads it with the text (its title with its file name, or
+            the file name); citations show it when ``display_title`` is ``None``.
         heading: Heading path, for citations.
         page: Page number, for citations.
+        display_title: The document's name as citations show it (the title a person reads, with the file
+            name); carried, never indexed, so making it readable leaves search as it was.
 
     """
 
@@ -73,6 +76,7 @@ class StoredChunk:
     title: str | None = None
     heading: str | None = None
     page: int | None = None
+    display_title: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import unicodedata
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from control_api.schemas.common import UTCDateTime
+from knowledge.titles import display_title
 
 DocumentStatus = Literal["pending", "processing", "ready", "failed"]
 
@@ -50,6 +51,14 @@ class DocumentPublic(BaseModel):
     created_at: UTCDateTime
     updated_at: UTCDateTime
     processed_at: UTCDateTime | None
+
+    @model_validator(mode="after")
+    def _readable_title(self) -> DocumentPublic:
+        # The title a person reads (knowledge.titles.display_title): the stored one is the document's own title,
+        # or its file name where it gives none (what keyword search reads), and null until the file is read.
+        if self.title is not None:
+            self.title = display_title(self.title, self.filename)
+        return self
 
 
 class DocumentsPublic(BaseModel):

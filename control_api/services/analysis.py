@@ -46,7 +46,7 @@ from control_api.integrations import outbox
 from control_api.problems import ProblemError
 from control_api.services import analytics
 from control_api.services import sentiment as sentiment_analysis
-from control_api.services.ingestion_pipeline import display_title
+from control_api.services.ingestion_pipeline import citation_title, index_title
 from control_api.services.summary import Exchange, summarize
 from knowledge.types import Retrieval
 
@@ -267,7 +267,10 @@ async def resolve_citations(
                 .order_by(KnowledgeDocument.created_at)
             )
         ).all():
-            documents[display_title(title, filename)] = doc_id  # the newest document of a title wins
+            # Citations name a document as it reads (citation_title); those recorded before titles were made
+            # readable named it as the index does (index_title). The newest document of a name wins.
+            for name in (index_title(title, filename), citation_title(title, filename)):
+                documents[name] = doc_id
         keys = {c: (documents.get(m["title"]), int(m["n"]) - 1) for c, m in parsed.items()}
         doc_ids = {doc for doc, _ in keys.values() if doc}
         by_key: dict[tuple[str, int], tuple[str, str | None, str, str | None, str]] = {}

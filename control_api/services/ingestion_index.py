@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from control_api.db.models import KnowledgeChunk, KnowledgeDocument
 from control_api.services.ingestion_jobs import requeue
-from control_api.services.ingestion_pipeline import display_title
+from control_api.services.ingestion_pipeline import citation_title, index_title
 from knowledge.kb import KnowledgeBase
 from knowledge.types import StoredChunk
 
@@ -74,9 +74,10 @@ async def indexable_chunks(
                 seq=seq,
                 text=text,
                 vector=np.frombuffer(embedding, dtype=np.float32),
-                title=display_title(document.title, document.filename),
+                title=index_title(document.title, document.filename),
                 heading=heading,
                 page=page,
+                display_title=citation_title(document.title, document.filename),
             )
         )
     stale = [

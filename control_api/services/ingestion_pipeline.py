@@ -23,6 +23,7 @@ from control_api.services.ingestion_jobs import Claim, fail, retry
 from knowledge.errors import DocumentError, KnowledgeError
 from knowledge.ingest import PreparedDocument
 from knowledge.kb import KnowledgeBase
+from knowledge.titles import display_title
 from knowledge.types import StoredChunk
 
 log = structlog.get_logger(__name__)
@@ -33,10 +34,25 @@ def db_heading(heading: str | None) -> str | None:
     return (heading or "")[:500] or None
 
 
-def display_title(title: str | None, filename: str) -> str:
-    """The title citations show: the document's own title with its file name, or the file name alone."""
+def index_title(title: str | None, filename: str) -> str:
+    """The document's name as keyword search reads it: its stored title with its file name, or the file name.
+
+    Built from the stored title (``knowledge_documents.title``: the document's own title, or its file name
+    where it gives none) as it always was, so making titles readable leaves the indexed text as it was: a
+    readable title differs from the file's only in letter case, which keyword search ignores, and a title made
+    from the file name appears only in :func:`citation_title`.
+    """
     shown = title or filename
     return shown if shown == filename else f"{shown} ({filename})"
+
+
+def citation_title(title: str | None, filename: str) -> str:
+    """The document's name as citations show it: the title a person reads with its file name.
+
+    ``"Kestrel Broadband - Service Guide (guide.txt)"``; ``"Pricing plans (pricing_plans.csv)"`` for a file
+    that gives no title (see :func:`knowledge.titles.display_title`).
+    """
+    return index_title(display_title(title, filename), filename)
 
 
 async def process_document(
@@ -56,7 +72,12 @@ async def process_document(
         return
     try:
         prepared = await kb.prepare(data, name_hint=filename)
-        embedded = await kb.embed_chunks(document_id, display_title(prepared.title, filename), prepared.chunks)
+        embedded = await kb.embed_chunks(
+            document_id,
+            index_title(prepared.title, filename),
+            prepared.chunks,
+            display_title=citation_title(prepared.title, filename),
+        )
         # Index exactly what the database will hold, so a restore from it finds the index up to date.
         chunks = [replace(c, heading=db_heading(c.heading)) for c in embedded]
         await kb.store.delete_document(document_id)
@@ -109,6 +130,7 @@ async def _record(
         )
         document.status = "ready"
         document.error = None
+        # The document's own title, or its file name: what index_title and citation_title are built from.
         document.title = (prepared.title or document.filename)[:500] or None
         document.pages = prepared.pages
         document.chunk_count = len(chunks)

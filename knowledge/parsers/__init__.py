@@ -1,7 +1,9 @@
 """Parsers, one module per format. ``parse(data)`` sniffs the format from the bytes and dispatches.
 
 Every parser returns a :class:`knowledge.types.ParsedDocument` or raises a
-:class:`knowledge.errors.DocumentError` whose message tells a person what to fix.
+:class:`knowledge.errors.DocumentError` whose message tells a person what to fix. A parser reports the title as
+the file gives it; :func:`parse` hands it on as a person reads it (:func:`knowledge.titles.display_title`), so
+no parser fixes case itself.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from knowledge.errors import DocumentError, UnsupportedFormatError
 from knowledge.parsers import docx as docx_parser
 from knowledge.parsers import faq, html, markdown, pdf, text
 from knowledge.sniff import Format, sniff
+from knowledge.titles import display_title
 from knowledge.types import ParsedDocument, Section
 
 _PARSERS: dict[str, Callable[[bytes], ParsedDocument]] = {
@@ -67,7 +70,9 @@ def parse(data: bytes, *, name_hint: str | None = None) -> ParsedDocument:
         raise DocumentError(
             f"The {fmt.upper()} file contains no readable text. Check that it is the right file and not empty."
         )
-    return document
+    # The sections keep the headings as written (they are indexed text); only the title is made readable. A
+    # file that gives no title keeps None: the file name stands in where the title is shown.
+    return dataclasses.replace(document, title=display_title(document.title))
 
 
 __all__ = ["parse", "sniff"]

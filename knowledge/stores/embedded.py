@@ -48,7 +48,10 @@ _LEGACY = ("chunks.sqlite3", "chunks.sqlite3-wal", "chunks.sqlite3-shm", "vector
 
 
 def chunk_digest(chunk: StoredChunk) -> bytes:
-    """A 16-byte digest of everything the index derives from a chunk (text, citation fields, vector)."""
+    """A 16-byte digest of everything the index derives from a chunk (text, citation fields, vector).
+
+    ``display_title`` is left out: it is carried, not indexed, and a restore keeps the chunk it is given.
+    """
     digest = hashlib.blake2b(digest_size=16)
     fields = (chunk.id, chunk.document_id, str(chunk.seq), chunk.text, chunk.title, chunk.heading, chunk.page)
     digest.update("\x1f".join("\x00" if f is None else str(f) for f in fields).encode())

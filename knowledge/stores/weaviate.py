@@ -23,7 +23,7 @@ from knowledge.errors import StoreError
 from knowledge.stores.base import VectorStore
 from knowledge.types import Hit, StoredChunk
 
-_PROPERTIES = ("chunk_id", "document_id", "seq", "text", "title", "heading", "page")
+_PROPERTIES = ("chunk_id", "document_id", "seq", "text", "title", "heading", "page", "display_title")
 
 
 class WeaviateStore(VectorStore):
@@ -85,7 +85,20 @@ class WeaviateStore(VectorStore):
                 auth_credentials=weaviate.auth.AuthApiKey(self.api_key) if self.api_key else None,
             )
             await client.connect()
-            if not await client.collections.exists(self.collection_name):
+            # Carried for citations, never searched: keyword search reads "title" (StoredChunk.display_title).
+            shown = Property(
+                name="display_title",
+                data_type=DataType.TEXT,
+                skip_vectorization=True,
+                index_searchable=False,
+                index_filterable=False,
+            )
+            if await client.collections.exists(self.collection_name):
+                existing = client.collections.get(self.collection_name)
+                config = await existing.config.get()
+                if all(p.name != shown.name for p in config.properties):  # a collection made before it existed
+                    await existing.config.add_property(shown)
+            else:
                 await client.collections.create(
                     self.collection_name,
                     properties=[
@@ -96,6 +109,7 @@ class WeaviateStore(VectorStore):
                         Property(name="title", data_type=DataType.TEXT),
                         Property(name="heading", data_type=DataType.TEXT),
                         Property(name="page", data_type=DataType.INT),
+                        shown,
                     ],
                     vector_config=Configure.Vectors.self_provided(),
                 )
@@ -128,6 +142,7 @@ class WeaviateStore(VectorStore):
             title=props.get("title") or None,
             heading=props.get("heading") or None,
             page=int(page) if page is not None else None,
+            display_title=props.get("display_title") or None,
         )
 
     async def add(self, chunks: Sequence[StoredChunk]) -> None:
@@ -150,6 +165,7 @@ class WeaviateStore(VectorStore):
                     "title": c.title or "",
                     "heading": c.heading or "",
                     "page": c.page,
+                    "display_title": c.display_title or "",
                 },
                 uuid=self._uuid(c.id),
                 vector=[float(x) for x in c.vector],

@@ -93,6 +93,27 @@ async def test_add_count_get(store: VectorStore) -> None:
     assert np.allclose(got[0].vector, unit(0, 1, 0), atol=1e-5)
 
 
+async def test_the_display_title_is_carried_not_searched(store: VectorStore) -> None:
+    # Keyword search reads the title (here the file name); citations show the display title, never searched.
+    faq = chunk(
+        "faq",
+        0,
+        "Setup fee\nThere is no setup fee when you sign up online.",
+        unit(0, 0, 0, 1),
+        title="pricing_plans.csv",
+        display_title="Tariffs (pricing_plans.csv)",
+    )
+    await store.add([*CORPUS, faq])
+    hits = await store.hybrid_search("setup fee", np.asarray(unit(0, 0, 0, 1), dtype=np.float32), top_k=1)
+    assert [(h.chunk.title, h.chunk.display_title) for h in hits] == [
+        ("pricing_plans.csv", "Tariffs (pricing_plans.csv)")
+    ]
+    (got,) = await store.get(["faq:0"])
+    assert got.display_title == "Tariffs (pricing_plans.csv)"
+    assert [h.chunk.id for h in await store.keyword_search("pricing plans", top_k=5)] == ["faq:0"]
+    assert await store.keyword_search("tariffs", top_k=5) == []
+
+
 async def test_re_adding_a_chunk_replaces_it(store: VectorStore) -> None:
     await store.add(CORPUS)
     await store.add([chunk("billing", 0, "Billing FAQ > Late payment\nThe late fee is now $9.", unit(1, 0, 0))])
