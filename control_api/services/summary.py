@@ -6,7 +6,8 @@ the call is still going. An agent turn that cites knowledge passages answered th
 without citations did not (the agent said it could not find the answer, asked back, or made small talk).
 
 A caller turn on which the agent ran a request tool (``REQUEST_TOOLS``: a transfer to a person, a ticket) was a
-request, not a knowledge question: it is neither answered nor unanswered, and is left out of the questions.
+request, not a knowledge question: it is neither answered nor unanswered, is left out of the questions, and is
+named apart ("Asked for: …").
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class CallSummary:
 
     exchanges: tuple[Exchange, ...]
     text: str
+    requests: tuple[str, ...] = ()
 
     @property
     def unanswered(self) -> list[str]:
@@ -88,7 +90,13 @@ def exchanges(turns: Sequence[TurnLike], *, requests: Collection[int] = ()) -> l
         requests: The seqs of caller turns on which the agent ran a request tool (:func:`request_seqs`): those
             turns, with the reply to them, are requests and are left out.
     """
+    return _pair(turns, requests)[0]
+
+
+def _pair(turns: Sequence[TurnLike], requests: Collection[int]) -> tuple[list[Exchange], list[str]]:
+    """The call's questions (:func:`exchanges`) and, apart, the words of its requests."""
     result: list[Exchange] = []
+    asked_for: list[str] = []
     pending: list[str] = []
     request = False
     for turn in turns:
@@ -101,12 +109,17 @@ def exchanges(turns: Sequence[TurnLike], *, requests: Collection[int] = ()) -> l
         elif turn.role in ("agent", "human") and pending:
             cited = tuple(turn.citations or ())
             answered = bool(cited) or turn.role == "human"
-            if not request:
+            if request:
+                asked_for.append(" ".join(pending))
+            else:
                 result.append(Exchange(" ".join(pending), answered, text, cited))
             pending, request = [], False
-    if pending and not request:
-        result.append(Exchange(" ".join(pending), False, None, ()))
-    return result
+    if pending:
+        if request:
+            asked_for.append(" ".join(pending))
+        else:
+            result.append(Exchange(" ".join(pending), False, None, ()))
+    return result, asked_for
 
 
 def request_seqs(events: Sequence[tuple[str, int | None, dict[str, object] | None]]) -> set[int]:
@@ -122,15 +135,22 @@ def request_seqs(events: Sequence[tuple[str, int | None, dict[str, object] | Non
 
 
 def summarize(turns: Sequence[TurnLike], *, requests: Collection[int] = ()) -> CallSummary:
-    """Summarise a transcript: the questions asked, in order, each marked answered or not (requests left out)."""
-    found = exchanges(turns, requests=requests)
-    if not found:
-        return CallSummary((), "The caller asked no question.")
+    """Summarise a transcript: the questions asked, in order, each marked answered or not, then the requests.
+
+    A request (a person, a ticket) is not a question, so it is neither answered nor unanswered; the summary
+    still says what the caller asked for, which is what a person taking the call reads first.
+    """
+    found, asked_for = _pair(turns, requests)
     answered = [e for e in found if e.answered]
     open_ = [e for e in found if not e.answered]
-    parts = [f"The caller asked {len(found)} question{'s' if len(found) != 1 else ''}."]
+    if found:
+        parts = [f"The caller asked {len(found)} question{'s' if len(found) != 1 else ''}."]
+    else:
+        parts = ["The caller asked no question."]
     if answered:
         parts.append("Answered: " + "; ".join(f'"{_shorten(e.question)}"' for e in answered) + ".")
     if open_:
         parts.append("Not answered: " + "; ".join(f'"{_shorten(e.question)}"' for e in open_) + ".")
-    return CallSummary(tuple(found), " ".join(parts))
+    if asked_for:
+        parts.append("Asked for: " + "; ".join(f'"{_shorten(text)}"' for text in asked_for) + ".")
+    return CallSummary(tuple(found), " ".join(parts), tuple(asked_for))

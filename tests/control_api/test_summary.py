@@ -71,6 +71,13 @@ def test_a_turn_the_agent_ran_a_request_tool_on_is_not_a_question() -> None:
     assert requests == {4, 6}
     summary = summarize(turns, requests=requests)
     assert [e.question for e in summary.exchanges] == ["When are you open?"]
-    assert summary.unanswered == [] and summary.text == 'The caller asked 1 question. Answered: "When are you open?".'
+    assert summary.unanswered == [] and summary.text == (
+        'The caller asked 1 question. Answered: "When are you open?". '
+        'Asked for: "I want to speak to a person please."; "And a ticket for my broken router.".'
+    )
+    assert summary.requests == ("I want to speak to a person please.", "And a ticket for my broken router.")
+    # Only a request: the person taking the call still reads what the caller wanted.
+    alone = summarize(turns[2:5], requests={4})
+    assert alone.text == 'The caller asked no question. Asked for: "I want to speak to a person please.".'
     # Without the tool events the request counts as an unanswered question (what the transcript alone says).
     assert summarize(turns).unanswered == ["I want to speak to a person please.", "And a ticket for my broken router."]
