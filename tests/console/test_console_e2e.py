@@ -180,7 +180,7 @@ def test_sign_in_dashboard_calls_and_sign_out(live_server: LiveServer, browser: 
     expect(rows).to_have_count(25)
     # The outcome filter offers every outcome of the rule, and the list's pill has the dashboard's colour.
     outcome_choices = filters.get_by_label("Outcome").locator("option").all_text_contents()
-    assert {"Question not answered", "Callback needed", "Passed to a person"} <= set(outcome_choices)
+    assert {"Question not answered", "Callback requested", "Passed to a person"} <= set(outcome_choices)
     filters.get_by_label("Outcome").select_option("handed_off")
     filters.get_by_role("button", name="Apply").click()
     expect(rows).to_have_count(1)

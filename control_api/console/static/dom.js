@@ -253,7 +253,7 @@ const LABELS = {
   },
   outcome: {
     resolved: "Answered by the agent", contained: "Answered by the agent", unanswered: "Question not answered",
-    handed_off: "Passed to a person", callback: "Callback needed", abandoned: "Caller left early",
+    handed_off: "Passed to a person", callback: "Callback requested", abandoned: "Caller left early",
     not_connected: "Never connected", failed: "Failed (technical)", none: "Still open", live: "In progress",
   },
   end_reason: {
