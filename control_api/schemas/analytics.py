@@ -44,6 +44,8 @@ class DashboardStats(BaseModel):
     latency_p95_ms: float | None
     latency_turns: int
     sentiment_mix: SentimentMix
+    callbacks_waiting: int = Field(description="Callback requests not done yet, whatever day they were made")
+    oldest_callback_wait_s: float | None = Field(description="How long the oldest of them has waited")
 
 
 class VolumeBucket(BaseModel):

@@ -520,6 +520,12 @@ async def dashboard(session: AsyncSession, *, now: datetime | None = None) -> di
         [CallEvent.kind == "latency", CallEvent.at >= today, CallEvent.at < current + timedelta(seconds=1)],
         CallEvent,
     )
+    # Callers still to call back, whatever day they called (the queue a supervisor must keep short).
+    waiting, oldest = (
+        await session.execute(
+            select(func.count(), func.min(CallbackRequest.created_at)).where(CallbackRequest.status == "open")
+        )
+    ).one()
     return {
         "as_of": current,
         "since": today,
@@ -535,6 +541,10 @@ async def dashboard(session: AsyncSession, *, now: datetime | None = None) -> di
         "latency_p95_ms": latency["total"]["p95"],
         "latency_turns": latency["total"]["count"],
         "sentiment_mix": mix,
+        "callbacks_waiting": int(waiting),
+        "oldest_callback_wait_s": None
+        if oldest is None
+        else round(max(0.0, (current - _utc(oldest)).total_seconds()), 1),
     }
 
 

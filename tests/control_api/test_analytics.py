@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from control_api.db.engine import create_engine, session_factory
 from control_api.db.migrate import upgrade
-from control_api.db.models import Call, CallEvent, CallTurn, RagQuery
+from control_api.db.models import Call, CallbackRequest, CallEvent, CallTurn, RagQuery
 from control_api.services import analytics
 
 pytestmark = pytest.mark.integration
@@ -166,6 +166,18 @@ async def test_aggregations_are_exact_on_both_databases(engine: AsyncEngine) -> 
         assert dash["average_handle_time_ms"] == pytest.approx((30_000 + 120_000 + 300_000 + 700_000) / 4)
         assert (dash["latency_p50_ms"], dash["latency_p95_ms"], dash["latency_turns"]) == (500.0, 1000.0, 10)
         assert dash["sentiment_mix"] == {"positive": 1, "neutral": 1, "negative": 1, "unscored": 2}
+        assert (dash["callbacks_waiting"], dash["oldest_callback_wait_s"]) == (0, None)
+        # Callers still to call back, from any day; a done request no longer waits.
+        session.add_all(
+            [
+                CallbackRequest(reason="timed_out", status="open", created_at=NOW - timedelta(days=2)),
+                CallbackRequest(reason="no_agents", status="open", created_at=NOW - timedelta(minutes=5)),
+                CallbackRequest(reason="declined", status="done", created_at=NOW - timedelta(days=9)),
+            ]
+        )
+        await session.commit()
+        dash = await analytics.dashboard(session, now=NOW)
+        assert (dash["callbacks_waiting"], dash["oldest_callback_wait_s"]) == (2, 2 * 86400.0)
 
         window = analytics.Window(TODAY - timedelta(days=1), NOW)
         calls = await analytics.calls_report(session, window, bucket="day")

@@ -187,8 +187,8 @@ export function codePill(kind, code, tone) {
 // by plotly read the same variables through outcomeColour().
 
 /** What the voice latency figures measure (the server's per-turn meter), said once for every page that shows them. */
-export const LATENCY_MEANS = "Measured on the server: from the caller's last word received to the agent's first sound sent. " +
-  "The network, the codecs and the caller's phone or browser add to what the caller hears.";
+export const LATENCY_MEANS = "On the server, from the caller's last word in to the agent's first sound out; " +
+  "the network and the caller's device add to what they hear.";
 
 /** Every outcome a call can have by the analysis's rule, in the order pages list them ("live": not ended). */
 export const OUTCOME_ORDER = ["resolved", "unanswered", "handed_off", "callback", "abandoned", "not_connected", "failed", "live"];

@@ -59,6 +59,10 @@ function stageTable(report) {
     h("tbody", {}, rows));
 }
 
+function callbackWait(seconds) {
+  return seconds === null || seconds === undefined ? "nobody to call back" : `oldest has waited ${fmtDuration(seconds * 1000)}`;
+}
+
 function renderStats(container, stats, volume, performance) {
   const sentiment = pick(stats, "sentiment_mix", "sentiment") || {};
   const p50 = pick(stats, "latency_p50_ms");
@@ -72,7 +76,8 @@ function renderStats(container, stats, volume, performance) {
       tile("Containment", fmtPercent(containment), { id: "containment_rate", gauge: meter(containment, outcomeTone("resolved")), sub: `${fmtNumber(pick(stats, "contained_today"))} fully answered, no handoff` }),
       tile("Handoff rate", fmtPercent(handoff), { id: "handoff_rate", gauge: meter(handoff, outcomeTone("handed_off")), sub: "passed to a person or callback" }),
       tile("Avg handle time", fmtDuration(pick(stats, "average_handle_time_ms")), { id: "aht", sub: "ended calls today" }),
-      tile("Voice latency p50", fmtMs(p50), { id: "latency", sub: `p95 ${fmtMs(p95)} · ${fmtNumber(pick(stats, "latency_turns"))} turns` })),
+      tile("Voice latency p50", fmtMs(p50), { id: "latency", sub: `p95 ${fmtMs(p95)} · ${fmtNumber(pick(stats, "latency_turns"))} turns` }),
+      tile("Callbacks waiting", fmtNumber(pick(stats, "callbacks_waiting")), { id: "callbacks_waiting", sub: callbackWait(pick(stats, "oldest_callback_wait_s")) })),
     h("div", { class: "grid-3" },
       h("section", { class: "panel", "aria-labelledby": "volume-title" },
         h("h2", { id: "volume-title", text: "Calls per hour today (UTC)" }),
@@ -87,7 +92,7 @@ function renderStats(container, stats, volume, performance) {
         pick(sentiment, "unscored") ? h("p", { class: "muted small", text: `${pick(sentiment, "unscored")} call(s) not scored yet.` }) : null),
       h("section", { class: "panel", "aria-labelledby": "latency-title" },
         h("h2", { id: "latency-title", text: "Voice latency today" }),
-        h("p", { class: "muted small", text: `${LATENCY_MEANS} Per stage:` }),
+        h("p", { class: "muted small", text: LATENCY_MEANS }),
         performance ? stageTable(performance) : h("p", { class: "muted", text: "Not available." }))),
     h("p", { class: "muted small", text: `Updated ${fmtTime(pick(stats, "as_of") || new Date().toISOString())} · refreshes every ${REFRESH_MS / 1000} s` }));
 }
