@@ -17,11 +17,27 @@ from knowledge.types import Hit
 RRF_K = 60
 
 
-def reciprocal_rank_fusion(rankings: Sequence[Sequence[str]], *, k: int = RRF_K) -> dict[str, float]:
-    """Fuse rankings of ids: each id scores the sum of ``1 / (k + rank)`` over the rankings it appears in.
+def ranks(hits: Sequence[Hit]) -> dict[str, int]:
+    """Each hit's rank in a list ordered best first, equal scores sharing the best of their ranks (1, 2, 2, 4).
+
+    A store lists tied hits in its own internal order (for the embedded store, the order of random chunk ids),
+    so counting positions would rank the same passage differently in two ingestions of the same documents.
+    """
+    out: dict[str, int] = {}
+    previous: float | None = None
+    rank = 0
+    for position, hit in enumerate(hits, start=1):
+        if previous is None or hit.score != previous:
+            rank, previous = position, hit.score
+        out[hit.chunk.id] = rank
+    return out
+
+
+def reciprocal_rank_fusion(rankings: Sequence[Mapping[str, int]], *, k: int = RRF_K) -> dict[str, float]:
+    """Fuse rankings: each id scores the sum of ``1 / (k + rank)`` over the rankings it appears in.
 
     Args:
-        rankings: Lists of ids, best first.
+        rankings: Each a map of id to rank (1 is best; see :func:`ranks`).
         k: The damping constant (60 in the original paper).
 
     Returns:
@@ -30,13 +46,15 @@ def reciprocal_rank_fusion(rankings: Sequence[Sequence[str]], *, k: int = RRF_K)
     """
     fused: dict[str, float] = {}
     for ranking in rankings:
-        for rank, item in enumerate(ranking, start=1):
+        for item, rank in ranking.items():
             fused[item] = fused.get(item, 0.0) + 1.0 / (k + rank)
     return fused
 
 
 def fuse(by_vector: Sequence[Hit], by_keyword: Sequence[Hit], *, top_k: int, k: int = RRF_K) -> list[Hit]:
     """The best ``top_k`` of both searches by reciprocal rank fusion, best first (ties broken by chunk id).
+
+    Tied scores within one search share a rank (:func:`ranks`).
 
     Args:
         by_vector: Vector search hits, best first (``score`` is the cosine similarity).
@@ -49,11 +67,10 @@ def fuse(by_vector: Sequence[Hit], by_keyword: Sequence[Hit], *, top_k: int, k: 
         ranked the chunk and ``vector_score`` set where the vector search found it (None otherwise).
 
     """
-    fused = reciprocal_rank_fusion([[h.chunk.id for h in by_vector], [h.chunk.id for h in by_keyword]], k=k)
+    vector_rank, keyword_rank = ranks(by_vector), ranks(by_keyword)
+    fused = reciprocal_rank_fusion([vector_rank, keyword_rank], k=k)
     cosine = {h.chunk.id: h.score for h in by_vector}
     chunks = {h.chunk.id: h.chunk for h in (*by_keyword, *by_vector)}
-    vector_rank = {h.chunk.id: rank for rank, h in enumerate(by_vector, start=1)}
-    keyword_rank = {h.chunk.id: rank for rank, h in enumerate(by_keyword, start=1)}
     ranked = sorted(fused, key=lambda cid: (-fused[cid], cid))[:top_k]
     return [
         Hit(

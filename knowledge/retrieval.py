@@ -34,6 +34,7 @@ import structlog
 from knowledge.answerability import BAND as ANSWERABILITY_BAND
 from knowledge.answerability import Answerability
 from knowledge.embedders.base import Embedder
+from knowledge.fusion import ranks
 from knowledge.phonetic import SoundAlike
 from knowledge.rerank import CrossEncoderReranker
 from knowledge.stores.base import VectorStore
@@ -352,7 +353,7 @@ class HybridRetriever:
     def _view_scores(
         self, views: ViewIndex, vector: Sequence[float] | npt.NDArray[np.float32], ranked: Sequence[Hit], top_k: int
     ) -> list[tuple[float, Hit]]:
-        keyword_rank = {hit.chunk.id: rank for rank, hit in enumerate(ranked, start=1)}
+        keyword_rank = ranks(ranked)
         cosine, best = views.scores(np.asarray(vector, dtype=np.float32))
         bonus = self.config.keyword_bonus
         scores = [

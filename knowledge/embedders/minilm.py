@@ -82,7 +82,10 @@ class _OnnxModel:
 
     def encode(self, texts: Sequence[str]) -> Vectors:
         encodings = self.tokenizer.encode_batch(list(texts))
-        order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
+        # Batches of similar length (less padding). The int8 model quantizes each batch's activations with one
+        # scale, so a text's vector depends on its batch mates: ordering equal lengths by text (not by the
+        # caller's order, e.g. random chunk ids) gives the same vectors for the same texts in any order.
+        order = sorted(range(len(encodings)), key=lambda i: (len(encodings[i].ids), texts[i]))
         out = np.zeros((len(encodings), DIMENSION), dtype=np.float32)
         for start in range(0, len(order), BATCH):
             batch = order[start : start + BATCH]

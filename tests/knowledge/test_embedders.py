@@ -33,6 +33,18 @@ async def test_minilm_vectors_are_unit_and_meaningful() -> None:
     assert embedder.backend in ("onnx-int8", "onnx", "torch")
 
 
+async def test_minilm_gives_a_text_the_same_vector_whatever_order_the_texts_come_in() -> None:
+    """Views are embedded in chunk-id order, and ids are random per ingestion: same texts, same vectors."""
+    embedder = MiniLMEmbedder()
+    texts = [f"Sentence number {n} about the {w} plan." for n in range(12) for w in ("basic", "plus", "pro")]
+    texts += [f"Call us on day {n} of the month." for n in range(40)]
+    shuffled = texts[::-1][1::2] + texts[::-1][0::2]
+    first = await embedder.embed_array(texts)
+    second = await embedder.embed_array(shuffled)
+    by_text = {t: v for t, v in zip(shuffled, second, strict=True)}
+    assert all(np.array_equal(v, by_text[t]) for t, v in zip(texts, first, strict=True))
+
+
 async def test_minilm_loads_once_per_process() -> None:
     first, second = MiniLMEmbedder(), MiniLMEmbedder(cache_dir=Path("/nonexistent"))
     assert first.load() is second.load()
