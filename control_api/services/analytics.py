@@ -42,6 +42,7 @@ from control_api.db.models import (
     KnowledgeDocument,
     RagQuery,
 )
+from control_api.services import callbacks
 from control_api.services.summary import Exchange, exchanges, request_seqs
 
 log = structlog.get_logger(__name__)
@@ -521,11 +522,7 @@ async def dashboard(session: AsyncSession, *, now: datetime | None = None) -> di
         CallEvent,
     )
     # Callers still to call back, whatever day they called (the queue a supervisor must keep short).
-    waiting, oldest = (
-        await session.execute(
-            select(func.count(), func.min(CallbackRequest.created_at)).where(CallbackRequest.status == "open")
-        )
-    ).one()
+    waiting, oldest_s = await callbacks.waiting(session, now=current)
     return {
         "as_of": current,
         "since": today,
@@ -541,10 +538,8 @@ async def dashboard(session: AsyncSession, *, now: datetime | None = None) -> di
         "latency_p95_ms": latency["total"]["p95"],
         "latency_turns": latency["total"]["count"],
         "sentiment_mix": mix,
-        "callbacks_waiting": int(waiting),
-        "oldest_callback_wait_s": None
-        if oldest is None
-        else round(max(0.0, (current - _utc(oldest)).total_seconds()), 1),
+        "callbacks_waiting": waiting,
+        "oldest_callback_wait_s": oldest_s,
     }
 
 

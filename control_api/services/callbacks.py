@@ -26,6 +26,13 @@ from control_api.rbac import Permission, has_permission
 STATUSES = ("open", "claimed", "done")
 
 
+def _seconds(start: datetime, end: datetime) -> float:
+    """``end - start`` in seconds, at least 0 (SQLite hands back naive UTC times)."""
+    if start.tzinfo is None or end.tzinfo is None:
+        start, end = start.replace(tzinfo=None), end.replace(tzinfo=None)
+    return round(max(0.0, (end - start).total_seconds()), 3)
+
+
 @dataclass(frozen=True, slots=True)
 class CallbackView:
     """A callback request with the names of the people who claimed and completed it."""
@@ -36,11 +43,7 @@ class CallbackView:
 
     def age_s(self, *, now: datetime | None = None) -> float:
         """Seconds since the request was made (until it was completed, for a done one)."""
-        start = self.request.created_at
-        end = self.request.completed_at or now or utcnow()
-        if start.tzinfo is None or end.tzinfo is None:
-            start, end = start.replace(tzinfo=None), end.replace(tzinfo=None)
-        return round(max(0.0, (end - start).total_seconds()), 3)
+        return _seconds(self.request.created_at, self.request.completed_at or now or utcnow())
 
     def public(self) -> dict[str, Any]:
         """The fields of ``CallbackPublic``."""
@@ -138,6 +141,16 @@ async def list_for(
         for r in rows
     ]
     return views, int(total or 0)
+
+
+async def waiting(session: AsyncSession, *, now: datetime | None = None) -> tuple[int, float | None]:
+    """How many requests are not done yet (whatever day they were made), and the oldest one's wait in seconds."""
+    count, oldest = (
+        await session.execute(
+            select(func.count(), func.min(CallbackRequest.created_at)).where(CallbackRequest.status == "open")
+        )
+    ).one()
+    return int(count), None if oldest is None else _seconds(oldest, now or utcnow())
 
 
 async def get(session: AsyncSession, callback_id: str) -> CallbackRequest:
