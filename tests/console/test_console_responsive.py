@@ -176,3 +176,28 @@ def test_every_page_fits_every_width(role: str, live_server: LiveServer, chromiu
         context.close()
     assert problems == []
     assert errors == []
+
+
+def test_charts_refit_when_the_window_narrows(live_server: LiveServer, chromium: Browser) -> None:
+    """A chart drawn for a tablet-wide dashboard redraws when the window narrows to a phone, without a reload."""
+    email, password = ACCOUNTS["supervisor"]
+    context = chromium.new_context(viewport={"width": 768, "height": 1024})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    problems: list[str] = []
+    try:
+        page.goto(f"{live_server.base_url}/console")
+        page.get_by_label("E-mail").fill(email)
+        page.get_by_label("Password").fill(password)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.locator("main h1", has_text="Dashboard")).to_be_visible()
+        _check_page(page, problems, "768px dashboard")
+        drawn_at = page.locator("svg.bars").first.bounding_box()
+        assert drawn_at is not None and drawn_at["width"] > 390, "the volume chart is not drawn at tablet width"
+        page.set_viewport_size({"width": 390, "height": 844})
+        _check_page(page, problems, "narrowed to 390px on the dashboard")
+        redrawn = page.locator("svg.bars").first.bounding_box()
+        assert redrawn is not None and redrawn["width"] < 390, "the volume chart kept its tablet width"
+    finally:
+        context.close()
+    assert problems == []
