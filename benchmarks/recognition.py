@@ -18,7 +18,8 @@ Conditions:
   ``pipelines.asr.whisper_worker.decode``);
 - ``whisper_30s``: the same through faster-whisper's ``transcribe`` (the 30 s window the worker used before);
 - ``hybrid_weak``: pocketsphinx's result, replaced by Whisper's transcript when the fast path's evidence is weak
-  (nothing found on the best hypothesis, or its word confidence under the brain's ``LOW_CONFIDENCE``);
+  (nothing found on the best hypothesis, found only just over the threshold, or its word confidence under the
+  brain's ``LOW_CONFIDENCE``);
 - ``hybrid_best``: of the two transcripts, the one that finds more in the knowledge base (``best`` mode: the live
   pipeline's evidence probe and ``Evidence.outranks``).
 
@@ -155,8 +156,9 @@ async def run(voices: list[str], limit: int | None) -> dict[str, Any]:
                         elif condition == "whisper_30s":
                             text, frame = full_text, None
                         elif condition == "hybrid_weak":
-                            found = ps_text and (await kb.retriever.retrieve(ps_text, log=False)).found
-                            if weak_evidence(found=bool(found), confidence=confidence):
+                            fast = await kb.retriever.retrieve(ps_text or ".", log=False)
+                            found = bool(ps_text) and fast.found
+                            if weak_evidence(found=found, confidence=confidence, narrow=fast.narrow):
                                 text, frame = wh_text, None
                         elif condition == "hybrid_best" and wh_text and wh_text.lower() != ps_text.lower():
                             mine, theirs = await probe(ps_text, confidence), await probe(wh_text, None)

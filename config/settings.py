@@ -201,9 +201,9 @@ class WhisperSecondOpinionSettings(BaseModel):
         default="weak",
         description=(
             "When Whisper re-decodes a caller's final utterance: off; weak (only when pocketsphinx's best "
-            "hypothesis finds nothing in the knowledge base or its word confidence is very low); best (every "
-            "final, keeping the transcript that finds more in the knowledge base); always (every final, "
-            "Whisper's text)."
+            "hypothesis finds nothing in the knowledge base, finds it only just over the threshold, or its word "
+            "confidence is very low); best (every final, keeping the transcript that finds more in the knowledge "
+            "base); always (every final, Whisper's text)."
         ),
     )
     processes: int = Field(

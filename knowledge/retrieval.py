@@ -48,6 +48,13 @@ from knowledge.views import ViewIndex, lifted
 # plain-words set's typed turns (0.05: 8 of 67, 1 of 132 on the team's set), leaving room under the 15 %
 # for turns that recognition errors push into it. Each step wider answers about one more question per two asked.
 CONFIRM_BAND = 0.05
+# A best passage that clears the threshold by less than this is a "narrow" find: on a recogniser's transcript it is
+# weak evidence (``pipelines.brain.extractive.weak_evidence``), so Whisper's second opinion is asked. A misheard
+# question off the base's subject ("do you offer a home in sure ends") mostly lands just over the threshold.
+# Chosen on the development sets only (team + plain-words, voices rms and espeak-ng en-us, docs/measurements.md):
+# the narrowest margin that raised honest "not found" in every cell (+0.08 to +0.15), sending 4-6 % more finals to
+# Whisper; wider margins sent more finals for no further gain until 0.13.
+NARROW_MARGIN = 0.02
 
 if TYPE_CHECKING:
     from knowledge.calibration import Calibration
@@ -256,6 +263,7 @@ class HybridRetriever:
             top_score=top,
             borderline=borderline,
             unanswerable=unanswerable,
+            narrow=found and top is not None and top < threshold + NARROW_MARGIN,
         )
 
     async def build_views(self, chunks: Sequence[StoredChunk], fingerprint: str) -> ViewIndex | None:

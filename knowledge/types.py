@@ -123,7 +123,8 @@ class Retrieval:
     scores just under the threshold (``knowledge.retrieval.CONFIRM_BAND``) and the question holds no word foreign
     to the base: worth a confirming question rather than "not found". ``unanswerable``: not found although the best
     passage scores above the threshold, because the question turns on a word the base never talks about
-    (:mod:`knowledge.answerability`).
+    (:mod:`knowledge.answerability`). ``narrow``: found, but the best passage clears the threshold by less than
+    ``knowledge.retrieval.NARROW_MARGIN`` (on a recogniser's transcript, weak evidence).
     """
 
     found: bool
@@ -132,3 +133,4 @@ class Retrieval:
     top_score: float | None = None
     borderline: bool = False
     unanswerable: bool = False
+    narrow: bool = False

@@ -221,7 +221,7 @@ def evidence_probe(
         return Evidence(
             found=retrieval.found,
             score=score,
-            weak=weak_evidence(found=retrieval.found, confidence=confidence),
+            weak=weak_evidence(found=retrieval.found, confidence=confidence, narrow=retrieval.narrow),
             acts=acts,
         )
 

@@ -44,6 +44,7 @@ class Retrieval:
     ``borderline``: not found, but the best passage came just under the threshold with nothing in the question
     foreign to the base: a confirming question ("Do you mean ...?") rather than "not found". ``unanswerable``: not
     found although the best passage scores above the threshold (the question turns on a word the base lacks).
+    ``narrow``: found, but only just over the threshold (weak evidence when the question is a recogniser's guess).
     """
 
     found: bool
@@ -51,6 +52,7 @@ class Retrieval:
     latency_ms: float = 0.0
     borderline: bool = False
     unanswerable: bool = False
+    narrow: bool = False
 
 
 class Retriever(Protocol):

@@ -91,6 +91,7 @@ class KnowledgeRetriever:
             latency_ms=float(latency),
             borderline=bool(getattr(result, "borderline", False)),
             unanswerable=bool(getattr(result, "unanswerable", False)),
+            narrow=bool(getattr(result, "narrow", False)),
         )
         if log:
             await self.log(question, retrieval, call_id=call_id)
@@ -140,4 +141,5 @@ def _to_knowledge(retrieval: Retrieval) -> KnowledgeRetrieval:
         top_score=top,
         borderline=retrieval.borderline,
         unanswerable=retrieval.unanswerable,
+        narrow=retrieval.narrow,
     )

@@ -191,7 +191,7 @@ def second_opinion(settings: Settings) -> list[Backend]:
     mode = settings.pipeline.asr.whisper.mode
     words = {
         "off": "off",
-        "weak": "Whisper tiny.en re-decodes a final that finds nothing in the knowledge base",
+        "weak": "Whisper tiny.en re-decodes a final that finds nothing (or only just) in the knowledge base",
         "best": "Whisper tiny.en decodes every final; the transcript that finds more is kept",
         "always": "Whisper tiny.en decodes every final and its text is used",
     }

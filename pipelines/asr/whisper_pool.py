@@ -6,8 +6,9 @@ tiny.en in a worker process (``pipelines.asr.whisper_worker``), prompted with th
 and Whisper's transcript replaces pocketsphinx's:
 
 - ``off``: never (pocketsphinx alone, as before);
-- ``weak``: only when the fast path's evidence is weak — the best hypothesis finds nothing in the knowledge base
-  or its word confidence is under the brain's ``LOW_CONFIDENCE``. The rule is the brain's
+- ``weak``: only when the fast path's evidence is weak — the best hypothesis finds nothing in the knowledge base,
+  finds it only just over the threshold (``knowledge.retrieval.NARROW_MARGIN``), or its word confidence is under
+  the brain's ``LOW_CONFIDENCE``. The rule is the brain's
   (``pipelines.brain.extractive.weak_evidence``); the call's pipeline hands the recogniser a probe that applies it
   (``pipelines.build``), so the recogniser never decides by itself what the knowledge base holds;
 - ``best``: every final is decoded by Whisper too, and the transcript that finds more in the knowledge base is

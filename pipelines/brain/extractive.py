@@ -75,13 +75,14 @@ def unsure(confidence: float | None) -> bool:
     return confidence is not None and confidence < LOW_CONFIDENCE
 
 
-def weak_evidence(*, found: bool, confidence: float | None) -> bool:
-    """A final transcript's evidence is weak: it finds nothing in the knowledge base, or the recogniser was unsure.
+def weak_evidence(*, found: bool, confidence: float | None, narrow: bool = False) -> bool:
+    """A final transcript's evidence is weak: it finds nothing, finds it only just, or the recogniser was unsure.
 
+    "Only just": ``narrow``, the best passage clears the threshold by less than ``knowledge.retrieval.NARROW_MARGIN``.
     The one rule for "weak": the recogniser's second opinion (``pipelines.asr.whisper_pool``, through the probe
     ``pipelines.build`` gives it) and ``benchmarks/recognition.py`` use it.
     """
-    return not found or unsure(confidence)
+    return not found or narrow or unsure(confidence)
 
 
 MAX_ALTERNATIVES = 3  # other recogniser hypotheses searched when the best one finds nothing

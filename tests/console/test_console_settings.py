@@ -77,7 +77,7 @@ def test_admin_edits_the_persona_and_rolls_back(live_server: LiveServer, chromiu
     expect(backends).to_contain_text("Speech recognition")
     # Whisper's second opinion, as configured (the shipped default: weak finals).
     expect(backends).to_contain_text("Second opinion on recognition")
-    expect(backends).to_contain_text("re-decodes a final that finds nothing")
+    expect(backends).to_contain_text("re-decodes a final that finds nothing (or only just)")
     expect(backends).to_contain_text("Database")
     expect(backends).to_contain_text("Working")
     limits = page.get_by_role("region", name="Rate limits and retention")

@@ -15,10 +15,11 @@ import pytest
 from benchmarks.product_kb import DemoKnowledge
 from knowledge.ingest import prepare
 from knowledge.phonetic import SoundAlike
-from knowledge.retrieval import CONFIRM_BAND
+from knowledge.retrieval import CONFIRM_BAND, NARROW_MARGIN
 from pipelines.asr.base import RecognitionEvidenceFrame
 from pipelines.asr.pocketsphinx_worker import evidence
 from pipelines.brain.extractive import CONFIRM, CONFIRM_PREFIX, DENIED, ExtractiveBackend, ExtractiveBrain
+from pipelines.build import evidence_probe, speculative_search
 from pipelines.contracts import HandoffRequest, PersonaSpec
 from pipelines.options import BrainOptions
 from pipelines.tools import SEARCH, CallTools
@@ -187,3 +188,24 @@ async def test_a_borderline_question_with_a_word_foreign_to_the_base_is_not_conf
     _threshold(demo_kb, top.score + CONFIRM_BAND / 2)
     retrieval = await demo_kb.retriever.retrieve(question, log=False)
     assert not retrieval.found and not retrieval.borderline
+
+
+@pytest.mark.integration
+async def test_a_find_only_just_over_the_threshold_is_weak_evidence(demo_kb: DemoKnowledge) -> None:
+    """A transcript whose best passage clears the threshold by less than NARROW_MARGIN is found but narrow, and the
+    recogniser's evidence probe calls it weak (Whisper's second opinion is asked); clearing it further is strong.
+    """
+    question = "how much is the early termination fee"
+    top = (await demo_kb.retriever.retrieve(question, log=False)).passages[0]
+    probe = evidence_probe(speculative_search(demo_kb.retriever, "call-narrow"))
+    _threshold(demo_kb, top.score - NARROW_MARGIN / 2)
+    narrow = await demo_kb.retriever.retrieve(question, log=False)
+    assert narrow.found and narrow.narrow
+    assert (await probe(question, 0.9)).weak
+    _threshold(demo_kb, top.score - NARROW_MARGIN * 2)
+    clear = await demo_kb.retriever.retrieve(question, log=False)
+    assert clear.found and not clear.narrow
+    assert not (await probe(question, 0.9)).weak
+    # Not found is never narrow (it is weak on its own account).
+    _threshold(demo_kb, top.score + NARROW_MARGIN / 2)
+    assert not (await demo_kb.retriever.retrieve(question, log=False)).narrow
