@@ -56,6 +56,12 @@ CONFIRM_BAND = 0.05
 # Whisper; wider margins sent more finals for no further gain until 0.13.
 NARROW_MARGIN = 0.02
 
+
+def is_narrow(found: bool, top: float | None, threshold: float, margin: float = NARROW_MARGIN) -> bool:
+    """Whether a find clears ``threshold`` by less than ``margin`` (``Retrieval.narrow``)."""
+    return found and top is not None and top < threshold + margin
+
+
 if TYPE_CHECKING:
     from knowledge.calibration import Calibration
 
@@ -263,7 +269,7 @@ class HybridRetriever:
             top_score=top,
             borderline=borderline,
             unanswerable=unanswerable,
-            narrow=found and top is not None and top < threshold + NARROW_MARGIN,
+            narrow=is_narrow(found, top, threshold),
         )
 
     async def build_views(self, chunks: Sequence[StoredChunk], fingerprint: str) -> ViewIndex | None:
