@@ -44,6 +44,7 @@ from control_api.db.models import (
 )
 from control_api.services import callbacks
 from control_api.services.summary import Exchange, exchanges, request_seqs
+from knowledge.titles import display_title
 
 log = structlog.get_logger(__name__)
 OUTCOMES_WRITTEN = MetricCounter(
@@ -700,12 +701,14 @@ async def trends_report(session: AsyncSession, window: Window, *, bucket: Bucket
             )
         ).all()
     ]
+    # A document is named as a person reads it (knowledge.titles.display_title, as the documents list and the
+    # citations name it), not by its stored title, which is the file name where the file gives none.
     topic = func.coalesce(KnowledgeChunk.heading, KnowledgeDocument.title, KnowledgeDocument.filename)
     topics = [
-        {"topic": str(name), "document": str(doc), "count": int(n)}
-        for name, doc, n in (
+        {"topic": str(heading or document), "document": str(document), "count": int(n)}
+        for heading, title, filename, n in (
             await session.execute(
-                select(topic, func.coalesce(KnowledgeDocument.title, KnowledgeDocument.filename), func.count())
+                select(KnowledgeChunk.heading, KnowledgeDocument.title, KnowledgeDocument.filename, func.count())
                 .select_from(RagQuery)
                 .join(KnowledgeChunk, KnowledgeChunk.id == RagQuery.top_chunk_id)
                 .join(KnowledgeDocument, KnowledgeDocument.id == KnowledgeChunk.document_id)
@@ -715,11 +718,12 @@ async def trends_report(session: AsyncSession, window: Window, *, bucket: Bucket
                     RagQuery.created_at >= window.since,
                     RagQuery.created_at < window.until,
                 )
-                .group_by(topic, KnowledgeDocument.title, KnowledgeDocument.filename)
+                .group_by(KnowledgeChunk.heading, KnowledgeDocument.title, KnowledgeDocument.filename)
                 .order_by(func.count().desc(), topic)
                 .limit(top)
             )
         ).all()
+        for document in [display_title(title, filename) or filename]
     ]
     return {
         "since": window.since,

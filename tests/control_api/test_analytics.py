@@ -251,6 +251,14 @@ async def test_containment_counts_only_answered_calls_without_a_handoff(engine: 
         session.add(KnowledgeDocument(id="d1", filename="plans.md", title="Plans", sha256="x" * 64, storage_path="p"))
         await session.flush()
         session.add(KnowledgeChunk(id="c1", document_id="d1", seq=0, text="Plans cost 10.", heading="Prices"))
+        # A file that gives no title (CSV) is stored under its file name; analytics names it as a person reads it.
+        session.add(
+            KnowledgeDocument(
+                id="d2", filename="billing_faq.csv", title="billing_faq.csv", sha256="y" * 64, storage_path="q"
+            )
+        )
+        await session.flush()
+        session.add(KnowledgeChunk(id="c2", document_id="d2", seq=0, text="Bills are monthly.", heading=None))
         await session.flush()
         for name, call in rows.items():
             session.add(CallTurn(call_id=call.id, seq=0, role="caller", text="How much is the plan?", ended_at=ended))
@@ -271,6 +279,10 @@ async def test_containment_counts_only_answered_calls_without_a_handoff(engine: 
         session.add(
             RagQuery(question="How much?", found=True, top_chunk_id="c1", created_at=ended, call_id=answered_id)
         )
+        for question in ("When is my bill?", "How do I pay my bill?"):
+            session.add(
+                RagQuery(question=question, found=True, top_chunk_id="c2", created_at=ended, call_id=answered_id)
+            )
         session.add(RagQuery(question="Do you sell boats?", found=False, created_at=ended, call_id=unanswered_id))
         # Typed tests (no call): in neither the topics nor the searches that found nothing.
         session.add(RagQuery(question="Prices?", found=True, top_chunk_id="c1", created_at=ended))
@@ -319,7 +331,10 @@ async def test_containment_counts_only_answered_calls_without_a_handoff(engine: 
 
         trends = await analytics.trends_report(session, window, bucket="day")
         assert trends["handoff_reasons"] == [{"source": "not_found", "count": 1}, {"source": "phrase", "count": 1}]
-        assert trends["top_topics"] == [{"topic": "Prices", "document": "Plans", "count": 1}]
+        assert trends["top_topics"] == [
+            {"topic": "Billing FAQ", "document": "Billing FAQ", "count": 2},
+            {"topic": "Prices", "document": "Plans", "count": 1},
+        ]
         day = trends["unanswered"][-1]
         assert (day["questions"], day["unanswered"], day["calls_with_unanswered"], day["queries_not_found"]) == (
             6,
