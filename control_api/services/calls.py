@@ -14,7 +14,16 @@ from typing import Any
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_api.db.models import Call, CallEvent, CallOutcome, CallTurn, Recording, User, utcnow
+from control_api.db.models import (
+    Call,
+    CallbackRequest,
+    CallEvent,
+    CallOutcome,
+    CallTurn,
+    Recording,
+    User,
+    utcnow,
+)
 from control_api.integrations import outbox
 from control_api.problems import ProblemError
 from control_api.rbac import Permission, has_permission
@@ -301,11 +310,24 @@ class CallFilter:
 
 
 def _scoped(stmt: Select[Any], user: User) -> Select[Any]:
-    # Supervisors and admins see every call; agents only the calls they took.
+    """``stmt`` limited to the calls ``user`` may read: the one rule of every call read (list, CSV, page, transcript).
+
+    Supervisors and admins read every call. An agent reads the calls they took, and the calls of the callback
+    requests they hold: the ones they claimed and that are still open, and the ones they completed (what their
+    callback queue shows them). Releasing a claim, or a supervisor handing it to someone else, takes the call away
+    again. Reading is all it gives: annotating stays with the agent who took the call (:func:`annotate`).
+    """
     if has_permission(user.role, Permission.CALLS_READ_ALL):
         return stmt
     if has_permission(user.role, Permission.CALLS_READ_OWN):
-        return stmt.where(Call.agent_user_id == user.id)
+        callbacks = select(CallbackRequest.call_id).where(
+            CallbackRequest.call_id.is_not(None),
+            or_(
+                and_(CallbackRequest.status == "open", CallbackRequest.claimed_by == user.id),
+                and_(CallbackRequest.status == "done", CallbackRequest.completed_by == user.id),
+            ),
+        )
+        return stmt.where(or_(Call.agent_user_id == user.id, Call.id.in_(callbacks)))
     raise ProblemError(403, "Your role does not allow reading calls.", type_="forbidden")
 
 

@@ -479,10 +479,18 @@ def test_an_agent_claims_and_completes_a_callback(
     expect(rows).to_have_count(1)
 
     mine = page.locator(f'tbody tr[data-callback-id="{waiting}"]')
+    expect(mine.get_by_role("link")).to_have_count(0)  # not their call, nor their callback yet
     mine.get_by_role("button", name="Claim").click()
     expect(mine).to_have_attribute("data-status", "claimed")
     expect(mine).to_contain_text("You")
     expect(page.get_by_role("alert")).to_be_hidden()
+    # The call of a callback they hold opens for them (transcript and summary), read only.
+    mine.get_by_role("link", name="Open the call from +919812345678").click()
+    expect(page.get_by_role("heading", name="Call with Ravi Kumar")).to_be_visible()
+    expect(page.get_by_text(live_server.seeded.caller_lines[0])).to_be_visible()
+    expect(page.get_by_role("button", name="Save")).to_have_count(0)
+    page.go_back()
+    expect(mine).to_have_attribute("data-status", "claimed")
     mine.get_by_role("button", name="Complete").click()
     form = page.get_by_role("form", name="Complete the callback to +919812345678")
     form.get_by_label("Outcome").select_option(label="Left a voicemail")

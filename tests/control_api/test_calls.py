@@ -17,7 +17,7 @@ from control_api.schemas.calls import Outcome
 from control_api.services import analytics
 from control_api.services import calls as calls_service
 from control_api.services.summary import Exchange
-from tests.control_api.conftest import Accounts
+from tests.control_api.conftest import PASSWORD, Accounts
 
 pytestmark = pytest.mark.integration
 
@@ -73,6 +73,79 @@ def test_agents_see_only_their_calls_and_viewers_none(accounts: Accounts) -> Non
     assert r.status_code == 404
     assert c.get("/api/calls", headers=accounts.headers("viewer")).status_code == 403
     assert len(c.get("/api/calls", headers=accounts.headers("supervisor")).json()["items"]) == 2
+
+
+def seed_callback(client: TestClient, call_id: str) -> str:
+    """A callback request (open, nobody claimed it) for the call ``call_id``."""
+
+    async def go(session: Any) -> str:
+        request = CallbackRequest(call_id=call_id, reason="no_agents", phone="+91 98765 43210")
+        session.add(request)
+        await session.commit()
+        return request.id
+
+    return str(run(client, go))
+
+
+def second_agent(accounts: Accounts) -> dict[str, str]:
+    """Headers of a second agent (``accounts.ids["agent2"]``)."""
+    c = accounts.client
+    body = {"email": "agent2@voxdesk.example", "role": "agent", "password": PASSWORD}
+    r = c.post("/api/users", json=body, headers=accounts.headers("admin"))
+    assert r.status_code == 201, r.text
+    accounts.ids["agent2"] = r.json()["id"]
+    return {"Authorization": f"Bearer {accounts.login('agent2@voxdesk.example').json()['access_token']}"}
+
+
+def reads(c: TestClient, call_id: str, headers: dict[str, str]) -> tuple[int, int, bool]:
+    """What ``headers`` get for the call: page and transcript statuses, whether the list holds it."""
+    listed = [i["id"] for i in c.get("/api/calls", headers=headers).json()["items"]]
+    return (
+        c.get(f"/api/calls/{call_id}", headers=headers).status_code,
+        c.get(f"/api/calls/{call_id}/transcript", headers=headers).status_code,
+        call_id in listed,
+    )
+
+
+def test_an_agent_reads_the_call_of_a_callback_while_they_hold_it(accounts: Accounts) -> None:
+    """Claiming a callback opens its call to the claimer (read only); other agents still get 404; release closes it."""
+    c = accounts.client
+    agent, other = accounts.headers("agent"), second_agent(accounts)
+    call_id = seed_call(c, agent_id=accounts.ids["supervisor"], turns=("please call me back",))
+    callback = seed_callback(c, call_id)
+    hidden = (404, 404, False)
+    assert reads(c, call_id, agent) == hidden  # BOLA: someone else's call, no claim
+
+    assert c.post(f"/api/handoffs/callbacks/{callback}/claim", headers=agent).status_code == 200
+    assert reads(c, call_id, agent) == (200, 200, True)
+    transcript = c.get(f"/api/calls/{call_id}/transcript", headers=agent).json()
+    assert [t["text"] for t in transcript["turns"]] == ["please call me back"]
+    assert reads(c, call_id, other) == hidden
+    # Reading only: the call's notes stay with the agent who took it (and supervisors).
+    r = c.put(f"/api/calls/{call_id}", json={"notes": "called back"}, headers=agent)
+    assert r.status_code == 403, r.text
+    assert c.get(f"/api/calls/{call_id}", headers=accounts.headers("supervisor")).json()["notes"] is None
+
+    assert c.post(f"/api/handoffs/callbacks/{callback}/release", headers=agent).status_code == 200
+    assert reads(c, call_id, agent) == hidden
+    # A supervisor hands it to the other agent: theirs to read, no longer the first agent's.
+    to_other = {"user_id": accounts.ids["agent2"]}
+    r = c.post(f"/api/handoffs/callbacks/{callback}/reassign", json=to_other, headers=accounts.headers("supervisor"))
+    assert r.status_code == 200, r.text
+    assert reads(c, call_id, other) == (200, 200, True)
+    assert reads(c, call_id, agent) == hidden
+
+
+def test_an_agent_still_reads_the_call_of_a_callback_they_completed(accounts: Accounts) -> None:
+    c = accounts.client
+    agent, other = accounts.headers("agent"), second_agent(accounts)
+    call_id = seed_call(c, agent_id=accounts.ids["supervisor"], turns=("please call me back",))
+    callback = seed_callback(c, call_id)
+    assert c.post(f"/api/handoffs/callbacks/{callback}/claim", headers=agent).status_code == 200
+    done = c.post(f"/api/handoffs/callbacks/{callback}/complete", json={"outcome": "reached"}, headers=agent)
+    assert done.status_code == 200, done.text
+    assert reads(c, call_id, agent) == (200, 200, True)
+    assert reads(c, call_id, other) == (404, 404, False)
 
 
 def test_filters_search_and_cursor_pagination(accounts: Accounts) -> None:

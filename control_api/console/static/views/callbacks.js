@@ -29,8 +29,10 @@ export async function renderCallbacks(main, ctx) {
   const error = h("p", { class: "form-error", role: "alert", id: "callbacks-error", hidden: true });
   const status = h("p", { class: "muted small", role: "status" });
   const wrap = h("div", { class: "table-wrap" });
-  // Agents read only the calls they took, so only those who read every call get a link to the call page.
-  const linkCalls = ctx.can("calls:read_all");
+  // A row links to its call page when the reader may open it: every call for those who read all calls; for an agent,
+  // the call of a callback they hold (claimed and open) or completed (the rule of services/calls.py `_scoped`).
+  const linkCalls = ctx.can("calls:read_all") || ctx.can("calls:read_own");
+  const readAll = ctx.can("calls:read_all");
   let people = [];
 
   function showError(problem) {
@@ -107,9 +109,17 @@ export async function renderCallbacks(main, ctx) {
       manager && people.length ? reassignControl(item) : null);
   }
 
+  function mayOpen(item) {
+    if (!item.call_id) return false;
+    if (readAll) return true;
+    return item.status === "done" ? item.completed_by === me : item.claimed_by === me;
+  }
+
   function callLink(item) {
     if (!linkCalls) return null;
-    return h("td", {}, item.call_id ? h("a", { href: `#/calls/${encodeURIComponent(item.call_id)}`, text: "Open the call" }) : "—");
+    if (!mayOpen(item)) return h("td", { text: "—" });
+    return h("td", {}, h("a", { href: `#/calls/${encodeURIComponent(item.call_id)}`, text: "Open the call",
+      "aria-label": `Open the call from ${item.phone || "an unknown number"}` }));
   }
 
   function why(item) {
