@@ -98,7 +98,7 @@ _DESCRIPTIONS: dict[Permission, str] = {
     Permission.AUDIT_READ: "Read the audit log",
     Permission.SETTINGS_MANAGE: "Change runtime settings",
     Permission.CALLS_READ_ALL: "Read every call, transcript and recording; export calls",
-    Permission.CALLS_READ_OWN: "Read the calls they took (transcript, recording)",
+    Permission.CALLS_READ_OWN: "Read the calls they took or whose callback they hold (transcript, recording)",
     Permission.CALLS_WRITE: "Register calls; edit notes, disposition and tags of any call",
     Permission.CALLS_ANNOTATE_OWN: "Edit notes, disposition and tags of the calls they took",
     Permission.RECORDINGS_READ: "Play any call recording",

@@ -113,7 +113,7 @@ async def list_calls(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> CallPagePublic:
-    """Calls, newest first (agents: the calls they took); follow ``next_cursor`` for older ones."""
+    """Calls, newest first (agents: theirs and their callbacks'); follow ``next_cursor`` for older ones."""
     after: tuple[datetime, str] | None = None
     if cursor:
         started, call_id = decode_cursor(cursor, size=2)
@@ -207,7 +207,7 @@ async def create_call(body: CallCreate, request: Request, session: SessionDep, u
 
 @router.get("/{call_id}", response_model=CallPublic)
 async def get_call(call_id: str, session: SessionDep, user: Reader) -> CallPublic:
-    """One call (agents: only the calls they took)."""
+    """One call (agents: the calls they took or whose callback they hold or completed)."""
     call = await service.get_call_for(session, user, call_id)
     return (await _public(session, [call]))[0]
 
