@@ -32,6 +32,7 @@ from benchmarks.asr_eval.scoring import decode
 from benchmarks.heldout_eval import Question
 from benchmarks.notfound_dev import dev_sets
 from benchmarks.product_kb import DemoKnowledge, cites, demo_data_dir, open_knowledge
+from control_api.logging_setup import configure_logging
 from knowledge.retrieval import is_narrow
 from pipelines.asr.domain_lm import build_domain_lm
 from pipelines.asr.kb_hints import kb_prompt
@@ -134,6 +135,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--voices", default="rms,espeak-en-us", help="development voices only (flite, espeak-<v>)")
     args = parser.parse_args(argv)
+    configure_logging(level="WARNING")
     print(json.dumps(asyncio.run(run(args.voices.split(","))), indent=1))
 
 

@@ -51,9 +51,10 @@ CONFIRM_BAND = 0.05
 # A best passage that clears the threshold by less than this is a "narrow" find: on a recogniser's transcript it is
 # weak evidence (``pipelines.brain.extractive.weak_evidence``), so Whisper's second opinion is asked. A misheard
 # question off the base's subject ("do you offer a home in sure ends") mostly lands just over the threshold.
-# Chosen on the development sets only (team + plain-words, voices rms and espeak-ng en-us, docs/measurements.md):
-# the narrowest margin that raised honest "not found" in every cell (+0.08 to +0.15), sending 4-6 % more finals to
-# Whisper; wider margins sent more finals for no further gain until 0.13.
+# Chosen on the development sets only (team + plain-words, voices rms and espeak-ng en-us: benchmarks/weak_margin_dev,
+# docs/measurements.md): the narrowest margin that raised honest "not found" (+0.05 to +0.15 in three of four cells,
+# none lower) and right passages (+0.01 to +0.04), sending 4-6 % more finals to Whisper; wider margins sent more
+# finals for little or no further gain until 0.13.
 NARROW_MARGIN = 0.02
 
 
