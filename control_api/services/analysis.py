@@ -48,6 +48,7 @@ from control_api.services import analytics
 from control_api.services import sentiment as sentiment_analysis
 from control_api.services.ingestion_pipeline import citation_title, index_title
 from control_api.services.summary import Exchange, summarize
+from knowledge.titles import display_title
 from knowledge.types import Retrieval
 
 log = structlog.get_logger(__name__)
@@ -239,6 +240,9 @@ async def resolve_citations(
 ) -> dict[str, tuple[str, str | None, str, str | None, str]]:
     """Map turn citations to ``(chunk_id, heading, document_id, document title, text)``.
 
+    The document title is the one a person reads (``knowledge.titles.display_title``), as citations and the
+    documents list name it.
+
     A turn cites either a chunk id or the retriever's readable citation (``Title, section "S", chunk N``, see
     ``knowledge.retrieval.citation``); the latter is resolved by the document's title and the chunk's number.
     """
@@ -250,13 +254,15 @@ async def resolve_citations(
         KnowledgeChunk.heading,
         KnowledgeChunk.document_id,
         KnowledgeDocument.title,
+        KnowledgeDocument.filename,
         KnowledgeChunk.text,
         KnowledgeChunk.seq,
     )
     joined = select(*columns).join(KnowledgeDocument, KnowledgeDocument.id == KnowledgeChunk.document_id)
     found: dict[str, tuple[str, str | None, str, str | None, str]] = {}
-    for cid, heading, doc, title, text, _ in (await session.execute(joined.where(KnowledgeChunk.id.in_(wanted)))).all():
-        found[cid] = (cid, heading, doc, title, text)
+    rows = (await session.execute(joined.where(KnowledgeChunk.id.in_(wanted)))).all()
+    for cid, heading, doc, title, filename, text, _ in rows:
+        found[cid] = (cid, heading, doc, display_title(title, filename) or filename, text)
     parsed = {c: m for c in wanted - found.keys() if (m := _CITATION.match(c))}
     if parsed:
         documents: dict[str, str] = {}
@@ -275,10 +281,10 @@ async def resolve_citations(
         doc_ids = {doc for doc, _ in keys.values() if doc}
         by_key: dict[tuple[str, int], tuple[str, str | None, str, str | None, str]] = {}
         if doc_ids:
-            for cid, heading, doc, title, text, seq in (
+            for cid, heading, doc, title, filename, text, seq in (
                 await session.execute(joined.where(KnowledgeChunk.document_id.in_(doc_ids)))
             ).all():
-                by_key[(str(doc), int(seq))] = (cid, heading, doc, title, text)
+                by_key[(str(doc), int(seq))] = (cid, heading, doc, display_title(title, filename) or filename, text)
         for citation, (owner, number) in keys.items():
             if owner is not None and (owner, number) in by_key:
                 found[citation] = by_key[(owner, number)]

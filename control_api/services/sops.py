@@ -37,6 +37,7 @@ from control_api.db.models import (
 from control_api.problems import ProblemError
 from control_api.services import analysis, audit, learning
 from knowledge.embedders.base import Embedder
+from knowledge.titles import display_title
 
 MAX_STEPS = 12
 TOPIC_SCAN = 2000  # analysed calls a topic search compares (newest first)
@@ -188,7 +189,11 @@ async def _describe_passages(session: AsyncSession, steps: Sequence[_Step]) -> l
             .where(KnowledgeChunk.id.in_(ids))
         )
     ).all()
-    known = {cid: (text, heading, doc, title or filename) for cid, text, heading, doc, title, filename in rows}
+    # A document is named as a person reads it (knowledge.titles.display_title), as citations name it.
+    known = {
+        cid: (text, heading, doc, display_title(title, filename) or filename)
+        for cid, text, heading, doc, title, filename in rows
+    }
     passages: list[dict[str, Any]] = []
     for step in steps:
         if step.chunk_id is None:

@@ -14,6 +14,7 @@ from config import Settings
 from control_api.db.engine import create_engine, session_factory
 from control_api.db.migrate import upgrade
 from control_api.db.models import KnowledgeChunk, KnowledgeDocument
+from control_api.services import sops
 from control_api.services.analysis import resolve_citations
 from tests.knowledge.conftest import KB, demo_files
 
@@ -165,7 +166,21 @@ async def test_a_calls_citations_find_their_passage_in_either_form(settings: Set
                 "Kestrel Broadband - Service Guide (guide.txt), chunk 1": "d2:0",
                 "KESTREL BROADBAND - SERVICE GUIDE (guide.txt), chunk 1": "d2:0",
             }
-            found = await resolve_citations(session, list(cited))
+            found = await resolve_citations(session, [*cited, "d1:0"])
         assert {c: found[c][0] for c in cited if c in found} == cited
+        # A call's topics name the document as a person reads it, whichever form the citation took.
+        titles = {c: found[c][3] for c in found}
+        assert titles == {
+            "General FAQ (general-faq.csv), chunk 1": "General FAQ",
+            "general-faq.csv, chunk 1": "General FAQ",
+            "Kestrel Broadband - Service Guide (guide.txt), chunk 1": "Kestrel Broadband - Service Guide",
+            "KESTREL BROADBAND - SERVICE GUIDE (guide.txt), chunk 1": "Kestrel Broadband - Service Guide",
+            "d1:0": "General FAQ",
+        }
+        # A drafted SOP's passages name their document the same way.
+        async with session_factory(engine)() as session:
+            steps = [sops._Step(kind="answer", text="", chunk_id=c) for c in ("d1:0", "d2:0")]
+            passages = await sops._describe_passages(session, steps)
+        assert [p["title"] for p in passages] == ["General FAQ", "Kestrel Broadband - Service Guide"]
     finally:
         await engine.dispose()
