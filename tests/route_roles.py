@@ -143,6 +143,7 @@ ROUTE_ROLES: dict[tuple[str, str], Access] = {
     ("GET", "/api/handoffs"): Access(CALL_READERS, status=200),
     ("GET", "/api/handoffs/events"): Access(CALL_READERS, probe=False, note="an endless event stream"),
     ("GET", "/api/handoffs/callbacks"): Access(HANDOFF_TAKERS, status=200),
+    ("GET", "/api/handoffs/callbacks/assignees"): Access(MANAGERS, status=200),
     ("POST", "/api/handoffs/callbacks/{callback_id}/claim"): Access(HANDOFF_TAKERS, status=404),
     ("POST", "/api/handoffs/callbacks/{callback_id}/complete"): Access(HANDOFF_TAKERS, status=422, note="empty body"),
     ("POST", "/api/handoffs/callbacks/{callback_id}/release"): Access(HANDOFF_TAKERS, status=404),

@@ -20,6 +20,8 @@ from control_api.deps import SessionDep, actor_for, require
 from control_api.problems import ProblemError
 from control_api.rbac import Permission, has_permission
 from control_api.schemas.handoffs import (
+    CallbackAssignee,
+    CallbackAssignees,
     CallbackComplete,
     CallbackPublic,
     CallbackReassign,
@@ -136,6 +138,21 @@ async def list_callbacks(
 
 def _callback(view: callback_service.CallbackView) -> CallbackPublic:
     return CallbackPublic.model_validate(view.public())
+
+
+@router.get("/callbacks/assignees", response_model=CallbackAssignees)
+async def list_callback_assignees(session: SessionDep, user: Manager) -> CallbackAssignees:
+    """Everyone a supervisor may hand a callback to (active accounts that take handoffs), with their presence."""
+    del user
+    rows = await callback_service.assignees(session)
+    return CallbackAssignees(
+        items=[
+            CallbackAssignee(
+                user_id=person.id, email=person.email, full_name=person.full_name, role=person.role, presence=presence
+            )
+            for person, presence in rows
+        ]
+    )
 
 
 @router.post(

@@ -230,6 +230,24 @@ class CallbackComplete(BaseModel):
     note: str | None = Field(default=None, max_length=2000, description="What was said or done (optional).")
 
 
+class CallbackAssignee(BaseModel):
+    """Someone a supervisor may hand a callback to: an active account that takes handoffs."""
+
+    user_id: str
+    email: str
+    full_name: str | None = None
+    role: str
+    presence: str | None = Field(
+        description="Their presence on the desk (available, busy or away); null when they never set one."
+    )
+
+
+class CallbackAssignees(BaseModel):
+    """Everyone a callback may be handed to, by name."""
+
+    items: list[CallbackAssignee]
+
+
 class CallbackReassign(BaseModel):
     """Who works a callback now (a supervisor's choice); ``null`` puts it back in the open queue."""
 

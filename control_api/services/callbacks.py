@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_api.db.models import CallbackRequest, User, utcnow
+from control_api.db.models import AgentPresence, CallbackRequest, User, utcnow
 from control_api.problems import ProblemError
 from control_api.rbac import Permission, has_permission
 
@@ -75,6 +75,22 @@ class CallbackView:
 
 def _manager(user: User) -> bool:
     return has_permission(user.role, Permission.HANDOFFS_MANAGE)
+
+
+def may_hold(person: User | None) -> bool:
+    """The one rule for who may be handed a callback: an active account whose role takes handoffs."""
+    return person is not None and person.is_active and has_permission(person.role, Permission.HANDOFFS_TAKE)
+
+
+async def assignees(session: AsyncSession) -> list[tuple[User, str | None]]:
+    """Everyone a supervisor may hand a callback to (:func:`may_hold`), by name, with their presence when set."""
+    rows = await session.execute(
+        select(User, AgentPresence.status)
+        .outerjoin(AgentPresence, AgentPresence.user_id == User.id)
+        .where(User.is_active.is_(True))
+        .order_by(func.coalesce(User.full_name, User.email), User.email)
+    )
+    return [(person, presence) for person, presence in rows.all() if may_hold(person)]
 
 
 async def _names(session: AsyncSession, ids: Iterable[str | None]) -> dict[str, str]:
@@ -277,10 +293,8 @@ async def reassign(session: AsyncSession, callback_id: str, user_id: str | None)
     request = await get(session, callback_id)
     if request.status == "done":
         raise _done()
-    if user_id is not None:
-        person = await session.get(User, user_id)
-        if person is None or not person.is_active or not has_permission(person.role, Permission.HANDOFFS_TAKE):
-            raise ProblemError(422, "This account does not exist or does not take handoffs.", type_="invalid-assignee")
+    if user_id is not None and not may_hold(await session.get(User, user_id)):
+        raise ProblemError(422, "This account does not exist or does not take handoffs.", type_="invalid-assignee")
     return await _assign(session, request, user_id)
 
 

@@ -455,6 +455,26 @@ def _claim_as(server: LiveServer, email: str, callback_id: str) -> None:
     _in_thread(run())
 
 
+def _presence(server: LiveServer, email: str, status: str) -> None:
+    """Someone's presence on the desk, as the desk would have stored it."""
+    from sqlalchemy import select
+
+    from control_api.db.engine import create_engine, session_factory
+    from control_api.db.models import AgentPresence, User
+
+    async def run() -> None:
+        engine = create_engine(server.settings.database_url)
+        try:
+            async with session_factory(engine)() as session:
+                person = (await session.execute(select(User).where(User.email == email))).scalar_one()
+                session.add(AgentPresence(user_id=person.id, status=status))
+                await session.commit()
+        finally:
+            await engine.dispose()
+
+    _in_thread(run())
+
+
 def test_an_agent_claims_and_completes_a_callback(
     live_server: LiveServer, browser: BrowserContext, shots: Path
 ) -> None:
@@ -506,7 +526,8 @@ def test_an_agent_claims_and_completes_a_callback(
     page.screenshot(path=shots / "callbacks-done.png")
     _sign_out(page)
 
-    # The supervisor sees their claim with a link to the call, and puts it back in the queue.
+    # The supervisor sees their claim with a link to the call, hands it on, and puts it back in the queue.
+    _presence(live_server, AGENT_EMAIL, "away")
     _sign_in(page, live_server, SUPERVISOR_EMAIL, OTHER_PASSWORD, landing="Dashboard")
     page.goto(f"{live_server.base_url}/console#/callbacks")
     held = page.locator(f'tbody tr[data-callback-id="{taken_first}"]')
@@ -514,6 +535,16 @@ def test_an_agent_claims_and_completes_a_callback(
     expect(held.get_by_role("link", name="Open the call")).to_have_attribute(
         "href", f"#/calls/{live_server.seeded.ended_call_id}"
     )
+    # Anyone who takes handoffs may be picked, presence set or not (the admin never set one), with that presence
+    # beside the name; the viewer and deactivated accounts are not offered. The supervisor hands it to the agent.
+    to = held.get_by_label("Hand this callback to")
+    expect(to).to_contain_text("Arjun Agent — away")
+    expect(to).to_contain_text("Asha Admin — offline")
+    offered = to.locator("option").all_text_contents()
+    assert not [o for o in offered if o.startswith(("Vera Viewer", "Nina New", "Sam Supervisor"))], offered
+    to.select_option(label="Arjun Agent — away")
+    held.get_by_role("button", name="Reassign").click()
+    expect(held.locator("td").nth(4)).to_have_text("Arjun Agent")  # the "Claimed by" column
     held.get_by_role("button", name="Release").click()
     expect(held).to_have_attribute("data-status", "open")
     expect(held.get_by_role("button", name="Claim")).to_be_visible()

@@ -367,6 +367,43 @@ def test_the_callback_queue_claim_complete_and_who_may(api: TestClient) -> None:
     ]
 
 
+def test_a_callback_goes_to_anyone_who_takes_handoffs_presence_or_not(api: TestClient) -> None:
+    """The people a supervisor may pick are the people reassign accepts: active accounts that take handoffs."""
+    accounts = sign_in_everyone(api)
+    admin, agent, supervisor = (accounts.headers(r) for r in ("admin", "agent", "supervisor"))
+    _, callback = _callback(api, number="+15550144")  # nobody available yet
+    assert api.put("/api/agents/me/presence", json={"status": "available"}, headers=agent).status_code == 200
+    made = {}
+    for email, name in (("ravi@voxdesk.example", "Ravi Kumar"), ("gone@voxdesk.example", "Gone Agent")):
+        r = api.post(
+            "/api/users",
+            json={"email": email, "role": "agent", "password": PASSWORD, "full_name": name},
+            headers=admin,
+        )
+        assert r.status_code == 201, r.text
+        made[name] = r.json()["id"]
+    ravi, gone = made["Ravi Kumar"], made["Gone Agent"]  # Ravi never set a presence
+    off = api.patch(f"/api/users/{gone}", json={"is_active": False}, headers=admin)
+    assert off.status_code == 200, off.text
+
+    listed = api.get("/api/handoffs/callbacks/assignees", headers=supervisor)
+    assert listed.status_code == 200, listed.text
+    people = {p["user_id"]: p for p in listed.json()["items"]}
+    assert set(people) == {accounts.ids[r] for r in ("admin", "supervisor", "agent")} | {ravi}
+    assert (people[ravi]["full_name"], people[ravi]["presence"]) == ("Ravi Kumar", None)
+    assert people[accounts.ids["agent"]]["presence"] == "available"
+    assert api.get("/api/handoffs/callbacks/assignees", headers=agent).status_code == 403
+
+    moved = api.post(f"/api/handoffs/callbacks/{callback}/reassign", json={"user_id": ravi}, headers=supervisor)
+    assert moved.status_code == 200, moved.text
+    assert (moved.json()["claimed_by"], moved.json()["claimed_by_name"]) == (ravi, "Ravi Kumar")
+    for refused in (accounts.ids["viewer"], gone):
+        bad = api.post(f"/api/handoffs/callbacks/{callback}/reassign", json={"user_id": refused}, headers=supervisor)
+        assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json"), bad.text
+        assert bad.json()["status"] == 422 and bad.json()["type"].endswith("invalid-assignee")
+    assert api.post(f"/api/handoffs/callbacks/{callback}/claim", headers=agent).status_code == 409
+
+
 def test_a_supervisor_reassigns_releases_and_completes_any_callback(api: TestClient) -> None:
     accounts = sign_in_everyone(api)
     agent, supervisor = accounts.headers("agent"), accounts.headers("supervisor")

@@ -79,7 +79,7 @@ export async function renderCallbacks(main, ctx) {
 
   function reassignControl(item) {
     const choices = [["", "Back to the queue"], ...people.filter((p) => p.user_id !== item.claimed_by)
-      .map((p) => [p.user_id, p.full_name || p.email || p.user_id])];
+      .map((p) => [p.user_id, `${p.full_name || p.email || p.user_id} — ${p.presence || "offline"}`])];
     const to = select({ name: "assignee", "aria-label": "Hand this callback to" }, choices, "");
     const go = h("button", { type: "button", class: "button secondary small", text: "Reassign" });
     go.addEventListener("click", () => act(go, item, "reassign", { user_id: to.value || null }));
@@ -198,8 +198,9 @@ export async function renderCallbacks(main, ctx) {
 
   if (manager) {
     try {
-      const presence = await api.get("/api/agents/presence");
-      people = (presence && presence.items) || [];
+      // Everyone who may hold a callback (whether or not they ever set a presence), with their presence.
+      const assignees = await api.get(`${CALLBACKS_PATH}/assignees`);
+      people = (assignees && assignees.items) || [];
     } catch (problem) {
       showError(problem);
     }
