@@ -39,11 +39,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pocketsphinx
 
 from benchmarks.asr_eval.harness import read_pcm
 from benchmarks.asr_eval.render import OUT, questions, render_all
-from benchmarks.asr_eval.scoring import correct, decode, edit_distance
+from benchmarks.asr_eval.scoring import correct, decode, domain_decoder, edit_distance
 from benchmarks.product_kb import DemoKnowledge, open_demo_knowledge
 from pipelines.asr.acoustic_adaptation import transcript_words as words
 from pipelines.asr.base import RecognitionEvidenceFrame
@@ -101,14 +100,7 @@ async def run(voices: list[str], limit: int | None) -> dict[str, Any]:
         async with open_demo_knowledge(Path(tmp) / "kb") as kb:
             corpus = await kb.corpus()
             lm = build_domain_lm(corpus, OUT / "models")
-            decoder = pocketsphinx.Decoder(
-                samprate=16000,
-                loglevel="FATAL",
-                fwdflat=False,
-                bestpath=True,
-                lm=str(lm.lm_path),
-                dict=str(lm.dict_path),
-            )
+            decoder = domain_decoder(lm.lm_path, lm.dict_path)
             # As the live worker process loads and runs it (pipelines.asr.whisper_worker), with its prompt.
             whisper = load_model(str(default_model_path()))
             prompt = kb_prompt(corpus) or ""

@@ -24,11 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pocketsphinx
-
 from benchmarks.asr_eval.harness import read_pcm
 from benchmarks.asr_eval.render import render
-from benchmarks.asr_eval.scoring import decode
+from benchmarks.asr_eval.scoring import decode, domain_decoder
 from benchmarks.heldout_eval import Question
 from benchmarks.notfound_dev import dev_sets
 from benchmarks.product_kb import DemoKnowledge, cites, demo_data_dir, open_knowledge
@@ -100,14 +98,7 @@ async def run(voices: Sequence[str]) -> dict[str, Any]:
         async with open_knowledge(settings) as kb:
             corpus = await kb.corpus()
             lm = build_domain_lm(corpus, Path(tmp) / "models")
-            decoder = pocketsphinx.Decoder(
-                samprate=16000,
-                loglevel="FATAL",
-                fwdflat=False,
-                bestpath=True,
-                lm=str(lm.lm_path),
-                dict=str(lm.dict_path),
-            )
+            decoder = domain_decoder(lm.lm_path, lm.dict_path)
             whisper = load_model(str(default_model_path()))
             prompt = kb_prompt(corpus) or ""
             threshold = kb.service.kb.retriever.config.score_threshold

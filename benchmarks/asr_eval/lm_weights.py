@@ -24,11 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pocketsphinx
-
 from benchmarks.asr_eval.harness import read_pcm
 from benchmarks.asr_eval.render import OUT, questions, render_all
-from benchmarks.asr_eval.scoring import decode, edit_distance
+from benchmarks.asr_eval.scoring import decode, domain_decoder, edit_distance
 from benchmarks.product_kb import open_demo_knowledge
 from pipelines.asr.acoustic_adaptation import transcript_words as words
 from pipelines.asr.domain_lm import GENERAL_WEIGHT, GENERAL_WORDS, build_domain_lm
@@ -59,9 +57,7 @@ def evaluate(corpus: str, voices: list[str], grid: list[tuple[float, int]], held
         lm = build_domain_lm(corpus, OUT / "models", general_weight=weight, general_words=extra)
         build_s = time.perf_counter() - t0
         c0 = time.process_time()
-        decoder = pocketsphinx.Decoder(
-            samprate=16000, loglevel="FATAL", fwdflat=False, bestpath=True, lm=str(lm.lm_path), dict=str(lm.dict_path)
-        )
+        decoder = domain_decoder(lm.lm_path, lm.dict_path)
         row: dict[str, Any] = {
             "build_s": round(build_s, 1),
             "decoder_load_cpu_ms": round((time.process_time() - c0) * 1000, 1),

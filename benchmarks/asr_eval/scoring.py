@@ -11,7 +11,14 @@ import pocketsphinx
 
 from benchmarks.product_kb import cites
 
-__all__ = ["correct", "decode", "edit_distance", "share"]
+__all__ = ["correct", "decode", "domain_decoder", "edit_distance", "share"]
+
+
+def domain_decoder(lm_path: object, dict_path: object) -> pocketsphinx.Decoder:
+    """A 16 kHz pocketsphinx decoder on a domain LM, with the live pool's passes (best path on, flat pass off)."""
+    return pocketsphinx.Decoder(
+        samprate=16000, loglevel="FATAL", fwdflat=False, bestpath=True, lm=str(lm_path), dict=str(dict_path)
+    )
 
 
 def decode(decoder: pocketsphinx.Decoder, pcm: bytes) -> tuple[str, float]:

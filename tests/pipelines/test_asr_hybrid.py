@@ -19,14 +19,13 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 
-import pocketsphinx
 import pytest
 from pipecat.frames.frames import EndFrame
 from pipecat.workers.runner import WorkerRunner
 from prometheus_client import REGISTRY
 
 from benchmarks.asr_eval.harness import memory_call
-from benchmarks.asr_eval.scoring import decode
+from benchmarks.asr_eval.scoring import decode, domain_decoder
 from benchmarks.product_kb import CallsOnRecord, DemoKnowledge
 from knowledge.embedders.base import Embedder
 from pipelines.asr.base import Evidence
@@ -247,14 +246,7 @@ async def test_weak_mode_replaces_a_weak_final_and_leaves_a_strong_one(
     pool: WhisperPool, demo_kb: DemoKnowledge, domain_lm: DomainLM
 ) -> None:
     pcm = flite_pcm(QUESTION)
-    decoder = pocketsphinx.Decoder(
-        samprate=16000,
-        loglevel="FATAL",
-        fwdflat=False,
-        bestpath=True,
-        lm=str(domain_lm.lm_path),
-        dict=str(domain_lm.dict_path),
-    )
+    decoder = domain_decoder(domain_lm.lm_path, domain_lm.dict_path)
     text, _ = decode(decoder, pcm)
     _, confidence = evidence(decoder, text)
     probe = evidence_probe(speculative_search(demo_kb.retriever, "call-hybrid"))
