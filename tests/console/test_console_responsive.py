@@ -97,6 +97,15 @@ def _nav_items(page: Page) -> list[tuple[str, str]]:
     return [(title, view) for title, view in items if title]
 
 
+def _sign_in(page: Page, base_url: str, role: str) -> None:
+    email, password = ACCOUNTS[role]
+    page.goto(f"{base_url}/console")
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#topbar")).to_be_visible()
+
+
 def _check_page(page: Page, problems: list[str], where: str) -> None:
     page.wait_for_load_state("networkidle")
     # Pages mark what is still loading with aria-busy (the analytics charts, the dashboard's figures).
@@ -115,7 +124,6 @@ def _check_page(page: Page, problems: list[str], where: str) -> None:
 @pytest.mark.parametrize("role", list(ACCOUNTS))
 def test_every_page_fits_every_width(role: str, live_server: LiveServer, chromium: Browser, shots: Path) -> None:
     """Sign in as ``role``; at 390, 768 and 1366 px click every navigation item and check the page fits."""
-    email, password = ACCOUNTS[role]
     context = chromium.new_context(viewport={"width": 1366, "height": 800})
     context.set_default_timeout(15_000)
     page = context.new_page()
@@ -123,11 +131,7 @@ def test_every_page_fits_every_width(role: str, live_server: LiveServer, chromiu
     page.on("pageerror", lambda error: errors.append(str(error)))
     problems: list[str] = []
     try:
-        page.goto(f"{live_server.base_url}/console")
-        page.get_by_label("E-mail").fill(email)
-        page.get_by_label("Password").fill(password)
-        page.get_by_role("button", name="Sign in").click()
-        expect(page.locator("#topbar")).to_be_visible()
+        _sign_in(page, live_server.base_url, role)
         for width_name, (width, height) in WIDTHS.items():
             page.set_viewport_size({"width": width, "height": height})
             items = _nav_items(page)
@@ -180,16 +184,12 @@ def test_every_page_fits_every_width(role: str, live_server: LiveServer, chromiu
 
 def test_charts_refit_when_the_window_narrows(live_server: LiveServer, chromium: Browser) -> None:
     """A chart drawn for a tablet-wide dashboard redraws when the window narrows to a phone, without a reload."""
-    email, password = ACCOUNTS["supervisor"]
     context = chromium.new_context(viewport={"width": 768, "height": 1024})
     context.set_default_timeout(15_000)
     page = context.new_page()
     problems: list[str] = []
     try:
-        page.goto(f"{live_server.base_url}/console")
-        page.get_by_label("E-mail").fill(email)
-        page.get_by_label("Password").fill(password)
-        page.get_by_role("button", name="Sign in").click()
+        _sign_in(page, live_server.base_url, "supervisor")
         expect(page.locator("main h1", has_text="Dashboard")).to_be_visible()
         _check_page(page, problems, "768px dashboard")
         drawn_at = page.locator("svg.bars").first.bounding_box()
