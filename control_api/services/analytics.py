@@ -30,6 +30,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql.selectable import ScalarSelect
 
 from control_api.db.models import (
     Call,
@@ -271,6 +273,16 @@ async def classify_calls(session: AsyncSession, calls: Sequence[tuple[str, str |
     return out
 
 
+def _last_caller_turn(
+    call_id: ColumnElement[str] | InstrumentedAttribute[str], *, before: InstrumentedAttribute[datetime] | None = None
+) -> ScalarSelect[int | None]:
+    """The seq of the call's last caller turn stored (by ``before``, when given): the turn that asked for a person."""
+    query = select(func.max(CallTurn.seq)).where(CallTurn.call_id == call_id, CallTurn.role == "caller")
+    if before is not None:
+        query = query.where(CallTurn.ended_at <= before)
+    return query.scalar_subquery()
+
+
 async def request_turns(
     session: AsyncSession, call_ids: Sequence[str], *, asking: str | None = None
 ) -> dict[str, set[int]]:
@@ -291,25 +303,14 @@ async def request_turns(
         events[str(call_id)].append((str(kind), seq, data))
     found = {call_id: request_seqs(found) for call_id, found in events.items()}
     asked = await session.execute(
-        select(Handoff.call_id, func.max(CallTurn.seq))
-        .join(CallTurn, CallTurn.call_id == Handoff.call_id)
-        .where(
-            Handoff.call_id.in_(call_ids),
-            Handoff.source == "phrase",
-            CallTurn.role == "caller",
-            CallTurn.ended_at <= Handoff.requested_at,
+        select(Handoff.call_id, _last_caller_turn(Handoff.call_id, before=Handoff.requested_at)).where(
+            Handoff.call_id.in_(call_ids), Handoff.source == "phrase"
         )
-        .group_by(Handoff.id, Handoff.call_id)
     )
-    for call_id, seq in asked.all():
+    pending = [] if asking is None else [(asking, await session.scalar(select(_last_caller_turn(literal(asking)))))]
+    for call_id, seq in [*asked.all(), *pending]:
         if seq is not None:
             found.setdefault(str(call_id), set()).add(int(seq))
-    if asking is not None:
-        seq = await session.scalar(
-            select(func.max(CallTurn.seq)).where(CallTurn.call_id == asking, CallTurn.role == "caller")
-        )
-        if seq is not None:
-            found.setdefault(asking, set()).add(int(seq))
     return found
 
 
