@@ -72,6 +72,7 @@ from benchmarks.asr_eval.scoring import correct, edit_distance, share  # noqa: E
 from benchmarks.operator_token import operator_token  # noqa: E402
 from benchmarks.product_kb import DemoKnowledge, cites, demo_data_dir, demo_settings, open_knowledge  # noqa: E402
 from benchmarks.voice.client import VOICED_RMS, rms  # noqa: E402
+from benchmarks.voice.cpu import tree_cpu_by_command, tree_usage  # noqa: E402
 from benchmarks.voice.server import DEMO_KB, RunningServer, start  # noqa: E402
 from control_api.logging_setup import configure_logging  # noqa: E402
 from pipelines.asr.acoustic_adaptation import transcript_words  # noqa: E402
@@ -401,6 +402,9 @@ def token(server: RunningServer) -> str:
     return operator_token(server.base_url, env)
 
 
+WHISPER_WORKER = "pipelines.asr.whisper_worker"  # the second opinion's worker processes, by command line
+
+
 def whisper_metrics(server: RunningServer) -> dict[str, float]:
     """The server's Whisper second-opinion counters (``/metrics``): decodes, fallbacks, skipped finals, time."""
     text = httpx.get(server.base_url + "/metrics", timeout=30).text
@@ -520,14 +524,24 @@ async def run_base(
             if await run_ingest(demo_settings(data_dir), [knowledge], out=sys.stderr) != 0:
                 raise RuntimeError(f"ingesting {knowledge} failed")
     else:
-        extra_env = {"VOXDESK_PIPELINE__ASR__WHISPER__MODE": args.whisper_mode} if args.whisper_mode else None
+        extra_env = dict(args.server_env)
+        if args.whisper_mode:
+            extra_env["VOXDESK_PIPELINE__ASR__WHISPER__MODE"] = args.whisper_mode
         root = Path(args.server_root) if args.server_root else ROOT
         server = start(data_dir, knowledge=knowledge, extra_env=extra_env, root=root)
         try:
             for voice in voices:
                 for qset in sets:
                     bearer = token(server)  # a fresh one per batch: tokens expire after 30 minutes
+                    pid = server.process.pid
+                    cpu0, whisper0 = tree_usage(pid)[0], tree_cpu_by_command(pid, WHISPER_WORKER)
                     figures, (errors, words) = await spoken(server, bearer, qset, voice, args.concurrency)
+                    # The server and its workers (recognisers, Whisper, synthesiser): what a call costs the box. A
+                    # Whisper worker replaced during the batch loses its CPU time from the sum (none is, normally).
+                    calls = max(1, figures["questions"])
+                    figures["server_cpu_s_per_call"] = round((tree_usage(pid)[0] - cpu0) / calls, 3)
+                    whisper_s = tree_cpu_by_command(pid, WHISPER_WORKER) - whisper0
+                    figures["whisper_cpu_s_per_call"] = round(whisper_s / calls, 3)
                     # Progress on stderr, so that a long run that dies still leaves its finished batches.
                     print(json.dumps({"progress": {voice: {qset.name: figures}}}), file=sys.stderr, flush=True)
                     spoken_out.setdefault(voice, {})[qset.name] = figures
@@ -580,6 +594,7 @@ async def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             for v in voices
         },
         "whisper_mode": args.whisper_mode or "the server's default (pipeline.asr.whisper.mode)",
+        "server_env": dict(args.server_env),
         "whisper_metrics": {},
         "typed": {},
         "spoken": {},
@@ -634,7 +649,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         default="",
         help="Whisper's second opinion on the server (default: the server's own default).",
     )
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="A setting for the server's environment (repeatable), e.g. VOXDESK_PIPELINE__ASR__WHISPER__DEADLINE_S=1.",
+    )
     args = parser.parse_args(argv)
+    if bad := [e for e in args.server_env if "=" not in e or not e.startswith("VOXDESK_")]:
+        parser.error(f"--server-env takes VOXDESK_NAME=VALUE: {bad}")
+    args.server_env = [tuple(e.split("=", 1)) for e in args.server_env]
     args.server_root = str(Path(args.server_root).resolve()) if args.server_root else ""
     configure_logging(level="WARNING")  # on stderr: stdout carries the report
     logger.remove()

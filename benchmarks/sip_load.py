@@ -26,48 +26,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.voice.cpu import tree_usage
 from benchmarks.voice.server import RunningServer, start
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIO = REPO / "tests" / "sip" / "scenarios" / "question.xml"
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 def _free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _tree(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    out, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        out.append(current)
-        todo.extend(children.get(current, []))
-    return out
-
-
-def _usage(pid: int) -> tuple[float, float]:
-    """CPU seconds and RSS (MiB) of ``pid`` and its descendants."""
-    cpu, rss = 0.0, 0.0
-    for proc in _tree(pid):
-        try:
-            fields = Path(f"/proc/{proc}/stat").read_text().rsplit(")", 1)[1].split()
-            cpu += (int(fields[11]) + int(fields[12])) / TICK
-            status = Path(f"/proc/{proc}/status").read_text()
-            rss += next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS")) / 1024
-        except (OSError, StopIteration, IndexError, ValueError):
-            continue
-    return cpu, rss
 
 
 def _speech(workdir: Path, text: str, *, every_s: float, total_s: float) -> None:
@@ -168,7 +137,7 @@ def main() -> None:
     report: dict[str, Any] = {"args": vars(args), "cpus": os.cpu_count(), "load_avg_start": os.getloadavg()}
     try:
         pid = server.process.pid
-        cpu0, rss0 = _usage(pid)
+        cpu0, rss0 = tree_usage(pid)
         report["rss_mib_before"] = round(rss0, 1)
         hold_dir = root / "hold"
         hold_dir.mkdir()
@@ -178,7 +147,7 @@ def main() -> None:
                      concurrent=args.concurrent, stay_ms=args.hold_secs * 1000)  # fmt: skip
         hold_wall = time.monotonic() - started
         _settle(server)
-        cpu1, rss1 = _usage(pid)
+        cpu1, rss1 = tree_usage(pid)
         latencies = [
             row[0]
             for row in _db(
@@ -207,7 +176,7 @@ def main() -> None:
         churn_wall = time.monotonic() - started
         _settle(server)
         time.sleep(5)
-        cpu2, rss2 = _usage(pid)
+        cpu2, rss2 = tree_usage(pid)
         stored = _db(server, "SELECT status, count(*) FROM calls WHERE channel = 'sip' GROUP BY status")
         report["churn"] = {
             **churn,

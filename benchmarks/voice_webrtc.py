@@ -36,6 +36,7 @@ from typing import Any
 import uvloop
 
 from benchmarks.voice.client import VOICED_RMS, WebRTCCaller
+from benchmarks.voice.cpu import children_cpu_secs, process_cpu_secs
 from benchmarks.voice.server import REPO, RunningServer, start
 
 QUESTIONS = REPO / "benchmarks" / "kb" / "questions.jsonl"
@@ -197,28 +198,6 @@ class ExistingServer:
     base_url: str
     data_dir: Path
     pid: int | None = None
-
-
-def process_cpu_secs(pid: int) -> float | None:
-    """User + system CPU seconds of process ``pid`` (all its threads), from /proc."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def children_cpu_secs(pid: int) -> dict[int, float]:
-    """CPU seconds of each running child of ``pid`` (the recogniser and synthesiser worker processes)."""
-    found: dict[int, float] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found[int(stat.parent.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return found
 
 
 class CpuMeter:

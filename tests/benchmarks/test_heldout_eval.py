@@ -12,6 +12,7 @@ import pytest
 from benchmarks.heldout_eval import ROOT, question_sets, right
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+EVAL = (sys.executable, "-m", "benchmarks.heldout_eval")
 
 
 def test_question_sets_are_keyed_and_scored_by_the_shared_rule() -> None:
@@ -29,8 +30,9 @@ def test_question_sets_are_keyed_and_scored_by_the_shared_rule() -> None:
 
 
 def test_three_heldout_questions_through_the_whole_audio_path() -> None:
+    setting = "VOXDESK_PIPELINE__ASR__WHISPER__SPECULATE_AFTER_MS=60"
     out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.heldout_eval", "--sets", "riverbend", "--voices", "slt", "--limit", "2"],
+        [*EVAL, "--sets", "riverbend", "--voices", "slt", "--limit", "2", "--server-env", setting],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -55,3 +57,18 @@ def test_three_heldout_questions_through_the_whole_audio_path() -> None:
     assert spoken["confirmations_answered_yes"] <= round(spoken["confirmation_rate"] * spoken["questions"])
     assert set(report["typed"]["riverbend"]) >= {"right_passage_first", "right_passage_top3", "honest_not_found"}
     assert report["voices"]["slt"] == {"engine": "flite", "used_in_development": True}
+    # What the calls cost the server's process tree; the second opinion (on by default) decoded in its own worker.
+    assert report["server_env"] == {"VOXDESK_PIPELINE__ASR__WHISPER__SPECULATE_AFTER_MS": "60"}
+    assert 0 < spoken["whisper_cpu_s_per_call"] < spoken["server_cpu_s_per_call"], spoken
+
+
+def test_a_server_setting_must_be_a_voxdesk_variable() -> None:
+    out = subprocess.run(
+        [*EVAL, "--typed-only", "--server-env", "PATH=/tmp"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 2 and "--server-env takes VOXDESK_NAME=VALUE" in out.stderr, out.stderr[-2000:]
