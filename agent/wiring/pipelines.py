@@ -107,6 +107,7 @@ class StageOptions:
                 processes=p.asr.whisper.processes,
                 deadline_s=p.asr.whisper.deadline_s,
                 model_path=p.asr.whisper.model_path,
+                speculate_after_ms=p.asr.whisper.speculate_after_ms,
             ),
             models_dir=settings.models_dir,
             recordings_dir=settings.recordings_dir if settings.voice.record_calls else None,

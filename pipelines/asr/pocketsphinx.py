@@ -61,12 +61,6 @@ __all__ = ["PocketsphinxBackend", "PocketsphinxSTTService"]
 
 _WHISPER_RATE = 16000
 _MAX_UTTERANCE_BYTES = 30 * _WHISPER_RATE * 2  # Whisper's window at 16 kHz: audio beyond it is not kept
-# Whisper's speculative start (``SecondOpinion.speculate``): after this much quiet in an utterance (the VAD calls
-# the turn over after its stop_secs, 0.2 s by default), the audio before the quiet is sent to Whisper.
-# 40 ms leaves ~160 ms of the stop window for the decode (a short-window decode of a question takes 100-200 ms of
-# a core); measured over WS (docs/measurements.md), 80 ms left 50-70 ms of it after the final. A pause inside the
-# question (a stop consonant, a breath) also starts one, which speech then discards.
-_SPECULATE_AFTER_MS = 40
 # Quiet: a frame's RMS under this share of the utterance's loudest frame (-26 dB), or under the floor.
 _QUIET_RATIO = 0.05
 _QUIET_FLOOR_RMS = 100.0
@@ -325,7 +319,7 @@ class PocketsphinxSTTService(STTService):
         if self._quiet_from is None:
             self._quiet_from = len(self._utterance) - len(audio)
         self._quiet_ms += samples * 1000 / self.sample_rate
-        if self._speculation is None and self._quiet_ms >= _SPECULATE_AFTER_MS and self._peak_rms > 0:
+        if self._speculation is None and self._quiet_ms >= self._second.speculate_after_ms and self._peak_rms > 0:
             # One decode per quiet run, started on its first frame with an idle worker (a discarded decode frees
             # its worker within an encoder pass); with none idle until the final, the final's audio is decoded.
             first_try, self._speculated = not self._speculated, True

