@@ -231,10 +231,12 @@ class WhisperSecondOpinionSettings(BaseModel):
             "answers weak finals sooner, longer wastes fewer decodes on pauses inside a question (CPU per call)."
         ),
     )
-    # weak_interim: on the team's development set, Whisper's CPU per call -32 to -55 % against every_pause with the
-    # same right answers and p50 (docs/measurements.md, "Speculate only on weak interim words").
+    # every_pause: weak_interim cuts Whisper's CPU per call by 30-55 % (team set and held out) but, held out, a turn
+    # whose interim words were strong and its final weak loses the head start: demo callers on espeak-ng p50 +16.7 %
+    # over the code before issue 16, past the issue's 10 % (every_pause +9.6 %, same session; docs/measurements.md,
+    # "Speculate only on weak interim words").
     speculate: Literal["every_pause", "weak_interim"] = Field(
-        default="weak_interim",
+        default="every_pause",
         description=(
             "Which quiet runs start a speculative decode (weak mode): every_pause; weak_interim (not when the "
             "words heard so far already find the knowledge base strongly: such a turn rarely needs Whisper)."

@@ -136,7 +136,7 @@ class WhisperOptions:
     deadline_s: float = 1.5
     model_path: Path | None = None
     speculate_after_ms: int = 40
-    speculate: Speculate = "weak_interim"
+    speculate: Speculate = "every_pause"
 
 
 @runtime_checkable
@@ -447,7 +447,7 @@ class SecondOpinion:
         mode: Mode,
         deadline_s: float,
         speculate_after_ms: int = 40,
-        speculate: Speculate = "weak_interim",
+        speculate: Speculate = "every_pause",
     ) -> None:
         self.pool = pool
         self.mode = mode
