@@ -261,6 +261,8 @@ class Turn:
     latency_ms: float | None = None
     # As the caller hears it: the question's last voiced frame sent → the answer's first voiced frame received.
     heard_ms: float | None = None
+    # The same start → the answer's first audio frame received, voiced or not (the rest of heard_ms is its onset).
+    first_audio_ms: float | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -327,6 +329,8 @@ async def ws_call(
                 async for message in ws:
                     if isinstance(message, bytes):
                         spoken_at = last_voiced_at if asked and question_left == 0 else None
+                        if spoken_at is not None and turn.first_audio_ms is None:
+                            turn.first_audio_ms = (time.monotonic() - spoken_at) * 1000
                         if spoken_at is not None and turn.heard_ms is None and rms(message) >= VOICED_RMS:
                             turn.heard_ms = (time.monotonic() - spoken_at) * 1000
                         continue
@@ -470,6 +474,7 @@ async def spoken(
             "uncited": bool(turn.answer) and not not_found(turn.answer) and citation is None,
             "latency_ms": turn.latency_ms,
             "heard_ms": turn.heard_ms,
+            "first_audio_ms": turn.first_audio_ms,
         }
 
     rows = list(await asyncio.gather(*(one(q) for q in qset.questions)))
@@ -478,6 +483,7 @@ async def spoken(
     errors, words = sum(r["errors"] for r in rows), sum(r["ref_words"] for r in rows)
     latencies = [r["latency_ms"] for r in rows if r["latency_ms"] is not None]
     heard = [r["heard_ms"] for r in rows if r["heard_ms"] is not None]
+    first_audio = [r["first_audio_ms"] for r in rows if r["first_audio_ms"] is not None]
     return {
         "questions": len(rows),
         "right_answers": share(yes_rows, "right"),
@@ -492,6 +498,8 @@ async def spoken(
         # The same turns as the caller hears them (loopback socket; includes the answer's leading quiet).
         "heard_p50_ms": round(statistics.median(heard), 1) if heard else None,
         "heard_p95_ms": round(statistics.quantiles(heard, n=20)[-1], 1) if len(heard) > 1 else None,
+        # ... to the answer's first audio frame, voiced or not: heard_p50_ms less this is the answer's quiet onset.
+        "first_audio_p50_ms": round(statistics.median(first_audio), 1) if first_audio else None,
         "no_answer": [r["id"] for r in rows if r["no_answer"]],
         # An answer from the knowledge base whose search the server did not record as found: a broken check.
         "answered_without_citation": [r["id"] for r in rows if r["uncited"]],

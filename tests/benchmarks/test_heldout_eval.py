@@ -53,6 +53,8 @@ def test_three_heldout_questions_through_the_whole_audio_path() -> None:
     assert spoken["no_answer"] == [], spoken  # every call was heard and answered over the socket
     assert spoken["answered_without_citation"] == [], spoken  # each answer's citation was read back
     assert 0.0 <= spoken["wer"] < 1.0 and spoken["latency_p50_ms"] is not None
+    # As the caller hears it: the answer's first audio frame comes no later than its first voiced one.
+    assert 0 < spoken["first_audio_p50_ms"] <= spoken["heard_p50_ms"], spoken
     # Every confirming question asked (if any) was answered by the scripted caller, yes at most once per question.
     assert spoken["confirmations_answered_yes"] <= round(spoken["confirmation_rate"] * spoken["questions"])
     assert set(report["typed"]["riverbend"]) >= {"right_passage_first", "right_passage_top3", "honest_not_found"}
