@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import deque
-from collections.abc import AsyncGenerator, Awaitable
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import numpy as np
@@ -179,14 +179,6 @@ class PocketsphinxBackend(ASRBackend):
         return PocketsphinxSTTService(
             backend=self, call_id=call_id, sample_rate=self._options.sample_rate, second_opinion=self.second_opinion
         )
-
-
-async def _evidence_or_none(evidence: Awaitable[Evidence]) -> Evidence | None:
-    """The probe's answer, or None when its search failed (a speculation then goes ahead without it)."""
-    try:
-        return await evidence
-    except Exception:  # noqa: BLE001 - the final's own probe reports a failing search
-        return None
 
 
 class PocketsphinxSTTService(STTService):
@@ -357,9 +349,8 @@ class PocketsphinxSTTService(STTService):
     def _weigh_interim(self) -> None:
         """Search the latest interim words (the quiet run's evidence), when the second opinion's rule weighs them."""
         self._forget_interim_evidence()
-        if self._second is None or self._probe is None or not self._interim or not self._second.weighs_interims:
-            return
-        self._interim_evidence = asyncio.ensure_future(_evidence_or_none(self._probe(self._interim, None)))
+        if self._second is not None:
+            self._interim_evidence = self._second.weigh_interim(self._probe, self._interim, call_id=self._call_id)
 
     def _forget_interim_evidence(self) -> None:
         if self._interim_evidence is not None:

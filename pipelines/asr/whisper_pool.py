@@ -57,7 +57,6 @@ from pipelines.asr.whisper_worker import Kind
 
 __all__ = [
     "MODES",
-    "SPECULATE",
     "WHISPER_SPECULATIONS",
     "EvidenceProbe",
     "SecondOpinion",
@@ -74,7 +73,6 @@ log = structlog.get_logger(__name__)
 Mode = Literal["off", "weak", "best", "always"]
 MODES: tuple[Mode, ...] = ("off", "weak", "best", "always")
 Speculate = Literal["every_pause", "weak_interim"]
-SPECULATE: tuple[Speculate, ...] = ("every_pause", "weak_interim")
 # How long past ``speculate_after_ms`` a quiet run waits for its interim words' evidence (a retrieval, a few ms
 # here) before it speculates without it.
 INTERIM_EVIDENCE_GRACE_MS = 60.0
@@ -459,6 +457,18 @@ class SecondOpinion:
     def weighs_interims(self) -> bool:
         """Whether :meth:`worth_speculating` looks at the interim words' evidence (else every pause speculates)."""
         return self.mode == "weak" and self.speculate_on == "weak_interim"
+
+    def weigh_interim(
+        self, probe: EvidenceProbe | None, text: str, *, call_id: str
+    ) -> asyncio.Task[Evidence | None] | None:
+        """Start searching the interim words ``text`` for :meth:`worth_speculating`; None when the rule ignores them.
+
+        The search is the final's (``probe``, without a confidence: interim words have none); a failed one is logged
+        with ``call_id`` and reads as missing evidence. Call on the event loop; cancel the task when it is moot.
+        """
+        if not self.weighs_interims or probe is None or not text:
+            return None
+        return asyncio.ensure_future(_probed(probe(text, None), self.deadline_s, call_id))
 
     def worth_speculating(self, interim: asyncio.Future[Evidence | None] | None, quiet_ms: float) -> bool | None:
         """Whether a quiet run of ``quiet_ms`` (at least ``speculate_after_ms``) should decode: None to ask again.
