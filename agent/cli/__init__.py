@@ -40,6 +40,9 @@ def uvicorn_config(application: Any, *, host: str, port: int) -> Any:
         # Forwarded headers are resolved by the app, only from settings.server.trusted_proxies.
         proxy_headers=False,
         timeout_graceful_shutdown=10,
+        # No permessage-deflate: a call's socket carries 20 ms PCM frames both ways, which deflate barely
+        # shrinks, at a zlib pass per frame on the audio loop (docs/measurements.md, "WebSocket compression").
+        ws_per_message_deflate=False,
     )
 
 

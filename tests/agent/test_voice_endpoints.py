@@ -285,6 +285,25 @@ def test_ice_candidate_patches_are_rate_limited(tmp_path: Path) -> None:
         assert codes == [404, 404, 404, 429]
 
 
+@contextlib.contextmanager
+def _served(app: Any) -> Iterator[int]:
+    """``app`` behind real uvicorn, configured as ``voxdesk serve`` runs it; yields the port."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn_config(app, host="127.0.0.1", port=port))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
 def test_a_websocket_token_stays_out_of_the_server_logs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Through real uvicorn: it logs every WebSocket's path with its query ("WebSocket /...?access_token=...").
     stream = io.StringIO()
@@ -292,30 +311,37 @@ def test_a_websocket_token_stays_out_of_the_server_logs(tmp_path: Path, monkeypa
     configure_logging(level="INFO", json_logs=True)
     settings = make_settings(tmp_path)
     app = _client_and_voice(settings)[0].app
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn_config(app, host="127.0.0.1", port=port))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
     secret = "eyJhbGciOiJIUzI1NiJ9.not-a-real-token.secret-part"
     try:
-        deadline = time.monotonic() + 30
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
+        with _served(app) as port:
 
-        async def connect() -> int | None:
-            async with websockets.connect(f"ws://127.0.0.1:{port}/api/voice/stream?access_token={secret}") as ws:
-                with contextlib.suppress(websockets.ConnectionClosed):
-                    await ws.recv()
-                return ws.close_code
+            async def connect() -> int | None:
+                async with websockets.connect(f"ws://127.0.0.1:{port}/api/voice/stream?access_token={secret}") as ws:
+                    with contextlib.suppress(websockets.ConnectionClosed):
+                        await ws.recv()
+                    return ws.close_code
 
-        assert asyncio.run(connect()) == CLOSE_UNAUTHENTICATED
+            assert asyncio.run(connect()) == CLOSE_UNAUTHENTICATED
     finally:
-        server.should_exit = True
-        thread.join(timeout=15)
         flush_logs()
         logging.getLogger().handlers.clear()
     text = stream.getvalue()
     assert "/api/voice/stream?<redacted>" in text, text[-2000:]
     assert secret not in text and "not-a-real-token" not in text
+
+
+def test_the_server_declines_websocket_compression(tmp_path: Path) -> None:
+    # A call's socket carries raw 20 ms PCM frames: the server must not deflate each one on the audio loop,
+    # whatever the client offers (browsers and the websockets library both offer permessage-deflate).
+    app = _client_and_voice(make_settings(tmp_path))[0].app
+    with _served(app) as port:
+
+        async def negotiated() -> tuple[str | None, str | None]:
+            async with websockets.connect(f"ws://127.0.0.1:{port}/api/voice/stream", compression="deflate") as ws:
+                assert ws.request is not None and ws.response is not None
+                offered = ws.request.headers.get("Sec-WebSocket-Extensions")
+                return offered, ws.response.headers.get("Sec-WebSocket-Extensions")
+
+        offered, accepted = asyncio.run(negotiated())
+    assert offered is not None and "permessage-deflate" in offered
+    assert accepted is None
