@@ -182,6 +182,16 @@ class VADSettings(BaseModel):
         le=40.0,
         description="Echo return loss assumed until the call has measured it (echo-aware gate).",
     )
+    stop_below_peak: float = Field(
+        default=0.03,
+        ge=0.0,
+        le=0.5,
+        description=(
+            "While the caller speaks, a window quieter than this share of the turn's loudest (RMS; 0.03 is "
+            "-30 dB) counts toward the turn's end even while Silero still hears voice in it: the turn ends "
+            "stop_secs after the voice fades, not after Silero lets go (40-80 ms sooner). 0: Silero alone."
+        ),
+    )
     smart_turn: bool = Field(default=False, description="Run Smart Turn v3 after VAD silence.")
 
 

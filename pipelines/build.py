@@ -329,6 +329,7 @@ def build_pipeline(
         ),
         reference=reference,
         echo_margin_db=stages.vad.echo_margin_db or 0.0,
+        stop_below_peak=stages.vad.stop_below_peak,
     )
     aggregators = LLMContextAggregatorPair(
         context,

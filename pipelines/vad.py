@@ -14,6 +14,11 @@ line with echo cancellation (a browser, most phones) returns next to nothing, so
 the gate; a line without it returns the agent at, say, -10 dB, and only speech well above that does. Until the
 loss has been measured the detector assumes ``echo_margin_db`` (6 dB, the Geigel detector's assumption).
 Otherwise the gate is pipecat's, unchanged, and the barge-in policy sorts echo from speech as before.
+
+A turn ends ``stop_secs`` after the caller's voice fades, not after Silero lets go of it: while the caller speaks,
+a window quieter than ``stop_below_peak`` of the turn's loudest (3 %, -30 dB) counts toward the stop even when
+Silero still hears voice in it. Silero's confidence outlasts a fading word by one to four windows (40-80 ms at
+the median on the development voices), and every turn waited that long on top of ``stop_secs``.
 """
 
 from __future__ import annotations
@@ -33,23 +38,51 @@ from pipecat.audio.vad.vad_analyzer import VADParams, VADState
 from pipelines.compat import usable
 from pipelines.metrics import VAD_FAST_ONSETS
 
-__all__ = ["QUIET_PEAK", "DoubleTalkDetector", "EchoReference", "SharedSileroVADAnalyzer", "level_dbfs", "load_silero"]
+__all__ = [
+    "QUIET_FLOOR_RMS",
+    "QUIET_PEAK",
+    "DoubleTalkDetector",
+    "EchoReference",
+    "SharedSileroVADAnalyzer",
+    "frame_rms",
+    "level_dbfs",
+    "load_silero",
+    "under_peak",
+]
 
 # A 32 ms window whose samples all stay within this (about -54 dBFS) is silence to any VAD: Silero is not run on
 # it. Digital silence (a muted or DTX microphone, a quiet line) then costs a buffer append, not a model call.
 QUIET_PEAK = 64
 QUIET_RESET_WINDOWS = 10
+# A frame under this RMS (about -50 dBFS) is quiet however soft the caller's loudest frame was.
+QUIET_FLOOR_RMS = 100.0
 
 # The library patches (pipelines/compat) SharedSileroVADAnalyzer applies; each steps aside on its own.
 SHARED_SESSION = "pipecat.silero_shared_session"
 QUIET_WINDOWS_INLINE = "pipecat.vad_quiet_windows_inline"
 ECHO_AWARE_GATE = "pipecat.vad_echo_aware_gate"
+STOP_BELOW_PEAK = "pipecat.vad_stop_below_peak"
 
 
 def load_silero() -> SileroOnnxModel:
     """Silero's ONNX model as pipecat bundles it (CPU; load once per process)."""
     path = str(resources.files("pipecat.audio.vad.data").joinpath("silero_vad.onnx"))
     return SileroOnnxModel(path, force_onnx_cpu=True)  # type: ignore[no-untyped-call]  # untyped in pipecat
+
+
+def frame_rms(pcm: bytes) -> float:
+    """RMS of 16-bit little-endian PCM (0 for none)."""
+    samples = np.frombuffer(pcm, dtype="<i2", count=len(pcm) // 2).astype(np.float32)
+    return float(np.sqrt(np.dot(samples, samples) / samples.size)) if samples.size else 0.0
+
+
+def under_peak(level: float, peak: float, share: float) -> bool:
+    """Whether a frame at RMS ``level`` is quiet in an utterance whose loudest frame so far is ``peak``.
+
+    Quiet: under ``share`` of the peak, or under :data:`QUIET_FLOOR_RMS`. The VAD's stop rule and the recogniser's
+    speculative start both judge the caller's pauses by it, each with its own share.
+    """
+    return level < max(peak * share, QUIET_FLOOR_RMS)
 
 
 def level_dbfs(pcm: bytes) -> float:
@@ -207,6 +240,8 @@ class SharedSileroVADAnalyzer(SileroVADAnalyzer):
         params: VAD thresholds.
         reference: The agent's outgoing audio; ``None``: pipecat's smoothed gate only.
         echo_margin_db: The echo return loss assumed until one is measured (:class:`DoubleTalkDetector`).
+        stop_below_peak: While the caller speaks, a window under this share of the turn's loudest counts toward
+            the stop whatever Silero says (module docstring; :data:`STOP_BELOW_PEAK`); 0: Silero alone.
     """
 
     def __init__(
@@ -217,6 +252,7 @@ class SharedSileroVADAnalyzer(SileroVADAnalyzer):
         params: VADParams | None = None,
         reference: EchoReference | None = None,
         echo_margin_db: float = 6.0,
+        stop_below_peak: float = 0.0,
     ) -> None:
         if usable(SHARED_SESSION):
             # SileroVADAnalyzer.__init__ loads a new ONNX session per instance: set up what it would instead.
@@ -235,6 +271,8 @@ class SharedSileroVADAnalyzer(SileroVADAnalyzer):
             else None
         )
         self.fast_onsets = 0
+        self._stop_below_peak = stop_below_peak if stop_below_peak > 0 and usable(STOP_BELOW_PEAK) else 0.0
+        self._turn_peak = 0.0
 
     async def analyze_audio(self, buffer: bytes) -> VADState:
         """The VAD state after ``buffer``; the model runs on the analyser's thread, the rest inline."""
@@ -247,7 +285,12 @@ class SharedSileroVADAnalyzer(SileroVADAnalyzer):
         return await super().analyze_audio(buffer)
 
     def voice_confidence(self, buffer: bytes) -> float:
-        """Silero's speech probability for one window (0 for a silent window, without running the model)."""
+        """Silero's speech probability for one window (0 for a silent window, without running the model).
+
+        0 as well for a window of a turn in progress that has faded under ``stop_below_peak`` of the turn's
+        loudest; the model still hears it, so its recurrent state follows the audio.
+        """
+        faded = self._faded(buffer)
         if _is_quiet(buffer):
             self._quiet_windows += 1
             return 0.0
@@ -255,7 +298,20 @@ class SharedSileroVADAnalyzer(SileroVADAnalyzer):
             # After a stretch the model did not hear, start it afresh, as at the start of a stream.
             self._model.reset_states()  # type: ignore[no-untyped-call]  # untyped in pipecat
         self._quiet_windows = 0
-        return float(np.asarray(super().voice_confidence(buffer)).reshape(-1)[0])
+        confidence = float(np.asarray(super().voice_confidence(buffer)).reshape(-1)[0])
+        return 0.0 if faded else confidence
+
+    def _faded(self, window: bytes) -> bool:
+        """Whether ``window``, in a turn the VAD hears as speech, is quiet against the turn's loudest window."""
+        if not self._stop_below_peak:
+            return False
+        level = frame_rms(window)
+        # pipecat's state before this window: the peak is the loudest since the VAD last heard nothing.
+        state = self._vad_state
+        self._turn_peak = level if state == VADState.QUIET else max(self._turn_peak, level)
+        return state in (VADState.SPEAKING, VADState.STOPPING) and under_peak(
+            level, self._turn_peak, self._stop_below_peak
+        )
 
     def _get_smoothed_volume(self, audio: bytes) -> float:
         """The smoothed loudness (pipecat's), raised to the gate for a window that is the caller over the agent."""

@@ -99,6 +99,7 @@ class StageOptions:
                 stop_secs=p.vad.stop_secs,
                 min_volume=p.vad.min_volume,
                 echo_margin_db=p.vad.echo_margin_db if p.vad.echo_aware else None,
+                stop_below_peak=p.vad.stop_below_peak,
                 smart_turn=p.vad.smart_turn,
             ),
             domain_lm=p.asr.domain_lm,

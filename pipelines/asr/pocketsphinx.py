@@ -21,7 +21,6 @@ from collections import deque
 from collections.abc import AsyncGenerator
 from typing import Any
 
-import numpy as np
 import pocketsphinx
 import structlog
 from pipecat.frames.frames import (
@@ -57,14 +56,15 @@ from pipelines.asr.sphinx.worker_client import WorkerClient, WorkerStream
 from pipelines.asr.sphinx.worker_supervisor import WorkerSupervisor
 from pipelines.asr.whisper_pool import WHISPER_SPECULATIONS, SecondOpinion
 from pipelines.options import ASROptions
+from pipelines.vad import frame_rms, under_peak
 
 __all__ = ["PocketsphinxBackend", "PocketsphinxSTTService"]
 
 _WHISPER_RATE = 16000
 _MAX_UTTERANCE_BYTES = 30 * _WHISPER_RATE * 2  # Whisper's window at 16 kHz: audio beyond it is not kept
-# Quiet: a frame's RMS under this share of the utterance's loudest frame (-26 dB), or under the floor.
+# Quiet, for the speculative start: a frame's RMS under this share of the utterance's loudest frame (-26 dB), or
+# under the floor (pipelines.vad.under_peak).
 _QUIET_RATIO = 0.05
-_QUIET_FLOOR_RMS = 100.0
 # The speculative text serves the final only if no more than this much (quiet) audio followed it: more means the
 # VAD heard speech the energy rule did not.
 _MAX_SPECULATION_TAIL_MS = 500
@@ -311,10 +311,9 @@ class PocketsphinxSTTService(STTService):
         samples = len(audio) // 2
         if samples == 0:
             return
-        values = np.frombuffer(audio, dtype="<i2", count=samples).astype(np.float32)
-        rms = float(np.sqrt(np.mean(values * values)))
+        rms = frame_rms(audio)
         self._peak_rms = max(self._peak_rms, rms)
-        if rms >= max(self._peak_rms * _QUIET_RATIO, _QUIET_FLOOR_RMS):  # speech
+        if not under_peak(rms, self._peak_rms, _QUIET_RATIO):  # speech
             self._quiet_from, self._quiet_ms, self._speculated, self._spared = None, 0.0, False, False
             self._forget_interim_evidence()
             if self._speculation is not None:

@@ -317,6 +317,24 @@ PATCHES: Mapping[str, LibraryPatch] = _patches(
         ),
     ),
     LibraryPatch(
+        name="pipecat.vad_stop_below_peak",
+        target="VADAnalyzer._run_analyzer (SileroVADAnalyzer.voice_confidence overridden; reads _vad_state, the "
+        "state before the window it is asked about)",
+        where="pipelines.vad.SharedSileroVADAnalyzer",
+        why="pipecat ends a turn stop_secs after Silero's confidence falls under its threshold, and Silero keeps "
+        "hearing voice in a fading word for one to four windows more. A window of a turn in progress that is "
+        "under stop_below_peak of the turn's loudest counts as not speech, so the stop is counted from the fade.",
+        gain="VAD stop after the last voiced frame, less stop_secs, p50 on 340 development questions in five "
+        "voices: 20-80 -> 0-20 ms; questions cut in two 1 -> 2 of 340 (white noise at RMS 100: 6 -> 9)",
+        versions=(PIPECAT,),
+        originals=(
+            _pipecat(
+                "audio.vad.vad_analyzer:VADAnalyzer._run_analyzer",
+                "0a33840d096030fceaaec4d76df8c327b1dda1257784de5041c1017785a9dde0",
+            ),
+        ),
+    ),
+    LibraryPatch(
         name="pipecat.smallwebrtc_batched_reader",
         target="SmallWebRTCClient.read_audio_frame (per client, replaced); reads SmallWebRTCTransport._client, "
         "the client's _audio_in_resampler, _in_sample_rate, _audio_in_layout, _audio_in_channels, "

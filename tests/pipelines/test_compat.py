@@ -41,6 +41,7 @@ from pipelines.vad import (
     ECHO_AWARE_GATE,
     QUIET_WINDOWS_INLINE,
     SHARED_SESSION,
+    STOP_BELOW_PEAK,
     EchoReference,
     SharedSileroVADAnalyzer,
     load_silero,
@@ -192,19 +193,20 @@ def test_worker_keeps_pipecats_observer_when_the_patch_steps_aside(
 def test_vad_falls_back_to_pipecats_analyser_part_by_part(stepping_aside: list[MutableMapping[str, Any]]) -> None:
     model = load_silero()
     reference = EchoReference()
-    patched = SharedSileroVADAnalyzer(model=model, sample_rate=16000, reference=reference)
-    assert patched._inline and patched._double_talk is not None
+    patched = SharedSileroVADAnalyzer(model=model, sample_rate=16000, reference=reference, stop_below_peak=0.03)
+    assert patched._inline and patched._double_talk is not None and patched._stop_below_peak == 0.03
     assert patched._model.session is model.session
     with (
         substitute(_old_version(SHARED_SESSION)),
         substitute(_changed_source(QUIET_WINDOWS_INLINE)),
         substitute(_changed_source(ECHO_AWARE_GATE)),
+        substitute(_changed_source(STOP_BELOW_PEAK)),
     ):
-        plain = SharedSileroVADAnalyzer(model=model, sample_rate=16000, reference=reference)
+        plain = SharedSileroVADAnalyzer(model=model, sample_rate=16000, reference=reference, stop_below_peak=0.03)
     assert plain._model.session is not model.session, "pipecat's own session"
-    assert not plain._inline and plain._double_talk is None
+    assert not plain._inline and plain._double_talk is None and plain._stop_below_peak == 0.0
     assert sorted(p for p, _ in _skipped(stepping_aside)) == sorted(
-        [SHARED_SESSION, QUIET_WINDOWS_INLINE, ECHO_AWARE_GATE]
+        [SHARED_SESSION, QUIET_WINDOWS_INLINE, ECHO_AWARE_GATE, STOP_BELOW_PEAK]
     )
 
     async def analyse() -> list[str]:
