@@ -183,13 +183,15 @@ class VADSettings(BaseModel):
         description="Echo return loss assumed until the call has measured it (echo-aware gate).",
     )
     stop_below_peak: float = Field(
-        default=0.03,
+        default=0.0,
         ge=0.0,
         le=0.5,
         description=(
             "While the caller speaks, a window quieter than this share of the turn's loudest (RMS; 0.03 is "
             "-30 dB) counts toward the turn's end even while Silero still hears voice in it: the turn ends "
-            "stop_secs after the voice fades, not after Silero lets go (40-80 ms sooner). 0: Silero alone."
+            "stop_secs after the voice fades, not after Silero lets go (40-80 ms sooner on flite voices). "
+            "0 (default): Silero alone, which also bridges a 200-280 ms pause between two sentences that this "
+            "rule ends the turn in (held out: fewer right answers in every cell; docs/measurements.md)."
         ),
     )
     smart_turn: bool = Field(default=False, description="Run Smart Turn v3 after VAD silence.")

@@ -18,7 +18,7 @@ class VADOptions:
     # pipecat's smoothed gate only). See ``pipelines.vad``.
     echo_margin_db: float | None = 6.0
     # A window under this share of the turn's loudest counts toward the stop whatever Silero says (0: off).
-    stop_below_peak: float = 0.03
+    stop_below_peak: float = 0.0
     smart_turn: bool = False
     # Extra wait after VAD silence before the turn ends (on top of ``stop_secs``; the turn also waits for the
     # recogniser's final text, which arrives a few ms after the VAD's stop).

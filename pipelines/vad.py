@@ -15,10 +15,11 @@ the gate; a line without it returns the agent at, say, -10 dB, and only speech w
 loss has been measured the detector assumes ``echo_margin_db`` (6 dB, the Geigel detector's assumption).
 Otherwise the gate is pipecat's, unchanged, and the barge-in policy sorts echo from speech as before.
 
-A turn ends ``stop_secs`` after the caller's voice fades, not after Silero lets go of it: while the caller speaks,
-a window quieter than ``stop_below_peak`` of the turn's loudest (3 %, -30 dB) counts toward the stop even when
-Silero still hears voice in it. Silero's confidence outlasts a fading word by one to four windows (40-80 ms at
-the median on the development voices), and every turn waited that long on top of ``stop_secs``.
+With ``stop_below_peak`` set (off by default), a turn ends ``stop_secs`` after the caller's voice fades, not after
+Silero lets go of it: while the caller speaks, a window quieter than that share of the turn's loudest (0.03 is
+-30 dB) counts toward the stop even when Silero still hears voice in it. Silero's confidence outlasts a fading
+word by one to four windows (40-80 ms at the median on flite voices), and a turn waits that long on top of
+``stop_secs``; the same hangover bridges a 200-280 ms pause between two sentences, which the rule ends the turn in.
 """
 
 from __future__ import annotations

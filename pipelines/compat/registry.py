@@ -324,8 +324,10 @@ PATCHES: Mapping[str, LibraryPatch] = _patches(
         why="pipecat ends a turn stop_secs after Silero's confidence falls under its threshold, and Silero keeps "
         "hearing voice in a fading word for one to four windows more. A window of a turn in progress that is "
         "under stop_below_peak of the turn's loudest counts as not speech, so the stop is counted from the fade.",
-        gain="VAD stop after the last voiced frame, less stop_secs, p50 on 340 development questions in five "
-        "voices: 20-80 -> 0-20 ms; questions cut in two 1 -> 2 of 340 (white noise at RMS 100: 6 -> 9)",
+        gain="off by default (pipeline.vad.stop_below_peak). At 0.03: VAD stop after the last voiced frame, less "
+        "stop_secs, p50 on 340 development questions in five voices 20-80 -> 0-20 ms, heard p50 -60 to -70 ms "
+        "on flite voices; but held out it ends turns in the pause between two sentences (right answers down in "
+        "every cell)",
         versions=(PIPECAT,),
         originals=(
             _pipecat(
