@@ -32,12 +32,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from pipecat.audio.vad.vad_analyzer import VADParams, VADState
+from pipecat.audio.vad.vad_analyzer import VADState
 
 from benchmarks.asr_eval.render import questions
 from benchmarks.heldout_eval import HELDOUT, audio
 from pipelines.options import VADOptions
-from pipelines.vad import SharedSileroVADAnalyzer, frame_rms, load_silero
+from pipelines.vad import SharedSileroVADAnalyzer, frame_rms, load_silero, vad_params
 
 RATE = 16000
 CHUNK_BYTES = 640  # 20 ms
@@ -56,12 +56,7 @@ async def stops(pcm: bytes, share: float, model: Any, noise_rms: float) -> tuple
     vad = SharedSileroVADAnalyzer(
         model=model,
         sample_rate=RATE,
-        params=VADParams(
-            confidence=options.confidence,
-            start_secs=options.start_secs,
-            stop_secs=options.stop_secs,
-            min_volume=options.min_volume,
-        ),
+        params=vad_params(options),
         stop_below_peak=share,
     )
     vad.set_sample_rate(RATE)

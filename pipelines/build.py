@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from pipecat.audio.vad.silero import SileroOnnxModel
-from pipecat.audio.vad.vad_analyzer import VADParams
 from pipecat.frames.frames import Frame, InputAudioRawFrame, TTSSpeakFrame
 from pipecat.observers.base_observer import BaseObserver
 from pipecat.pipeline.pipeline import Pipeline
@@ -59,7 +58,7 @@ from pipelines.processors.transcript import CallRecorder
 from pipelines.registry import backend_class
 from pipelines.tools import CallTools, CustomToolHandler, ToolSpec, tools_schema
 from pipelines.tts.base import TTSBackend
-from pipelines.vad import EchoReference, SharedSileroVADAnalyzer, load_silero
+from pipelines.vad import EchoReference, SharedSileroVADAnalyzer, load_silero, vad_params
 
 __all__ = ["CallPipeline", "Stages", "build_pipeline", "build_stages"]
 
@@ -321,12 +320,7 @@ def build_pipeline(
     vad = SharedSileroVADAnalyzer(
         model=stages.silero,
         sample_rate=stages.sample_rate,
-        params=VADParams(
-            confidence=stages.vad.confidence,
-            start_secs=stages.vad.start_secs,
-            stop_secs=stages.vad.stop_secs,
-            min_volume=stages.vad.min_volume,
-        ),
+        params=vad_params(stages.vad),
         reference=reference,
         echo_margin_db=stages.vad.echo_margin_db or 0.0,
         stop_below_peak=stages.vad.stop_below_peak,

@@ -38,6 +38,7 @@ from pipecat.audio.vad.vad_analyzer import VADParams, VADState
 
 from pipelines.compat import usable
 from pipelines.metrics import VAD_FAST_ONSETS
+from pipelines.options import VADOptions
 
 __all__ = [
     "QUIET_FLOOR_RMS",
@@ -49,6 +50,7 @@ __all__ = [
     "level_dbfs",
     "load_silero",
     "under_peak",
+    "vad_params",
 ]
 
 # A 32 ms window whose samples all stay within this (about -54 dBFS) is silence to any VAD: Silero is not run on
@@ -63,6 +65,16 @@ SHARED_SESSION = "pipecat.silero_shared_session"
 QUIET_WINDOWS_INLINE = "pipecat.vad_quiet_windows_inline"
 ECHO_AWARE_GATE = "pipecat.vad_echo_aware_gate"
 STOP_BELOW_PEAK = "pipecat.vad_stop_below_peak"
+
+
+def vad_params(options: VADOptions) -> VADParams:
+    """Pipecat's VAD thresholds from the product's VAD options (one place for a call's VAD and the benchmarks)."""
+    return VADParams(
+        confidence=options.confidence,
+        start_secs=options.start_secs,
+        stop_secs=options.stop_secs,
+        min_volume=options.min_volume,
+    )
 
 
 def load_silero() -> SileroOnnxModel:
