@@ -325,7 +325,7 @@ PATCHES: Mapping[str, LibraryPatch] = _patches(
         "hearing voice in a fading word for one to four windows more. A window of a turn in progress that is "
         "under stop_below_peak of the turn's loudest counts as not speech, so the stop is counted from the fade.",
         gain="off by default (pipeline.vad.stop_below_peak). At 0.03: VAD stop after the last voiced frame, less "
-        "stop_secs, p50 on 340 development questions in five voices 20-80 -> 0-20 ms, heard p50 -60 to -70 ms "
+        "stop_secs, p50 on 300 development questions in five voices 20-80 -> 0-20 ms, heard p50 -55 to -60 ms "
         "on flite voices; but held out it ends turns in the pause between two sentences (right answers down in "
         "every cell)",
         versions=(PIPECAT,),
