@@ -72,14 +72,18 @@ export async function renderLearning(main, ctx) {
   const status = ctx.query?.get?.("status") || "open";
   const chooser = select({}, STATUSES, status);
   const list = h("div", {});
+  let latest = 0;
   const load = async () => {
+    // Loads overlap (the first page and a quick change of "Show"): only the newest one's answer is shown.
+    const mine = ++latest;
+    const shown = chooser.value;
     replace(list, h("p", { class: "loading", text: "Loading…" }));
     try {
-      const data = await api.get(`/api/learning/gaps?status=${encodeURIComponent(chooser.value)}`);
-      if (!ctx.isCurrent()) return;
+      const data = await api.get(`/api/learning/gaps?status=${encodeURIComponent(shown)}`);
+      if (!ctx.isCurrent() || mine !== latest) return;
       replace(list, data.items.length ? data.items.map((gap) => gapCard(gap, ctx, load))
-        : h("section", { class: "panel" }, h("p", { text: chooser.value === "open" ? "No open gaps: every question callers asked was answered from the knowledge base." : "Nothing here." })));
-    } catch (error) { ctx.showError(error); }
+        : h("section", { class: "panel" }, h("p", { text: shown === "open" ? "No open gaps: every question callers asked was answered from the knowledge base." : "Nothing here." })));
+    } catch (error) { if (mine === latest) ctx.showError(error); }
   };
   chooser.addEventListener("change", load);
   replace(main,
