@@ -33,6 +33,7 @@ from control_api.services import analytics
 from control_api.services.knowledge import KnowledgeService, register_spoken
 from control_api.services.personas import register_preview
 from control_api.state import AppState
+from knowledge.types import Passage as KnowledgePassage
 from pipelines.brain.extractive import best_sentences
 from pipelines.contracts import Passage, Retriever, TextEmbedder
 from pipelines.registry import backend_class
@@ -64,11 +65,11 @@ def build_app(settings: Settings) -> FastAPI:
     stages = VoiceStages(options=StageOptions.from_settings(settings), knowledge=knowledge, custom_tools=custom_tools)
     max_sentences = stages.options.brain.max_sentences
 
-    def spoken(question: str, text: str, heading: str | None) -> str:
+    def spoken(question: str, found: KnowledgePassage) -> str:
         # The console's "test a question" shows what the agent would say: the extractive brain's own sentence
         # choice from the passage's speakable body (registered with the control plane while this app runs).
-        body = Passage(text=text, score=0.0, document_id="", chunk_id="", citation="", heading=heading).body
-        return best_sentences(question, body, max_sentences=max_sentences)
+        body = Passage(text=found.text, score=0.0, document_id="", chunk_id="", citation="", heading=found.heading).body
+        return best_sentences(question, body, max_sentences=max_sentences, closeness=found.closeness)
 
     embed_key = settings.voice.embed_key.get_secret_value() if settings.voice.embed_key else None
     candidates = CandidatePolicy(

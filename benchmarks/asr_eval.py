@@ -138,7 +138,7 @@ async def evaluate(kb: DemoKnowledge, args: argparse.Namespace) -> None:
             for name in (n for n in rows if n in hyps):
                 retrieval = await retriever.retrieve(hyps[name], top_k=3, log=False)
                 top = retrieval.passages[0] if retrieval.passages and retrieval.found else None
-                answer = best_sentences(hyps[name], top.body) if top else ""
+                answer = best_sentences(hyps[name], top.body, closeness=top.closeness) if top else ""
                 rows[name].append({"id": q["id"], **correct(q, top.citation if top else None, answer)})
         labels = {
             "general": "general_lm",

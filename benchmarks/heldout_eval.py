@@ -200,7 +200,7 @@ async def typed(kb: DemoKnowledge, qs: Sequence[Question]) -> dict[str, Any]:
         ]
         top = retrieval.passages[0] if retrieval.passages else None
         # What the extractive brain would say from the top passage (its sentence choice), when it answers.
-        said = best_sentences(q.text, top.body) if top is not None and retrieval.found else ""
+        said = best_sentences(q.text, top.body, closeness=top.closeness) if top is not None and retrieval.found else ""
         if q.answerable and said:
             said_words.append(len(said.split()))
         rows.append(

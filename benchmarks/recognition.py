@@ -161,7 +161,7 @@ async def run(voices: list[str], limit: int | None) -> dict[str, Any]:
                         if confirmed and brain._confirming is not None:
                             asked, passage = brain._confirming
                             citations = [passage.citation]
-                            answer = best_sentences(asked, passage.body)
+                            answer = best_sentences(asked, passage.body, closeness=passage.closeness)
                         verdict = correct(q, citations[0] if citations else None, answer)
                         rows[condition].append(
                             {"right": verdict["right_answer"], "confirm": confirmed, "not_found": not citations}

@@ -230,14 +230,15 @@ class HybridRetriever:
         question = question.strip()
         if not question:
             return Retrieval(found=False, passages=(), latency_ms=0.0, top_score=None)
-        scored = await self._search(question, top_k)
+        scored, vector = await self._search(question, top_k)
         searched = question
         if sound_alike and self.sound_alike is not None and (not scored or scored[0][0] < self.config.score_threshold):
             heard = self.sound_alike.rewrite(question)
             if heard is not None:
-                again = await self._search(heard, top_k)
+                again, heard_vector = await self._search(heard, top_k)
                 if again and (not scored or again[0][0] > scored[0][0]):
-                    scored, searched = again, heard
+                    scored, vector, searched = again, heard_vector, heard
+        views = self.views
         passages = tuple(
             Passage(
                 text=hit.chunk.text,
@@ -250,6 +251,7 @@ class HybridRetriever:
                 title=hit.chunk.display_title or hit.chunk.title,
                 heading=hit.chunk.heading,
                 page=hit.chunk.page,
+                closeness=views.closeness(hit.chunk.id, vector) if views is not None else (),
             )
             for score, hit in scored[:top_k]
         )
@@ -318,7 +320,8 @@ class HybridRetriever:
         """Match the base's own words by sound as well as by spelling (built from its passages' text)."""
         self.sound_alike = SoundAlike(texts)
 
-    async def _search(self, question: str, top_k: int) -> list[tuple[float, Hit]]:
+    async def _search(self, question: str, top_k: int) -> tuple[list[tuple[float, Hit]], npt.NDArray[np.float32]]:
+        """The passages for ``question``, best first, and the question's vector."""
         views = self.views
         if views is not None and self.reranker is None:
             if tuple(sorted((await self.store.document_counts()).items())) == self._counts_key:
@@ -334,36 +337,40 @@ class HybridRetriever:
         if callable(encode) and callable(search):
             # In-process embedder and store: embed and search in one worker-thread hop (fewer wake-ups on a
             # busy machine; onnxruntime and hnswlib release the GIL while they compute).
-            def local() -> list[Hit]:
-                hits: list[Hit] = search(question, encode([question])[0], pool, self.config.candidates)
-                return hits
+            def local() -> tuple[list[Hit], npt.NDArray[np.float32]]:
+                query = np.asarray(encode([question])[0], dtype=np.float32)
+                hits: list[Hit] = search(question, query, pool, self.config.candidates)
+                return hits, query
 
-            hits = await asyncio.to_thread(local)
+            hits, vector = await asyncio.to_thread(local)
         else:
-            vector = await self.embedder.embed_query(question)
+            vector = np.asarray(await self.embedder.embed_query(question), dtype=np.float32)
             hits = await self.store.hybrid_search(question, vector, top_k=pool, candidates=self.config.candidates)
         scored = [(self._score(hit), hit) for hit in hits]
         if self.reranker is not None and scored:
             rerank = await self.reranker.score(question, [hit.chunk.text for _, hit in scored])
             scored = [(s, hit) for s, (_, hit) in zip(rerank, scored, strict=True)]
         scored.sort(key=lambda pair: -pair[0])
-        return scored
+        return scored, vector
 
-    async def _search_views(self, views: ViewIndex, question: str, top_k: int) -> list[tuple[float, Hit]]:
+    async def _search_views(
+        self, views: ViewIndex, question: str, top_k: int
+    ) -> tuple[list[tuple[float, Hit]], npt.NDArray[np.float32]]:
         """Every passage of a (small) base scored by cosine lifted by its best view, plus the keyword bonus."""
         encode = getattr(self.embedder, "encode", None)
         keyword = getattr(self.store, "keyword_search_sync", None)
         candidates = self.config.candidates
         if callable(encode) and callable(keyword):
 
-            def local() -> tuple[list[Hit], list[tuple[float, Hit]]]:
+            def local() -> tuple[list[tuple[float, Hit]], npt.NDArray[np.float32]]:
                 ranked: list[Hit] = keyword(question, candidates)
-                return ranked, self._view_scores(views, encode([question])[0], ranked, top_k)
+                query = np.asarray(encode([question])[0], dtype=np.float32)
+                return self._view_scores(views, query, ranked, top_k), query
 
-            return (await asyncio.to_thread(local))[1]
-        vector = await self.embedder.embed_query(question)
+            return await asyncio.to_thread(local)
+        vector = np.asarray(await self.embedder.embed_query(question), dtype=np.float32)
         ranked = await self.store.keyword_search(question, top_k=candidates)
-        return self._view_scores(views, vector, ranked, top_k)
+        return self._view_scores(views, vector, ranked, top_k), vector
 
     def _view_scores(
         self, views: ViewIndex, vector: Sequence[float] | npt.NDArray[np.float32], ranked: Sequence[Hit], top_k: int

@@ -112,6 +112,9 @@ class Passage:
     title: str | None = None
     heading: str | None = None
     page: int | None = None
+    # Each of the passage's sentences with its cosine to the question (from the base's sentence views; empty when the
+    # base has none): how close each is in meaning, for the brain's choice of what to read out.
+    closeness: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

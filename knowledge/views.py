@@ -69,8 +69,21 @@ def _body(chunk: StoredChunk) -> str:
 
 def passage_views(chunk: StoredChunk) -> list[str]:
     """The views of one passage: each sentence of its body, prefixed with its section name when it has one."""
-    name = section_name(chunk.heading)
-    return [f"{name}: {s}" if name else s for s in sentences(_body(chunk))]
+    return _view_sentences([chunk])[0]
+
+
+def _view_sentences(chunks: Sequence[StoredChunk]) -> tuple[list[str], list[str], list[int]]:
+    """Every view of ``chunks``: its embedded text, its sentence (without the section name), its passage's index."""
+    texts: list[str] = []
+    plain: list[str] = []
+    owners: list[int] = []
+    for i, chunk in enumerate(chunks):
+        name = section_name(chunk.heading)
+        for sentence in sentences(_body(chunk)):
+            texts.append(f"{name}: {sentence}" if name else sentence)
+            plain.append(sentence)
+            owners.append(i)
+    return texts, plain, owners
 
 
 class ViewIndex:
@@ -81,6 +94,7 @@ class ViewIndex:
         owners: For each view, the index of its passage in ``chunks``.
         vectors: The views' unit vectors, one row per view.
         fingerprint: The base's fingerprint (:func:`knowledge.calibration.fingerprint`) the views belong to.
+        sentences: For each view, its sentence without the section name (what the brain may read out).
 
     """
 
@@ -90,29 +104,28 @@ class ViewIndex:
         owners: npt.NDArray[np.int64],
         vectors: npt.NDArray[np.float32],
         fingerprint: str,
+        sentences: Sequence[str] = (),
     ) -> None:
         self.chunks = list(chunks)
         self.owners = owners
         self.vectors = vectors
         self.fingerprint = fingerprint
+        self.sentences = list(sentences)
         self.chunk_vectors = np.asarray([c.vector for c in self.chunks], dtype=np.float32).reshape(len(self.chunks), -1)
         self._index: dict[str, int] | None = None
+        # A passage's views are consecutive rows (built in passage order): row range per passage.
+        self._starts = np.searchsorted(owners, np.arange(len(self.chunks) + 1)) if len(owners) else None
 
     @classmethod
     async def build(
         cls, embedder: Embedder, chunks: Sequence[StoredChunk], fingerprint: str, directory: Path | None = None
     ) -> ViewIndex:
         """Embed the views of ``chunks`` (or load them from ``directory`` when stored for this fingerprint)."""
-        texts: list[str] = []
-        owners: list[int] = []
-        for i, chunk in enumerate(chunks):
-            for view in passage_views(chunk):
-                texts.append(view)
-                owners.append(i)
+        texts, plain, owners = _view_sentences(chunks)
         owner_array = np.asarray(owners, dtype=np.int64)
         stored = load_vectors(directory / FILE_NAME, fingerprint, len(texts)) if directory is not None else None
         if stored is not None:
-            return cls(chunks, owner_array, stored, fingerprint)
+            return cls(chunks, owner_array, stored, fingerprint, plain)
         vectors = (
             np.asarray(await embedder.embed_array(texts), dtype=np.float32)
             if texts
@@ -120,7 +133,7 @@ class ViewIndex:
         )
         if directory is not None:
             save_vectors(directory / FILE_NAME, fingerprint, vectors)
-        return cls(chunks, owner_array, vectors, fingerprint)
+        return cls(chunks, owner_array, vectors, fingerprint, plain)
 
     def __len__(self) -> int:
         return int(self.vectors.shape[0])
@@ -134,17 +147,42 @@ class ViewIndex:
             np.maximum.at(best, self.owners, self.vectors @ q)
         return cosine, best
 
-    def passage_score(self, chunk_id: str, query: npt.NDArray[np.float32]) -> float | None:
-        """One passage's cosine with ``query`` lifted by its best view (:func:`lifted`); None if not indexed."""
+    def _rows(self, chunk_id: str) -> tuple[int, int, int] | None:
+        """The passage's index and the row range of its views; None when the passage is not indexed."""
         if self._index is None:
             self._index = {chunk.id: i for i, chunk in enumerate(self.chunks)}
         i = self._index.get(chunk_id)
         if i is None:
             return None
+        if self._starts is None:
+            return i, 0, 0
+        return i, int(self._starts[i]), int(self._starts[i + 1])
+
+    def passage_score(self, chunk_id: str, query: npt.NDArray[np.float32]) -> float | None:
+        """One passage's cosine with ``query`` lifted by its best view (:func:`lifted`); None if not indexed."""
+        rows = self._rows(chunk_id)
+        if rows is None:
+            return None
+        i, start, end = rows
         q = np.asarray(query, dtype=np.float32).reshape(-1)
         cosine = float(self.chunk_vectors[i] @ q)
-        own = self.vectors[self.owners == i]
-        return lifted(cosine, float((own @ q).max())) if len(own) else cosine
+        return lifted(cosine, float((self.vectors[start:end] @ q).max())) if end > start else cosine
+
+    def closeness(self, chunk_id: str, query: npt.NDArray[np.float32]) -> tuple[tuple[str, float], ...]:
+        """Each of the passage's sentences with its view's cosine to ``query`` (empty if not indexed).
+
+        How close each sentence is to the question in meaning, for the brain's choice of what to read out
+        (``pipelines.brain.extractive.best_sentences``); a few rows of one matrix product.
+        """
+        rows = self._rows(chunk_id)
+        if rows is None or not self.sentences:
+            return ()
+        _, start, end = rows
+        cosines = self.vectors[start:end] @ np.asarray(query, dtype=np.float32).reshape(-1)
+        return tuple(
+            (sentence, round(float(c), 4))
+            for sentence, c in zip(self.sentences[start:end], cosines.tolist(), strict=True)
+        )
 
 
 def lifted(cosine: float, best_view: float, weight: float = VIEW_WEIGHT) -> float:

@@ -26,6 +26,8 @@ class Passage:
     chunk_id: str
     citation: str
     heading: str | None = None
+    # Each of the passage's sentences with its cosine to the question (empty when the base has no sentence views).
+    closeness: tuple[tuple[str, float], ...] = ()
 
     @property
     def body(self) -> str:

@@ -81,6 +81,7 @@ class KnowledgeRetriever:
                 chunk_id=str(p.chunk_id),
                 citation=str(p.citation),
                 heading=p.heading,
+                closeness=tuple(getattr(p, "closeness", ())),
             )
             for p in result.passages
         )

@@ -30,7 +30,7 @@ from knowledge.calibration import Calibration
 from knowledge.calibration import directory_for as calibration_directory
 from knowledge.embedders.base import Embedder
 from knowledge.kb import KnowledgeBase, build_knowledge_base
-from knowledge.types import Retrieval
+from knowledge.types import Passage, Retrieval
 
 log = structlog.get_logger(__name__)
 STATUSES = ("pending", "processing", "ready", "failed")
@@ -137,10 +137,10 @@ def context_block(retrieval: Retrieval, *, max_chars: int = MAX_CONTEXT_CHARS) -
     return "Answer only from these knowledge-base passages and cite them by number.\n\n" + "\n\n".join(parts)
 
 
-# What the voice agent would say from a passage: (question, passage text, passage heading) -> the sentences it
-# speaks. The voice side registers its brain's own choice (this package never imports the pipelines); without
-# one (an LLM brain composes its own words, or a control-plane-only process), the passage's text stands in.
-SpokenAnswer = Callable[[str, str, str | None], str]
+# What the voice agent would say from a passage: (question, the found passage) -> the sentences it speaks. The
+# voice side registers its brain's own choice (this package never imports the pipelines); without one (an LLM brain
+# composes its own words, or a control-plane-only process), the passage's text stands in.
+SpokenAnswer = Callable[[str, Passage], str]
 _spoken: SpokenAnswer | None = None
 
 
@@ -157,7 +157,7 @@ def spoken_answer(question: str, retrieval: Retrieval) -> str | None:
     top = retrieval.passages[0]
     if _spoken is None:
         return top.text
-    return _spoken(question, top.text, top.heading) or top.text
+    return _spoken(question, top) or top.text
 
 
 @dataclass(frozen=True, slots=True)
