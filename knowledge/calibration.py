@@ -38,7 +38,7 @@ import numpy as np
 
 from knowledge.stores.base import VectorStore
 from knowledge.types import StoredChunk
-from knowledge.views import lifted, sentences
+from knowledge.views import lifted, passage_body, sentences
 
 if TYPE_CHECKING:
     from knowledge.retrieval import HybridRetriever
@@ -181,14 +181,6 @@ async def all_chunks(store: VectorStore) -> list[StoredChunk]:
     return await store.get(ids)
 
 
-def _body(chunk: StoredChunk) -> str:
-    """The passage's text without its heading line (the line the heading probe is made from)."""
-    text = chunk.text
-    if chunk.heading and text.startswith(chunk.heading):
-        return text[len(chunk.heading) :].lstrip("\n").strip()
-    return text.strip()
-
-
 def _heading_question(heading: str) -> str | None:
     last = heading.split(" > ")[-1].strip().strip("#").strip()
     words = last.split()
@@ -204,7 +196,7 @@ def positive_probes(chunks: Sequence[StoredChunk]) -> list[tuple[str, StoredChun
     step = max(1, len(chunks) // MAX_PROBE_CHUNKS)
     out: list[tuple[str, StoredChunk, str]] = []
     for chunk in list(chunks)[::step][:MAX_PROBE_CHUNKS]:
-        body = _body(chunk)
+        body = passage_body(chunk)
         if chunk.heading and body:
             question = _heading_question(chunk.heading)
             if question:

@@ -34,7 +34,7 @@ from knowledge.embedders.base import Embedder
 from knowledge.types import StoredChunk
 from knowledge.vector_cache import load_vectors, save_vectors
 
-__all__ = ["MAX_CHUNKS", "VIEW_WEIGHT", "ViewIndex", "passage_views", "sentences"]
+__all__ = ["MAX_CHUNKS", "VIEW_WEIGHT", "ViewIndex", "passage_body", "passage_views", "sentences"]
 
 VIEW_WEIGHT = 0.5
 MAX_CHUNKS = 3000  # above this, views are not built (embedding cost; the plain hybrid search applies)
@@ -60,7 +60,8 @@ def section_name(heading: str | None) -> str:
     return (heading or "").split(" > ")[-1].strip()
 
 
-def _body(chunk: StoredChunk) -> str:
+def passage_body(chunk: StoredChunk) -> str:
+    """The passage's text without its heading line."""
     text = chunk.text
     if chunk.heading and text.startswith(chunk.heading):
         return text[len(chunk.heading) :].strip()
@@ -79,7 +80,7 @@ def _view_sentences(chunks: Sequence[StoredChunk]) -> tuple[list[str], list[str]
     owners: list[int] = []
     for i, chunk in enumerate(chunks):
         name = section_name(chunk.heading)
-        for sentence in sentences(_body(chunk)):
+        for sentence in sentences(passage_body(chunk)):
             texts.append(f"{name}: {sentence}" if name else sentence)
             plain.append(sentence)
             owners.append(i)

@@ -177,6 +177,7 @@ def best_sentences(
     max_sentences: int = 3,
     max_words: int = 55,
     closeness: Sequence[tuple[str, float]] = (),
+    meaning_weight: float = MEANING_WEIGHT,
 ) -> str:
     """The run of up to ``max_sentences`` consecutive sentences of the passage that best answers ``question``.
 
@@ -196,8 +197,8 @@ def best_sentences(
 
     ``closeness`` (``Passage.closeness``: each sentence's cosine to the question, from the base's sentence views)
     adds meaning to the word counts: a caller's own words share few of the documents' ones, and in a long section
-    the lead or a neighbouring rule would otherwise win. Each sentence loses :data:`MEANING_WEIGHT` times how far
-    it falls short of the closest one.
+    the lead or a neighbouring rule would otherwise win. Each sentence loses ``meaning_weight`` (default
+    :data:`MEANING_WEIGHT`) times how far it falls short of the closest one.
     """
     sentences = [s for s in split_sentences(passage) if s[-1] in ".!?" or len(s.split()) > 6] or split_sentences(
         passage
@@ -220,7 +221,7 @@ def best_sentences(
     meaning = sentence_closeness(sentences, closeness)
     if meaning is not None:
         closest = max(meaning)
-        scores = [score - MEANING_WEIGHT * (closest - m) for score, m in zip(scores, meaning, strict=True)]
+        scores = [score - meaning_weight * (closest - m) for score, m in zip(scores, meaning, strict=True)]
     start_bonus = (0.6, 0.25)
     records = [bool(_RECORD.match(s)) for s in sentences]
     best: tuple[float, int, int] = (-math.inf, 0, 1)
