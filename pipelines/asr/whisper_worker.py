@@ -96,14 +96,14 @@ class LoadedWhisper:
     suppress: tuple[int, ...]
 
 
-def load_model(model_dir: str) -> LoadedWhisper:
-    """Whisper from a local CTranslate2 directory: CPU, int8, one thread (one utterance at a time per process)."""
+def load_model(model_dir: str, threads: int = 1) -> LoadedWhisper:
+    """Whisper from a local CTranslate2 directory: CPU, int8, ``threads`` threads (the worker: one per process)."""
     from faster_whisper import WhisperModel  # type: ignore[import-untyped]  # no type information shipped
     from faster_whisper.tokenizer import Tokenizer  # type: ignore[import-untyped]
     from faster_whisper.transcribe import get_suppressed_tokens  # type: ignore[import-untyped]
 
     model = WhisperModel(
-        model_dir, device="cpu", compute_type="int8", cpu_threads=1, num_workers=1, local_files_only=True
+        model_dir, device="cpu", compute_type="int8", cpu_threads=threads, num_workers=1, local_files_only=True
     )
     tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language="en")
     return LoadedWhisper(model, tokenizer, tuple(get_suppressed_tokens(tokenizer, [-1])))
@@ -137,9 +137,16 @@ class Cancelled(Exception):
 
 
 def decode(
-    whisper: LoadedWhisper, pcm: bytes, prompt: str | None, *, cancelled: Callable[[], bool] = lambda: False
+    whisper: LoadedWhisper,
+    pcm: bytes,
+    prompt: str | None,
+    *,
+    cancelled: Callable[[], bool] = lambda: False,
+    window_frames: int = WINDOW_FRAMES,
 ) -> str:
     """The transcript of one utterance: greedy, English, prompted, on the short window (see the module's docstring).
+
+    ``window_frames``: the encoder's window in 10 ms frames (the worker: ``WINDOW_FRAMES``; the benchmark compares).
 
     Raises:
         Cancelled: ``cancelled()`` was true after the encoder's pass (the decoder is not run).
@@ -150,7 +157,7 @@ def decode(
     audio = _audio(pcm)
     features = whisper.model.feature_extractor(audio)[..., :-1]  # as transcribe computes them (last frame dropped)
     frames = min(features.shape[-1], FULL_WINDOW_FRAMES)
-    window = np.zeros((features.shape[0], min(max(frames, WINDOW_FRAMES), FULL_WINDOW_FRAMES)), dtype=np.float32)
+    window = np.zeros((features.shape[0], min(max(frames, window_frames), FULL_WINDOW_FRAMES)), dtype=np.float32)
     window[:, :frames] = features[:, :frames]  # zeros after it: transcribe's padding of the 30 s window
     encoded = whisper.model.model.encode(ctranslate2.StorageView.from_array(window[None]), to_cpu=False)
     if cancelled():
