@@ -8,7 +8,8 @@ speculatively after ``pipeline.asr.whisper.speculate_after_ms`` of quiet and the
 (``head_start_ms``); what it takes beyond that, every weak final waits. Each of the first ``--limit`` team questions
 (``benchmarks/asr_eval/questions.json``, development set), spoken by ``--voice``, is decoded by the worker's own
 :func:`pipelines.asr.whisper_worker.decode` (tiny.en from the pinned package, int8, greedy) in this process, with the
-demo base's prompt (:func:`pipelines.asr.kb_hints.kb_prompt` over ``demo/knowledge``'s Markdown) and without, for
+demo base's prompt (:func:`pipelines.asr.kb_hints.kb_prompt` over the ingested base, as the server builds it) and
+without, for
 each encoder window; ``encode_ms`` is the features and the encoder's pass alone (the decode cancelled after it),
 ``wer`` the word error of the prompted decodes. Times are per utterance, p50 over the questions, after one warm-up
 decode. Run it on an otherwise idle machine.
@@ -17,6 +18,7 @@ decode. Run it on an otherwise idle machine.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import statistics
@@ -30,13 +32,13 @@ from typing import Any
 
 from benchmarks.asr_eval.render import questions, render
 from benchmarks.asr_eval.scoring import edit_distance
+from benchmarks.product_kb import demo_data_dir, open_knowledge
 from config.settings import Settings
+from control_api.logging_setup import configure_logging
 from pipelines.asr.acoustic_adaptation import transcript_words
 from pipelines.asr.kb_hints import kb_prompt
 from pipelines.asr.whisper_pool import default_model_path
 from pipelines.asr.whisper_worker import WINDOW_FRAMES, Cancelled, LoadedWhisper, decode, load_model
-
-DEMO_KNOWLEDGE = Path(__file__).resolve().parent.parent / "demo" / "knowledge"
 
 
 def head_start_ms(settings: Settings) -> float:
@@ -55,10 +57,16 @@ def _p50_ms(run: Callable[[bytes], object], pcms: Sequence[bytes]) -> float:
     return round(statistics.median(times), 1)
 
 
+async def demo_prompt() -> str | None:
+    """Whisper's prompt for the demo base: :func:`kb_prompt` over the ingested base's text, as the server builds it."""
+    with tempfile.TemporaryDirectory(prefix="whisper-decode-kb-") as tmp:
+        async with open_knowledge(await demo_data_dir(Path(tmp) / "data")) as kb:
+            return kb_prompt(await kb.corpus())
+
+
 def measure(voice: str, limit: int, windows: Sequence[int], threads: int) -> dict[str, Any]:
     """The report: per window, encoder and decode p50 (with and without the prompt) and the prompted WER."""
-    corpus = "\n".join(p.read_text(encoding="utf-8") for p in sorted(DEMO_KNOWLEDGE.glob("*.md")))
-    prompt = kb_prompt(corpus)
+    prompt = asyncio.run(demo_prompt())
     qs = questions()[:limit]
     with tempfile.TemporaryDirectory(prefix="whisper-decode-") as tmp:
         pcms = []
@@ -116,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     windows = [int(w) for w in args.windows.split(",") if w.strip()]
     if not windows or any(not 100 <= w <= 3000 for w in windows) or args.limit < 1 or args.threads < 1:
         parser.error("--windows takes 100-3000 frames each; --limit and --threads at least 1")
+    configure_logging(level="WARNING")  # on stderr: stdout carries the report
     print(json.dumps(measure(args.voice, args.limit, windows, args.threads), indent=1), file=sys.stdout)
 
 
