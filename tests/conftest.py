@@ -77,8 +77,9 @@ def postgres_url() -> Iterator[str]:
 
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    """A Redis database on the real server, flushed before and after."""
-    url = REDIS_URL.rsplit("/", 1)[0] + "/15"
+    """A Redis database on the real server, flushed before and after: 15, 14, ... one per pytest-xdist worker."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")  # unset without xdist
+    url = REDIS_URL.rsplit("/", 1)[0] + f"/{15 - int(worker.removeprefix('gw') or 0) % 8}"
     r = redis.Redis.from_url(url)
     r.flushdb()
     try:

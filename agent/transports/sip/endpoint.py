@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import functools
 import random
+import socket
 import wave
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -230,21 +231,39 @@ async def _play(rtp: RtpSession, pcm: bytes, *, stop: Callable[[], bool]) -> Non
 
 
 class PortPool:
-    """Even RTP ports from a range (RTCP takes the odd one above)."""
+    """Even RTP ports from a range (RTCP takes the odd one above), each pair checked free before it is handed out.
 
-    def __init__(self, low: int, high: int) -> None:
+    Another process on the box (a second Voxdesk, a softphone, a media server) may hold a port of the range; such a
+    pair is skipped and tried again later instead of failing the call it was taken for.
+    """
+
+    def __init__(self, low: int, high: int, host: str = "127.0.0.1") -> None:
         self._free = list(range(low + (low % 2), high - 1, 2))
-        self._next = 0
+        self._host = host
 
     def take(self) -> int:
-        """A free port (503 when the range is exhausted)."""
-        if not self._free:
-            raise ProblemError(503, "No RTP port is free.", type_="rtp-ports-exhausted")
-        return self._free.pop(0)
+        """A free port whose RTCP neighbour is free too (503 when no pair of the range can be bound)."""
+        for _ in range(len(self._free)):
+            port = self._free.pop(0)
+            if _bindable(self._host, port) and _bindable(self._host, port + 1):
+                return port
+            self._free.append(port)  # held elsewhere now: last in line
+        raise ProblemError(503, "No RTP port is free.", type_="rtp-ports-exhausted")
 
     def give(self, port: int) -> None:
         """Give ``port`` back (used last: a late packet of the old call does not reach the next one)."""
         self._free.append(port)
+
+
+def _bindable(host: str, port: int) -> bool:
+    """Whether a UDP socket can bind ``host:port`` now (it is closed at once: the call's RTP session binds it)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def _user(message: SipRequest, header: str) -> str | None:
@@ -298,7 +317,7 @@ class SipEndpoint:
             for trunk in settings.trunks
         ]
         self.trunks = TrunkTable(trunks, loopback_ok=settings.loopback_without_trunk and not production)
-        self._ports = PortPool(settings.rtp_port_min, settings.rtp_port_max)
+        self._ports = PortPool(settings.rtp_port_min, settings.rtp_port_max, settings.sip_host)
         self._calls: dict[str, SipCall] = {}
         self._busy: dict[str, BusyAnswer] = {}
         self._transport: BoundedUdpTransport | None = None
