@@ -178,8 +178,8 @@ async function personaSection(ctx) {
           try {
             const changes = Object.fromEntries(PERSONA_FIELDS.map(([key]) => [key, version[key]]).filter(([key, value]) => key === "voice" || value));
             current = await api.put(`/api/personas/${encodeURIComponent(current.name)}`, changes);
+            await fill();  // the message once the page shows it: a click before then would land on the old table
             ctx.notify(`Version ${version.version} restored as version ${current.version}.`, "success");
-            await fill();
           } catch (error) {
             ctx.showError(error);
             restore.disabled = false;
@@ -206,8 +206,8 @@ async function personaSection(ctx) {
     }
     try {
       current = await api.put(`/api/personas/${encodeURIComponent(current.name)}`, changes);
-      ctx.notify(`Saved as version ${current.version}.`, "success");
       await fill();
+      ctx.notify(`Saved as version ${current.version}.`, "success");
     } catch (error) {
       ctx.showError(error);
     }
