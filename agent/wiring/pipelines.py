@@ -110,6 +110,7 @@ class StageOptions:
                 model_path=p.asr.whisper.model_path,
                 speculate_after_ms=p.asr.whisper.speculate_after_ms,
                 speculate=p.asr.whisper.speculate,
+                window_s=p.asr.whisper.window_s,
             ),
             models_dir=settings.models_dir,
             recordings_dir=settings.recordings_dir if settings.voice.record_calls else None,

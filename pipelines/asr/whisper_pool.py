@@ -46,14 +46,14 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import structlog
 from prometheus_client import Counter, Histogram
 
 from pipelines.asr.base import Evidence, EvidenceProbe
 from pipelines.asr.pocketsphinx_worker import read_message, write_message
-from pipelines.asr.whisper_worker import Kind
+from pipelines.asr.whisper_worker import WINDOW_FRAMES, Kind
 
 __all__ = [
     "MODES",
@@ -127,6 +127,7 @@ class WhisperOptions:
         speculate_after_ms: Quiet in an utterance before its audio so far is decoded speculatively.
         speculate: ``every_pause``, or ``weak_interim``: not when the interim words' evidence is strong (``weak``
             mode).
+        window_s: Seconds of audio the encoder takes per utterance (``whisper_worker.decode``'s window).
     """
 
     mode: Mode = "off"
@@ -135,6 +136,7 @@ class WhisperOptions:
     model_path: Path | None = None
     speculate_after_ms: int = 40
     speculate: Speculate = "every_pause"
+    window_s: int = WINDOW_FRAMES // 100
 
 
 @runtime_checkable
@@ -190,10 +192,12 @@ def default_model_path() -> Path:
 class _Worker:
     """One Whisper worker process and the requests waiting on it."""
 
-    def __init__(self, model_dir: Path, prompt: str | None, on_exit: Callable[[_Worker], None]) -> None:
+    def __init__(
+        self, model_dir: Path, prompt: str | None, on_exit: Callable[[_Worker], None], window_frames: int
+    ) -> None:
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
         self.process = subprocess.Popen(  # noqa: S603 - our own module, run by this interpreter
-            [sys.executable, "-m", "pipelines.asr.whisper_worker", str(model_dir)],
+            [sys.executable, "-m", "pipelines.asr.whisper_worker", str(model_dir), str(window_frames)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
@@ -209,11 +213,13 @@ class _Worker:
         self._on_exit = on_exit
         self.alive = False
         message = read_message(self._stdout)  # READY (the model loaded) or its error; blocks this thread
-        error = json.loads(message[2])["error"] if message is not None else "exited before loading"
-        if error is not None:
+        ready: dict[str, Any] = json.loads(message[2]) if message is not None else {"error": "exited before loading"}
+        if ready["error"] is not None:
             self.process.kill()
             self.process.wait()
-            raise OSError(f"whisper worker did not start: {error}")
+            raise OSError(f"whisper worker did not start: {ready['error']}")
+        self.window_frames: int = ready["window_frames"]
+        log.info("whisper_worker_ready", pid=self.process.pid, window_frames=self.window_frames)
         self.alive = True
         if prompt:
             self.set_prompt(prompt)
@@ -323,11 +329,13 @@ class WhisperPool:
     Args:
         model_dir: The local CTranslate2 model directory.
         prompt: The initial prompt (``pipelines.asr.kb_hints.kb_prompt`` of the knowledge base).
+        window_frames: The encoder's window in 10 ms frames (``whisper_worker.decode``).
     """
 
-    def __init__(self, model_dir: Path, prompt: str | None = None) -> None:
+    def __init__(self, model_dir: Path, prompt: str | None = None, window_frames: int = WINDOW_FRAMES) -> None:
         self._model_dir = model_dir
         self._prompt = prompt
+        self._window_frames = window_frames
         self._lock = threading.Lock()
         self._workers: list[_Worker] = []
         self._closed = False
@@ -339,14 +347,14 @@ class WhisperPool:
         Raises:
             OSError: No worker could start (the model is missing or unreadable).
         """
-        pool = cls(options.model_path or default_model_path(), prompt)
+        pool = cls(options.model_path or default_model_path(), prompt, options.window_s * 100)
         for _ in range(max(1, options.processes)):
             pool._spawn(raise_error=True)
         return pool
 
     def _spawn(self, *, raise_error: bool = False) -> None:
         try:
-            worker = _Worker(self._model_dir, self._prompt, self._on_exit)
+            worker = _Worker(self._model_dir, self._prompt, self._on_exit, self._window_frames)
         except OSError as exc:
             log.error("whisper_worker_start_failed", error_type=type(exc).__name__)
             if raise_error:
@@ -377,6 +385,11 @@ class WhisperPool:
         """The running workers' process ids."""
         with self._lock:
             return [w.process.pid for w in self._workers if w.alive]
+
+    def windows(self) -> list[int]:
+        """The running workers' encoder windows in 10 ms frames, as each reported when it was ready."""
+        with self._lock:
+            return [w.window_frames for w in self._workers if w.alive]
 
     def set_prompt(self, prompt: str | None) -> None:
         """Prompt with a changed knowledge base's prompt from the next utterance on."""

@@ -2,9 +2,10 @@
 
 Whisper (tiny.en, CTranslate2, int8, one thread, greedy). faster-whisper's ``transcribe`` pads every utterance to
 Whisper's 30 s window (3 000 mel frames), about 0.3-0.5 s of a core for a 2 s question. :func:`decode` instead
-encodes a short window, the utterance's own frames padded (as ``transcribe`` pads: zeros) to ``WINDOW_FRAMES``
-(15 s), and runs the decoder itself (``generate`` with ``transcribe``'s prompt layout, blank and non-speech
-suppression): about a third of the time. The model was trained on 30 s windows, and on a short one it tends to
+encodes a short window, the utterance's own frames padded (as ``transcribe`` pads: zeros) to the window the server
+passes as the worker's second argument (``pipeline.asr.whisper.window_s``; ``WINDOW_FRAMES``, 15 s, by default),
+and runs the decoder itself (``generate`` with ``transcribe``'s prompt layout, blank and non-speech suppression):
+about a third of the time. The model was trained on 30 s windows, and on a short one it tends to
 say the sentence again after it ends (with 3-6 s windows: many times, garbled; with 10-15 s: at most once), so the
 output is bounded by the audio's duration (``TOKENS_PER_SECOND``) and a repeat of its opening words is dropped
 (:func:`drop_repeat`). :func:`decode_full_window` is ``transcribe`` as before (the benchmark compares the two).
@@ -19,7 +20,8 @@ Wire format: the pocketsphinx worker's (``u8 kind, u32 request, u32 length`` + p
 - Server → worker: ``PROMPT`` (UTF-8 text: the knowledge base's vocabulary as Whisper's initial prompt, used by
   later requests), ``DECODE`` (16 kHz 16-bit mono PCM of one utterance), ``CANCEL`` (no payload: the server no
   longer wants that request's text).
-- Worker → server: ``READY`` (request 0, JSON ``{"error": null | str}``: the model loaded, or not; sent once),
+- Worker → server: ``READY`` (request 0, JSON ``{"error": null | str, "window_frames"}``: the model loaded, or not;
+  sent once),
   ``RESULT`` (JSON ``{"text", "decode_ms"}``), ``ERROR`` (JSON ``{"error"}``; ``"cancelled"`` for a cancelled
   request). Every DECODE gets exactly one RESULT or ERROR, so the server knows when the worker is free again.
 
@@ -224,15 +226,15 @@ class _Inbox:
             self._cancelled = {r for r in self._cancelled if r > request}
 
 
-def serve(model_dir: str, stdin: IO[bytes], stdout: IO[bytes]) -> None:
-    """Load the model, say READY, then decode requests until end of input."""
+def serve(model_dir: str, stdin: IO[bytes], stdout: IO[bytes], window_frames: int = WINDOW_FRAMES) -> None:
+    """Load the model, say READY, then decode requests on a ``window_frames`` window until end of input."""
     try:
         model = load_model(model_dir)
         decode(model, bytes(SAMPLE_RATE), None)  # the first decode allocates; do it before any caller's
     except Exception as exc:  # noqa: BLE001 - reported to the server, which runs without the second opinion
         write_message(stdout, Kind.READY, 0, json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode())
         return
-    write_message(stdout, Kind.READY, 0, json.dumps({"error": None}).encode())
+    write_message(stdout, Kind.READY, 0, json.dumps({"error": None, "window_frames": window_frames}).encode())
     inbox = _Inbox(stdin)
     prompt: str | None = None
     while True:
@@ -249,7 +251,13 @@ def serve(model_dir: str, stdin: IO[bytes], stdout: IO[bytes]) -> None:
         try:
             if inbox.cancelled(request):
                 raise Cancelled
-            text = decode(model, payload, prompt, cancelled=functools.partial(inbox.cancelled, request))
+            text = decode(
+                model,
+                payload,
+                prompt,
+                cancelled=functools.partial(inbox.cancelled, request),
+                window_frames=window_frames,
+            )
         except Cancelled:
             write_message(stdout, Kind.ERROR, request, json.dumps({"error": "cancelled"}).encode())
             continue
@@ -263,4 +271,4 @@ def serve(model_dir: str, stdin: IO[bytes], stdout: IO[bytes]) -> None:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1], sys.stdin.buffer, sys.stdout.buffer)
+    serve(sys.argv[1], sys.stdin.buffer, sys.stdout.buffer, int(sys.argv[2]) if len(sys.argv) > 2 else WINDOW_FRAMES)

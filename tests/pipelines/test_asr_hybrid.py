@@ -27,13 +27,14 @@ from prometheus_client import REGISTRY
 from benchmarks.asr_eval.harness import memory_call
 from benchmarks.asr_eval.scoring import decode, domain_decoder
 from benchmarks.product_kb import CallsOnRecord, DemoKnowledge
+from config.settings import Settings
 from knowledge.embedders.base import Embedder
 from pipelines.asr.base import Evidence
 from pipelines.asr.domain_lm import DomainLM
 from pipelines.asr.pocketsphinx import PocketsphinxBackend, PocketsphinxSTTService
 from pipelines.asr.pocketsphinx_worker import evidence, read_message, write_message
 from pipelines.asr.whisper_pool import INTERIM_EVIDENCE_GRACE_MS, SecondOpinion, WhisperOptions, WhisperPool
-from pipelines.asr.whisper_worker import Kind, decode_full_window, drop_repeat, load_model
+from pipelines.asr.whisper_worker import WINDOW_FRAMES, Kind, decode_full_window, drop_repeat, load_model
 from pipelines.asr.whisper_worker import decode as short_window_decode
 from pipelines.brain.extractive import ExtractiveBackend
 from pipelines.build import build_stages, evidence_probe, speculative_search
@@ -490,3 +491,14 @@ async def test_a_call_searches_the_final_the_probe_weighed_once(
     assert (REGISTRY.get_sample_value("voxdesk_asr_whisper_skipped_total") or 0.0) == skipped + 1
     # ... and the turn answered from that search instead of searching the same text again.
     assert retriever.searched[" ".join(caller.text.lower().split())] == 1, retriever.searched
+
+
+async def test_the_workers_decode_on_the_window_the_settings_give() -> None:
+    assert WhisperOptions().window_s * 100 == WINDOW_FRAMES == Settings().pipeline.asr.whisper.window_s * 100
+    pool = WhisperPool.start(WhisperOptions(mode="always", model_path=whisper_model_dir(), window_s=10))
+    try:
+        assert pool.windows() == [1000]
+        text = await pool.decode(flite_pcm(QUESTION), within_s=60.0)
+        assert {"termination", "fee"} <= _words(text), text
+    finally:
+        pool.close()
