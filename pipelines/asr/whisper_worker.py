@@ -3,7 +3,7 @@
 Whisper (tiny.en, CTranslate2, int8, one thread, greedy). faster-whisper's ``transcribe`` pads every utterance to
 Whisper's 30 s window (3 000 mel frames), about 0.3-0.5 s of a core for a 2 s question. :func:`decode` instead
 encodes a short window, the utterance's own frames padded (as ``transcribe`` pads: zeros) to the window the server
-passes as the worker's second argument (``pipeline.asr.whisper.window_s``; ``WINDOW_FRAMES``, 15 s, by default),
+passes as the worker's second argument (``pipeline.asr.whisper.window_s``; ``WINDOW_FRAMES``, 10 s, by default),
 and runs the decoder itself (``generate`` with ``transcribe``'s prompt layout, blank and non-speech suppression):
 about a third of the time. The model was trained on 30 s windows, and on a short one it tends to
 say the sentence again after it ends (with 3-6 s windows: many times, garbled; with 10-15 s: at most once), so the
@@ -63,11 +63,12 @@ __all__ = [
 SAMPLE_RATE = 16000
 MAX_SECONDS = 30  # Whisper's window: longer audio is cut to its last 30 s (a caller's question is far shorter)
 FULL_WINDOW_FRAMES = 3000  # 30 s of 10 ms mel frames: the encoder's largest input
-# The short window, chosen on the team's development set only (benchmarks/asr_eval questions, voices slt and
-# espeak-ng en-us, the demo base's prompt; docs/measurements.md): word error 0.091 / 0.150 with 15 s, 0.095 / 0.188
-# with 10 s, 0.073 / 0.193 with transcribe's 30 s, at about a third of its time; 3 s and 6 s windows garbled and
-# repeated the sentence (word error 0.9-1.2 before the repeat was dropped).
-WINDOW_FRAMES = 1500
+# The short window (docs/measurements.md, "Whisper's short window" and "The 10 s window made the default"). Team
+# development set (voices slt and espeak-ng en-us, the demo base's prompt): word error 0.091 / 0.150 with 15 s,
+# 0.095 / 0.188 with 10 s, 0.073 / 0.193 with transcribe's 30 s; 3 s and 6 s windows garbled and repeated the
+# sentence. Through the held-out audio path, two sessions, 10 s against 15 s: p50 lower in 7 of 8 cells, Whisper's
+# wait after a weak final halved, right answers level.
+WINDOW_FRAMES = 1000
 TOKENS_PER_SECOND = 6  # speech is ~3 words (~4 tokens with punctuation) a second; a repeat beyond this is cut off
 EXTRA_TOKENS = 10
 
