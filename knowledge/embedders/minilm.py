@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import hashlib
 import os
 import subprocess
@@ -162,8 +163,13 @@ def _find_or_export(model_dir: Path, cache_dir: Path | None, precision: Precisio
             directory.mkdir(parents=True, exist_ok=True)
         if os.access(directory, os.W_OK):
             path = _onnx_path(model_dir, directory, precision)
-            log.info("minilm_onnx_export_started", target=str(path))
-            _export(model_dir, path)
+            # One export at a time per directory: processes starting together (server workers, test workers) would
+            # otherwise each replace the other's intermediate files and all fall back to torch.
+            with open(directory / ".export.lock", "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+                if not path.exists():  # else another process exported it while this one waited
+                    log.info("minilm_onnx_export_started", target=str(path))
+                    _export(model_dir, path)
             return path
     raise EmbeddingError("No writable directory for the ONNX model export.", retryable=False)
 

@@ -142,3 +142,32 @@ async def test_remote_embedders_batch_large_inputs_in_order() -> None:
     assert len(vectors) == len(texts)
     assert "authorization" not in calls[0].headers  # no key configured: no header sent
     await embedder.close()
+
+
+@pytest.mark.integration
+def test_processes_starting_together_share_one_onnx_export(tmp_path: Path) -> None:
+    """Two processes on an empty cache: one exports, the other waits for it; neither falls back to torch."""
+    import subprocess
+    import sys
+
+    from knowledge.embedders.minilm import default_model_dir
+
+    model = tmp_path / "model"  # its shared cache is tmp_path/.onnx-cache, empty
+    model.mkdir()
+    for item in default_model_dir().iterdir():
+        (model / item.name).symlink_to(item)
+    code = (
+        "import sys; from pathlib import Path; from knowledge.embedders.minilm import _find_or_export; "
+        "print(_find_or_export(Path(sys.argv[1]), None, 'int8'))"
+    )
+    runs = [
+        subprocess.Popen([sys.executable, "-c", code, str(model)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]
+    outputs = [run.communicate(timeout=600) for run in runs]
+    for run, (_, err) in zip(runs, outputs, strict=True):
+        assert run.returncode == 0, err.decode()[-2000:]
+    paths = {out.decode().strip().splitlines()[-1] for out, _ in outputs}
+    assert len(paths) == 1
+    (path,) = paths
+    assert Path(path).parent == tmp_path / ".onnx-cache" and Path(path).stat().st_size > 10_000_000
