@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import re
 import time
 import wave
 from collections.abc import Awaitable, Callable
@@ -48,6 +47,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from agent.calls.briefing import LLMBriefing
 from agent.calls.handoff_media import DeskLeg, HumanTranscriber
+from agent.calls.person_request import asks_for_person
 from agent.calls.session import CallSession
 from agent.calls.sink import Sessions
 from control_api.schemas.handoffs import HandoffPolicyModel
@@ -130,21 +130,13 @@ class HandoffOptions:
     waiting_alert_s: float = 20.0
 
 
-def _words(text: str) -> str:
-    return " " + " ".join(re.findall(r"[a-z']+", text.lower())) + " "
-
-
-def asks_for_person(text: str, phrases: list[str]) -> bool:
-    """Whether ``text`` contains one of ``phrases`` as whole words (case and punctuation ignored)."""
-    words = _words(text)
-    return any(_words(phrase) in words for phrase in phrases if phrase.strip())
-
-
 def caller_turn_trigger(text: str, policy: HandoffPolicyModel) -> tuple[tuple[str, Source] | None, float | None]:
     """Whether a caller turn hands the call over (reason, source), and its sentiment score when it was scored.
 
-    The policy's phrases come first (a request for a person); then strong negative sentiment (VADER compound at
-    or below the threshold).
+    The policy's phrases come first (a request for a person, ``agent.calls.person_request``); then strong
+    negative sentiment (VADER compound at or below the threshold) of a turn that asks nothing. A question is
+    answered whatever its subject's words score ("what if my parcel arrives broken"): the brain offers a person
+    when it finds nothing, and repeated "not found" answers hand over.
     """
     if not policy.enabled:
         return None, None
@@ -153,7 +145,7 @@ def caller_turn_trigger(text: str, policy: HandoffPolicyModel) -> tuple[tuple[st
     if not policy.sentiment_trigger:
         return None, None
     score = sentiment.score(text)
-    if score <= policy.sentiment_threshold:
+    if score <= policy.sentiment_threshold and not sentiment.holds_question(text):
         return ("strongly negative sentiment", "sentiment"), score
     return None, score
 

@@ -40,12 +40,16 @@ class HandoffPolicyModel(BaseModel):
 
     Attributes:
         enabled: Handoffs at all (off: the AI keeps every call; ``transfer_to_human`` is refused).
-        phrases: The caller asks for a person in words containing one of these (lower-case, whole words).
+        phrases: Person-words: a turn that asks to reach one ("talk to a human", "get me a manager", "agent
+            please") hands over; one naming a third party ("can someone else pay my bill") does not
+            (``agent.calls.person_request``). A phrase that is a request by itself ("speak to someone")
+            matches wherever its words appear.
         phrase_trigger: Whether the phrases trigger a handoff (the brain's tool still does).
         tool_trigger: Whether the brain's ``transfer_to_human`` tool hands over.
         not_found_trigger / not_found_threshold: Hand over after this many "not found" answers in one call.
         sentiment_trigger / sentiment_threshold: Hand over when a caller turn's VADER compound score is at or
-            below this (strongly negative).
+            below this (strongly negative) and the turn asks nothing: a question is answered (a person is
+            offered when nothing is found), whatever its subject's words score.
         dtmf_trigger: Whether a keypad 0 hands over (phone calls).
         priority: Queue priority of this persona's handoffs (higher first).
         queue: The queue (skill) they go to.
@@ -64,6 +68,7 @@ class HandoffPolicyModel(BaseModel):
             "person",
             "real person",
             "someone",
+            "somebody",
             "representative",
             "operator",
             "agent",

@@ -61,6 +61,28 @@ def is_question(text: str) -> bool:
     return first in _QUESTION_WORDS
 
 
+# A question inside a longer turn: a clause that starts with a question word ("…, do I get anything back", "…
+# not happy. Who else can I go to?"), or a question word followed by a question's verb anywhere (recognisers write
+# few commas). "is"/"are" open a clause mid-turn only after punctuation: "this is your fault" asks nothing.
+_CLAUSE = re.compile(r"[,.;:!?]\s*|\s+(?:and|but|so)\s+")
+_ASKS = re.compile(
+    r"\b(?:how|what|why|when|where|who|which)\s+(?:\w+\s+)?(?:do|does|did|can|could|will|would|should|is|are|was|"
+    r"were|much|many|long|soon|quickly|else)\b|\b(?:do|does|did|can|could|will|would|should|may)\s+(?:i|we|you|they)\b",
+    re.IGNORECASE,
+)
+
+
+def holds_question(text: str) -> bool:
+    """Whether ``text`` asks a question anywhere.
+
+    It is one (:func:`is_question`), has a clause that is, or holds a question word with its verb ("how quickly
+    can", "do I get").
+    """
+    if "?" in text or is_question(text):
+        return True
+    return any(is_question(clause) for clause in _CLAUSE.split(text)) or _ASKS.search(text) is not None
+
+
 # Politeness, answers and request verbs carry no feeling on a support line: VADER scores "please" +1.3, "yes"
 # +1.7, "no" -1.2, "want" +0.3 and the verb in "I'd like to speak to someone" as "like" (+2.0), so a plain
 # request or a confirmed turn read as positive and "please" softened real frustration. These words are dropped

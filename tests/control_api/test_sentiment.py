@@ -63,3 +63,19 @@ def test_question_detection() -> None:
     assert sentiment.is_question("My bill is wrong?")
     assert not sentiment.is_question("I want to report a lost card")
     assert not sentiment.is_question("")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("the internet's been dead for two days, do I get anything back", True),
+        ("My order was damaged in transit. Can I get a replacement", True),
+        ("the water went brown how quickly can it be fixed", True),
+        ("what happens if I miss a payment", True),
+        ("This is terrible, I am furious", False),
+        ("this is your fault and I want my money back", False),
+        ("You are useless, absolutely useless.", False),
+    ],
+)
+def test_a_question_anywhere_in_a_turn_is_found(text: str, expected: bool) -> None:
+    assert sentiment.holds_question(text) is expected

@@ -119,7 +119,8 @@ def test_with_nobody_available_the_ai_says_so_and_promises_no_call_back(server: 
             await caller.close()
 
     call_id, said = asyncio.run(asyncio.wait_for(scenario(), timeout=120))
-    assert said, "the AI never said that nobody is available"
+    heard = server.query("SELECT text FROM call_turns WHERE call_id = ? AND role = 'caller'", call_id)
+    assert said, f"the AI never said that nobody is available; the caller was heard as {heard}"
     assert not any("hold" in t.lower() for t in said), said
     assert any(REQUEST_LEFT in t for t in said) and not any("call you back" in t for t in said), said
     (status,) = server.query("SELECT status FROM handoffs WHERE call_id = ?", call_id)[0]

@@ -36,10 +36,40 @@ PHRASES = HandoffPolicyModel().phrases
         ("what are your opening hours", False),
         ("my personal details changed", False),  # whole words only
         ("the humanities department", False),
+        ("put me through to an agent", True),
+        ("agent please", True),
+        ("is there someone I can speak to about my bill", True),
+        ("I want someone to help me with this", True),
+        ("can i died to a person", True),  # "Can I talk to a person?" as pocketsphinx hears flite slt say it
     ],
 )
 def test_the_policy_phrases_match_whole_words(text: str, expected: bool) -> None:
     assert asks_for_person(text, PHRASES) is expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "can someone else top up my plan",
+        "Does someone have to be home during the installation?",
+        "someone rang saying they were from you, is that real",
+        "my manager said I could claim this back",
+        "do I need someone at home when the engineer comes",
+        "how fast can you send someone out",
+        "can a human read the chat history",
+        "can I pay for another person",
+        "my son is the agent",
+    ],
+)
+def test_a_person_word_that_names_a_third_party_is_a_question_not_a_request(text: str) -> None:
+    assert not asks_for_person(text, PHRASES)
+    assert caller_turn_trigger(text, HandoffPolicyModel())[0] is None
+
+
+def test_an_operator_phrase_that_is_a_request_by_itself_matches_wherever_it_appears() -> None:
+    assert asks_for_person("um can I speak to someone now", ["speak to someone"])
+    assert not asks_for_person("can someone else speak for me", ["speak to someone"])
+    assert asks_for_person("I'd like to talk to a supervisor", ["supervisor"])
 
 
 def test_the_shipped_hold_audio_is_a_short_tone_loop_and_not_speech() -> None:
@@ -119,6 +149,11 @@ def test_a_strongly_negative_turn_hands_over_as_the_persona_allows() -> None:
     assert caller_turn_trigger(angry, HandoffPolicyModel(sentiment_trigger=False))[0] is None
     assert caller_turn_trigger(angry, HandoffPolicyModel(sentiment_threshold=-1.0))[0] is None
     assert caller_turn_trigger(angry, HandoffPolicyModel(enabled=False)) == (None, None)
+    # A question is answered whatever its subject's words score (VADER: -0.65 on "broke" and "accident").
+    broke = "How much is a replacement router if I broke it by accident?"
+    assert caller_turn_trigger(broke, HandoffPolicyModel())[1] is not None
+    assert caller_turn_trigger(broke, HandoffPolicyModel(sentiment_threshold=-0.1))[0] is None
+    assert caller_turn_trigger("This is awful. I hate this useless service, why", HandoffPolicyModel())[0] is None
     assert caller_turn_trigger("I am so angry, get me a person", HandoffPolicyModel())[0] == (
         "caller asked for a person",
         "phrase",
