@@ -259,11 +259,16 @@ class Turn:
     answer: str = ""
     confirmations: int = 0
     latency_ms: float | None = None
+    # The server's split of latency_ms (vad, asr, retrieval, llm, tts: ``pipelines.processors.latency``).
+    stages_ms: dict[str, float] = field(default_factory=dict)
     # As the caller hears it: the question's last voiced frame sent → the answer's first voiced frame received.
     heard_ms: float | None = None
     # The same start → the answer's first audio frame received, voiced or not (the rest of heard_ms is its onset).
     first_audio_ms: float | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
+
+
+STAGES = ("vad", "asr", "retrieval", "llm", "tts")  # the latency event's split, in the order the time is spent
 
 
 def _is_confirmation(event: dict[str, Any]) -> bool:
@@ -343,6 +348,8 @@ async def ws_call(
                         turn.confirmations += 1
                     elif kind == "latency" and asked and turn.latency_ms is None and caller:
                         turn.latency_ms = float(event["total_ms"])
+                        split = {stage: event.get(f"{stage}_ms") for stage in STAGES}
+                        turn.stages_ms = {stage: float(v) for stage, v in split.items() if v is not None}
                     elif kind == "transcript" and event.get("final"):
                         if event["role"] == "agent" and not asked:
                             greeted.set()
@@ -473,6 +480,7 @@ async def spoken(
             "no_answer": not turn.answer,
             "uncited": bool(turn.answer) and not not_found(turn.answer) and citation is None,
             "latency_ms": turn.latency_ms,
+            "stages_ms": turn.stages_ms,
             "heard_ms": turn.heard_ms,
             "first_audio_ms": turn.first_audio_ms,
         }
@@ -495,6 +503,12 @@ async def spoken(
         "latency_p50_ms": round(statistics.median(latencies), 1) if latencies else None,
         "latency_p95_ms": round(statistics.quantiles(latencies, n=20)[-1], 1) if len(latencies) > 1 else None,
         "latencies_ms": [round(x, 1) for x in latencies],
+        # Where the p50 goes: each stage's median over the same turns (they need not add up to the total's).
+        "stage_p50_ms": {
+            stage: round(statistics.median(values), 1)
+            for stage in STAGES
+            if (values := [r["stages_ms"][stage] for r in rows if stage in r["stages_ms"]])
+        },
         # The same turns as the caller hears them (loopback socket; includes the answer's leading quiet).
         "heard_p50_ms": round(statistics.median(heard), 1) if heard else None,
         "heard_p95_ms": round(statistics.quantiles(heard, n=20)[-1], 1) if len(heard) > 1 else None,
