@@ -64,8 +64,8 @@ def first_clause_split(text: str, *, min_words: int = 3, max_first_words: int = 
     return [head, tail] if tail else [head]
 
 
-def trim_leading_silence(pcm: bytes, *, sample_rate: int, threshold: int = 200, keep_ms: int = 20) -> bytes:
-    """Drop near-silence at the start of 16-bit mono ``pcm`` (flite starts every utterance with ~0.2 s).
+def leading_silence(pcm: bytes, *, sample_rate: int, threshold: int = 200, keep_ms: int = 20) -> int | None:
+    """How many bytes of near-silence start 16-bit mono ``pcm``; None when nothing in it is louder than ``threshold``.
 
     Keeps ``keep_ms`` before the first sample louder than ``threshold``.
     """
@@ -74,9 +74,17 @@ def trim_leading_silence(pcm: bytes, *, sample_rate: int, threshold: int = 200, 
     samples = np.frombuffer(pcm[: len(pcm) - len(pcm) % 2], dtype="<i2")
     loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > threshold)
     if loud.size == 0:
-        return pcm
-    start = max(0, int(loud[0]) - sample_rate * keep_ms // 1000)
-    return pcm[start * 2 :]
+        return None
+    return max(0, int(loud[0]) - sample_rate * keep_ms // 1000) * 2
+
+
+def trim_leading_silence(pcm: bytes, *, sample_rate: int, threshold: int = 200, keep_ms: int = 20) -> bytes:
+    """Drop near-silence at the start of 16-bit mono ``pcm`` (flite starts every utterance with ~0.2 s).
+
+    Keeps ``keep_ms`` before the first sample louder than ``threshold``.
+    """
+    cut = leading_silence(pcm, sample_rate=sample_rate, threshold=threshold, keep_ms=keep_ms)
+    return pcm if cut is None else pcm[cut:]
 
 
 class TTSBackend(ABC):

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 import structlog
@@ -51,6 +52,17 @@ class FliteTTSService(SubprocessTTSService):
         if self._pool is None:
             return await super().render(text, urgent=urgent)
         return await self._pool.synthesise(text, voice=self._voice, stretch=self._stretch, urgent=urgent)
+
+    async def render_stream(self, text: str, *, urgent: bool = False) -> AsyncGenerator[tuple[bytes, int], None]:
+        """On a resident worker, the audio in pieces as flite's vocoder writes them; else the command's, whole."""
+        if self._pool is None:
+            async for piece in super().render_stream(text, urgent=urgent):
+                yield piece
+            return
+        pieces = self._pool.stream(text, voice=self._voice, stretch=self._stretch, urgent=urgent)
+        async with contextlib.aclosing(pieces):
+            async for piece in pieces:
+                yield piece
 
     def command(self, text: str) -> Sequence[str]:
         """``flite -voice V --setf duration_stretch=S -t TEXT -o /dev/stdout``."""

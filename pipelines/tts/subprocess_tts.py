@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import time
@@ -17,7 +18,7 @@ from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import TTSService
 
-from pipelines.tts.base import first_clause_split, speakable, trim_leading_silence
+from pipelines.tts.base import first_clause_split, leading_silence, speakable, trim_leading_silence
 
 log = structlog.stdlib.get_logger(__name__)
 
@@ -74,6 +75,10 @@ class SubprocessTTSService(TTSService):
             pcm = trim_leading_silence(pcm, sample_rate=rate)
         return pcm, rate
 
+    async def render_stream(self, text: str, *, urgent: bool = False) -> AsyncGenerator[tuple[bytes, int], None]:
+        """``text``'s audio in pieces (PCM, rate) as the synthesiser writes them; here, once it has written all."""
+        yield await self.render(text, urgent=urgent)
+
     async def render(self, text: str, *, urgent: bool = False) -> tuple[bytes, int]:
         """Run the synthesiser command; return its 16-bit mono PCM and sample rate, as written.
 
@@ -113,26 +118,57 @@ class SubprocessTTSService(TTSService):
             pcm = wav.readframes(wav.getnframes())
         return pcm, rate
 
+    async def audio(self, text: str, *, urgent: bool = False) -> AsyncGenerator[tuple[bytes, int], None]:
+        """``text``'s audio in ``chunk_ms`` pieces (PCM, rate) as it is synthesised, leading near-silence trimmed.
+
+        The same samples as :meth:`synthesise`: pieces are held back only until the first loud sample.
+        """
+        held, started, rate = b"", not self._trim, 0
+        step = 0
+        async for pcm, rate in self.render_stream(text, urgent=urgent):
+            held += pcm
+            if not started:
+                cut = leading_silence(held, sample_rate=rate)
+                if cut is None:
+                    continue  # nothing loud yet: all of it may still be trimmed
+                held, started = held[cut:], True
+            step = step or rate * 2 * self._chunk_ms // 1000
+            while len(held) >= step:
+                yield held[:step], rate
+                held = held[step:]
+        if held:
+            yield held, rate
+
+    async def _handed_on(
+        self, first: tuple[bytes, int], rest: AsyncIterator[tuple[bytes, int]]
+    ) -> AsyncIterator[bytes]:
+        """``first`` then ``rest``'s PCM, each counted in when the audio handed on will have played."""
+        pcm, rate = first
+        while True:
+            self._audio_until = max(self._audio_until, time.monotonic()) + len(pcm) / (2 * rate)
+            yield pcm
+            following = await anext(rest, None)
+            if following is None:
+                return
+            pcm, rate = following
+
     async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame | None, None]:
-        """Synthesise ``text`` clause by clause and stream the audio."""
+        """Synthesise ``text`` clause by clause and stream the audio as it is synthesised."""
         await self.start_tts_usage_metrics(text)
         try:
             for piece in first_clause_split(speakable(text)):
                 # Urgent unless the audio already handed on has more than URGENT_SECS still to play.
-                now = time.monotonic()
-                pcm, rate = await self.synthesise(piece, urgent=self._audio_until - now < URGENT_SECS)
-                self._audio_until = max(self._audio_until, time.monotonic()) + len(pcm) / (2 * rate)
+                urgent = self._audio_until - time.monotonic() < URGENT_SECS
+                async with contextlib.aclosing(self.audio(piece, urgent=urgent)) as audio:
+                    first = await anext(audio, None)
+                    if first is None:
+                        continue
 
-                async def chunks(pcm: bytes = pcm, rate: int = rate) -> AsyncIterator[bytes]:
-                    step = rate * 2 * self._chunk_ms // 1000
-                    for i in range(0, len(pcm), step):
-                        yield pcm[i : i + step]
-
-                async for frame in self._stream_audio_frames_from_iterator(
-                    chunks(), in_sample_rate=rate, context_id=context_id
-                ):
-                    await self.stop_ttfb_metrics()
-                    yield frame
+                    async for frame in self._stream_audio_frames_from_iterator(
+                        self._handed_on(first, audio), in_sample_rate=first[1], context_id=context_id
+                    ):
+                        await self.stop_ttfb_metrics()
+                        yield frame
         except (OSError, RuntimeError, wave.Error) as exc:
             log.error("speech_synthesis_failed", call_id=self._call_id, error_type=type(exc).__name__)
             yield ErrorFrame(error=f"speech synthesis failed: {exc}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import subprocess
 import wave
@@ -123,3 +124,45 @@ async def test_urgent_clauses_are_served_before_waiting_later_ones() -> None:
         assert workers._free == 1 and not [w for _, _, w in workers._waiting if not w.done()]
     finally:
         workers.close()
+
+
+@pytest.mark.parametrize("voice", ["slt", "kal16"])
+async def test_a_streamed_clause_comes_in_pieces_before_its_synthesis_ends_and_adds_up_to_the_whole(
+    pool: FliteWorkerPool, voice: str
+) -> None:
+    pieces: list[tuple[bytes, int]] = []
+    unanswered_at_first: int | None = None
+    async for piece in pool.stream(TEXT, voice=voice):
+        if not pieces:
+            unanswered_at_first = sum(w.pending for w in pool._workers)
+        pieces.append(piece)
+    pcm, rate = flite_command(TEXT, voice, 1.0)
+    assert b"".join(p for p, _ in pieces) == pcm and {r for _, r in pieces} == {rate}
+    assert len(pieces) > 5  # 50 ms pieces of a 4 s clause
+    assert unanswered_at_first == 1  # the first piece came while the worker was still synthesising the clause
+    # Streaming leaves a whole request's audio as it was.
+    assert await pool.synthesise(TEXT, voice=voice) == (pcm, rate)
+
+
+async def test_a_stream_read_only_in_part_frees_its_worker_and_the_next_request_gets_its_own_audio() -> None:
+    workers = FliteWorkerPool(["slt"], size=1)
+    try:
+        stream = workers.stream(TEXT * 3, voice="slt")
+        async with contextlib.aclosing(stream):
+            assert await anext(stream)
+        assert workers._free == 1
+        assert await workers.synthesise("And now this.", voice="slt") == flite_command("And now this.", "slt", 1.0)
+    finally:
+        workers.close()
+
+
+async def test_the_service_hands_on_the_trimmed_audio_in_chunks_as_it_is_synthesised() -> None:
+    backend = FliteBackend.prewarm(TTSOptions(processes=1))
+    try:
+        service = backend.create_service(call_id="c1", voice="slt")
+        chunks = [chunk async for chunk in service.audio(TEXT)]
+        expected, rate = await service.synthesise(TEXT)
+        assert b"".join(c for c, _ in chunks) == expected and {r for _, r in chunks} == {rate}
+        assert all(len(c) == rate * 2 * 80 // 1000 for c, _ in chunks[:-1])  # 80 ms each, the last the rest
+    finally:
+        backend.close()
