@@ -61,8 +61,8 @@ def is_question(text: str) -> bool:
     return first in _QUESTION_WORDS
 
 
-# A question inside a longer turn: a clause that starts with a question word ("…, do I get anything back", "…
-# not happy. Who else can I go to?"), or a question word followed by a question's verb anywhere (recognisers write
+# A question inside a longer turn: a clause that starts with a question word ("the internet's been dead for two
+# days, do I get anything back"), or a question word followed by a question's verb anywhere (recognisers write
 # few commas). "is"/"are" open a clause mid-turn only after punctuation: "this is your fault" asks nothing.
 _CLAUSE = re.compile(r"[,.;:!?]\s*|\s+(?:and|but|so)\s+")
 _ASKS = re.compile(
