@@ -63,11 +63,12 @@ def is_question(text: str) -> bool:
 
 # A question inside a longer turn: a clause that starts with a question word ("the internet's been dead for two
 # days, do I get anything back"), or a question word followed by a question's verb anywhere (recognisers write
-# few commas). "is"/"are" open a clause mid-turn only after punctuation: "this is your fault" asks nothing.
+# few commas): "does it cost", "will she be charged". "is"/"are" open a clause mid-turn only after punctuation:
+# "this is your fault" asks nothing.
 _CLAUSE = re.compile(r"[,.;:!?]\s*|\s+(?:and|but|so)\s+")
 _ASKS = re.compile(
     r"\b(?:how|what|why|when|where|who|which)\s+(?:\w+\s+)?(?:do|does|did|can|could|will|would|should|is|are|was|"
-    r"were|much|many|long|soon|quickly|else)\b|\b(?:do|does|did|can|could|will|would|should|may)\s+(?:i|we|you|they)\b",
+    r"were|much|many|long|soon|quickly|else)\b|\b(?:do|does|did|can|could|will|would|should|may)\s+(?:i|we|you|they|it|he|she)\b",
     re.IGNORECASE,
 )
 

@@ -72,6 +72,8 @@ def test_question_detection() -> None:
         ("My order was damaged in transit. Can I get a replacement", True),
         ("the water went brown how quickly can it be fixed", True),
         ("what happens if I miss a payment", True),
+        ("my card got declined twice does it cost me anything", True),
+        ("the engineer never came will he be back tomorrow", True),
         ("This is terrible, I am furious", False),
         ("this is your fault and I want my money back", False),
         ("You are useless, absolutely useless.", False),
