@@ -244,9 +244,11 @@ class WhisperSecondOpinionSettings(BaseModel):
             "length up to 30): shorter decodes sooner, Whisper's own 30 s recognises best."
         ),
     )
-    # Under the VAD's stop_secs (0.2 s): the decode must start before the turn ends to be ready at the final.
+    # Under the VAD's stop_secs (0.2 s): the decode must start before the turn ends to be ready at the final. 20 (the
+    # first quiet frame): held out, 40 left espeak-ng callers' p50 +6 to +10 % over the code before issue 16 and 20
+    # -2 to -3 %, for about 7 % more CPU per call (docs/measurements.md, "Whisper's speculative start after 20 ms").
     speculate_after_ms: int = Field(
-        default=40,
+        default=20,
         ge=20,
         le=180,
         description=(

@@ -134,7 +134,7 @@ class WhisperOptions:
     processes: int = 1
     deadline_s: float = 1.5
     model_path: Path | None = None
-    speculate_after_ms: int = 40
+    speculate_after_ms: int = 20
     speculate: Speculate = "every_pause"
     window_s: int = WINDOW_FRAMES // 100
 
@@ -457,7 +457,7 @@ class SecondOpinion:
         *,
         mode: Mode,
         deadline_s: float,
-        speculate_after_ms: int = 40,
+        speculate_after_ms: int = 20,
         speculate: Speculate = "every_pause",
     ) -> None:
         self.pool = pool

@@ -495,6 +495,7 @@ async def test_a_call_searches_the_final_the_probe_weighed_once(
 
 async def test_the_workers_decode_on_the_window_the_settings_give() -> None:
     assert WhisperOptions().window_s * 100 == WINDOW_FRAMES == Settings().pipeline.asr.whisper.window_s * 100
+    assert WhisperOptions().speculate_after_ms == Settings().pipeline.asr.whisper.speculate_after_ms
     pool = WhisperPool.start(WhisperOptions(mode="always", model_path=whisper_model_dir(), window_s=12))
     try:
         assert pool.windows() == [1200]
