@@ -177,6 +177,25 @@ def _route_loguru(level: str) -> None:
     loguru_logger.add(_forward_loguru, level=loguru_level, format="{message}", backtrace=False, diagnose=False)
 
 
+class _StderrHandler(logging.StreamHandler[IO[str]]):
+    """The one stream handler: writes to whatever ``sys.stderr`` is when a line is written.
+
+    A handler bound to the stream at configuration time keeps writing to it after it is swapped and closed (a
+    test runner's capture, a daemon's redirect), and every later line fails with "I/O operation on closed file".
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> IO[str]:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: IO[str]) -> None:
+        """Ignored: the stream is always the current ``sys.stderr``."""
+
+
 def configure_logging(*, level: str = "INFO", json_logs: bool = False) -> None:
     """Configure structlog, the standard library and loguru to emit one structured line per event."""
     global _listener
@@ -212,7 +231,7 @@ def configure_logging(*, level: str = "INFO", json_logs: bool = False) -> None:
         foreign_pre_chain=shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderers],
     )
-    writer = logging.StreamHandler(sys.stderr)
+    writer = _StderrHandler()
     writer.setFormatter(formatter)
     _stop_listener()
     _listener = QueueListener(_queue, writer, respect_handler_level=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import threading
@@ -132,5 +133,22 @@ def test_logging_never_waits_on_the_stream(monkeypatch: pytest.MonkeyPatch) -> N
         assert sum('"call_pipeline_failed"' in line for line in stream.lines) == 5
     finally:
         stream.release.set()
+        flush_logs()
+        logging.getLogger().handlers.clear()
+
+
+def test_lines_follow_stderr_when_it_is_swapped_and_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stream swapped out and closed after configuration (a test capture, a redirect) loses no later line."""
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr("sys.stderr", first)
+    configure_logging(level="INFO", json_logs=True)
+    try:
+        monkeypatch.setattr("sys.stderr", second)
+        first.close()
+        structlog.get_logger("voxdesk.test").info("after_swap", seq=1)
+        flush_logs()
+        written = second.getvalue()
+        assert '"after_swap"' in written and "Logging error" not in written, written
+    finally:
         flush_logs()
         logging.getLogger().handlers.clear()
