@@ -76,6 +76,8 @@ Speculate = Literal["every_pause", "weak_interim"]
 # How long past ``speculate_after_ms`` a quiet run waits for its interim words' evidence (a retrieval, a few ms
 # here) before it speculates without it.
 INTERIM_EVIDENCE_GRACE_MS = 60.0
+# Quiet before a speculative decode: WhisperOptions' and SecondOpinion's default (a test holds the setting equal).
+SPECULATE_AFTER_MS = 20
 MAX_QUEUED = 2  # utterances waiting behind the one a worker decodes; beyond that a final keeps pocketsphinx's text
 READY_TIMEOUT_S = 120.0  # loading the model and the first decode, on a loaded machine
 
@@ -134,7 +136,7 @@ class WhisperOptions:
     processes: int = 1
     deadline_s: float = 1.5
     model_path: Path | None = None
-    speculate_after_ms: int = 20
+    speculate_after_ms: int = SPECULATE_AFTER_MS
     speculate: Speculate = "every_pause"
     window_s: int = WINDOW_FRAMES // 100
 
@@ -457,7 +459,7 @@ class SecondOpinion:
         *,
         mode: Mode,
         deadline_s: float,
-        speculate_after_ms: int = 20,
+        speculate_after_ms: int = SPECULATE_AFTER_MS,
         speculate: Speculate = "every_pause",
     ) -> None:
         self.pool = pool

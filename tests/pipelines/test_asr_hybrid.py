@@ -33,7 +33,13 @@ from pipelines.asr.base import Evidence
 from pipelines.asr.domain_lm import DomainLM
 from pipelines.asr.pocketsphinx import PocketsphinxBackend, PocketsphinxSTTService
 from pipelines.asr.pocketsphinx_worker import evidence, read_message, write_message
-from pipelines.asr.whisper_pool import INTERIM_EVIDENCE_GRACE_MS, SecondOpinion, WhisperOptions, WhisperPool
+from pipelines.asr.whisper_pool import (
+    INTERIM_EVIDENCE_GRACE_MS,
+    SPECULATE_AFTER_MS,
+    SecondOpinion,
+    WhisperOptions,
+    WhisperPool,
+)
 from pipelines.asr.whisper_worker import WINDOW_FRAMES, Kind, decode_full_window, drop_repeat, load_model
 from pipelines.asr.whisper_worker import decode as short_window_decode
 from pipelines.brain.extractive import ExtractiveBackend
@@ -495,7 +501,9 @@ async def test_a_call_searches_the_final_the_probe_weighed_once(
 
 async def test_the_workers_decode_on_the_window_the_settings_give() -> None:
     assert WhisperOptions().window_s * 100 == WINDOW_FRAMES == Settings().pipeline.asr.whisper.window_s * 100
-    assert WhisperOptions().speculate_after_ms == Settings().pipeline.asr.whisper.speculate_after_ms
+    assert (
+        WhisperOptions().speculate_after_ms == SPECULATE_AFTER_MS == Settings().pipeline.asr.whisper.speculate_after_ms
+    )
     pool = WhisperPool.start(WhisperOptions(mode="always", model_path=whisper_model_dir(), window_s=12))
     try:
         assert pool.windows() == [1200]
