@@ -1,6 +1,7 @@
 """Whisper's decode time on this machine against the head start the live path gives it; prints one JSON object.
 
     .venv/bin/python -m benchmarks.whisper_decode [--voice awb] [--limit 16] [--windows 1000,1500] [--threads 1]
+        [--model-dir DIR]
 
 In ``weak`` mode a weak final waits for Whisper's text (``pipelines.asr.whisper_pool``). The decode starts
 speculatively after ``pipeline.asr.whisper.speculate_after_ms`` of quiet and the VAD ends the turn
@@ -12,7 +13,8 @@ demo base's prompt (:func:`pipelines.asr.kb_hints.kb_prompt` over the ingested b
 without, for
 each encoder window; ``encode_ms`` is the features and the encoder's pass alone (the decode cancelled after it),
 ``wer`` the word error of the prompted decodes. Times are per utterance, p50 over the questions, after one warm-up
-decode. Run it on an otherwise idle machine.
+decode. ``--model-dir`` decodes with another local CTranslate2 Whisper directory instead of the shipped tiny.en
+(the model ``pipeline.asr.whisper.model_path`` would load). Run it on an otherwise idle machine.
 """
 
 from __future__ import annotations
@@ -64,7 +66,9 @@ async def demo_prompt() -> str | None:
             return kb_prompt(await kb.corpus())
 
 
-def measure(voice: str, limit: int, windows: Sequence[int], threads: int) -> dict[str, Any]:
+def measure(
+    voice: str, limit: int, windows: Sequence[int], threads: int, model_dir: Path | None = None
+) -> dict[str, Any]:
     """The report: per window, encoder and decode p50 (with and without the prompt) and the prompted WER."""
     prompt = asyncio.run(demo_prompt())
     qs = questions()[:limit]
@@ -73,7 +77,8 @@ def measure(voice: str, limit: int, windows: Sequence[int], threads: int) -> dic
         for i, q in enumerate(qs):
             with wave.open(str(render(voice, q["text"], Path(tmp) / f"{i}.wav"))) as w:
                 pcms.append(w.readframes(w.getnframes()))
-    whisper: LoadedWhisper = load_model(str(default_model_path()), threads=threads)
+    model = model_dir or default_model_path()
+    whisper: LoadedWhisper = load_model(str(model), threads=threads)
     decode(whisper, bytes(32000), None)  # the first decode allocates
     report: dict[str, Any] = {
         "benchmark": "whisper_decode",
@@ -81,6 +86,7 @@ def measure(voice: str, limit: int, windows: Sequence[int], threads: int) -> dic
         "questions": len(pcms),
         "audio_s_mean": round(statistics.fmean(len(p) / 32000 for p in pcms), 2),
         "threads": threads,
+        "model": "shipped tiny.en" if model_dir is None else model_dir.name,
         "shipped_window_frames": WINDOW_FRAMES,
         "head_start_ms": head_start_ms(Settings()),
         "windows": {},
@@ -120,12 +126,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=16, help="The first N team questions.")
     parser.add_argument("--windows", default=f"{WINDOW_FRAMES},1500", help="Encoder windows, 10 ms frames each.")
     parser.add_argument("--threads", type=int, default=1, help="CTranslate2 threads (the worker uses one).")
+    parser.add_argument("--model-dir", type=Path, default=None, help="Another local CTranslate2 Whisper directory.")
     args = parser.parse_args(argv)
     windows = [int(w) for w in args.windows.split(",") if w.strip()]
     if not windows or any(not 100 <= w <= 3000 for w in windows) or args.limit < 1 or args.threads < 1:
         parser.error("--windows takes 100-3000 frames each; --limit and --threads at least 1")
+    if args.model_dir is not None and not (args.model_dir / "model.bin").is_file():
+        parser.error(f"--model-dir {args.model_dir}: no model.bin there (a CTranslate2 Whisper directory)")
     configure_logging(level="WARNING")  # on stderr: stdout carries the report
-    print(json.dumps(measure(args.voice, args.limit, windows, args.threads), indent=1), file=sys.stdout)
+    print(json.dumps(measure(args.voice, args.limit, windows, args.threads, args.model_dir), indent=1), file=sys.stdout)
 
 
 if __name__ == "__main__":

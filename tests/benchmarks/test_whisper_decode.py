@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from benchmarks.whisper_decode import head_start_ms, main
 from config.settings import Settings
+from pipelines.asr.whisper_pool import default_model_path
 
 
 def test_head_start_is_the_vad_stop_less_the_quiet_before_speculating() -> None:
@@ -32,3 +34,17 @@ def test_bad_windows_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["--windows", "5000"])
     assert "--windows" in capsys.readouterr().err
+
+
+def test_another_model_directory_is_decoded_and_named(capsys: pytest.CaptureFixture[str]) -> None:
+    shipped = default_model_path()
+    main(["--limit", "1", "--windows", "1000", "--model-dir", str(shipped)])
+    report = json.loads(capsys.readouterr().out)
+    assert report["model"] == shipped.name and report["questions"] == 1
+    assert report["windows"]["1000"]["wer"] < 0.5
+
+
+def test_a_model_directory_without_a_model_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--model-dir", str(tmp_path)])
+    assert "no model.bin" in capsys.readouterr().err
