@@ -205,12 +205,13 @@ def missing_acoustic_model_files(directory: Path) -> list[str]:
 class WhisperSecondOpinionSettings(BaseModel):
     """Whisper tiny.en's second opinion on pocketsphinx's final utterances (docs/recognition.md)."""
 
-    # weak: on the held-out sets it raises right answers in every cell (+0.12 to +0.23) with the WS voice-to-voice
-    # p50 within 10 % of the code before issue 16 (-0.5 to +5 %, same session), at one worker process per server
-    # (docs/measurements.md, "Whisper's second opinion made the default"); best: WER halved again and the most
-    # turns handled right, at p50 +7 to +14 % (same, "Whisper's prompt"); always: team p50 +25 %.
+    # best: on the held-out sets, three runs alternating with the code before issue 16 in one session, right answers
+    # 82, 81 and 79 of 128 (weak, the same day: 74 and 70; before the issue: 39 each), WER a third lower, the WS
+    # voice-to-voice p50 of the pooled turns -3.4 to +7.2 % against before, 3-8 % more CPU per call than weak
+    # (docs/measurements.md, "Whisper's best mode made the default"); weak: p50 -7.6 to +1.6 %, for a box where
+    # latency or CPU matters more than recognition; always: team p50 +25 %.
     mode: Literal["off", "weak", "best", "always"] = Field(
-        default="weak",
+        default="best",
         description=(
             "When Whisper re-decodes a caller's final utterance: off; weak (only when pocketsphinx's best "
             "hypothesis finds nothing in the knowledge base, finds it only just over the threshold, or its word "

