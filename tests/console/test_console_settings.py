@@ -75,9 +75,9 @@ def test_admin_edits_the_persona_and_rolls_back(live_server: LiveServer, chromiu
     # Backends in use and their health, rate limits and retention in words.
     backends = page.get_by_role("region", name="Voice pipeline and knowledge base")
     expect(backends).to_contain_text("Speech recognition")
-    # Whisper's second opinion, as configured (the shipped default: weak finals).
+    # Whisper's second opinion, as configured (the shipped default: every final, the better transcript kept).
     expect(backends).to_contain_text("Second opinion on recognition")
-    expect(backends).to_contain_text("re-decodes a final that finds nothing (or only just)")
+    expect(backends).to_contain_text("decodes every final; the transcript that finds more is kept")
     expect(backends).to_contain_text("Database")
     expect(backends).to_contain_text("Working")
     limits = page.get_by_role("region", name="Rate limits and retention")
