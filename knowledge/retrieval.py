@@ -207,6 +207,28 @@ class HybridRetriever:
         except Exception:  # the previous threshold stays; retried at the next check
             log.exception("knowledge_calibration_failed")
 
+    @property
+    def recalibrating(self) -> bool:
+        """Whether the threshold is being derived now (at start-up, or again for a changed base)."""
+        return self._lock.locked() or (self._calibrating is not None and not self._calibrating.done())
+
+    async def calibration_current(self) -> bool:
+        """Whether the calibration in force was derived for the base as it is now; if not, re-derive it.
+
+        A cheap count of each document's passages, no search. A changed base starts the background
+        re-calibration at once (not at the next retrieval's check), so a page that shows the threshold after an
+        upload sees it settle. True when calibration is off (the configured threshold is always current).
+        """
+        if self._calibration_dir is None:
+            return True
+        if self.recalibrating:
+            return False
+        if tuple(sorted((await self.store.document_counts()).items())) == self._counts_key:
+            return True
+        self._checked_at = 0.0
+        self._maybe_recalibrate()
+        return False
+
     async def calibration_settled(self) -> None:
         """Wait for a background re-calibration in progress (tests, the CLI)."""
         if self._calibrating is not None:

@@ -281,4 +281,4 @@ async def delete_document(
 async def calibration(state: StateDep, user: Reader) -> KnowledgeCalibrationPublic:
     """The "not found" threshold in force and how the base derived it (calls and typed queries share it)."""
     del user
-    return KnowledgeCalibrationPublic.model_validate(service.calibration_payload(knowledge_service(state)))
+    return KnowledgeCalibrationPublic.model_validate(await service.calibration_payload(knowledge_service(state)))

@@ -194,6 +194,16 @@ class KnowledgeCalibrationPublic(BaseModel):
     threshold: float = Field(description="Below this best passage score a question is 'not found'.")
     source: Literal["calibrated", "configured"]
     configured_threshold: float = Field(description="knowledge.score_threshold (the fallback).")
+    confirm_from: float = Field(
+        description="A best passage from here up to the threshold is borderline: the desk asks the caller whether "
+        "it is what they meant (knowledge.retrieval.CONFIRM_BAND under the threshold)."
+    )
+    current: bool = Field(
+        default=True,
+        description="False when documents were added or removed since it was derived: the threshold shown still "
+        "rules until the re-calibration this request started (or one already running) ends.",
+    )
+    calibrating: bool = Field(default=False, description="A calibration is running now.")
     fingerprint: str | None = Field(
         default=None, description="Hash of the passages and embedding model it was derived from."
     )

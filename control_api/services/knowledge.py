@@ -30,6 +30,7 @@ from knowledge.calibration import Calibration
 from knowledge.calibration import directory_for as calibration_directory
 from knowledge.embedders.base import Embedder
 from knowledge.kb import KnowledgeBase, build_knowledge_base
+from knowledge.retrieval import CONFIRM_BAND
 from knowledge.types import Passage, Retrieval
 
 log = structlog.get_logger(__name__)
@@ -270,14 +271,18 @@ class KnowledgeService:
             raise RuntimeError("the knowledge ingestion worker is not running")
 
 
-def calibration_payload(service: KnowledgeService) -> dict[str, object]:
-    """The calibration in force as plain values (``KnowledgeCalibrationPublic``)."""
+async def calibration_payload(service: KnowledgeService) -> dict[str, object]:
+    """The calibration in force as plain values (``KnowledgeCalibrationPublic``); a stale one is re-derived."""
     retriever = service.kb.retriever
+    current = await retriever.calibration_current()
     calibration = service.calibration()
     payload: dict[str, object] = {
         "threshold": retriever.config.score_threshold,
         "source": "configured",
         "configured_threshold": retriever.configured_threshold,
+        "confirm_from": round(retriever.config.score_threshold - CONFIRM_BAND, 3),
+        "current": current,
+        "calibrating": retriever.recalibrating,
     }
     if calibration is not None:
         payload.update(calibration.to_dict())

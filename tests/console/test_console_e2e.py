@@ -336,6 +336,12 @@ def test_knowledge_upload_question_and_delete(live_server: LiveServer, browser: 
     _sign_in(page, live_server, ADMIN_EMAIL, ADMIN_PASSWORD, landing="Dashboard")
     page.get_by_role("link", name="Knowledge", exact=True).click()
     expect(page.get_by_role("heading", name="Knowledge", exact=True)).to_be_visible()
+    # The "not found" threshold in force and how the base got it (GET /api/knowledge/calibration).
+    threshold = page.get_by_role("region", name="When the desk says it does not know")
+    expect(threshold.locator("dl.facts")).to_contain_text("Not-found threshold")
+    expect(threshold.locator("dl.facts")).to_contain_text("the base has no passages yet")
+    expect(threshold.get_by_role("status")).to_have_text("Derived again whenever documents are added or removed.")
+    before = threshold.locator("dl.facts").inner_text()
 
     upload = page.get_by_role("form", name="Upload documents")
     markdown: FilePayload = {"name": "router-lights.md", "mimeType": "text/markdown", "buffer": ROUTER_LIGHTS_MD}
@@ -345,7 +351,11 @@ def test_knowledge_upload_question_and_delete(live_server: LiveServer, browser: 
     row = page.locator("tbody tr[data-document-id]", has_text="router-lights.md")
     # Ingestion (parse, chunk, embed with the local model) runs in the server; the page polls until it ends.
     expect(row).to_have_attribute("data-status", "ready", timeout=90_000)
-    page.screenshot(path=shots / "08-knowledge.png")
+    # The base changed: the page looks at the threshold again and waits until it is the changed base's.
+    expect(threshold.locator("dl.facts")).not_to_have_text(before, timeout=90_000)
+    expect(threshold.locator("dl.facts")).to_contain_text("2 passages are too few to derive the base's own")
+    expect(threshold.get_by_role("status")).to_have_text("Derived again whenever documents are added or removed.")
+    page.screenshot(path=shots / "08-knowledge.png", full_page=True)
 
     ask = page.get_by_role("form", name="Test a question")
     ask.get_by_label("Question").fill("What does a blinking orange light mean?")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from knowledge.embedders import create_embedder
 from knowledge.embedders.base import Embedder
 from knowledge.ingest import prepare
 from knowledge.kb import KnowledgeBase
-from knowledge.retrieval import HybridRetriever, RetrievalConfig
+from knowledge.retrieval import CONFIRM_BAND, HybridRetriever, RetrievalConfig
 from knowledge.stores.embedded import EmbeddedStore
 from tests.knowledge.conftest import KB, demo_files
 
@@ -104,18 +105,23 @@ def test_the_knowledge_api_shows_the_calibration(kb: KB) -> None:
     empty = kb.client.get("/api/knowledge/calibration", headers=kb.headers("agent"))
     assert empty.status_code == 200, empty.text
     assert empty.json()["source"] == "configured" and empty.json()["threshold"] == 0.47
+    assert empty.json()["current"] is True and empty.json()["confirm_from"] == round(0.47 - CONFIRM_BAND, 3)
     assert kb.upload(*demo_files(*SMALL_BASE)).status_code == 202
     kb.wait_settled()
-
-    async def settle() -> None:
-        retriever = kb.state.knowledge.kb.retriever  # type: ignore[union-attr]
-        await retriever.recalibrate()
-
-    assert kb.client.portal is not None
-    kb.client.portal.call(settle)
-    body = kb.client.get("/api/knowledge/calibration", headers=kb.headers("agent")).json()
+    # The base changed and no question has been asked since: the request itself starts the re-calibration, and
+    # says the threshold it shows is not yet the changed base's (the knowledge page polls until it is).
+    stale = kb.client.get("/api/knowledge/calibration", headers=kb.headers("agent")).json()
+    assert stale["current"] is False and stale["threshold"] == 0.47
+    body = stale
+    for _ in range(600):
+        if body["current"] and not body["calibrating"]:
+            break
+        time.sleep(0.1)
+        body = kb.client.get("/api/knowledge/calibration", headers=kb.headers("agent")).json()
+    assert body["current"] is True and body["calibrating"] is False
     assert body["source"] == "calibrated" and body["chunks"] > 10 and body["configured_threshold"] == 0.47
     assert body["threshold"] != 0.47 and body["fingerprint"] and body["model_id"]
+    assert body["confirm_from"] == round(body["threshold"] - CONFIRM_BAND, 3)
     # Typed test queries are judged by the same threshold as calls.
     answer = kb.client.post("/api/rag/query", json={"question": "Can I change my appointment?"}, headers=kb.headers())
     assert answer.json()["found"] is (answer.json()["passages"][0]["score"] >= body["threshold"])

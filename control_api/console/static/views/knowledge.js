@@ -1,7 +1,7 @@
-// Knowledge base: documents with their ingestion status, multi-file upload, delete,
-// a "test a question" box over the retrieval API, and the questions the desk could not answer.
+// Knowledge base: documents with their ingestion status, multi-file upload, delete, the "not found" threshold the
+// base derived for itself, a "test a question" box over the retrieval API, and the questions the desk could not answer.
 import { api, ApiError } from "../api.js";
-import { cardTable, codePill, field, fmtBytes, fmtDateTime, fmtMs, h, replace } from "../dom.js";
+import { cardTable, codePill, field, fmtBytes, fmtDateTime, fmtMs, fmtNumber, fmtPercent, h, replace } from "../dom.js";
 
 export const DOCUMENTS_PATH = "/api/knowledge/documents";
 export const UPLOAD_PATH = "/api/knowledge/upload";
@@ -9,6 +9,7 @@ export const IMPORT_PATH = "/api/knowledge/import-url";
 export const PROCESS_PATH = "/api/knowledge/process";
 export const QUERY_PATH = "/api/rag/query";
 export const UNANSWERED_PATH = "/api/rag/unanswered";
+export const CALIBRATION_PATH = "/api/knowledge/calibration";
 const ACCEPT = ".md,.markdown,.txt,.html,.htm,.pdf,.docx,.xlsx,.csv";
 const POLL_MS = 2000;
 
@@ -29,7 +30,7 @@ function documentRow(doc, ctx, reload) {
       try {
         await api.del(`${DOCUMENTS_PATH}/${encodeURIComponent(doc.id)}`);
         ctx.notify(`${doc.filename} deleted.`, "success");
-        reload();
+        reload(true);
       } catch (error) {
         ctx.showError(error);
         remove.disabled = false;
@@ -41,7 +42,7 @@ function documentRow(doc, ctx, reload) {
       try {
         await api.post(PROCESS_PATH, { document_ids: [doc.id] });
         ctx.notify(`${doc.filename} queued again.`, "success");
-        reload();
+        reload(true);
       } catch (error) {
         ctx.showError(error);
         retry.disabled = false;
@@ -80,7 +81,7 @@ function uploadForm(ctx, onUploaded) {
       ].join(" ").trim(), "success");
       for (const refused of result.rejected || []) ctx.notify(new Error(`${refused.filename}: ${refused.reason}`));
       form.reset();
-      onUploaded();
+      onUploaded(true);
     } catch (error) {
       ctx.showError(error);
     } finally {
@@ -105,7 +106,7 @@ function importForm(ctx, onImported) {
       ctx.notify(`${count} page${count === 1 ? "" : "s"} imported; ingestion started.`, "success");
       for (const refused of result.rejected || []) ctx.notify(new Error(`${refused.filename}: ${refused.reason}`));
       form.reset();
-      onImported();
+      onImported(true);
     } catch (error) {
       ctx.showError(error);
     } finally {
@@ -163,6 +164,59 @@ function askForm(ctx) {
   return h("div", {}, form, result);
 }
 
+const score = (value) => (value === null || value === undefined ? "—" : Number(value).toFixed(3));
+
+function calibrationFacts(cal) {
+  const off = cal.chunks === null || cal.chunks === undefined;
+  const how = cal.source === "calibrated"
+    ? "derived from this knowledge base"
+    : off
+      ? "configured (knowledge.score_threshold); calibration is off (knowledge.calibrate)"
+      : cal.chunks === 0
+        ? "configured (knowledge.score_threshold): the base has no passages yet"
+        : `configured (knowledge.score_threshold): ${fmtNumber(cal.chunks)} passage${cal.chunks === 1 ? " is" : "s are"} too few to derive the base's own`;
+  const facts = [
+    ["Not-found threshold", `${score(cal.threshold)}, ${how}`],
+    ["Confirms first", `a best passage from ${score(cal.confirm_from)} to just under ${score(cal.threshold)}: the desk asks “Do you mean …?”, and a caller who says no is offered a person`],
+  ];
+  if (cal.source === "calibrated") {
+    facts.push(
+      ["The base's own questions", `${fmtNumber(cal.positives)} made from its passages: median score ${score(cal.positive_median)}; ${fmtPercent(cal.positive_rate)} at or above the threshold`],
+      ["Off-topic questions", `${fmtNumber(cal.negatives)} everyday ones: 95th percentile ${score(cal.negative_p95)}; ${fmtPercent(cal.negative_rate)} below the threshold`]);
+  }
+  if (!off && cal.chunks) facts.push(["Derived", `${fmtDateTime(cal.calibrated_at)} from ${fmtNumber(cal.chunks)} passage${cal.chunks === 1 ? "" : "s"} (${cal.model_id})`]);
+  return h("dl", { class: "facts" }, facts.map(([term, value]) => [h("dt", { text: term }), h("dd", { text: value })]));
+}
+
+// The threshold calls and typed tests share; while a changed base is being calibrated again it polls until done.
+function calibrationPanel(ctx, stopped) {
+  const body = h("div", {}, h("p", { class: "muted", text: "Loading…" }));
+  const status = h("p", { class: "muted small", role: "status" });
+  let timer = null;
+  async function refresh() {
+    clearTimeout(timer);
+    let cal;
+    try {
+      cal = await api.get(CALIBRATION_PATH);
+    } catch (error) {
+      ctx.showError(error);
+      return;
+    }
+    if (stopped()) return;
+    const settling = !cal.current || cal.calibrating;
+    replace(body, calibrationFacts(cal));
+    status.textContent = settling
+      ? "The documents changed: the threshold is being derived again (the one above applies until then)…"
+      : "Derived again whenever documents are added or removed.";
+    if (settling) timer = setTimeout(refresh, POLL_MS);
+  }
+  const panel = h("section", { class: "panel", "aria-labelledby": "threshold-title" },
+    h("h2", { id: "threshold-title", text: "When the desk says it does not know" }),
+    h("p", { class: "muted", text: "A question is answered only when its best passage scores at least the threshold, on calls and in the test below; under it the desk says it could not find that and offers a person." }),
+    body, status);
+  return { panel, refresh, stop: () => clearTimeout(timer) };
+}
+
 async function unansweredPanel() {
   let answer;
   try {
@@ -189,8 +243,11 @@ export async function renderKnowledge(main, ctx) {
   const unansweredSlot = h("div");
   let timer = null;
   let stopped = false;
+  let wasBusy = false;
+  const threshold = calibrationPanel(ctx, () => stopped);
 
-  async function load() {
+  // changed: documents were added or removed here, so the threshold is looked at again once ingestion ends.
+  async function load(changed = false) {
     clearTimeout(timer);
     try {
       const docs = listOf(await api.get(DOCUMENTS_PATH, { query: { limit: 500 } }));
@@ -200,6 +257,8 @@ export async function renderKnowledge(main, ctx) {
       const busy = docs.filter((doc) => doc.status === "pending" || doc.status === "processing").length;
       status.textContent = `${docs.length} document${docs.length === 1 ? "" : "s"}${busy ? ` · ${busy} being ingested` : ""}.`;
       if (busy) timer = setTimeout(load, POLL_MS);
+      else if (wasBusy || changed) threshold.refresh();
+      wasBusy = busy > 0;
     } catch (error) {
       ctx.showError(error);
     }
@@ -218,17 +277,20 @@ export async function renderKnowledge(main, ctx) {
       h("div", { class: "table-wrap" }, cardTable(h("table", { class: "table" },
         h("thead", {}, h("tr", {}, columns.map((t) => h("th", { scope: "col", class: ["Chunks", "Size"].includes(t) ? "num" : null, text: t })))), tbody))),
       h("div", { class: "table-foot" }, status)),
+    threshold.panel,
     h("section", { class: "panel", "aria-labelledby": "ask-title" },
       h("h2", { id: "ask-title", text: "Test a question" }),
       h("p", { class: "muted", text: "See what the voice agent would say, and the passage it would say it from. A question that scores below the threshold gets \"I couldn't find that\" and the offer of a person, on calls exactly as here." }),
       askForm(ctx)),
     unansweredSlot);
   await load();
+  threshold.refresh();
   unansweredPanel().then((panel) => {
     if (panel && !stopped) replace(unansweredSlot, panel);
   }).catch((error) => ctx.showError(error));
   return () => {
     stopped = true;
     clearTimeout(timer);
+    threshold.stop();
   };
 }
