@@ -96,6 +96,14 @@ _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 # A table row as the parsers store it (knowledge/parsers: markdown, docx, spreadsheet FAQ): "Header: value; Header:
 # value." Each row is one record, answered on its own.
 _RECORD = re.compile(r"^[^:;]{1,60}:\s[^;]*(?:;\s*[^:;]{1,60}:\s[^;]*)+\.?$")
+# A sentence about the document it stands in ("This page explains how to check ...", "This guide covers ...") says
+# nothing to a caller, who has no page in front of them; it is never spoken when the passage has another sentence.
+# General English, not the words of any one base.
+_ABOUT_THE_DOCUMENT = re.compile(
+    r"\bthis (?:page|guide|document|article|section|leaflet|booklet|sheet|faq|help page|web page|website) "
+    r"(?:explains|describes|covers|tells you|sets out|lists|shows|answers|gives|outlines|is about|will help)\b",
+    re.IGNORECASE,
+)
 # What holding the asked-for kind of answer adds to a sentence's score, as a share of the question's rarest
 # word's weight (chosen on the team's own questions, benchmarks/asr_eval and benchmarks/kb, never on held-out ones).
 TYPE_BONUS = 0.5
@@ -184,10 +192,11 @@ def best_sentences(
     Each sentence scores by the question's content words it shares, weighted by how rare they are among the
     passage's sentences (long sentences slightly penalised); a run scores its best sentence plus a little for
     the others, plus a bonus for starting at the top of the passage, because a help-centre section usually
-    answers its heading straight away. Runs stop at ``max_words`` (a run always
-    has at least one sentence). Headings (short lines without final punctuation) are skipped. A table row
-    ("Plan: …; Monthly price: …") shares a run only when each of the run's sentences holds a question word the
-    others lack: a caller asking about one plan hears that plan's row, not the whole table.
+    answers its heading straight away. Runs stop at ``max_words`` (a run always has at least one sentence).
+    Headings (short lines without final punctuation) are skipped, and so are sentences about the document itself
+    ("This page explains ...") while the passage has others. A table row ("Plan: …; Monthly price: …") shares a
+    run only when each of the run's sentences holds a question word the others lack: a caller asking about one
+    plan hears that plan's row, not the whole table.
 
     The kind of answer the question asks for (:func:`pipelines.brain.answer_type.question_type`: a time for
     "when", an amount for "how much", a permission or step for "can I", a place for "where", a person or team
@@ -203,6 +212,7 @@ def best_sentences(
     sentences = [s for s in split_sentences(passage) if s[-1] in ".!?" or len(s.split()) > 6] or split_sentences(
         passage
     )
+    sentences = [s for s in sentences if not _ABOUT_THE_DOCUMENT.search(s)] or sentences
     if not sentences:
         return ""
     q = _content(question)

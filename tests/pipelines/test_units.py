@@ -40,6 +40,24 @@ def test_best_sentences_prefers_the_rare_matching_word() -> None:
     assert best_sentences("what does the red light on the router mean", lights, max_sentences=1).startswith("Red:")
 
 
+def test_a_sentence_about_the_page_itself_is_not_spoken() -> None:
+    # A help page's lead (demo/knowledge/service-outages.html): the caller has no page in front of them.
+    lead = (
+        "If your broadband has stopped working, it may be a fault in your home or an outage in your area. "
+        "This page explains how to check and what we do to put it right."
+    )
+    answer = best_sentences("my internet stopped working, what should I do first", lead)
+    assert answer == lead.split(". ")[0] + "."
+    guide = "This guide explains how to set up the Kestrel Hub 3. Plug the grey cable into the port marked WAN."
+    assert "This guide" not in best_sentences("how do I set up the hub", guide)
+    # Said when it is all the passage has; a sentence that only mentions a page is kept.
+    assert best_sentences("what is on this page", "This page explains our opening hours.") == (
+        "This page explains our opening hours."
+    )
+    hours = "Opening hours are on this page and in the app. The shop opens at 9am."
+    assert best_sentences("when are you open", hours).startswith("Opening hours are on this page")
+
+
 PLANS = (  # a table as the parsers store it: one "Header: value; ..." line per row
     "Plan: Kestrel Basic 100; Download: 100 Mbps; Monthly price (12-month contract): $29.\n"
     "Plan: Kestrel Plus 500; Download: 500 Mbps; Monthly price (12-month contract): $45.\n"
