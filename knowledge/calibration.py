@@ -28,7 +28,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +51,7 @@ __all__ = [
     "calibrate",
     "directory_for",
     "fingerprint",
+    "fingerprint_texts",
     "load",
     "positive_probes",
     "rule",
@@ -168,9 +169,18 @@ class Calibration:
 
 def fingerprint(chunks: Sequence[StoredChunk], model_id: str) -> str:
     """A hash of the base's passages (ids and text, in id order) and the embedding model."""
+    return fingerprint_texts(((c.id, c.text) for c in chunks), model_id)
+
+
+def fingerprint_texts(passages: Iterable[tuple[str, str]], model_id: str) -> str:
+    """:func:`fingerprint` of ``(id, text)`` pairs.
+
+    A passage's id is ``<document_id>:<seq>``, as the stores keep it and the database's ``knowledge_chunks`` rows
+    give it (``voxdesk doctor`` checks a stored calibration against those).
+    """
     digest = hashlib.sha256(model_id.encode())
-    for chunk in sorted(chunks, key=lambda c: c.id):
-        digest.update(b"\0" + chunk.id.encode() + b"\0" + chunk.text.encode())
+    for passage_id, text in sorted(passages):
+        digest.update(b"\0" + passage_id.encode() + b"\0" + text.encode())
     return digest.hexdigest()[:32]
 
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 import importlib.util
 import shutil
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 
 from config import Settings
+
+if TYPE_CHECKING:
+    from knowledge.calibration import Calibration
 
 Echo = Callable[[str], None]
 
@@ -82,8 +86,8 @@ def _programs_needed(settings: Settings) -> frozenset[str]:
     return frozenset(backend_class("tts", p.tts.backend).capabilities.programs)
 
 
-def _calibration_line(settings: Settings) -> str:
-    """The "not found" threshold the knowledge base uses, as the server last derived it."""
+async def _calibration_line(settings: Settings) -> str:
+    """The "not found" threshold the knowledge base uses, as the server last derived it (and whether it is stale)."""
     from knowledge.calibration import directory_for, load
 
     ks = settings.knowledge
@@ -95,11 +99,38 @@ def _calibration_line(settings: Settings) -> str:
             f"not-found threshold: not calibrated yet (derived when the server starts; until then {ks.score_threshold})"
         )
     detail = f"{cal.chunks} passages, model {cal.model_id}, base {cal.fingerprint[:12]}, {cal.calibrated_at}"
+    detail += await _stale(settings, cal)
     if cal.source == "configured":
         return f"not-found threshold: {cal.threshold} (configured: base too small to calibrate; {detail})"
     return (
         f"not-found threshold: {cal.threshold} (calibrated on the base: own questions median {cal.positive_median}, "
         f"off-topic p95 {cal.negative_p95}; {detail})"
+    )
+
+
+async def _stale(settings: Settings, cal: Calibration) -> str:
+    """What to add when the base's passages (the database's record of them) changed since ``cal`` was derived."""
+    from sqlalchemy import select
+
+    from control_api.db.engine import create_engine
+    from control_api.db.models import KnowledgeChunk
+    from knowledge.calibration import fingerprint_texts
+
+    engine = create_engine(settings.database_url)
+    try:
+        async with engine.connect() as conn:
+            rows = (
+                await conn.execute(select(KnowledgeChunk.document_id, KnowledgeChunk.seq, KnowledgeChunk.text))
+            ).all()
+    except Exception:  # noqa: BLE001 - the database check below reports an unreachable or unmigrated database
+        return ""
+    finally:
+        await engine.dispose()
+    if fingerprint_texts(((f"{d}:{seq}", text) for d, seq, text in rows), cal.model_id) == cal.fingerprint:
+        return ""
+    return (
+        f"; STALE: the documents changed since, {len(rows)} passages now; the server derives it again when it "
+        "starts or at its next question"
     )
 
 
@@ -113,7 +144,7 @@ async def run_doctor(settings: Settings, echo: Echo) -> bool:
         f"VAD stop={p.vad.stop_secs}s smart_turn={p.vad.smart_turn}"
     )
     echo(f"  knowledge: store={settings.knowledge.store} embedder={settings.knowledge.embedder}")
-    echo("  " + _calibration_line(settings))
+    echo("  " + await _calibration_line(settings))
     ok = await _check_database(settings, echo)
     ok = await _check_cache(settings, echo) and ok
     needed = _programs_needed(settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -126,13 +127,24 @@ def test_the_knowledge_api_shows_the_calibration(kb: KB) -> None:
     answer = kb.client.post("/api/rag/query", json={"question": "Can I change my appointment?"}, headers=kb.headers())
     assert answer.json()["found"] is (answer.json()["passages"][0]["score"] >= body["threshold"])
 
+    # voxdesk doctor reads the stored calibration and checks it against the database's record of the passages.
+    from agent.cli.doctor import _calibration_line
 
-def test_doctor_shows_the_calibration(tmp_path: Path) -> None:
+    settings = kb.state.settings
+    line = asyncio.run(_calibration_line(settings))
+    assert f"{body['threshold']} (calibrated" in line and "STALE" not in line, line
+    gone = next(d for d in kb.wait_settled() if d["filename"] == SMALL_BASE[0])
+    assert kb.client.delete(f"/api/knowledge/documents/{gone['id']}", headers=kb.headers()).status_code == 204
+    line = asyncio.run(_calibration_line(settings))
+    assert f"STALE: the documents changed since, {body['chunks'] - gone['chunk_count']} passages now" in line, line
+
+
+async def test_doctor_shows_the_calibration(tmp_path: Path) -> None:
     from agent.cli.doctor import _calibration_line
     from tests.conftest import make_settings
 
     settings = make_settings(tmp_path)
-    assert "not calibrated yet" in _calibration_line(settings)
+    assert "not calibrated yet" in await _calibration_line(settings)
     cal = calib.Calibration(
         threshold=0.512,
         source="calibrated",
@@ -144,7 +156,7 @@ def test_doctor_shows_the_calibration(tmp_path: Path) -> None:
         calibrated_at="2026-12-04T18:00:00+00:00",
     )
     calib.save(calib.directory_for(settings.data_dir), cal)
-    line = _calibration_line(settings)
-    assert "0.512 (calibrated" in line and "40 passages" in line and "0123456789ab" in line
+    line = await _calibration_line(settings)  # no database to check it against here: shown as stored
+    assert "0.512 (calibrated" in line and "40 passages" in line and "0123456789ab" in line and "STALE" not in line
     off = make_settings(tmp_path, knowledge={"calibrate": False, "score_threshold": 0.5})
-    assert _calibration_line(off).startswith("not-found threshold: 0.5 (configured")
+    assert (await _calibration_line(off)).startswith("not-found threshold: 0.5 (configured")
