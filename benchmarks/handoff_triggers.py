@@ -8,7 +8,10 @@ strong negative sentiment of a turn that asks nothing) on
   and the team's question files (``benchmarks/kb/*.jsonl``, ``benchmarks/asr_eval/questions.json``: none asks for
   a person). The rules were chosen on these.
 - the held-out questions (``benchmarks/heldout/*/questions.json``, written by others, never tuned on): none asks
-  for a person, so every handoff there is a caller handed over instead of answered.
+  for a person, so every handoff there is a caller handed over instead of answered;
+- the held-out sentiment set ``benchmarks/handoff_triggers/heldout.json`` (upset statements that must hand over,
+  problems stated calmly that must not; written before the rule's last change and never tuned on, but by the
+  rule's author: its ``about`` says so).
 
 Prints JSON: per set, turns, handoffs by trigger and their share, and the turns handed over (or, for the sets that
 must hand over, missed). Runnable alone: ``.venv/bin/python -m benchmarks.handoff_triggers``.
@@ -25,6 +28,7 @@ from control_api.schemas.handoffs import HandoffPolicyModel
 
 HERE = Path(__file__).resolve().parent
 DEV = HERE / "handoff_triggers" / "dev.json"
+HELDOUT_SENTIMENT = HERE / "handoff_triggers" / "heldout.json"
 TEAM_FILES = (
     HERE / "kb" / "questions.jsonl",
     HERE / "kb" / "plain_words_dev.jsonl",
@@ -78,6 +82,9 @@ def run() -> dict[str, Any]:
     out["held_out"] = {
         path.parent.name: measure(_texts(path), must_hand_over=False, policy=policy) for path in HELDOUT_FILES
     }
+    sentiment = json.loads(HELDOUT_SENTIMENT.read_text())
+    for name, must in (("upset", True), ("calm_statements", False)):
+        out["held_out"][f"sentiment_{name}"] = measure(sentiment[name], must_hand_over=must, policy=policy)
     return out
 
 

@@ -133,8 +133,9 @@ class HandoffOptions:
 def caller_turn_trigger(text: str, policy: HandoffPolicyModel) -> tuple[tuple[str, Source] | None, float | None]:
     """Whether a caller turn hands the call over (reason, source), and its sentiment score when it was scored.
 
-    The policy's phrases come first (a request for a person, ``agent.calls.person_request``); then strong
-    negative sentiment (VADER compound at or below the threshold) of a turn that asks nothing. A question is
+    The policy's phrases come first (a request for a person, ``agent.calls.person_request``); then an upset caller
+    in a turn that asks nothing: VADER's compound at or below the threshold, or the caller saying they are upset or
+    judging the situation or the company in strongly negative words (``sentiment.voices_upset``). A question is
     answered whatever its subject's words score ("what if my parcel arrives broken"): the brain offers a person
     when it finds nothing, and repeated "not found" answers hand over.
     """
@@ -145,7 +146,8 @@ def caller_turn_trigger(text: str, policy: HandoffPolicyModel) -> tuple[tuple[st
     if not policy.sentiment_trigger:
         return None, None
     score = sentiment.score(text)
-    if score <= policy.sentiment_threshold and not sentiment.holds_question(text):
+    upset = score <= policy.sentiment_threshold or sentiment.voices_upset(text)
+    if upset and not sentiment.holds_question(text):
         return ("strongly negative sentiment", "sentiment"), score
     return None, score
 

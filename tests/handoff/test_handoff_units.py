@@ -139,6 +139,31 @@ def test_the_segmenter_cuts_the_human_speech_into_utterances() -> None:
     assert SpeechSegmenter().feed(noise) == []
 
 
+@pytest.mark.parametrize(
+    ("text", "upset"),
+    [
+        # The caller says how they feel, or judges the situation or the company, in strongly negative words.
+        ("I'm really angry, you charged me twice and nobody cares.", True),
+        ("This is disgraceful, I want my money back now.", True),  # "disgraceful": VADER knows "disgrace"
+        ("You people are hopeless.", True),
+        ("Your service is absolutely terrible.", True),
+        ("I am fed up with this.", True),
+        # A problem told calmly: its words score negative in VADER too, and nobody is handed over for it.
+        ("My parcel arrived damaged.", False),
+        ("It's broken and the light is red.", False),
+        ("My husband died last month and the account is in his name.", False),
+        ("I lost my bank card last week.", False),
+        ("I'm moving house next week.", False),
+        # A question is answered, however it is worded.
+        ("Why is your service so awful and useless?", False),
+    ],
+)
+def test_an_upset_caller_is_told_from_a_problem_told_calmly(text: str, upset: bool) -> None:
+    decision, _ = caller_turn_trigger(text, HandoffPolicyModel())
+    assert (decision == ("strongly negative sentiment", "sentiment")) is upset, text
+    assert caller_turn_trigger(text, HandoffPolicyModel(sentiment_trigger=False))[0] is None
+
+
 def test_a_strongly_negative_turn_hands_over_as_the_persona_allows() -> None:
     # The spoken path recognises with the knowledge base's language model, whose vocabulary rarely holds insults:
     # the sentiment rule is checked on text here; the phrase trigger's end-to-end test covers the shared path.
@@ -147,7 +172,10 @@ def test_a_strongly_negative_turn_hands_over_as_the_persona_allows() -> None:
     assert decision == ("strongly negative sentiment", "sentiment") and score is not None and score <= -0.6
     assert caller_turn_trigger("How do I reset my password?", HandoffPolicyModel())[0] is None
     assert caller_turn_trigger(angry, HandoffPolicyModel(sentiment_trigger=False))[0] is None
-    assert caller_turn_trigger(angry, HandoffPolicyModel(sentiment_threshold=-1.0))[0] is None
+    # The persona's threshold rules VADER's compound ("This is terrible" would hand over by its words alone).
+    hate = "I hate this awful useless service."
+    assert caller_turn_trigger(hate, HandoffPolicyModel())[0] == ("strongly negative sentiment", "sentiment")
+    assert caller_turn_trigger(hate, HandoffPolicyModel(sentiment_threshold=-1.0))[0] is None
     assert caller_turn_trigger(angry, HandoffPolicyModel(enabled=False)) == (None, None)
     # A question is answered whatever its subject's words score (VADER: -0.65 on "broke" and "accident").
     broke = "How much is a replacement router if I broke it by accident?"
