@@ -135,6 +135,12 @@ _COPULAS = frozenset(["is", "are", "was", "were"])
 _FILLERS = frozenset(["a", "an", "the", "such", "just", "getting", "feeling", "being"]) | frozenset(BOOSTER_DICT)
 _CONTRACTIONS = (("i'm", "i am"), ("we're", "we are"), ("you're", "you are"), ("that's", "that is"))
 _SUFFIXES = ("ful", "ly", "ness")  # "disgraceful" is not in VADER's lexicon, "disgrace" is
+# Words that say what state a thing or a detail is in, not how the caller feels: "no, that's wrong" answers a
+# confirming question, "this is broken" reports a fault, "I am sick" is about health.
+_STATES = frozenset(
+    ["wrong", "broken", "damaged", "dead", "died", "lost", "stolen", "missing", "faulty", "failed"]
+    + ["sick", "ill", "hurt"]
+)
 # Frustration said in phrases whose words VADER scores mildly or not at all.
 _IDIOMS = re.compile(r"\b(?:fed up|had enough|sick and tired|a joke|wast(?:e|ing) (?:of )?my time|waste of time)\b")
 _TOKEN = re.compile(r"[a-z]+(?:'[a-z]+)?")
@@ -174,7 +180,7 @@ def voices_upset(text: str) -> bool:
             continue
         while j < len(words) and words[j] in _FILLERS:
             j += 1
-        if j < len(words) and _valence(words[j]) <= STRONG_VALENCE:
+        if j < len(words) and words[j] not in _STATES and _valence(words[j]) <= STRONG_VALENCE:
             return True
     return False
 

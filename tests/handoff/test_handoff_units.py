@@ -154,6 +154,9 @@ def test_the_segmenter_cuts_the_human_speech_into_utterances() -> None:
         ("My husband died last month and the account is in his name.", False),
         ("I lost my bank card last week.", False),
         ("I'm moving house next week.", False),
+        ("No, that's wrong.", False),  # the answer to a confirming question
+        ("This is broken.", False),
+        ("I am sick and cannot get to the shop.", False),
         # A question is answered, however it is worded.
         ("Why is your service so awful and useless?", False),
     ],
