@@ -138,8 +138,10 @@ _SUFFIXES = ("ful", "ly", "ness")  # "disgraceful" is not in VADER's lexicon, "d
 # Words that say what state a thing or a detail is in, not how the caller feels: "no, that's wrong" answers a
 # confirming question, "this is broken" reports a fault, "I am sick" is about health.
 _STATES = frozenset(
-    ["wrong", "broken", "damaged", "dead", "died", "lost", "stolen", "missing", "faulty", "failed"]
-    + ["sick", "ill", "hurt"]
+    [
+        *("wrong", "broken", "damaged", "dead", "died", "lost", "stolen", "missing", "faulty", "failed"),
+        *("sick", "ill", "hurt"),
+    ]
 )
 # Frustration said in phrases whose words VADER scores mildly or not at all.
 _IDIOMS = re.compile(r"\b(?:fed up|had enough|sick and tired|a joke|wast(?:e|ing) (?:of )?my time|waste of time)\b")
