@@ -11,14 +11,15 @@ an optional listener gets each piece of it as it is played (the caller's live ca
 
 The recording is a 16-bit WAV, caller on the left channel and agent on the right, written as the call
 goes (the caller's continuous input stream is the clock; agent audio fills the right channel as it is
-played). The header is rewritten on every write and the file flushed at each turn end, so a crash loses
-at most the turn in progress.
+played). The header is brought up to date and the file flushed every second and made durable at each turn end,
+so a crash loses at most the turn in progress.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 import wave
 from datetime import UTC, datetime
@@ -59,7 +60,12 @@ def _now() -> datetime:
 
 
 class _DualChannelWav:
-    """A stereo WAV written incrementally: left = caller, right = agent."""
+    """A stereo WAV written incrementally: left = caller, right = agent.
+
+    Frames are written on the event loop while a turn's end makes the file durable on a worker thread: the
+    header's patch seeks to the file's start and back, so every use of the file holds ``_lock`` (a write of
+    audio in between would land in the header). ``fsync`` runs outside it: it only waits for the disk.
+    """
 
     def __init__(self, path: Path, sample_rate: int) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -70,6 +76,7 @@ class _DualChannelWav:
         self._wav.setnchannels(2)
         self._wav.setsampwidth(2)
         self._wav.setframerate(sample_rate)
+        self._lock = threading.Lock()
         self._agent = bytearray()
         self.frames = 0
 
@@ -86,22 +93,35 @@ class _DualChannelWav:
         stereo[1::2] = np.frombuffer(agent, dtype="<i2")
         # writeframesraw: writeframes rewrote the header (a flush, seeks and a write) on every 20 ms frame;
         # the header is brought up to date when the data reaches the file (flush, sync, close).
-        self._wav.writeframesraw(stereo.tobytes())
+        with self._lock:
+            self._wav.writeframesraw(stereo.tobytes())
         self.frames += n
 
     def flush(self) -> None:
+        with self._lock:
+            self._flush()
+
+    def _flush(self) -> None:
         self._wav.writeframes(b"")  # patches the header's lengths
         self._file.flush()
 
     def sync(self) -> None:
-        self.flush()
-        os.fsync(self._file.fileno())
+        with self._lock:
+            if self._file.closed:
+                return
+            self._flush()
+            fd = os.dup(self._file.fileno())  # close() may run meanwhile: fsync a descriptor of its own
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def close(self) -> None:
         if self._agent:
             self.add_caller(bytes(len(self._agent)))
-        self._wav.close()
-        self._file.close()
+        with self._lock:
+            self._wav.close()
+            self._file.close()
 
 
 class CallRecorder:

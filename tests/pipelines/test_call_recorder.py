@@ -1,11 +1,23 @@
-"""The call recorder's agent turn when the call ends while the agent is still speaking."""
+"""The call recorder: the agent turn when the call ends while the agent is still speaking; the recording's WAV."""
 
 from __future__ import annotations
 
+import asyncio
+import wave
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 
+import numpy as np
 import pytest
-from pipecat.frames.frames import BotStartedSpeakingFrame, BotStoppedSpeakingFrame, Frame, SystemFrame, TTSTextFrame
+from pipecat.frames.frames import (
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    Frame,
+    InputAudioRawFrame,
+    SystemFrame,
+    TTSTextFrame,
+)
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.tests.utils import SleepFrame, run_test
@@ -91,3 +103,33 @@ async def test_an_answer_that_finished_before_the_end_is_stored_whole() -> None:
         CallEnds(),
     )
     assert [(t.text, t.interrupted) for t in turns] == [("Open the app. Then choose a new password.", False)]
+
+
+async def test_the_recording_stays_a_wav_while_turns_are_made_durable_mid_call(tmp_path: Path) -> None:
+    # Each turn's end makes the recording durable on a worker thread while the caller's audio keeps being written
+    # on the event loop: the header's patch must never land in the audio, nor the audio in the header.
+    path = tmp_path / "call.wav"
+    recorder = CallRecorder(sink=ListSink(), call_id="t", recording_path=path)
+    frame = InputAudioRawFrame(audio=np.full(320, 1000, dtype="<i2").tobytes(), sample_rate=16000, num_channels=1)
+    writing = True
+
+    async def caller() -> int:
+        written = 0
+        while writing:
+            for _ in range(50):
+                recorder.write_caller_audio(frame)
+                written += 1
+            await asyncio.sleep(0)
+        return written
+
+    task = asyncio.create_task(caller())
+    await asyncio.sleep(0)  # the recording is open before the first turn ends
+    for seq in range(500):
+        await recorder.persist(TurnRecord(seq=seq, role="caller", text="", started_at=None, ended_at=datetime.now(UTC)))
+    writing = False
+    written = await task
+    await recorder.close()
+    with wave.open(str(path)) as wav:
+        assert (wav.getnchannels(), wav.getnframes()) == (2, written * 320)
+        stereo = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").reshape(-1, 2)
+    assert (stereo[:, 0] == 1000).all() and (stereo[:, 1] == 0).all()
