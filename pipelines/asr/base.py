@@ -45,6 +45,10 @@ class ASRResult:
     confidence: float | None = None
     # Other hypotheses of the recogniser's N-best list, best first (final results of engines that have one).
     alternatives: tuple[str, ...] = ()
+    # Which of the call's VAD utterances this is of: n for the n-th ``VADUserStartedSpeakingFrame`` (the user
+    # aggregator broadcasts each both ways: the recogniser counts the upstream copies, the turn strategies the
+    # downstream ones). A final can arrive after the next utterance has started. None: the recogniser does not say.
+    utterance: int | None = None
 
 
 @dataclass

@@ -232,6 +232,8 @@ class PocketsphinxSTTService(STTService):
         self._probe: EvidenceProbe | None = None
         self._utterance: bytearray = bytearray()  # this utterance's audio (kept only with a second opinion)
         self._ended: bytes = b""  # the audio of the utterance whose final comes next
+        self._vad_starts = 0
+        self._result_utterances: deque[int] = deque()  # begun utterances whose final is still to come
         # Speculative start: the loudest frame so far, the quiet run's start (bytes into the utterance) and length,
         # and the decode of the audio before it (its byte count, its task) while the quiet lasts.
         self._peak_rms = 0.0
@@ -363,6 +365,7 @@ class PocketsphinxSTTService(STTService):
         hypothesis is being decoded by the time the user aggregator downstream sees the end of speech.
         """
         if isinstance(frame, VADUserStartedSpeakingFrame):
+            self._vad_starts += 1
             self._begin_utterance()
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
             self._end_utterance()
@@ -372,6 +375,7 @@ class PocketsphinxSTTService(STTService):
         if self._decoder is None or self._in_utterance:
             return
         self._in_utterance = True
+        self._result_utterances.append(self._vad_starts)
         preroll = b"".join(self._preroll)
         self._decoder.start_utterance(preroll)
         if self._second is not None:
@@ -404,7 +408,12 @@ class PocketsphinxSTTService(STTService):
     async def _read_results(self) -> None:
         while True:
             kind, text, decode_ms, audio_ms, finalize_ms, alternatives, confidence = await self._results.get()
+            # Each utterance's results come in order and end with exactly one final (with or without words).
+            utterance = self._result_utterances[0] if self._result_utterances else None
+            if kind == "final" and self._result_utterances:
+                self._result_utterances.popleft()
             if kind == "error":
+                self._result_utterances.clear()  # the utterances in progress failed: no final comes for them
                 log.error("asr_decoder_failed", call_id=self._call_id, backend="pocketsphinx")
                 await self.push_error(f"pocketsphinx decoder failed: {text}")
                 continue
@@ -416,6 +425,7 @@ class PocketsphinxSTTService(STTService):
                 audio_ms=audio_ms,
                 confidence=confidence,
                 alternatives=alternatives,
+                utterance=utterance,
             )
             if kind == "interim":
                 if self._second is not None and self._in_utterance and text != self._interim:
@@ -440,6 +450,7 @@ class PocketsphinxSTTService(STTService):
                             finalize_ms=finalize_ms,
                             decode_ms=decode_ms,
                             audio_ms=audio_ms,
+                            utterance=utterance,
                         )
                 transcript = TranscriptionFrame(text, self._user_id, time_now_iso8601(), result=result)
                 transcript.finalized = True

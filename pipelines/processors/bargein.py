@@ -8,9 +8,10 @@ backchannel ("uh-huh", "okay", "right", ...) nor part of what the agent is sayin
 once the caller has spoken longer than a backchannel lasts and what was recognised is not echo. (Without a
 gate the agent plays on while the policy decides, so an interim text with such a word interrupts at once.)
 Speech that stops as soon as the agent's audio is paused is the agent's own echo (a line without echo
-cancellation) and is dismissed with its transcript. A backchannel, echo, or a sound with no words resumes the
-agent's audio where it stopped (the answer is not
-cut, and the context is not touched). Ignored speech is dropped from the user aggregation.
+cancellation) and is dismissed with its transcript, which may arrive after the next speech has started (the
+recogniser numbers its results' utterances: :attr:`ASRResult.utterance`). A backchannel, echo, or a sound with no
+words resumes the agent's audio where it stopped (the answer is not cut, and the context is not touched). Ignored
+speech is dropped from the user aggregation.
 
 ``text_tap`` (placed after the brain) tells the policy what the agent is about to say, for echo matching.
 """
@@ -38,6 +39,7 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.turns.types import ProcessFrameResult
 from pipecat.turns.user_start import BaseUserTurnStartStrategy
 
+from pipelines.asr.base import ASRResult
 from pipelines.metrics import BARGE_IN_IGNORED
 from pipelines.processors.audio_gate import AgentAudioGate
 
@@ -138,6 +140,8 @@ class BargeInPolicy(BaseUserTurnStartStrategy):
         self._resume_after_secs = resume_after_secs
         self._echo_tail_secs = echo_tail_secs
         self._dismissed = False
+        self._utterances = 0  # VAD speech starts seen (the recogniser numbers its results' utterances alike)
+        self._dismissed_utterances: set[int] = set()
         self.resumes = 0
         self.text_tap = _AgentTextTap(self)
 
@@ -172,6 +176,9 @@ class BargeInPolicy(BaseUserTurnStartStrategy):
         elif isinstance(frame, VADUserStartedSpeakingFrame):
             self._vad_speaking = True
             self._dismissed = False
+            self._utterances += 1
+            # An utterance with no words gets no final: forget it after a while.
+            self._dismissed_utterances = {u for u in self._dismissed_utterances if u > self._utterances - 8}
             if not self._bot_speaking:
                 return await self._start()
             if self._gate is not None:
@@ -184,11 +191,12 @@ class BargeInPolicy(BaseUserTurnStartStrategy):
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
             self._vad_speaking = False
             await self._cancel_timer()
-            if self._pending and self._echo_tail(frame.stop_secs):
+            if self._pending and self._echo_tail(frame):
                 # The voice stopped when the agent's did: the agent's own echo (no echo cancellation upstream).
                 BARGE_IN_IGNORED.labels(reason="echo").inc()
                 await self._clear()
                 self._dismissed = True  # its transcript, still to come, is not the caller's
+                self._dismissed_utterances.add(self._utterances)
                 self._resume()
                 await self.trigger_reset_aggregation()  # type: ignore[no-untyped-call]  # untyped in pipecat
                 return ProcessFrameResult.STOP
@@ -197,8 +205,16 @@ class BargeInPolicy(BaseUserTurnStartStrategy):
                 self._resume_timer = self.task_manager.create_task(self._resume_later(), f"{self}::resume")
         elif isinstance(frame, (InterimTranscriptionFrame, TranscriptionFrame)):
             final = isinstance(frame, TranscriptionFrame)
-            if self._dismissed and not self._pending:
+            utterance = frame.result.utterance if isinstance(frame.result, ASRResult) else None
+            if utterance is not None and utterance != self._utterances:
+                earlier = await self._earlier_utterance(frame.text, utterance, final=final)
+                if earlier is not None:
+                    return earlier
+            elif self._dismissed and not self._pending:
                 self._dismissed = not final
+                if final:
+                    self._dismissed_utterances.discard(self._utterances)
+                    await self._drop_final()
                 return ProcessFrameResult.STOP
             if not self._bot_speaking and not self._pending:
                 return await self._start()
@@ -218,12 +234,45 @@ class BargeInPolicy(BaseUserTurnStartStrategy):
                 return ProcessFrameResult.STOP
         return ProcessFrameResult.CONTINUE
 
-    def _echo_tail(self, stop_secs: float) -> bool:
-        """Whether the caller's voice ended within ``echo_tail_secs`` of the agent's audio being paused."""
+    async def _earlier_utterance(self, text: str, utterance: int, *, final: bool) -> ProcessFrameResult | None:
+        """A transcript of an utterance before the current one (a final comes after the next speech start).
+
+        It must not decide for the speech now over the agent: a dismissed utterance's transcript is dropped; while
+        newer speech is pending, an earlier utterance's final interrupts only with words of the caller's own.
+        ``None``: neither applies, the transcript is judged as usual.
+        """
+        if utterance in self._dismissed_utterances:
+            if final:
+                self._dismissed_utterances.discard(utterance)
+                await self._drop_final()
+            return ProcessFrameResult.STOP
+        if not self._pending:
+            return None
+        if final and self._judge(text) == "speech":
+            return await self._start()
+        if final:
+            await self._drop_final()
+        return ProcessFrameResult.STOP
+
+    async def _drop_final(self) -> None:
+        """Take a final transcript that is not the caller's back out of the user aggregation.
+
+        The aggregator adds a final before its strategies see it; no caller turn is open while the agent speaks
+        or after dismissed speech, so the aggregation holds nothing else of the caller's.
+        """
+        await self.trigger_reset_aggregation()  # type: ignore[no-untyped-call]  # untyped in pipecat
+
+    def _echo_tail(self, stopped: VADUserStoppedSpeakingFrame) -> bool:
+        """Whether the caller's voice ended within ``echo_tail_secs`` of the agent's audio being paused.
+
+        The voice ended ``stop_secs`` before the VAD said so (the frame's wall-clock ``timestamp``), however long
+        the frame then waited to reach this policy on a busy event loop.
+        """
         paused_ns = self._gate.last_paused_at_ns if self._gate is not None else None
         if paused_ns is None or not self._gate or not self._gate.paused:
             return False
-        voice_ended_ns = time.monotonic_ns() - int(stop_secs * 1e9)
+        waited_s = min(max(0.0, time.time() - stopped.timestamp), 1.0)
+        voice_ended_ns = time.monotonic_ns() - int((waited_s + stopped.stop_secs) * 1e9)
         return voice_ended_ns - paused_ns < self._echo_tail_secs * 1e9
 
     def _judge(self, text: str) -> str:
