@@ -46,7 +46,7 @@ async def retry_transient(write: Callable[[], Awaitable[T]], *, retry_for_s: flo
     async for attempt in AsyncRetrying(
         retry=retry_if_exception(is_transient),
         stop=stop_after_delay(retry_for_s),
-        wait=wait_exponential_jitter(initial=0.05, max=2.0),
+        wait=wait_exponential_jitter(multiplier=0.05, max=2.0),
         before_sleep=_count,
         reraise=True,
     ):

@@ -406,11 +406,8 @@ async def outcomes(session: AsyncSession, calls: Sequence[Call]) -> dict[str, st
     ended = [c.id for c in calls if c.status in TERMINAL_STATUSES]
     if ended:
         await analytics.refresh_outcomes(session, Call.id.in_(ended))
-    checked = dict(
-        (await session.execute(select(CallOutcome.call_id, CallOutcome.outcome).where(CallOutcome.call_id.in_(ids))))
-        .tuples()
-        .all()
-    )
+    rows = await session.execute(select(CallOutcome.call_id, CallOutcome.outcome).where(CallOutcome.call_id.in_(ids)))
+    checked = {call_id: outcome for call_id, outcome in rows}
     return {c.id: checked.get(c.id, analytics.stored_outcome(c.outcome, c.status)) for c in calls}
 
 

@@ -354,7 +354,8 @@ async def test_outcomes_counted_before_requests_were_told_apart_are_read_again(k
                 await session.commit()
             await upgrade(engine)
             async with sessions() as session:
-                settled = dict((await session.execute(select(CallOutcome.call_id, CallOutcome.settled))).tuples().all())
+                rows = await session.execute(select(CallOutcome.call_id, CallOutcome.settled))
+                settled = {call_id: done for call_id, done in rows}
                 assert settled == {asked: False, other: True}
                 await analytics.refresh_outcomes(session, Call.id.in_([asked, other]), settle=timedelta(0))
                 row = await session.get(CallOutcome, asked, populate_existing=True)

@@ -22,17 +22,17 @@ from tests.integrations.standins import free_port
 from tests.integrations.test_notify import SMTP_PASSWORD as PASSWORD
 from tests.integrations.test_notify import SMTP_USER as USER
 from tests.integrations.test_notify import Mailbox, _authenticate
-from tests.integrations.tls import TestPki, make_pki
+from tests.integrations.tls import LocalPki, make_pki
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def pki(tmp_path: Path) -> TestPki:
+def pki(tmp_path: Path) -> LocalPki:
     return make_pki(tmp_path / "pki")
 
 
-def _server(pki: TestPki, security: Security) -> tuple[Controller, Mailbox]:
+def _server(pki: LocalPki, security: Security) -> tuple[Controller, Mailbox]:
     box = Mailbox()
     kwargs: dict[str, Any] = {"authenticator": _authenticate}
     if security == "tls":
@@ -45,7 +45,7 @@ def _server(pki: TestPki, security: Security) -> tuple[Controller, Mailbox]:
 
 
 @pytest.fixture(params=["tls", "starttls"])
-def relay(request: pytest.FixtureRequest, pki: TestPki) -> Iterator[tuple[Controller, Mailbox, Security]]:
+def relay(request: pytest.FixtureRequest, pki: LocalPki) -> Iterator[tuple[Controller, Mailbox, Security]]:
     controller, box = _server(pki, request.param)
     try:
         yield controller, box, request.param
@@ -67,7 +67,7 @@ def _config(tmp_path: Path, port: int, security: Security, ca_pem: str | None, *
 
 
 def test_mail_is_delivered_over_tls_with_the_private_ca_and_the_login(
-    tmp_path: Path, pki: TestPki, relay: tuple[Controller, Mailbox, Security]
+    tmp_path: Path, pki: LocalPki, relay: tuple[Controller, Mailbox, Security]
 ) -> None:
     controller, box, security = relay
     config = _config(tmp_path, controller.port, security, pki.ca_pem, username=USER, password=PASSWORD)
@@ -88,7 +88,7 @@ def test_a_relay_whose_ca_is_not_trusted_is_refused(
     assert box.messages == []
 
 
-def test_starttls_is_required_when_asked_for(tmp_path: Path, pki: TestPki) -> None:
+def test_starttls_is_required_when_asked_for(tmp_path: Path, pki: LocalPki) -> None:
     controller, box = _server(pki, "none")  # offers no STARTTLS
     try:
         config = _config(tmp_path, controller.port, "starttls", pki.ca_pem)

@@ -19,7 +19,7 @@ from tests.control_api.conftest import Accounts
 from tests.integrations.conftest import wait_for
 from tests.integrations.standins import free_port
 from tests.integrations.test_notify import SMTP_USER, WAITING, Mailbox, _authenticate, _deliveries, _emit, _mail, pki
-from tests.integrations.tls import TestPki
+from tests.integrations.tls import LocalPki
 
 pytestmark = pytest.mark.integration
 __all__ = ["pki"]  # the fixture, shared with test_notify.py
@@ -31,7 +31,7 @@ def _runs(client: TestClient, accounts: Accounts, integration: str) -> list[dict
 
 
 @pytest.fixture
-def implicit_tls(pki: TestPki) -> Iterator[tuple[Controller, Mailbox]]:
+def implicit_tls(pki: LocalPki) -> Iterator[tuple[Controller, Mailbox]]:
     """A 465-style server: TLS from the first byte.
 
     aiosmtpd 1.4.6 counts only STARTTLS as TLS for ``auth_require_tls``, so AUTH is offered here by turning that
@@ -66,7 +66,7 @@ def plain() -> Iterator[tuple[Controller, Mailbox]]:
 
 
 def test_implicit_tls_delivers_with_the_private_ca_and_logs_in_over_it(
-    client: TestClient, accounts: Accounts, implicit_tls: tuple[Controller, Mailbox], pki: TestPki
+    client: TestClient, accounts: Accounts, implicit_tls: tuple[Controller, Mailbox], pki: LocalPki
 ) -> None:
     controller, mailbox = implicit_tls
     integration = _mail(client, accounts, controller.port, ca_pem=pki.ca_pem, security="tls")
@@ -93,7 +93,7 @@ def test_without_the_ca_the_certificate_is_refused_with_a_clear_error(
 
 @pytest.mark.parametrize("security", ["starttls", "tls"])
 def test_a_plain_server_when_tls_is_required_is_a_clear_error_in_the_run(
-    client: TestClient, accounts: Accounts, plain: tuple[Controller, Mailbox], pki: TestPki, security: str
+    client: TestClient, accounts: Accounts, plain: tuple[Controller, Mailbox], pki: LocalPki, security: str
 ) -> None:
     controller, mailbox = plain
     integration = _mail(client, accounts, controller.port, ca_pem=pki.ca_pem, security=security)
@@ -108,7 +108,7 @@ def test_a_plain_server_when_tls_is_required_is_a_clear_error_in_the_run(
 
 
 def test_a_login_is_never_configured_without_tls_and_a_bad_ca_is_refused(
-    client: TestClient, accounts: Accounts, pki: TestPki
+    client: TestClient, accounts: Accounts, pki: LocalPki
 ) -> None:
     base = {"host": "127.0.0.1", "port": 2525, "sender": "v@acme.example", "recipients": ["a@acme.example"]}
     admin = accounts.headers("admin")

@@ -19,7 +19,7 @@ from control_api.integrations import outbox
 from tests.control_api.conftest import Accounts, sign_in_everyone
 from tests.integrations.conftest import make_client, wait_for
 from tests.integrations.standins import SlackStandIn, free_port
-from tests.integrations.tls import TestPki, make_pki
+from tests.integrations.tls import LocalPki, make_pki
 
 pytestmark = pytest.mark.integration
 
@@ -46,12 +46,12 @@ def _authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data
 
 
 @pytest.fixture
-def pki(tmp_path: Path) -> TestPki:
+def pki(tmp_path: Path) -> LocalPki:
     return make_pki(tmp_path / "pki")
 
 
 @pytest.fixture
-def smtp(pki: TestPki) -> Iterator[tuple[Controller, Mailbox]]:
+def smtp(pki: LocalPki) -> Iterator[tuple[Controller, Mailbox]]:
     """A 587-style server: STARTTLS required before anything else, AUTH offered only over TLS."""
     box = Mailbox()
     controller = Controller(
@@ -210,7 +210,7 @@ def test_slack_rate_limit_is_retried_after_its_wait(
 
 
 def test_a_dead_slack_webhook_alerts_by_mail_once_per_outage(
-    client: TestClient, accounts: Accounts, slack: SlackStandIn, smtp: tuple[Controller, Mailbox], pki: TestPki
+    client: TestClient, accounts: Accounts, slack: SlackStandIn, smtp: tuple[Controller, Mailbox], pki: LocalPki
 ) -> None:
     controller, mailbox = smtp
     _slack(client, accounts, slack.url + "/services/T0001/B0001/revokedrevokedrevoked", ["handoff.waiting"])
@@ -231,7 +231,7 @@ def test_a_dead_slack_webhook_alerts_by_mail_once_per_outage(
 
 
 def test_mail_with_a_wrong_password_is_dead_lettered(
-    client: TestClient, accounts: Accounts, smtp: tuple[Controller, Mailbox], pki: TestPki
+    client: TestClient, accounts: Accounts, smtp: tuple[Controller, Mailbox], pki: LocalPki
 ) -> None:
     controller, mailbox = smtp
     _mail(client, accounts, controller.port, ca_pem=pki.ca_pem, password="wrong")
@@ -241,7 +241,7 @@ def test_mail_with_a_wrong_password_is_dead_lettered(
 
 
 def test_test_endpoints_send_a_message(
-    client: TestClient, accounts: Accounts, slack: SlackStandIn, smtp: tuple[Controller, Mailbox], pki: TestPki
+    client: TestClient, accounts: Accounts, slack: SlackStandIn, smtp: tuple[Controller, Mailbox], pki: LocalPki
 ) -> None:
     controller, mailbox = smtp
     for integration in (
@@ -269,7 +269,7 @@ def test_notification_destinations_pass_the_ssrf_rule(tmp_path: Any) -> None:
 
 
 def test_an_open_breaker_alerts_once_per_outage(
-    client: TestClient, accounts: Accounts, slack: SlackStandIn, smtp: tuple[Controller, Mailbox], pki: TestPki
+    client: TestClient, accounts: Accounts, slack: SlackStandIn, smtp: tuple[Controller, Mailbox], pki: LocalPki
 ) -> None:
     controller, mailbox = smtp
     integration = _slack(client, accounts, slack.webhook_url, ["handoff.waiting"])

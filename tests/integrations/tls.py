@@ -15,7 +15,7 @@ from cryptography.x509.oid import NameOID
 
 
 @dataclass(frozen=True, slots=True)
-class TestPki:
+class LocalPki:
     """A CA (``ca_pem``: what a client trusts) and a server certificate it signed, written under a folder."""
 
     ca_pem: str
@@ -33,7 +33,7 @@ def _name(common: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
 
 
-def make_pki(folder: Path) -> TestPki:
+def make_pki(folder: Path) -> LocalPki:
     """A fresh CA and a certificate for ``127.0.0.1`` / ``localhost`` signed by it (valid for a day)."""
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -82,4 +82,4 @@ def make_pki(folder: Path) -> TestPki:
     key_path.write_bytes(
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
-    return TestPki(ca_pem=ca.public_bytes(serialization.Encoding.PEM).decode(), cert_path=cert_path, key_path=key_path)
+    return LocalPki(ca_pem=ca.public_bytes(serialization.Encoding.PEM).decode(), cert_path=cert_path, key_path=key_path)

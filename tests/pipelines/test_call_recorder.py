@@ -21,7 +21,7 @@ from pipecat.frames.frames import (
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.tests.utils import SleepFrame, run_test
-from pipecat.utils.text.base_text_aggregator import AggregationType
+from pipecat.utils.text.base_text_aggregator import TextType
 
 from pipelines.contracts import CallEventRecord, LatencyRecord, TurnRecord
 from pipelines.processors.transcript import CallRecorder
@@ -67,7 +67,7 @@ class EndHere(FrameProcessor):
 
 
 def spoken(text: str) -> TTSTextFrame:
-    return TTSTextFrame(text=text, text_type=AggregationType.SENTENCE)
+    return TTSTextFrame(text=text, text_type=TextType.SENTENCE)
 
 
 def in_order(*frames: Frame) -> list[Frame]:
