@@ -8,10 +8,14 @@ several event-loop turns before the recogniser saw it. :func:`push_audio_directl
 frame from the reader's own task, under the same conditions as pipecat's task: only while that task would run
 (the transport is started and not stopped) and not while paused. A transport with an audio filter, or without
 audio passthrough, keeps pipecat's queue (pipecat 1.14 has no setting for this).
+
+Each frame it pushes carries when it was read (``frame.metadata[ARRIVED_NS]``, monotonic nanoseconds): how far a
+later stage is behind the line is then known (the barge-in policy reckons the caller's voice in line time).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from pipecat.frames.frames import InputAudioRawFrame
@@ -20,9 +24,10 @@ from pipecat.transports.base_input import BaseInputTransport
 
 from pipelines.compat.registry import usable
 
-__all__ = ["PATCH", "push_audio_directly"]
+__all__ = ["ARRIVED_NS", "PATCH", "push_audio_directly"]
 
 PATCH = "pipecat.input_pushes_from_reader"
+ARRIVED_NS = "voxdesk.arrived_ns"
 
 
 def push_audio_directly(transport_input: FrameProcessor) -> bool:
@@ -44,6 +49,7 @@ def push_audio_directly(transport_input: FrameProcessor) -> bool:
         # pipecat's audio task exists from "transport ready" until stop/cancel; a pause restarts it.
         if target._audio_task is None or target._paused or not params.audio_in_enabled:
             return
+        frame.metadata[ARRIVED_NS] = time.monotonic_ns()
         if not target._audio_in_queue.empty():
             await queued(frame)  # frames queued before this one go first
             return

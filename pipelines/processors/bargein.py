@@ -21,12 +21,14 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections import deque
 
 import structlog
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
     Frame,
+    InputAudioRawFrame,
     InterimTranscriptionFrame,
     LLMFullResponseStartFrame,
     LLMTextFrame,
@@ -40,6 +42,7 @@ from pipecat.turns.types import ProcessFrameResult
 from pipecat.turns.user_start import BaseUserTurnStartStrategy
 
 from pipelines.asr.base import ASRResult
+from pipelines.compat.input_push import ARRIVED_NS
 from pipelines.metrics import BARGE_IN_IGNORED
 from pipelines.processors.audio_gate import AgentAudioGate
 
@@ -140,6 +143,7 @@ class BargeInPolicy(BaseUserTurnStartStrategy):
         self._resume_after_secs = resume_after_secs
         self._echo_tail_secs = echo_tail_secs
         self._dismissed = False
+        self._line_lags: deque[tuple[int, int]] = deque(maxlen=64)  # (seen, lag) of recent audio frames, ns
         self._utterances = 0  # VAD speech starts seen (the recogniser numbers its results' utterances alike)
         self._dismissed_utterances: set[int] = set()
         self.resumes = 0
@@ -165,7 +169,9 @@ class BargeInPolicy(BaseUserTurnStartStrategy):
 
     async def process_frame(self, frame: Frame) -> ProcessFrameResult:
         """Track the agent's and the caller's speech; start the turn when the caller really barges in."""
-        if isinstance(frame, BotStartedSpeakingFrame):
+        if isinstance(frame, InputAudioRawFrame):
+            self._note_line_lag(frame)
+        elif isinstance(frame, BotStartedSpeakingFrame):
             self._bot_speaking = True
         elif isinstance(frame, BotStoppedSpeakingFrame):
             self._bot_speaking = False
@@ -262,17 +268,28 @@ class BargeInPolicy(BaseUserTurnStartStrategy):
         """
         await self.trigger_reset_aggregation()  # type: ignore[no-untyped-call]  # untyped in pipecat
 
-    def _echo_tail(self, stopped: VADUserStoppedSpeakingFrame) -> bool:
-        """Whether the caller's voice ended within ``echo_tail_secs`` of the agent's audio being paused.
+    def _note_line_lag(self, frame: InputAudioRawFrame) -> None:
+        """Remember how long after it was read off the line the VAD analysed this frame of the caller's audio."""
+        arrived = frame.metadata.get(ARRIVED_NS)
+        if isinstance(arrived, int):
+            now = time.monotonic_ns()
+            self._line_lags.append((now, now - arrived))
 
-        The voice ended ``stop_secs`` before the VAD said so (the frame's wall-clock ``timestamp``), however long
-        the frame then waited to reach this policy on a busy event loop.
+    def _echo_tail(self, stopped: VADUserStoppedSpeakingFrame) -> bool:
+        """Whether the caller's voice ended, on the line, within ``echo_tail_secs`` of the agent's audio being paused.
+
+        The pause is the line's time (the agent's audio stops going out then). The VAD said the voice stopped at the
+        frame's wall-clock ``timestamp``, however long the frame then waited to reach this policy, ``stop_secs``
+        after it heard the voice end, in audio it analysed some time after it was read off the line (the lag of
+        the audio frame it had just analysed: a busy event loop or GIL delays the VAD, not the line).
         """
         paused_ns = self._gate.last_paused_at_ns if self._gate is not None else None
         if paused_ns is None or not self._gate or not self._gate.paused:
             return False
-        waited_s = min(max(0.0, time.time() - stopped.timestamp), 1.0)
-        voice_ended_ns = time.monotonic_ns() - int((waited_s + stopped.stop_secs) * 1e9)
+        now = time.monotonic_ns()
+        decided_ns = now - int(min(max(0.0, time.time() - stopped.timestamp), 1.0) * 1e9)
+        lag_ns = next((lag for seen, lag in reversed(self._line_lags) if seen <= decided_ns), 0)
+        voice_ended_ns = decided_ns - int(stopped.stop_secs * 1e9) - min(lag_ns, 1_000_000_000)
         return voice_ended_ns - paused_ns < self._echo_tail_secs * 1e9
 
     def _judge(self, text: str) -> str:

@@ -4,6 +4,7 @@ to the utterance the recogniser numbered it with, not to the speech now over the
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -12,6 +13,7 @@ import pytest
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     Frame,
+    InputAudioRawFrame,
     InterimTranscriptionFrame,
     TranscriptionFrame,
     VADUserStartedSpeakingFrame,
@@ -20,6 +22,7 @@ from pipecat.frames.frames import (
 from pipecat.utils.asyncio.task_manager import TaskManager
 
 from pipelines.asr.base import ASRResult
+from pipelines.compat.input_push import ARRIVED_NS
 from pipelines.processors.audio_gate import AgentAudioGate
 from pipelines.processors.bargein import BargeInPolicy
 from pipelines.transports.memory import MemoryTransport
@@ -116,3 +119,14 @@ async def test_the_current_utterances_final_is_judged_as_before(desk: Desk) -> N
     await desk.hear(VADUserStartedSpeakingFrame())
     await desk.hear(transcript("cancel my order", 2))
     assert desk.turns == ["started"]
+
+
+async def test_the_echo_tail_is_reckoned_in_line_time_when_the_vad_falls_behind(desk: Desk) -> None:
+    await desk.hear(VADUserStartedSpeakingFrame())  # the agent's audio is paused: its echo ends on the line now
+    await asyncio.sleep(0.3)
+    # The VAD is analysing audio read off the line 0.3 s ago: the echo's end reaches it only now.
+    behind = InputAudioRawFrame(audio=bytes(640), sample_rate=16000, num_channels=1)
+    behind.metadata[ARRIVED_NS] = time.monotonic_ns() - 300_000_000
+    await desk.hear(behind)
+    await desk.hear(VADUserStoppedSpeakingFrame(stop_secs=0.0))
+    assert desk.turns == [] and not desk.gate.paused, "echo that ended at the pause was taken for the caller's voice"
